@@ -1,0 +1,184 @@
+//! Turning an image file into upright RGB pixels without ever panicking or exhausting memory.
+//!
+//! Every failure names the file and says why in words a photographer can act on. Dimensions are
+//! checked before any pixel buffer is allocated (a 100-byte PNG can declare 100000×100000 pixels,
+//! and an allocation that size aborts the process, which no `catch_unwind` can stop); decoder
+//! panics are caught and reported as damaged files; truncated JPEGs are detected even though the
+//! decoder would fill them in.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
+use crate::imaging::jpeg;
+
+/// The most pixels cliptag decodes in one image (about PIL's decompression-bomb limit).
+pub const MAX_PIXELS: u64 = 180_000_000;
+/// The most bytes a decoder may hold at once.
+const MAX_ALLOC: u64 = 1 << 30;
+
+/// The formats cliptag indexes.
+pub const FORMATS: [ImageFormat; 6] = [
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
+/// An image ready for preprocessing, with the size it is shown at (after EXIF orientation).
+pub struct Decoded {
+    pub image: RgbImage,
+    /// Width and height of the photo as displayed, before any reduced-size decoding.
+    pub display_size: (u32, u32),
+    /// Whether the pixels came from reduced-size DCT decoding.
+    pub reduced: bool,
+}
+
+/// The format of `bytes` judged by their content, if it is one cliptag indexes.
+pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
+    image::guess_format(bytes)
+        .ok()
+        .filter(|f| FORMATS.contains(f))
+}
+
+/// Reads and decodes the image at `path`.
+///
+/// With `reduce_to = Some(n)`, a large JPEG is decoded at the smallest DCT scale whose short side
+/// stays at least `2 n` pixels; every other image is decoded at full size.
+pub fn decode_file(path: &Path, reduce_to: Option<u32>) -> Result<Decoded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(&bytes, reduce_to).map_err(|reason| Error::image(path, reason))
+}
+
+/// Decodes an image held in memory; the error is the reason alone, for the caller to attach the
+/// file's path.
+pub fn decode_bytes(bytes: &[u8], reduce_to: Option<u32>) -> std::result::Result<Decoded, String> {
+    if bytes.is_empty() {
+        return Err("empty file (0 bytes)".into());
+    }
+    let format = match image::guess_format(bytes) {
+        Ok(format) if FORMATS.contains(&format) => format,
+        Ok(format) => {
+            return Err(format!("{format:?} images are not supported"));
+        }
+        Err(_) => return Err("not an image (unrecognised content)".into()),
+    };
+    match catch_unwind(AssertUnwindSafe(|| decode_format(bytes, format, reduce_to))) {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "damaged {} file: the decoder failed",
+            format_name(format)
+        )),
+    }
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        _ => "image",
+    }
+}
+
+fn decode_format(
+    bytes: &[u8],
+    format: ImageFormat,
+    reduce_to: Option<u32>,
+) -> std::result::Result<Decoded, String> {
+    if format == ImageFormat::Jpeg {
+        jpeg::check_complete(bytes)?;
+        if let Some(target) = reduce_to
+            && let Some(scaled) = jpeg::decode_reduced(bytes, 2 * target)?
+        {
+            check_size(scaled.image.width(), scaled.image.height())?;
+            let mut image = DynamicImage::ImageRgb8(scaled.image);
+            image.apply_orientation(scaled.orientation);
+            let display_size = display_size_of(bytes, format)?;
+            return Ok(Decoded {
+                image: image.into_rgb8(),
+                display_size,
+                reduced: true,
+            });
+        }
+    }
+    let name = format_name(format);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits());
+    let mut decoder = reader.into_decoder().map_err(|e| describe(name, &e))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height)?;
+    // `into_decoder` does not apply the allocation limit itself; `decode` would.
+    limits()
+        .reserve(decoder.total_bytes())
+        .map_err(|_| format!("{width}×{height} pixels is too large to decode"))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(name, &e))?;
+    image.apply_orientation(orientation);
+    let display_size = (image.width(), image.height());
+    Ok(Decoded {
+        image: image.into_rgb8(),
+        display_size,
+        reduced: false,
+    })
+}
+
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(u32::from(u16::MAX) * 4);
+    limits.max_image_height = Some(u32::from(u16::MAX) * 4);
+    limits.max_alloc = Some(MAX_ALLOC);
+    limits
+}
+
+fn check_size(width: u32, height: u32) -> std::result::Result<(), String> {
+    if width == 0 || height == 0 {
+        return Err(format!("image has no pixels ({width}×{height})"));
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!(
+            "{width}×{height} pixels is more than the {} megapixels cliptag decodes (decompression bomb?)",
+            MAX_PIXELS / 1_000_000
+        ));
+    }
+    Ok(())
+}
+
+/// The displayed size from the header alone (no pixels decoded).
+fn display_size_of(bytes: &[u8], format: ImageFormat) -> std::result::Result<(u32, u32), String> {
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(|e| describe(format_name(format), &e))?;
+    let (w, h) = decoder.dimensions();
+    let rotated = matches!(
+        decoder.orientation(),
+        Ok(image::metadata::Orientation::Rotate90
+            | image::metadata::Orientation::Rotate270
+            | image::metadata::Orientation::Rotate90FlipH
+            | image::metadata::Orientation::Rotate270FlipH)
+    );
+    Ok(if rotated { (h, w) } else { (w, h) })
+}
+
+/// Words for a decoder error: what is wrong with the file, not the decoder's internals.
+fn describe(format: &str, error: &image::ImageError) -> String {
+    use image::ImageError as E;
+    match error {
+        E::Limits(_) => "image is too large to decode".into(),
+        E::Unsupported(e) => format!("unsupported {format} variant: {e}"),
+        E::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("damaged {format} file: it ends too early (truncated?)")
+        }
+        other => format!("damaged {format} file: {other}"),
+    }
+}

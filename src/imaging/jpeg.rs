@@ -1,0 +1,150 @@
+//! JPEG specifics: telling a complete file from a truncated one, and decoding large photos at a
+//! reduced size straight from the DCT coefficients.
+
+use image::RgbImage;
+
+/// Walks a JPEG's marker segments and entropy-coded scans up to the end-of-image marker.
+///
+/// The image crate's decoder fills a truncated file's missing rows with grey and reports success,
+/// which would index half a photo without complaint; this check finds the truncation instead. An
+/// EXIF thumbnail's own end marker does not count: APP segments are skipped by their length.
+pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
+    const TRUNCATED: &str = "damaged JPEG: the file ends before the image does (truncated?)";
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+        return Err("not a JPEG file".into());
+    }
+    let mut pos = 2;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        if pos >= bytes.len() || bytes[pos] != 0xFF {
+            return Err(if pos >= bytes.len() {
+                TRUNCATED.into()
+            } else {
+                format!("damaged JPEG: no marker at byte {pos}")
+            });
+        }
+        while pos < bytes.len() && bytes[pos] == 0xFF {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos) else {
+            return Err(TRUNCATED.into());
+        };
+        pos += 1;
+        match marker {
+            0xD9 => return Ok(()),
+            // Standalone markers carry no length.
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes.get(pos..pos + 2) else {
+            return Err(TRUNCATED.into());
+        };
+        let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+        if len < 2 {
+            return Err(format!("damaged JPEG: bad segment length at byte {pos}"));
+        }
+        pos += len;
+        if pos > bytes.len() {
+            return Err(TRUNCATED.into());
+        }
+        if marker == 0xDA {
+            // Entropy-coded data runs until a 0xFF that is neither a stuffed 0x00 nor a restart
+            // marker.
+            loop {
+                let Some(offset) = bytes[pos..].iter().position(|b| *b == 0xFF) else {
+                    return Err(TRUNCATED.into());
+                };
+                pos += offset;
+                match bytes.get(pos + 1) {
+                    None => return Err(TRUNCATED.into()),
+                    Some(0x00) | Some(0xD0..=0xD7) | Some(0xFF) => pos += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
+}
+
+/// A decoded reduced-size JPEG and the EXIF orientation it still needs.
+pub struct Scaled {
+    pub image: RgbImage,
+    pub orientation: image::metadata::Orientation,
+}
+
+/// Decodes a JPEG at the smallest of the 1/8 … 8/8 DCT scales whose short side is still at
+/// least `min_short_side`, or returns `None` when no reduction is possible (the image is already
+/// small, or its colour model is one the reduced path does not handle). The caller then decodes
+/// it at full size.
+pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled>, String> {
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    decoder
+        .read_info()
+        .map_err(|e| format!("damaged JPEG: {e}"))?;
+    let info = decoder.info().ok_or("damaged JPEG: no frame header")?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    let short = width.min(height);
+    // Reduce only when at least a 2× smaller scale keeps the short side large enough.
+    if short < 2 * min_short_side {
+        return Ok(None);
+    }
+    if !matches!(
+        info.pixel_format,
+        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+    ) {
+        return Ok(None);
+    }
+    let ratio = f64::from(min_short_side) / f64::from(short);
+    let want_w = ((f64::from(width) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let want_h = ((f64::from(height) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let (out_w, out_h) = decoder
+        .scale(want_w, want_h)
+        .map_err(|e| format!("damaged JPEG: {e}"))?;
+    let orientation = decoder
+        .exif_data()
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let pixels = decoder.decode().map_err(|e| format!("damaged JPEG: {e}"))?;
+    let info = decoder.info().ok_or("damaged JPEG: no frame header")?;
+    let (out_w, out_h) = (u32::from(out_w), u32::from(out_h));
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => pixels,
+        jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|v| [*v, *v, *v]).collect(),
+        _ => return Ok(None),
+    };
+    let image = RgbImage::from_raw(out_w, out_h, rgb)
+        .ok_or("damaged JPEG: decoded size does not match its header")?;
+    Ok(Some(Scaled { image, orientation }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_jpeg() -> Vec<u8> {
+        let img = RgbImage::from_fn(16, 16, |x, y| image::Rgb([x as u8 * 16, y as u8 * 16, 0]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn complete_jpeg_passes_and_every_truncation_fails() {
+        let bytes = tiny_jpeg();
+        assert_eq!(check_complete(&bytes), Ok(()));
+        for cut in 0..bytes.len() {
+            assert!(
+                check_complete(&bytes[..cut]).is_err(),
+                "cut at {cut} passed"
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_data_after_the_end_marker_is_allowed() {
+        let mut bytes = tiny_jpeg();
+        bytes.extend_from_slice(b"camera maker trailer");
+        assert_eq!(check_complete(&bytes), Ok(()));
+    }
+}

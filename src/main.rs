@@ -1,0 +1,29 @@
+//! The `cliptag` binary: the desktop app without a subcommand, headless tools with one.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cliptag::cli::Cli::parse();
+    if let Some(threads) = cli.threads.filter(|t| *t > 0) {
+        // SAFETY: no other thread exists yet; candle reads these once, when it sizes its pool.
+        unsafe {
+            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        }
+    }
+    // Every thread started from here on inherits the flush-to-zero mode.
+    cliptag::model::kernels::flush_denormals_on_this_thread();
+    let result = match cli.command {
+        None => Err(anyhow::anyhow!("the desktop app is not built yet")),
+        Some(_) => cliptag::cli::run(cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("cliptag: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,629 @@
+//! CLIP's two towers in candle, shaped entirely by [`ClipConfig`] and loaded from Hugging Face
+//! `CLIPModel` weights.
+//!
+//! cliptag owns this code instead of using candle-transformers' `clip` module because that module
+//! knows only QuickGELU, hand-built configs and a fixed pooling rule, and because the encoder's
+//! hot loop is where indexing time goes: the attention projections run as one fused QKV matrix
+//! product, the attention scale is folded into the query weights, and activations stay as
+//! `[batch·tokens, width]` matrices so every linear layer is one plain GEMM.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::config::{Activation, ClipConfig, EncoderConfig};
+use crate::model::kernels;
+
+/// Where a model's tensors come from: a safetensors file, or tensors made in memory.
+pub trait WeightSource {
+    /// The tensor called `name`, as f32, checked to have `shape`.
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor>;
+    /// Whether a tensor called `name` exists.
+    fn contains(&self, name: &str) -> bool;
+}
+
+/// Weights memory-mapped from a `model.safetensors` file.
+pub struct SafetensorsWeights {
+    path: PathBuf,
+    file: candle_core::safetensors::MmapedSafetensors,
+}
+
+impl SafetensorsWeights {
+    /// Maps `path` and reads its header; a truncated or corrupt file is refused here.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::model(path, "file not found"));
+        }
+        // SAFETY: the file is mapped read-only; cliptag never writes model files, and the
+        // safetensors header is validated against the file's length before any tensor is read.
+        let file = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
+            .map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
+        Ok(SafetensorsWeights {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+}
+
+impl WeightSource for SafetensorsWeights {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let view = self
+            .file
+            .get(name)
+            .map_err(|_| Error::model(&self.path, format!("has no tensor `{name}`")))?;
+        if view.shape() != shape {
+            return Err(Error::model(
+                &self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}, but config.json implies {shape:?}",
+                    view.shape()
+                ),
+            ));
+        }
+        let tensor = self
+            .file
+            .load(name, &Device::Cpu)
+            .map_err(|e| Error::model(&self.path, format!("cannot read tensor `{name}`: {e}")))?;
+        Ok(tensor.to_dtype(DType::F32)?)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.file.get(name).is_ok()
+    }
+}
+
+/// Tensors held in memory, e.g. randomly initialised weights for benchmarks.
+pub struct MemoryWeights(pub HashMap<String, Tensor>);
+
+impl WeightSource for MemoryWeights {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let tensor = self
+            .0
+            .get(name)
+            .ok_or_else(|| Error::invalid(format!("no tensor `{name}`")))?;
+        if tensor.dims() != shape {
+            return Err(Error::invalid(format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?}",
+                tensor.dims()
+            )));
+        }
+        Ok(tensor.to_dtype(DType::F32)?)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+/// Every tensor a `CLIPModel` checkpoint holds for `config`, with its shape. Used to generate
+/// random models and to check checkpoints.
+pub fn tensor_shapes(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
+    let mut shapes = Vec::new();
+    let mut encoder = |prefix: &str, e: &EncoderConfig| {
+        let (d, i) = (e.hidden_size, e.intermediate_size);
+        for layer in 0..e.num_hidden_layers {
+            let p = format!("{prefix}.encoder.layers.{layer}");
+            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                shapes.push((format!("{p}.self_attn.{proj}.weight"), vec![d, d]));
+                shapes.push((format!("{p}.self_attn.{proj}.bias"), vec![d]));
+            }
+            for norm in ["layer_norm1", "layer_norm2"] {
+                shapes.push((format!("{p}.{norm}.weight"), vec![d]));
+                shapes.push((format!("{p}.{norm}.bias"), vec![d]));
+            }
+            shapes.push((format!("{p}.mlp.fc1.weight"), vec![i, d]));
+            shapes.push((format!("{p}.mlp.fc1.bias"), vec![i]));
+            shapes.push((format!("{p}.mlp.fc2.weight"), vec![d, i]));
+            shapes.push((format!("{p}.mlp.fc2.bias"), vec![d]));
+        }
+    };
+    let t = &config.text;
+    let v = &config.vision;
+    encoder("text_model", &t.encoder);
+    encoder("vision_model", &v.encoder);
+    let (td, vd) = (t.encoder.hidden_size, v.encoder.hidden_size);
+    let p = v.patch_size;
+    shapes.extend([
+        (
+            "text_model.embeddings.token_embedding.weight".into(),
+            vec![t.vocab_size, td],
+        ),
+        (
+            "text_model.embeddings.position_embedding.weight".into(),
+            vec![t.max_position_embeddings, td],
+        ),
+        ("text_model.final_layer_norm.weight".into(), vec![td]),
+        ("text_model.final_layer_norm.bias".into(), vec![td]),
+        (
+            "text_projection.weight".into(),
+            vec![config.projection_dim, td],
+        ),
+        ("vision_model.embeddings.class_embedding".into(), vec![vd]),
+        (
+            "vision_model.embeddings.patch_embedding.weight".into(),
+            vec![vd, v.num_channels, p, p],
+        ),
+        (
+            "vision_model.embeddings.position_embedding.weight".into(),
+            vec![v.num_positions(), vd],
+        ),
+        ("vision_model.pre_layrnorm.weight".into(), vec![vd]),
+        ("vision_model.pre_layrnorm.bias".into(), vec![vd]),
+        ("vision_model.post_layernorm.weight".into(), vec![vd]),
+        ("vision_model.post_layernorm.bias".into(), vec![vd]),
+        (
+            "visual_projection.weight".into(),
+            vec![config.projection_dim, vd],
+        ),
+        ("logit_scale".into(), vec![]),
+    ]);
+    shapes
+}
+
+/// A linear layer `y = x Wᵀ + b` over a `[rows, in]` matrix.
+struct Linear {
+    /// `[out, in]`, as stored by PyTorch.
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(
+        w: &dyn WeightSource,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = w.tensor(&format!("{prefix}.weight"), &[out, inp])?;
+        let bias = if bias {
+            Some(w.tensor(&format!("{prefix}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(bias) => y.broadcast_add(bias),
+            None => Ok(y),
+        }
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(w: &dyn WeightSource, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: w.tensor(&format!("{prefix}.weight"), &[dim])?,
+            bias: w.tensor(&format!("{prefix}.bias"), &[dim])?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// One pre-norm transformer block.
+struct EncoderLayer {
+    layer_norm1: LayerNorm,
+    /// q, k and v projections stacked into one `[3·width, width]` matrix; the query rows carry
+    /// the attention scale `1/√head_dim`.
+    qkv: Linear,
+    out_proj: Linear,
+    layer_norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    activation: Activation,
+    heads: usize,
+}
+
+impl EncoderLayer {
+    fn load(w: &dyn WeightSource, prefix: &str, c: &EncoderConfig) -> Result<Self> {
+        let d = c.hidden_size;
+        let scale = ((d / c.num_attention_heads) as f64).powf(-0.5);
+        let attn = format!("{prefix}.self_attn");
+        let q = Linear::load(w, &format!("{attn}.q_proj"), d, d, true)?;
+        let k = Linear::load(w, &format!("{attn}.k_proj"), d, d, true)?;
+        let v = Linear::load(w, &format!("{attn}.v_proj"), d, d, true)?;
+        let weight = Tensor::cat(&[(q.weight * scale)?, k.weight, v.weight], 0)?;
+        let bias = Tensor::cat(
+            &[
+                (q.bias
+                    .expect("q_proj is loaded with a bias. This is a bug.")
+                    * scale)?,
+                k.bias
+                    .expect("k_proj is loaded with a bias. This is a bug."),
+                v.bias
+                    .expect("v_proj is loaded with a bias. This is a bug."),
+            ],
+            0,
+        )?;
+        Ok(EncoderLayer {
+            layer_norm1: LayerNorm::load(w, &format!("{prefix}.layer_norm1"), d, c.layer_norm_eps)?,
+            qkv: Linear {
+                weight,
+                bias: Some(bias),
+            },
+            out_proj: Linear::load(w, &format!("{attn}.out_proj"), d, d, true)?,
+            layer_norm2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), d, c.layer_norm_eps)?,
+            fc1: Linear::load(
+                w,
+                &format!("{prefix}.mlp.fc1"),
+                c.intermediate_size,
+                d,
+                true,
+            )?,
+            fc2: Linear::load(
+                w,
+                &format!("{prefix}.mlp.fc2"),
+                d,
+                c.intermediate_size,
+                true,
+            )?,
+            activation: c.hidden_act,
+            heads: c.num_attention_heads,
+        })
+    }
+
+    /// `x` is `[batch·tokens, width]`; `mask`, if any, is added to the `[tokens, tokens]`
+    /// attention scores of every head.
+    fn forward(
+        &self,
+        x: &Tensor,
+        batch: usize,
+        tokens: usize,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let width = x.dim(1)?;
+        let head_dim = width / self.heads;
+
+        let h = self.layer_norm1.forward(x)?;
+        let qkv = self.qkv.forward(&h)?;
+        // [batch, tokens, 3, heads, head_dim] -> [3, batch, heads, tokens, head_dim]
+        let qkv = qkv
+            .reshape((batch, tokens, 3, self.heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let q = qkv.get(0)?;
+        let k = qkv.get(1)?;
+        let v = qkv.get(2)?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let attended = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((batch * tokens, width))?;
+        let x = (x + self.out_proj.forward(&attended)?)?;
+
+        let h = self.layer_norm2.forward(&x)?;
+        let h = self.fc1.forward(&h)?;
+        let h = kernels::activation(&h, self.activation)?;
+        let h = self.fc2.forward(&h)?;
+        x + h
+    }
+}
+
+struct Encoder {
+    layers: Vec<EncoderLayer>,
+}
+
+impl Encoder {
+    fn load(w: &dyn WeightSource, prefix: &str, c: &EncoderConfig) -> Result<Self> {
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| EncoderLayer::load(w, &format!("{prefix}.encoder.layers.{i}"), c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder { layers })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        batch: usize,
+        tokens: usize,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = layer.forward(&x, batch, tokens, mask)?;
+        }
+        Ok(x)
+    }
+}
+
+struct VisionTower {
+    /// The patch convolution as a `[width, channels·patch·patch]` matrix.
+    patch_embedding: Tensor,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_layrnorm: LayerNorm,
+    encoder: Encoder,
+    post_layernorm: LayerNorm,
+    projection: Linear,
+    patch: usize,
+    grid: usize,
+    channels: usize,
+}
+
+impl VisionTower {
+    fn load(w: &dyn WeightSource, config: &ClipConfig) -> Result<Self> {
+        let v = &config.vision;
+        let d = v.encoder.hidden_size;
+        let p = v.patch_size;
+        let patch_embedding = w
+            .tensor(
+                "vision_model.embeddings.patch_embedding.weight",
+                &[d, v.num_channels, p, p],
+            )?
+            .reshape((d, v.num_channels * p * p))?;
+        Ok(VisionTower {
+            patch_embedding,
+            class_embedding: w.tensor("vision_model.embeddings.class_embedding", &[d])?,
+            position_embedding: w.tensor(
+                "vision_model.embeddings.position_embedding.weight",
+                &[v.num_positions(), d],
+            )?,
+            pre_layrnorm: LayerNorm::load(
+                w,
+                "vision_model.pre_layrnorm",
+                d,
+                v.encoder.layer_norm_eps,
+            )?,
+            encoder: Encoder::load(w, "vision_model", &v.encoder)?,
+            post_layernorm: LayerNorm::load(
+                w,
+                "vision_model.post_layernorm",
+                d,
+                v.encoder.layer_norm_eps,
+            )?,
+            projection: Linear::load(w, "visual_projection", config.projection_dim, d, false)?,
+            patch: p,
+            grid: v.grid(),
+            channels: v.num_channels,
+        })
+    }
+
+    /// `pixels` is `[batch, channels, size, size]`; returns unnormalised `[batch, projection]`.
+    fn forward(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        let batch = pixels.dim(0)?;
+        let (p, g, c) = (self.patch, self.grid, self.channels);
+        let width = self.class_embedding.dim(0)?;
+        // The stride-p convolution is a matrix product over non-overlapping patches.
+        let patches = pixels
+            .reshape((batch, c, g, p, g, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((batch * g * g, c * p * p))?;
+        let patches = patches
+            .matmul(&self.patch_embedding.t()?)?
+            .reshape((batch, g * g, width))?;
+        let class = self
+            .class_embedding
+            .reshape((1, 1, width))?
+            .broadcast_as((batch, 1, width))?;
+        let tokens = g * g + 1;
+        let x = Tensor::cat(&[&class, &patches], 1)?
+            .broadcast_add(&self.position_embedding)?
+            .reshape((batch * tokens, width))?;
+        let x = self.pre_layrnorm.forward(&x)?;
+        let x = self.encoder.forward(&x, batch, tokens, None)?;
+        let class_rows =
+            Tensor::arange_step(0u32, (batch * tokens) as u32, tokens as u32, x.device())?;
+        let pooled = x.index_select(&class_rows, 0)?;
+        let pooled = self.post_layernorm.forward(&pooled)?;
+        self.projection.forward(&pooled)
+    }
+}
+
+struct TextTower {
+    token_embedding: Tensor,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_layer_norm: LayerNorm,
+    projection: Linear,
+    /// transformers' pooling rule: `argmax(input_ids)` for legacy configs (eos id 2), else the
+    /// first occurrence of this id.
+    pool_token: Option<u32>,
+    max_positions: usize,
+}
+
+impl TextTower {
+    fn load(w: &dyn WeightSource, config: &ClipConfig) -> Result<Self> {
+        let t = &config.text;
+        let d = t.encoder.hidden_size;
+        let pool_token = match t.eos_token_id {
+            None | Some(2) => None,
+            Some(id) => Some(u32::try_from(id).map_err(|_| {
+                Error::invalid(format!("text_config.eos_token_id {id} is not a token id"))
+            })?),
+        };
+        Ok(TextTower {
+            token_embedding: w.tensor(
+                "text_model.embeddings.token_embedding.weight",
+                &[t.vocab_size, d],
+            )?,
+            position_embedding: w.tensor(
+                "text_model.embeddings.position_embedding.weight",
+                &[t.max_position_embeddings, d],
+            )?,
+            encoder: Encoder::load(w, "text_model", &t.encoder)?,
+            final_layer_norm: LayerNorm::load(
+                w,
+                "text_model.final_layer_norm",
+                d,
+                t.encoder.layer_norm_eps,
+            )?,
+            projection: Linear::load(w, "text_projection", config.projection_dim, d, false)?,
+            pool_token,
+            max_positions: t.max_position_embeddings,
+        })
+    }
+
+    fn pool_position(&self, ids: &[u32]) -> usize {
+        let first_max = |ids: &[u32]| {
+            let mut best = 0;
+            for (i, id) in ids.iter().enumerate() {
+                if *id > ids[best] {
+                    best = i;
+                }
+            }
+            best
+        };
+        match self.pool_token {
+            Some(eos) => ids
+                .iter()
+                .position(|id| *id == eos)
+                .unwrap_or_else(|| first_max(ids)),
+            None => first_max(ids),
+        }
+    }
+
+    /// `ids` are equally long rows of token ids (padded, at most the model's context); returns
+    /// unnormalised `[rows, projection]`.
+    fn forward(&self, ids: &[Vec<u32>]) -> candle_core::Result<Tensor> {
+        let batch = ids.len();
+        let tokens = ids.first().map_or(0, Vec::len);
+        if tokens == 0 || tokens > self.max_positions || ids.iter().any(|r| r.len() != tokens) {
+            candle_core::bail!(
+                "text input must be equally long rows of 1 to {} tokens",
+                self.max_positions
+            );
+        }
+        let vocab = self.token_embedding.dim(0)?;
+        if let Some(bad) = ids.iter().flatten().find(|id| **id as usize >= vocab) {
+            candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        let width = self.token_embedding.dim(1)?;
+        let device = self.token_embedding.device();
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let flat = Tensor::from_vec(flat, batch * tokens, device)?;
+        let x = self
+            .token_embedding
+            .embedding(&flat)?
+            .reshape((batch, tokens, width))?
+            .broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?
+            .reshape((batch * tokens, width))?;
+        let mask = causal_mask(tokens, device)?;
+        let x = self.encoder.forward(&x, batch, tokens, Some(&mask))?;
+        // Layer norm works token by token, so pooling first gives the same result for less work.
+        let rows: Vec<u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(b, row)| (b * tokens + self.pool_position(row)) as u32)
+            .collect();
+        let rows = Tensor::from_vec(rows, batch, device)?;
+        let pooled = x.index_select(&rows, 0)?;
+        let pooled = self.final_layer_norm.forward(&pooled)?;
+        self.projection.forward(&pooled)
+    }
+}
+
+fn causal_mask(tokens: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let mask: Vec<f32> = (0..tokens)
+        .flat_map(|i| (0..tokens).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (tokens, tokens), device)
+}
+
+/// A loaded CLIP model: both towers and the learned temperature.
+pub struct ClipModel {
+    config: ClipConfig,
+    vision: VisionTower,
+    text: TextTower,
+    logit_scale: f32,
+}
+
+impl ClipModel {
+    /// Builds the model for `config` from `weights`, checking every tensor's shape.
+    pub fn load(config: ClipConfig, weights: &dyn WeightSource) -> Result<Self> {
+        let logit_scale = weights.tensor("logit_scale", &[])?.to_scalar::<f32>()?;
+        Ok(ClipModel {
+            vision: VisionTower::load(weights, &config)?,
+            text: TextTower::load(weights, &config)?,
+            config,
+            logit_scale,
+        })
+    }
+
+    /// A model for `config` with random weights (a model's speed does not depend on its weight
+    /// values, so benchmarks use these).
+    pub fn random(config: ClipConfig, seed: u64) -> Result<Self> {
+        Self::load(config.clone(), &random_weights(&config, seed)?)
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ClipConfig {
+        &self.config
+    }
+
+    /// `exp(logit_scale)`: the factor that turns cosine similarities into logits.
+    pub fn logit_scale_exp(&self) -> f32 {
+        self.logit_scale.exp()
+    }
+
+    /// Unnormalised image features for `[batch, 3, size, size]` pixel values.
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        Ok(kernels::run(|| self.vision.forward(pixels))?)
+    }
+
+    /// Unnormalised text features for equally long rows of token ids.
+    pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        Ok(kernels::run(|| self.text.forward(ids))?)
+    }
+}
+
+/// Random weights for `config`, drawn like transformers' initialiser (normal, std 0.02; layer
+/// norms at one), in a `MemoryWeights`.
+pub fn random_weights(config: &ClipConfig, seed: u64) -> Result<MemoryWeights> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut map = HashMap::new();
+    for (name, shape) in tensor_shapes(config) {
+        let count: usize = shape.iter().product();
+        let values: Vec<f32> = if name == "logit_scale" {
+            vec![LOGIT_SCALE_INIT]
+        } else if name.contains("layer_norm") || name.contains("layrnorm") {
+            if name.ends_with(".weight") {
+                vec![1.0; count]
+            } else {
+                vec![0.0; count]
+            }
+        } else {
+            // Box–Muller: rand's normal distribution lives in another crate.
+            (0..count)
+                .map(|_| {
+                    let u1: f32 = rng.random::<f32>().max(f32::MIN_POSITIVE);
+                    let u2: f32 = rng.random();
+                    0.02 * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+                })
+                .collect()
+        };
+        let tensor = Tensor::from_vec(values, shape, &Device::Cpu)?;
+        map.insert(name, tensor);
+    }
+    Ok(MemoryWeights(map))
+}
+
+/// transformers' `logit_scale_init_value`, ln(1/0.07).
+const LOGIT_SCALE_INIT: f32 = 2.6592;
+
+/// Divides each row of `x` by its L2 norm.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+    Ok(x.broadcast_div(&norm)?)
+}

@@ -1,0 +1,483 @@
+//! The model's shape, read from a Hugging Face `config.json` (`CLIPModel`), and the image
+//! preprocessing parameters, read from `preprocessor_config.json` (`CLIPImageProcessor`).
+//!
+//! Structural fields (sizes, layer and head counts, patch and image size) are required: a config
+//! that lacks one is refused with the field's name rather than silently given a default that would
+//! only fail later as a shape mismatch. Fields that transformers itself defaults and that real
+//! checkpoints sometimes omit (`hidden_act`, `layer_norm_eps`, `num_channels`, `projection_dim`)
+//! take transformers' defaults.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The MLP activation of an encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `x * sigmoid(1.702 x)`, used by OpenAI's checkpoints.
+    QuickGelu,
+    /// The exact GELU, `x * Φ(x)` with the error function, used by LAION's checkpoints.
+    Gelu,
+    /// GELU's tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+impl Activation {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "quick_gelu" => Some(Activation::QuickGelu),
+            "gelu" => Some(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            _ => None,
+        }
+    }
+
+    /// The activation's value at `x`, in double precision: the definition the model's kernels are
+    /// tested against.
+    pub fn reference(self, x: f64) -> f64 {
+        match self {
+            Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+            Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            Activation::GeluTanh => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
+        }
+    }
+}
+
+/// The error function to double precision: its Taylor series near zero, a continued fraction for
+/// the complement beyond (the usual short approximations are only good to about 1e-7).
+fn erf(x: f64) -> f64 {
+    if x.abs() < 2.0 {
+        let mut sum = x;
+        let mut term = x;
+        let x2 = x * x;
+        for n in 1..200 {
+            let n = f64::from(n);
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let ax = x.abs();
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (ax + f);
+        }
+        let erfc = (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f);
+        if x > 0.0 { 1.0 - erfc } else { erfc - 1.0 }
+    }
+}
+
+/// One transformer tower's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub hidden_act: Activation,
+    pub layer_norm_eps: f64,
+}
+
+/// The text tower's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextConfig {
+    pub encoder: EncoderConfig,
+    pub vocab_size: usize,
+    pub max_position_embeddings: usize,
+    /// transformers pools at `argmax(input_ids)` when this is 2 (the legacy value that OpenAI's
+    /// configs carry) and at the first end token otherwise.
+    pub eos_token_id: Option<i64>,
+}
+
+/// The vision tower's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionConfig {
+    pub encoder: EncoderConfig,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub num_channels: usize,
+}
+
+impl VisionConfig {
+    /// Patches per side of the input image.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// Tokens in the vision sequence: one per patch plus the class token.
+    pub fn num_positions(&self) -> usize {
+        self.grid() * self.grid() + 1
+    }
+}
+
+/// A whole CLIP model's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipConfig {
+    pub text: TextConfig,
+    pub vision: VisionConfig,
+    /// Width of the shared embedding space.
+    pub projection_dim: usize,
+}
+
+#[derive(Deserialize)]
+struct RawEncoder {
+    hidden_size: Option<usize>,
+    intermediate_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    hidden_act: Option<String>,
+    layer_norm_eps: Option<f64>,
+    // text only
+    vocab_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    eos_token_id: Option<i64>,
+    // vision only
+    image_size: Option<usize>,
+    patch_size: Option<usize>,
+    num_channels: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    text_config: Option<RawEncoder>,
+    vision_config: Option<RawEncoder>,
+    projection_dim: Option<usize>,
+}
+
+fn required(
+    value: Option<usize>,
+    section: &str,
+    field: &str,
+) -> std::result::Result<usize, String> {
+    match value {
+        Some(0) => Err(format!("{section}.{field} is 0")),
+        Some(v) => Ok(v),
+        None => Err(format!("{section} has no `{field}`")),
+    }
+}
+
+fn encoder(raw: &RawEncoder, section: &str) -> std::result::Result<EncoderConfig, String> {
+    let hidden_act = match &raw.hidden_act {
+        None => Activation::QuickGelu,
+        Some(name) => Activation::parse(name).ok_or_else(|| {
+            format!("{section}.hidden_act `{name}` is not supported (quick_gelu, gelu, gelu_new)")
+        })?,
+    };
+    let config = EncoderConfig {
+        hidden_size: required(raw.hidden_size, section, "hidden_size")?,
+        intermediate_size: required(raw.intermediate_size, section, "intermediate_size")?,
+        num_hidden_layers: required(raw.num_hidden_layers, section, "num_hidden_layers")?,
+        num_attention_heads: required(raw.num_attention_heads, section, "num_attention_heads")?,
+        hidden_act,
+        layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-5),
+    };
+    if !config
+        .hidden_size
+        .is_multiple_of(config.num_attention_heads)
+    {
+        return Err(format!(
+            "{section}.hidden_size {} is not divisible by num_attention_heads {}",
+            config.hidden_size, config.num_attention_heads
+        ));
+    }
+    Ok(config)
+}
+
+impl ClipConfig {
+    /// Reads and checks a `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text).map_err(|reason| Error::model(path, reason))
+    }
+
+    /// Parses and checks the text of a `config.json`; the error says which field is wrong.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| format!("not a valid CLIP config: {e}"))?;
+        let raw_text = raw.text_config.ok_or("no `text_config` section")?;
+        let raw_vision = raw.vision_config.ok_or("no `vision_config` section")?;
+        let text = TextConfig {
+            encoder: encoder(&raw_text, "text_config")?,
+            vocab_size: required(raw_text.vocab_size, "text_config", "vocab_size")?,
+            max_position_embeddings: required(
+                raw_text.max_position_embeddings,
+                "text_config",
+                "max_position_embeddings",
+            )?,
+            eos_token_id: raw_text.eos_token_id,
+        };
+        let vision = VisionConfig {
+            encoder: encoder(&raw_vision, "vision_config")?,
+            image_size: required(raw_vision.image_size, "vision_config", "image_size")?,
+            patch_size: required(raw_vision.patch_size, "vision_config", "patch_size")?,
+            num_channels: raw_vision.num_channels.unwrap_or(3),
+        };
+        if !vision.image_size.is_multiple_of(vision.patch_size) {
+            return Err(format!(
+                "vision_config.image_size {} is not a multiple of patch_size {}",
+                vision.image_size, vision.patch_size
+            ));
+        }
+        if vision.num_channels != 3 {
+            return Err(format!(
+                "vision_config.num_channels is {}; only RGB (3) models are supported",
+                vision.num_channels
+            ));
+        }
+        let projection_dim = match raw.projection_dim {
+            Some(0) => return Err("projection_dim is 0".into()),
+            Some(d) => d,
+            None => 512,
+        };
+        Ok(ClipConfig {
+            text,
+            vision,
+            projection_dim,
+        })
+    }
+
+    /// OpenAI's ViT-B/32 (`openai/clip-vit-base-patch32`), used to generate benchmark models.
+    pub fn vit_base_patch32() -> Self {
+        ClipConfig {
+            text: TextConfig {
+                encoder: EncoderConfig {
+                    hidden_size: 512,
+                    intermediate_size: 2048,
+                    num_hidden_layers: 12,
+                    num_attention_heads: 8,
+                    hidden_act: Activation::QuickGelu,
+                    layer_norm_eps: 1e-5,
+                },
+                vocab_size: 49408,
+                max_position_embeddings: 77,
+                eos_token_id: Some(2),
+            },
+            vision: VisionConfig {
+                encoder: EncoderConfig {
+                    hidden_size: 768,
+                    intermediate_size: 3072,
+                    num_hidden_layers: 12,
+                    num_attention_heads: 12,
+                    hidden_act: Activation::QuickGelu,
+                    layer_norm_eps: 1e-5,
+                },
+                image_size: 224,
+                patch_size: 32,
+                num_channels: 3,
+            },
+            projection_dim: 512,
+        }
+    }
+}
+
+/// How images are resized before the model sees them (PIL's resampling filters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    Nearest,
+    Bilinear,
+    Bicubic,
+    Lanczos,
+}
+
+/// `CLIPImageProcessor`'s parameters: shortest-edge resize, centre crop, rescale, normalise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessConfig {
+    pub shortest_edge: u32,
+    pub crop_width: u32,
+    pub crop_height: u32,
+    pub resample: Resample,
+    pub do_resize: bool,
+    pub do_center_crop: bool,
+    pub do_rescale: bool,
+    pub rescale_factor: f64,
+    pub do_normalize: bool,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Default for PreprocessConfig {
+    /// OpenAI's CLIP preprocessing at 224 pixels.
+    // The mean and deviation are OpenAI's published constants, digit for digit.
+    #[allow(clippy::excessive_precision)]
+    fn default() -> Self {
+        PreprocessConfig {
+            shortest_edge: 224,
+            crop_width: 224,
+            crop_height: 224,
+            resample: Resample::Bicubic,
+            do_resize: true,
+            do_center_crop: true,
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+            std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+        }
+    }
+}
+
+/// `size` and `crop_size` come either as a number or as a dictionary, depending on the
+/// transformers version that wrote the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Number(u32),
+    Map {
+        shortest_edge: Option<u32>,
+        height: Option<u32>,
+        width: Option<u32>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawPreprocess {
+    size: Option<RawSize>,
+    crop_size: Option<RawSize>,
+    resample: Option<u32>,
+    do_resize: Option<bool>,
+    do_center_crop: Option<bool>,
+    do_rescale: Option<bool>,
+    rescale_factor: Option<f64>,
+    do_normalize: Option<bool>,
+    image_mean: Option<Vec<f32>>,
+    image_std: Option<Vec<f32>>,
+}
+
+impl PreprocessConfig {
+    /// Reads a `preprocessor_config.json`; fields it lacks keep OpenAI's defaults at the model's
+    /// image size.
+    pub fn from_file(path: &Path, image_size: u32) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text, image_size).map_err(|reason| Error::model(path, reason))
+    }
+
+    /// OpenAI's preprocessing for a model whose input is `image_size` pixels square.
+    pub fn for_image_size(image_size: u32) -> Self {
+        PreprocessConfig {
+            shortest_edge: image_size,
+            crop_width: image_size,
+            crop_height: image_size,
+            ..Default::default()
+        }
+    }
+
+    /// Parses the text of a `preprocessor_config.json`.
+    pub fn from_json(text: &str, image_size: u32) -> std::result::Result<Self, String> {
+        let raw: RawPreprocess = serde_json::from_str(text)
+            .map_err(|e| format!("not a valid preprocessor config: {e}"))?;
+        let mut config = Self::for_image_size(image_size);
+        match raw.size {
+            Some(RawSize::Number(n)) => config.shortest_edge = n,
+            Some(RawSize::Map {
+                shortest_edge: Some(n),
+                ..
+            }) => config.shortest_edge = n,
+            Some(RawSize::Map { .. }) => {
+                return Err(
+                    "`size` must give `shortest_edge` (fixed-size resizing is not supported)"
+                        .into(),
+                );
+            }
+            None => {}
+        }
+        match raw.crop_size {
+            Some(RawSize::Number(n)) => {
+                config.crop_width = n;
+                config.crop_height = n;
+            }
+            Some(RawSize::Map { height, width, .. }) => {
+                config.crop_height = height.ok_or("`crop_size` has no `height`")?;
+                config.crop_width = width.ok_or("`crop_size` has no `width`")?;
+            }
+            None => {}
+        }
+        if let Some(code) = raw.resample {
+            config.resample = match code {
+                0 => Resample::Nearest,
+                1 => Resample::Lanczos,
+                2 => Resample::Bilinear,
+                3 => Resample::Bicubic,
+                other => return Err(format!("resample filter {other} is not supported")),
+            };
+        }
+        config.do_resize = raw.do_resize.unwrap_or(true);
+        config.do_center_crop = raw.do_center_crop.unwrap_or(true);
+        config.do_rescale = raw.do_rescale.unwrap_or(true);
+        config.rescale_factor = raw.rescale_factor.unwrap_or(1.0 / 255.0);
+        config.do_normalize = raw.do_normalize.unwrap_or(true);
+        if let Some(mean) = raw.image_mean {
+            config.mean = mean
+                .try_into()
+                .map_err(|_| "`image_mean` must have 3 values".to_string())?;
+        }
+        if let Some(std) = raw.image_std {
+            config.std = std
+                .try_into()
+                .map_err(|_| "`image_std` must have 3 values".to_string())?;
+        }
+        if config.std.contains(&0.0) {
+            return Err("`image_std` has a zero".into());
+        }
+        if config.shortest_edge == 0 || config.crop_width == 0 || config.crop_height == 0 {
+            return Err("image sizes must be positive".into());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_matches_known_values() {
+        // Values from Abramowitz & Stegun table 7.1.
+        for (x, want) in [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (-1.0, -0.842_700_792_949_714_9),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 1e-13,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
+        }
+    }
+
+    #[test]
+    fn missing_structural_field_is_named() {
+        let text = r#"{"text_config": {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "vocab_size": 10, "max_position_embeddings": 77},
+            "vision_config": {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "image_size": 32}}"#;
+        let err = ClipConfig::from_json(text).unwrap_err();
+        assert!(err.contains("patch_size"), "{err}");
+    }
+
+    #[test]
+    fn preprocessor_config_in_both_layouts() {
+        let old = r#"{"crop_size": 224, "size": 224, "resample": 3, "do_normalize": true,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}"#;
+        let new = r#"{"crop_size": {"height": 224, "width": 224}, "size": {"shortest_edge": 224},
+            "do_rescale": true, "rescale_factor": 0.00392156862745098, "resample": 3}"#;
+        let a = PreprocessConfig::from_json(old, 224).unwrap();
+        let b = PreprocessConfig::from_json(new, 224).unwrap();
+        assert_eq!(a.shortest_edge, 224);
+        assert_eq!(b.crop_height, 224);
+        assert_eq!(a.mean, b.mean);
+        assert_eq!(a.resample, Resample::Bicubic);
+    }
+}

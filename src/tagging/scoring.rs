@@ -1,0 +1,278 @@
+//! Scores to tags: CLIP's zero-shot classifier, per label, over stored image embeddings.
+
+use candle_core::{Device, Tensor};
+
+use crate::error::Result;
+use crate::tagging::vocabulary::{Label, Mode};
+
+/// Every stored image embedding of one model, as rows of one matrix.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddingMatrix {
+    pub ids: Vec<i64>,
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl EmbeddingMatrix {
+    /// Builds the matrix from `(image id, vector)` pairs of equal width.
+    pub fn from_rows(rows: Vec<(i64, Vec<f32>)>) -> Self {
+        let dim = rows.first().map_or(0, |(_, v)| v.len());
+        let mut matrix = EmbeddingMatrix {
+            ids: Vec::with_capacity(rows.len()),
+            dim,
+            data: Vec::with_capacity(rows.len() * dim),
+        };
+        for (id, vector) in rows {
+            matrix.push(id, &vector);
+        }
+        matrix
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The vector of row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Adds or replaces the vector of `image_id`; a vector of another width is ignored.
+    pub fn push(&mut self, image_id: i64, vector: &[f32]) {
+        if self.dim == 0 {
+            self.dim = vector.len();
+        }
+        if vector.len() != self.dim {
+            return;
+        }
+        if let Some(i) = self.ids.iter().position(|id| *id == image_id) {
+            self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
+        } else {
+            self.ids.push(image_id);
+            self.data.extend_from_slice(vector);
+        }
+    }
+
+    /// Cosine similarity of every image with each of `queries` (normalised vectors), as an
+    /// `images × queries` row-major matrix.
+    pub fn similarities(&self, queries: &[&[f32]]) -> Result<Vec<f32>> {
+        if self.is_empty() || queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let images = Tensor::from_slice(&self.data, (self.len(), self.dim), &Device::Cpu)?;
+        let mut flat = Vec::with_capacity(queries.len() * self.dim);
+        for q in queries {
+            flat.extend_from_slice(q);
+        }
+        let queries = Tensor::from_vec(flat, (queries.len(), self.dim), &Device::Cpu)?;
+        Ok(images.matmul(&queries.t()?)?.flatten_all()?.to_vec1()?)
+    }
+}
+
+/// A label with the embeddings its mode needs.
+#[derive(Debug, Clone)]
+pub struct PreparedLabel {
+    pub label: Label,
+    /// Mean of the prompt embeddings, re-normalised.
+    pub positive: Vec<f32>,
+    /// The negative prompt's embedding (contrast mode).
+    pub negative: Option<Vec<f32>>,
+}
+
+/// One automatic tag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assignment {
+    pub image_id: i64,
+    pub label_id: i64,
+    /// The cosine (threshold mode) or probability (contrast and top-k modes) that decided it.
+    pub score: f32,
+}
+
+/// Averages normalised prompt embeddings and re-normalises the mean.
+pub fn mean_direction(vectors: &[Vec<f32>]) -> Vec<f32> {
+    let dim = vectors.first().map_or(0, Vec::len);
+    let mut mean = vec![0.0f32; dim];
+    for v in vectors {
+        for (m, x) in mean.iter_mut().zip(v) {
+            *m += x;
+        }
+    }
+    normalize(&mut mean);
+    mean
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
+
+/// The score each image gets for each enabled label under the label's mode, as an
+/// `images × labels` row-major matrix (disabled labels score NaN).
+///
+/// threshold: cosine; contrast: `softmax(s · [pos, neg])` of the positive side; top-k: the
+/// label's probability in `softmax(s · cosines)` over the enabled vocabulary.
+pub fn scores(
+    images: &EmbeddingMatrix,
+    labels: &[PreparedLabel],
+    logit_scale: f32,
+) -> Result<Vec<f32>> {
+    let m = labels.len();
+    let directions: Vec<&[f32]> = labels.iter().map(|l| l.positive.as_slice()).collect();
+    let mut cos = images.similarities(&directions)?;
+    let negatives: Vec<(usize, &[f32])> = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.label.enabled && l.label.mode == Mode::Contrast)
+        .filter_map(|(j, l)| l.negative.as_deref().map(|n| (j, n)))
+        .collect();
+    let neg_cos = if negatives.is_empty() {
+        Vec::new()
+    } else {
+        images.similarities(&negatives.iter().map(|(_, n)| *n).collect::<Vec<_>>())?
+    };
+    let has_topk = labels
+        .iter()
+        .any(|l| l.label.enabled && l.label.mode == Mode::TopK);
+    let enabled: Vec<usize> = (0..m).filter(|j| labels[*j].label.enabled).collect();
+    let mut probs = vec![0.0f32; m];
+    for i in 0..images.len() {
+        let row = &mut cos[i * m..(i + 1) * m];
+        if has_topk {
+            let max = enabled
+                .iter()
+                .map(|j| row[*j])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0;
+            for j in &enabled {
+                probs[*j] = (logit_scale * (row[*j] - max)).exp();
+                total += probs[*j];
+            }
+            for j in &enabled {
+                probs[*j] /= total;
+            }
+        }
+        for (k, (j, _)) in negatives.iter().enumerate() {
+            let neg = neg_cos[i * negatives.len() + k];
+            // softmax over two logits is the logistic function of their difference
+            row[*j] = 1.0 / (1.0 + (-logit_scale * (row[*j] - neg)).exp());
+        }
+        for (j, label) in labels.iter().enumerate() {
+            if !label.label.enabled {
+                row[j] = f32::NAN;
+            } else {
+                match label.label.mode {
+                    Mode::TopK => row[j] = probs[j],
+                    Mode::Threshold => row[j] = row[j].clamp(-1.0, 1.0),
+                    Mode::Contrast => {}
+                }
+            }
+        }
+    }
+    Ok(cos)
+}
+
+/// The automatic tags `scores` gives: threshold and contrast labels where the score reaches the
+/// threshold; top-k labels where the label ranks within its k best and reaches its threshold.
+pub fn assign(
+    images: &EmbeddingMatrix,
+    labels: &[PreparedLabel],
+    scores: &[f32],
+) -> Vec<Assignment> {
+    let m = labels.len();
+    let mut out = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
+    let topk: Vec<usize> = (0..m)
+        .filter(|j| labels[*j].label.enabled && labels[*j].label.mode == Mode::TopK)
+        .collect();
+    for (i, image_id) in images.ids.iter().enumerate() {
+        let row = &scores[i * m..(i + 1) * m];
+        if !topk.is_empty() {
+            order.clear();
+            order.extend((0..m).filter(|j| labels[*j].label.enabled));
+            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
+        }
+        for (j, prepared) in labels.iter().enumerate() {
+            let label = &prepared.label;
+            let score = row[j];
+            if !label.enabled || score.is_nan() || score < label.threshold {
+                continue;
+            }
+            // The slider's ends mean "every image" and "none": cosines are clamped to [-1, 1],
+            // so -1 passes everything, and 1 (reached only by a prompt identical to the image)
+            // passes nothing.
+            if label.mode == Mode::Threshold && label.threshold >= 1.0 {
+                continue;
+            }
+            if label.mode == Mode::TopK {
+                let rank = order.iter().position(|o| *o == j).unwrap_or(usize::MAX);
+                if rank >= label.top_k as usize {
+                    continue;
+                }
+            }
+            out.push(Assignment {
+                image_id: *image_id,
+                label_id: label.id,
+                score,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(id: i64, mode: Mode, threshold: f32) -> Label {
+        Label {
+            id,
+            name: format!("l{id}"),
+            prompts: vec![],
+            negative: None,
+            mode,
+            threshold,
+            top_k: 1,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn mean_direction_is_unit_length() {
+        let v = mean_direction(&[vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert!((v[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert!((v[1] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn threshold_of_minus_one_tags_everything_and_one_nothing() {
+        let images = EmbeddingMatrix::from_rows(vec![
+            (1, vec![1.0, 0.0]),
+            (2, vec![0.0, 1.0]),
+            (3, vec![-1.0, 0.0]),
+        ]);
+        for (threshold, want) in [(-1.0, 3), (0.5, 1), (1.0, 0)] {
+            let labels = vec![PreparedLabel {
+                label: label(7, Mode::Threshold, threshold),
+                positive: vec![1.0, 0.0],
+                negative: None,
+            }];
+            let s = scores(&images, &labels, 100.0).unwrap();
+            assert_eq!(
+                assign(&images, &labels, &s).len(),
+                want,
+                "threshold {threshold}"
+            );
+        }
+    }
+}

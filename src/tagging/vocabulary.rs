@@ -1,0 +1,250 @@
+//! The tag vocabulary: labels in a person's own words, each with its prompts, mode and threshold.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How a label's scores become tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Tag where the cosine similarity reaches the threshold.
+    #[default]
+    Threshold,
+    /// Tag where `softmax(logit_scale · [positive, negative])` gives the positive prompt at
+    /// least the threshold (a probability).
+    Contrast,
+    /// Tag where the label is among the image's `top_k` best labels of the vocabulary (softmax
+    /// over all enabled labels) with at least the threshold as probability.
+    #[serde(rename = "topk")]
+    TopK,
+}
+
+impl Mode {
+    /// The word used in the database, files and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Threshold => "threshold",
+            Mode::Contrast => "contrast",
+            Mode::TopK => "topk",
+        }
+    }
+
+    /// Reads a mode's word.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "threshold" => Ok(Mode::Threshold),
+            "contrast" => Ok(Mode::Contrast),
+            "topk" | "top-k" | "top_k" => Ok(Mode::TopK),
+            other => Err(Error::invalid(format!(
+                "unknown mode {other:?} (threshold, contrast or topk)"
+            ))),
+        }
+    }
+
+    /// The threshold a new label of this mode starts with when none is given, for `model`.
+    pub fn default_threshold(self, model: &str) -> f32 {
+        match self {
+            Mode::Threshold => default_cosine_threshold(model),
+            Mode::Contrast => 0.6,
+            Mode::TopK => 0.1,
+        }
+    }
+}
+
+/// A starting cosine threshold for new labels.
+///
+/// Cosine scores of different CLIP models are not comparable. For OpenAI's ViT-B/32, tools built
+/// on it treat 0.22–0.35 as normal strictness; 0.26 starts in that band. Other models get the
+/// same starting point until someone measures them; the threshold slider shows live what any
+/// value would tag.
+pub fn default_cosine_threshold(_model: &str) -> f32 {
+    0.26
+}
+
+/// A label of the vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// Database id; 0 for a label not stored yet.
+    #[serde(skip)]
+    pub id: i64,
+    /// The tag's name; `/` separates levels of a hierarchy (`Animals/Dog`).
+    pub name: String,
+    /// Prompts describing the label; empty means the vocabulary's templates filled with the name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    /// The opposite prompt for contrast mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<String>,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Meaning depends on the mode (see [`Mode`]).
+    pub threshold: f32,
+    /// How many of the best labels count in top-k mode.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub top_k: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(k: &u32) -> bool {
+    *k == 1
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Label {
+    /// A new label with the template prompts and the mode's default threshold for `model`.
+    pub fn new(name: &str, model: &str) -> Self {
+        Label {
+            id: 0,
+            name: name.trim().to_string(),
+            prompts: Vec::new(),
+            negative: None,
+            mode: Mode::Threshold,
+            threshold: Mode::Threshold.default_threshold(model),
+            top_k: 1,
+            enabled: true,
+        }
+    }
+
+    /// The leaf of a hierarchical name: `Dog` for `Animals/Dog`.
+    pub fn leaf(&self) -> &str {
+        self.name.rsplit('/').next().unwrap_or(&self.name).trim()
+    }
+
+    /// The prompts that describe the label: its own, or the templates filled with its leaf name.
+    pub fn prompts(&self, templates: &[String]) -> Vec<String> {
+        if !self.prompts.is_empty() {
+            return self.prompts.clone();
+        }
+        let leaf = self.leaf().to_lowercase();
+        templates.iter().map(|t| fill_template(t, &leaf)).collect()
+    }
+
+    /// Checks the label and tidies its name; the error says what is wrong.
+    pub fn validate(&mut self) -> Result<()> {
+        let parts: Vec<&str> = self.name.split('/').map(str::trim).collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(Error::invalid(if self.name.trim().is_empty() {
+                "a label needs a name".to_string()
+            } else {
+                format!("label {:?} has an empty level", self.name)
+            }));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(Error::invalid(format!(
+                "label {:?} contains a control character",
+                self.name
+            )));
+        }
+        self.name = parts.join("/");
+        self.prompts = self
+            .prompts
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        self.negative = self
+            .negative
+            .take()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        if !self.threshold.is_finite() {
+            return Err(Error::invalid(format!(
+                "label {:?}: the threshold must be a number",
+                self.name
+            )));
+        }
+        match self.mode {
+            Mode::Threshold if !(-1.0..=1.0).contains(&self.threshold) => {
+                Err(Error::invalid(format!(
+                    "label {:?}: a cosine threshold must be between -1 and 1",
+                    self.name
+                )))
+            }
+            Mode::Contrast | Mode::TopK if !(0.0..=1.0).contains(&self.threshold) => {
+                Err(Error::invalid(format!(
+                    "label {:?}: a {} threshold is a probability between 0 and 1",
+                    self.name,
+                    self.mode.as_str()
+                )))
+            }
+            Mode::Contrast if self.negative.is_none() => Err(Error::invalid(format!(
+                "label {:?}: contrast mode needs a negative prompt",
+                self.name
+            ))),
+            Mode::TopK if self.top_k == 0 => Err(Error::invalid(format!(
+                "label {:?}: top-k needs k of at least 1",
+                self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Fills `{}` (or `{label}`) in a template with `name`; a template without a placeholder gets the
+/// name appended.
+pub fn fill_template(template: &str, name: &str) -> String {
+    if template.contains("{}") {
+        template.replace("{}", name)
+    } else if template.contains("{label}") {
+        template.replace("{label}", name)
+    } else {
+        format!("{} {name}", template.trim_end())
+    }
+}
+
+/// The templates a new library starts with: a few of CLIP's own ImageNet prompt templates that
+/// suit personal photos.
+pub fn default_templates() -> Vec<String> {
+    [
+        "a photo of a {}.",
+        "a good photo of a {}.",
+        "a close-up photo of a {}.",
+        "a photo of the {}.",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_the_leaf_name() {
+        let label = Label::new("Animals/Dog", "m");
+        assert_eq!(
+            label.prompts(&["a photo of a {}.".into()]),
+            vec!["a photo of a dog.".to_string()]
+        );
+    }
+
+    #[test]
+    fn empty_and_blank_level_names_are_refused() {
+        for name in ["", "  ", "Animals/", "/Dog", "Animals//Dog"] {
+            let mut label = Label::new(name, "m");
+            assert!(label.validate().is_err(), "{name:?} passed");
+        }
+        let mut label = Label::new(" Animals / Dog ", "m");
+        label.validate().unwrap();
+        assert_eq!(label.name, "Animals/Dog");
+    }
+
+    #[test]
+    fn contrast_needs_a_negative_prompt() {
+        let mut label = Label::new("Cat", "m");
+        label.mode = Mode::Contrast;
+        label.threshold = 0.5;
+        assert!(label.validate().is_err());
+        label.negative = Some("not a photo of a cat".into());
+        label.validate().unwrap();
+    }
+}

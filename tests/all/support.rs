@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+
+/// The committed fixtures folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The tiny random CLIP in Hugging Face format.
+pub fn tiny_clip() -> PathBuf {
+    fixtures().join("tiny-clip")
+}
+
+/// Every tensor of a safetensors file.
+pub fn load_tensors(path: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The tiny model's reference outputs.
+pub fn reference() -> HashMap<String, Tensor> {
+    load_tensors(&tiny_clip().join("reference.safetensors"))
+}
+
+/// Rows of a 2-D f32 tensor.
+pub fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().expect("a 2-D f32 tensor")
+}
+
+/// The largest absolute difference between two equally shaped matrices.
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len(), "row counts differ");
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len(), "row widths differ");
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+/// The largest absolute difference between two equally long vectors.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+/// Runs the `cliptag` binary with `args`.
+pub fn cliptag(args: &[&str]) -> Output {
+    cliptag_with_env(args, &[])
+}
+
+/// Runs the `cliptag` binary with `args` and extra environment variables.
+pub fn cliptag_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cliptag"));
+    command.args(args).env("HF_HUB_OFFLINE", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the cliptag binary runs")
+}
+
+/// Asserts that `output` failed cleanly: non-zero exit, no panic, and stderr mentions every one
+/// of `needles`. Prints the whole output otherwise.
+pub fn assert_clean_failure(output: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let context = format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{stderr}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(!output.status.success(), "expected a failure\n{context}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected exit code 1\n{context}"
+    );
+    assert!(!stderr.contains("panicked"), "it panicked\n{context}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}\n{context}"
+        );
+    }
+}
+
+/// Parses JSON lines.
+pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
