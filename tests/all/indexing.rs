@@ -1,0 +1,715 @@
+//! Indexing: every odd file gets its expected outcome, the decoder survives garbage, a kill loses
+//! at most the batch in flight, and moved, edited and deleted files are recognised.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use cliptag::imaging;
+use cliptag::library::index::{IndexHooks, NoHooks};
+use cliptag::library::{IndexOptions, IndexSummary, Indexer};
+use cliptag::model::{ClipEngine, Embedder, ModelFiles};
+use cliptag::store::{ImageStatus, Store, TagSource};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::support::*;
+
+pub fn tiny_engine() -> ClipEngine {
+    ClipEngine::from_files(&ModelFiles::from_dir(&tiny_clip()).unwrap(), "tiny".into()).unwrap()
+}
+
+pub fn index_with(
+    store: &mut Store,
+    engine: &ClipEngine,
+    dirs: &[PathBuf],
+    hooks: &mut dyn IndexHooks,
+) -> IndexSummary {
+    let mut indexer = Indexer {
+        store,
+        embedder: engine,
+        options: IndexOptions {
+            batch_size: 4,
+            decode_threads: 2,
+            reduced_jpeg: true,
+        },
+        cancel: Arc::new(AtomicBool::new(false)),
+        plan: None,
+    };
+    indexer.run(dirs, hooks).expect("indexing runs")
+}
+
+pub fn index(store: &mut Store, engine: &ClipEngine, dir: &Path) -> IndexSummary {
+    index_with(store, engine, &[dir.to_path_buf()], &mut NoHooks)
+}
+
+/// Copies fixture files into a fresh folder.
+pub fn photo_folder(files: &[PathBuf]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for file in files {
+        std::fs::copy(file, dir.path().join(file.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+pub fn fixture_photos() -> Vec<PathBuf> {
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(fixtures().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
+        .collect();
+    photos.sort();
+    photos
+}
+
+fn status_of(store: &Store, path: &Path) -> (ImageStatus, Option<String>) {
+    let row = store
+        .image_by_path(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} is not in the library", path.display()));
+    (row.status, row.error)
+}
+
+#[test]
+fn every_odd_image_gets_its_expected_outcome() {
+    let manifest: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("odd-images/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let files: Vec<PathBuf> = manifest
+        .iter()
+        .map(|e| {
+            fixtures()
+                .join("odd-images")
+                .join(e["file"].as_str().unwrap())
+        })
+        .chain([fixtures().join("images/coffee.jpg")])
+        .collect();
+    let dir = photo_folder(&files);
+    let mut store = Store::open_in_memory().unwrap();
+    let engine = tiny_engine();
+    let summary = index(&mut store, &engine, dir.path());
+    let expected_errors = manifest.iter().filter(|e| e["expected"] == "error").count();
+    assert_eq!(summary.failed as usize, expected_errors, "{summary:?}");
+    assert_eq!(
+        summary.indexed as usize,
+        files.len() - expected_errors,
+        "{summary:?}"
+    );
+    for entry in &manifest {
+        let name = entry["file"].as_str().unwrap();
+        let (status, error) = status_of(&store, &dir.path().join(name));
+        if entry["expected"] == "ok" {
+            assert_eq!(status, ImageStatus::Ok, "{name}: {error:?}");
+        } else {
+            assert_eq!(status, ImageStatus::Error, "{name} should have failed");
+            let reason = error.unwrap_or_default();
+            assert!(
+                reason.len() > 10 && !reason.contains("panicked"),
+                "{name}: unreadable reason {reason:?}"
+            );
+        }
+    }
+    // The good photo beside them is indexed too.
+    assert_eq!(
+        status_of(&store, &dir.path().join("coffee.jpg")).0,
+        ImageStatus::Ok
+    );
+    let with_embedding: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM embeddings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(with_embedding as usize, files.len() - expected_errors);
+}
+
+#[test]
+fn odd_images_decode_upright_and_in_colour_order() {
+    let manifest: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("odd-images/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    for entry in manifest.iter().filter(|e| e["expected"] == "ok") {
+        let name = entry["file"].as_str().unwrap();
+        let decoded =
+            imaging::decode_file(&fixtures().join("odd-images").join(name), None).unwrap();
+        let size = entry["display_size"].as_array().unwrap();
+        let (w, h) = (
+            size[0].as_u64().unwrap() as u32,
+            size[1].as_u64().unwrap() as u32,
+        );
+        assert_eq!(
+            (decoded.image.width(), decoded.image.height()),
+            (w, h),
+            "{name}"
+        );
+        // The mean colour of each cell of a 4×4 grid: orientation- and channel-sensitive.
+        let want = entry["grid4x4_rgb_mean"].as_array().unwrap();
+        let tolerance = if name == "cmyk.jpg" { 12.0 } else { 4.0 };
+        for (cell, want) in want.iter().enumerate() {
+            let (gx, gy) = ((cell % 4) as u32, (cell / 4) as u32);
+            let (x0, x1) = (gx * w / 4, (gx + 1) * w / 4);
+            let (y0, y1) = (gy * h / 4, (gy + 1) * h / 4);
+            let mut sum = [0f64; 3];
+            let mut n = 0f64;
+            for y in y0..y1.max(y0 + 1).min(h) {
+                for x in x0..x1.max(x0 + 1).min(w) {
+                    let p = decoded.image.get_pixel(x, y);
+                    for c in 0..3 {
+                        sum[c] += p[c] as f64;
+                    }
+                    n += 1.0;
+                }
+            }
+            for c in 0..3 {
+                let got = sum[c] / n;
+                let want = want[c].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "{name} cell {cell} channel {c}: {got:.1} vs {want:.1}"
+                );
+            }
+        }
+    }
+}
+
+/// A small deterministic generator for the fuzz test.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
+    match rng.below(6) {
+        0 => {
+            // flip a few bytes, often in the header where sizes live
+            for _ in 0..1 + rng.below(8) {
+                let limit = if rng.below(2) == 0 {
+                    64.min(bytes.len())
+                } else {
+                    bytes.len()
+                };
+                let i = rng.below(limit);
+                bytes[i] = rng.next() as u8;
+            }
+        }
+        1 => bytes.truncate(rng.below(bytes.len())),
+        2 => {
+            let at = rng.below(bytes.len());
+            let junk: Vec<u8> = (0..rng.below(512)).map(|_| rng.next() as u8).collect();
+            bytes.splice(at..at, junk);
+        }
+        3 => {
+            let at = rng.below(bytes.len());
+            let len = rng.below(bytes.len() - at);
+            bytes.drain(at..at + len);
+        }
+        4 => {
+            // Large sizes in every plausible size field of the first 200 bytes.
+            for _ in 0..4 {
+                let i = rng.below(200.min(bytes.len().saturating_sub(2)));
+                bytes[i] = 0xFF;
+                bytes[i + 1] = 0xF0;
+            }
+        }
+        _ => bytes = (0..rng.below(4096)).map(|_| rng.next() as u8).collect(),
+    }
+    bytes
+}
+
+#[test]
+fn decoder_survives_random_and_mutated_bytes() {
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for dir in ["images", "odd-images"] {
+        for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if matches!(ext, "jpg" | "png" | "gif" | "webp" | "bmp" | "tiff") {
+                let bytes = std::fs::read(&path).unwrap();
+                if !bytes.is_empty() && bytes.len() < 300_000 {
+                    seeds.push(bytes);
+                }
+            }
+        }
+    }
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let cases = 1500;
+    let mut decoded = 0;
+    crate::allocation::track(|| {
+        for case in 0..cases {
+            let seed = &seeds[case % seeds.len()];
+            let bytes = mutate(&mut rng, seed);
+            let reduce = if case % 2 == 0 { Some(224) } else { None };
+            // A panic would fail the test; `decode_bytes` must turn every failure into an error.
+            if let Ok(image) = imaging::decode_bytes(&bytes, reduce) {
+                assert!(image.image.width() > 0 && image.image.height() > 0);
+                decoded += 1;
+            }
+        }
+    });
+    let largest = crate::allocation::largest();
+    assert!(
+        largest < 1 << 30,
+        "a single allocation of {largest} bytes while decoding garbage"
+    );
+    eprintln!("{cases} mutated files: {decoded} still decoded, largest allocation {largest} bytes");
+}
+
+fn write_jpeg(path: &Path, width: u32, height: u32, seed: u32) {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        let v = x.wrapping_mul(seed * 7 + 3) ^ y.wrapping_mul(seed * 13 + 5);
+        image::Rgb([
+            (v % 251) as u8,
+            ((v / 3 + seed * 40) % 253) as u8,
+            ((x + y + seed) % 256) as u8,
+        ])
+    });
+    image.save(path).unwrap();
+}
+
+/// Indexed photos and when they were indexed (empty while the run has not created the schema).
+fn ok_rows(db: &Path) -> HashMap<String, i64> {
+    let conn = Connection::open(db).unwrap();
+    let Ok(mut stmt) = conn.prepare("SELECT path, last_indexed FROM images WHERE status = 'ok'")
+    else {
+        return HashMap::new();
+    };
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn killed_indexing_loses_at_most_the_batch_in_flight() {
+    const PHOTOS: u32 = 240;
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for i in 0..PHOTOS {
+        write_jpeg(&photos.join(format!("img{i:03}.jpg")), 640, 480, i);
+    }
+    let db = dir.path().join("lib.sqlite");
+    let model = tiny_clip();
+    let args = [
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--batch-size",
+        "4",
+        "--decode-threads",
+        "1",
+        photos.to_str().unwrap(),
+    ];
+    let mut rng = Rng(42);
+    let mut finished: HashMap<String, i64> = HashMap::new();
+    let mut interrupted = 0;
+    for round in 1..=5u32 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cliptag"))
+            .args(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until this run has stored a few more batches, then kill it at a random moment.
+        let target = finished.len() + (PHOTOS as usize / 8) + rng.below(8);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if db.exists() && ok_rows(&db).len() >= target {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(40) as u64));
+        if child.try_wait().unwrap().is_none() {
+            interrupted += 1;
+        }
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+
+        let conn = Connection::open(&db).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "round {round}");
+        drop(conn);
+        let now = ok_rows(&db);
+        for (path, stamp) in &finished {
+            assert_eq!(
+                now.get(path),
+                Some(stamp),
+                "round {round}: {path} was indexed again"
+            );
+        }
+        finished = now;
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 5 runs were killed mid-way"
+    );
+
+    let before_final = finished.len();
+    let output = cliptag(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let want = format!(
+        "indexed {}, unchanged {before_final},",
+        PHOTOS as usize - before_final
+    );
+    assert!(stderr.contains(&want), "expected {want:?} in:\n{stderr}");
+
+    let conn = Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let (rows, distinct, ok): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT path), SUM(status = 'ok') FROM images",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, distinct, ok),
+        (PHOTOS as i64, PHOTOS as i64, PHOTOS as i64)
+    );
+    let per_image: Vec<i64> = conn
+        .prepare("SELECT COUNT(e.image_id) FROM images i LEFT JOIN embeddings e ON e.image_id = i.id GROUP BY i.id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        per_image.iter().all(|n| *n == 1),
+        "embeddings per image: {per_image:?}"
+    );
+    let after = ok_rows(&db);
+    for (path, stamp) in &finished {
+        assert_eq!(
+            after.get(path),
+            Some(stamp),
+            "{path} was indexed again by the final run"
+        );
+    }
+}
+
+#[test]
+fn moved_and_renamed_files_keep_their_id_embedding_and_tags() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..4]);
+    let root = dir.path().canonicalize().unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let engine = tiny_engine();
+    let first = index(&mut store, &engine, &root);
+    assert_eq!(first.indexed, 4);
+
+    let name_a = photos[0].file_name().unwrap();
+    let name_b = photos[1].file_name().unwrap();
+    let a = store.image_by_path(&root.join(name_a)).unwrap().unwrap();
+    let b = store.image_by_path(&root.join(name_b)).unwrap().unwrap();
+    let label = store
+        .add_label(cliptag::tagging::Label::new("Keep", "tiny"))
+        .unwrap();
+    store
+        .set_decision(a.id, label.id, Some(TagSource::Manual))
+        .unwrap();
+    store
+        .set_decision(b.id, label.id, Some(TagSource::Rejected))
+        .unwrap();
+    let a_vector = store.embedding(a.id, "tiny").unwrap().unwrap();
+
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::fs::rename(root.join(name_a), root.join("sub").join(name_a)).unwrap();
+    std::fs::rename(root.join(name_b), root.join("renamed.jpg")).unwrap();
+    let second = index(&mut store, &engine, &root);
+    assert_eq!(
+        (second.moved, second.indexed, second.unchanged),
+        (2, 0, 2),
+        "{second:?}"
+    );
+
+    let moved_a = store
+        .image_by_path(&root.join("sub").join(name_a))
+        .unwrap()
+        .unwrap();
+    let moved_b = store
+        .image_by_path(&root.join("renamed.jpg"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((moved_a.id, moved_b.id), (a.id, b.id));
+    assert_eq!(moved_a.status, ImageStatus::Ok);
+    assert_eq!(store.embedding(a.id, "tiny").unwrap().unwrap(), a_vector);
+    assert_eq!(
+        store.tag(a.id, label.id).unwrap().map(|t| t.0),
+        Some(TagSource::Manual)
+    );
+    assert_eq!(
+        store.tag(b.id, label.id).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+    assert!(
+        store.image_by_path(&root.join(name_a)).unwrap().is_none(),
+        "the old path lingers"
+    );
+    assert_eq!(store.images().unwrap().len(), 4);
+}
+
+#[test]
+fn edited_files_are_embedded_again_and_deleted_ones_marked_missing() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..3]);
+    let root = dir.path().canonicalize().unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let engine = tiny_engine();
+    index(&mut store, &engine, &root);
+    let edited = root.join(photos[0].file_name().unwrap());
+    let deleted = root.join(photos[1].file_name().unwrap());
+    let before = store.image_by_path(&edited).unwrap().unwrap();
+    let old_vector = store.embedding(before.id, "tiny").unwrap().unwrap();
+    let label = store
+        .add_label(cliptag::tagging::Label::new("Kept", "tiny"))
+        .unwrap();
+    let gone = store.image_by_path(&deleted).unwrap().unwrap();
+    store
+        .set_decision(gone.id, label.id, Some(TagSource::Manual))
+        .unwrap();
+
+    // Replace the photo's content (another picture, another size).
+    std::thread::sleep(Duration::from_millis(20));
+    write_jpeg(&edited, 300, 200, 7);
+    std::fs::remove_file(&deleted).unwrap();
+    let summary = index(&mut store, &engine, &root);
+    assert_eq!(
+        (summary.indexed, summary.missing, summary.unchanged),
+        (1, 1, 1),
+        "{summary:?}"
+    );
+
+    let after = store.image_by_path(&edited).unwrap().unwrap();
+    assert_eq!(after.id, before.id);
+    assert_eq!((after.width, after.height), (Some(300), Some(200)));
+    let new_vector = store.embedding(after.id, "tiny").unwrap().unwrap();
+    assert!(
+        cosine(&old_vector, &new_vector) < 0.999,
+        "the embedding did not change"
+    );
+    let missing = store.image_by_path(&deleted).unwrap().unwrap();
+    assert_eq!(missing.status, ImageStatus::Missing);
+    assert_eq!(
+        store.tag(gone.id, label.id).unwrap().map(|t| t.0),
+        Some(TagSource::Manual)
+    );
+
+    // Unchanged the next time.
+    let again = index(&mut store, &engine, &root);
+    assert_eq!(
+        (again.indexed, again.unchanged, again.missing),
+        (0, 2, 0),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn exact_copies_reuse_the_embedding() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..2]);
+    let root = dir.path().canonicalize().unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let engine = tiny_engine();
+    index(&mut store, &engine, &root);
+    std::fs::copy(&photos[0], root.join("copy.jpg")).unwrap();
+    let summary = index(&mut store, &engine, &root);
+    assert_eq!((summary.duplicates, summary.indexed), (1, 0), "{summary:?}");
+    let original = store
+        .image_by_path(&root.join(photos[0].file_name().unwrap()))
+        .unwrap()
+        .unwrap();
+    let copy = store
+        .image_by_path(&root.join("copy.jpg"))
+        .unwrap()
+        .unwrap();
+    assert_ne!(original.id, copy.id);
+    assert_eq!(
+        store.embedding(original.id, "tiny").unwrap(),
+        store.embedding(copy.id, "tiny").unwrap()
+    );
+}
+
+#[test]
+fn hidden_folders_and_symlink_loops_are_skipped() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..1]);
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join(".thumbnails")).unwrap();
+    std::fs::copy(&photos[1], root.join(".thumbnails/hidden.jpg")).unwrap();
+    std::fs::create_dir(root.join("nested")).unwrap();
+    std::fs::copy(&photos[2], root.join("nested/photo_without_extension")).unwrap();
+    std::fs::write(root.join("nested/notes.txt"), "not a photo").unwrap();
+    std::os::unix::fs::symlink(&root, root.join("nested/loop")).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let summary = index(&mut store, &tiny_engine(), &root);
+    assert_eq!(summary.indexed, 2, "{summary:?}");
+    let paths: Vec<PathBuf> = store
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.path)
+        .collect();
+    assert!(
+        paths.contains(&root.join("nested/photo_without_extension")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn cancel_stops_within_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        write_jpeg(&dir.path().join(format!("{i}.jpg")), 200, 150, i);
+    }
+    struct CancelAfterFirstBatch(Arc<AtomicBool>, u64);
+    impl IndexHooks for CancelAfterFirstBatch {
+        fn between_batches(
+            &mut self,
+            _store: &mut Store,
+            _plan: &mut Option<cliptag::tagging::TagPlan>,
+        ) -> cliptag::Result<()> {
+            self.1 += 1;
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut hooks = CancelAfterFirstBatch(cancel.clone(), 0);
+    let mut store = Store::open_in_memory().unwrap();
+    let engine = tiny_engine();
+    let mut indexer = Indexer {
+        store: &mut store,
+        embedder: &engine,
+        options: IndexOptions {
+            batch_size: 4,
+            decode_threads: 1,
+            reduced_jpeg: true,
+        },
+        cancel,
+        plan: None,
+    };
+    let summary = indexer
+        .run(&[dir.path().to_path_buf()], &mut hooks)
+        .unwrap();
+    assert!(summary.cancelled);
+    assert_eq!(hooks.1, 1);
+    assert!(summary.indexed <= 4, "{summary:?}");
+    let pending = store
+        .status_counts()
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == ImageStatus::Pending)
+        .map_or(0, |(_, n)| n);
+    assert_eq!(
+        pending,
+        40 - summary.indexed,
+        "the rest waits for the next run"
+    );
+}
+
+#[test]
+fn cli_index_lists_failures_and_still_succeeds() {
+    let dir = photo_folder(&[
+        fixtures().join("images/coffee.jpg"),
+        fixtures().join("odd-images/truncated_60pct.jpg"),
+    ]);
+    let db = tempfile::tempdir().unwrap();
+    let db = db.path().join("lib.sqlite");
+    let model = tiny_clip();
+    let output = cliptag(&[
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("indexed 1,") && stderr.contains("failed 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("truncated_60pct.jpg: damaged JPEG"),
+        "{stderr}"
+    );
+    let files = cliptag(&["files", "--db", db.to_str().unwrap()]);
+    let listing = String::from_utf8_lossy(&files.stdout);
+    assert!(listing.contains("coffee.jpg\tok\t"), "{listing}");
+    assert!(
+        listing.contains("truncated_60pct.jpg\terror\tdamaged JPEG"),
+        "{listing}"
+    );
+
+    let missing = cliptag(&[
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "/no/such/folder",
+    ]);
+    assert_clean_failure(&missing, &["/no/such/folder"]);
+}
+
+#[test]
+fn reduced_size_jpeg_decoding_keeps_the_embedding() {
+    // A 12-megapixel photo: the astronaut scaled up to 4000×3000.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jpg");
+    let small = image::open(fixtures().join("images/astronaut.jpg")).unwrap();
+    small
+        .resize_exact(4000, 3000, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save(&path)
+        .unwrap();
+    let engine = tiny_engine();
+    let full = imaging::decode_file(&path, None).unwrap();
+    let reduced = imaging::decode_file(&path, Some(224)).unwrap();
+    assert!(!full.reduced && reduced.reduced);
+    assert_eq!(reduced.display_size, (4000, 3000));
+    assert!(
+        reduced.image.height() >= 448 && reduced.image.height() < 1500,
+        "{}",
+        reduced.image.height()
+    );
+    let config = engine.preprocess_config();
+    let a = imaging::preprocess(&full.image, config);
+    let b = imaging::preprocess(&reduced.image, config);
+    let embeddings = engine.embed_images(&[a, b]).unwrap();
+    let cos = cosine(&embeddings[0], &embeddings[1]);
+    assert!(
+        cos >= 0.9998,
+        "reduced decoding moved the embedding: cosine {cos}"
+    );
+}
