@@ -237,6 +237,9 @@ pub fn merge(
     // For each open element: whether it is an rdf:Description.
     let mut open: Vec<bool> = Vec::new();
     let mut written = false;
+    // Whitespace between elements is held back until the next event: it is dropped with a
+    // managed bag that follows it, so that merging again gives the same text.
+    let mut pending_space: Option<Event<'_>> = None;
     let write_err = |e: std::io::Error| format!("cannot write XML: {e}");
     loop {
         let (ns, event) = reader
@@ -256,19 +259,37 @@ pub fn merge(
             }
             continue;
         }
+        if let Event::Text(t) = &event
+            && t.iter().all(u8::is_ascii_whitespace)
+        {
+            if let Some(space) = pending_space.replace(event) {
+                writer.write_event(space).map_err(write_err)?;
+            }
+            continue;
+        }
         let in_description = open.last().copied().unwrap_or(false);
+        let managed = |local: &[u8]| in_description && Bag::of(&namespace, local).is_some();
+        match &event {
+            Event::Start(e) | Event::Empty(e) if managed(e.local_name().as_ref()) => {
+                pending_space = None;
+                if matches!(event, Event::Start(_)) {
+                    skipping = Some(0);
+                }
+                continue;
+            }
+            _ => {}
+        }
         match event {
             Event::Start(e) => {
-                if in_description && Bag::of(&namespace, e.local_name().as_ref()).is_some() {
-                    skipping = Some(0);
-                    continue;
+                if let Some(space) = pending_space.take() {
+                    writer.write_event(space).map_err(write_err)?;
                 }
                 open.push(namespace == RDF.as_bytes() && e.local_name().as_ref() == b"Description");
                 writer.write_event(Event::Start(e)).map_err(write_err)?;
             }
             Event::Empty(e) => {
-                if in_description && Bag::of(&namespace, e.local_name().as_ref()).is_some() {
-                    continue;
+                if let Some(space) = pending_space.take() {
+                    writer.write_event(space).map_err(write_err)?;
                 }
                 let is_description =
                     namespace == RDF.as_bytes() && e.local_name().as_ref() == b"Description";
@@ -303,11 +324,22 @@ pub fn merge(
                     .map_err(write_err)?;
                     written = true;
                 }
+                if let Some(space) = pending_space.take() {
+                    writer.write_event(space).map_err(write_err)?;
+                }
                 writer.write_event(Event::End(e)).map_err(write_err)?;
             }
             Event::Eof => break,
-            other => writer.write_event(other).map_err(write_err)?,
+            other => {
+                if let Some(space) = pending_space.take() {
+                    writer.write_event(space).map_err(write_err)?;
+                }
+                writer.write_event(other).map_err(write_err)?;
+            }
         }
+    }
+    if let Some(space) = pending_space.take() {
+        writer.write_event(space).map_err(write_err)?;
     }
     if !written {
         return Err("no rdf:Description to put the keywords in (not an XMP sidecar?)".into());
@@ -359,8 +391,7 @@ fn write_bags(
         CLIPTAG,
         "hierarchicalSubject",
         own_hierarchical,
-    )?;
-    writer.write_event(Event::Text(BytesText::new("\n  ")))
+    )
 }
 
 /// What a sidecar export did.
@@ -429,6 +460,14 @@ mod tests {
             sidecar_path(p, SidecarNaming::Replaced),
             Path::new("/photos/a.xmp")
         );
+    }
+
+    #[test]
+    fn merging_twice_changes_nothing() {
+        let subjects = vec!["Dog".to_string()];
+        let hierarchy = vec!["Animals|Dog".to_string()];
+        let once = merge(None, &subjects, &hierarchy).unwrap();
+        assert_eq!(merge(Some(&once), &subjects, &hierarchy).unwrap(), once);
     }
 
     #[test]

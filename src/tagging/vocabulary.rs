@@ -138,9 +138,9 @@ impl Label {
                 format!("label {:?} has an empty level", self.name)
             }));
         }
-        if self.name.chars().any(char::is_control) {
+        if self.name.contains('\0') {
             return Err(Error::invalid(format!(
-                "label {:?} contains a control character",
+                "label {:?} contains a NUL character",
                 self.name
             )));
         }

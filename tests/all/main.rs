@@ -4,6 +4,8 @@ mod allocation;
 mod support;
 
 mod engine;
+mod export;
 mod indexing;
 mod naive_clip;
 mod store;
+mod tagging;
