@@ -4,6 +4,7 @@
 //! headless command line. A worker thread owns the model and the SQLite store; the UI only sends
 //! commands and reads events.
 
+pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod error;
@@ -13,5 +14,6 @@ pub mod library;
 pub mod model;
 pub mod store;
 pub mod tagging;
+pub mod worker;
 
 pub use error::{Error, Result};

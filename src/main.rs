@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     // Every thread started from here on inherits the flush-to-zero mode.
     cliptag::model::kernels::flush_denormals_on_this_thread();
     let result = match cli.command {
-        None => Err(anyhow::anyhow!("the desktop app is not built yet")),
+        None => cliptag::app::run(cli.db.clone(), None).map(|()| ExitCode::SUCCESS),
         Some(_) => cliptag::cli::run(cli),
     };
     match result {

@@ -19,7 +19,7 @@ pub use tokenizer::ClipTokenizer;
 /// What indexing and tagging need from a model: L2-normalised embeddings of images and texts in
 /// one shared space. The worker is written against this trait so that it can be tested with
 /// counting or failing embedders.
-pub trait Embedder: Send {
+pub trait Embedder: Send + Sync {
     /// A stable name stored with every embedding, so vectors of different models never mix.
     fn model_id(&self) -> &str;
     /// Width of the embeddings.

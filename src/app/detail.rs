@@ -1,0 +1,176 @@
+//! The detail panel: a large preview, every label's score, and the person's decisions.
+
+use super::CliptagApp;
+use super::thumbnails::PREVIEW_SIZE;
+use crate::store::TagSource;
+use crate::worker::Command;
+
+impl CliptagApp {
+    pub(super) fn detail_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(image_id) = self.selected else {
+            return;
+        };
+        let Some(entry) = self
+            .snapshot
+            .images
+            .iter()
+            .find(|e| e.id == image_id)
+            .cloned()
+        else {
+            self.select(None);
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.heading("Photo");
+            if ui.button("Close").clicked() {
+                self.select(None);
+            }
+        });
+        let width = ui.available_width();
+        if let Some(texture) = self.thumbnails.get(entry.id, &entry.path, PREVIEW_SIZE) {
+            let size = texture.size_vec2();
+            let scale = (width / size.x).min(400.0 / size.y);
+            ui.add(
+                egui::Image::from_texture(egui::load::SizedTexture::from_handle(texture))
+                    .fit_to_exact_size(size * scale),
+            );
+        } else {
+            ui.allocate_space(egui::vec2(width, 200.0));
+        }
+        ui.label(entry.path.display().to_string());
+        if let Some(error) = &entry.error {
+            ui.colored_label(ui.visuals().error_fg_color, error);
+        }
+        ui.horizontal(|ui| {
+            if ui.button("More like this").clicked() {
+                self.send(Command::MoreLike {
+                    image_ids: vec![entry.id],
+                    limit: 200,
+                });
+            }
+            if ui.button("Show in folder").clicked() {
+                show_in_folder(&entry.path);
+            }
+        });
+        ui.separator();
+
+        // Add a tag by hand.
+        ui.horizontal(|ui| {
+            let label = ui.label("Add tag");
+            egui::ComboBox::from_id_salt("add-tag")
+                .selected_text("choose a label")
+                .show_ui(ui, |ui| {
+                    for entry_label in &self.snapshot.labels {
+                        let has = entry
+                            .tags
+                            .iter()
+                            .any(|(l, s)| *l == entry_label.label.id && s.applies());
+                        if !has
+                            && ui
+                                .selectable_label(false, &entry_label.label.name)
+                                .clicked()
+                        {
+                            self.worker.send(Command::SetDecision {
+                                image_id,
+                                label_id: entry_label.label.id,
+                                decision: Some(TagSource::Manual),
+                            });
+                        }
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        });
+
+        let Some(detail) = self.detail.clone().filter(|d| d.image_id == image_id) else {
+            ui.label("computing scores…");
+            return;
+        };
+        ui.label("Scores (✓ accept, ✕ reject, ⟲ let cliptag decide)");
+        egui::ScrollArea::vertical()
+            .id_salt("scores")
+            .show(ui, |ui| {
+                egui::Grid::new("scores-grid")
+                    .num_columns(4)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for score in &detail.scores {
+                            let state = match score.tag {
+                                Some(TagSource::Auto) => "auto",
+                                Some(TagSource::Accepted) => "accepted",
+                                Some(TagSource::Rejected) => "rejected",
+                                Some(TagSource::Manual) => "manual",
+                                None if score.passes => "auto",
+                                None => "",
+                            };
+                            let text = egui::RichText::new(&score.name);
+                            let text = if score.tag.is_some_and(TagSource::applies) {
+                                text.strong()
+                            } else {
+                                text
+                            };
+                            ui.label(text);
+                            ui.label(if score.score.is_nan() {
+                                "–".to_string()
+                            } else {
+                                format!("{:.3}", score.score)
+                            });
+                            ui.label(state);
+                            ui.horizontal(|ui| {
+                                let decide = |decision| Command::SetDecision {
+                                    image_id,
+                                    label_id: score.label_id,
+                                    decision,
+                                };
+                                if ui
+                                    .small_button("✓")
+                                    .on_hover_text(format!("Accept {:?}", score.name))
+                                    .clicked()
+                                {
+                                    let source = if score.tag == Some(TagSource::Auto) {
+                                        TagSource::Accepted
+                                    } else {
+                                        TagSource::Manual
+                                    };
+                                    self.worker.send(decide(Some(source)));
+                                }
+                                if ui
+                                    .small_button("✕")
+                                    .on_hover_text(format!("Reject {:?}", score.name))
+                                    .clicked()
+                                {
+                                    self.worker.send(decide(Some(TagSource::Rejected)));
+                                }
+                                if score.tag.is_some_and(|t| t != TagSource::Auto)
+                                    && ui
+                                        .small_button("⟲")
+                                        .on_hover_text(format!(
+                                            "Let cliptag decide {:?}",
+                                            score.name
+                                        ))
+                                        .clicked()
+                                {
+                                    self.worker.send(decide(None));
+                                }
+                            });
+                            ui.end_row();
+                        }
+                    });
+            });
+    }
+}
+
+/// Opens the photo's folder in the system's file manager (never the photo itself).
+fn show_in_folder(path: &std::path::Path) {
+    let folder = path.parent().unwrap_or(path).to_path_buf();
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(target_os = "windows") {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::thread::spawn(move || {
+        let _ = std::process::Command::new(program).arg(folder).status();
+    });
+}

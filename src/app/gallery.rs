@@ -1,0 +1,328 @@
+//! The gallery: a virtualised thumbnail grid (only the visible rows are laid out), filtered by
+//! tags, "untagged", problems, or a CLIP text search.
+
+use std::collections::HashMap;
+
+use super::CliptagApp;
+use super::thumbnails::GRID_SIZE;
+use crate::store::ImageStatus;
+use crate::worker::Command;
+
+/// How many results a text search asks for.
+const SEARCH_LIMIT: usize = 500;
+
+#[derive(Debug, Default)]
+pub struct GalleryState {
+    /// Show only photos that have every one of these labels.
+    pub tags: Vec<i64>,
+    /// Show only photos without any tag.
+    pub untagged: bool,
+    /// Show only photos that failed or went missing.
+    pub problems: bool,
+    /// A search being typed.
+    pub search_text: String,
+    /// The last search's results, best first.
+    pub search: Option<(String, Vec<(i64, f32)>)>,
+    /// Indices into the snapshot's images, in display order.
+    visible: Vec<usize>,
+    /// Scores to show under thumbnails (search results).
+    scores: HashMap<i64, f32>,
+    /// The snapshot version and filter the visible list was computed for.
+    computed_for: Option<u64>,
+}
+
+impl GalleryState {
+    /// Forces the visible list to be recomputed.
+    pub fn invalidate(&mut self) {
+        self.computed_for = None;
+    }
+
+    /// Adds or removes a label from the tag filter.
+    pub fn toggle_tag(&mut self, label_id: i64) {
+        if let Some(i) = self.tags.iter().position(|t| *t == label_id) {
+            self.tags.remove(i);
+        } else {
+            self.tags.push(label_id);
+        }
+        self.invalidate();
+    }
+
+    /// The photos shown now, as indices into the snapshot.
+    pub fn visible(&self) -> &[usize] {
+        &self.visible
+    }
+}
+
+impl CliptagApp {
+    /// Recomputes which photos the gallery shows; only when the library or the filter changed,
+    /// never per frame.
+    fn refresh_visible(&mut self) {
+        let version = self.snapshot.version;
+        if self.gallery.computed_for == Some(version) {
+            return;
+        }
+        let g = &mut self.gallery;
+        let images = &self.snapshot.images;
+        g.scores.clear();
+        g.visible = if let Some((_, results)) = &g.search {
+            let index: HashMap<i64, usize> =
+                images.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+            g.scores = results.iter().copied().collect();
+            results
+                .iter()
+                .filter_map(|(id, _)| index.get(id).copied())
+                .collect()
+        } else {
+            images
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    let applied = || e.tags.iter().filter(|(_, s)| s.applies());
+                    let problem = matches!(e.status, ImageStatus::Error | ImageStatus::Missing);
+                    if g.problems {
+                        return problem;
+                    }
+                    if e.status == ImageStatus::Missing {
+                        return false;
+                    }
+                    if g.untagged && applied().next().is_some() {
+                        return false;
+                    }
+                    g.tags.iter().all(|t| applied().any(|(l, _)| l == t))
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        g.computed_for = Some(version);
+    }
+
+    pub(super) fn search_ui(&mut self, ui: &mut egui::Ui) {
+        let label = ui.label("Search photos");
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.gallery.search_text)
+                    .hint_text("e.g. a dog on the beach")
+                    .desired_width(220.0),
+            )
+            .labelled_by(label.id);
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Search").clicked() || enter) && !self.gallery.search_text.trim().is_empty() {
+            self.send(Command::Search {
+                text: self.gallery.search_text.trim().to_string(),
+                limit: SEARCH_LIMIT,
+            });
+        }
+        if self.gallery.search.is_some() && ui.button("Clear search").clicked() {
+            self.gallery.search = None;
+            self.gallery.invalidate();
+        }
+    }
+
+    fn filter_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            let mut changed = false;
+            if ui
+                .selectable_label(
+                    !self.gallery.untagged
+                        && !self.gallery.problems
+                        && self.gallery.tags.is_empty(),
+                    "All",
+                )
+                .clicked()
+            {
+                self.gallery.untagged = false;
+                self.gallery.problems = false;
+                self.gallery.tags.clear();
+                changed = true;
+            }
+            changed |= ui
+                .toggle_value(&mut self.gallery.untagged, "Untagged")
+                .changed();
+            changed |= ui
+                .toggle_value(&mut self.gallery.problems, "Problems")
+                .changed();
+            let tags = self.gallery.tags.clone();
+            for label_id in tags {
+                let name = self
+                    .snapshot
+                    .labels
+                    .iter()
+                    .find(|l| l.label.id == label_id)
+                    .map_or_else(|| format!("#{label_id}"), |l| l.label.name.clone());
+                if ui
+                    .button(format!("{name} ✕"))
+                    .on_hover_text("Remove this tag from the filter")
+                    .clicked()
+                {
+                    self.gallery.toggle_tag(label_id);
+                }
+            }
+            if let Some((query, results)) = &self.gallery.search {
+                ui.label(format!(
+                    "search: {query:?} ({} best matches)",
+                    results.len()
+                ));
+            }
+            if changed {
+                self.gallery.invalidate();
+            }
+        });
+    }
+
+    pub(super) fn gallery_ui(&mut self, ui: &mut egui::Ui) {
+        self.filter_bar_ui(ui);
+        self.refresh_visible();
+        let total = self.gallery.visible.len();
+        ui.label(format!("{total} photos"));
+        let cell = self.settings.cell.clamp(64.0, 512.0);
+        let spacing = 6.0;
+        let columns = ((ui.available_width() + spacing) / (cell + spacing))
+            .floor()
+            .max(1.0) as usize;
+        let rows = total.div_ceil(columns);
+        self.keyboard_selection(ui, columns);
+
+        let snapshot = self.snapshot.clone();
+        let mut clicked = None;
+        egui::ScrollArea::vertical()
+            .id_salt("gallery")
+            .auto_shrink(false)
+            .show_rows(ui, cell + 20.0, rows, |ui, row_range| {
+                for row in row_range {
+                    ui.horizontal(|ui| {
+                        for col in 0..columns {
+                            let Some(&index) = self.gallery.visible.get(row * columns + col) else {
+                                break;
+                            };
+                            let entry = &snapshot.images[index];
+                            let selected = self.selected == Some(entry.id);
+                            if self.cell_ui(ui, entry, cell, selected).clicked() {
+                                clicked = Some(entry.id);
+                            }
+                        }
+                    });
+                }
+            });
+        if let Some(id) = clicked {
+            self.select(Some(id));
+        }
+    }
+
+    fn cell_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        entry: &crate::worker::ImageEntry,
+        cell: f32,
+        selected: bool,
+    ) -> egui::Response {
+        let name = entry
+            .path
+            .file_name()
+            .map_or_else(|| entry.path.to_string_lossy(), |n| n.to_string_lossy())
+            .into_owned();
+        let (rect, response) =
+            ui.allocate_exact_size(egui::vec2(cell, cell + 14.0), egui::Sense::click());
+        let response = response.on_hover_text(entry.path.display().to_string());
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
+        if !ui.is_rect_visible(rect) {
+            return response;
+        }
+        let image_rect = egui::Rect::from_min_size(rect.min, egui::vec2(cell, cell));
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(image_rect, 4.0, ui.visuals().extreme_bg_color);
+        match entry.status {
+            ImageStatus::Error | ImageStatus::Missing => {
+                let text = if entry.status == ImageStatus::Missing {
+                    "missing"
+                } else {
+                    "cannot read"
+                };
+                painter.text(
+                    image_rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    text,
+                    egui::FontId::proportional(13.0),
+                    ui.visuals().error_fg_color,
+                );
+            }
+            _ => {
+                if let Some(texture) = self.thumbnails.get(entry.id, &entry.path, GRID_SIZE) {
+                    let size = texture.size_vec2();
+                    let scale = (cell / size.x.max(size.y)).min(cell / 8.0);
+                    let shown = egui::Rect::from_center_size(image_rect.center(), size * scale);
+                    painter.image(
+                        texture.id(),
+                        shown,
+                        egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                        egui::Color32::WHITE,
+                    );
+                } else if self.thumbnails.failed(entry.id, GRID_SIZE) {
+                    painter.text(
+                        image_rect.center(),
+                        egui::Align2::CENTER_CENTER,
+                        "no preview",
+                        egui::FontId::proportional(12.0),
+                        ui.visuals().weak_text_color(),
+                    );
+                }
+            }
+        }
+        if selected {
+            painter.rect_stroke(
+                image_rect,
+                4.0,
+                egui::Stroke::new(3.0, ui.visuals().selection.bg_fill),
+                egui::StrokeKind::Inside,
+            );
+        }
+        let caption = match self.gallery.scores.get(&entry.id) {
+            Some(score) => format!("{score:.3}  {name}"),
+            None => name,
+        };
+        painter.text(
+            egui::pos2(rect.min.x + 2.0, rect.max.y - 12.0),
+            egui::Align2::LEFT_TOP,
+            caption,
+            egui::FontId::proportional(11.0),
+            ui.visuals().text_color(),
+        );
+        response
+    }
+
+    /// Arrow keys move the selection through the visible photos.
+    fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize) {
+        if ui.ctx().memory(|m| m.focused().is_some()) {
+            return; // typing in a text field
+        }
+        let step: isize = ui.input(|i| {
+            if i.key_pressed(egui::Key::ArrowRight) {
+                1
+            } else if i.key_pressed(egui::Key::ArrowLeft) {
+                -1
+            } else if i.key_pressed(egui::Key::ArrowDown) {
+                columns as isize
+            } else if i.key_pressed(egui::Key::ArrowUp) {
+                -(columns as isize)
+            } else {
+                0
+            }
+        });
+        if step == 0 || self.gallery.visible.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = self
+            .gallery
+            .visible
+            .iter()
+            .map(|i| self.snapshot.images[*i].id)
+            .collect();
+        let at = self
+            .selected
+            .and_then(|s| ids.iter().position(|id| *id == s));
+        let next = match at {
+            Some(at) => (at as isize + step).clamp(0, ids.len() as isize - 1) as usize,
+            None => 0,
+        };
+        self.select(Some(ids[next]));
+    }
+}

@@ -1,0 +1,478 @@
+//! The desktop app: the only module that knows egui and eframe. It draws the library the worker
+//! publishes and sends the worker commands; it never touches disk, SQLite or the model itself.
+
+mod detail;
+mod gallery;
+mod sidebar;
+mod status;
+pub mod thumbnails;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::library::{IndexSummary, Progress};
+use crate::worker::{
+    self, Command, Event, ImageDetail, LibrarySnapshot, ModelLoader, ModelStatus, WorkerHandle,
+};
+
+/// What the app remembers between launches (window size and panel widths are kept by eframe
+/// and egui themselves).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Settings {
+    /// The library last opened.
+    pub db: Option<PathBuf>,
+    /// Where "Export CSV" writes.
+    pub export_path: String,
+    pub export_form: status::ExportForm,
+    pub export_relative: bool,
+    pub export_xmp: bool,
+    pub xmp_adobe_names: bool,
+    /// Gallery cell size in points.
+    pub cell: f32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let export_path = directories::UserDirs::new()
+            .and_then(|d| d.document_dir().map(|p| p.join("cliptag-tags.csv")))
+            .unwrap_or_else(|| PathBuf::from("cliptag-tags.csv"));
+        Settings {
+            db: None,
+            export_path: export_path.to_string_lossy().into_owned(),
+            export_form: status::ExportForm::Wide,
+            export_relative: false,
+            export_xmp: false,
+            xmp_adobe_names: false,
+            cell: 160.0,
+        }
+    }
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+    pub at: Instant,
+}
+
+/// Results of native dialogs, which run on their own threads.
+enum DialogResult {
+    OpenFolder(PathBuf),
+    ModelFolder(PathBuf),
+    ExportPath(PathBuf),
+    ImportVocabulary(PathBuf),
+    ExportVocabulary(PathBuf),
+}
+
+/// The whole app's state.
+pub struct CliptagApp {
+    pub settings: Settings,
+    worker: WorkerHandle,
+    thumbnails: thumbnails::Thumbnails,
+    pub snapshot: Arc<LibrarySnapshot>,
+    pub model: ModelStatus,
+    pub indexing: bool,
+    pub progress: Option<Progress>,
+    pub last_summary: Option<IndexSummary>,
+    pub messages: VecDeque<Message>,
+    pub sidebar: sidebar::SidebarState,
+    pub gallery: gallery::GalleryState,
+    pub selected: Option<i64>,
+    pub detail: Option<ImageDetail>,
+    pub show_problems: bool,
+    pub show_export: bool,
+    folder_text: String,
+    model_text: String,
+    dialog_tx: crossbeam_channel::Sender<DialogResult>,
+    dialog_rx: crossbeam_channel::Receiver<DialogResult>,
+    /// Durations of recent frames' UI work, for the frame-time report.
+    pub frame_times: VecDeque<Duration>,
+}
+
+/// How long a frame may spend draining the worker's events.
+const EVENT_BUDGET: Duration = Duration::from_millis(8);
+
+impl CliptagApp {
+    /// The app on the library at `db`, its worker woken through `ctx`.
+    pub fn new(
+        ctx: &egui::Context,
+        settings: Settings,
+        db: PathBuf,
+        model: Option<String>,
+        loader: ModelLoader,
+    ) -> Self {
+        let repaint = ctx.clone();
+        let waker: worker::Waker = Arc::new(move || repaint.request_repaint());
+        let worker = worker::spawn(db.clone(), model, loader, waker.clone());
+        let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
+        CliptagApp {
+            settings: Settings {
+                db: Some(db),
+                ..settings
+            },
+            worker,
+            thumbnails: thumbnails::Thumbnails::new(2, waker),
+            snapshot: Arc::new(LibrarySnapshot::default()),
+            model: ModelStatus::NotLoaded,
+            indexing: false,
+            progress: None,
+            last_summary: None,
+            messages: VecDeque::new(),
+            sidebar: sidebar::SidebarState::default(),
+            gallery: gallery::GalleryState::default(),
+            selected: None,
+            detail: None,
+            show_problems: false,
+            show_export: false,
+            folder_text: String::new(),
+            model_text: String::new(),
+            dialog_tx,
+            dialog_rx,
+            frame_times: VecDeque::new(),
+        }
+    }
+
+    /// Sends a command to the worker.
+    pub fn send(&self, command: Command) {
+        self.worker.send(command);
+    }
+
+    fn say(&mut self, text: String, error: bool) {
+        self.messages.push_back(Message {
+            text,
+            error,
+            at: Instant::now(),
+        });
+        while self.messages.len() > 50 {
+            self.messages.pop_front();
+        }
+    }
+
+    /// Takes in what the worker produced, within a few milliseconds; asks for another frame if
+    /// more is waiting.
+    pub fn pump(&mut self, ctx: &egui::Context) {
+        let started = Instant::now();
+        let mut more = false;
+        while let Some(event) = self.worker.try_event() {
+            self.apply(event);
+            if started.elapsed() > EVENT_BUDGET {
+                more = true;
+                break;
+            }
+        }
+        if let Some(snapshot) = self.worker.take_snapshot() {
+            self.snapshot = snapshot;
+        }
+        self.progress = self.worker.progress();
+        while let Ok(result) = self.dialog_rx.try_recv() {
+            self.apply_dialog(result);
+        }
+        more |= self.thumbnails.upload(ctx);
+        if more {
+            ctx.request_repaint();
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Model(status) => {
+                if let ModelStatus::Failed(reason) = &status {
+                    self.say(format!("model: {reason}"), true);
+                }
+                self.model = status;
+            }
+            Event::IndexStarted => {
+                self.indexing = true;
+                self.worker.set_paused(false);
+            }
+            Event::IndexFinished(summary) => {
+                self.indexing = false;
+                let text = format!(
+                    "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
+                    if summary.cancelled {
+                        "indexing cancelled"
+                    } else {
+                        "indexing finished"
+                    },
+                    summary.indexed,
+                    summary.unchanged,
+                    summary.moved,
+                    summary.missing,
+                    summary.failed
+                );
+                self.say(text, false);
+                self.last_summary = Some(summary);
+            }
+            Event::Preview(preview) => {
+                self.sidebar.previews.insert(preview.label_id, preview);
+            }
+            Event::SearchResults { query, results } => {
+                self.gallery.search = Some((query, results));
+                self.gallery.invalidate();
+            }
+            Event::Detail(detail) => {
+                if self.selected == Some(detail.image_id) {
+                    self.detail = Some(detail);
+                }
+            }
+            Event::Done(text) => self.say(text, false),
+            Event::Error(text) => self.say(text, true),
+        }
+    }
+
+    fn apply_dialog(&mut self, result: DialogResult) {
+        match result {
+            DialogResult::OpenFolder(folder) => self.open_folder(folder),
+            DialogResult::ModelFolder(folder) => {
+                self.model_text = folder.to_string_lossy().into_owned();
+                self.send(Command::LoadModel(Some(self.model_text.clone())));
+            }
+            DialogResult::ExportPath(path) => {
+                self.settings.export_path = path.to_string_lossy().into_owned()
+            }
+            DialogResult::ImportVocabulary(path) => self.send(Command::ImportVocabulary(path)),
+            DialogResult::ExportVocabulary(path) => self.send(Command::ExportVocabulary(path)),
+        }
+    }
+
+    /// Adds a folder to the library and indexes it.
+    pub fn open_folder(&mut self, folder: PathBuf) {
+        if !folder.is_dir() {
+            self.say(format!("{}: not a folder", folder.display()), true);
+            return;
+        }
+        self.say(format!("indexing {}", folder.display()), false);
+        self.send(Command::Index {
+            roots: vec![folder],
+        });
+    }
+
+    /// Runs a native dialog on its own thread (it blocks until the person answers).
+    fn dialog(&self, run: impl FnOnce() -> Option<DialogResult> + Send + 'static) {
+        let tx = self.dialog_tx.clone();
+        std::thread::spawn(move || {
+            if let Some(result) = run() {
+                let _ = tx.send(result);
+            }
+        });
+    }
+
+    /// Selects a photo and asks for its scores.
+    pub fn select(&mut self, image_id: Option<i64>) {
+        if self.selected == image_id {
+            return;
+        }
+        self.selected = image_id;
+        self.detail = None;
+        if let Some(id) = image_id {
+            self.send(Command::Detail { image_id: id });
+        }
+    }
+
+    /// Draws the whole window. Separate from eframe's `App::ui` so that tests and the frame-time
+    /// benchmark can run it without a window.
+    pub fn ui_root(&mut self, ui: &mut egui::Ui) {
+        let started = Instant::now();
+        let ctx = ui.ctx().clone();
+        self.pump(&ctx);
+        self.handle_dropped_files(&ctx);
+
+        egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::left("vocabulary")
+            .resizable(true)
+            .default_size(300.0)
+            .min_size(220.0)
+            .show(ui, |ui| self.sidebar_ui(ui));
+        if self.selected.is_some() {
+            egui::Panel::right("detail")
+                .resizable(true)
+                .default_size(340.0)
+                .min_size(260.0)
+                .show(ui, |ui| self.detail_ui(ui));
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.snapshot.images.is_empty() && self.snapshot.roots.is_empty() && !self.indexing {
+                self.welcome_ui(ui);
+            } else {
+                self.gallery_ui(ui);
+            }
+        });
+        self.export_window(&ctx);
+        self.problems_window(&ctx);
+
+        if self.indexing {
+            // Keep the progress bar moving even without worker events.
+            ctx.request_repaint_after(Duration::from_millis(250));
+        }
+        self.frame_times.push_back(started.elapsed());
+        while self.frame_times.len() > 1000 {
+            self.frame_times.pop_front();
+        }
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        for path in dropped {
+            if path.is_dir() {
+                self.open_folder(path);
+            } else if let Some(parent) = path.parent() {
+                self.open_folder(parent.to_path_buf());
+            }
+        }
+    }
+
+    fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if ui.button("Open folder…").clicked() {
+                self.dialog(|| {
+                    rfd::FileDialog::new()
+                        .pick_folder()
+                        .map(DialogResult::OpenFolder)
+                });
+            }
+            let has_roots = !self.snapshot.roots.is_empty();
+            if ui
+                .add_enabled(
+                    has_roots && !self.indexing,
+                    egui::Button::new("Update library"),
+                )
+                .on_hover_text("Index new and changed photos in the library's folders")
+                .clicked()
+            {
+                self.send(Command::Update);
+            }
+            if ui.button("Export…").clicked() {
+                self.show_export = !self.show_export;
+            }
+            ui.separator();
+            self.search_ui(ui);
+        });
+        if let ModelStatus::Failed(reason) = &self.model {
+            let reason = reason.clone();
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("The model is not available: {reason}"),
+                );
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Retry").clicked() {
+                    self.send(Command::LoadModel(None));
+                }
+                let label = ui.label("Model folder or hub id:");
+                ui.add(egui::TextEdit::singleline(&mut self.model_text).desired_width(280.0))
+                    .labelled_by(label.id);
+                if ui.button("Use this model").clicked() && !self.model_text.trim().is_empty() {
+                    self.send(Command::LoadModel(Some(self.model_text.trim().to_string())));
+                }
+                if ui.button("Choose folder…").clicked() {
+                    self.dialog(|| {
+                        rfd::FileDialog::new()
+                            .pick_folder()
+                            .map(DialogResult::ModelFolder)
+                    });
+                }
+            });
+        }
+    }
+
+    fn welcome_ui(&mut self, ui: &mut egui::Ui) {
+        ui.vertical_centered(|ui| {
+            ui.add_space(ui.available_height() * 0.25);
+            ui.heading("Welcome to cliptag");
+            ui.label("Tag your photos with your own words. cliptag runs CLIP on this computer; nothing leaves it.");
+            ui.add_space(12.0);
+            if ui.button("Open folder…").clicked() {
+                self.dialog(|| rfd::FileDialog::new().pick_folder().map(DialogResult::OpenFolder));
+            }
+            ui.label("or drop a folder onto this window, or type its path:");
+            ui.horizontal(|ui| {
+                let width = 360.0;
+                ui.add_space((ui.available_width() - width - 80.0).max(0.0) / 2.0);
+                let label = ui.label("Folder");
+                let edit = ui.add(egui::TextEdit::singleline(&mut self.folder_text).desired_width(width));
+                let edit = edit.labelled_by(label.id);
+                let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if (ui.button("Index").clicked() || enter) && !self.folder_text.trim().is_empty() {
+                    self.open_folder(PathBuf::from(self.folder_text.trim()));
+                }
+            });
+        });
+    }
+
+    /// Median and 99th percentile of recent frames' UI time.
+    pub fn frame_time_percentiles(&self) -> Option<(Duration, Duration)> {
+        if self.frame_times.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = self.frame_times.iter().copied().collect();
+        sorted.sort();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
+    }
+}
+
+impl eframe::App for CliptagApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.ui_root(ui);
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        // Keep draining while the window is hidden, so the worker's queue never grows.
+        if ctx.input(|i| i.viewport().minimized == Some(true)) {
+            self.pump(ctx);
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// Opens the desktop app on `db` (or the last library, or the default one).
+pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("cliptag")
+            .with_app_id("cliptag")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "cliptag",
+        options,
+        Box::new(move |cc| {
+            let settings: Settings = cc
+                .storage
+                .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+                .unwrap_or_default();
+            let db = db
+                .or_else(|| settings.db.clone())
+                .unwrap_or_else(crate::library::default_db_path);
+            Ok(Box::new(CliptagApp::new(
+                &cc.egui_ctx,
+                settings,
+                db,
+                model,
+                worker::clip_loader(),
+            )))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

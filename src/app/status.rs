@@ -1,0 +1,259 @@
+//! The status bar (model, stage, progress with rate and ETA, pause, cancel), the export window and
+//! the list of files that could not be read.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CliptagApp, DialogResult};
+use crate::export::PathStyle;
+use crate::export::csv::CsvForm;
+use crate::export::xmp::SidecarNaming;
+use crate::library::Stage;
+use crate::store::ImageStatus;
+use crate::worker::{Command, ExportRequest, ModelStatus};
+
+/// The CSV shape chosen in the export window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ExportForm {
+    #[default]
+    Wide,
+    Long,
+    Exiftool,
+}
+
+impl ExportForm {
+    fn csv(self) -> CsvForm {
+        match self {
+            ExportForm::Wide => CsvForm::Wide,
+            ExportForm::Long => CsvForm::Long,
+            ExportForm::Exiftool => CsvForm::Exiftool,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ExportForm::Wide => "one row per photo",
+            ExportForm::Long => "one row per tag, with scores",
+            ExportForm::Exiftool => "exiftool import (XMP-dc:Subject)",
+        }
+    }
+}
+
+/// `12 s`, `4 min`, `2 h 5 min`.
+pub fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min", s.div_ceil(60))
+    } else {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+impl CliptagApp {
+    pub(super) fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let model = match &self.model {
+                ModelStatus::NotLoaded => "model: not loaded yet".to_string(),
+                ModelStatus::Loading(what) => format!("model: {what}"),
+                ModelStatus::Ready(id) => format!("model: {}", id.rsplit('/').next().unwrap_or(id)),
+                ModelStatus::Failed(_) => "model: unavailable".to_string(),
+            };
+            ui.label(model);
+            ui.separator();
+            match (&self.progress, self.indexing) {
+                (Some(p), true) => {
+                    let stage = match p.stage {
+                        Stage::Scanning => "scanning",
+                        Stage::Indexing => "indexing",
+                        Stage::Done => "finishing",
+                    };
+                    let fraction = if p.total > 0 {
+                        p.done as f32 / p.total as f32
+                    } else {
+                        0.0
+                    };
+                    let eta = if p.rate > 0.0 && p.total > p.done {
+                        format!(
+                            ", about {} left",
+                            duration_text((p.total - p.done) as f64 / p.rate)
+                        )
+                    } else {
+                        String::new()
+                    };
+                    let paused = self
+                        .worker
+                        .shared
+                        .paused
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    ui.label(if paused { "paused" } else { stage });
+                    ui.add(
+                        egui::ProgressBar::new(fraction)
+                            .desired_width(220.0)
+                            .text(format!("{} / {}", p.done, p.total)),
+                    );
+                    ui.label(format!("{:.1} photos/s{eta}", p.rate));
+                    if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
+                        self.worker.set_paused(!paused);
+                    }
+                    if ui.button("Cancel").clicked() {
+                        self.worker.cancel();
+                    }
+                }
+                (None, true) => {
+                    ui.label("starting…");
+                    if ui.button("Cancel").clicked() {
+                        self.worker.cancel();
+                    }
+                }
+                _ => {
+                    let ok = self
+                        .snapshot
+                        .images
+                        .iter()
+                        .filter(|i| i.status == ImageStatus::Ok)
+                        .count();
+                    ui.label(format!("{ok} photos indexed"));
+                }
+            }
+            let problems = self
+                .snapshot
+                .images
+                .iter()
+                .filter(|i| matches!(i.status, ImageStatus::Error | ImageStatus::Missing))
+                .count();
+            if problems > 0 {
+                ui.separator();
+                if ui
+                    .button(format!("{problems} problems"))
+                    .on_hover_text("Files that could not be read, or went missing")
+                    .clicked()
+                {
+                    self.show_problems = !self.show_problems;
+                }
+            }
+            if let Some(message) = self.messages.back() {
+                ui.separator();
+                let color = if message.error {
+                    ui.visuals().error_fg_color
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.colored_label(color, &message.text);
+            }
+        });
+    }
+
+    pub(super) fn export_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.show_export;
+        egui::Window::new("Export tags")
+            .open(&mut open)
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    let label = ui.label("CSV file");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.settings.export_path)
+                            .desired_width(320.0),
+                    )
+                    .labelled_by(label.id);
+                    if ui.button("Choose…").clicked() {
+                        self.dialog(|| {
+                            rfd::FileDialog::new()
+                                .set_file_name("cliptag-tags.csv")
+                                .save_file()
+                                .map(DialogResult::ExportPath)
+                        });
+                    }
+                });
+                egui::ComboBox::from_label("Layout")
+                    .selected_text(self.settings.export_form.describe())
+                    .show_ui(ui, |ui| {
+                        for form in [ExportForm::Wide, ExportForm::Long, ExportForm::Exiftool] {
+                            ui.selectable_value(
+                                &mut self.settings.export_form,
+                                form,
+                                form.describe(),
+                            );
+                        }
+                    });
+                ui.checkbox(
+                    &mut self.settings.export_relative,
+                    "Paths relative to the library folder",
+                );
+                ui.checkbox(
+                    &mut self.settings.export_xmp,
+                    "Also write XMP sidecars beside the photos",
+                );
+                if self.settings.export_xmp {
+                    ui.checkbox(
+                        &mut self.settings.xmp_adobe_names,
+                        "Name sidecars photo.xmp (Adobe) instead of photo.jpg.xmp",
+                    );
+                }
+                ui.label("Photos themselves are never changed.");
+                if ui.button("Export CSV").clicked() {
+                    let path = std::path::PathBuf::from(self.settings.export_path.trim());
+                    let style = if self.settings.export_relative {
+                        PathStyle::Relative
+                    } else {
+                        PathStyle::Absolute
+                    };
+                    let naming = if self.settings.xmp_adobe_names {
+                        SidecarNaming::Replaced
+                    } else {
+                        SidecarNaming::Appended
+                    };
+                    self.send(Command::Export(ExportRequest {
+                        csv: Some((path, self.settings.export_form.csv(), style)),
+                        xmp: self.settings.export_xmp.then_some(naming),
+                    }));
+                }
+                let recent: Vec<&super::Message> = self.messages.iter().rev().take(3).collect();
+                for message in recent {
+                    let color = if message.error {
+                        ui.visuals().error_fg_color
+                    } else {
+                        ui.visuals().text_color()
+                    };
+                    ui.colored_label(color, &message.text);
+                }
+            });
+        self.show_export = open;
+    }
+
+    pub(super) fn problems_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.show_problems;
+        let snapshot = self.snapshot.clone();
+        egui::Window::new("Problems")
+            .open(&mut open)
+            .default_width(560.0)
+            .show(ctx, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("problems")
+                    .show(ui, |ui| {
+                        for image in snapshot.images.iter().filter(|i| {
+                            matches!(i.status, ImageStatus::Error | ImageStatus::Missing)
+                        }) {
+                            let reason = match image.status {
+                                ImageStatus::Missing => {
+                                    "missing from disk (its tags are kept)".to_string()
+                                }
+                                _ => image.error.clone().unwrap_or_default(),
+                            };
+                            ui.label(format!("{}: {reason}", image.path.display()));
+                        }
+                    });
+            });
+        self.show_problems = open;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(super::duration_text(12.2), "12 s");
+        assert_eq!(super::duration_text(61.0), "2 min");
+        assert_eq!(super::duration_text(7500.0), "2 h 5 min");
+    }
+}
