@@ -86,7 +86,7 @@ impl CliptagApp {
             ui.label("computing scores…");
             return;
         };
-        ui.label("Scores (✓ accept, ✕ reject, ⟲ let cliptag decide)");
+        ui.label("Scores: accept or reject a tag; \"auto\" hands it back to cliptag");
         egui::ScrollArea::vertical()
             .id_salt("scores")
             .show(ui, |ui| {

@@ -150,7 +150,7 @@ impl CliptagApp {
                     .find(|l| l.label.id == label_id)
                     .map_or_else(|| format!("#{label_id}"), |l| l.label.name.clone());
                 if ui
-                    .button(format!("{name} ✕"))
+                    .button(format!("{name} ×"))
                     .on_hover_text("Remove this tag from the filter")
                     .clicked()
                 {
@@ -280,7 +280,7 @@ impl CliptagApp {
             None => name,
         };
         painter.text(
-            egui::pos2(rect.min.x + 2.0, rect.max.y - 12.0),
+            egui::pos2(rect.min.x + 2.0, rect.max.y - 15.0),
             egui::Align2::LEFT_TOP,
             caption,
             egui::FontId::proportional(11.0),

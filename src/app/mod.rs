@@ -99,16 +99,14 @@ pub struct CliptagApp {
 const EVENT_BUDGET: Duration = Duration::from_millis(8);
 
 impl CliptagApp {
-    /// The app on the library at `db`, its worker woken through `ctx`.
+    /// The app on the library at `db`; `waker` asks for a new frame (`ctx.request_repaint()`).
     pub fn new(
-        ctx: &egui::Context,
+        waker: worker::Waker,
         settings: Settings,
         db: PathBuf,
         model: Option<String>,
         loader: ModelLoader,
     ) -> Self {
-        let repaint = ctx.clone();
-        let waker: worker::Waker = Arc::new(move || repaint.request_repaint());
         let worker = worker::spawn(db.clone(), model, loader, waker.clone());
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
         CliptagApp {
@@ -354,7 +352,7 @@ impl CliptagApp {
             {
                 self.send(Command::Update);
             }
-            if ui.button("Export…").clicked() {
+            if ui.button("Export tags…").clicked() {
                 self.show_export = !self.show_export;
             }
             ui.separator();
@@ -465,8 +463,10 @@ pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
             let db = db
                 .or_else(|| settings.db.clone())
                 .unwrap_or_else(crate::library::default_db_path);
+            let ctx = cc.egui_ctx.clone();
+            let waker: worker::Waker = Arc::new(move || ctx.request_repaint());
             Ok(Box::new(CliptagApp::new(
-                &cc.egui_ctx,
+                waker,
                 settings,
                 db,
                 model,

@@ -75,7 +75,7 @@ impl CliptagApp {
         });
         ui.horizontal(|ui| {
             if ui
-                .button("Import…")
+                .button("Import vocabulary…")
                 .on_hover_text("Merge a vocabulary file (TOML)")
                 .clicked()
             {
@@ -87,7 +87,7 @@ impl CliptagApp {
                 });
             }
             if ui
-                .button("Export…")
+                .button("Export vocabulary…")
                 .on_hover_text("Save the vocabulary as a TOML file")
                 .clicked()
             {
@@ -231,7 +231,7 @@ impl CliptagApp {
         {
             let stale = (p.threshold - editor.draft.threshold).abs() > 1e-6;
             ui.label(format!(
-                "Would tag {} photos (+{} / −{} automatic){}",
+                "Would tag {} photos (+{} / -{} automatic){}",
                 p.count,
                 p.added,
                 p.removed,

@@ -1,6 +1,7 @@
 //! cliptag's integration tests, in one binary to keep link time down.
 
 mod allocation;
+mod app;
 mod support;
 
 mod engine;

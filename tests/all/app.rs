@@ -1,0 +1,354 @@
+//! The desktop app through its accessible labels (egui_kittest: no display, no GPU): the three
+//! journeys (add a label, move a threshold, export), progress and cancel, errors shown, and a
+//! missing model.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cliptag::app::{CliptagApp, Settings};
+use cliptag::store::Store;
+use cliptag::worker::{self, ModelStatus};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use crate::indexing::{fixture_photos, photo_folder};
+use crate::support::*;
+
+/// A library at `db` with the fixture photos indexed by the tiny model (no vocabulary).
+fn indexed_library(db: &Path) -> tempfile::TempDir {
+    let photos = photo_folder(&fixture_photos());
+    let model = tiny_clip();
+    let output = cliptag(&[
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Start from an empty vocabulary so the tests see only their own labels.
+    let mut store = Store::open(db).unwrap();
+    for label in store.labels().unwrap() {
+        store.remove_label(label.id).unwrap();
+    }
+    photos
+}
+
+fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
+    let settings = Settings::default();
+    let app = CliptagApp::new(
+        worker::no_waker(),
+        settings,
+        db.to_path_buf(),
+        Some(model.to_string()),
+        worker::clip_loader(),
+    );
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut CliptagApp| app.ui_root(ui), app)
+}
+
+/// Steps the app until `done` holds (the worker answers asynchronously).
+fn step_until(
+    harness: &mut Harness<'static, CliptagApp>,
+    what: &str,
+    mut done: impl FnMut(&mut Harness<'static, CliptagApp>) -> bool,
+) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        harness.step();
+        if done(harness) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let messages: Vec<String> = harness
+        .state()
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    panic!("timed out waiting for {what}; messages: {messages:?}");
+}
+
+fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
+    app.snapshot
+        .labels
+        .iter()
+        .find(|l| l.label.name == name)
+        .map(|l| l.count)
+}
+
+fn has_label(harness: &Harness<'static, CliptagApp>, text: &str) -> bool {
+    harness.query_all_by_label_contains(text).next().is_some()
+}
+
+fn threshold<'h>(harness: &'h Harness<'static, CliptagApp>) -> egui_kittest::Node<'h> {
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+}
+
+#[test]
+fn adding_a_label_in_the_sidebar_stores_it_and_tags_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.images.len() == 10
+    });
+    assert!(has_label(&harness, "10 photos"));
+
+    harness.get_by_label("New label").focus();
+    harness.step();
+    harness.get_by_label("New label").type_text("Anything");
+    harness.step();
+    harness.get_by_label("Add").click();
+    step_until(&mut harness, "the new label's tags", |h| {
+        label_count(h.state(), "Anything").is_some_and(|n| n > 0)
+    });
+    drop(harness);
+
+    let store = Store::open(&db).unwrap();
+    let label = store.label_by_name("Anything").unwrap().expect("stored");
+    let tagged = store
+        .tags()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.label_id == label.id)
+        .count();
+    assert!(tagged > 0, "no photo was tagged");
+}
+
+#[test]
+fn moving_a_threshold_changes_the_live_count_and_the_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .add_label(cliptag::tagging::Label {
+                threshold: -1.0,
+                ..cliptag::tagging::Label::new("Anything", "")
+            })
+            .unwrap();
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Anything (0)"));
+    // Opening the label for editing previews what it would tag.
+    harness.get_by_label("Anything (0)").click();
+    step_until(&mut harness, "the first preview", |h| {
+        has_label(h, "Would tag 10 photos")
+    });
+
+    // Move the threshold to the top: nothing passes; the preview and then the tags follow.
+    threshold(&harness).set_value_accesskit(1.0);
+    step_until(&mut harness, "the strict preview", |h| {
+        has_label(h, "Would tag 0 photos")
+    });
+    // Back to the bottom: every photo is tagged, and the sidebar count shows it.
+    threshold(&harness).set_value_accesskit(-1.0);
+    step_until(&mut harness, "every photo tagged", |h| {
+        label_count(h.state(), "Anything") == Some(10)
+    });
+    assert!(has_label(&harness, "Anything (10)"));
+    // A middle value tags some but not all (the tiny model's cosines spread across it).
+    threshold(&harness).set_value_accesskit(0.3);
+    step_until(&mut harness, "some photos tagged", |h| {
+        label_count(h.state(), "Anything").is_some_and(|n| n > 0 && n < 10)
+    });
+    let shown = label_count(harness.state(), "Anything").unwrap();
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let label = store.label_by_name("Anything").unwrap().unwrap();
+    assert!(
+        (label.threshold - 0.3).abs() < 1e-6,
+        "stored threshold {}",
+        label.threshold
+    );
+    assert_eq!(store.tags().unwrap().len(), shown);
+}
+
+#[test]
+fn exporting_writes_a_csv_with_the_expected_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .add_label(cliptag::tagging::Label {
+                threshold: -1.0,
+                ..cliptag::tagging::Label::new("Everything", "")
+            })
+            .unwrap();
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    // Any vocabulary change re-tags; use the Re-tag button to tag with the label just stored.
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.images.len() == 10
+    });
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "tags", |h| {
+        label_count(h.state(), "Everything") == Some(10)
+    });
+
+    harness.get_by_label("Export tags…").click();
+    step_until(&mut harness, "the export window", |h| {
+        h.query_by_label("CSV file").is_some()
+    });
+    let csv = dir.path().join("out.csv");
+    harness.get_by_label("CSV file").focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.step();
+    harness
+        .get_by_label("CSV file")
+        .type_text(csv.to_str().unwrap());
+    harness.step();
+    harness.get_by_label("Export CSV").click();
+    step_until(&mut harness, "the export", |h| {
+        has_label(h, "wrote 10 rows")
+    });
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 10);
+    assert!(
+        rows.iter()
+            .all(|r| r[1] == "Everything" && Path::new(&r[0]).is_absolute()),
+        "{rows:?}"
+    );
+}
+
+fn big_folder(count: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let image = image::RgbImage::from_fn(900, 600, |x, y| {
+            image::Rgb([(x * 7 + i) as u8, (y * 3) as u8, (x ^ y) as u8])
+        });
+        image.save(dir.path().join(format!("{i:04}.jpg"))).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn indexing_shows_progress_and_cancel_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = big_folder(400);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the welcome screen", |h| {
+        has_label(h, "Welcome to cliptag")
+    });
+    harness.get_by_label("Folder").focus();
+    harness.step();
+    harness
+        .get_by_label("Folder")
+        .type_text(photos.path().to_str().unwrap());
+    harness.step();
+    harness.get_by_label("Index").click();
+    // The status bar shows "done / total" on a progress bar, with a rate.
+    step_until(&mut harness, "progress", |h| {
+        h.state()
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.total == 400 && p.done > 0)
+            && has_label(h, "photos/s")
+    });
+    assert!(has_label(&harness, " / 400"));
+    harness.get_by_label("Pause").click();
+    step_until(&mut harness, "the pause", |h| has_label(h, "paused"));
+    harness.get_by_label("Cancel").click();
+    step_until(&mut harness, "the cancel", |h| {
+        has_label(h, "indexing cancelled")
+    });
+    let summary = harness.state().last_summary.clone().unwrap();
+    assert!(summary.cancelled && summary.indexed < 400, "{summary:?}");
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let ok = store
+        .images()
+        .unwrap()
+        .iter()
+        .filter(|i| i.status == cliptag::store::ImageStatus::Ok)
+        .count();
+    assert_eq!(ok as u64, summary.indexed);
+}
+
+#[test]
+fn an_error_is_shown_to_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the vocabulary", |h| {
+        !h.state().snapshot.labels.is_empty()
+    });
+    harness.get_by_label("New label").focus();
+    harness.step();
+    harness.get_by_label("New label").type_text("animals/dog");
+    harness.step();
+    harness.get_by_label("Add").click();
+    step_until(&mut harness, "the error", |h| {
+        has_label(h, "already has a label \"Animals/Dog\"")
+    });
+    assert!(harness.state().messages.back().unwrap().error);
+}
+
+#[test]
+fn the_app_opens_and_works_without_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = photo_folder(&fixture_photos()[..2]);
+    let mut harness = app_harness(&db, "/no/such/model");
+    step_until(&mut harness, "the welcome screen", |h| {
+        has_label(h, "Welcome to cliptag")
+    });
+    // Indexing needs the model: the app says what is wrong and how to fix it.
+    harness.get_by_label("Folder").focus();
+    harness.step();
+    harness
+        .get_by_label("Folder")
+        .type_text(photos.path().to_str().unwrap());
+    harness.step();
+    harness.get_by_label("Index").click();
+    step_until(&mut harness, "the model error", |h| {
+        matches!(h.state().model, ModelStatus::Failed(_))
+    });
+    step_until(&mut harness, "the banner", |h| {
+        has_label(h, "The model is not available")
+    });
+    assert!(has_label(&harness, "/no/such/model"));
+    assert!(harness.query_by_label("Retry").is_some());
+    assert!(harness.query_by_label("Choose folder…").is_some());
+    // The rest still works: the vocabulary can be edited.
+    harness.get_by_label("New label").focus();
+    harness.step();
+    harness.get_by_label("New label").type_text("Sunsets");
+    harness.step();
+    harness.get_by_label("Add").click();
+    step_until(&mut harness, "the label", |h| {
+        label_count(h.state(), "Sunsets").is_some()
+    });
+
+    // Pointing it at a real model folder fixes it.
+    harness.get_by_label("Model folder or hub id:").focus();
+    harness.step();
+    harness
+        .get_by_label("Model folder or hub id:")
+        .type_text(tiny_clip().to_str().unwrap());
+    harness.step();
+    harness.get_by_label("Use this model").click();
+    step_until(&mut harness, "the model", |h| {
+        matches!(h.state().model, ModelStatus::Ready(_))
+    });
+}
