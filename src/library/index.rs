@@ -87,6 +87,26 @@ pub struct IndexSummary {
     pub failures: Vec<(PathBuf, String)>,
     /// Whether the run was cancelled before it finished.
     pub cancelled: bool,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Time spent in each part of indexing. Decoding and preprocessing run on several threads at
+/// once, so their totals can exceed the wall-clock time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading, hashing and decoding files (summed over decode threads).
+    pub decode: Duration,
+    /// Resizing and normalising decoded images (summed over decode threads).
+    pub preprocess: Duration,
+    /// The image encoder.
+    pub encode: Duration,
+    /// Writing batches (and their automatic tags) to the database.
+    pub store: Duration,
+    /// Waiting for the decode threads with nothing to encode.
+    pub waiting: Duration,
+    /// The whole run.
+    pub wall: Duration,
 }
 
 /// How many failures a summary lists by name.
@@ -158,6 +178,8 @@ enum Outcome {
 struct Done {
     job: Job,
     outcome: Outcome,
+    decode: Duration,
+    preprocess: Duration,
 }
 
 /// Rows of embedded images known by content hash, for recognising moves and copies.
@@ -237,6 +259,7 @@ impl Indexer<'_> {
             )?;
         }
         summary.cancelled = self.cancelled();
+        summary.timings.wall = started.elapsed();
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         let handled = summary.indexed + summary.moved + summary.duplicates + summary.failed;
         throttle.report(
@@ -416,8 +439,13 @@ impl Indexer<'_> {
                     finished = true;
                     break;
                 }
-                match pool.results.recv_timeout(Duration::from_millis(100)) {
+                let waited = Instant::now();
+                let received = pool.results.recv_timeout(Duration::from_millis(100));
+                summary.timings.waiting += waited.elapsed();
+                match received {
                     Ok(done) => {
+                        summary.timings.decode += done.decode;
+                        summary.timings.preprocess += done.preprocess;
                         if matches!(done.outcome, Outcome::Ready { .. }) {
                             ready += 1;
                         }
@@ -479,12 +507,14 @@ impl Indexer<'_> {
                 _ => None,
             })
             .collect();
+        let encoding = Instant::now();
         let mut vectors = if pixels.is_empty() {
             Vec::new()
         } else {
             self.embedder.embed_images(&pixels)?
         }
         .into_iter();
+        summary.timings.encode += encoding.elapsed();
         drop(pixels);
 
         // Decide moves and copies here, in order, so that one vanished photo moves only once.
@@ -518,7 +548,7 @@ impl Indexer<'_> {
             },
         }
         let mut writes = Vec::with_capacity(batch.len());
-        for Done { job, outcome } in batch {
+        for Done { job, outcome, .. } in batch {
             match outcome {
                 Outcome::Ready { hash, display, .. } => {
                     let vector = vectors
@@ -565,6 +595,7 @@ impl Indexer<'_> {
         }
 
         let plan = self.plan.as_ref();
+        let storing = Instant::now();
         let counts = self.store.transaction(|tx| {
             let (mut indexed, mut moved, mut copies, mut same) = (0, 0, 0, 0);
             let mut tagged: Vec<(i64, Vec<f32>)> = Vec::new();
@@ -630,6 +661,7 @@ impl Indexer<'_> {
             }
             Ok((indexed, moved, copies, same))
         })?;
+        summary.timings.store += storing.elapsed();
         summary.indexed += counts.0;
         summary.moved += counts.1;
         summary.duplicates += counts.2;
@@ -767,47 +799,65 @@ fn decode_loop(
         if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
             return;
         }
-        let outcome = decode_job(&job, known, preprocess, reduced_jpeg);
-        if results.send(Done { job, outcome }).is_err() {
+        let (outcome, decode, preprocess) = decode_job(&job, known, preprocess, reduced_jpeg);
+        if results
+            .send(Done {
+                job,
+                outcome,
+                decode,
+                preprocess,
+            })
+            .is_err()
+        {
             return;
         }
     }
 }
 
+/// Reads, hashes, decodes and preprocesses one file; returns the outcome and the time spent
+/// decoding and preprocessing.
 fn decode_job(
     job: &Job,
     known: &HashSet<String>,
     preprocess: &PreprocessConfig,
     reduced_jpeg: bool,
-) -> Outcome {
+) -> (Outcome, Duration, Duration) {
+    let started = Instant::now();
     let bytes = match std::fs::read(&job.path) {
         Ok(bytes) => bytes,
         Err(e) => {
-            return Outcome::Failed {
+            let outcome = Outcome::Failed {
                 hash: None,
                 reason: e.to_string(),
             };
+            return (outcome, started.elapsed(), Duration::ZERO);
         }
     };
     let hash = content_hash(&bytes);
     if known.contains(&hash) {
-        return Outcome::Known { hash };
+        return (Outcome::Known { hash }, started.elapsed(), Duration::ZERO);
     }
     let reduce_to = reduced_jpeg.then_some(preprocess.shortest_edge);
     match imaging::decode_bytes(&bytes, reduce_to) {
         Ok(decoded) => {
             drop(bytes);
+            let decode = started.elapsed();
             let display = decoded.display_size;
             let pixels = imaging::preprocess(&decoded.image, preprocess);
-            Outcome::Ready {
+            let outcome = Outcome::Ready {
                 hash,
                 pixels,
                 display,
-            }
+            };
+            (outcome, decode, started.elapsed() - decode)
         }
-        Err(reason) => Outcome::Failed {
-            hash: Some(hash),
-            reason,
-        },
+        Err(reason) => (
+            Outcome::Failed {
+                hash: Some(hash),
+                reason,
+            },
+            started.elapsed(),
+            Duration::ZERO,
+        ),
     }
 }

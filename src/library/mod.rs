@@ -3,7 +3,7 @@
 pub mod index;
 pub mod walk;
 
-pub use index::{IndexOptions, IndexSummary, Indexer, Progress, Stage};
+pub use index::{IndexOptions, IndexSummary, Indexer, Progress, Stage, Timings};
 pub use walk::{FoundFile, walk};
 
 /// The BLAKE3 hash of `bytes`, in hex: how a moved or renamed file is recognised.

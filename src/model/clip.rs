@@ -14,7 +14,7 @@ use candle_core::{D, DType, Device, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::config::{Activation, ClipConfig, EncoderConfig};
-use crate::model::kernels;
+use crate::model::{fused, kernels};
 
 /// Where a model's tensors come from: a safetensors file, or tensors made in memory.
 pub trait WeightSource {
@@ -162,37 +162,31 @@ pub fn tensor_shapes(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
     shapes
 }
 
-/// A linear layer `y = x Wᵀ + b` over a `[rows, in]` matrix.
-struct Linear {
-    /// `[out, in]`, as stored by PyTorch.
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn load(
-        w: &dyn WeightSource,
-        prefix: &str,
-        out: usize,
-        inp: usize,
-        bias: bool,
-    ) -> Result<Self> {
-        let weight = w.tensor(&format!("{prefix}.weight"), &[out, inp])?;
-        let bias = if bias {
-            Some(w.tensor(&format!("{prefix}.bias"), &[out])?)
-        } else {
-            None
-        };
-        Ok(Linear { weight, bias })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(bias),
-            None => Ok(y),
-        }
-    }
+/// Loads a linear layer's weight `[out, in]` (and bias) into a fused kernel.
+fn load_linear(
+    w: &dyn WeightSource,
+    prefix: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    activation: Option<Activation>,
+) -> Result<fused::Linear> {
+    let weight = w.tensor(&format!("{prefix}.weight"), &[out, inp])?;
+    let bias = if bias {
+        Some(
+            w.tensor(&format!("{prefix}.bias"), &[out])?
+                .to_vec1::<f32>()?,
+        )
+    } else {
+        None
+    };
+    Ok(fused::Linear {
+        weight: weight.flatten_all()?.to_vec1::<f32>()?,
+        bias,
+        inputs: inp,
+        outputs: out,
+        activation,
+    })
 }
 
 struct LayerNorm {
@@ -220,102 +214,86 @@ struct EncoderLayer {
     layer_norm1: LayerNorm,
     /// q, k and v projections stacked into one `[3·width, width]` matrix; the query rows carry
     /// the attention scale `1/√head_dim`.
-    qkv: Linear,
-    out_proj: Linear,
+    qkv: fused::Linear,
+    out_proj: fused::Linear,
     layer_norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-    activation: Activation,
+    /// With the activation applied in place.
+    fc1: fused::Linear,
+    fc2: fused::Linear,
     heads: usize,
 }
 
 impl EncoderLayer {
     fn load(w: &dyn WeightSource, prefix: &str, c: &EncoderConfig) -> Result<Self> {
         let d = c.hidden_size;
-        let scale = ((d / c.num_attention_heads) as f64).powf(-0.5);
+        let scale = ((d / c.num_attention_heads) as f32).powf(-0.5);
         let attn = format!("{prefix}.self_attn");
-        let q = Linear::load(w, &format!("{attn}.q_proj"), d, d, true)?;
-        let k = Linear::load(w, &format!("{attn}.k_proj"), d, d, true)?;
-        let v = Linear::load(w, &format!("{attn}.v_proj"), d, d, true)?;
-        let weight = Tensor::cat(&[(q.weight * scale)?, k.weight, v.weight], 0)?;
-        let bias = Tensor::cat(
-            &[
-                (q.bias
-                    .expect("q_proj is loaded with a bias. This is a bug.")
-                    * scale)?,
-                k.bias
-                    .expect("k_proj is loaded with a bias. This is a bug."),
-                v.bias
-                    .expect("v_proj is loaded with a bias. This is a bug."),
-            ],
-            0,
-        )?;
+        let q = load_linear(w, &format!("{attn}.q_proj"), d, d, true, None)?;
+        let k = load_linear(w, &format!("{attn}.k_proj"), d, d, true, None)?;
+        let v = load_linear(w, &format!("{attn}.v_proj"), d, d, true, None)?;
+        let mut weight: Vec<f32> = q.weight.iter().map(|x| x * scale).collect();
+        weight.extend_from_slice(&k.weight);
+        weight.extend_from_slice(&v.weight);
+        let bias_of = |l: &fused::Linear| {
+            l.bias
+                .clone()
+                .expect("q, k and v are loaded with biases. This is a bug.")
+        };
+        let mut bias: Vec<f32> = bias_of(&q).iter().map(|x| x * scale).collect();
+        bias.extend(bias_of(&k));
+        bias.extend(bias_of(&v));
         Ok(EncoderLayer {
             layer_norm1: LayerNorm::load(w, &format!("{prefix}.layer_norm1"), d, c.layer_norm_eps)?,
-            qkv: Linear {
+            qkv: fused::Linear {
                 weight,
                 bias: Some(bias),
+                inputs: d,
+                outputs: 3 * d,
+                activation: None,
             },
-            out_proj: Linear::load(w, &format!("{attn}.out_proj"), d, d, true)?,
+            out_proj: load_linear(w, &format!("{attn}.out_proj"), d, d, true, None)?,
             layer_norm2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), d, c.layer_norm_eps)?,
-            fc1: Linear::load(
+            fc1: load_linear(
                 w,
                 &format!("{prefix}.mlp.fc1"),
                 c.intermediate_size,
                 d,
                 true,
+                Some(c.hidden_act),
             )?,
-            fc2: Linear::load(
+            fc2: load_linear(
                 w,
                 &format!("{prefix}.mlp.fc2"),
                 d,
                 c.intermediate_size,
                 true,
+                None,
             )?,
-            activation: c.hidden_act,
             heads: c.num_attention_heads,
         })
     }
 
-    /// `x` is `[batch·tokens, width]`; `mask`, if any, is added to the `[tokens, tokens]`
-    /// attention scores of every head.
+    /// `x` is `[batch·tokens, width]`; with `causal`, each token attends only to itself and
+    /// earlier tokens.
     fn forward(
         &self,
         x: &Tensor,
         batch: usize,
         tokens: usize,
-        mask: Option<&Tensor>,
+        causal: bool,
     ) -> candle_core::Result<Tensor> {
-        let width = x.dim(1)?;
-        let head_dim = width / self.heads;
-
         let h = self.layer_norm1.forward(x)?;
-        let qkv = self.qkv.forward(&h)?;
-        // [batch, tokens, 3, heads, head_dim] -> [3, batch, heads, tokens, head_dim]
-        let qkv = qkv
-            .reshape((batch, tokens, 3, self.heads, head_dim))?
-            .permute((2, 0, 3, 1, 4))?
-            .contiguous()?;
-        let q = qkv.get(0)?;
-        let k = qkv.get(1)?;
-        let v = qkv.get(2)?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let attended = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch * tokens, width))?;
-        let x = (x + self.out_proj.forward(&attended)?)?;
-
+        let qkv = fused::linear(&h, &self.qkv, None)?;
+        let attended = qkv.apply_op1_no_bwd(&fused::Attention {
+            batch,
+            tokens,
+            heads: self.heads,
+            causal,
+        })?;
+        let x = fused::linear(&attended, &self.out_proj, Some(x))?;
         let h = self.layer_norm2.forward(&x)?;
-        let h = self.fc1.forward(&h)?;
-        let h = kernels::activation(&h, self.activation)?;
-        let h = self.fc2.forward(&h)?;
-        x + h
+        let h = fused::linear(&h, &self.fc1, None)?;
+        fused::linear(&h, &self.fc2, Some(&x))
     }
 }
 
@@ -336,11 +314,11 @@ impl Encoder {
         x: &Tensor,
         batch: usize,
         tokens: usize,
-        mask: Option<&Tensor>,
+        causal: bool,
     ) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            x = layer.forward(&x, batch, tokens, mask)?;
+            x = layer.forward(&x, batch, tokens, causal)?;
         }
         Ok(x)
     }
@@ -354,7 +332,7 @@ struct VisionTower {
     pre_layrnorm: LayerNorm,
     encoder: Encoder,
     post_layernorm: LayerNorm,
-    projection: Linear,
+    projection: fused::Linear,
     patch: usize,
     grid: usize,
     channels: usize,
@@ -391,7 +369,14 @@ impl VisionTower {
                 d,
                 v.encoder.layer_norm_eps,
             )?,
-            projection: Linear::load(w, "visual_projection", config.projection_dim, d, false)?,
+            projection: load_linear(
+                w,
+                "visual_projection",
+                config.projection_dim,
+                d,
+                false,
+                None,
+            )?,
             patch: p,
             grid: v.grid(),
             channels: v.num_channels,
@@ -421,12 +406,12 @@ impl VisionTower {
             .broadcast_add(&self.position_embedding)?
             .reshape((batch * tokens, width))?;
         let x = self.pre_layrnorm.forward(&x)?;
-        let x = self.encoder.forward(&x, batch, tokens, None)?;
+        let x = self.encoder.forward(&x, batch, tokens, false)?;
         let class_rows =
             Tensor::arange_step(0u32, (batch * tokens) as u32, tokens as u32, x.device())?;
         let pooled = x.index_select(&class_rows, 0)?;
         let pooled = self.post_layernorm.forward(&pooled)?;
-        self.projection.forward(&pooled)
+        fused::linear(&pooled, &self.projection, None)
     }
 }
 
@@ -435,7 +420,7 @@ struct TextTower {
     position_embedding: Tensor,
     encoder: Encoder,
     final_layer_norm: LayerNorm,
-    projection: Linear,
+    projection: fused::Linear,
     /// transformers' pooling rule: `argmax(input_ids)` for legacy configs (eos id 2), else the
     /// first occurrence of this id.
     pool_token: Option<u32>,
@@ -468,7 +453,7 @@ impl TextTower {
                 d,
                 t.encoder.layer_norm_eps,
             )?,
-            projection: Linear::load(w, "text_projection", config.projection_dim, d, false)?,
+            projection: load_linear(w, "text_projection", config.projection_dim, d, false, None)?,
             pool_token,
             max_positions: t.max_position_embeddings,
         })
@@ -518,8 +503,7 @@ impl TextTower {
             .reshape((batch, tokens, width))?
             .broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?
             .reshape((batch * tokens, width))?;
-        let mask = causal_mask(tokens, device)?;
-        let x = self.encoder.forward(&x, batch, tokens, Some(&mask))?;
+        let x = self.encoder.forward(&x, batch, tokens, true)?;
         // Layer norm works token by token, so pooling first gives the same result for less work.
         let rows: Vec<u32> = ids
             .iter()
@@ -529,15 +513,8 @@ impl TextTower {
         let rows = Tensor::from_vec(rows, batch, device)?;
         let pooled = x.index_select(&rows, 0)?;
         let pooled = self.final_layer_norm.forward(&pooled)?;
-        self.projection.forward(&pooled)
+        fused::linear(&pooled, &self.projection, None)
     }
-}
-
-fn causal_mask(tokens: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let mask: Vec<f32> = (0..tokens)
-        .flat_map(|i| (0..tokens).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (tokens, tokens), device)
 }
 
 /// A loaded CLIP model: both towers and the learned temperature.

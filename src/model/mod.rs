@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod config;
+pub mod fused;
 pub mod hub;
 pub mod kernels;
 pub mod tokenizer;

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Side-by-side throughput: cliptag against the Python reference pipeline (PIL + transformers'
+CLIPImageProcessor + CLIPModel in PyTorch) and ONNX Runtime, on the same machine, in one run.
+
+Every engine runs a randomly initialised ViT-B/32 (a model's speed does not depend on its weight
+values). Measurements are interleaved in rounds, because a shared machine's speed drifts; the
+medians are reported, with the ratios cliptag / PyTorch and cliptag / ONNX Runtime.
+
+Run by hand, never by CI:
+
+    python3 -m pip install torch transformers onnxruntime onnx pillow
+    cargo build --release
+    python3 benches/reference/compare.py --cliptag target/release/cliptag
+
+The JPEG folder is made by `cliptag bench --part index --dir DIR` (4000x3000 photos) if empty.
+"""
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cliptag", default="target/release/cliptag", help="the cliptag binary")
+    p.add_argument("--dir", default=None, help="folder of JPEGs (made if missing or empty)")
+    p.add_argument("--photos", type=int, default=32, help="photos to generate")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every engine")
+    p.add_argument("--seconds", type=float, default=8.0, help="seconds per encoder measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--batches", default="1,8,32")
+    return p.parse_args()
+
+
+def timed(seconds, per_step, step):
+    step()  # warm-up
+    start = time.perf_counter()
+    items = 0
+    while time.perf_counter() - start < seconds or items == 0:
+        step()
+        items += per_step
+    return items / (time.perf_counter() - start)
+
+
+def main():
+    args = parse_args()
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    import onnxruntime as ort
+
+    torch.set_num_threads(args.threads)
+    batches = [int(b) for b in args.batches.split(",")]
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="cliptag-photos-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.glob("*.jpg")):
+        print(f"generating {args.photos} photos in {folder} …", flush=True)
+        subprocess.run([args.cliptag, "bench", "--part", "photos", "--dir", str(folder),
+                        "--photos", str(args.photos)], check=True)
+    photos = sorted(folder.glob("*.jpg"))
+    print(f"{len(photos)} photos in {folder}; {args.threads} threads", flush=True)
+
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig()).eval()  # ViT-B/32 shapes, random weights
+    processor = CLIPImageProcessor()  # OpenAI's preprocessing: bicubic 224, centre crop, normalise
+
+    def torch_encode(pixels):
+        with torch.inference_mode():
+            return model.get_image_features(pixel_values=pixels)
+
+    onnx_path = Path(tempfile.mkdtemp()) / "vision.onnx"
+
+    class Vision(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, pixel_values):
+            return self.m.get_image_features(pixel_values=pixel_values)
+
+    torch.onnx.export(Vision(model), (torch.randn(1, 3, 224, 224),), str(onnx_path),
+                      input_names=["pixel_values"], output_names=["image_embeds"],
+                      dynamic_axes={"pixel_values": {0: "batch"}}, opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def ort_encode(pixels):
+        return session.run(None, {"pixel_values": pixels.numpy()})[0]
+
+    def load(path):
+        image = Image.open(path)
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        return processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def end_to_end(encode, batch=32):
+        """The usual Python script: decode and preprocess each photo, encode in batches."""
+        start = time.perf_counter()
+        pending = []
+        for path in photos:
+            pending.append(load(path))
+            if len(pending) == batch:
+                encode(torch.stack(pending))
+                pending = []
+        if pending:
+            encode(torch.stack(pending))
+        return len(photos) / (time.perf_counter() - start)
+
+    def cliptag(*extra):
+        out = subprocess.run([args.cliptag, "--threads", str(args.threads), "bench", "--json", *extra],
+                             check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    results = {}
+
+    def note(key, value):
+        results.setdefault(key, []).append(value)
+
+    for round_ in range(args.rounds):
+        print(f"round {round_ + 1}/{args.rounds}", flush=True)
+        for b in batches:
+            pixels = torch.randn(b, 3, 224, 224)
+            note(("pytorch", b), timed(args.seconds, b, lambda: torch_encode(pixels)))
+            note(("onnxruntime", b), timed(args.seconds, b, lambda: ort_encode(pixels)))
+        for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
+            if row.get("what") == "image_encoder":
+                note(("cliptag", row["batch"]), row["images_per_s"])
+        note(("pytorch", "e2e"), end_to_end(torch_encode))
+        note(("onnxruntime", "e2e"), end_to_end(ort_encode))
+        for row in cliptag("--part", "index", "--dir", str(folder)):
+            if row.get("what") == "index":
+                note(("cliptag", "e2e"), row["images_per_s"])
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print()
+    print(f"{'':14} {'PyTorch':>9} {'ONNX RT':>9} {'cliptag':>9}   cliptag/PyTorch  cliptag/ONNX RT")
+    for key in batches + ["e2e"]:
+        label = f"batch {key}" if key != "e2e" else "end to end"
+        p, o, c = med[("pytorch", key)], med[("onnxruntime", key)], med[("cliptag", key)]
+        print(f"{label:14} {p:9.2f} {o:9.2f} {c:9.2f}   {c / p:15.2f}  {c / o:15.2f}")
+    print("(images/s; medians of", args.rounds, "interleaved rounds; end to end = 12 MP JPEGs decoded,")
+    print(" preprocessed and encoded; PyTorch and ONNX Runtime with PIL and CLIPImageProcessor)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

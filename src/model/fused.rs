@@ -1,0 +1,345 @@
+//! Fused CPU kernels for the encoders, run as candle custom ops.
+//!
+//! Each replaces several candle ops that would each read and write the whole activation matrix
+//! and allocate a fresh buffer: a linear layer adds its bias and the residual inside the matrix
+//! product and applies the activation in the same buffer; attention reads q, k and v straight
+//! out of the fused projection and writes each head's output where the next projection reads it,
+//! with no transposes in between.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::model::config::Activation;
+
+fn parallelism() -> gemm::Parallelism {
+    let threads = candle_core::utils::get_num_threads();
+    if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+fn contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{what}: expected f32 input");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// A raw pointer that may cross threads: each thread writes a disjoint part of the buffer.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to write disjoint regions from rayon tasks that end before the buffer is read.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `y = x Wᵀ + b (+ residual)`, then the activation, for `x` of shape `[rows, inputs]`.
+pub struct Linear {
+    /// `[outputs, inputs]`, row-major, as PyTorch stores it.
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub inputs: usize,
+    pub outputs: usize,
+    pub activation: Option<Activation>,
+}
+
+impl Linear {
+    fn run(&self, x: &[f32], residual: Option<&[f32]>) -> candle_core::Result<(CpuStorage, Shape)> {
+        if !x.len().is_multiple_of(self.inputs) {
+            candle_core::bail!("linear: input width is not {}", self.inputs);
+        }
+        let rows = x.len() / self.inputs;
+        let out = self.outputs;
+        let mut dst: Vec<f32> = match residual {
+            Some(r) => {
+                if r.len() != rows * out {
+                    candle_core::bail!("linear: residual has the wrong size");
+                }
+                r.to_vec()
+            }
+            None => vec![0.0; rows * out],
+        };
+        if let Some(bias) = &self.bias {
+            dst.par_chunks_mut(out).for_each(|row| {
+                for (d, b) in row.iter_mut().zip(bias) {
+                    *d += b;
+                }
+            });
+        }
+        // SAFETY: dst is rows×out, x is rows×inputs, weight is out×inputs, all row-major; the
+        // strides below describe exactly those buffers.
+        unsafe {
+            gemm::gemm(
+                rows,
+                out,
+                self.inputs,
+                dst.as_mut_ptr(),
+                1,
+                out as isize,
+                true,
+                x.as_ptr(),
+                1,
+                self.inputs as isize,
+                self.weight.as_ptr(),
+                self.inputs as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(),
+            );
+        }
+        if let Some(activation) = self.activation {
+            dst.par_chunks_mut(1 << 14)
+                .for_each(|chunk| apply_activation(chunk, activation));
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
+    }
+}
+
+impl CustomOp1 for Linear {
+    fn name(&self) -> &'static str {
+        "cliptag-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.run(contiguous(storage, layout, "linear")?, None)
+    }
+}
+
+/// [`Linear`] with the residual added: `residual + x Wᵀ + b`.
+pub struct LinearResidual<'a>(pub &'a Linear);
+
+impl CustomOp2 for LinearResidual<'_> {
+    fn name(&self) -> &'static str {
+        "cliptag-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        residual: &CpuStorage,
+        residual_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(x, x_layout, "linear")?;
+        let residual = contiguous(residual, residual_layout, "linear residual")?;
+        self.0.run(x, Some(residual))
+    }
+}
+
+/// Multi-head attention over a fused `[batch·tokens, 3·width]` q|k|v matrix (q already scaled),
+/// producing `[batch·tokens, width]`.
+pub struct Attention {
+    pub batch: usize,
+    pub tokens: usize,
+    pub heads: usize,
+    /// Each token sees only itself and earlier tokens (the text tower).
+    pub causal: bool,
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "cliptag-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = contiguous(storage, layout, "attention")?;
+        let (b, t, h) = (self.batch, self.tokens, self.heads);
+        if !qkv.len().is_multiple_of(3 * b * t) {
+            candle_core::bail!("attention: input is not [batch·tokens, 3·width]");
+        }
+        let width = qkv.len() / (b * t) / 3;
+        if !width.is_multiple_of(h) {
+            candle_core::bail!("attention: width {width} is not divisible by {h} heads");
+        }
+        let dh = width / h;
+        let stride = 3 * width;
+        let mut out = vec![0.0f32; b * t * width];
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        (0..b * h).into_par_iter().for_each_init(
+            || vec![0.0f32; t * t],
+            |scores, job| {
+                let (batch, head) = (job / h, job % h);
+                let base = batch * t * stride;
+                let q = qkv[base + head * dh..].as_ptr();
+                let k = qkv[base + width + head * dh..].as_ptr();
+                let v = qkv[base + 2 * width + head * dh..].as_ptr();
+                // SAFETY: q, k and v address t rows of dh values with row stride 3·width inside
+                // qkv; scores is t×t; each job writes only its own t×dh block of out.
+                unsafe {
+                    gemm::gemm(
+                        t,
+                        t,
+                        dh,
+                        scores.as_mut_ptr(),
+                        1,
+                        t as isize,
+                        false,
+                        q,
+                        1,
+                        stride as isize,
+                        k,
+                        stride as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                for (i, row) in scores.chunks_mut(t).enumerate() {
+                    let visible = if self.causal { i + 1 } else { t };
+                    softmax_in_place(&mut row[..visible]);
+                    row[visible..].fill(0.0);
+                }
+                let dst = out_ptr;
+                // SAFETY: as above; the destination block is rows batch·t.. of columns head·dh..
+                unsafe {
+                    gemm::gemm(
+                        t,
+                        dh,
+                        t,
+                        dst.0.add(batch * t * width + head * dh),
+                        1,
+                        width as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        t as isize,
+                        v,
+                        1,
+                        stride as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((b * t, width))))
+    }
+}
+
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut total = 0.0;
+    for x in row.iter_mut() {
+        *x = exp(*x - max);
+        total += *x;
+    }
+    let scale = 1.0 / total;
+    for x in row.iter_mut() {
+        *x *= scale;
+    }
+}
+
+/// `e^x` to about one unit in the last place, in arithmetic the compiler can vectorise
+/// (Cody–Waite range reduction and a degree-6 polynomial, as in Cephes' `expf`).
+#[inline(always)]
+// Cephes' coefficients, digit for digit.
+#[allow(clippy::excessive_precision)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * y
+}
+
+/// The error function to about 1e-7 (Abramowitz & Stegun 7.1.26 has 1.5e-7 absolute error).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let e = 1.0 - poly * exp(-a * a);
+    if x < 0.0 { -e } else { e }
+}
+
+#[inline(always)]
+fn activate(x: f32, activation: Activation) -> f32 {
+    match activation {
+        Activation::QuickGelu => x / (1.0 + exp(-1.702 * x)),
+        Activation::Gelu => 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+        Activation::GeluTanh => {
+            let y = 0.797_884_6 * (x + 0.044_715 * x * x * x);
+            // tanh(y) = 1 − 2 / (e^{2y} + 1)
+            0.5 * x * (2.0 - 2.0 / (exp(2.0 * y) + 1.0))
+        }
+    }
+}
+
+#[inline(always)]
+fn activation_loop(xs: &mut [f32], activation: Activation) {
+    for x in xs {
+        *x = activate(*x, activation);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn activation_avx512(xs: &mut [f32], activation: Activation) {
+    activation_loop(xs, activation);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn activation_avx2(xs: &mut [f32], activation: Activation) {
+    activation_loop(xs, activation);
+}
+
+/// Applies the activation in place, with the widest vector instructions the CPU has.
+pub fn apply_activation(xs: &mut [f32], activation: Activation) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { activation_avx512(xs, activation) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA.
+            return unsafe { activation_avx2(xs, activation) };
+        }
+    }
+    activation_loop(xs, activation);
+}
+
+/// Applies `op` to `x` (and `residual`).
+pub fn linear(x: &Tensor, op: &Linear, residual: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    match residual {
+        Some(r) => x.apply_op2_no_bwd(r, &LinearResidual(op)),
+        None => x.apply_op1_no_bwd(op),
+    }
+}
