@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         }
     }
+    cliptag::model::kernels::tune_allocator();
     // Every thread started from here on inherits the flush-to-zero mode.
     cliptag::model::kernels::flush_denormals_on_this_thread();
     let result = match cli.command {

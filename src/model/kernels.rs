@@ -13,6 +13,22 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     result
 }
 
+/// Keeps the encoders' large temporary buffers on the heap instead of mapping and unmapping
+/// them on every operation.
+///
+/// glibc serves allocations over 128 KiB (growing dynamically to 32 MiB) with `mmap`, and
+/// returns them with `munmap`; every layer's activations are that size, so each operation paid
+/// for fresh, zero-filled pages. With these settings freed buffers are reused instead. Call
+/// once, first thing in `main`.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds; called before other threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
 /// Flushes denormals to zero on the calling thread for good; threads it starts later inherit
 /// the mode, so calling this first thing in `main` covers every compute thread.
 pub fn flush_denormals_on_this_thread() {
