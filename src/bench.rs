@@ -474,7 +474,7 @@ fn synthetic_library(
     let vectors = random_vectors(n, dim, 11);
     store.transaction(|tx| {
         let mut image = tx.prepare("INSERT INTO images (id, path, size, mtime_ns, status, first_seen) VALUES (?1, ?2, 1, 1, 'ok', 0)")?;
-        let mut embedding = tx.prepare("INSERT INTO embeddings VALUES (?1, ?2, ?3, ?4)")?;
+        let mut embedding = tx.prepare("INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)")?;
         for (i, v) in vectors.iter().enumerate() {
             let path = match files.get(i) {
                 Some(file) => file.to_string_lossy().into_owned(),

@@ -146,28 +146,44 @@ impl Store {
         })
     }
 
-    /// Automatic tags of the given labels, as `(image, label) → score`.
+    /// Automatic tags of the given labels (all labels for `None`), as `(image, label) → score`.
     pub fn auto_tags(&self, label_ids: Option<&[i64]>) -> Result<HashMap<(i64, i64), f32>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT image_id, label_id, score FROM tags WHERE source = 'auto'")
-            .map_err(|e| self.err(e))?;
-        let wanted: Option<std::collections::HashSet<i64>> =
-            label_ids.map(|ids| ids.iter().copied().collect());
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<f64>>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
         let mut out = HashMap::new();
-        for row in rows {
-            let (image, label, score) = row.map_err(|e| self.err(e))?;
-            if wanted.as_ref().is_none_or(|w| w.contains(&label)) {
-                out.insert((image, label), score.unwrap_or(0.0) as f32);
+        let mut collect =
+            |stmt: &mut rusqlite::Statement<'_>, args: &[&dyn rusqlite::ToSql]| -> Result<()> {
+                let rows = stmt
+                    .query_map(args, |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<f64>>(2)?,
+                        ))
+                    })
+                    .map_err(|e| self.err(e))?;
+                for row in rows {
+                    let (image, label, score) = row.map_err(|e| self.err(e))?;
+                    out.insert((image, label), score.unwrap_or(0.0) as f32);
+                }
+                Ok(())
+            };
+        match label_ids {
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT image_id, label_id, score FROM tags WHERE source = 'auto'")
+                    .map_err(|e| self.err(e))?;
+                collect(&mut stmt, &[])?;
+            }
+            Some(ids) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT image_id, label_id, score FROM tags WHERE label_id = ?1 AND source = 'auto'",
+                    )
+                    .map_err(|e| self.err(e))?;
+                for id in ids {
+                    collect(&mut stmt, &[id])?;
+                }
             }
         }
         Ok(out)

@@ -14,7 +14,8 @@ pub struct EmbeddingMatrix {
 }
 
 impl EmbeddingMatrix {
-    /// Builds the matrix from `(image id, vector)` pairs of equal width.
+    /// Builds the matrix from `(image id, vector)` pairs with distinct ids; a vector whose width
+    /// differs from the first one's is left out.
     pub fn from_rows(rows: Vec<(i64, Vec<f32>)>) -> Self {
         let dim = rows.first().map_or(0, |(_, v)| v.len());
         let mut matrix = EmbeddingMatrix {
@@ -23,7 +24,10 @@ impl EmbeddingMatrix {
             data: Vec::with_capacity(rows.len() * dim),
         };
         for (id, vector) in rows {
-            matrix.push(id, &vector);
+            if vector.len() == dim {
+                matrix.ids.push(id);
+                matrix.data.extend_from_slice(&vector);
+            }
         }
         matrix
     }
@@ -41,22 +45,6 @@ impl EmbeddingMatrix {
     /// The vector of row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-
-    /// Adds or replaces the vector of `image_id`; a vector of another width is ignored.
-    pub fn push(&mut self, image_id: i64, vector: &[f32]) {
-        if self.dim == 0 {
-            self.dim = vector.len();
-        }
-        if vector.len() != self.dim {
-            return;
-        }
-        if let Some(i) = self.ids.iter().position(|id| *id == image_id) {
-            self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
-        } else {
-            self.ids.push(image_id);
-            self.data.extend_from_slice(vector);
-        }
     }
 
     /// Cosine similarity of every image with each of `queries` (normalised vectors), as an

@@ -34,7 +34,7 @@ fn hand_made(images: &[(&str, Vec<f32>)]) -> Store {
         store
             .conn()
             .execute(
-                "INSERT INTO embeddings VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)",
                 rusqlite::params![
                     i as i64 + 1,
                     MODEL,
