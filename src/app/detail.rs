@@ -86,7 +86,7 @@ impl CliptagApp {
             ui.label("computing scores…");
             return;
         };
-        ui.label("Scores: accept or reject a tag; \"auto\" hands it back to cliptag");
+        ui.label("Scores: accept or reject a tag; \"undo\" hands it back to cliptag");
         egui::ScrollArea::vertical()
             .id_salt("scores")
             .show(ui, |ui| {
@@ -123,7 +123,7 @@ impl CliptagApp {
                                     decision,
                                 };
                                 if ui
-                                    .small_button("✓")
+                                    .small_button("accept")
                                     .on_hover_text(format!("Accept {:?}", score.name))
                                     .clicked()
                                 {
@@ -135,7 +135,7 @@ impl CliptagApp {
                                     self.worker.send(decide(Some(source)));
                                 }
                                 if ui
-                                    .small_button("✕")
+                                    .small_button("reject")
                                     .on_hover_text(format!("Reject {:?}", score.name))
                                     .clicked()
                                 {
@@ -143,7 +143,7 @@ impl CliptagApp {
                                 }
                                 if score.tag.is_some_and(|t| t != TagSource::Auto)
                                     && ui
-                                        .small_button("⟲")
+                                        .small_button("undo")
                                         .on_hover_text(format!(
                                             "Let cliptag decide {:?}",
                                             score.name

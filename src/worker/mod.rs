@@ -6,7 +6,7 @@
 pub mod protocol;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use crate::export;
 use crate::library::index::IndexHooks;
 use crate::library::{self, IndexOptions, Indexer, Progress};
 use crate::model::{ClipEngine, Embedder, ModelSpec};
-use crate::store::{ImageStatus, Store, TagSource};
+use crate::store::{Store, TagSource};
 use crate::tagging::{self, EmbeddingMatrix, Label, Mode, TagPlan, search, vocabulary_file};
 pub use protocol::*;
 
@@ -64,11 +64,6 @@ impl WorkerHandle {
     /// The next event, if any.
     pub fn try_event(&self) -> Option<Event> {
         self.events.try_recv().ok()
-    }
-
-    /// Waits up to `timeout` for the next event (tests and the command line).
-    pub fn wait_event(&self, timeout: Duration) -> Option<Event> {
-        self.events.recv_timeout(timeout).ok()
     }
 
     /// The latest library snapshot, if it changed since the last call.
@@ -852,28 +847,6 @@ impl IndexHooks for Hooks<'_> {
     }
 }
 
-/// Runs a worker and waits for the result of one command (for tests and scripts).
-pub fn wait_for(
-    handle: &WorkerHandle,
-    timeout: Duration,
-    mut want: impl FnMut(&Event) -> bool,
-) -> Option<Event> {
-    let deadline = Instant::now() + timeout;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match handle.wait_event(left) {
-            Some(event) if want(&event) => return Some(event),
-            Some(_) => continue,
-            None => return None,
-        }
-    }
-    None
-}
-
-/// Whether `path` is inside one of `roots`.
-pub fn under_roots(path: &Path, roots: &[PathBuf]) -> bool {
-    roots.iter().any(|r| path.starts_with(r))
-}
-
 /// A waker that does nothing (headless use).
 pub fn no_waker() -> Waker {
     Arc::new(|| {})
@@ -888,9 +861,4 @@ pub fn shared_loader(engine: Arc<dyn Embedder>) -> ModelLoader {
             .map_err(|_| Error::invalid("poisoned"))?
             .clone())
     })
-}
-
-/// Statuses that count as a problem to show in the gallery's error filter.
-pub fn is_problem(status: ImageStatus) -> bool {
-    matches!(status, ImageStatus::Error | ImageStatus::Missing)
 }
