@@ -559,24 +559,10 @@ fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
     store.set_decision(image.id, label.id, decision)?;
     if decision.is_none() {
         // Let automatic tagging decide this pair again right away.
-        let (spec, _) = library_matrix(&store)?;
-        if let Some(vector) = store.embedding(image.id, &spec.id())? {
-            let mut model = LazyModel::new(spec.clone());
-            let (plan, _) = TagPlan::prepare_labels(
-                &mut store,
-                &spec.id(),
-                vec![label.clone()],
-                &mut model.encoder(),
-            )?;
-            let matrix = EmbeddingMatrix::from_rows(vec![(image.id, vector)]);
-            if let Some(a) = plan.assign(&matrix)?.first() {
-                store.conn().execute(
-                    "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
-                     ON CONFLICT (image_id, label_id) DO NOTHING",
-                    rusqlite::params![a.image_id, a.label_id, f64::from(a.score)],
-                )?;
-            }
-        }
+        let spec = library::library_model(&store)?;
+        let mut model = LazyModel::new(spec.clone());
+        let (plan, _) = TagPlan::prepare(&mut store, &spec.id(), &mut model.encoder())?;
+        tagging::retag_pair(&store, &plan, &spec.id(), image.id, label.id)?;
     }
     let what = match decision {
         Some(TagSource::Accepted) => "accepted",

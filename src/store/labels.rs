@@ -1,6 +1,6 @@
 //! Queries on `labels` and the prompt-embedding cache.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::{Store, blob_to_vector, now, vector_to_blob};
 use crate::error::{Error, Result};
@@ -25,6 +25,45 @@ fn label_row(r: &Row<'_>) -> rusqlite::Result<Label> {
 
 fn prompts_json(label: &Label) -> String {
     serde_json::to_string(&label.prompts).expect("a list of strings serialises. This is a bug.")
+}
+
+/// Inserts a (checked) label; returns its id.
+pub(crate) fn insert_label(tx: &Transaction<'_>, label: &Label) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            label.name,
+            prompts_json(label),
+            label.negative,
+            label.mode.as_str(),
+            f64::from(label.threshold),
+            i64::from(label.top_k),
+            label.enabled,
+            now()
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Replaces the fields of label `label_id` with `label`'s; whether such a label exists.
+pub(crate) fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> Result<bool> {
+    let changed = tx.execute(
+        "UPDATE labels SET name = ?2, prompts = ?3, negative = ?4, mode = ?5, threshold = ?6,
+         top_k = ?7, enabled = ?8, updated_at = ?9 WHERE id = ?1",
+        params![
+            label_id,
+            label.name,
+            prompts_json(label),
+            label.negative,
+            label.mode.as_str(),
+            f64::from(label.threshold),
+            i64::from(label.top_k),
+            label.enabled,
+            now()
+        ],
+    )?;
+    Ok(changed > 0)
 }
 
 impl Store {
@@ -85,24 +124,7 @@ impl Store {
                 existing.name
             )));
         }
-        let id = self.durable(|tx| {
-            tx.execute(
-                "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                params![
-                    label.name,
-                    prompts_json(&label),
-                    label.negative,
-                    label.mode.as_str(),
-                    f64::from(label.threshold),
-                    i64::from(label.top_k),
-                    label.enabled,
-                    now()
-                ],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
-        label.id = id;
+        label.id = self.durable(|tx| insert_label(tx, &label))?;
         Ok(label)
     }
 
@@ -117,24 +139,8 @@ impl Store {
                 existing.name
             )));
         }
-        let changed = self.durable(|tx| {
-            Ok(tx.execute(
-                "UPDATE labels SET name = ?2, prompts = ?3, negative = ?4, mode = ?5, threshold = ?6,
-                 top_k = ?7, enabled = ?8, updated_at = ?9 WHERE id = ?1",
-                params![
-                    label.id,
-                    label.name,
-                    prompts_json(&label),
-                    label.negative,
-                    label.mode.as_str(),
-                    f64::from(label.threshold),
-                    i64::from(label.top_k),
-                    label.enabled,
-                    now()
-                ],
-            )?)
-        })?;
-        if changed == 0 {
+        let changed = self.durable(|tx| update_label_row(tx, label.id, &label))?;
+        if !changed {
             return Err(Error::invalid(format!("no label with id {}", label.id)));
         }
         Ok(label)

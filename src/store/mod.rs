@@ -2,7 +2,7 @@
 //! that uses it (in the app, the worker thread alone).
 
 pub(crate) mod images;
-mod labels;
+pub(crate) mod labels;
 mod migrate;
 mod tags;
 

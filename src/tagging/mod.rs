@@ -202,6 +202,33 @@ pub fn text_embeddings(
     Ok((stats, vectors))
 }
 
+/// Lets automatic tagging decide one `(image, label)` pair again (after a person cleared their
+/// decision): the automatic tag is put back if the plan gives it.
+pub fn retag_pair(
+    store: &Store,
+    plan: &TagPlan,
+    model: &str,
+    image_id: i64,
+    label_id: i64,
+) -> Result<()> {
+    let Some(vector) = store.embedding(image_id, model)? else {
+        return Ok(());
+    };
+    let matrix = EmbeddingMatrix::from_rows(vec![(image_id, vector)]);
+    if let Some(a) = plan
+        .assign(&matrix)?
+        .into_iter()
+        .find(|a| a.label_id == label_id)
+    {
+        store.conn().execute(
+            "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
+             ON CONFLICT (image_id, label_id) DO NOTHING",
+            params![a.image_id, a.label_id, f64::from(a.score)],
+        )?;
+    }
+    Ok(())
+}
+
 /// What a re-tag changed (or, in a dry run, would change).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetagReport {

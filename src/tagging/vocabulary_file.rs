@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::labels::{insert_label, update_label_row};
 use crate::tagging::vocabulary::{Label, Mode};
 use crate::tagging::{set_templates, templates};
 
@@ -118,43 +119,14 @@ pub fn import(store: &mut Store, vocabulary: &Vocabulary) -> Result<ImportSummar
                 [json],
             )?;
         }
-        let now = crate::store::now();
         for label in &vocabulary.labels {
-            let prompts = serde_json::to_string(&label.prompts).expect("strings serialise. This is a bug.");
             match existing.get(&label.name.to_lowercase()) {
                 Some(id) => {
-                    tx.execute(
-                        "UPDATE labels SET name = ?2, prompts = ?3, negative = ?4, mode = ?5, threshold = ?6,
-                         top_k = ?7, enabled = ?8, updated_at = ?9 WHERE id = ?1",
-                        rusqlite::params![
-                            id,
-                            label.name,
-                            prompts,
-                            label.negative,
-                            label.mode.as_str(),
-                            f64::from(label.threshold),
-                            i64::from(label.top_k),
-                            label.enabled,
-                            now
-                        ],
-                    )?;
+                    update_label_row(tx, *id, label)?;
                     summary.updated += 1;
                 }
                 None => {
-                    tx.execute(
-                        "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                        rusqlite::params![
-                            label.name,
-                            prompts,
-                            label.negative,
-                            label.mode.as_str(),
-                            f64::from(label.threshold),
-                            i64::from(label.top_k),
-                            label.enabled,
-                            now
-                        ],
-                    )?;
+                    insert_label(tx, label)?;
                     summary.added += 1;
                 }
             }

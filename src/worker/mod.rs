@@ -251,6 +251,11 @@ impl State {
         }
     }
 
+    /// Embeds prompt texts, loading the model the first time any are needed.
+    fn embed_texts(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.engine()?.embed_texts(texts)
+    }
+
     fn model_id(&self) -> String {
         self.spec.id()
     }
@@ -273,16 +278,7 @@ impl State {
             return Ok(plan.clone());
         }
         let model = self.model_id();
-        let mut engine = None;
-        let mut encode = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-            if engine.is_none() {
-                engine = Some(self.engine()?);
-            }
-            engine
-                .as_ref()
-                .expect("loaded just above. This is a bug.")
-                .embed_texts(texts)
-        };
+        let mut encode = |texts: &[String]| self.embed_texts(texts);
         let (plan, _) = TagPlan::prepare(store, &model, &mut encode)?;
         self.plan = Some(plan.clone());
         Ok(plan)
@@ -404,16 +400,7 @@ impl State {
             Command::Search { text, limit } => {
                 let result = (|| {
                     let model = self.model_id();
-                    let mut engine = None;
-                    let mut encode = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-                        if engine.is_none() {
-                            engine = Some(self.engine()?);
-                        }
-                        engine
-                            .as_ref()
-                            .expect("loaded just above. This is a bug.")
-                            .embed_texts(texts)
-                    };
+                    let mut encode = |texts: &[String]| self.embed_texts(texts);
                     let (_, vectors) = tagging::text_embeddings(
                         store,
                         &model,
@@ -516,23 +503,8 @@ impl State {
 
     /// Recomputes the automatic tag of one pair after a person cleared their decision.
     fn retag_one(&mut self, store: &mut Store, image_id: i64, label_id: i64) -> Result<()> {
-        let Some(vector) = store.embedding(image_id, &self.model_id())? else {
-            return Ok(());
-        };
         let plan = self.plan(store)?;
-        let matrix = EmbeddingMatrix::from_rows(vec![(image_id, vector)]);
-        if let Some(a) = plan
-            .assign(&matrix)?
-            .into_iter()
-            .find(|a| a.label_id == label_id)
-        {
-            store.conn().execute(
-                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
-                 ON CONFLICT (image_id, label_id) DO NOTHING",
-                rusqlite::params![a.image_id, a.label_id, f64::from(a.score)],
-            )?;
-        }
-        Ok(())
+        tagging::retag_pair(store, &plan, &self.model_id(), image_id, label_id)
     }
 
     /// Every photo's score under `label` (cached per label while its prompts stay the same).
@@ -546,16 +518,7 @@ impl State {
             return Ok(scores.clone());
         }
         let model = self.model_id();
-        let mut engine = None;
-        let mut encode = |texts: &[String]| -> Result<Vec<Vec<f32>>> {
-            if engine.is_none() {
-                engine = Some(self.engine()?);
-            }
-            engine
-                .as_ref()
-                .expect("loaded just above. This is a bug.")
-                .embed_texts(texts)
-        };
+        let mut encode = |texts: &[String]| self.embed_texts(texts);
         let (single, _) = TagPlan::prepare_labels(store, &model, vec![label.clone()], &mut encode)?;
         let mut labels = single.labels;
         if label.mode == Mode::TopK {

@@ -559,3 +559,90 @@ fn search_ranks_photos_by_similarity_to_the_text() {
         "chelsea_exif6.jpg"
     );
 }
+
+#[test]
+fn command_line_decisions_search_and_duplicates() {
+    let photos = photo_folder(&fixture_photos());
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let model = crate::support::tiny_clip();
+    let run = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend(["--db", db]);
+        let output = crate::support::cliptag(&full);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    run(&[
+        "index",
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    for label in run(&["vocab", "list"])
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+    {
+        run(&["vocab", "remove", &label]);
+    }
+    run(&["vocab", "add", "Everything", "--threshold", "-1"]);
+    run(&["vocab", "add", "Nothing", "--threshold", "1"]);
+    let cat = photos.path().join("chelsea.png");
+    let cat = cat.to_str().unwrap();
+    let tags_of = |path: &str| run(&["tags", path]);
+    assert!(
+        tags_of(cat).contains("\tEverything\t") && tags_of(cat).contains("\tauto\n"),
+        "{}",
+        tags_of(cat)
+    );
+
+    run(&["tag", "reject", cat, "Everything"]);
+    run(&["tag", "add", cat, "Nothing"]);
+    run(&["retag"]);
+    let after = tags_of(cat);
+    assert!(
+        after.contains("\tEverything\t") && after.contains("\trejected"),
+        "{after}"
+    );
+    assert!(after.contains("\tNothing\t\tmanual"), "{after}");
+    // Clearing hands the pair back to automatic tagging at once.
+    run(&["tag", "clear", cat, "Everything"]);
+    assert!(
+        tags_of(cat)
+            .lines()
+            .any(|l| l.contains("\tEverything\t") && l.ends_with("\tauto")),
+        "{}",
+        tags_of(cat)
+    );
+
+    let found = run(&["search", "--limit", "3", "a photo of a cat."]);
+    assert_eq!(found.lines().count(), 3, "{found}");
+    assert!(
+        found
+            .lines()
+            .all(|l| l.split('\t').nth(1).unwrap().parse::<f32>().is_ok())
+    );
+    let groups = run(&["duplicates", "--threshold", "0.999"]);
+    assert!(
+        groups.contains("chelsea.png\n") && groups.contains("chelsea_exif6.jpg\n"),
+        "{groups}"
+    );
+    let like = run(&["similar", "--limit", "1", cat]);
+    assert!(
+        like.starts_with(
+            &photos
+                .path()
+                .canonicalize()
+                .unwrap()
+                .join("chelsea_exif6.jpg")
+                .display()
+                .to_string()
+        ),
+        "{like}"
+    );
+}
