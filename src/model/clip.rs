@@ -74,6 +74,52 @@ impl WeightSource for SafetensorsWeights {
     }
 }
 
+/// Weights from a PyTorch `pytorch_model.bin` (the zip format of `torch.save`), for checkpoints
+/// that were never converted to safetensors.
+pub struct PthWeights {
+    path: PathBuf,
+    file: candle_core::pickle::PthTensors,
+}
+
+impl PthWeights {
+    /// Reads the archive's index of tensors.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::model(path, "file not found"));
+        }
+        let file = candle_core::pickle::PthTensors::new(path, None)
+            .map_err(|e| Error::model(path, format!("not a readable PyTorch checkpoint: {e}")))?;
+        Ok(PthWeights {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+}
+
+impl WeightSource for PthWeights {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let tensor = self
+            .file
+            .get(name)
+            .map_err(|e| Error::model(&self.path, format!("cannot read tensor `{name}`: {e}")))?
+            .ok_or_else(|| Error::model(&self.path, format!("has no tensor `{name}`")))?;
+        if tensor.dims() != shape {
+            return Err(Error::model(
+                &self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}, but config.json implies {shape:?}",
+                    tensor.dims()
+                ),
+            ));
+        }
+        Ok(tensor.to_dtype(DType::F32)?)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.file.tensor_infos().contains_key(name)
+    }
+}
+
 /// Tensors held in memory, e.g. randomly initialised weights for benchmarks.
 pub struct MemoryWeights(pub HashMap<String, Tensor>);
 

@@ -23,7 +23,9 @@ pub struct ModelFiles {
     pub preprocessor: Option<PathBuf>,
 }
 
-const REQUIRED: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+const REQUIRED: [&str; 2] = ["config.json", "tokenizer.json"];
+/// Weights in the order they are looked for: safetensors, else a PyTorch checkpoint.
+const WEIGHTS: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 const OPTIONAL: &str = "preprocessor_config.json";
 
 impl ModelFiles {
@@ -32,21 +34,30 @@ impl ModelFiles {
         if !dir.is_dir() {
             return Err(Error::model(dir, "model folder not found"));
         }
+        let needs =
+            "it needs config.json, model.safetensors (or pytorch_model.bin) and tokenizer.json";
         for name in REQUIRED {
             if !dir.join(name).is_file() {
                 return Err(Error::model(
                     dir,
-                    format!(
-                        "model folder has no {name} (it needs {})",
-                        REQUIRED.join(", ")
-                    ),
+                    format!("model folder has no {name} ({needs})"),
                 ));
             }
         }
+        let weights = WEIGHTS
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+            .ok_or_else(|| {
+                Error::model(
+                    dir,
+                    format!("model folder has no model.safetensors ({needs})"),
+                )
+            })?;
         let preprocessor = dir.join(OPTIONAL);
         Ok(ModelFiles {
             config: dir.join("config.json"),
-            weights: dir.join("model.safetensors"),
+            weights,
             tokenizer: dir.join("tokenizer.json"),
             preprocessor: preprocessor.is_file().then_some(preprocessor),
         })
@@ -116,11 +127,18 @@ pub fn resolve(spec: &ModelSpec, progress: DownloadProgress<'_>) -> Result<Model
     match spec {
         ModelSpec::Local(dir) => ModelFiles::from_dir(dir),
         ModelSpec::Hub { .. } => {
-            let [config, weights, tokenizer] = REQUIRED;
+            let [config, tokenizer] = REQUIRED;
+            let config = resolve_file(spec, config, progress)?;
+            let tokenizer = resolve_file(spec, tokenizer, progress)?;
+            let weights = match fetch(spec, WEIGHTS[0], progress)? {
+                Some(path) => path,
+                // Older uploads only have the PyTorch checkpoint.
+                None => resolve_file(spec, WEIGHTS[1], progress)?,
+            };
             Ok(ModelFiles {
-                config: resolve_file(spec, config, progress)?,
-                weights: resolve_file(spec, weights, progress)?,
-                tokenizer: resolve_file(spec, tokenizer, progress)?,
+                config,
+                weights,
+                tokenizer,
                 preprocessor: fetch(spec, OPTIONAL, progress)?,
             })
         }

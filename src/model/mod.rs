@@ -75,8 +75,11 @@ impl ClipEngine {
         }
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text.max_position_embeddings)?;
-        let weights = clip::SafetensorsWeights::open(&files.weights)?;
-        let model = ClipModel::load(config, &weights)?;
+        let model = if files.weights.extension().is_some_and(|e| e == "bin") {
+            ClipModel::load(config, &clip::PthWeights::open(&files.weights)?)?
+        } else {
+            ClipModel::load(config, &clip::SafetensorsWeights::open(&files.weights)?)?
+        };
         Ok(ClipEngine {
             model,
             tokenizer,

@@ -568,3 +568,27 @@ fn unreadable_images_are_clean_errors_naming_the_file() {
     ]);
     assert_clean_failure(&output, &["/no/such/photo.jpg", "No such file"]);
 }
+
+#[test]
+fn a_pytorch_checkpoint_loads_like_its_safetensors_twin() {
+    // tests/fixtures/pth holds one tiny model saved both ways (see make.py there).
+    let source = fixtures().join("pth");
+    let mut features = Vec::new();
+    for weights in ["model.safetensors", "pytorch_model.bin"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(source.join("config.json"), dir.path().join("config.json")).unwrap();
+        std::fs::copy(source.join(weights), dir.path().join(weights)).unwrap();
+        std::fs::copy(
+            tiny_clip().join("tokenizer.json"),
+            dir.path().join("tokenizer.json"),
+        )
+        .unwrap();
+        let files = ModelFiles::from_dir(dir.path()).unwrap();
+        assert!(files.weights.ends_with(weights));
+        let engine = ClipEngine::from_files(&files, weights.into()).expect("the checkpoint loads");
+        let pixels = Tensor::ones((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+        features.push(rows(&engine.model().image_features(&pixels).unwrap()));
+    }
+    assert_eq!(features[0], features[1]);
+    assert_eq!(features[0][0].len(), 8);
+}
