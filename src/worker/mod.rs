@@ -145,6 +145,7 @@ pub fn spawn(
                 snapshot_version: 0,
                 snapshot_due: false,
                 last_snapshot: None,
+                snapshot_cost: Duration::ZERO,
                 shutdown: false,
             };
             state.publish_snapshot(&store);
@@ -190,6 +191,8 @@ struct State {
     snapshot_version: u64,
     snapshot_due: bool,
     last_snapshot: Option<Instant>,
+    /// How long the last snapshot took to build.
+    snapshot_cost: Duration,
     shutdown: bool,
 }
 
@@ -657,7 +660,9 @@ impl State {
 
     /// Rebuilds the library snapshot for the UI.
     fn publish_snapshot(&mut self, store: &Store) {
+        let started = Instant::now();
         let result = build_snapshot(store, self.snapshot_version + 1);
+        self.snapshot_cost = started.elapsed();
         match result {
             Ok(snapshot) => {
                 self.snapshot_version += 1;
@@ -789,10 +794,13 @@ impl IndexHooks for Hooks<'_> {
             if self.state.shutdown {
                 self.cancel.store(true, Ordering::Relaxed);
             }
+            // On a large library a snapshot takes a while to build: space them so that they
+            // never take more than a tenth of the indexing time.
+            let interval = SNAPSHOT_INTERVAL.max(10 * self.state.snapshot_cost);
             let due = self
                 .state
                 .last_snapshot
-                .is_none_or(|t| t.elapsed() >= SNAPSHOT_INTERVAL);
+                .is_none_or(|t| t.elapsed() >= interval);
             if self.state.snapshot_due || due {
                 self.state.publish_snapshot(store);
             }
