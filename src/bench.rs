@@ -67,6 +67,12 @@ pub struct BenchArgs {
     /// Labels for `retag`.
     #[arg(long, default_value_t = 300)]
     pub labels: usize,
+    /// Images per encoder batch in `index` (default: the indexer's).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Decode threads in `index` (default: the indexer's).
+    #[arg(long)]
+    pub decode_threads: Option<usize>,
     /// A tokenizer.json for the text encoder (default: the test fixture's).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -408,10 +414,17 @@ fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
         ),
         serde_json::json!({"what": "vocabulary", "prompts": stats.embedded, "seconds": started.elapsed().as_secs_f64()}),
     );
+    let defaults = IndexOptions::default();
+    let options = IndexOptions {
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        decode_threads: args.decode_threads.unwrap_or(defaults.decode_threads),
+        reduced_jpeg: true,
+    };
+    let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
     let mut indexer = Indexer {
         store: &mut store,
         embedder: &engine,
-        options: IndexOptions::default(),
+        options,
         cancel: Default::default(),
         plan: Some(plan),
     };
@@ -421,10 +434,8 @@ fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
     let rate = summary.indexed as f64 / wall;
     report.line(
         format!(
-            "  end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {}, {} decode threads)",
+            "  end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads)",
             summary.indexed,
-            IndexOptions::default().batch_size,
-            IndexOptions::default().decode_threads
         ),
         serde_json::json!({"what": "index", "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
     );
