@@ -20,8 +20,6 @@ use crate::model::{fused, kernels};
 pub trait WeightSource {
     /// The tensor called `name`, as f32, checked to have `shape`.
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor>;
-    /// Whether a tensor called `name` exists.
-    fn contains(&self, name: &str) -> bool;
 }
 
 /// Weights memory-mapped from a `model.safetensors` file.
@@ -68,10 +66,6 @@ impl WeightSource for SafetensorsWeights {
             .map_err(|e| Error::model(&self.path, format!("cannot read tensor `{name}`: {e}")))?;
         Ok(tensor.to_dtype(DType::F32)?)
     }
-
-    fn contains(&self, name: &str) -> bool {
-        self.file.get(name).is_ok()
-    }
 }
 
 /// Weights from a PyTorch `pytorch_model.bin` (the zip format of `torch.save`), for checkpoints
@@ -114,10 +108,6 @@ impl WeightSource for PthWeights {
         }
         Ok(tensor.to_dtype(DType::F32)?)
     }
-
-    fn contains(&self, name: &str) -> bool {
-        self.file.tensor_infos().contains_key(name)
-    }
 }
 
 /// Tensors held in memory, e.g. randomly initialised weights for benchmarks.
@@ -136,10 +126,6 @@ impl WeightSource for MemoryWeights {
             )));
         }
         Ok(tensor.to_dtype(DType::F32)?)
-    }
-
-    fn contains(&self, name: &str) -> bool {
-        self.0.contains_key(name)
     }
 }
 

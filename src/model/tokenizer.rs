@@ -46,16 +46,6 @@ impl ClipTokenizer {
         })
     }
 
-    /// The id of `<|endoftext|>`, which ends every prompt and pads short ones.
-    pub fn end_id(&self) -> u32 {
-        self.end_id
-    }
-
-    /// The model's text context (the most tokens a prompt keeps).
-    pub fn context(&self) -> usize {
-        self.context
-    }
-
     /// Ids of `text` with the start and end tokens, untruncated.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
