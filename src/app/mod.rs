@@ -240,11 +240,9 @@ impl CliptagApp {
     }
 
     /// Adds a folder to the library and indexes it.
+    /// (The worker checks the path: even a `stat` can stall on a sleeping network drive, and the
+    /// UI thread never touches the disk.)
     pub fn open_folder(&mut self, folder: PathBuf) {
-        if !folder.is_dir() {
-            self.say(format!("{}: not a folder", folder.display()), true);
-            return;
-        }
         self.say(format!("indexing {}", folder.display()), false);
         self.send(Command::Index {
             roots: vec![folder],
@@ -323,12 +321,9 @@ impl CliptagApp {
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
+        // A dropped photo stands for its folder; the worker sorts that out.
         for path in dropped {
-            if path.is_dir() {
-                self.open_folder(path);
-            } else if let Some(parent) = path.parent() {
-                self.open_folder(parent.to_path_buf());
-            }
+            self.open_folder(path);
         }
     }
 

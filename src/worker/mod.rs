@@ -310,7 +310,17 @@ impl State {
     fn handle(&mut self, store: &mut Store, command: Command, indexing: bool) {
         match command {
             Command::Index { .. } | Command::Update if indexing => self.deferred.insert(0, command),
-            Command::Index { roots } => self.index(store, &roots),
+            Command::Index { roots } => {
+                // A photo dropped on the window stands for its folder.
+                let roots: Vec<PathBuf> = roots
+                    .into_iter()
+                    .map(|r| match r.parent() {
+                        Some(parent) if r.is_file() => parent.to_path_buf(),
+                        _ => r,
+                    })
+                    .collect();
+                self.index(store, &roots)
+            }
             Command::Update => match store.roots() {
                 Ok(roots) if roots.is_empty() => {
                     self.outbox

@@ -76,6 +76,14 @@ fn step_until(
     panic!("timed out waiting for {what}; messages: {messages:?}");
 }
 
+/// Focuses the field labelled `label` and types `text` into it.
+fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.step();
+    harness.get_by_label(label).type_text(text);
+    harness.step();
+}
+
 fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
     app.snapshot
         .labels
@@ -103,10 +111,7 @@ fn adding_a_label_in_the_sidebar_stores_it_and_tags_photos() {
     });
     assert!(has_label(&harness, "10 photos"));
 
-    harness.get_by_label("New label").focus();
-    harness.step();
-    harness.get_by_label("New label").type_text("Anything");
-    harness.step();
+    type_into(&mut harness, "New label", "Anything");
     harness.get_by_label("Add").click();
     step_until(&mut harness, "the new label's tags", |h| {
         label_count(h.state(), "Anything").is_some_and(|n| n > 0)
@@ -250,12 +255,7 @@ fn indexing_shows_progress_and_cancel_stops_it() {
     step_until(&mut harness, "the welcome screen", |h| {
         has_label(h, "Welcome to cliptag")
     });
-    harness.get_by_label("Folder").focus();
-    harness.step();
-    harness
-        .get_by_label("Folder")
-        .type_text(photos.path().to_str().unwrap());
-    harness.step();
+    type_into(&mut harness, "Folder", photos.path().to_str().unwrap());
     harness.get_by_label("Index").click();
     // The status bar shows "done / total" on a progress bar, with a rate.
     step_until(&mut harness, "progress", |h| {
@@ -293,10 +293,7 @@ fn an_error_is_shown_to_the_person() {
     step_until(&mut harness, "the vocabulary", |h| {
         !h.state().snapshot.labels.is_empty()
     });
-    harness.get_by_label("New label").focus();
-    harness.step();
-    harness.get_by_label("New label").type_text("animals/dog");
-    harness.step();
+    type_into(&mut harness, "New label", "animals/dog");
     harness.get_by_label("Add").click();
     step_until(&mut harness, "the error", |h| {
         has_label(h, "already has a label \"Animals/Dog\"")
@@ -314,12 +311,7 @@ fn the_app_opens_and_works_without_its_model() {
         has_label(h, "Welcome to cliptag")
     });
     // Indexing needs the model: the app says what is wrong and how to fix it.
-    harness.get_by_label("Folder").focus();
-    harness.step();
-    harness
-        .get_by_label("Folder")
-        .type_text(photos.path().to_str().unwrap());
-    harness.step();
+    type_into(&mut harness, "Folder", photos.path().to_str().unwrap());
     harness.get_by_label("Index").click();
     step_until(&mut harness, "the model error", |h| {
         matches!(h.state().model, ModelStatus::Failed(_))
@@ -331,22 +323,18 @@ fn the_app_opens_and_works_without_its_model() {
     assert!(harness.query_by_label("Retry").is_some());
     assert!(harness.query_by_label("Choose folder…").is_some());
     // The rest still works: the vocabulary can be edited.
-    harness.get_by_label("New label").focus();
-    harness.step();
-    harness.get_by_label("New label").type_text("Sunsets");
-    harness.step();
+    type_into(&mut harness, "New label", "Sunsets");
     harness.get_by_label("Add").click();
     step_until(&mut harness, "the label", |h| {
         label_count(h.state(), "Sunsets").is_some()
     });
 
     // Pointing it at a real model folder fixes it.
-    harness.get_by_label("Model folder or hub id:").focus();
-    harness.step();
-    harness
-        .get_by_label("Model folder or hub id:")
-        .type_text(tiny_clip().to_str().unwrap());
-    harness.step();
+    type_into(
+        &mut harness,
+        "Model folder or hub id:",
+        tiny_clip().to_str().unwrap(),
+    );
     harness.get_by_label("Use this model").click();
     step_until(&mut harness, "the model", |h| {
         matches!(h.state().model, ModelStatus::Ready(_))
