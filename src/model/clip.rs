@@ -22,6 +22,17 @@ pub trait WeightSource {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor>;
 }
 
+/// Refuses a checkpoint tensor whose shape differs from what config.json implies.
+fn check_shape(path: &Path, name: &str, found: &[usize], want: &[usize]) -> Result<()> {
+    if found == want {
+        return Ok(());
+    }
+    Err(Error::model(
+        path,
+        format!("tensor `{name}` has shape {found:?}, but config.json implies {want:?}"),
+    ))
+}
+
 /// Weights memory-mapped from a `model.safetensors` file.
 pub struct SafetensorsWeights {
     path: PathBuf,
@@ -51,15 +62,7 @@ impl WeightSource for SafetensorsWeights {
             .file
             .get(name)
             .map_err(|_| Error::model(&self.path, format!("has no tensor `{name}`")))?;
-        if view.shape() != shape {
-            return Err(Error::model(
-                &self.path,
-                format!(
-                    "tensor `{name}` has shape {:?}, but config.json implies {shape:?}",
-                    view.shape()
-                ),
-            ));
-        }
+        check_shape(&self.path, name, view.shape(), shape)?;
         let tensor = self
             .file
             .load(name, &Device::Cpu)
@@ -97,15 +100,7 @@ impl WeightSource for PthWeights {
             .get(name)
             .map_err(|e| Error::model(&self.path, format!("cannot read tensor `{name}`: {e}")))?
             .ok_or_else(|| Error::model(&self.path, format!("has no tensor `{name}`")))?;
-        if tensor.dims() != shape {
-            return Err(Error::model(
-                &self.path,
-                format!(
-                    "tensor `{name}` has shape {:?}, but config.json implies {shape:?}",
-                    tensor.dims()
-                ),
-            ));
-        }
+        check_shape(&self.path, name, tensor.dims(), shape)?;
         Ok(tensor.to_dtype(DType::F32)?)
     }
 }

@@ -39,6 +39,17 @@ fn indexed_library(db: &Path) -> tempfile::TempDir {
     photos
 }
 
+/// Stores a label with threshold -1, which tags every photo once the library is re-tagged.
+fn add_label_that_tags_everything(db: &Path, name: &str) {
+    let mut store = Store::open(db).unwrap();
+    store
+        .add_label(cliptag::tagging::Label {
+            threshold: -1.0,
+            ..cliptag::tagging::Label::new(name, "")
+        })
+        .unwrap();
+}
+
 fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
     let settings = Settings::default();
     let app = CliptagApp::new(
@@ -134,15 +145,7 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
     let _photos = indexed_library(&db);
-    {
-        let mut store = Store::open(&db).unwrap();
-        store
-            .add_label(cliptag::tagging::Label {
-                threshold: -1.0,
-                ..cliptag::tagging::Label::new("Anything", "")
-            })
-            .unwrap();
-    }
+    add_label_that_tags_everything(&db, "Anything");
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the label", |h| has_label(h, "Anything (0)"));
     // Opening the label for editing previews what it would tag.
@@ -184,15 +187,7 @@ fn exporting_writes_a_csv_with_the_expected_rows() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
     let _photos = indexed_library(&db);
-    {
-        let mut store = Store::open(&db).unwrap();
-        store
-            .add_label(cliptag::tagging::Label {
-                threshold: -1.0,
-                ..cliptag::tagging::Label::new("Everything", "")
-            })
-            .unwrap();
-    }
+    add_label_that_tags_everything(&db, "Everything");
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     // Any vocabulary change re-tags; use the Re-tag button to tag with the label just stored.
     step_until(&mut harness, "the gallery", |h| {
