@@ -87,4 +87,15 @@ impl Error {
     pub fn invalid(reason: impl Into<String>) -> Self {
         Error::Invalid(reason.into())
     }
+
+    /// The file or folder the error is about, if it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Model { path, .. }
+            | Error::Image { path, .. }
+            | Error::Store { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::CliptagApp;
 use super::thumbnails::PREVIEW_SIZE;
-use crate::store::TagSource;
+use crate::domain::{Decision, TagSource};
 use crate::worker::Command;
 
 impl CliptagApp {
@@ -10,13 +10,7 @@ impl CliptagApp {
         let Some(image_id) = self.selected else {
             return;
         };
-        let Some(entry) = self
-            .snapshot
-            .images
-            .iter()
-            .find(|e| e.id == image_id)
-            .cloned()
-        else {
+        let Some(entry) = self.snapshot.image(image_id).cloned() else {
             self.select(None);
             return;
         };
@@ -70,10 +64,10 @@ impl CliptagApp {
                                 .selectable_label(false, &entry_label.label.name)
                                 .clicked()
                         {
-                            self.worker.send(Command::SetDecision {
+                            self.worker.send(Command::Decide {
                                 image_id,
                                 label_id: entry_label.label.id,
-                                decision: Some(TagSource::Manual),
+                                decision: Decision::Apply,
                             });
                         }
                     }
@@ -117,7 +111,7 @@ impl CliptagApp {
                             });
                             ui.label(state);
                             ui.horizontal(|ui| {
-                                let decide = |decision| Command::SetDecision {
+                                let decide = |decision| Command::Decide {
                                     image_id,
                                     label_id: score.label_id,
                                     decision,
@@ -127,19 +121,14 @@ impl CliptagApp {
                                     .on_hover_text(format!("Accept {:?}", score.name))
                                     .clicked()
                                 {
-                                    let source = if score.tag == Some(TagSource::Auto) {
-                                        TagSource::Accepted
-                                    } else {
-                                        TagSource::Manual
-                                    };
-                                    self.worker.send(decide(Some(source)));
+                                    self.worker.send(decide(Decision::Apply));
                                 }
                                 if ui
                                     .small_button("reject")
                                     .on_hover_text(format!("Reject {:?}", score.name))
                                     .clicked()
                                 {
-                                    self.worker.send(decide(Some(TagSource::Rejected)));
+                                    self.worker.send(decide(Decision::Reject));
                                 }
                                 if score.tag.is_some_and(|t| t != TagSource::Auto)
                                     && ui
@@ -150,7 +139,7 @@ impl CliptagApp {
                                         ))
                                         .clicked()
                                 {
-                                    self.worker.send(decide(None));
+                                    self.worker.send(decide(Decision::Clear));
                                 }
                             });
                             ui.end_row();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::CliptagApp;
 use super::thumbnails::GRID_SIZE;
-use crate::store::ImageStatus;
+use crate::domain::ImageStatus;
 use crate::worker::Command;
 
 /// How many results a text search asks for.
@@ -65,12 +65,10 @@ impl CliptagApp {
         let images = &self.snapshot.images;
         g.scores.clear();
         g.visible = if let Some((_, results)) = &g.search {
-            let index: HashMap<i64, usize> =
-                images.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
             g.scores = results.iter().copied().collect();
             results
                 .iter()
-                .filter_map(|(id, _)| index.get(id).copied())
+                .filter_map(|(id, _)| self.snapshot.positions.get(id).copied())
                 .collect()
         } else {
             images
@@ -78,7 +76,7 @@ impl CliptagApp {
                 .enumerate()
                 .filter(|(_, e)| {
                     let applied = || e.tags.iter().filter(|(_, s)| s.applies());
-                    let problem = matches!(e.status, ImageStatus::Error | ImageStatus::Missing);
+                    let problem = e.status.is_problem();
                     if g.problems {
                         return problem;
                     }
@@ -211,7 +209,7 @@ impl CliptagApp {
     fn cell_ui(
         &mut self,
         ui: &mut egui::Ui,
-        entry: &crate::worker::ImageEntry,
+        entry: &crate::library::ImageEntry,
         cell: f32,
         selected: bool,
     ) -> egui::Response {

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::library::{IndexSummary, Progress};
-use crate::worker::{
-    self, Command, Event, ImageDetail, LibrarySnapshot, ModelLoader, ModelStatus, WorkerHandle,
+use crate::export::csv::CsvForm;
+use crate::library::{
+    ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress, Retag,
 };
+use crate::worker::{self, Command, Done, Event, WorkerHandle};
 
 /// What the app remembers between launches (window size and panel widths are kept by eframe
 /// and egui themselves).
@@ -28,7 +29,7 @@ pub struct Settings {
     pub db: Option<PathBuf>,
     /// Where "Export CSV" writes.
     pub export_path: String,
-    pub export_form: status::ExportForm,
+    pub export_form: CsvForm,
     pub export_relative: bool,
     pub export_xmp: bool,
     pub xmp_adobe_names: bool,
@@ -44,7 +45,7 @@ impl Default for Settings {
         Settings {
             db: None,
             export_path: export_path.to_string_lossy().into_owned(),
-            export_form: status::ExportForm::Wide,
+            export_form: CsvForm::Wide,
             export_relative: false,
             export_xmp: false,
             xmp_adobe_names: false,
@@ -105,7 +106,7 @@ impl CliptagApp {
         settings: Settings,
         db: PathBuf,
         model: Option<String>,
-        loader: ModelLoader,
+        loader: Box<dyn ModelLoader>,
     ) -> Self {
         let worker = worker::spawn(db.clone(), model, loader, waker.clone());
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
@@ -185,11 +186,27 @@ impl CliptagApp {
                 }
                 self.model = status;
             }
-            Event::IndexStarted => {
+            Event::Started { .. } => {
                 self.indexing = true;
-                self.worker.set_paused(false);
+                self.worker.control().resume();
             }
-            Event::IndexFinished(summary) => {
+            Event::Done { done, .. } => self.apply_done(done),
+            Event::Failed { failure, .. } => {
+                if matches!(failure.operation, worker::Operation::Index { .. }) {
+                    self.indexing = false;
+                }
+                self.say(failure.to_string(), true);
+            }
+        }
+    }
+
+    fn apply_done(&mut self, done: Done) {
+        let retag_failed = |retag: &Retag| match retag {
+            Retag::Failed(reason) => Some(format!("the tags could not follow yet: {reason}")),
+            _ => None,
+        };
+        match done {
+            Done::Indexed(summary) => {
                 self.indexing = false;
                 let text = format!(
                     "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
@@ -207,20 +224,97 @@ impl CliptagApp {
                 self.say(text, false);
                 self.last_summary = Some(summary);
             }
-            Event::Preview(preview) => {
-                self.sidebar.previews.insert(preview.label_id, preview);
+            Done::Queued { roots } => {
+                let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                self.say(
+                    format!(
+                        "{} will be indexed when the current run ends",
+                        names.join(", ")
+                    ),
+                    false,
+                );
             }
-            Event::SearchResults { query, results } => {
+            Done::Retagged(report) => self.say(
+                format!(
+                    "re-tagged {} photos: {} added, {} removed",
+                    report.photos,
+                    report.total_added(),
+                    report.total_removed()
+                ),
+                false,
+            ),
+            Done::LabelAdded { label, retag } => {
+                self.say(format!("added {:?}", label.name), false);
+                if let Some(text) = retag_failed(&retag) {
+                    self.say(text, true);
+                }
+            }
+            Done::LabelUpdated { retag, .. } | Done::LabelRemoved { retag, .. } => {
+                if let Some(text) = retag_failed(&retag) {
+                    self.say(text, true);
+                }
+            }
+            Done::VocabularyImported {
+                path,
+                summary,
+                retag,
+            } => {
+                self.say(
+                    format!(
+                        "imported {}: {} labels added, {} updated",
+                        path.display(),
+                        summary.added,
+                        summary.updated
+                    ),
+                    false,
+                );
+                if let Some(text) = retag_failed(&retag) {
+                    self.say(text, true);
+                }
+            }
+            Done::VocabularyExported { path, labels } => self.say(
+                format!("wrote {labels} labels to {}", path.display()),
+                false,
+            ),
+            Done::Preview(preview) => {
+                self.sidebar.previews.insert(preview.label.id, preview);
+            }
+            Done::Found { query, matches } => {
+                let results = matches.into_iter().map(|m| (m.image_id, m.score)).collect();
                 self.gallery.search = Some((query, results));
                 self.gallery.invalidate();
             }
-            Event::Detail(detail) => {
+            Done::Detail(detail) => {
                 if self.selected == Some(detail.image_id) {
                     self.detail = Some(detail);
                 }
             }
-            Event::Done(text) => self.say(text, false),
-            Event::Error(text) => self.say(text, true),
+            Done::Decided { .. } | Done::ModelLoaded => {}
+            Done::Exported(report) => {
+                if let Some((path, rows)) = &report.csv {
+                    self.say(format!("wrote {rows} rows to {}", path.display()), false);
+                }
+                if let Some(xmp) = &report.xmp {
+                    match xmp.failed.first() {
+                        None => self.say(
+                            format!(
+                                "XMP sidecars: {} written, {} already up to date",
+                                xmp.written, xmp.unchanged
+                            ),
+                            false,
+                        ),
+                        Some((path, reason)) => self.say(
+                            format!(
+                                "XMP sidecars: {} written, {} failed, e.g. {}: {reason}",
+                                xmp.written,
+                                xmp.failed.len(),
+                                path.display()
+                            ),
+                            true,
+                        ),
+                    }
+                }
+            }
         }
     }
 
@@ -433,6 +527,11 @@ impl eframe::App for CliptagApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // Closing the window must not wait for a model download or a batch in the encoder.
+        self.worker.shutdown(Duration::from_secs(1));
+    }
 }
 
 /// Opens the desktop app on `db` (or the last library, or the default one).
@@ -465,7 +564,7 @@ pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
                 settings,
                 db,
                 model,
-                worker::clip_loader(),
+                Box::new(crate::library::ClipLoader),
             )))
         }),
     )

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use super::{CliptagApp, DialogResult};
-use crate::tagging::{Label, Mode};
-use crate::worker::{Command, Preview};
+use crate::domain::{Label, Mode};
+use crate::library::Preview;
+use crate::worker::Command;
 
 /// A label being edited; changes reach the worker when applied (the threshold at once).
 #[derive(Debug, Clone, PartialEq)]
@@ -227,9 +228,9 @@ impl CliptagApp {
         }
         apply |= slider.drag_stopped();
         if let Some(p) = self.sidebar.previews.get(&editor.draft.id)
-            && p.mode == editor.draft.mode
+            && p.label.mode == editor.draft.mode
         {
-            let stale = (p.threshold - editor.draft.threshold).abs() > 1e-6;
+            let stale = (p.label.threshold - editor.draft.threshold).abs() > 1e-6;
             ui.label(format!(
                 "Would tag {} photos (+{} / -{} automatic){}",
                 p.count,
@@ -275,7 +276,7 @@ impl CliptagApp {
     /// The model the library uses, for the default threshold of new labels.
     fn model_name(&self) -> String {
         match &self.model {
-            crate::worker::ModelStatus::Ready(id) => id.clone(),
+            crate::library::ModelStatus::Ready(name) => name.clone(),
             _ => String::new(),
         }
     }

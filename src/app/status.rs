@@ -1,40 +1,29 @@
 //! The status bar (model, stage, progress with rate and ETA, pause, cancel), the export window and
 //! the list of files that could not be read.
 
-use serde::{Deserialize, Serialize};
-
 use super::{CliptagApp, DialogResult};
+use crate::domain::ImageStatus;
 use crate::export::PathStyle;
 use crate::export::csv::CsvForm;
 use crate::export::xmp::SidecarNaming;
-use crate::library::Stage;
-use crate::store::ImageStatus;
-use crate::worker::{Command, ExportRequest, ModelStatus};
+use crate::library::{CsvExport, ExportRequest, ModelStatus, Stage};
+use crate::worker::Command;
 
-/// The CSV shape chosen in the export window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum ExportForm {
-    #[default]
-    Wide,
-    Long,
-    Exiftool,
+/// The CSV shape in the export window's words.
+fn describe(form: CsvForm) -> &'static str {
+    match form {
+        CsvForm::Wide => "one row per photo",
+        CsvForm::Long => "one row per tag, with scores",
+        CsvForm::Exiftool => "exiftool import (XMP-dc:Subject)",
+    }
 }
 
-impl ExportForm {
-    fn csv(self) -> CsvForm {
-        match self {
-            ExportForm::Wide => CsvForm::Wide,
-            ExportForm::Long => CsvForm::Long,
-            ExportForm::Exiftool => CsvForm::Exiftool,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            ExportForm::Wide => "one row per photo",
-            ExportForm::Long => "one row per tag, with scores",
-            ExportForm::Exiftool => "exiftool import (XMP-dc:Subject)",
-        }
+/// `1 photo`, `2 photos`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 
@@ -56,7 +45,9 @@ impl CliptagApp {
             let model = match &self.model {
                 ModelStatus::NotLoaded => "model: not loaded yet".to_string(),
                 ModelStatus::Loading(what) => format!("model: {what}"),
-                ModelStatus::Ready(id) => format!("model: {}", id.rsplit('/').next().unwrap_or(id)),
+                ModelStatus::Ready(name) => {
+                    format!("model: {}", name.rsplit('/').next().unwrap_or(name))
+                }
                 ModelStatus::Failed(_) => "model: unavailable".to_string(),
             };
             ui.label(model);
@@ -81,11 +72,7 @@ impl CliptagApp {
                     } else {
                         String::new()
                     };
-                    let paused = self
-                        .worker
-                        .shared
-                        .paused
-                        .load(std::sync::atomic::Ordering::Relaxed);
+                    let paused = self.worker.control().is_paused();
                     ui.label(if paused { "paused" } else { stage });
                     ui.add(
                         egui::ProgressBar::new(fraction)
@@ -94,38 +81,35 @@ impl CliptagApp {
                     );
                     ui.label(format!("{:.1} photos/s{eta}", p.rate));
                     if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
-                        self.worker.set_paused(!paused);
+                        if paused {
+                            self.worker.control().resume();
+                        } else {
+                            self.worker.control().pause();
+                        }
                     }
                     if ui.button("Cancel").clicked() {
-                        self.worker.cancel();
+                        self.worker.control().cancel();
                     }
                 }
                 (None, true) => {
                     ui.label("starting…");
                     if ui.button("Cancel").clicked() {
-                        self.worker.cancel();
+                        self.worker.control().cancel();
                     }
                 }
                 _ => {
-                    let ok = self
-                        .snapshot
-                        .images
-                        .iter()
-                        .filter(|i| i.status == ImageStatus::Ok)
-                        .count();
-                    ui.label(format!("{ok} photos indexed"));
+                    ui.label(count(
+                        self.snapshot.indexed,
+                        "photo indexed",
+                        "photos indexed",
+                    ));
                 }
             }
-            let problems = self
-                .snapshot
-                .images
-                .iter()
-                .filter(|i| matches!(i.status, ImageStatus::Error | ImageStatus::Missing))
-                .count();
+            let problems = self.snapshot.problems.len();
             if problems > 0 {
                 ui.separator();
                 if ui
-                    .button(format!("{problems} problems"))
+                    .button(count(problems, "problem", "problems"))
                     .on_hover_text("Files that could not be read, or went missing")
                     .clicked()
                 {
@@ -166,13 +150,13 @@ impl CliptagApp {
                     }
                 });
                 egui::ComboBox::from_label("Layout")
-                    .selected_text(self.settings.export_form.describe())
+                    .selected_text(describe(self.settings.export_form))
                     .show_ui(ui, |ui| {
-                        for form in [ExportForm::Wide, ExportForm::Long, ExportForm::Exiftool] {
+                        for form in [CsvForm::Wide, CsvForm::Long, CsvForm::Exiftool] {
                             ui.selectable_value(
                                 &mut self.settings.export_form,
                                 form,
-                                form.describe(),
+                                describe(form),
                             );
                         }
                     });
@@ -204,7 +188,11 @@ impl CliptagApp {
                         SidecarNaming::Appended
                     };
                     self.send(Command::Export(ExportRequest {
-                        csv: Some((path, self.settings.export_form.csv(), style)),
+                        csv: Some(CsvExport {
+                            path,
+                            form: self.settings.export_form,
+                            style,
+                        }),
                         xmp: self.settings.export_xmp.then_some(naming),
                     }));
                 }
@@ -231,9 +219,7 @@ impl CliptagApp {
                 egui::ScrollArea::vertical()
                     .id_salt("problems")
                     .show(ui, |ui| {
-                        for image in snapshot.images.iter().filter(|i| {
-                            matches!(i.status, ImageStatus::Error | ImageStatus::Missing)
-                        }) {
+                        for image in snapshot.problems.iter().map(|i| &snapshot.images[*i]) {
                             let reason = match image.status {
                                 ImageStatus::Missing => {
                                     "missing from disk (its tags are kept)".to_string()

@@ -7,12 +7,23 @@
 
 use std::path::Path;
 
+use std::path::PathBuf;
+
 use crate::error::{Error, Result};
-use crate::export::{ImageTags, PathStyle, image_tags, write_atomically};
-use crate::store::Store;
+use crate::export::{ImageTags, PathStyle, styled_path, write_atomically};
 
 /// The shape of a CSV export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum CsvForm {
     /// One row per image: `path`, `tags` (labels joined with `; `).
     #[default]
@@ -32,8 +43,14 @@ pub fn guard(cell: &str) -> String {
     }
 }
 
-/// The CSV text of the library's tags.
-pub fn render(images: &[ImageTags], form: CsvForm) -> Result<Vec<u8>> {
+/// The CSV text of the photos' tags, their paths written as `style` asks.
+pub fn render(
+    images: &[&ImageTags],
+    roots: &[PathBuf],
+    form: CsvForm,
+    style: PathStyle,
+) -> Result<Vec<u8>> {
+    let path = |image: &ImageTags| guard(&styled_path(&image.path, roots, style));
     let mut writer = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -44,7 +61,7 @@ pub fn render(images: &[ImageTags], form: CsvForm) -> Result<Vec<u8>> {
             for image in images {
                 let tags: Vec<&str> = image.tags.iter().map(|t| t.label.as_str()).collect();
                 writer
-                    .write_record([guard(&image.path), guard(&tags.join("; "))])
+                    .write_record([path(image), guard(&tags.join("; "))])
                     .map_err(fail)?;
             }
         }
@@ -57,7 +74,7 @@ pub fn render(images: &[ImageTags], form: CsvForm) -> Result<Vec<u8>> {
                     let score = tag.score.map(|s| format!("{s:.4}")).unwrap_or_default();
                     writer
                         .write_record([
-                            guard(&image.path),
+                            path(image),
                             guard(&tag.label),
                             score,
                             tag.source.as_str().to_string(),
@@ -76,7 +93,7 @@ pub fn render(images: &[ImageTags], form: CsvForm) -> Result<Vec<u8>> {
                 let (subjects, hierarchy) = crate::export::xmp::keywords(&image.tags);
                 writer
                     .write_record([
-                        guard(&image.path),
+                        path(image),
                         guard(&subjects.join("; ")),
                         guard(&hierarchy.join("; ")),
                     ])
@@ -89,21 +106,26 @@ pub fn render(images: &[ImageTags], form: CsvForm) -> Result<Vec<u8>> {
         .map_err(|e| Error::invalid(format!("cannot write CSV: {e}")))
 }
 
-/// Writes the library's tags to `path` atomically; returns the number of data rows.
-pub fn export(store: &Store, path: &Path, form: CsvForm, style: PathStyle) -> Result<usize> {
+/// Writes the photos' tags to `path` atomically; returns the number of data rows.
+pub fn export(
+    images: &[&ImageTags],
+    roots: &[PathBuf],
+    path: &Path,
+    form: CsvForm,
+    style: PathStyle,
+) -> Result<usize> {
     let style = if form == CsvForm::Exiftool {
         // exiftool must find the files.
         PathStyle::Absolute
     } else {
         style
     };
-    let images = image_tags(store, style)?;
     let rows = match form {
         CsvForm::Long => images.iter().map(|i| i.tags.len()).sum(),
         CsvForm::Exiftool => images.iter().filter(|i| !i.tags.is_empty()).count(),
         CsvForm::Wide => images.len(),
     };
-    write_atomically(path, &render(&images, form)?)?;
+    write_atomically(path, &render(images, roots, form, style)?)?;
     Ok(rows)
 }
 

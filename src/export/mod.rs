@@ -1,5 +1,6 @@
 //! Tags out: CSV (a table per image, a long table per tag, or exiftool's import form) and XMP
-//! sidecars. Photos themselves are never opened for writing.
+//! sidecars, from the tags the library core gathers. Photos themselves are never opened for
+//! writing.
 
 pub mod csv;
 pub mod xmp;
@@ -8,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store::{ImageStatus, Store, TagRow};
+use crate::store::TagRow;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder that is renamed into
 /// place, so a reader (or a crash) never sees half a file and a failure leaves the old file as
@@ -54,42 +55,18 @@ pub enum PathStyle {
     Relative,
 }
 
-/// One image's tags, ready for export.
+/// One photo's tags, ready for export.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageTags {
-    pub path: String,
+    pub path: PathBuf,
     /// Tags that apply (automatic, accepted, manual), ordered by label.
     pub tags: Vec<TagRow>,
 }
 
-/// Every indexed image with the tags that apply to it (rejections left out), ordered by path;
-/// paths styled. Images without tags are included with an empty list.
-pub fn image_tags(store: &Store, style: PathStyle) -> Result<Vec<ImageTags>> {
-    let roots = store.roots()?;
-    let mut by_image: std::collections::HashMap<i64, Vec<TagRow>> =
-        std::collections::HashMap::new();
-    for tag in store.tags()? {
-        if tag.source.applies() {
-            by_image.entry(tag.image_id).or_default().push(tag);
-        }
-    }
-    let mut out = Vec::new();
-    for image in store.images()? {
-        let tags = by_image.remove(&image.id).unwrap_or_default();
-        if image.status == ImageStatus::Ok || !tags.is_empty() {
-            out.push(ImageTags {
-                path: styled_path(&image.path.to_string_lossy(), &roots, style),
-                tags,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// `path` relative to the deepest root holding it, when asked for and possible.
-pub fn styled_path(path: &str, roots: &[PathBuf], style: PathStyle) -> String {
+pub fn styled_path(path: &Path, roots: &[PathBuf], style: PathStyle) -> String {
     if style == PathStyle::Relative {
-        let p = Path::new(path);
+        let p = path;
         if let Some(relative) = roots
             .iter()
             .filter(|r| p.starts_with(r))
@@ -99,5 +76,5 @@ pub fn styled_path(path: &str, roots: &[PathBuf], style: PathStyle) -> String {
             return relative.to_string_lossy().into_owned();
         }
     }
-    path.to_string()
+    path.to_string_lossy().into_owned()
 }

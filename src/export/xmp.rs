@@ -12,9 +12,9 @@ use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-use crate::error::{Error, Result};
-use crate::export::write_atomically;
-use crate::store::{Store, TagRow};
+use crate::error::Error;
+use crate::export::{ImageTags, write_atomically};
+use crate::store::TagRow;
 
 const RDF: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 const DC: &str = "http://purl.org/dc/elements/1.1/";
@@ -32,7 +32,17 @@ const EMPTY_SIDECAR: &str = r#"<?xpacket begin="﻿" id="W5M0MpCehiHzreSzNTczkc9
 "#;
 
 /// Where a photo's sidecar goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum SidecarNaming {
     /// `photo.jpg.xmp`, as digiKam and darktable name them.
     #[default]
@@ -405,14 +415,13 @@ pub struct XmpReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-/// Writes or updates the sidecar of every indexed photo that has tags (or has a sidecar holding
+/// Writes or updates the sidecar of every photo given that has tags (or has a sidecar holding
 /// keywords cliptag wrote earlier). A sidecar that cannot be written is reported, and the export
 /// goes on with the others.
-pub fn export(store: &Store, naming: SidecarNaming) -> Result<XmpReport> {
+pub fn export(images: &[&ImageTags], naming: SidecarNaming) -> XmpReport {
     let mut report = XmpReport::default();
-    for image in crate::export::image_tags(store, crate::export::PathStyle::Absolute)? {
-        let photo = PathBuf::from(&image.path);
-        let sidecar = sidecar_path(&photo, naming);
+    for image in images {
+        let sidecar = sidecar_path(&image.path, naming);
         let existing = match std::fs::read_to_string(&sidecar) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -442,7 +451,7 @@ pub fn export(store: &Store, naming: SidecarNaming) -> Result<XmpReport> {
             Err(other) => report.failed.push((sidecar, other.to_string())),
         }
     }
-    Ok(report)
+    report
 }
 
 #[cfg(test)]

@@ -95,7 +95,11 @@ fn decode_format(
     reduce_to: Option<u32>,
 ) -> std::result::Result<Decoded, String> {
     if format == ImageFormat::Jpeg {
-        jpeg::check_complete(bytes)?;
+        // The declared size is checked before anything is decoded: reduced-size decoding of a
+        // header claiming a billion pixels would otherwise take tens of seconds.
+        if let Some((width, height)) = jpeg::check_complete(bytes)? {
+            check_size(width, height)?;
+        }
         if let Some(target) = reduce_to
             && let Some(scaled) = jpeg::decode_reduced(bytes, 2 * target)?
         {

@@ -3,17 +3,19 @@
 
 use image::RgbImage;
 
-/// Walks a JPEG's marker segments and entropy-coded scans up to the end-of-image marker.
+/// Walks a JPEG's marker segments and entropy-coded scans up to the end-of-image marker;
+/// returns the size its frame header declares, `(width, height)`, if it has one.
 ///
 /// The image crate's decoder fills a truncated file's missing rows with grey and reports success,
 /// which would index half a photo without complaint; this check finds the truncation instead. An
 /// EXIF thumbnail's own end marker does not count: APP segments are skipped by their length.
-pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
+pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
     const TRUNCATED: &str = "damaged JPEG: the file ends before the image does (truncated?)";
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
         return Err("not a JPEG file".into());
     }
     let mut pos = 2;
+    let mut frame = None;
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
         if pos >= bytes.len() || bytes[pos] != 0xFF {
@@ -31,7 +33,7 @@ pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
         };
         pos += 1;
         match marker {
-            0xD9 => return Ok(()),
+            0xD9 => return Ok(frame),
             // Standalone markers carry no length.
             0x01 | 0xD0..=0xD7 => continue,
             _ => {}
@@ -42,6 +44,16 @@ pub fn check_complete(bytes: &[u8]) -> Result<(), String> {
         let len = u16::from_be_bytes([len[0], len[1]]) as usize;
         if len < 2 {
             return Err(format!("damaged JPEG: bad segment length at byte {pos}"));
+        }
+        // Start-of-frame markers (every kind but the DHT, JPG and DAC codes in their range).
+        let start_of_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if start_of_frame
+            && frame.is_none()
+            && let Some(header) = bytes.get(pos + 3..pos + 7)
+        {
+            let height = u32::from(u16::from_be_bytes([header[0], header[1]]));
+            let width = u32::from(u16::from_be_bytes([header[2], header[3]]));
+            frame = Some((width, height));
         }
         pos += len;
         if pos > bytes.len() {
@@ -132,7 +144,7 @@ mod tests {
     #[test]
     fn complete_jpeg_passes_and_every_truncation_fails() {
         let bytes = tiny_jpeg();
-        assert_eq!(check_complete(&bytes), Ok(()));
+        assert_eq!(check_complete(&bytes), Ok(Some((16, 16))));
         for cut in 0..bytes.len() {
             assert!(
                 check_complete(&bytes[..cut]).is_err(),
@@ -145,6 +157,6 @@ mod tests {
     fn trailing_data_after_the_end_marker_is_allowed() {
         let mut bytes = tiny_jpeg();
         bytes.extend_from_slice(b"camera maker trailer");
-        assert_eq!(check_complete(&bytes), Ok(()));
+        assert_eq!(check_complete(&bytes), Ok(Some((16, 16))));
     }
 }

@@ -1,10 +1,37 @@
-//! The photo library on disk: walking folders, fingerprints, and indexing what changed.
+//! The library core: one [`Library`] owns the store, the lazily loaded model and the score caches,
+//! and offers every operation a person can ask for (index, re-tag, vocabulary edits, decisions,
+//! preview, photo detail, search, similar, duplicates, export). The command line calls it
+//! directly; the app's worker thread owns one and turns commands into calls. Nothing either face
+//! does is written twice.
 
+mod control;
+mod export;
 pub mod index;
+mod model;
+mod queries;
+mod snapshot;
+mod tags;
+mod vocabulary;
 pub mod walk;
 
-pub use index::{IndexOptions, IndexSummary, Indexer, Progress, Stage, Timings};
-pub use walk::{FoundFile, walk};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::domain::Label;
+use crate::error::Result;
+use crate::model::{Embedder, ModelSpec, hub};
+use crate::store::Store;
+use crate::tagging::{EmbeddingMatrix, TagPlan};
+pub use control::{RunControl, RunState};
+pub use export::{CsvExport, ExportReport, ExportRequest};
+pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
+pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};
+use model::{Loaded, ModelSlot};
+pub use queries::Match;
+pub use snapshot::{ImageEntry, LabelEntry, LibrarySnapshot};
+pub use tags::{ImageDetail, LabelScore, Preview, Retag};
+pub use vocabulary::ImportSummary;
 
 /// The BLAKE3 hash of `bytes`, in hex: how a moved or renamed file is recognised.
 pub fn content_hash(bytes: &[u8]) -> String {
@@ -14,24 +41,247 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// Where the library database lives unless `--db` says otherwise: the platform's data folder
 /// (`~/.local/share/cliptag/library.sqlite` on Linux). It belongs on a local disk: SQLite's
 /// write-ahead log does not work on network file systems.
-pub fn default_db_path() -> std::path::PathBuf {
+pub fn default_db_path() -> PathBuf {
     directories::ProjectDirs::from("", "", "cliptag")
         .map(|dirs| dirs.data_dir().join("library.sqlite"))
-        .unwrap_or_else(|| std::path::PathBuf::from("cliptag-library.sqlite"))
+        .unwrap_or_else(|| PathBuf::from("cliptag-library.sqlite"))
 }
 
-/// Opens a library database; a new one gets the default vocabulary.
-pub fn open_library(path: &std::path::Path) -> crate::Result<crate::store::Store> {
-    let mut store = crate::store::Store::open(path)?;
-    let model = library_model(&store)?;
-    crate::tagging::vocabulary_file::seed_default(&mut store, &model.id())?;
-    Ok(store)
+/// Settings keys describing the library's model.
+const MODEL_ID: &str = "model";
+const MODEL_SOURCE: &str = "model_source";
+const MODEL_NAME: &str = "model_name";
+
+/// How a library is opened.
+pub struct LibraryOptions {
+    /// A model other than the library's own (`--model`): a hub repo id or a local folder.
+    pub model: Option<String>,
+    /// Finds and loads models.
+    pub loader: Box<dyn ModelLoader>,
 }
 
-/// The model a library was indexed with (the default model for a new library).
-pub fn library_model(store: &crate::store::Store) -> crate::Result<crate::model::ModelSpec> {
-    Ok(match store.setting("model")? {
-        Some(id) => crate::model::ModelSpec::from_id(&id),
-        None => crate::model::ModelSpec::parse(crate::model::hub::DEFAULT_MODEL),
-    })
+impl Default for LibraryOptions {
+    fn default() -> Self {
+        LibraryOptions {
+            model: None,
+            loader: Box::new(ClipLoader),
+        }
+    }
+}
+
+/// Scores that depend on the library's embeddings and vocabulary, kept between operations.
+#[derive(Default)]
+struct ScoreCache {
+    /// Every embedding of the library's model; kept up to date while indexing.
+    matrix: Option<EmbeddingMatrix>,
+    /// The prepared vocabulary; `None` when the vocabulary changed.
+    plan: Option<TagPlan>,
+    /// Per label: the label its column was computed for, and every photo's score (previews).
+    columns: HashMap<i64, (Label, Vec<f32>)>,
+    /// How many times the embeddings were read from the database.
+    matrix_loads: u64,
+}
+
+/// A photo library: its database, its model and its vocabulary.
+pub struct Library {
+    store: Store,
+    model: ModelSlot,
+    scores: ScoreCache,
+}
+
+impl Library {
+    /// Opens (creating if needed) the library at `db`; a new one gets the default vocabulary.
+    pub fn open(db: &Path, options: LibraryOptions) -> Result<Self> {
+        Self::with_store(Store::open(db)?, options)
+    }
+
+    /// A library on an already open store (an in-memory one in tests and benchmarks).
+    pub fn with_store(mut store: Store, options: LibraryOptions) -> Result<Self> {
+        vocabulary::seed_default(&mut store)?;
+        let stored_id = store.setting(MODEL_ID)?;
+        let (source, id) = match (&options.model, stored_id) {
+            (Some(model), _) => (ModelSpec::parse(model), None),
+            (None, Some(id)) => {
+                let source = match store.setting(MODEL_SOURCE)? {
+                    Some(source) => ModelSpec::from_stored(&source),
+                    // Libraries from before model identities named the model by its source.
+                    None => ModelSpec::from_stored(&id),
+                };
+                (source, Some(id))
+            }
+            (None, None) => (ModelSpec::parse(hub::DEFAULT_MODEL), None),
+        };
+        let name = match (&id, store.setting(MODEL_NAME)?) {
+            (Some(_), Some(name)) => name,
+            _ => source.name(),
+        };
+        Ok(Library {
+            store,
+            model: ModelSlot::new(options.loader, source, id, name),
+            scores: ScoreCache::default(),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// The model's name as people know it.
+    pub fn model_name(&self) -> &str {
+        &self.model.name
+    }
+
+    /// Where the model comes from.
+    pub fn model_source(&self) -> &ModelSpec {
+        &self.model.source
+    }
+
+    /// The model's id, finding out what a newly chosen model is first.
+    pub fn model_id(&mut self) -> Result<String> {
+        self.model.id()
+    }
+
+    /// Tells `observer` whenever the model's status changes (loading, ready, failed).
+    pub fn on_model_status(&mut self, observer: Box<dyn FnMut(ModelStatus) + Send>) {
+        self.model.set_observer(observer);
+    }
+
+    /// Switches to another model (`Some`), or forgets a model that failed to load so that the
+    /// next use tries again (`None`). Photos are embedded with the new model when indexed.
+    pub fn switch_model(&mut self, model: Option<&str>) {
+        if let Some(model) = model {
+            self.model.switch(ModelSpec::parse(model));
+            self.scores = ScoreCache::default();
+        }
+        self.model.unload();
+    }
+
+    /// Loads the model now (the app's Retry), reporting through the status observer.
+    pub fn load_model(&mut self) -> Result<()> {
+        self.engine().map(|_| ())
+    }
+
+    /// How many times the library's embeddings were read from the database since it was opened:
+    /// once, then kept up to date as photos are indexed.
+    pub fn matrix_loads(&self) -> u64 {
+        self.scores.matrix_loads
+    }
+
+    /// The loaded model, loading it first; remembers what loading taught about the model.
+    fn engine(&mut self) -> Result<Arc<dyn Embedder>> {
+        let (engine, loaded) = self.model.embedder()?;
+        if let Loaded::Renamed { old } = loaded {
+            self.store.rename_model(&old, engine.model_id())?;
+            self.remember_model(engine.model_id())?;
+        }
+        if (self.store.logit_scale()? - engine.logit_scale()).abs() > f32::EPSILON {
+            self.store.set_logit_scale(engine.logit_scale())?;
+            self.scores.plan = None;
+        }
+        Ok(engine)
+    }
+
+    /// Stores which model the library uses.
+    fn remember_model(&mut self, id: &str) -> Result<()> {
+        let source = self.model.source.stored();
+        let name = self.model.name.clone();
+        self.store
+            .set_settings(&[(MODEL_ID, id), (MODEL_SOURCE, &source), (MODEL_NAME, &name)])
+    }
+
+    /// The model id under which the library's embeddings are stored, if it has any: a library
+    /// with nothing embedded needs no model to be found (or downloaded) to know that.
+    fn embedding_model(&mut self) -> Result<Option<String>> {
+        if let Some(id) = self.model.known_id() {
+            return Ok(Some(id));
+        }
+        if !self.store.has_embeddings()? {
+            return Ok(None);
+        }
+        self.model.id().map(Some)
+    }
+
+    /// Every embedding of the library's model, read once and then kept.
+    fn matrix(&mut self) -> Result<&EmbeddingMatrix> {
+        if self.scores.matrix.is_none() {
+            let rows = match self.embedding_model()? {
+                Some(model) => self.store.embeddings(&model)?,
+                None => Vec::new(),
+            };
+            let matrix = EmbeddingMatrix::from_rows(
+                rows.into_iter().map(|r| (r.image_id, r.vector)).collect(),
+            )?;
+            self.scores.matrix_loads += 1;
+            self.scores.matrix = Some(matrix);
+        }
+        Ok(self
+            .scores
+            .matrix
+            .as_ref()
+            .expect("filled just above. This is a bug."))
+    }
+
+    /// Embeddings of prompt texts: from the cache, the rest through the text encoder (which is
+    /// loaded only then).
+    fn text_embeddings(&mut self, texts: &[String]) -> Result<HashMap<String, Vec<f32>>> {
+        let model = self.model.id()?;
+        let cached = self.store.cached_text_embeddings(&model, texts)?;
+        let mut out = HashMap::with_capacity(texts.len());
+        let mut missing = Vec::new();
+        for (text, vector) in texts.iter().zip(cached) {
+            match vector {
+                Some(vector) => {
+                    out.insert(text.clone(), vector);
+                }
+                None => missing.push(text.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            let engine = self.engine()?;
+            let vectors = engine.embed_texts(&missing)?;
+            if vectors.len() != missing.len() {
+                return Err(crate::Error::invalid(
+                    "the text encoder returned too few embeddings",
+                ));
+            }
+            let entries: Vec<(String, Vec<f32>)> = missing.into_iter().zip(vectors).collect();
+            self.store
+                .cache_text_embeddings(engine.model_id(), &entries)?;
+            out.extend(entries);
+        }
+        Ok(out)
+    }
+
+    /// The prepared vocabulary (enabled labels), embedding only prompts not seen before.
+    fn plan(&mut self) -> Result<&TagPlan> {
+        if self.scores.plan.is_none() {
+            let labels: Vec<Label> = self
+                .store
+                .labels()?
+                .into_iter()
+                .filter(|l| l.enabled)
+                .collect();
+            let templates = self.store.templates()?;
+            let texts = TagPlan::texts(&labels, &templates);
+            let vectors = if texts.is_empty() {
+                HashMap::new()
+            } else {
+                self.text_embeddings(&texts)?
+            };
+            let plan = TagPlan::new(labels, &templates, &vectors, self.store.logit_scale()?)?;
+            self.scores.plan = Some(plan);
+        }
+        Ok(self
+            .scores
+            .plan
+            .as_ref()
+            .expect("filled just above. This is a bug."))
+    }
+
+    /// The vocabulary changed: what was computed from it is stale.
+    fn vocabulary_changed(&mut self) {
+        self.scores.plan = None;
+        self.scores.columns.clear();
+    }
 }

@@ -1,8 +1,15 @@
 //! Finding a model's files: a local folder, or a Hugging Face repository downloaded once into the
-//! standard Hugging Face cache (`HF_HOME`, default `~/.cache/huggingface`), offline when
-//! `HF_HUB_OFFLINE` is set.
+//! standard Hugging Face cache (the layout Python's `huggingface_hub` reads: `blobs/`,
+//! `snapshots/<commit>/`, `refs/`), offline when `HF_HUB_OFFLINE` is set.
+//!
+//! A branch (`main`) is resolved to the commit it points at, and every file of one model comes
+//! from that one commit: a library remembers the commit, so a later upload to the branch can
+//! never slip another model's vectors in beside its own.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+use sha2::Digest;
 
 use crate::error::{Error, Result};
 
@@ -12,6 +19,9 @@ pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
 /// The commit of [`DEFAULT_MODEL`] cliptag is tested against; pinned so that a later upload to
 /// the hub cannot silently change every score in a library.
 pub const DEFAULT_REVISION: &str = "3d74acf9a28c67741b2f4f2ea7635f0aaf6f0268";
+
+/// Times a dropped download is resumed before giving up.
+const RETRIES: usize = 3;
 
 /// The files a model needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +75,7 @@ impl ModelFiles {
 }
 
 /// How a `--model` argument is read: a path to an existing folder, or `org/name[@revision]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {
     Local(PathBuf),
     Hub { repo: String, revision: String },
@@ -86,23 +96,47 @@ impl ModelSpec {
         ModelSpec::Hub { repo, revision }
     }
 
-    /// The spec a stored [`ModelSpec::id`] stands for.
-    pub fn from_id(id: &str) -> Self {
-        match id.strip_prefix("local:") {
+    /// The spec a library stored with [`ModelSpec::stored`] (or, in libraries from before model
+    /// identities, as the model's id).
+    pub fn from_stored(text: &str) -> Self {
+        match text.strip_prefix("local:") {
             Some(path) => ModelSpec::Local(PathBuf::from(path)),
-            None => Self::parse(id),
+            None => Self::parse(text),
         }
     }
 
-    /// A stable name for the model, stored with a library's embeddings so that vectors of
-    /// different models are never compared.
-    pub fn id(&self) -> String {
+    /// How a library remembers where its model comes from.
+    pub fn stored(&self) -> String {
         match self {
             ModelSpec::Local(dir) => {
                 let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
                 format!("local:{}", dir.display())
             }
             ModelSpec::Hub { repo, revision } => format!("{repo}@{revision}"),
+        }
+    }
+
+    /// A short name for people: the repository, or the folder's name.
+    pub fn name(&self) -> String {
+        match self {
+            ModelSpec::Local(dir) => dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.clone())
+                .file_name()
+                .map_or_else(
+                    || dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+            ModelSpec::Hub { repo, .. } => repo.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSpec::Local(dir) => write!(f, "{}", dir.display()),
+            ModelSpec::Hub { repo, revision } => write!(f, "{repo}@{revision}"),
         }
     }
 }
@@ -122,27 +156,55 @@ pub fn offline() -> bool {
         .unwrap_or(false)
 }
 
-/// The model's files, downloading what the cache lacks (unless offline).
-pub fn resolve(spec: &ModelSpec, progress: DownloadProgress<'_>) -> Result<ModelFiles> {
-    match spec {
-        ModelSpec::Local(dir) => ModelFiles::from_dir(dir),
-        ModelSpec::Hub { .. } => {
-            let [config, tokenizer] = REQUIRED;
-            let config = resolve_file(spec, config, progress)?;
-            let tokenizer = resolve_file(spec, tokenizer, progress)?;
-            let weights = match fetch(spec, WEIGHTS[0], progress)? {
-                Some(path) => path,
-                // Older uploads only have the PyTorch checkpoint.
-                None => resolve_file(spec, WEIGHTS[1], progress)?,
-            };
-            Ok(ModelFiles {
-                config,
-                weights,
-                tokenizer,
-                preprocessor: fetch(spec, OPTIONAL, progress)?,
-            })
-        }
+/// The Hugging Face hub cache folder, found as huggingface_hub finds it: `HF_HUB_CACHE`, else
+/// `HF_HOME/hub`, else `XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
+pub fn cache_dir() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("HF_HUB_CACHE") {
+        return dir;
     }
+    if let Some(home) = var("HF_HOME") {
+        return home.join("hub");
+    }
+    let cache = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("huggingface").join("hub")
+}
+
+/// A model's files, and its spec with the revision resolved to a commit.
+pub fn resolve(
+    spec: &ModelSpec,
+    progress: DownloadProgress<'_>,
+) -> Result<(ModelSpec, ModelFiles)> {
+    let (repo, revision) = match spec {
+        ModelSpec::Local(dir) => return Ok((spec.clone(), ModelFiles::from_dir(dir)?)),
+        ModelSpec::Hub { repo, revision } => (repo, revision),
+    };
+    let hub = Hub::new(repo, revision)?;
+    let commit = hub.commit(progress)?;
+    let config = hub.required(&commit, REQUIRED[0], progress)?;
+    let tokenizer = hub.required(&commit, REQUIRED[1], progress)?;
+    let weights = match hub.fetch(&commit, WEIGHTS[0], progress)? {
+        Some(path) => path,
+        // Older uploads only have the PyTorch checkpoint.
+        None => hub.required(&commit, WEIGHTS[1], progress)?,
+    };
+    let files = ModelFiles {
+        config,
+        weights,
+        tokenizer,
+        preprocessor: hub.fetch(&commit, OPTIONAL, progress)?,
+    };
+    let pinned = ModelSpec::Hub {
+        repo: repo.clone(),
+        revision: commit,
+    };
+    Ok((pinned, files))
 }
 
 /// One required file of the model, downloading it if the cache lacks it (unless offline).
@@ -151,70 +213,231 @@ pub fn resolve_file(
     name: &str,
     progress: DownloadProgress<'_>,
 ) -> Result<PathBuf> {
-    if let ModelSpec::Local(dir) = spec {
-        let path = dir.join(name);
-        return if path.is_file() {
-            Ok(path)
-        } else if dir.is_dir() {
-            Err(Error::model(dir, format!("model folder has no {name}")))
-        } else {
-            Err(Error::model(dir, "model folder not found"))
-        };
-    }
-    fetch(spec, name, progress)?.ok_or_else(|| Error::Hub {
-        model: spec.id(),
-        reason: if offline() {
-            format!(
-                "{name} is not in the Hugging Face cache ({}) and HF_HUB_OFFLINE is set; \
-                     download it once with network access or pass --model with a local folder",
-                cache_dir().display()
-            )
-        } else {
-            format!("the repository has no {name}")
-        },
-    })
-}
-
-/// A hub file from the cache or the network; `None` when it does not exist (or is not cached
-/// while offline).
-fn fetch(spec: &ModelSpec, name: &str, progress: DownloadProgress<'_>) -> Result<Option<PathBuf>> {
     match spec {
         ModelSpec::Local(dir) => {
             let path = dir.join(name);
-            Ok(path.is_file().then_some(path))
+            if path.is_file() {
+                Ok(path)
+            } else if dir.is_dir() {
+                Err(Error::model(dir, format!("model folder has no {name}")))
+            } else {
+                Err(Error::model(dir, "model folder not found"))
+            }
         }
         ModelSpec::Hub { repo, revision } => {
-            if let Some(path) = cached_file(repo, revision, name) {
-                return Ok(Some(path));
-            }
-            if offline() {
-                return Ok(None);
-            }
-            download(repo, revision, name, progress)
+            let hub = Hub::new(repo, revision)?;
+            let commit = hub.commit(progress)?;
+            hub.required(&commit, name, progress)
         }
     }
 }
 
-/// The Hugging Face hub cache folder.
-pub fn cache_dir() -> PathBuf {
-    hf_hub::Cache::from_env().path().clone()
+/// Whether `revision` is a full commit hash rather than a branch or tag.
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// A file from the cache in huggingface_hub's layout, shared with Python tools:
-/// `models--org--name/snapshots/<commit>/<file>`, the commit read from `refs/<revision>` unless
-/// the revision is a commit itself.
-fn cached_file(repo: &str, revision: &str, name: &str) -> Option<PathBuf> {
-    let folder = cache_dir().join(format!("models--{}", repo.replace('/', "--")));
-    let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
-        revision.to_string()
-    } else {
-        std::fs::read_to_string(folder.join("refs").join(revision))
-            .ok()?
-            .trim()
-            .to_string()
-    };
-    let path = folder.join("snapshots").join(commit).join(name);
-    path.is_file().then_some(path)
+/// One repository on the hub, through the cache.
+struct Hub<'a> {
+    repo: &'a str,
+    revision: &'a str,
+    /// `models--org--name` in the cache.
+    folder: PathBuf,
+}
+
+impl<'a> Hub<'a> {
+    fn new(repo: &'a str, revision: &'a str) -> Result<Self> {
+        if repo.split('/').count() != 2 || repo.split('/').any(str::is_empty) {
+            return Err(Error::Hub {
+                model: repo.to_string(),
+                reason: "not a Hugging Face repository id (org/name) nor an existing folder".into(),
+            });
+        }
+        Ok(Hub {
+            repo,
+            revision,
+            folder: cache_dir().join(format!("models--{}", repo.replace('/', "--"))),
+        })
+    }
+
+    fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Hub {
+            model: format!("{}@{}", self.repo, self.revision),
+            reason: reason.into(),
+        }
+    }
+
+    /// The commit the revision names: itself if it is one; else what the hub says now (the
+    /// download of `config.json` records it in `refs/`), or offline what the cache last saw.
+    fn commit(&self, progress: DownloadProgress<'_>) -> Result<String> {
+        if is_commit(self.revision) {
+            return Ok(self.revision.to_string());
+        }
+        if !offline() {
+            self.download(REQUIRED[0], progress)?
+                .ok_or_else(|| self.error("the repository has no config.json"))?;
+        }
+        let cached_ref = std::fs::read_to_string(self.folder.join("refs").join(self.revision));
+        match cached_ref {
+            Ok(commit) if is_commit(commit.trim()) => Ok(commit.trim().to_string()),
+            _ if offline() => Err(self.error(format!(
+                "revision {} is not in the Hugging Face cache ({}) and HF_HUB_OFFLINE is set; \
+                 download it once with network access or pass --model with a local folder",
+                self.revision,
+                cache_dir().display()
+            ))),
+            _ => Err(self.error(format!(
+                "the hub did not say which commit {} is",
+                self.revision
+            ))),
+        }
+    }
+
+    /// `name` at `commit`, or an error saying why it cannot be had.
+    fn required(
+        &self,
+        commit: &str,
+        name: &str,
+        progress: DownloadProgress<'_>,
+    ) -> Result<PathBuf> {
+        self.fetch(commit, name, progress)?.ok_or_else(|| {
+            self.error(if offline() {
+                format!(
+                    "{name} is not in the Hugging Face cache ({}) and HF_HUB_OFFLINE is set; \
+                     download it once with network access or pass --model with a local folder",
+                    cache_dir().display()
+                )
+            } else {
+                format!("the repository has no {name}")
+            })
+        })
+    }
+
+    /// `name` at `commit` from the cache, else downloaded; `None` when the repository does not
+    /// have it (or, offline, the cache lacks it).
+    fn fetch(
+        &self,
+        commit: &str,
+        name: &str,
+        progress: DownloadProgress<'_>,
+    ) -> Result<Option<PathBuf>> {
+        let cached = self.folder.join("snapshots").join(commit).join(name);
+        if cached.is_file() {
+            return Ok(Some(cached));
+        }
+        if offline() {
+            return Ok(None);
+        }
+        let Some(path) = self.download(name, progress)? else {
+            return Ok(None);
+        };
+        if path != cached {
+            return Err(self.error(format!(
+                "the repository changed while {name} was downloading (it is no longer at commit \
+                 {commit}); run again"
+            )));
+        }
+        Ok(Some(path))
+    }
+
+    /// Downloads `name` at the revision into the cache; `None` when the repository lacks it.
+    fn download(&self, name: &str, mut progress: DownloadProgress<'_>) -> Result<Option<PathBuf>> {
+        use hf_hub::api::sync::{ApiBuilder, ApiError};
+        let mut builder = ApiBuilder::from_cache(hf_hub::Cache::new(cache_dir()))
+            .with_progress(false)
+            .with_retries(RETRIES);
+        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+            builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
+        }
+        if let Some(token) = std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            builder = builder.with_token(Some(token.trim().to_string()));
+        }
+        let api = builder
+            .build()
+            .map_err(|e| self.error(format!("cannot reach the Hugging Face hub: {e}")))?;
+        let repo = api.repo(hf_hub::Repo::with_revision(
+            self.repo.to_string(),
+            hf_hub::RepoType::Model,
+            self.revision.to_string(),
+        ));
+        let reporter = Progress {
+            name: name.to_string(),
+            done: 0,
+            total: 0,
+            report: &mut progress,
+        };
+        let path = match repo.download_with_progress(name, reporter) {
+            Ok(path) => path,
+            Err(ApiError::RequestError(e)) => {
+                return match *e {
+                    ureq::Error::Status(404, _) => Ok(None),
+                    ureq::Error::Status(401 | 403, _) => Err(self.error(format!(
+                        "the hub refused {name}: the repository is gated or private; accept its \
+                         terms on huggingface.co and set HF_TOKEN (or run `huggingface-cli login`)"
+                    ))),
+                    other => Err(self.error(format!("downloading {name} failed: {other}"))),
+                };
+            }
+            Err(e) => return Err(self.error(format!("downloading {name} failed: {e}"))),
+        };
+        self.verify(&path, name)?;
+        // hf-hub leaves its lock file beside the blob; Python's huggingface_hub keeps its locks
+        // elsewhere and would see a stray file.
+        if let Some(blob) = blob_name(&path) {
+            let _ = std::fs::remove_file(self.folder.join("blobs").join(format!("{blob}.lock")));
+        }
+        Ok(Some(path))
+    }
+
+    /// Checks a downloaded large file against the SHA-256 the hub names it by; a file that does
+    /// not match (a dropped connection resumed wrongly) is removed from the cache.
+    fn verify(&self, path: &Path, name: &str) -> Result<()> {
+        let Some(expected) = blob_name(path).filter(|n| n.len() == 64) else {
+            return Ok(());
+        };
+        let actual = sha256_file(path)?;
+        if actual == expected {
+            return Ok(());
+        }
+        let blob = self.folder.join("blobs").join(&expected);
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&blob);
+        Err(self.error(format!(
+            "the download of {name} is damaged (SHA-256 {actual}, the hub says {expected}); it was \
+             removed from the cache: run again"
+        )))
+    }
+}
+
+/// The name of the cache blob a snapshot file points at (for large files, their SHA-256).
+pub fn blob_name(path: &Path) -> Option<String> {
+    std::fs::read_link(path)
+        .ok()?
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 struct Progress<'a, 'b> {
@@ -238,40 +461,6 @@ impl hf_hub::api::Progress for Progress<'_, '_> {
 
     fn finish(&mut self) {
         (self.report)(&self.name, self.total, self.total);
-    }
-}
-
-/// Downloads one file; `Ok(None)` when the repository does not have it.
-fn download(
-    repo: &str,
-    revision: &str,
-    name: &str,
-    mut progress: DownloadProgress<'_>,
-) -> Result<Option<PathBuf>> {
-    use hf_hub::api::sync::{ApiBuilder, ApiError};
-    let hub_error = |reason: String| Error::Hub {
-        model: format!("{repo}@{revision}"),
-        reason,
-    };
-    let api = ApiBuilder::from_env()
-        .with_progress(false)
-        .build()
-        .map_err(|e| hub_error(format!("cannot reach the Hugging Face hub: {e}")))?;
-    let api_repo = api.repo(hf_hub::Repo::with_revision(
-        repo.to_string(),
-        hf_hub::RepoType::Model,
-        revision.to_string(),
-    ));
-    let reporter = Progress {
-        name: name.to_string(),
-        done: 0,
-        total: 0,
-        report: &mut progress,
-    };
-    match api_repo.download_with_progress(name, reporter) {
-        Ok(path) => Ok(Some(path)),
-        Err(ApiError::RequestError(e)) if matches!(*e, ureq::Error::Status(404, _)) => Ok(None),
-        Err(e) => Err(hub_error(format!("downloading {name} failed: {e}"))),
     }
 }
 
@@ -299,5 +488,15 @@ mod tests {
             ModelSpec::parse("./models/clip"),
             ModelSpec::Local(_)
         ));
+    }
+
+    #[test]
+    fn stored_specs_read_back() {
+        let hub = ModelSpec::parse("org/model@0123456789abcdef0123456789abcdef01234567");
+        assert_eq!(ModelSpec::from_stored(&hub.stored()), hub);
+        assert_eq!(
+            ModelSpec::from_stored("local:/models/clip"),
+            ModelSpec::Local("/models/clip".into())
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod clip;
 pub mod config;
 pub mod fused;
 pub mod hub;
+pub mod identity;
 pub mod kernels;
 pub mod tokenizer;
 
@@ -15,6 +16,7 @@ use crate::imaging::Pixels;
 pub use clip::ClipModel;
 pub use config::{ClipConfig, PreprocessConfig};
 pub use hub::{ModelFiles, ModelSpec};
+pub use identity::ModelIdentity;
 pub use tokenizer::ClipTokenizer;
 
 /// What indexing and tagging need from a model: L2-normalised embeddings of images and texts in
@@ -35,6 +37,32 @@ pub trait Embedder: Send + Sync {
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
 }
 
+/// How the model in `files` wants its images, read from its small files alone (no weights).
+pub fn preprocess_of(files: &ModelFiles) -> Result<PreprocessConfig> {
+    preprocess_config(files, &ClipConfig::from_file(&files.config)?)
+}
+
+fn preprocess_config(files: &ModelFiles, config: &ClipConfig) -> Result<PreprocessConfig> {
+    let image_size = config.vision.image_size as u32;
+    let preprocess = match &files.preprocessor {
+        Some(path) => PreprocessConfig::from_file(path, image_size)?,
+        None => PreprocessConfig::for_image_size(image_size),
+    };
+    if preprocess.do_center_crop
+        && (preprocess.crop_width != image_size || preprocess.crop_height != image_size)
+    {
+        let path = files.preprocessor.as_deref().unwrap_or(&files.config);
+        return Err(Error::model(
+            path,
+            format!(
+                "crops to {}×{} but the model takes {image_size}×{image_size} images",
+                preprocess.crop_width, preprocess.crop_height
+            ),
+        ));
+    }
+    Ok(preprocess)
+}
+
 /// How many prompts go through the text tower at once.
 const TEXT_BATCH: usize = 64;
 
@@ -47,32 +75,20 @@ pub struct ClipEngine {
 }
 
 impl ClipEngine {
-    /// Loads the model `spec` names, downloading it into the Hugging Face cache if needed.
-    pub fn load(spec: &ModelSpec, progress: hub::DownloadProgress<'_>) -> Result<Self> {
-        let files = hub::resolve(spec, progress)?;
-        Self::from_files(&files, spec.id())
+    /// Loads the model `spec` names, downloading it into the Hugging Face cache if needed;
+    /// returns it with what it is.
+    pub fn load(
+        spec: &ModelSpec,
+        progress: hub::DownloadProgress<'_>,
+    ) -> Result<(Self, ModelIdentity)> {
+        let (identity, files) = ModelIdentity::find(spec, progress)?;
+        Ok((Self::from_files(&files, identity.id.clone())?, identity))
     }
 
     /// Loads a model from its files; `model_id` is stored with the embeddings it makes.
     pub fn from_files(files: &ModelFiles, model_id: String) -> Result<Self> {
         let config = ClipConfig::from_file(&files.config)?;
-        let image_size = config.vision.image_size as u32;
-        let preprocess = match &files.preprocessor {
-            Some(path) => PreprocessConfig::from_file(path, image_size)?,
-            None => PreprocessConfig::for_image_size(image_size),
-        };
-        if preprocess.do_center_crop
-            && (preprocess.crop_width != image_size || preprocess.crop_height != image_size)
-        {
-            let path = files.preprocessor.as_deref().unwrap_or(&files.config);
-            return Err(Error::model(
-                path,
-                format!(
-                    "crops to {}×{} but the model takes {image_size}×{image_size} images",
-                    preprocess.crop_width, preprocess.crop_height
-                ),
-            ));
-        }
+        let preprocess = preprocess_config(files, &config)?;
         let tokenizer =
             ClipTokenizer::from_file(&files.tokenizer, config.text.max_position_embeddings)?;
         let model = if files.weights.extension().is_some_and(|e| e == "bin") {

@@ -1,45 +1,13 @@
-//! Queries on the `images` and `embeddings` tables.
+//! Reading the `images` and `embeddings` tables.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, blob_to_vector, now, path_text, vector_to_blob};
+use super::{Store, blob_to_vector, path_bytes, path_from_bytes};
+use crate::domain::ImageStatus;
 use crate::error::{Error, Result};
-
-/// Where a known file stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageStatus {
-    /// Seen but not indexed yet (or changed since).
-    Pending,
-    /// Indexed; it has an embedding.
-    Ok,
-    /// Could not be read or decoded; the reason is kept.
-    Error,
-    /// Gone from disk; its tags are kept until the person purges it.
-    Missing,
-}
-
-impl ImageStatus {
-    /// The word stored in the database and printed by `cliptag files`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageStatus::Pending => "pending",
-            ImageStatus::Ok => "ok",
-            ImageStatus::Error => "error",
-            ImageStatus::Missing => "missing",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "ok" => ImageStatus::Ok,
-            "error" => ImageStatus::Error,
-            "missing" => ImageStatus::Missing,
-            _ => ImageStatus::Pending,
-        }
-    }
-}
 
 /// One row of `images`.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,19 +26,59 @@ pub struct ImageRow {
 
 const COLUMNS: &str = "id, path, size, mtime_ns, hash, width, height, status, error, last_indexed";
 
-fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
-    Ok(ImageRow {
-        id: r.get(0)?,
-        path: PathBuf::from(r.get::<_, String>(1)?),
-        size: r.get::<_, i64>(2)? as u64,
-        mtime_ns: r.get(3)?,
-        hash: r.get(4)?,
-        width: r.get(5)?,
-        height: r.get(6)?,
-        status: ImageStatus::parse(&r.get::<_, String>(7)?),
-        error: r.get(8)?,
-        last_indexed: r.get(9)?,
+/// A row as stored; its status word is checked by [`RawImage::checked`].
+struct RawImage {
+    row: ImageRow,
+    status: String,
+}
+
+fn image_row(r: &Row<'_>) -> rusqlite::Result<RawImage> {
+    Ok(RawImage {
+        row: ImageRow {
+            id: r.get(0)?,
+            path: path_from_bytes(r.get::<_, Vec<u8>>(1)?),
+            size: r.get::<_, i64>(2)? as u64,
+            mtime_ns: r.get(3)?,
+            hash: r.get(4)?,
+            width: r.get(5)?,
+            height: r.get(6)?,
+            status: ImageStatus::Pending,
+            error: r.get(8)?,
+            last_indexed: r.get(9)?,
+        },
+        status: r.get(7)?,
     })
+}
+
+impl RawImage {
+    fn checked(mut self, store: &Store) -> Result<ImageRow> {
+        self.row.status = ImageStatus::parse(&self.status).map_err(|e| {
+            Error::store(
+                &store.path,
+                format!(
+                    "image {} ({}) is damaged: {e}",
+                    self.row.id,
+                    self.row.path.display()
+                ),
+            )
+        })?;
+        Ok(self.row)
+    }
+}
+
+/// One stored embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingRow {
+    pub image_id: i64,
+    pub vector: Vec<f32>,
+}
+
+/// Images with an embedding of one model, by content hash: how a moved file or an exact copy is
+/// recognised without decoding it.
+#[derive(Debug, Clone, Default)]
+pub struct KnownContent {
+    /// `(image id, content hash, status)` of every embedded image with a known hash.
+    pub rows: Vec<(i64, String, ImageStatus)>,
 }
 
 /// A file found on disk, not yet in the database.
@@ -82,41 +90,38 @@ pub struct NewImage<'a> {
 }
 
 impl Store {
-    /// Every known file, ordered by path.
-    pub fn images(&self) -> Result<Vec<ImageRow>> {
+    fn image_query(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<ImageRow>> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM images ORDER BY path"))
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM images WHERE {condition} ORDER BY path"
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], image_row).map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+        let rows = stmt.query_map(args, image_row).map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))?.checked(self))
+            .collect()
+    }
+
+    /// Every known file, ordered by path.
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        self.image_query("1 = 1", &[])
     }
 
     /// The known file at `path`.
     pub fn image_by_path(&self, path: &Path) -> Result<Option<ImageRow>> {
-        let Some(text) = path.to_str() else {
-            return Ok(None);
-        };
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM images WHERE path = ?1"),
-                [text],
-                image_row,
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        let bytes = path_bytes(path);
+        Ok(self
+            .image_query("path = ?1", &[&bytes.as_ref()])?
+            .into_iter()
+            .next())
     }
 
     /// The known file with this id.
     pub fn image(&self, image_id: i64) -> Result<Option<ImageRow>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM images WHERE id = ?1"),
-                [image_id],
-                image_row,
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        Ok(self
+            .image_query("id = ?1", &[&image_id])?
+            .into_iter()
+            .next())
     }
 
     /// How many files have each status.
@@ -127,43 +132,110 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    ImageStatus::parse(&r.get::<_, String>(0)?),
-                    r.get::<_, i64>(1)? as u64,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
             })
             .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+        rows.map(|r| {
+            let (status, n) = r.map_err(|e| self.err(e))?;
+            let status = ImageStatus::parse(&status).map_err(|e| self.store_damage(e))?;
+            Ok((status, n))
+        })
+        .collect()
     }
 
-    /// Every stored embedding of `model` of an indexed (`ok`) image, as (image id, vector), in
-    /// storage order. (An `ORDER BY` here would sort 2 KiB rows through a temporary B-tree.)
-    pub fn embeddings(&self, model: &str) -> Result<Vec<(i64, Vec<f32>)>> {
+    fn store_damage(&self, error: Error) -> Error {
+        Error::store(&self.path, format!("damaged row: {error}"))
+    }
+
+    /// Whether any photo has an embedding (of any model).
+    pub fn has_embeddings(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM embeddings)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The width most of `model`'s embeddings have: the model's own. A vector of another width
+    /// is damage, not a second model.
+    fn embedding_width(&self, model: &str) -> Result<Option<usize>> {
+        self.conn
+            .query_row(
+                "SELECT dim FROM embeddings WHERE model = ?1 GROUP BY dim ORDER BY COUNT(*) DESC, dim
+                 LIMIT 1",
+                [model],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|dim| dim.map(|d| d.max(0) as usize))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every stored embedding of `model` of an indexed (`ok`) image, in storage order. (An
+    /// `ORDER BY` here would sort 2 KiB rows through a temporary B-tree.)
+    ///
+    /// A damaged vector (not a whole number of floats, or of another width than the rest) is an
+    /// error naming the photo: tags computed without it would be silently wrong. Indexing the
+    /// photo's folder again embeds it anew.
+    pub fn embeddings(&self, model: &str) -> Result<Vec<EmbeddingRow>> {
+        let Some(width) = self.embedding_width(model)? else {
+            return Ok(Vec::new());
+        };
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT e.image_id, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id
+                "SELECT e.image_id, e.vector, i.path FROM embeddings e
+                 JOIN images i ON i.id = e.image_id
                  WHERE e.model = ?1 AND i.status = 'ok'",
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([model]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let image_id: i64 = row.get(0).map_err(|e| self.err(e))?;
             let blob = row
                 .get_ref(1)
                 .map_err(|e| self.err(e))?
                 .as_blob()
                 .map_err(|e| self.err(e.into()))?;
-            let vector = blob_to_vector(blob).ok_or_else(|| {
-                Error::store(&self.path, format!("embedding of image {id} is damaged"))
-            })?;
-            out.push((id, vector));
+            match blob_to_vector(blob).filter(|v| v.len() == width) {
+                Some(vector) => out.push(EmbeddingRow { image_id, vector }),
+                None => {
+                    let path = path_from_bytes(row.get(2).map_err(|e| self.err(e))?);
+                    return Err(Error::store(
+                        &self.path,
+                        format!(
+                            "the embedding of image {image_id} ({}) is damaged: {} bytes where the \
+                             model's {width} values take {}; index its folder again to embed it anew",
+                            path.display(),
+                            blob.len(),
+                            4 * width
+                        ),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
 
-    /// The embedding of one image under `model`.
+    /// Ids of the images that have a sound embedding of `model` (a damaged one does not count, so
+    /// that indexing embeds the photo again).
+    pub fn embedded_ids(&self, model: &str) -> Result<HashSet<i64>> {
+        let Some(width) = self.embedding_width(model)? else {
+            return Ok(HashSet::new());
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT image_id FROM embeddings
+                 WHERE model = ?1 AND dim = ?2 AND length(vector) = 4 * ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![model, width as i64], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    /// The embedding of one image under `model`, if it has a sound one.
     pub fn embedding(&self, image_id: i64, model: &str) -> Result<Option<Vec<f32>>> {
         let blob: Option<Vec<u8>> = self
             .conn
@@ -174,107 +246,44 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(blob.and_then(|b| blob_to_vector(&b)))
-    }
-}
-
-/// Writes used inside one indexing transaction.
-pub(crate) mod write {
-    use super::*;
-
-    /// Inserts a newly seen file as pending; returns its id.
-    pub fn insert_pending(tx: &Transaction<'_>, image: &NewImage<'_>) -> Result<i64> {
-        tx.execute(
-            "INSERT INTO images (path, size, mtime_ns, status, first_seen)
-             VALUES (?1, ?2, ?3, 'pending', ?4)",
-            params![
-                path_text(image.path)?,
-                image.size as i64,
-                image.mtime_ns,
-                now()
-            ],
-        )?;
-        Ok(tx.last_insert_rowid())
+        let width = self.embedding_width(model)?;
+        Ok(blob
+            .and_then(|b| blob_to_vector(&b))
+            .filter(|v| Some(v.len()) == width))
     }
 
-    /// Marks a changed file pending with its new fingerprint.
-    pub fn mark_changed(
-        tx: &Transaction<'_>,
-        image_id: i64,
-        size: u64,
-        mtime_ns: i64,
-    ) -> Result<()> {
-        tx.execute(
-            "UPDATE images SET size = ?2, mtime_ns = ?3, status = 'pending', error = NULL WHERE id = ?1",
-            params![image_id, size as i64, mtime_ns],
-        )?;
-        Ok(())
-    }
-
-    /// Records a successfully indexed file and its embedding.
-    pub fn record_ok(
-        tx: &Transaction<'_>,
-        image_id: i64,
-        hash: &str,
-        size: (u32, u32),
-        model: &str,
-        vector: &[f32],
-    ) -> Result<()> {
-        tx.execute(
-            "UPDATE images SET hash = ?2, width = ?3, height = ?4, status = 'ok', error = NULL,
-             last_indexed = ?5 WHERE id = ?1",
-            params![image_id, hash, size.0, size.1, now()],
-        )?;
-        tx.execute(
-            "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
-            params![image_id, model, vector.len() as i64, vector_to_blob(vector)],
-        )?;
-        Ok(())
-    }
-
-    /// Records a file that could not be indexed, with the reason.
-    pub fn record_error(
-        tx: &Transaction<'_>,
-        image_id: i64,
-        hash: Option<&str>,
-        reason: &str,
-    ) -> Result<()> {
-        tx.execute(
-            "UPDATE images SET hash = COALESCE(?2, hash), status = 'error', error = ?3,
-             last_indexed = ?4 WHERE id = ?1",
-            params![image_id, hash, reason, now()],
-        )?;
-        // A file that broke keeps no embedding from an earlier, readable version.
-        tx.execute("DELETE FROM embeddings WHERE image_id = ?1", [image_id])?;
-        Ok(())
-    }
-
-    /// Moves a known image (its id, embedding and tags) to a new path, dropping the pending row
-    /// that the new path got when it was first seen.
-    pub fn record_move(
-        tx: &Transaction<'_>,
-        image_id: i64,
-        pending_id: i64,
-        new_path: &Path,
-        size: u64,
-        mtime_ns: i64,
-    ) -> Result<()> {
-        tx.execute("DELETE FROM images WHERE id = ?1", [pending_id])?;
-        tx.execute(
-            "UPDATE images SET path = ?2, size = ?3, mtime_ns = ?4, status = 'ok', error = NULL
-             WHERE id = ?1",
-            params![image_id, path_text(new_path)?, size as i64, mtime_ns],
-        )?;
-        Ok(())
-    }
-
-    /// Marks files that vanished from disk.
-    pub fn mark_missing(tx: &Transaction<'_>, image_ids: &[i64]) -> Result<()> {
-        let mut stmt = tx.prepare("UPDATE images SET status = 'missing' WHERE id = ?1")?;
-        for id in image_ids {
-            stmt.execute([id])?;
+    /// Embedded images of `model` by content hash (pending ones included: a file whose time
+    /// changed but whose bytes did not is still the photo that was embedded).
+    pub fn known_content(&self, model: &str) -> Result<KnownContent> {
+        let Some(width) = self.embedding_width(model)? else {
+            return Ok(KnownContent::default());
+        };
+        // A damaged embedding does not make its content known: the photo is embedded again.
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT i.id, i.hash, i.status FROM images i
+                 JOIN embeddings e ON e.image_id = i.id AND e.model = ?1
+                 WHERE i.hash IS NOT NULL AND i.status IN ('ok', 'missing', 'pending')
+                   AND e.dim = ?2 AND length(e.vector) = 4 * ?2
+                 ORDER BY i.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![model, width as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut known = KnownContent::default();
+        for row in rows {
+            let (id, hash, status) = row.map_err(|e| self.err(e))?;
+            let status = ImageStatus::parse(&status).map_err(|e| self.store_damage(e))?;
+            known.rows.push((id, hash, status));
         }
-        Ok(())
+        Ok(known)
     }
 }

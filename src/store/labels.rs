@@ -1,34 +1,80 @@
-//! Queries on `labels` and the prompt-embedding cache.
+//! The vocabulary: `labels`, the prompt templates and logit scale kept in `settings`, and the
+//! prompt-embedding cache.
+
+use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::{Store, blob_to_vector, now, vector_to_blob};
+use super::{Store, blob_to_vector, now, set_setting, vector_to_blob};
+use crate::domain::{Label, Mode, default_templates};
 use crate::error::{Error, Result};
-use crate::tagging::vocabulary::{Label, Mode};
 
 const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enabled";
+/// The settings key of the prompt templates.
+const TEMPLATES: &str = "templates";
+/// The settings key of the model's `exp(logit_scale)`, kept so re-tagging needs no model.
+const LOGIT_SCALE: &str = "logit_scale";
 
-fn label_row(r: &Row<'_>) -> rusqlite::Result<Label> {
-    let prompts: String = r.get(2)?;
-    let mode: String = r.get(4)?;
-    Ok(Label {
+/// A label's row as stored, before its JSON and words are checked.
+struct RawLabel {
+    id: i64,
+    name: String,
+    prompts: String,
+    negative: Option<String>,
+    mode: String,
+    threshold: f64,
+    top_k: i64,
+    enabled: bool,
+}
+
+fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
+    Ok(RawLabel {
         id: r.get(0)?,
         name: r.get(1)?,
-        prompts: serde_json::from_str(&prompts).unwrap_or_default(),
+        prompts: r.get(2)?,
         negative: r.get(3)?,
-        mode: Mode::parse(&mode).unwrap_or_default(),
-        threshold: r.get::<_, f64>(5)? as f32,
-        top_k: r.get::<_, i64>(6)?.max(1) as u32,
+        mode: r.get(4)?,
+        threshold: r.get(5)?,
+        top_k: r.get(6)?,
         enabled: r.get::<_, i64>(7)? != 0,
     })
+}
+
+impl RawLabel {
+    /// The label, or an error naming the damaged row (never a silent default that the next edit
+    /// would write back).
+    fn checked(self, store: &Store) -> Result<Label> {
+        let damaged = |what: String| {
+            Error::store(
+                &store.path,
+                format!(
+                    "label {} ({:?}) is damaged: {what}; remove it (`cliptag vocab remove {:?}`) or \
+                     import it again from a vocabulary file",
+                    self.id, self.name, self.name
+                ),
+            )
+        };
+        let prompts: Vec<String> = serde_json::from_str(&self.prompts)
+            .map_err(|e| damaged(format!("its prompts are not a JSON list of texts ({e})")))?;
+        let mode = Mode::parse(&self.mode).map_err(|e| damaged(e.to_string()))?;
+        Ok(Label {
+            id: self.id,
+            name: self.name,
+            prompts,
+            negative: self.negative,
+            mode,
+            threshold: self.threshold as f32,
+            top_k: self.top_k.max(1) as u32,
+            enabled: self.enabled,
+        })
+    }
 }
 
 fn prompts_json(label: &Label) -> String {
     serde_json::to_string(&label.prompts).expect("a list of strings serialises. This is a bug.")
 }
 
-/// Inserts a (checked) label; returns its id.
-pub(crate) fn insert_label(tx: &Transaction<'_>, label: &Label) -> Result<i64> {
+fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
@@ -46,8 +92,7 @@ pub(crate) fn insert_label(tx: &Transaction<'_>, label: &Label) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// Replaces the fields of label `label_id` with `label`'s; whether such a label exists.
-pub(crate) fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> Result<bool> {
+fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE labels SET name = ?2, prompts = ?3, negative = ?4, mode = ?5, threshold = ?6,
          top_k = ?7, enabled = ?8, updated_at = ?9 WHERE id = ?1",
@@ -67,96 +112,143 @@ pub(crate) fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Labe
 }
 
 impl Store {
-    /// The whole vocabulary, ordered by name.
-    pub fn labels(&self) -> Result<Vec<Label>> {
+    fn label_query(&self, condition: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Label>> {
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM labels ORDER BY name COLLATE NOCASE"
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM labels WHERE {condition} ORDER BY name COLLATE NOCASE, id"
             ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], label_row).map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+        let rows = stmt.query_map(args, raw_label).map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))?.checked(self))
+            .collect()
     }
 
-    /// The label called `name` (exactly, or ignoring case if no exact match).
-    pub fn label_by_name(&self, name: &str) -> Result<Option<Label>> {
-        let exact = self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM labels WHERE name = ?1"),
-                [name.trim()],
-                label_row,
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        if exact.is_some() {
-            return Ok(exact);
-        }
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM labels WHERE name = ?1 COLLATE NOCASE"),
-                [name.trim()],
-                label_row,
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+    /// The whole vocabulary, ordered by name.
+    pub fn labels(&self) -> Result<Vec<Label>> {
+        self.label_query("1 = 1", &[])
     }
 
     /// The label with this id.
     pub fn label(&self, label_id: i64) -> Result<Option<Label>> {
-        self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM labels WHERE id = ?1"),
-                [label_id],
-                label_row,
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        Ok(self
+            .label_query("id = ?1", &[&label_id])?
+            .into_iter()
+            .next())
     }
 
-    /// Adds a label after checking it; a duplicate name is refused. Returns it with its id.
-    pub fn add_label(&mut self, mut label: Label) -> Result<Label> {
-        label.validate()?;
-        if let Some(existing) = self.label_by_name(&label.name)? {
-            return Err(Error::invalid(format!(
-                "the vocabulary already has a label {:?}",
-                existing.name
-            )));
+    /// The id and stored name of the label called `name` (exactly, or else ignoring case); the
+    /// rest of the row is not read, so a damaged label can still be found and removed.
+    pub fn label_id_by_name(&self, name: &str) -> Result<Option<(i64, String)>> {
+        let name = name.trim();
+        let find = |sql: &str| {
+            self.conn
+                .query_row(sql, [name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(|e| self.err(e))
+        };
+        match find("SELECT id, name FROM labels WHERE name = ?1")? {
+            Some(found) => Ok(Some(found)),
+            None => find("SELECT id, name FROM labels WHERE name = ?1 COLLATE NOCASE ORDER BY id"),
         }
-        label.id = self.durable(|tx| insert_label(tx, &label))?;
-        Ok(label)
     }
 
-    /// Replaces a stored label's fields (rename included) after checking them.
-    pub fn update_label(&mut self, mut label: Label) -> Result<Label> {
-        label.validate()?;
-        if let Some(existing) = self.label_by_name(&label.name)?
-            && existing.id != label.id
-        {
-            return Err(Error::invalid(format!(
-                "the vocabulary already has a label {:?}",
-                existing.name
-            )));
-        }
-        let changed = self.durable(|tx| update_label_row(tx, label.id, &label))?;
-        if !changed {
-            return Err(Error::invalid(format!("no label with id {}", label.id)));
-        }
-        Ok(label)
+    /// Stores a new label (checked by the caller); returns its id.
+    pub fn insert_label(&mut self, label: &Label) -> Result<i64> {
+        self.durable(|tx| Ok(insert_label(tx, label)?))
     }
 
-    /// Removes a label and every tag it gave, a person's decisions included.
-    pub fn remove_label(&mut self, label_id: i64) -> Result<()> {
-        let changed =
-            self.durable(|tx| Ok(tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])?))?;
-        if changed == 0 {
-            return Err(Error::invalid(format!("no label with id {label_id}")));
-        }
-        Ok(())
+    /// Replaces the fields of label `label.id`; whether such a label exists.
+    pub fn update_label(&mut self, label: &Label) -> Result<bool> {
+        self.durable(|tx| Ok(update_label_row(tx, label.id, label)?))
     }
 
-    /// Cached embeddings of `texts` under `model`; `None` where a text has none yet.
+    /// Removes a label and every tag it gave, a person's decisions included; whether it existed.
+    pub fn remove_label(&mut self, label_id: i64) -> Result<bool> {
+        self.durable(|tx| Ok(tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0))
+    }
+
+    /// Merges labels into the vocabulary in one transaction: a label whose name (ignoring case)
+    /// is known replaces that one, the others are added; `templates` replace the library's.
+    /// Returns how many were added and how many replaced.
+    pub fn import_vocabulary(
+        &mut self,
+        templates: Option<&[String]>,
+        labels: &[Label],
+    ) -> Result<(usize, usize)> {
+        let templates_json =
+            templates.map(|t| serde_json::to_string(t).expect("strings serialise. This is a bug."));
+        self.durable(|tx| {
+            let existing: HashMap<String, i64> = {
+                let mut stmt = tx.prepare("SELECT id, name FROM labels")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut map = HashMap::new();
+                for row in rows {
+                    let (id, name) = row?;
+                    map.insert(name.to_lowercase(), id);
+                }
+                map
+            };
+            if let Some(json) = &templates_json {
+                set_setting(tx, TEMPLATES, json)?;
+            }
+            let (mut added, mut updated) = (0, 0);
+            for label in labels {
+                match existing.get(&label.name.to_lowercase()) {
+                    Some(id) => {
+                        update_label_row(tx, *id, label)?;
+                        updated += 1;
+                    }
+                    None => {
+                        insert_label(tx, label)?;
+                        added += 1;
+                    }
+                }
+            }
+            Ok((added, updated))
+        })
+    }
+
+    /// The library's prompt templates (CLIP's defaults until a vocabulary file sets others).
+    pub fn templates(&self) -> Result<Vec<String>> {
+        match self.setting(TEMPLATES)? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                Error::store(
+                    &self.path,
+                    format!("the stored prompt templates are damaged (not a JSON list: {e})"),
+                )
+            }),
+            None => Ok(default_templates()),
+        }
+    }
+
+    /// Replaces the library's prompt templates.
+    pub fn set_templates(&mut self, templates: &[String]) -> Result<()> {
+        let json = serde_json::to_string(templates).expect("strings serialise. This is a bug.");
+        self.durable(|tx| Ok(set_setting(tx, TEMPLATES, &json).map(|_| ())?))
+    }
+
+    /// The stored logit scale (CLIP's trained value, 100, if none is stored yet).
+    pub fn logit_scale(&self) -> Result<f32> {
+        match self.setting(LOGIT_SCALE)? {
+            None => Ok(100.0),
+            Some(text) => text.parse().map_err(|_| {
+                Error::store(
+                    &self.path,
+                    format!("the stored logit scale {text:?} is damaged (not a number)"),
+                )
+            }),
+        }
+    }
+
+    /// Remembers the model's logit scale.
+    pub fn set_logit_scale(&mut self, logit_scale: f32) -> Result<()> {
+        self.set_setting(LOGIT_SCALE, &logit_scale.to_string())
+    }
+
+    /// Cached embeddings of `texts` under `model`; `None` where a text has none yet (or a damaged
+    /// one, which is then embedded again and replaced).
     pub fn cached_text_embeddings(
         &self,
         model: &str,
@@ -173,7 +265,9 @@ impl Store {
                     .query_row(params![model, text], |r| r.get(0))
                     .optional()
                     .map_err(|e| self.err(e))?;
-                Ok(blob.and_then(|b| blob_to_vector(&b)))
+                Ok(blob
+                    .and_then(|b| blob_to_vector(&b))
+                    .filter(|v| !v.is_empty()))
             })
             .collect()
     }
@@ -184,7 +278,7 @@ impl Store {
         model: &str,
         entries: &[(String, Vec<f32>)],
     ) -> Result<()> {
-        self.transaction(|tx| {
+        self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO text_embeddings (model, text, vector) VALUES (?1, ?2, ?3)
                  ON CONFLICT (model, text) DO UPDATE SET vector = excluded.vector",

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 
@@ -16,6 +16,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_vocabulary",
         include_str!("../../migrations/0002_vocabulary.sql"),
+    ),
+    (
+        "0003_embeddings_inline",
+        include_str!("../../migrations/0003_embeddings_inline.sql"),
+    ),
+    (
+        "0004_path_bytes",
+        include_str!("../../migrations/0004_path_bytes.sql"),
     ),
 ];
 
@@ -48,17 +56,45 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 }
 
 /// Applies migrations up to schema `target` (tests use this to build old databases).
+///
+/// Foreign keys are off while migrating (SQLite ignores the switch inside a transaction): a
+/// migration that rebuilds a table must not cascade into the tables that point at it. Each
+/// migration ends with a foreign key check instead.
 pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()> {
     check_version(conn, path)?;
-    let current = version(conn, path)?;
+    if version(conn, path)? >= target {
+        return Ok(());
+    }
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(|e| Error::store(path, e.to_string()))?;
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let to = index as i64 + 1;
-        if to <= current || to > target {
-            continue;
+        if to > target {
+            break;
         }
         let fail = |e: rusqlite::Error| Error::store(path, format!("migration {name} failed: {e}"));
-        let tx = conn.transaction().map_err(fail)?;
+        // The version is read again under the write lock: another process opening the same
+        // library may have applied this migration meanwhile.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let current: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        if to <= current {
+            continue;
+        }
         tx.execute_batch(sql).map_err(fail)?;
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(fail)?;
+        if let Some(table) = dangling {
+            return Err(Error::store(
+                path,
+                format!("migration {name} left rows in {table} that point nowhere"),
+            ));
+        }
         tx.pragma_update(None, "user_version", to).map_err(fail)?;
         tx.commit().map_err(fail)?;
     }

@@ -1,19 +1,29 @@
 //! The library database: SQLite with embedded migrations, WAL, and one connection per thread
-//! that uses it (in the app, the worker thread alone).
+//! that uses it (in the app, the worker thread alone). This is the only module that speaks SQL;
+//! everything above it reads and writes the library through the typed methods here.
 
-pub(crate) mod images;
-pub(crate) mod labels;
+mod batch;
+mod images;
+mod labels;
 mod migrate;
+mod paths;
 mod tags;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
-pub use images::{ImageRow, ImageStatus, NewImage};
+pub use batch::Batch;
+pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
-pub use tags::{TagRow, TagSource};
+pub use paths::{path_bytes, path_from_bytes};
+pub use tags::TagRow;
+
+/// How long a write waits for another writer (the app and a `cliptag` command on one library)
+/// before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An open library database.
 pub struct Store {
@@ -50,19 +60,18 @@ impl Store {
 
     fn setup(mut conn: Connection, path: &Path) -> Result<Self> {
         let fail = |e: rusqlite::Error| Error::store(path, e.to_string());
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         // Read the version before anything else so that a newer database is left untouched.
         migrate::check_version(&conn, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(fail)?;
         // Embeddings and automatic tags can be recomputed, so bulk writes need not reach the
         // disk platter before returning; a person's decisions use `durable` instead.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(fail)?;
         migrate::migrate(&mut conn, path)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(fail)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -74,22 +83,21 @@ impl Store {
         &self.path
     }
 
-    /// The raw connection, for queries the store does not wrap.
-    pub fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
     /// Turns a SQLite error into one that names the database.
-    pub fn err(&self, error: rusqlite::Error) -> Error {
+    fn err(&self, error: rusqlite::Error) -> Error {
         Error::store(&self.path, error.to_string())
     }
 
-    /// Runs `f` in one transaction; it commits only if `f` succeeds.
-    pub fn transaction<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+    /// Runs `f` in one write transaction; it commits only if `f` succeeds.
+    ///
+    /// The transaction takes the write lock when it begins (`IMMEDIATE`): one that began as a
+    /// reader could not become a writer while another connection writes, and would fail at once
+    /// instead of waiting its turn.
+    fn write<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
         let path = self.path.clone();
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::store(&path, e.to_string()))?;
         let result = f(&tx)?;
         tx.commit()
@@ -97,13 +105,13 @@ impl Store {
         Ok(result)
     }
 
-    /// Like [`Store::transaction`], but the commit is flushed to disk before returning: for a
-    /// person's decisions and vocabulary, which cannot be recomputed.
-    pub fn durable<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+    /// Like [`Store::write`], but the commit is flushed to disk before returning: for a person's
+    /// decisions and vocabulary, which cannot be recomputed.
+    fn durable<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.err(e))?;
-        let result = self.transaction(f);
+        let result = self.write(f);
         let restore = self
             .conn
             .pragma_update(None, "synchronous", "NORMAL")
@@ -111,6 +119,12 @@ impl Store {
         let result = result?;
         restore?;
         Ok(result)
+    }
+
+    /// Writes one batch of indexing results (embeddings, statuses, automatic tags) in one
+    /// transaction: a crash loses the whole batch or nothing.
+    pub fn batch<R>(&mut self, f: impl FnOnce(&Batch<'_, '_>) -> Result<R>) -> Result<R> {
+        self.write(|tx| f(&Batch::new(tx)))
     }
 
     /// A stored setting.
@@ -124,15 +138,21 @@ impl Store {
     }
 
     /// Stores a setting.
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.write(|tx| {
+            set_setting(tx, key, value)?;
+            Ok(())
+        })
+    }
+
+    /// Stores several settings at once, durably (they describe what the library is).
+    pub fn set_settings(&mut self, entries: &[(&str, &str)]) -> Result<()> {
+        self.durable(|tx| {
+            for (key, value) in entries {
+                set_setting(tx, key, value)?;
+            }
+            Ok(())
+        })
     }
 
     /// The folders the person asked to index, in the order they were added.
@@ -142,21 +162,22 @@ impl Store {
             .prepare("SELECT path FROM roots ORDER BY added_at, path")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
             .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map(PathBuf::from).map_err(|e| self.err(e)))
+        rows.map(|r| r.map(path_from_bytes).map_err(|e| self.err(e)))
             .collect()
     }
 
     /// Remembers a folder to index.
-    pub fn add_root(&self, root: &Path) -> Result<()> {
-        self.conn
-            .execute(
+    pub fn add_root(&mut self, root: &Path) -> Result<()> {
+        let bytes = path_bytes(root);
+        self.write(|tx| {
+            tx.execute(
                 "INSERT OR IGNORE INTO roots (path, added_at) VALUES (?1, ?2)",
-                rusqlite::params![path_text(root)?, now()],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+                rusqlite::params![bytes.as_ref(), now()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Runs `PRAGMA integrity_check`; `Ok("ok")` for a healthy database.
@@ -165,17 +186,37 @@ impl Store {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| self.err(e))
     }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Re-keys every embedding and cached prompt embedding of model `old` to `new` (a library
+    /// whose model was stored under an older kind of name).
+    pub fn rename_model(&mut self, old: &str, new: &str) -> Result<()> {
+        self.durable(|tx| {
+            tx.execute(
+                "UPDATE OR REPLACE embeddings SET model = ?2 WHERE model = ?1",
+                [old, new],
+            )?;
+            tx.execute(
+                "UPDATE OR REPLACE text_embeddings SET model = ?2 WHERE model = ?1",
+                [old, new],
+            )?;
+            Ok(())
+        })
+    }
 }
 
-/// A path as stored in the database. cliptag stores paths as text; a file name that is not valid
-/// UTF-8 cannot be stored faithfully and is refused with a reason the person can act on.
-pub fn path_text(path: &Path) -> Result<&str> {
-    path.to_str().ok_or_else(|| {
-        Error::image(
-            path,
-            "the file name is not valid UTF-8; rename the file to index it",
-        )
-    })
+fn set_setting(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
 }
 
 /// Encodes a vector as little-endian f32 bytes.

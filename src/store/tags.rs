@@ -1,64 +1,20 @@
 //! Queries on `tags`: automatic tags, replaced by every re-tag, and a person's decisions, which
 //! only the person changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::{Store, path_from_bytes};
+use crate::domain::TagSource;
 use crate::error::{Error, Result};
-
-/// Where a tag came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TagSource {
-    /// Computed from the label's scores.
-    Auto,
-    /// A person confirmed an automatic tag.
-    Accepted,
-    /// A person said the label does not apply; it never comes back automatically.
-    Rejected,
-    /// A person added the tag by hand.
-    Manual,
-}
-
-impl TagSource {
-    /// The word stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TagSource::Auto => "auto",
-            TagSource::Accepted => "accepted",
-            TagSource::Rejected => "rejected",
-            TagSource::Manual => "manual",
-        }
-    }
-
-    /// Reads the stored word.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "auto" => Some(TagSource::Auto),
-            "accepted" => Some(TagSource::Accepted),
-            "rejected" => Some(TagSource::Rejected),
-            "manual" => Some(TagSource::Manual),
-            _ => None,
-        }
-    }
-
-    /// Whether the tag puts the label on the image (everything but a rejection).
-    pub fn applies(self) -> bool {
-        self != TagSource::Rejected
-    }
-
-    /// Whether a person made this decision.
-    pub fn is_personal(self) -> bool {
-        self != TagSource::Auto
-    }
-}
 
 /// One tag with the names a listing needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagRow {
     pub image_id: i64,
-    pub path: String,
+    pub path: PathBuf,
     pub label_id: i64,
     pub label: String,
     pub score: Option<f32>,
@@ -66,6 +22,10 @@ pub struct TagRow {
 }
 
 impl Store {
+    fn parse_source(&self, text: &str) -> Result<TagSource> {
+        TagSource::parse(text).map_err(|e| Error::store(&self.path, format!("damaged tag: {e}")))
+    }
+
     /// Every tag (rejections included), ordered by path and label.
     pub fn tags(&self) -> Result<Vec<TagRow>> {
         self.tags_where("1 = 1", &[])
@@ -82,37 +42,86 @@ impl Store {
              FROM tags t JOIN images i ON i.id = t.image_id JOIN labels l ON l.id = t.label_id
              WHERE {condition} ORDER BY i.path, l.name COLLATE NOCASE"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(args, |r| {
-                Ok(TagRow {
-                    image_id: r.get(0)?,
-                    path: r.get(1)?,
-                    label_id: r.get(2)?,
-                    label: r.get(3)?,
-                    score: r.get::<_, Option<f64>>(4)?.map(|s| s as f32),
-                    source: TagSource::parse(&r.get::<_, String>(5)?).unwrap_or(TagSource::Auto),
-                })
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+        rows.map(|r| {
+            let (image_id, path, label_id, label, score, source) = r.map_err(|e| self.err(e))?;
+            Ok(TagRow {
+                image_id,
+                path: path_from_bytes(path),
+                label_id,
+                label,
+                score: score.map(|s| s as f32),
+                source: self.parse_source(&source)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Every tag as `(image, label, source)`, in storage order (for the app's snapshot).
+    pub fn tag_sources(&self) -> Result<Vec<(i64, i64, TagSource)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT image_id, label_id, source FROM tags")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| {
+            let (image, label, source) = r.map_err(|e| self.err(e))?;
+            Ok((image, label, self.parse_source(&source)?))
+        })
+        .collect()
+    }
+
+    /// Every tag of one label, as `(image, source)`.
+    pub fn tags_for_label(&self, label_id: i64) -> Result<Vec<(i64, TagSource)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT image_id, source FROM tags WHERE label_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([label_id], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| {
+            let (image, source) = r.map_err(|e| self.err(e))?;
+            Ok((image, self.parse_source(&source)?))
+        })
+        .collect()
     }
 
     /// The tag a person or the tagger put on `(image, label)`, if any.
     pub fn tag(&self, image_id: i64, label_id: i64) -> Result<Option<(TagSource, Option<f32>)>> {
-        self.conn
+        let row: Option<(String, Option<f64>)> = self
+            .conn
             .query_row(
                 "SELECT source, score FROM tags WHERE image_id = ?1 AND label_id = ?2",
                 [image_id, label_id],
-                |r| {
-                    Ok((
-                        TagSource::parse(&r.get::<_, String>(0)?).unwrap_or(TagSource::Auto),
-                        r.get::<_, Option<f64>>(1)?.map(|s| s as f32),
-                    ))
-                },
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        row.map(|(source, score)| Ok((self.parse_source(&source)?, score.map(|s| s as f32))))
+            .transpose()
     }
 
     /// Records a person's decision on `(image, label)`: `Some(source)` sets it (accepted,
@@ -190,7 +199,7 @@ impl Store {
     }
 
     /// Every person's decision, as `(image, label)` pairs (automatic tagging leaves these alone).
-    pub fn decided_pairs(&self) -> Result<std::collections::HashSet<(i64, i64)>> {
+    pub fn decided_pairs(&self) -> Result<HashSet<(i64, i64)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT image_id, label_id FROM tags WHERE source != 'auto'")
@@ -199,5 +208,31 @@ impl Store {
             .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
             .map_err(|e| self.err(e))?;
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    /// Writes a re-tag's difference in one transaction: automatic tags removed, and added or
+    /// re-scored as `(image, label, score)`; a person's decisions are never touched.
+    pub fn apply_tag_change(
+        &mut self,
+        remove: &[(i64, i64)],
+        upsert: &[(i64, i64, f32)],
+    ) -> Result<()> {
+        self.write(|tx| {
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source = 'auto'",
+            )?;
+            for (image, label) in remove {
+                delete.execute([image, label])?;
+            }
+            let mut put = tx.prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET score = excluded.score
+                 WHERE source = 'auto'",
+            )?;
+            for (image, label, score) in upsert {
+                put.execute(params![image, label, f64::from(*score)])?;
+            }
+            Ok(())
+        })
     }
 }

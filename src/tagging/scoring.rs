@@ -1,35 +1,95 @@
 //! Scores to tags: CLIP's zero-shot classifier, per label, over stored image embeddings.
 
+use std::collections::HashMap;
+
 use candle_core::{Device, Tensor};
 
-use crate::error::Result;
-use crate::tagging::vocabulary::{Label, Mode};
+use crate::domain::{Label, Mode};
+use crate::error::{Error, Result};
 
 /// Every stored image embedding of one model, as rows of one matrix.
 #[derive(Debug, Clone, Default)]
 pub struct EmbeddingMatrix {
-    pub ids: Vec<i64>,
-    pub dim: usize,
-    pub data: Vec<f32>,
+    ids: Vec<i64>,
+    dim: usize,
+    data: Vec<f32>,
+    /// Row of each id.
+    rows: HashMap<i64, usize>,
 }
 
 impl EmbeddingMatrix {
-    /// Builds the matrix from `(image id, vector)` pairs with distinct ids; a vector whose width
-    /// differs from the first one's is left out.
-    pub fn from_rows(rows: Vec<(i64, Vec<f32>)>) -> Self {
-        let dim = rows.first().map_or(0, |(_, v)| v.len());
+    /// Builds the matrix from `(image id, vector)` pairs with distinct ids, all of one width.
+    pub fn from_rows(rows: Vec<(i64, Vec<f32>)>) -> Result<Self> {
         let mut matrix = EmbeddingMatrix {
-            ids: Vec::with_capacity(rows.len()),
-            dim,
-            data: Vec::with_capacity(rows.len() * dim),
+            dim: rows.first().map_or(0, |(_, v)| v.len()),
+            ..EmbeddingMatrix::default()
         };
+        matrix.ids.reserve(rows.len());
+        matrix.data.reserve(rows.len() * matrix.dim);
         for (id, vector) in rows {
-            if vector.len() == dim {
-                matrix.ids.push(id);
-                matrix.data.extend_from_slice(&vector);
+            matrix.upsert(id, &vector)?;
+        }
+        Ok(matrix)
+    }
+
+    /// Adds image `id`'s vector, or replaces it if the image is there already.
+    pub fn upsert(&mut self, id: i64, vector: &[f32]) -> Result<()> {
+        if self.ids.is_empty() {
+            self.dim = vector.len();
+        }
+        if vector.len() != self.dim {
+            return Err(Error::invalid(format!(
+                "the embedding of image {id} has {} values where the others have {}",
+                vector.len(),
+                self.dim
+            )));
+        }
+        match self.rows.get(&id) {
+            Some(&row) => self.data[row * self.dim..(row + 1) * self.dim].copy_from_slice(vector),
+            None => {
+                self.rows.insert(id, self.ids.len());
+                self.ids.push(id);
+                self.data.extend_from_slice(vector);
             }
         }
-        matrix
+        Ok(())
+    }
+
+    /// Takes image `id` out (the last row moves into its place).
+    pub fn remove(&mut self, id: i64) {
+        let Some(row) = self.rows.remove(&id) else {
+            return;
+        };
+        let last = self.ids.len() - 1;
+        if row != last {
+            let moved = self.ids[last];
+            self.ids[row] = moved;
+            self.data
+                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
+            self.rows.insert(moved, row);
+        }
+        self.ids.pop();
+        self.data.truncate(last * self.dim);
+    }
+
+    /// The image of each row.
+    pub fn ids(&self) -> &[i64] {
+        &self.ids
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Whether image `id` has a row.
+    pub fn contains(&self, id: i64) -> bool {
+        self.rows.contains_key(&id)
+    }
+
+    /// Image `id`'s vector.
+    pub fn vector(&self, id: i64) -> Option<&[f32]> {
+        self.rows.get(&id).map(|row| self.row(*row))
     }
 
     /// Number of images.
@@ -183,7 +243,7 @@ pub fn assign(
     let topk: Vec<usize> = (0..m)
         .filter(|j| labels[*j].label.enabled && labels[*j].label.mode == Mode::TopK)
         .collect();
-    for (i, image_id) in images.ids.iter().enumerate() {
+    for (i, image_id) in images.ids().iter().enumerate() {
         let row = &scores[i * m..(i + 1) * m];
         if !topk.is_empty() {
             order.clear();
@@ -222,6 +282,20 @@ pub fn assign(
 mod tests {
     use super::*;
 
+    #[test]
+    fn rows_are_replaced_and_removed_by_id() {
+        let mut m =
+            EmbeddingMatrix::from_rows(vec![(1, vec![1.0, 0.0]), (2, vec![0.0, 1.0])]).unwrap();
+        m.upsert(3, &[0.6, 0.8]).unwrap();
+        m.upsert(1, &[0.0, -1.0]).unwrap();
+        m.remove(2);
+        assert_eq!(m.ids(), &[1, 3]);
+        assert_eq!(m.vector(1), Some(&[0.0, -1.0][..]));
+        assert_eq!(m.vector(3), Some(&[0.6, 0.8][..]));
+        assert!(!m.contains(2));
+        assert!(m.upsert(4, &[1.0]).is_err(), "a vector of another width");
+    }
+
     fn label(id: i64, mode: Mode, threshold: f32) -> Label {
         Label {
             id,
@@ -248,7 +322,8 @@ mod tests {
             (1, vec![1.0, 0.0]),
             (2, vec![0.0, 1.0]),
             (3, vec![-1.0, 0.0]),
-        ]);
+        ])
+        .unwrap();
         for (threshold, want) in [(-1.0, 3), (0.5, 1), (1.0, 0)] {
             let labels = vec![PreparedLabel {
                 label: label(7, Mode::Threshold, threshold),

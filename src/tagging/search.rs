@@ -6,11 +6,11 @@ use crate::tagging::scoring::{EmbeddingMatrix, normalize};
 /// The `limit` images most similar to `query` (a normalised vector), best first, as
 /// `(image id, cosine)`.
 pub fn nearest(images: &EmbeddingMatrix, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
-    if images.is_empty() || limit == 0 || query.len() != images.dim {
+    if images.is_empty() || limit == 0 || query.len() != images.dim() {
         return Ok(Vec::new());
     }
     let scores = images.similarities(&[query])?;
-    Ok(top(&images.ids, &scores, limit))
+    Ok(top(images.ids(), &scores, limit))
 }
 
 /// The best `limit` of `scores` (one per id), best first.
@@ -36,9 +36,9 @@ pub fn more_like(
     examples: &[i64],
     limit: usize,
 ) -> Result<Vec<(i64, f32)>> {
-    let mut query = vec![0.0f32; images.dim];
+    let mut query = vec![0.0f32; images.dim()];
     let mut found = 0;
-    for (i, id) in images.ids.iter().enumerate() {
+    for (i, id) in images.ids().iter().enumerate() {
         if examples.contains(id) {
             for (q, x) in query.iter_mut().zip(images.row(i)) {
                 *q += x;
@@ -91,7 +91,7 @@ pub fn near_duplicates(images: &EmbeddingMatrix, threshold: f32) -> Result<Vec<V
     let mut groups: std::collections::HashMap<usize, Vec<i64>> = std::collections::HashMap::new();
     for i in 0..n {
         let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(images.ids[i]);
+        groups.entry(root).or_default().push(images.ids()[i]);
     }
     let mut groups: Vec<Vec<i64>> = groups.into_values().filter(|g| g.len() > 1).collect();
     for g in &mut groups {
@@ -113,6 +113,7 @@ mod tests {
             (3, vec![0.0, 1.0]),
             (4, vec![0.999, 0.0447]),
         ])
+        .unwrap()
     }
 
     #[test]

@@ -1,16 +1,12 @@
-//! The vocabulary as a TOML file a person can edit: import, export, and the default vocabulary
-//! a new library starts with (`assets/vocabulary.toml`).
+//! The vocabulary as a TOML file a person can edit, and the default vocabulary a new library
+//! starts with (`assets/vocabulary.toml`): text in, checked labels out, and back.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{Label, Mode};
 use crate::error::{Error, Result};
-use crate::store::Store;
-use crate::store::labels::{insert_label, update_label_row};
-use crate::tagging::vocabulary::{Label, Mode};
-use crate::tagging::{set_templates, templates};
 
 /// The vocabulary every new library starts with.
 pub const DEFAULT_VOCABULARY: &str = include_str!("../../assets/vocabulary.toml");
@@ -91,93 +87,17 @@ pub fn parse(text: &str, source: &str, model: &str) -> Result<Vocabulary> {
     })
 }
 
-/// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub added: usize,
-    pub updated: usize,
-}
-
-/// Merges `vocabulary` into the library: new labels are added, labels with a known name are
-/// replaced, all in one transaction (nothing is written if any part fails).
-pub fn import(store: &mut Store, vocabulary: &Vocabulary) -> Result<ImportSummary> {
-    let existing: std::collections::HashMap<String, i64> = store
-        .labels()?
-        .into_iter()
-        .map(|l| (l.name.to_lowercase(), l.id))
-        .collect();
-    let templates_json = vocabulary
-        .templates
-        .as_ref()
-        .map(|t| serde_json::to_string(t).expect("strings serialise. This is a bug."));
-    store.durable(|tx| {
-        let mut summary = ImportSummary::default();
-        if let Some(json) = &templates_json {
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES ('templates', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [json],
-            )?;
-        }
-        for label in &vocabulary.labels {
-            match existing.get(&label.name.to_lowercase()) {
-                Some(id) => {
-                    update_label_row(tx, *id, label)?;
-                    summary.updated += 1;
-                }
-                None => {
-                    insert_label(tx, label)?;
-                    summary.added += 1;
-                }
-            }
-        }
-        Ok(summary)
-    })
-}
-
-/// Reads and imports a vocabulary file.
-pub fn import_file(store: &mut Store, path: &Path, model: &str) -> Result<ImportSummary> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let vocabulary = parse(&text, &path.display().to_string(), model)?;
-    import(store, &vocabulary)
-}
-
-/// The library's vocabulary as the text of a vocabulary file.
-pub fn export_text(store: &Store) -> Result<String> {
-    let labels = store.labels()?;
-    let templates = templates(store)?;
+/// The text of a vocabulary file holding `templates` and `labels`.
+pub fn render(templates: &[String], labels: &[Label]) -> Result<String> {
     let body = toml::to_string(&ExportFile {
-        templates: &templates,
-        label: &labels,
+        templates,
+        label: labels,
     })
     .map_err(|e| Error::invalid(format!("cannot write the vocabulary: {e}")))?;
     Ok(format!(
         "# cliptag vocabulary ({} labels). Edit and import it with `cliptag vocab import`.\n\n{body}",
         labels.len()
     ))
-}
-
-/// Writes the vocabulary file atomically (a temporary file renamed into place).
-pub fn export_file(store: &Store, path: &Path) -> Result<usize> {
-    let text = export_text(store)?;
-    crate::export::write_atomically(path, text.as_bytes())?;
-    Ok(store.labels()?.len())
-}
-
-/// Gives a library that never had a vocabulary the default one (once: a person who deletes every
-/// label is not given them back).
-pub fn seed_default(store: &mut Store, model: &str) -> Result<()> {
-    if store.setting("vocabulary_seeded")?.is_some() {
-        return Ok(());
-    }
-    if store.labels()?.is_empty() {
-        let vocabulary = parse(DEFAULT_VOCABULARY, "the default vocabulary", model)?;
-        import(store, &vocabulary)?;
-        if let Some(t) = &vocabulary.templates {
-            set_templates(store, t)?;
-        }
-    }
-    store.set_setting("vocabulary_seeded", "1")
 }
 
 #[cfg(test)]

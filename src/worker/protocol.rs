@@ -1,21 +1,24 @@
-//! What the app and the worker say to each other. The UI sends [`Command`]s and reads [`Event`]s;
-//! state that only matters in its latest form (progress, the library snapshot) is shared
-//! through [`Shared`] instead of queued, so a window that is not drawing (minimised) never makes
-//! a queue grow.
+//! What the app and the worker say to each other. The UI sends [`Command`]s, each under a
+//! [`RequestId`], and reads [`Event`]s that name the request they answer. State that only
+//! matters in its latest form (progress, the library snapshot) is shared as a latest value
+//! instead of queued, so a window that is not drawing (minimised) never makes a queue grow.
 
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
-use crate::export::PathStyle;
-use crate::export::csv::CsvForm;
-use crate::export::xmp::SidecarNaming;
-use crate::library::{IndexSummary, Progress};
-use crate::store::{ImageStatus, TagSource};
-use crate::tagging::Label;
+use crate::domain::{Decision, Label, TagSource};
+use crate::library::{
+    ExportReport, ExportRequest, ImageDetail, ImportSummary, IndexSummary, Match, ModelStatus,
+    Preview, Retag,
+};
+use crate::tagging::RetagReport;
+
+/// Names one request; its answer carries the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
 
 /// A request to the worker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Index these folders (remembered as the library's folders) incrementally.
     Index {
@@ -35,11 +38,11 @@ pub enum Command {
     ExportVocabulary(PathBuf),
     /// How many photos an edited (not yet saved) label would tag, and what would change.
     PreviewLabel(Label),
-    /// A person's decision on one photo's tag; `None` hands it back to automatic tagging.
-    SetDecision {
+    /// A person's decision on one photo's tag.
+    Decide {
         image_id: i64,
         label_id: i64,
-        decision: Option<TagSource>,
+        decision: Decision,
     },
     /// Photos that best match a text.
     Search {
@@ -58,114 +61,216 @@ pub enum Command {
     Export(ExportRequest),
     /// Load (or retry loading) the model; `Some` switches to another model.
     LoadModel(Option<String>),
-    Shutdown,
 }
 
-/// What to export.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportRequest {
-    pub csv: Option<(PathBuf, CsvForm, PathStyle)>,
-    pub xmp: Option<SidecarNaming>,
+impl Command {
+    /// The operation this command asks for, as its answer names it.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Command::Index { roots } => Operation::Index {
+                roots: roots.clone(),
+            },
+            Command::Update => Operation::Index { roots: Vec::new() },
+            Command::Retag => Operation::Retag,
+            Command::AddLabel(label) => Operation::AddLabel {
+                name: label.name.clone(),
+            },
+            Command::UpdateLabel(label) => Operation::UpdateLabel {
+                name: label.name.clone(),
+            },
+            Command::RemoveLabel { label_id } => Operation::RemoveLabel {
+                label_id: *label_id,
+            },
+            Command::ImportVocabulary(path) => Operation::ImportVocabulary { path: path.clone() },
+            Command::ExportVocabulary(path) => Operation::ExportVocabulary { path: path.clone() },
+            Command::PreviewLabel(label) => Operation::Preview {
+                label_id: label.id,
+                name: label.name.clone(),
+            },
+            Command::Decide {
+                image_id, label_id, ..
+            } => Operation::Decide {
+                image_id: *image_id,
+                label_id: *label_id,
+            },
+            Command::Search { text, .. } => Operation::Search { text: text.clone() },
+            Command::MoreLike { .. } => Operation::MoreLike,
+            Command::Detail { image_id } => Operation::Detail {
+                image_id: *image_id,
+            },
+            Command::Export(request) => Operation::Export {
+                csv: request.csv.as_ref().map(|c| c.path.clone()),
+            },
+            Command::LoadModel(model) => Operation::LoadModel {
+                model: model.clone(),
+            },
+        }
+    }
 }
 
-/// Where the model stands.
+/// Which operation an answer is about, with what it was about (a label, a file, a folder).
 #[derive(Debug, Clone, PartialEq)]
-pub enum ModelStatus {
-    /// Not needed yet.
-    NotLoaded,
-    /// Being downloaded or loaded; the text says what is happening.
-    Loading(String),
-    /// Ready; the model's id.
-    Ready(String),
-    /// Could not be loaded; the reason, and what the person can do about it.
-    Failed(String),
+pub enum Operation {
+    /// Indexing these folders (none: the library's own).
+    Index {
+        roots: Vec<PathBuf>,
+    },
+    Retag,
+    AddLabel {
+        name: String,
+    },
+    UpdateLabel {
+        name: String,
+    },
+    RemoveLabel {
+        label_id: i64,
+    },
+    ImportVocabulary {
+        path: PathBuf,
+    },
+    ExportVocabulary {
+        path: PathBuf,
+    },
+    Preview {
+        label_id: i64,
+        name: String,
+    },
+    Decide {
+        image_id: i64,
+        label_id: i64,
+    },
+    Search {
+        text: String,
+    },
+    MoreLike,
+    Detail {
+        image_id: i64,
+    },
+    Export {
+        csv: Option<PathBuf>,
+    },
+    LoadModel {
+        model: Option<String>,
+    },
+    /// Opening the library itself (the worker could not start).
+    Open {
+        db: PathBuf,
+    },
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Operation::Index { roots } if roots.is_empty() => write!(f, "updating the library"),
+            Operation::Index { roots } => {
+                let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+                write!(f, "indexing {}", names.join(", "))
+            }
+            Operation::Retag => write!(f, "re-tagging"),
+            Operation::AddLabel { name } => write!(f, "adding the label {name:?}"),
+            Operation::UpdateLabel { name } => write!(f, "changing the label {name:?}"),
+            Operation::RemoveLabel { label_id } => write!(f, "removing label #{label_id}"),
+            Operation::ImportVocabulary { path } => {
+                write!(f, "importing the vocabulary {}", path.display())
+            }
+            Operation::ExportVocabulary { path } => {
+                write!(f, "exporting the vocabulary to {}", path.display())
+            }
+            Operation::Preview { name, .. } => write!(f, "previewing the label {name:?}"),
+            Operation::Decide { image_id, label_id } => {
+                write!(
+                    f,
+                    "recording a decision (photo #{image_id}, label #{label_id})"
+                )
+            }
+            Operation::Search { text } => write!(f, "searching for {text:?}"),
+            Operation::MoreLike => write!(f, "finding similar photos"),
+            Operation::Detail { image_id } => write!(f, "scoring photo #{image_id}"),
+            Operation::Export { csv: Some(path) } => write!(f, "exporting to {}", path.display()),
+            Operation::Export { csv: None } => write!(f, "exporting XMP sidecars"),
+            Operation::LoadModel { model: Some(model) } => write!(f, "loading the model {model}"),
+            Operation::LoadModel { model: None } => write!(f, "loading the model"),
+            Operation::Open { db } => write!(f, "opening the library {}", db.display()),
+        }
+    }
+}
+
+/// What finished.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    Indexed(IndexSummary),
+    Retagged(RetagReport),
+    LabelAdded {
+        label: Label,
+        retag: Retag,
+    },
+    LabelUpdated {
+        label: Label,
+        retag: Retag,
+    },
+    LabelRemoved {
+        name: String,
+        retag: Retag,
+    },
+    VocabularyImported {
+        path: PathBuf,
+        summary: ImportSummary,
+        retag: Retag,
+    },
+    VocabularyExported {
+        path: PathBuf,
+        labels: usize,
+    },
+    Preview(Preview),
+    Found {
+        query: String,
+        matches: Vec<Match>,
+    },
+    Detail(ImageDetail),
+    Decided {
+        image_id: i64,
+        label_id: i64,
+        tag: Option<TagSource>,
+    },
+    Exported(ExportReport),
+    ModelLoaded,
+    /// A folder to index was kept for when the running index finishes.
+    Queued {
+        roots: Vec<PathBuf>,
+    },
+}
+
+/// What failed and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub operation: Operation,
+    /// The file the error is about, when it names one.
+    pub path: Option<PathBuf>,
+    /// The reason, in words.
+    pub reason: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.operation, self.reason)
+    }
 }
 
 /// A discrete happening the UI should show.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// The model's status changed.
     Model(ModelStatus),
-    IndexStarted,
-    IndexFinished(IndexSummary),
-    Preview(Preview),
-    SearchResults {
-        query: String,
-        results: Vec<(i64, f32)>,
+    /// A long request began (indexing).
+    Started {
+        request: RequestId,
+        operation: Operation,
     },
-    Detail(ImageDetail),
-    /// Something finished that the person asked for.
-    Done(String),
-    /// Something failed; the text says what and why.
-    Error(String),
-}
-
-/// What an edited label would do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Preview {
-    pub label_id: i64,
-    pub threshold: f32,
-    pub mode: crate::tagging::Mode,
-    /// Photos it would tag.
-    pub count: usize,
-    /// Automatic tags it would add and remove, compared with now.
-    pub added: usize,
-    pub removed: usize,
-}
-
-/// One photo's scores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageDetail {
-    pub image_id: i64,
-    /// Every enabled label: its name and id, the score under its mode, whether that passes its
-    /// threshold, and any tag on the photo.
-    pub scores: Vec<LabelScore>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelScore {
-    pub label_id: i64,
-    pub name: String,
-    pub score: f32,
-    pub passes: bool,
-    pub tag: Option<TagSource>,
-}
-
-/// One photo as the gallery needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageEntry {
-    pub id: i64,
-    pub path: PathBuf,
-    pub status: ImageStatus,
-    pub error: Option<String>,
-    /// Tags on the photo (rejections included, marked as such).
-    pub tags: Vec<(i64, TagSource)>,
-}
-
-/// A label with the number of photos it is on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelEntry {
-    pub label: Label,
-    pub count: usize,
-}
-
-/// The library as the UI shows it, replaced as a whole when it changes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LibrarySnapshot {
-    /// Increases with every snapshot.
-    pub version: u64,
-    pub images: Vec<ImageEntry>,
-    pub labels: Vec<LabelEntry>,
-    pub roots: Vec<PathBuf>,
-    pub templates: Vec<String>,
-}
-
-/// State shared between the UI and the worker, latest value only.
-#[derive(Default)]
-pub struct Shared {
-    /// Set by the UI to stop indexing within one batch.
-    pub cancel: AtomicBool,
-    /// Set by the UI to hold indexing between batches.
-    pub paused: AtomicBool,
-    pub progress: Mutex<Option<Progress>>,
-    pub snapshot: Mutex<Option<Arc<LibrarySnapshot>>>,
+    /// A request finished.
+    Done { request: RequestId, done: Done },
+    /// A request failed.
+    Failed {
+        request: RequestId,
+        failure: Failure,
+    },
 }

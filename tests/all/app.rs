@@ -6,8 +6,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cliptag::app::{CliptagApp, Settings};
+use cliptag::domain::{ImageStatus, Label};
+use cliptag::library::{ClipLoader, ModelStatus};
 use cliptag::store::Store;
-use cliptag::worker::{self, ModelStatus};
+use cliptag::worker;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
@@ -34,7 +36,7 @@ fn indexed_library(db: &Path) -> tempfile::TempDir {
     // Start from an empty vocabulary so the tests see only their own labels.
     let mut store = Store::open(db).unwrap();
     for label in store.labels().unwrap() {
-        store.remove_label(label.id).unwrap();
+        assert!(store.remove_label(label.id).unwrap());
     }
     photos
 }
@@ -43,9 +45,9 @@ fn indexed_library(db: &Path) -> tempfile::TempDir {
 fn add_label_that_tags_everything(db: &Path, name: &str) {
     let mut store = Store::open(db).unwrap();
     store
-        .add_label(cliptag::tagging::Label {
+        .insert_label(&Label {
             threshold: -1.0,
-            ..cliptag::tagging::Label::new(name, "")
+            ..Label::new(name, "")
         })
         .unwrap();
 }
@@ -57,7 +59,7 @@ fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
         settings,
         db.to_path_buf(),
         Some(model.to_string()),
-        worker::clip_loader(),
+        Box::new(ClipLoader),
     );
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
@@ -130,12 +132,12 @@ fn adding_a_label_in_the_sidebar_stores_it_and_tags_photos() {
     drop(harness);
 
     let store = Store::open(&db).unwrap();
-    let label = store.label_by_name("Anything").unwrap().expect("stored");
+    let (label_id, _) = store.label_id_by_name("Anything").unwrap().expect("stored");
     let tagged = store
         .tags()
         .unwrap()
         .into_iter()
-        .filter(|t| t.label_id == label.id)
+        .filter(|t| t.label_id == label_id)
         .count();
     assert!(tagged > 0, "no photo was tagged");
 }
@@ -173,7 +175,8 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     let shown = label_count(harness.state(), "Anything").unwrap();
     drop(harness);
     let store = Store::open(&db).unwrap();
-    let label = store.label_by_name("Anything").unwrap().unwrap();
+    let (label_id, _) = store.label_id_by_name("Anything").unwrap().unwrap();
+    let label = store.label(label_id).unwrap().unwrap();
     assert!(
         (label.threshold - 0.3).abs() < 1e-6,
         "stored threshold {}",
@@ -275,7 +278,7 @@ fn indexing_shows_progress_and_cancel_stops_it() {
         .images()
         .unwrap()
         .iter()
-        .filter(|i| i.status == cliptag::store::ImageStatus::Ok)
+        .filter(|i| i.status == ImageStatus::Ok)
         .count();
     assert_eq!(ok as u64, summary.indexed);
 }

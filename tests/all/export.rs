@@ -3,14 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use cliptag::export::csv::{CsvForm, guard};
+use cliptag::domain::{Decision, Label};
+use cliptag::export::PathStyle;
+use cliptag::export::csv::CsvForm;
 use cliptag::export::xmp::{self, SidecarNaming};
-use cliptag::export::{self, PathStyle};
-use cliptag::store::{Store, TagSource};
-use cliptag::tagging::{Label, vocabulary_file};
+use cliptag::library::{CsvExport, ExportReport, ExportRequest, Library};
 use quick_xml::events::Event;
 
-use crate::indexing::{index, tiny_engine};
 use crate::support::*;
 
 /// Awkward names for photos and labels.
@@ -24,40 +23,38 @@ const NAMES: [&str; 6] = [
 ];
 
 /// A library whose photos have awkward names, each tagged by hand with an awkward label.
-fn awkward_library() -> (tempfile::TempDir, Store) {
+fn awkward_library() -> (tempfile::TempDir, TestLibrary) {
     let dir = tempfile::tempdir().unwrap();
     let photos = crate::indexing::fixture_photos();
     for (i, name) in NAMES.iter().enumerate() {
         std::fs::copy(&photos[i], dir.path().join(format!("{name}.jpg"))).unwrap();
     }
-    let mut store = Store::open_in_memory().unwrap();
-    index(&mut store, &tiny_engine(), dir.path());
+    let mut library = TestLibrary::tiny();
+    library.clear_vocabulary();
+    library.index(dir.path());
+    let root = dir.path().canonicalize().unwrap();
+    let lib = &mut library.library;
+    // A threshold of 1 tags nothing by itself: every tag here is a person's.
+    let add = |lib: &mut Library, name: &str| {
+        let label = Label {
+            threshold: 1.0,
+            ..Label::new(name, "tiny")
+        };
+        lib.add_label(label).unwrap().0
+    };
     for (i, name) in NAMES.iter().enumerate() {
-        let label = store
-            .add_label(Label::new(&format!("Group/{name}"), "tiny"))
-            .unwrap();
-        let path = dir
-            .path()
-            .canonicalize()
-            .unwrap()
-            .join(format!("{name}.jpg"));
-        let image = store.image_by_path(&path).unwrap().unwrap();
-        store
-            .set_decision(image.id, label.id, Some(TagSource::Manual))
-            .unwrap();
+        let label = add(lib, &format!("Group/{name}"));
+        let image = lib.find_image(&root.join(format!("{name}.jpg"))).unwrap();
+        lib.decide(image.id, label.id, Decision::Apply).unwrap();
         // A second tag on the first photo, and one rejection that must not be exported.
         if i == 0 {
-            let other = store.add_label(Label::new("Plain", "tiny")).unwrap();
-            store
-                .set_decision(image.id, other.id, Some(TagSource::Manual))
-                .unwrap();
-            let rejected = store.add_label(Label::new("Nope", "tiny")).unwrap();
-            store
-                .set_decision(image.id, rejected.id, Some(TagSource::Rejected))
-                .unwrap();
+            let plain = add(lib, "Plain");
+            lib.decide(image.id, plain.id, Decision::Apply).unwrap();
+            let nope = add(lib, "Nope");
+            lib.decide(image.id, nope.id, Decision::Reject).unwrap();
         }
     }
-    (dir, store)
+    (dir, library)
 }
 
 fn read_csv(path: &Path) -> Vec<Vec<String>> {
@@ -71,100 +68,157 @@ fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+fn csv_export(library: &Library, path: &Path, form: CsvForm, style: PathStyle) -> ExportReport {
+    let request = ExportRequest {
+        csv: Some(CsvExport {
+            path: path.to_path_buf(),
+            form,
+            style,
+        }),
+        xmp: None,
+    };
+    library.export(&request).unwrap()
+}
+
+fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.sort();
+    rows
+}
+
+fn cells(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
+}
+
 #[test]
 fn csv_round_trips_awkward_labels_and_paths() {
-    let (dir, store) = awkward_library();
+    let (dir, library) = awkward_library();
+    let library = &library.library;
     let out = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
 
     let wide = out.path().join("wide.csv");
-    let rows = export::csv::export(&store, &wide, CsvForm::Wide, PathStyle::Relative).unwrap();
-    assert_eq!(rows, NAMES.len());
+    let report = csv_export(library, &wide, CsvForm::Wide, PathStyle::Relative);
+    assert_eq!(report.csv.unwrap().1, NAMES.len());
     let table = read_csv(&wide);
     assert_eq!(table[0], vec!["path", "tags"]);
-    let mut want: Vec<Vec<String>> = NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let tags = if i == 0 {
-                format!("Group/{name}; Plain")
-            } else {
-                format!("Group/{name}")
-            };
-            vec![guard(&format!("{name}.jpg")), guard(&tags)]
-        })
-        .collect();
-    want.sort();
-    let mut got = table[1..].to_vec();
-    got.sort();
-    assert_eq!(got, want);
-    // The guard turned the formula and the mention into text.
-    assert!(got.iter().any(|r| r[0] == "'=SUM(A1:A9).jpg"));
-    assert!(got.iter().any(|r| r[0] == "'@mention.jpg"));
+    // Written out by hand: what a spreadsheet shows. A cell that starts like a formula gets a
+    // leading apostrophe; everything else reads back exactly.
+    let want = cells(&[
+        &["comma, in name.jpg", "Group/comma, in name; Plain"],
+        &["quote \"here\".jpg", "Group/quote \"here\""],
+        &["new\nline.jpg", "Group/new\nline"],
+        &["Zürich 東京 ✓.jpg", "Group/Zürich 東京 ✓"],
+        &["'=SUM(A1:A9).jpg", "Group/=SUM(A1:A9)"],
+        &["'@mention.jpg", "Group/@mention"],
+    ]);
+    assert_eq!(sorted(table[1..].to_vec()), sorted(want));
+    let raw = std::fs::read_to_string(&wide).unwrap();
+    for line in [
+        "\"comma, in name.jpg\",\"Group/comma, in name; Plain\"\r\n",
+        "\"quote \"\"here\"\".jpg\",\"Group/quote \"\"here\"\"\"\r\n",
+        "'=SUM(A1:A9).jpg,Group/=SUM(A1:A9)\r\n",
+    ] {
+        assert!(raw.contains(line), "no line {line:?} in:\n{raw}");
+    }
 
     let long = out.path().join("long.csv");
-    export::csv::export(&store, &long, CsvForm::Long, PathStyle::Absolute).unwrap();
+    csv_export(library, &long, CsvForm::Long, PathStyle::Absolute);
     let table = read_csv(&long);
     assert_eq!(table[0], vec!["path", "label", "score", "source"]);
+    let at = |name: &str| root.join(name).to_string_lossy().into_owned();
+    let want = vec![
+        vec![
+            at("comma, in name.jpg"),
+            "Group/comma, in name".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("comma, in name.jpg"),
+            "Plain".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("quote \"here\".jpg"),
+            "Group/quote \"here\"".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("new\nline.jpg"),
+            "Group/new\nline".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("Zürich 東京 ✓.jpg"),
+            "Group/Zürich 東京 ✓".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("=SUM(A1:A9).jpg"),
+            "Group/=SUM(A1:A9)".into(),
+            String::new(),
+            "manual".into(),
+        ],
+        vec![
+            at("@mention.jpg"),
+            "Group/@mention".into(),
+            String::new(),
+            "manual".into(),
+        ],
+    ];
     assert_eq!(
-        table.len() - 1,
-        NAMES.len() + 1,
+        sorted(table[1..].to_vec()),
+        sorted(want),
         "one row per tag, the rejection left out"
     );
-    for name in NAMES {
-        let path = root
-            .join(format!("{name}.jpg"))
-            .to_string_lossy()
-            .into_owned();
-        assert!(
-            table.iter().any(|r| r[0] == path
-                && r[1] == guard(&format!("Group/{name}"))
-                && r[3] == "manual"),
-            "no row for {name:?} in {table:?}"
-        );
-    }
     let bytes = std::fs::read(&long).unwrap();
     assert!(String::from_utf8(bytes.clone()).is_ok(), "not UTF-8");
     assert!(bytes.windows(2).any(|w| w == b"\r\n"), "RFC 4180 line ends");
 
     let exif = out.path().join("exiftool.csv");
-    export::csv::export(&store, &exif, CsvForm::Exiftool, PathStyle::Relative).unwrap();
+    csv_export(library, &exif, CsvForm::Exiftool, PathStyle::Relative);
     let table = read_csv(&exif);
     assert_eq!(
         table[0],
         vec!["SourceFile", "XMP-dc:Subject", "XMP-lr:HierarchicalSubject"]
     );
-    let first = root
-        .join(format!("{}.jpg", NAMES[0]))
-        .to_string_lossy()
-        .into_owned();
     let row = table
         .iter()
-        .find(|r| r[0] == first)
+        .find(|r| r[0] == at("comma, in name.jpg"))
         .expect("absolute SourceFile");
-    assert_eq!(row[1], format!("{}; Plain", NAMES[0]));
-    assert_eq!(row[2], format!("Group|{}", NAMES[0]));
+    assert_eq!(row[1], "comma, in name; Plain");
+    assert_eq!(row[2], "Group|comma, in name");
 }
 
 #[test]
 fn export_to_a_missing_or_unwritable_folder_fails_and_writes_nothing() {
-    let (_dir, store) = awkward_library();
-    let error = export::csv::export(
-        &store,
-        Path::new("/no/such/folder/tags.csv"),
-        CsvForm::Wide,
-        PathStyle::Absolute,
-    )
-    .unwrap_err()
-    .to_string();
+    let (_dir, library) = awkward_library();
+    let library = &library.library;
+    let export_to = |path: &Path| {
+        library.export(&ExportRequest {
+            csv: Some(CsvExport {
+                path: path.to_path_buf(),
+                form: CsvForm::Wide,
+                style: PathStyle::Absolute,
+            }),
+            xmp: None,
+        })
+    };
+    let error = export_to(Path::new("/no/such/folder/tags.csv"))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("/no/such/folder"), "{error}");
     assert!(!Path::new("/no/such/folder").exists());
 
     let locked = read_only_folder();
     let target = locked.path.join("tags.csv");
-    let error = export::csv::export(&store, &target, CsvForm::Wide, PathStyle::Absolute)
-        .unwrap_err()
-        .to_string();
+    let error = export_to(&target).unwrap_err().to_string();
     assert!(
         error.contains(&locked.path.display().to_string()),
         "{error}"
@@ -273,7 +327,18 @@ const EXISTING_SIDECAR: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 #[test]
 fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
-    let (dir, mut store) = awkward_library();
+    let (dir, mut library) = awkward_library();
+    let library = &mut library.library;
+    let sidecars = |library: &Library, naming| {
+        library
+            .export(&ExportRequest {
+                csv: None,
+                xmp: Some(naming),
+            })
+            .unwrap()
+            .xmp
+            .unwrap()
+    };
     let root = dir.path().canonicalize().unwrap();
     let first = root.join(format!("{}.jpg", NAMES[0]));
     let second = root.join(format!("{}.jpg", NAMES[1]));
@@ -285,7 +350,7 @@ fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
     let photo_before = std::fs::read(&first).unwrap();
     let mtime_before = std::fs::metadata(&first).unwrap().modified().unwrap();
 
-    let report = xmp::export(&store, SidecarNaming::Appended).unwrap();
+    let report = sidecars(library, SidecarNaming::Appended);
     assert_eq!(
         (report.written, report.failed.len()),
         (NAMES.len(), 0),
@@ -323,12 +388,12 @@ fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
     assert_eq!(merged.matches("<dc:subject").count(), 1, "{merged}");
 
     // A tag the person rejects later leaves the sidecar on the next export; Grandma stays.
-    let plain = store.label_by_name("Plain").unwrap().unwrap();
-    let image = store.image_by_path(&first).unwrap().unwrap();
-    store
-        .set_decision(image.id, plain.id, Some(TagSource::Rejected))
+    let plain = library.label_named("Plain").unwrap();
+    let image = library.find_image(&first).unwrap();
+    library
+        .decide(image.id, plain.id, Decision::Reject)
         .unwrap();
-    let report = xmp::export(&store, SidecarNaming::Appended).unwrap();
+    let report = sidecars(library, SidecarNaming::Appended);
     assert_eq!((report.written, report.unchanged), (1, NAMES.len() - 1));
     let merged =
         std::fs::read_to_string(xmp::sidecar_path(&first, SidecarNaming::Appended)).unwrap();
@@ -345,13 +410,13 @@ fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
     );
 
     // Adobe naming: photo.xmp.
-    xmp::export(&store, SidecarNaming::Replaced).unwrap();
+    sidecars(library, SidecarNaming::Replaced);
     assert!(first.with_extension("xmp").exists());
 }
 
 #[test]
 fn a_sidecar_that_cannot_be_written_is_reported() {
-    let (dir, store) = awkward_library();
+    let (dir, library) = awkward_library();
     let root = dir.path().canonicalize().unwrap();
     let first = root.join(format!("{}.jpg", NAMES[0]));
     let second = root.join(format!("{}.jpg", NAMES[1]));
@@ -362,7 +427,15 @@ fn a_sidecar_that_cannot_be_written_is_reported() {
         "<x:xmpmeta><oops",
     )
     .unwrap();
-    let report = xmp::export(&store, SidecarNaming::Appended).unwrap();
+    let report = library
+        .library
+        .export(&ExportRequest {
+            csv: None,
+            xmp: Some(SidecarNaming::Appended),
+        })
+        .unwrap()
+        .xmp
+        .unwrap();
     assert_eq!(report.failed.len(), 2, "{report:?}");
     assert_eq!(report.written, NAMES.len() - 2);
     // The damaged sidecar was left as it was.
@@ -374,16 +447,16 @@ fn a_sidecar_that_cannot_be_written_is_reported() {
 
 #[test]
 fn bad_vocabulary_input_is_refused_with_nothing_written() {
-    let mut store = Store::open_in_memory().unwrap();
-    vocabulary_file::seed_default(&mut store, "tiny").unwrap();
-    let before = store.labels().unwrap();
+    let mut library = TestLibrary::tiny();
+    let library = &mut library.library;
+    let before = library.labels().unwrap();
 
-    let empty = store
+    let empty = library
         .add_label(Label::new("   ", "tiny"))
         .unwrap_err()
         .to_string();
     assert!(empty.contains("needs a name"), "{empty}");
-    let duplicate = store
+    let duplicate = library
         .add_label(Label::new("animals/dog", "tiny"))
         .unwrap_err()
         .to_string();
@@ -414,23 +487,21 @@ fn bad_vocabulary_input_is_refused_with_nothing_written() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let error = vocabulary_file::import_file(&mut store, &path, "tiny")
-            .unwrap_err()
-            .to_string();
+        let error = library.import_vocabulary(&path).unwrap_err().to_string();
         assert!(
             error.contains(reason) && error.contains(name),
             "{name}: {error}"
         );
     }
     assert_eq!(
-        store.labels().unwrap(),
+        library.labels().unwrap(),
         before,
         "a failed import changed the vocabulary"
     );
 
     // Export to a missing folder writes nothing.
     let missing = dir.path().join("nope/vocabulary.toml");
-    assert!(vocabulary_file::export_file(&store, &missing).is_err());
+    assert!(library.export_vocabulary(&missing).is_err());
     assert!(!missing.exists());
 }
 

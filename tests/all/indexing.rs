@@ -4,47 +4,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use cliptag::domain::{Decision, ImageStatus, Label, TagSource};
 use cliptag::imaging;
-use cliptag::library::index::{IndexHooks, NoHooks};
-use cliptag::library::{IndexOptions, IndexSummary, Indexer};
-use cliptag::model::{ClipEngine, Embedder, ModelFiles};
-use cliptag::store::{ImageStatus, Store, TagSource};
+use cliptag::model::Embedder;
+use cliptag::store::Store;
 use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::support::*;
-
-pub fn tiny_engine() -> ClipEngine {
-    ClipEngine::from_files(&ModelFiles::from_dir(&tiny_clip()).unwrap(), "tiny".into()).unwrap()
-}
-
-pub fn index_with(
-    store: &mut Store,
-    engine: &ClipEngine,
-    dirs: &[PathBuf],
-    hooks: &mut dyn IndexHooks,
-) -> IndexSummary {
-    let mut indexer = Indexer {
-        store,
-        embedder: engine,
-        options: IndexOptions {
-            batch_size: 4,
-            decode_threads: 2,
-            reduced_jpeg: true,
-        },
-        cancel: Arc::new(AtomicBool::new(false)),
-        plan: None,
-    };
-    indexer.run(dirs, hooks).expect("indexing runs")
-}
-
-pub fn index(store: &mut Store, engine: &ClipEngine, dir: &Path) -> IndexSummary {
-    index_with(store, engine, &[dir.to_path_buf()], &mut NoHooks)
-}
 
 /// Copies fixture files into a fresh folder.
 pub fn photo_folder(files: &[PathBuf]) -> tempfile::TempDir {
@@ -89,9 +58,9 @@ fn every_odd_image_gets_its_expected_outcome() {
         .chain([fixtures().join("images/coffee.jpg")])
         .collect();
     let dir = photo_folder(&files);
-    let mut store = Store::open_in_memory().unwrap();
-    let engine = tiny_engine();
-    let summary = index(&mut store, &engine, dir.path());
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(dir.path());
+    let store = library.store();
     let expected_errors = manifest.iter().filter(|e| e["expected"] == "error").count();
     assert_eq!(summary.failed as usize, expected_errors, "{summary:?}");
     assert_eq!(
@@ -118,11 +87,10 @@ fn every_odd_image_gets_its_expected_outcome() {
         status_of(&store, &dir.path().join("coffee.jpg")).0,
         ImageStatus::Ok
     );
-    let with_embedding: i64 = store
-        .conn()
-        .query_row("SELECT COUNT(*) FROM embeddings", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(with_embedding as usize, files.len() - expected_errors);
+    assert_eq!(
+        store.embeddings("tiny").unwrap().len(),
+        files.len() - expected_errors
+    );
 }
 
 #[test]
@@ -285,10 +253,16 @@ fn ok_rows(db: &Path) -> HashMap<String, i64> {
     else {
         return HashMap::new();
     };
-    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    stmt.query_map([], |r| {
+        let path: Vec<u8> = r.get(0)?;
+        Ok((
+            String::from_utf8_lossy(&path).into_owned(),
+            r.get::<_, i64>(1)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 #[test]
@@ -421,30 +395,33 @@ fn moved_and_renamed_files_keep_their_id_embedding_and_tags() {
     let photos = fixture_photos();
     let dir = photo_folder(&photos[..4]);
     let root = dir.path().canonicalize().unwrap();
-    let mut store = Store::open_in_memory().unwrap();
-    let engine = tiny_engine();
-    let first = index(&mut store, &engine, &root);
+    let mut library = TestLibrary::tiny();
+    let first = library.index(&root);
     assert_eq!(first.indexed, 4);
 
     let name_a = photos[0].file_name().unwrap();
     let name_b = photos[1].file_name().unwrap();
+    let store = library.store();
     let a = store.image_by_path(&root.join(name_a)).unwrap().unwrap();
     let b = store.image_by_path(&root.join(name_b)).unwrap().unwrap();
-    let label = store
-        .add_label(cliptag::tagging::Label::new("Keep", "tiny"))
+    let (label, _) = library
+        .library
+        .add_label(Label::new("Keep", "tiny"))
         .unwrap();
-    store
-        .set_decision(a.id, label.id, Some(TagSource::Manual))
+    library
+        .library
+        .decide(a.id, label.id, Decision::Apply)
         .unwrap();
-    store
-        .set_decision(b.id, label.id, Some(TagSource::Rejected))
+    library
+        .library
+        .decide(b.id, label.id, Decision::Reject)
         .unwrap();
     let a_vector = store.embedding(a.id, "tiny").unwrap().unwrap();
 
     std::fs::create_dir(root.join("sub")).unwrap();
     std::fs::rename(root.join(name_a), root.join("sub").join(name_a)).unwrap();
     std::fs::rename(root.join(name_b), root.join("renamed.jpg")).unwrap();
-    let second = index(&mut store, &engine, &root);
+    let second = library.index(&root);
     assert_eq!(
         (second.moved, second.indexed, second.unchanged),
         (2, 0, 2),
@@ -462,9 +439,10 @@ fn moved_and_renamed_files_keep_their_id_embedding_and_tags() {
     assert_eq!((moved_a.id, moved_b.id), (a.id, b.id));
     assert_eq!(moved_a.status, ImageStatus::Ok);
     assert_eq!(store.embedding(a.id, "tiny").unwrap().unwrap(), a_vector);
-    assert_eq!(
-        store.tag(a.id, label.id).unwrap().map(|t| t.0),
-        Some(TagSource::Manual)
+    let kept = store.tag(a.id, label.id).unwrap().map(|t| t.0);
+    assert!(
+        kept.is_some_and(|t| t.is_personal() && t.applies()),
+        "the decision on the moved photo: {kept:?}"
     );
     assert_eq!(
         store.tag(b.id, label.id).unwrap().map(|t| t.0),
@@ -482,26 +460,28 @@ fn edited_files_are_embedded_again_and_deleted_ones_marked_missing() {
     let photos = fixture_photos();
     let dir = photo_folder(&photos[..3]);
     let root = dir.path().canonicalize().unwrap();
-    let mut store = Store::open_in_memory().unwrap();
-    let engine = tiny_engine();
-    index(&mut store, &engine, &root);
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
+    let store = library.store();
     let edited = root.join(photos[0].file_name().unwrap());
     let deleted = root.join(photos[1].file_name().unwrap());
     let before = store.image_by_path(&edited).unwrap().unwrap();
     let old_vector = store.embedding(before.id, "tiny").unwrap().unwrap();
-    let label = store
-        .add_label(cliptag::tagging::Label::new("Kept", "tiny"))
+    let (label, _) = library
+        .library
+        .add_label(Label::new("Kept", "tiny"))
         .unwrap();
     let gone = store.image_by_path(&deleted).unwrap().unwrap();
-    store
-        .set_decision(gone.id, label.id, Some(TagSource::Manual))
+    library
+        .library
+        .decide(gone.id, label.id, Decision::Reject)
         .unwrap();
 
     // Replace the photo's content (another picture, another size).
     std::thread::sleep(Duration::from_millis(20));
     write_jpeg(&edited, 300, 200, 7);
     std::fs::remove_file(&deleted).unwrap();
-    let summary = index(&mut store, &engine, &root);
+    let summary = library.index(&root);
     assert_eq!(
         (summary.indexed, summary.missing, summary.unchanged),
         (1, 1, 1),
@@ -520,11 +500,11 @@ fn edited_files_are_embedded_again_and_deleted_ones_marked_missing() {
     assert_eq!(missing.status, ImageStatus::Missing);
     assert_eq!(
         store.tag(gone.id, label.id).unwrap().map(|t| t.0),
-        Some(TagSource::Manual)
+        Some(TagSource::Rejected)
     );
 
     // Unchanged the next time.
-    let again = index(&mut store, &engine, &root);
+    let again = library.index(&root);
     assert_eq!(
         (again.indexed, again.unchanged, again.missing),
         (0, 2, 0),
@@ -537,12 +517,12 @@ fn exact_copies_reuse_the_embedding() {
     let photos = fixture_photos();
     let dir = photo_folder(&photos[..2]);
     let root = dir.path().canonicalize().unwrap();
-    let mut store = Store::open_in_memory().unwrap();
-    let engine = tiny_engine();
-    index(&mut store, &engine, &root);
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
     std::fs::copy(&photos[0], root.join("copy.jpg")).unwrap();
-    let summary = index(&mut store, &engine, &root);
+    let summary = library.index(&root);
     assert_eq!((summary.duplicates, summary.indexed), (1, 0), "{summary:?}");
+    let store = library.store();
     let original = store
         .image_by_path(&root.join(photos[0].file_name().unwrap()))
         .unwrap()
@@ -569,11 +549,12 @@ fn hidden_folders_and_symlink_loops_are_skipped() {
     std::fs::copy(&photos[2], root.join("nested/photo_without_extension")).unwrap();
     std::fs::write(root.join("nested/notes.txt"), "not a photo").unwrap();
     std::os::unix::fs::symlink(&root, root.join("nested/loop")).unwrap();
-    let mut store = Store::open_in_memory().unwrap();
-    let summary = index(&mut store, &tiny_engine(), &root);
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(&root);
     assert_eq!(summary.indexed, 2, "{summary:?}");
-    let paths: Vec<PathBuf> = store
-        .images()
+    let paths: Vec<PathBuf> = library
+        .library
+        .files()
         .unwrap()
         .into_iter()
         .map(|i| i.path)
@@ -581,58 +562,6 @@ fn hidden_folders_and_symlink_loops_are_skipped() {
     assert!(
         paths.contains(&root.join("nested/photo_without_extension")),
         "{paths:?}"
-    );
-}
-
-#[test]
-fn cancel_stops_within_a_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    for i in 0..40 {
-        write_jpeg(&dir.path().join(format!("{i}.jpg")), 200, 150, i);
-    }
-    struct CancelAfterFirstBatch(Arc<AtomicBool>, u64);
-    impl IndexHooks for CancelAfterFirstBatch {
-        fn between_batches(
-            &mut self,
-            _store: &mut Store,
-            _plan: &mut Option<cliptag::tagging::TagPlan>,
-        ) -> cliptag::Result<()> {
-            self.1 += 1;
-            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        }
-    }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let mut hooks = CancelAfterFirstBatch(cancel.clone(), 0);
-    let mut store = Store::open_in_memory().unwrap();
-    let engine = tiny_engine();
-    let mut indexer = Indexer {
-        store: &mut store,
-        embedder: &engine,
-        options: IndexOptions {
-            batch_size: 4,
-            decode_threads: 1,
-            reduced_jpeg: true,
-        },
-        cancel,
-        plan: None,
-    };
-    let summary = indexer
-        .run(&[dir.path().to_path_buf()], &mut hooks)
-        .unwrap();
-    assert!(summary.cancelled);
-    assert_eq!(hooks.1, 1);
-    assert!(summary.indexed <= 4, "{summary:?}");
-    let pending = store
-        .status_counts()
-        .unwrap()
-        .into_iter()
-        .find(|(s, _)| *s == ImageStatus::Pending)
-        .map_or(0, |(_, n)| n);
-    assert_eq!(
-        pending,
-        40 - summary.indexed,
-        "the rest waits for the next run"
     );
 }
 

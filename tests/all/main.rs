@@ -4,9 +4,12 @@ mod allocation;
 mod app;
 mod support;
 
+mod core;
 mod engine;
 mod export;
+mod hub;
 mod indexing;
 mod naive_clip;
 mod store;
 mod tagging;
+mod worker;

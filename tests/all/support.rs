@@ -107,3 +107,97 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
 }
+
+/// The tiny random CLIP, stored under the model id `tiny`.
+pub fn tiny_engine() -> cliptag::model::ClipEngine {
+    cliptag::model::ClipEngine::from_files(
+        &cliptag::model::ModelFiles::from_dir(&tiny_clip()).unwrap(),
+        "tiny".into(),
+    )
+    .unwrap()
+}
+
+/// A test library: a database in its own folder, opened with a model already in memory.
+pub struct TestLibrary {
+    pub dir: tempfile::TempDir,
+    pub library: cliptag::library::Library,
+    /// How often the library asked for its model to be loaded.
+    pub loads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TestLibrary {
+    /// A new library whose model is `engine`.
+    pub fn new(engine: std::sync::Arc<dyn cliptag::model::Embedder>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (library, loads) = open_with(&dir.path().join("lib.sqlite"), engine);
+        TestLibrary {
+            dir,
+            library,
+            loads,
+        }
+    }
+
+    /// A new library of the tiny CLIP.
+    pub fn tiny() -> Self {
+        Self::new(std::sync::Arc::new(tiny_engine()))
+    }
+
+    /// The database file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("lib.sqlite")
+    }
+
+    /// The database, opened beside the library for looking at what it stored.
+    pub fn store(&self) -> cliptag::store::Store {
+        cliptag::store::Store::open(&self.db()).unwrap()
+    }
+
+    /// Indexes `dir` in batches of 4 on two decode threads.
+    pub fn index(&mut self, dir: &Path) -> cliptag::library::IndexSummary {
+        self.library
+            .index(
+                &[dir.to_path_buf()],
+                small_batches(),
+                cliptag::library::RunControl::default(),
+                &mut |_| {},
+            )
+            .expect("indexing runs")
+    }
+
+    /// Removes every label (the default vocabulary included), so a test sees only its own.
+    pub fn clear_vocabulary(&mut self) {
+        for label in self.library.labels().unwrap() {
+            self.library.remove_label(label.id).unwrap();
+        }
+    }
+}
+
+/// Batches of 4 on two decode threads: small enough that tests see several batches.
+pub fn small_batches() -> cliptag::library::IndexOptions {
+    cliptag::library::IndexOptions {
+        batch_size: 4,
+        decode_threads: 2,
+        reduced_jpeg: true,
+    }
+}
+
+/// Opens the library at `db` with `engine` as its model; returns it and its load counter.
+pub fn open_with(
+    db: &Path,
+    engine: std::sync::Arc<dyn cliptag::model::Embedder>,
+) -> (
+    cliptag::library::Library,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let loader = cliptag::library::FixedLoader::new(engine);
+    let loads = loader.loads();
+    let library = cliptag::library::Library::open(
+        db,
+        cliptag::library::LibraryOptions {
+            model: None,
+            loader: Box::new(loader),
+        },
+    )
+    .unwrap();
+    (library, loads)
+}

@@ -2,16 +2,17 @@
 //! touch the image encoder, and a person's decisions survive everything automatic.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use cliptag::domain::{Decision, Label, Mode, TagSource};
 use cliptag::imaging::Pixels;
-use cliptag::library::index::NoHooks;
-use cliptag::library::{IndexOptions, Indexer};
-use cliptag::model::{ClipEngine, Embedder, PreprocessConfig};
-use cliptag::store::{Store, TagSource, vector_to_blob};
-use cliptag::tagging::{self, EmbeddingMatrix, Label, Mode, TagPlan, search, vocabulary_file};
+use cliptag::library::{Library, Retag};
+use cliptag::model::{Embedder, PreprocessConfig};
+use cliptag::store::{NewImage, Store};
 
-use crate::indexing::{fixture_photos, photo_folder, tiny_engine};
+use crate::indexing::{fixture_photos, photo_folder};
+use crate::support::*;
 
 const MODEL: &str = "hand";
 
@@ -20,53 +21,32 @@ fn unit(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x / n).collect()
 }
 
-/// A library of images with hand-made embeddings.
-fn hand_made(images: &[(&str, Vec<f32>)]) -> Store {
-    let store = Store::open_in_memory().unwrap();
-    for (i, (name, vector)) in images.iter().enumerate() {
-        store
-            .conn()
-            .execute(
-                "INSERT INTO images (id, path, size, mtime_ns, status, first_seen) VALUES (?1, ?2, 1, 1, 'ok', 0)",
-                rusqlite::params![i as i64 + 1, format!("/photos/{name}")],
-            )
-            .unwrap();
-        store
-            .conn()
-            .execute(
-                "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    i as i64 + 1,
-                    MODEL,
-                    vector.len() as i64,
-                    vector_to_blob(&unit(vector))
-                ],
-            )
-            .unwrap();
-    }
-    tagging::set_logit_scale(&store, 100.0).unwrap();
-    store
-}
-
-/// A text encoder that knows a fixed set of prompts and counts what it is asked.
-struct FakeText {
+/// A text encoder that knows a fixed set of prompts and keeps what it is asked; it has no
+/// image encoder (these libraries' photos come embedded by hand).
+struct HandModel {
     vectors: HashMap<String, Vec<f32>>,
-    asked: Vec<String>,
+    asked: Arc<Mutex<Vec<String>>>,
+    preprocess: PreprocessConfig,
 }
 
-impl FakeText {
-    fn new(pairs: &[(&str, Vec<f32>)]) -> Self {
-        FakeText {
-            vectors: pairs
-                .iter()
-                .map(|(t, v)| (t.to_string(), unit(v)))
-                .collect(),
-            asked: Vec::new(),
-        }
+impl Embedder for HandModel {
+    fn model_id(&self) -> &str {
+        MODEL
     }
-
-    fn encode(&mut self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
-        self.asked.extend(texts.iter().cloned());
+    fn dim(&self) -> usize {
+        self.vectors.values().next().map_or(0, Vec::len)
+    }
+    fn preprocess_config(&self) -> &PreprocessConfig {
+        &self.preprocess
+    }
+    fn logit_scale(&self) -> f32 {
+        100.0
+    }
+    fn embed_images(&self, _: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
+        panic!("the image encoder must not run")
+    }
+    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.asked.lock().unwrap().extend(texts.iter().cloned());
         Ok(texts
             .iter()
             .map(|t| {
@@ -76,6 +56,58 @@ impl FakeText {
                     .unwrap_or_else(|| panic!("unexpected prompt {t:?}"))
             })
             .collect())
+    }
+}
+
+/// A library of photos with hand-made embeddings, whose text encoder knows `prompts`.
+struct Hand {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    library: Library,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+fn hand_made(images: &[(&str, Vec<f32>)], prompts: &[(&str, Vec<f32>)]) -> Hand {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    store
+        .batch(|batch| {
+            for (name, vector) in images {
+                let path = PathBuf::from(format!("/photos/{name}"));
+                let image = NewImage {
+                    path: &path,
+                    size: 1,
+                    mtime_ns: 1,
+                };
+                batch.insert_embedded(&image, name, MODEL, &unit(vector))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+        .set_settings(&[
+            ("model", MODEL),
+            ("model_source", MODEL),
+            ("vocabulary_seeded", "1"),
+        ])
+        .unwrap();
+    drop(store);
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let model = HandModel {
+        vectors: prompts
+            .iter()
+            .map(|(t, v)| (t.to_string(), unit(v)))
+            .collect(),
+        asked: asked.clone(),
+        preprocess: PreprocessConfig::default(),
+    };
+    let (library, _) = open_with(&db, Arc::new(model));
+    Hand {
+        _dir: dir,
+        db,
+        library,
+        asked,
     }
 }
 
@@ -92,21 +124,23 @@ fn label(name: &str, prompts: &[&str], mode: Mode, threshold: f32) -> Label {
     }
 }
 
-fn retag(store: &mut Store, text: &mut FakeText) -> tagging::RetagReport {
-    let (plan, _) = TagPlan::prepare(store, MODEL, &mut |t: &[String]| text.encode(t)).unwrap();
-    let matrix = EmbeddingMatrix::from_rows(store.embeddings(MODEL).unwrap());
-    tagging::retag(store, &plan, &matrix, false).unwrap()
+/// The id of the hand-made photo called `name`.
+fn photo(library: &Library, name: &str) -> i64 {
+    library
+        .find_image(&PathBuf::from(format!("/photos/{name}")))
+        .unwrap()
+        .id
 }
 
 /// (photo name, label name, source) of every tag.
-fn tag_set(store: &Store) -> BTreeSet<(String, String, &'static str)> {
-    store
-        .tags()
+fn tag_set(library: &Library) -> BTreeSet<(String, String, &'static str)> {
+    library
+        .tags(&[])
         .unwrap()
         .into_iter()
         .map(|t| {
             (
-                t.path.trim_start_matches("/photos/").to_string(),
+                t.path.file_name().unwrap().to_string_lossy().into_owned(),
                 t.label,
                 t.source.as_str(),
             )
@@ -121,26 +155,34 @@ fn auto(pairs: &[(&str, &str)]) -> BTreeSet<(String, String, &'static str)> {
         .collect()
 }
 
+fn retagged(retag: Retag) -> cliptag::tagging::RetagReport {
+    match retag {
+        Retag::Done(report) => report,
+        other => panic!("the edit did not re-tag: {other:?}"),
+    }
+}
+
 #[test]
 fn threshold_mode_tags_where_the_cosine_reaches_the_threshold() {
-    let mut store = hand_made(&[
-        ("dog.jpg", vec![1.0, 0.1, 0.0]),
-        ("cat.jpg", vec![0.0, 1.0, 0.1]),
-        ("both.jpg", vec![1.0, 1.0, 0.0]),
-    ]);
-    let mut text = FakeText::new(&[
-        ("a dog", vec![1.0, 0.0, 0.0]),
-        ("a cat", vec![0.0, 1.0, 0.0]),
-    ]);
-    let dog = store
+    let mut hand = hand_made(
+        &[
+            ("dog.jpg", vec![1.0, 0.1, 0.0]),
+            ("cat.jpg", vec![0.0, 1.0, 0.1]),
+            ("both.jpg", vec![1.0, 1.0, 0.0]),
+        ],
+        &[
+            ("a dog", vec![1.0, 0.0, 0.0]),
+            ("a cat", vec![0.0, 1.0, 0.0]),
+        ],
+    );
+    let lib = &mut hand.library;
+    let (dog, _) = lib
         .add_label(label("Dog", &["a dog"], Mode::Threshold, 0.6))
         .unwrap();
-    store
-        .add_label(label("Cat", &["a cat"], Mode::Threshold, 0.6))
+    lib.add_label(label("Cat", &["a cat"], Mode::Threshold, 0.6))
         .unwrap();
-    retag(&mut store, &mut text);
     assert_eq!(
-        tag_set(&store),
+        tag_set(lib),
         auto(&[
             ("dog.jpg", "Dog"),
             ("both.jpg", "Dog"),
@@ -149,30 +191,29 @@ fn threshold_mode_tags_where_the_cosine_reaches_the_threshold() {
         ])
     );
     // A stricter threshold removes tags that no longer match.
-    store
+    let (_, retag) = lib
         .update_label(Label {
             threshold: 0.9,
-            ..store.label(dog.id).unwrap().unwrap()
+            ..dog.clone()
         })
         .unwrap();
-    let report = retag(&mut store, &mut text);
-    assert_eq!(report.removed.get("Dog"), Some(&1));
+    assert_eq!(retagged(retag).removed.get("Dog"), Some(&1));
     assert_eq!(
-        tag_set(&store),
+        tag_set(lib),
         auto(&[("dog.jpg", "Dog"), ("cat.jpg", "Cat"), ("both.jpg", "Cat")])
     );
     // -1 tags every photo, 1 none.
     for (threshold, count) in [(-1.0, 3), (1.0, 0)] {
-        store
-            .update_label(Label {
-                threshold,
-                ..store.label(dog.id).unwrap().unwrap()
-            })
-            .unwrap();
-        retag(&mut store, &mut text);
-        let dogs = tag_set(&store).iter().filter(|t| t.1 == "Dog").count();
+        lib.update_label(Label {
+            threshold,
+            ..dog.clone()
+        })
+        .unwrap();
+        let dogs = tag_set(lib).iter().filter(|t| t.1 == "Dog").count();
         assert_eq!(dogs, count, "threshold {threshold}");
     }
+    // Each prompt went through the text encoder once; threshold edits need none.
+    assert_eq!(*hand.asked.lock().unwrap(), vec!["a dog", "a cat"]);
 }
 
 #[test]
@@ -180,23 +221,27 @@ fn contrast_mode_compares_the_prompt_with_its_negative() {
     // "A photo of a fat red cat." against "Not a photo of a fat red cat.", as in CLIP's demo.
     let pos = "A photo of a fat red cat.";
     let neg = "Not a photo of a fat red cat.";
-    let mut store = hand_made(&[
-        ("fat_red_cat.jpg", vec![1.0, 0.2, 0.0]),
-        ("thin_cat.jpg", vec![0.6, 0.8, 0.0]),
-        ("car.jpg", vec![0.0, 0.3, 1.0]),
-    ]);
-    let mut text = FakeText::new(&[(pos, vec![1.0, 0.0, 0.0]), (neg, vec![0.5, 1.0, 0.0])]);
+    let mut hand = hand_made(
+        &[
+            ("fat_red_cat.jpg", vec![1.0, 0.2, 0.0]),
+            ("thin_cat.jpg", vec![0.6, 0.8, 0.0]),
+            ("car.jpg", vec![0.0, 0.3, 1.0]),
+        ],
+        &[(pos, vec![1.0, 0.0, 0.0]), (neg, vec![0.5, 1.0, 0.0])],
+    );
     let mut l = label("Fat red cat", &[pos], Mode::Contrast, 0.5);
     l.negative = Some(neg.into());
-    store.add_label(l).unwrap();
-    retag(&mut store, &mut text);
-    assert_eq!(tag_set(&store), auto(&[("fat_red_cat.jpg", "Fat red cat")]));
+    hand.library.add_label(l).unwrap();
+    assert_eq!(
+        tag_set(&hand.library),
+        auto(&[("fat_red_cat.jpg", "Fat red cat")])
+    );
     // The stored score is the positive side's probability.
-    let tags = store.tags().unwrap();
-    let images = store.embeddings(MODEL).unwrap();
+    let tags = hand.library.tags(&[]).unwrap();
+    let image = unit(&[1.0, 0.2, 0.0]);
     let (p, n) = (unit(&[1.0, 0.0, 0.0]), unit(&[0.5, 1.0, 0.0]));
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let want = 1.0 / (1.0 + (-100.0 * (dot(&images[0].1, &p) - dot(&images[0].1, &n))).exp());
+    let want = 1.0 / (1.0 + (-100.0 * (dot(&image, &p) - dot(&image, &n))).exp());
     assert!(
         (tags[0].score.unwrap() - want).abs() < 1e-5,
         "{:?} vs {want}",
@@ -206,62 +251,217 @@ fn contrast_mode_compares_the_prompt_with_its_negative() {
 
 #[test]
 fn topk_mode_keeps_the_best_labels_of_the_vocabulary() {
-    let mut store = hand_made(&[
-        ("dog.jpg", vec![1.0, 0.3, 0.0]),
-        ("cat.jpg", vec![0.2, 1.0, 0.1]),
-        ("bird.jpg", vec![0.05, 0.0, 1.0]),
-        ("blur.jpg", vec![1.0, 1.0, 1.0]),
-    ]);
-    let mut text = FakeText::new(&[
-        ("a dog", vec![1.0, 0.0, 0.0]),
-        ("a cat", vec![0.0, 1.0, 0.0]),
-        ("a bird", vec![0.0, 0.0, 1.0]),
-    ]);
+    let mut hand = hand_made(
+        &[
+            ("dog.jpg", vec![1.0, 0.3, 0.0]),
+            ("cat.jpg", vec![0.2, 1.0, 0.1]),
+            ("bird.jpg", vec![0.05, 0.0, 1.0]),
+            ("blur.jpg", vec![1.0, 1.0, 1.0]),
+        ],
+        &[
+            ("a dog", vec![1.0, 0.0, 0.0]),
+            ("a cat", vec![0.0, 1.0, 0.0]),
+            ("a bird", vec![0.0, 0.0, 1.0]),
+        ],
+    );
     for (name, prompt) in [("Dog", "a dog"), ("Cat", "a cat"), ("Bird", "a bird")] {
-        store
+        hand.library
             .add_label(label(name, &[prompt], Mode::TopK, 0.5))
             .unwrap();
     }
-    retag(&mut store, &mut text);
     // The unsure photo's best label has a probability of only a third: nothing passes 0.5.
     assert_eq!(
-        tag_set(&store),
+        tag_set(&hand.library),
         auto(&[("dog.jpg", "Dog"), ("cat.jpg", "Cat"), ("bird.jpg", "Bird")])
     );
-    for tag in store.tags().unwrap() {
+    for tag in hand.library.tags(&[]).unwrap() {
         let p = tag.score.unwrap();
         assert!(p > 0.5 && p <= 1.0, "{}: probability {p}", tag.label);
     }
 }
 
 #[test]
+fn topk_with_k_of_two_tags_the_two_best_labels_and_not_the_third() {
+    // One photo close to three labels, A best, then B, then C; with the logit scale of 100 every
+    // probability passes the low threshold, so only the rank decides.
+    let mut hand = hand_made(
+        &[("close.jpg", vec![1.0, 0.99, 0.98, 0.0])],
+        &[
+            ("a", vec![1.0, 0.0, 0.0, 0.0]),
+            ("b", vec![0.0, 1.0, 0.0, 0.0]),
+            ("c", vec![0.0, 0.0, 1.0, 0.0]),
+        ],
+    );
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        let l = Label {
+            top_k: 2,
+            ..label(name, &[&name.to_lowercase()], Mode::TopK, 0.05)
+        };
+        ids.push(hand.library.add_label(l).unwrap().0);
+    }
+    assert_eq!(
+        tag_set(&hand.library),
+        auto(&[("close.jpg", "A"), ("close.jpg", "B")])
+    );
+    // C's probability passes its threshold; its rank (third) is what keeps it off.
+    let detail = hand
+        .library
+        .detail(photo(&hand.library, "close.jpg"))
+        .unwrap();
+    let c = detail.scores.iter().find(|s| s.name == "C").unwrap();
+    assert!(c.score >= 0.05 && !c.passes, "{c:?}");
+    // The preview applies the rank as tagging does: with k = 3, C would tag the photo.
+    let preview = hand
+        .library
+        .preview(&Label {
+            top_k: 3,
+            ..ids[2].clone()
+        })
+        .unwrap();
+    assert_eq!((preview.count, preview.added), (1, 1));
+    let preview = hand.library.preview(&ids[2]).unwrap();
+    assert_eq!((preview.count, preview.added), (0, 0));
+}
+
+#[test]
+fn the_preview_and_the_stored_tags_agree_for_every_mode() {
+    let mut hand = hand_made(
+        &[
+            ("a.jpg", vec![1.0, 0.2, 0.1]),
+            ("b.jpg", vec![0.7, 0.7, 0.1]),
+            ("c.jpg", vec![0.1, 1.0, 0.3]),
+            ("d.jpg", vec![0.2, 0.3, 1.0]),
+            ("e.jpg", vec![0.9, 0.1, 0.5]),
+        ],
+        &[
+            ("x", vec![1.0, 0.0, 0.0]),
+            ("y", vec![0.0, 1.0, 0.0]),
+            ("z", vec![0.0, 0.0, 1.0]),
+            ("not x", vec![0.2, 1.0, 0.2]),
+        ],
+    );
+    let lib = &mut hand.library;
+    let (x, _) = lib
+        .add_label(label("X", &["x"], Mode::Threshold, 0.5))
+        .unwrap();
+    let contrast = Label {
+        negative: Some("not x".into()),
+        ..label("X or not", &["x"], Mode::Contrast, 0.5)
+    };
+    let (contrast, _) = lib.add_label(contrast).unwrap();
+    let (y, _) = lib
+        .add_label(Label {
+            top_k: 2,
+            ..label("Y", &["y"], Mode::TopK, 0.05)
+        })
+        .unwrap();
+    lib.add_label(label("Z", &["z"], Mode::TopK, 0.05)).unwrap();
+    // A person's decision the preview must count as the person made it.
+    lib.decide(photo(lib, "a.jpg"), y.id, Decision::Apply)
+        .unwrap();
+    lib.decide(photo(lib, "e.jpg"), x.id, Decision::Reject)
+        .unwrap();
+    let edits = [
+        Label {
+            threshold: 0.8,
+            ..x.clone()
+        },
+        Label {
+            threshold: -1.0,
+            ..x.clone()
+        },
+        Label {
+            threshold: 0.9,
+            ..contrast.clone()
+        },
+        Label {
+            threshold: 0.1,
+            ..contrast.clone()
+        },
+        Label {
+            top_k: 1,
+            ..y.clone()
+        },
+        Label {
+            top_k: 3,
+            threshold: 0.2,
+            ..y.clone()
+        },
+        Label {
+            mode: Mode::Threshold,
+            threshold: 0.6,
+            ..y.clone()
+        },
+    ];
+    for edit in edits {
+        let preview = lib.preview(&edit).unwrap();
+        let before: BTreeSet<_> = tag_set(lib)
+            .into_iter()
+            .filter(|t| t.1 == edit.name && t.2 == "auto")
+            .collect();
+        lib.update_label(edit.clone()).unwrap();
+        let after = tag_set(lib);
+        let carrying = after
+            .iter()
+            .filter(|t| t.1 == edit.name && t.2 != "rejected")
+            .count();
+        let auto_after: BTreeSet<_> = after
+            .into_iter()
+            .filter(|t| t.1 == edit.name && t.2 == "auto")
+            .collect();
+        assert_eq!(preview.count, carrying, "{edit:?}");
+        assert_eq!(
+            preview.added,
+            auto_after.difference(&before).count(),
+            "{edit:?}"
+        );
+        assert_eq!(
+            preview.removed,
+            before.difference(&auto_after).count(),
+            "{edit:?}"
+        );
+    }
+}
+
+#[test]
 fn decisions_survive_retagging_and_vocabulary_edits() {
-    let mut store = hand_made(&[
-        ("a.jpg", vec![1.0, 0.0]),
-        ("b.jpg", vec![0.9, 0.4]),
-        ("c.jpg", vec![0.0, 1.0]),
-    ]);
-    let mut text = FakeText::new(&[("a dog", vec![1.0, 0.0]), ("a hound", vec![0.95, 0.3])]);
-    let dog = store
+    let mut hand = hand_made(
+        &[
+            ("a.jpg", vec![1.0, 0.0]),
+            ("b.jpg", vec![0.9, 0.4]),
+            ("c.jpg", vec![0.0, 1.0]),
+        ],
+        &[("a dog", vec![1.0, 0.0]), ("a hound", vec![0.95, 0.3])],
+    );
+    let lib = &mut hand.library;
+    let (dog, _) = lib
         .add_label(label("Dog", &["a dog"], Mode::Threshold, 0.8))
         .unwrap();
-    retag(&mut store, &mut text);
-    assert_eq!(tag_set(&store), auto(&[("a.jpg", "Dog"), ("b.jpg", "Dog")]));
-    store
-        .set_decision(1, dog.id, Some(TagSource::Accepted))
-        .unwrap();
-    store
-        .set_decision(2, dog.id, Some(TagSource::Rejected))
-        .unwrap();
-    store
-        .set_decision(3, dog.id, Some(TagSource::Manual))
-        .unwrap();
+    assert_eq!(tag_set(lib), auto(&[("a.jpg", "Dog"), ("b.jpg", "Dog")]));
+    let (a, b, c) = (
+        photo(lib, "a.jpg"),
+        photo(lib, "b.jpg"),
+        photo(lib, "c.jpg"),
+    );
+    assert_eq!(
+        lib.decide(a, dog.id, Decision::Apply).unwrap(),
+        Some(TagSource::Accepted)
+    );
+    assert_eq!(
+        lib.decide(b, dog.id, Decision::Reject).unwrap(),
+        Some(TagSource::Rejected)
+    );
+    assert_eq!(
+        lib.decide(c, dog.id, Decision::Apply).unwrap(),
+        Some(TagSource::Manual)
+    );
     let decided = BTreeSet::from([
         ("a.jpg".to_string(), "Dog".to_string(), "accepted"),
         ("b.jpg".to_string(), "Dog".to_string(), "rejected"),
         ("c.jpg".to_string(), "Dog".to_string(), "manual"),
     ]);
-    // Tag everything, tag nothing, change the prompts: the decisions stand.
+    // Tag everything, tag nothing, change the prompts, disable: the decisions stand.
     for edit in [
         Label {
             threshold: -1.0,
@@ -281,43 +481,55 @@ fn decisions_survive_retagging_and_vocabulary_edits() {
             ..dog.clone()
         },
     ] {
-        store.update_label(edit).unwrap();
-        let report = retag(&mut store, &mut text);
-        assert_eq!(tag_set(&store), decided, "after {report:?}");
+        let (_, retag) = lib.update_label(edit).unwrap();
+        let report = retagged(retag);
+        assert_eq!(tag_set(lib), decided, "after {report:?}");
         assert_eq!(report.decided, 3);
     }
-    // Clearing a decision hands the pair back to automatic tagging.
-    store
-        .update_label(Label {
-            threshold: -1.0,
-            ..dog.clone()
-        })
-        .unwrap();
-    store.set_decision(2, dog.id, None).unwrap();
-    retag(&mut store, &mut text);
-    assert!(tag_set(&store).contains(&("b.jpg".to_string(), "Dog".to_string(), "auto")));
+    // Clearing a decision hands the pair back to automatic tagging at once.
+    lib.update_label(Label {
+        threshold: -1.0,
+        ..dog.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        lib.decide(b, dog.id, Decision::Clear).unwrap(),
+        Some(TagSource::Auto)
+    );
+    assert!(tag_set(lib).contains(&("b.jpg".to_string(), "Dog".to_string(), "auto")));
 }
 
 #[test]
 fn a_dry_run_reports_without_writing() {
-    let mut store = hand_made(&[("a.jpg", vec![1.0, 0.0]), ("b.jpg", vec![0.0, 1.0])]);
-    let mut text = FakeText::new(&[("a dog", vec![1.0, 0.0])]);
+    let mut hand = hand_made(
+        &[("a.jpg", vec![1.0, 0.0]), ("b.jpg", vec![0.0, 1.0])],
+        &[("a dog", vec![1.0, 0.0])],
+    );
+    // Stored beside the library, so that only the dry run computes its tags.
+    let mut store = Store::open(&hand.db).unwrap();
     store
-        .add_label(label("Dog", &["a dog"], Mode::Threshold, -1.0))
+        .insert_label(&label("Dog", &["a dog"], Mode::Threshold, -1.0))
         .unwrap();
-    let (plan, _) =
-        TagPlan::prepare(&mut store, MODEL, &mut |t: &[String]| text.encode(t)).unwrap();
-    let matrix = EmbeddingMatrix::from_rows(store.embeddings(MODEL).unwrap());
-    let report = tagging::retag(&mut store, &plan, &matrix, true).unwrap();
+    let report = hand.library.retag(true).unwrap();
     assert_eq!(report.added.get("Dog"), Some(&2));
-    assert!(store.tags().unwrap().is_empty());
+    assert!(hand.library.tags(&[]).unwrap().is_empty());
 }
 
 /// The tiny model behind a counter of everything asked of it.
-struct Counting {
-    inner: ClipEngine,
-    image_calls: Mutex<usize>,
-    texts: Mutex<Vec<String>>,
+pub struct Counting {
+    pub inner: cliptag::model::ClipEngine,
+    pub image_calls: Mutex<usize>,
+    pub texts: Mutex<Vec<String>>,
+}
+
+impl Counting {
+    pub fn tiny() -> Arc<Self> {
+        Arc::new(Counting {
+            inner: tiny_engine(),
+            image_calls: Mutex::new(0),
+            texts: Mutex::new(Vec::new()),
+        })
+    }
 }
 
 impl Embedder for Counting {
@@ -346,43 +558,27 @@ impl Embedder for Counting {
 #[test]
 fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
     let dir = photo_folder(&fixture_photos());
-    let engine = Counting {
-        inner: tiny_engine(),
-        image_calls: Mutex::new(0),
-        texts: Mutex::new(Vec::new()),
-    };
-    let mut store = Store::open_in_memory().unwrap();
-    vocabulary_file::seed_default(&mut store, engine.model_id()).unwrap();
-    tagging::set_logit_scale(&store, engine.logit_scale()).unwrap();
-    let labels = store.labels().unwrap().len();
-    let mut encode = |t: &[String]| engine.embed_texts(t);
-    let (plan, stats) = TagPlan::prepare(&mut store, engine.model_id(), &mut encode).unwrap();
-    assert_eq!(plan.labels.len(), labels);
-    assert_eq!(stats.cached, 0);
-    let mut indexer = Indexer {
-        store: &mut store,
-        embedder: &engine,
-        options: IndexOptions::default(),
-        cancel: Default::default(),
-        plan: Some(plan),
-    };
-    let summary = indexer
-        .run(&[dir.path().to_path_buf()], &mut NoHooks)
-        .unwrap();
+    let engine = Counting::tiny();
+    let mut library = TestLibrary::new(engine.clone());
+    let summary = library.index(dir.path());
     assert_eq!(summary.indexed, 10);
-    assert!(!store.tags().unwrap().is_empty(), "indexing tagged nothing");
+    let lib = &mut library.library;
+    assert!(
+        !lib.tags(&[]).unwrap().is_empty(),
+        "indexing tagged nothing"
+    );
     let image_calls = *engine.image_calls.lock().unwrap();
     engine.texts.lock().unwrap().clear();
 
-    // Edit one label's prompts, then re-tag from stored embeddings.
-    let cat = store.label_by_name("Animals/Cat").unwrap().unwrap();
-    store
+    // Edit one label's prompts: the library re-tags from stored embeddings.
+    let cat = lib.label_named("Animals/Cat").unwrap();
+    let (cat, retag) = lib
         .update_label(Label {
             prompts: vec!["a photo of a tabby cat.".into(), "a cat asleep.".into()],
             ..cat
         })
         .unwrap();
-    let (plan, stats) = TagPlan::prepare(&mut store, engine.model_id(), &mut encode).unwrap();
+    retagged(retag);
     assert_eq!(
         *engine.texts.lock().unwrap(),
         vec![
@@ -390,9 +586,6 @@ fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
             "a photo of a tabby cat.".to_string()
         ]
     );
-    assert_eq!(stats.embedded, 2);
-    let matrix = EmbeddingMatrix::from_rows(store.embeddings(engine.model_id()).unwrap());
-    tagging::retag(&mut store, &plan, &matrix, false).unwrap();
     assert_eq!(
         *engine.image_calls.lock().unwrap(),
         image_calls,
@@ -400,7 +593,6 @@ fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
     );
 
     // The automatic tags equal an independent computation from the stored vectors.
-    let cat = store.label_by_name("Animals/Cat").unwrap().unwrap();
     let prompts = engine
         .inner
         .embed_texts(&["a photo of a tabby cat.".into(), "a cat asleep.".into()])
@@ -412,66 +604,64 @@ fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
             .map(|(a, b)| a + b)
             .collect::<Vec<_>>(),
     );
-    for (image_id, vector) in store.embeddings(engine.model_id()).unwrap() {
-        let cos: f32 = vector.iter().zip(&direction).map(|(a, b)| a * b).sum();
-        let tagged = store.tag(image_id, cat.id).unwrap().is_some();
+    let store = library.store();
+    for row in store.embeddings("tiny").unwrap() {
+        let cos: f32 = row.vector.iter().zip(&direction).map(|(a, b)| a * b).sum();
+        let tagged = store.tag(row.image_id, cat.id).unwrap().is_some();
         assert_eq!(
             tagged,
             cos >= cat.threshold,
-            "image {image_id}: cosine {cos}"
+            "image {}: cosine {cos}",
+            row.image_id
         );
     }
-    // Nothing changed: a second prepare embeds nothing.
+    // Nothing changed: a re-tag embeds nothing.
     engine.texts.lock().unwrap().clear();
-    let (_, stats) = TagPlan::prepare(&mut store, engine.model_id(), &mut encode).unwrap();
-    assert_eq!(stats.embedded, 0);
+    library.library.retag(false).unwrap();
     assert!(engine.texts.lock().unwrap().is_empty());
 }
 
 #[test]
 fn decisions_survive_reindexing() {
     let dir = photo_folder(&fixture_photos()[..3]);
-    let engine = tiny_engine();
-    let mut store = Store::open_in_memory().unwrap();
-    let l = store
+    let mut library = TestLibrary::tiny();
+    library.clear_vocabulary();
+    let (l, _) = library
+        .library
         .add_label(Label {
             threshold: -1.0,
             ..Label::new("Anything", "tiny")
         })
         .unwrap();
-    tagging::set_logit_scale(&store, engine.logit_scale()).unwrap();
-    let run = |store: &mut Store| {
-        let mut encode = |t: &[String]| engine.embed_texts(t);
-        let (plan, _) = TagPlan::prepare(store, "tiny", &mut encode).unwrap();
-        let mut indexer = Indexer {
-            store,
-            embedder: &engine,
-            options: IndexOptions::default(),
-            cancel: Default::default(),
-            plan: Some(plan),
-        };
-        indexer
-            .run(&[dir.path().to_path_buf()], &mut NoHooks)
-            .unwrap()
-    };
-    run(&mut store);
-    let ids: Vec<i64> = store.images().unwrap().iter().map(|i| i.id).collect();
-    assert_eq!(store.tags().unwrap().len(), 3);
-    store
-        .set_decision(ids[0], l.id, Some(TagSource::Rejected))
+    library.index(dir.path());
+    let ids: Vec<i64> = library
+        .library
+        .files()
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(library.library.tags(&[]).unwrap().len(), 3);
+    library
+        .library
+        .decide(ids[0], l.id, Decision::Reject)
         .unwrap();
-    store
-        .set_decision(ids[1], l.id, Some(TagSource::Accepted))
+    library
+        .library
+        .decide(ids[1], l.id, Decision::Apply)
         .unwrap();
-    // Touch every photo so that the next run embeds and tags them again.
+    // Change every photo's bytes (a metadata edit in another tool) so the next run embeds
+    // and tags them again.
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"edited");
         std::thread::sleep(std::time::Duration::from_millis(5));
         std::fs::write(&path, bytes).unwrap();
     }
-    let summary = run(&mut store);
-    assert_eq!(summary.indexed + summary.unchanged, 3, "{summary:?}");
+    let summary = library.index(dir.path());
+    assert_eq!(summary.indexed, 3, "{summary:?}");
+    let store = library.store();
     assert_eq!(
         store.tag(ids[0], l.id).unwrap().map(|t| t.0),
         Some(TagSource::Rejected)
@@ -489,44 +679,41 @@ fn decisions_survive_reindexing() {
 #[test]
 fn search_ranks_photos_by_similarity_to_the_text() {
     let dir = photo_folder(&fixture_photos());
+    let mut library = TestLibrary::tiny();
+    library.index(dir.path());
     let engine = tiny_engine();
-    let mut store = Store::open_in_memory().unwrap();
-    crate::indexing::index(&mut store, &engine, dir.path());
-    let matrix = EmbeddingMatrix::from_rows(store.embeddings("tiny").unwrap());
     let query = engine
         .embed_texts(&["a photo of a cat.".into()])
         .unwrap()
         .remove(0);
-    let results = search::nearest(&matrix, &query, 3).unwrap();
+    let results = library.library.search("a photo of a cat.", 3).unwrap();
     assert_eq!(results.len(), 3);
-    let mut all: Vec<(i64, f32)> = matrix
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
+    let mut all: Vec<(i64, f32)> = library
+        .store()
+        .embeddings("tiny")
+        .unwrap()
+        .into_iter()
+        .map(|row| {
             (
-                *id,
-                matrix.row(i).iter().zip(&query).map(|(a, b)| a * b).sum(),
+                row.image_id,
+                row.vector.iter().zip(&query).map(|(a, b)| a * b).sum(),
             )
         })
         .collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1));
     assert_eq!(
-        results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        results.iter().map(|r| r.image_id).collect::<Vec<_>>(),
         all[..3].iter().map(|r| r.0).collect::<Vec<_>>()
     );
 
     // The cat and its EXIF-rotated copy are near-duplicates; other photos are not.
-    let groups = search::near_duplicates(&matrix, 0.999).unwrap();
+    let groups = library.library.duplicates(0.999).unwrap();
     let names: Vec<Vec<String>> = groups
         .iter()
         .map(|g| {
             g.iter()
-                .map(|id| {
-                    store
-                        .image(*id)
-                        .unwrap()
-                        .unwrap()
+                .map(|image| {
+                    image
                         .path
                         .file_name()
                         .unwrap()
@@ -543,21 +730,12 @@ fn search_ranks_photos_by_similarity_to_the_text() {
             "chelsea_exif6.jpg".to_string()
         ]]
     );
-    let chelsea = store
-        .image_by_path(&dir.path().canonicalize().unwrap().join("chelsea.png"))
-        .unwrap()
+    let chelsea = library
+        .library
+        .find_image(&dir.path().join("chelsea.png"))
         .unwrap();
-    let like = search::more_like(&matrix, &[chelsea.id], 1).unwrap();
-    assert_eq!(
-        store
-            .image(like[0].0)
-            .unwrap()
-            .unwrap()
-            .path
-            .file_name()
-            .unwrap(),
-        "chelsea_exif6.jpg"
-    );
+    let like = library.library.similar(&[chelsea.id], 1).unwrap();
+    assert_eq!(like[0].path.file_name().unwrap(), "chelsea_exif6.jpg");
 }
 
 #[test]

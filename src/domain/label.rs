@@ -1,11 +1,14 @@
-//! The tag vocabulary: labels in a person's own words, each with its prompts, mode and threshold.
+//! A label of the vocabulary: a person's own word for something in their photos, with its prompts,
+//! mode and threshold.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// How a label's scores become tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Tag where the cosine similarity reaches the threshold.
@@ -17,6 +20,7 @@ pub enum Mode {
     /// Tag where the label is among the image's `top_k` best labels of the vocabulary (softmax
     /// over all enabled labels) with at least the threshold as probability.
     #[serde(rename = "topk")]
+    #[value(name = "topk")]
     TopK,
 }
 

@@ -1,0 +1,345 @@
+//! Indexing generated 12 MP photos, re-tagging and searching a synthetic library: through the
+//! library core, as a person's own library would be.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{
+    BenchArgs, Lcg, Report, median, random_engine, random_vectors, tempfile_dir, tokenizer_path,
+};
+use crate::domain::Label;
+use crate::imaging;
+use crate::library::{
+    FixedLoader, IndexOptions, Library, LibraryOptions, ModelLoader, Retag, RunControl,
+};
+use crate::model::{Embedder, ModelIdentity, ModelSpec, PreprocessConfig};
+use crate::store::{NewImage, Store};
+use crate::tagging::{EmbeddingMatrix, search};
+
+/// A 12-megapixel photo-like JPEG: smooth colour fields, edges and sensor-like noise, so that
+/// its size and decoding cost resemble a camera's.
+fn write_photo(path: &Path, seed: u64, width: u32, height: u32) -> anyhow::Result<()> {
+    let (fx, fy) = (1.0 + (seed % 5) as f32, 1.0 + (seed % 3) as f32);
+    let mut noise = Lcg(seed ^ 0x5DEECE66D);
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        let (u, v) = (x as f32 / width as f32, y as f32 / height as f32);
+        let base = [
+            128.0 + 90.0 * (fx * 6.3 * u + v * 2.0).sin(),
+            128.0 + 80.0 * (fy * 5.1 * v - u).cos(),
+            128.0 + 70.0 * ((u + v) * 9.0 + seed as f32).sin(),
+        ];
+        let edge = if ((x / 97) + (y / 131)) % 7 == 0 {
+            40.0
+        } else {
+            0.0
+        };
+        let n = (noise.next() % 24) as f32 - 12.0;
+        image::Rgb(base.map(|b| (b + edge + n).clamp(0.0, 255.0) as u8))
+    });
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(file, 90).encode_image(&image)?;
+    Ok(())
+}
+
+/// The folder of 12 MP JPEGs, generated if it holds none.
+pub(super) fn photo_folder(args: &BenchArgs) -> anyhow::Result<PathBuf> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("cliptag-bench-photos"));
+    std::fs::create_dir_all(&dir)?;
+    let existing = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jpg"))
+        .count();
+    if existing == 0 {
+        println!(
+            "generating {} 4000×3000 JPEGs in {} …",
+            args.photos,
+            dir.display()
+        );
+        for i in 0..args.photos {
+            write_photo(
+                &dir.join(format!("photo{i:04}.jpg")),
+                i as u64 + 1,
+                4000,
+                3000,
+            )?;
+        }
+    }
+    Ok(dir)
+}
+
+pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    let dir = photo_folder(args)?;
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    photos.sort();
+    let bytes: u64 = photos
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "{} JPEGs, {:.1} MB on average",
+        photos.len(),
+        bytes as f64 / photos.len().max(1) as f64 / 1e6
+    );
+
+    // Decoding alone, one thread: reduced-size DCT decoding against a full decode.
+    let config = PreprocessConfig::default();
+    let sample: Vec<&PathBuf> = photos.iter().take(8).collect();
+    for (what, reduce) in [
+        ("full decode", None),
+        ("reduced-size decode", Some(config.shortest_edge)),
+    ] {
+        let (mut decode, mut preprocess) = (Vec::new(), Vec::new());
+        for path in &sample {
+            let started = Instant::now();
+            let decoded = imaging::decode_file(path, reduce)?;
+            let decoded_at = started.elapsed();
+            imaging::preprocess(&decoded.image, &config);
+            decode.push(decoded_at.as_secs_f64() * 1e3);
+            preprocess.push((started.elapsed() - decoded_at).as_secs_f64() * 1e3);
+        }
+        let (d, p) = (median(&mut decode), median(&mut preprocess));
+        report.line(
+            format!(
+                "  {what}: {d:.1} ms + preprocess {p:.1} ms per photo (one thread, median of {})",
+                sample.len()
+            ),
+            serde_json::json!({"what": "decode", "mode": what, "decode_ms": d, "preprocess_ms": p}),
+        );
+    }
+
+    let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
+    let db_dir = tempfile_dir("cliptag-bench-index")?;
+    let mut library = Library::open(
+        &db_dir.join("library.sqlite"),
+        LibraryOptions {
+            model: Some("random-vit-b32".into()),
+            loader: Box::new(FixedLoader::new(engine)),
+        },
+    )?;
+    let started = Instant::now();
+    let labels = library.prepare_vocabulary()?;
+    report.line(
+        format!(
+            "  default vocabulary: {labels} labels' prompts embedded in {:.1} s (once per library)",
+            started.elapsed().as_secs_f64()
+        ),
+        serde_json::json!({"what": "vocabulary", "labels": labels, "seconds": started.elapsed().as_secs_f64()}),
+    );
+    let defaults = IndexOptions::default();
+    let options = IndexOptions {
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        decode_threads: args.decode_threads.unwrap_or(defaults.decode_threads),
+        reduced_jpeg: true,
+    };
+    let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
+    let summary = library.index(
+        std::slice::from_ref(&dir),
+        options,
+        RunControl::default(),
+        &mut |_| {},
+    )?;
+    let t = summary.timings;
+    let wall = t.wall.as_secs_f64();
+    let rate = summary.indexed as f64 / wall;
+    report.line(
+        format!(
+            "  end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads)",
+            summary.indexed,
+        ),
+        serde_json::json!({"what": "index", "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / summary.indexed.max(1) as f64;
+    report.line(
+        format!(
+            "  time per photo: decode {:.1} ms, preprocess {:.1} ms (on the decode threads), encode {:.1} ms, store {:.2} ms, encoder waiting {:.1} ms",
+            per(t.decode),
+            per(t.preprocess),
+            per(t.encode),
+            per(t.store),
+            per(t.waiting)
+        ),
+        serde_json::json!({"what": "index_split_ms", "decode": per(t.decode), "preprocess": per(t.preprocess), "encode": per(t.encode), "store": per(t.store), "waiting": per(t.waiting)}),
+    );
+    let _ = std::fs::remove_dir_all(&db_dir);
+    Ok(())
+}
+
+/// A library of `n` images with random embeddings in a database file.
+pub(super) fn synthetic_library(
+    path: &Path,
+    n: usize,
+    dim: usize,
+    model: &str,
+    files: &[PathBuf],
+) -> anyhow::Result<Store> {
+    let mut store = Store::open(path)?;
+    let vectors = random_vectors(n, dim, 11);
+    store.batch(|batch| {
+        for (i, v) in vectors.iter().enumerate() {
+            let path = match files.get(i) {
+                Some(file) => file.clone(),
+                None => PathBuf::from(format!("/library/photo{i:06}.jpg")),
+            };
+            let image = NewImage {
+                path: &path,
+                size: 1,
+                mtime_ns: 1,
+            };
+            batch.insert_embedded(&image, &format!("synthetic{i}"), model, v)?;
+        }
+        Ok(())
+    })?;
+    store.set_settings(&[
+        ("model", model),
+        ("model_source", model),
+        ("vocabulary_seeded", "1"),
+    ])?;
+    Ok(store)
+}
+
+/// A loader for libraries whose prompts are all cached: asked for a model, it says so.
+struct NoModel;
+
+impl ModelLoader for NoModel {
+    fn identify(&mut self, _: &ModelSpec, _: &mut dyn FnMut(&str)) -> crate::Result<ModelIdentity> {
+        Err(crate::Error::invalid(
+            "the benchmark's library has no model",
+        ))
+    }
+    fn preprocess(
+        &mut self,
+        _: &ModelSpec,
+        _: &mut dyn FnMut(&str),
+    ) -> crate::Result<PreprocessConfig> {
+        Err(crate::Error::invalid(
+            "the benchmark's library has no model",
+        ))
+    }
+    fn load(&mut self, _: &ModelSpec, _: &mut dyn FnMut(&str)) -> crate::Result<Arc<dyn Embedder>> {
+        Err(crate::Error::invalid(
+            "the benchmark's library has no model",
+        ))
+    }
+}
+
+pub(super) fn retag_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    let dim = 512;
+    let model = "synthetic";
+    let dir = tempfile_dir("cliptag-bench-retag")?;
+    let started = Instant::now();
+    let db = dir.join("library.sqlite");
+    let mut store = synthetic_library(&db, args.library, dim, model, &[])?;
+    // Random directions in 512 dimensions have cosines of about ±0.044; 0.1 tags ~1 % of pairs,
+    // several tags per photo, as a real vocabulary does. Each label's one prompt is cached with
+    // its direction, so no text encoder is needed.
+    let directions = random_vectors(args.labels, dim, 5);
+    let mut labels = Vec::new();
+    let mut cached = Vec::new();
+    for (i, direction) in directions.iter().enumerate() {
+        let prompt = format!("a photo of thing {i:03}");
+        labels.push(Label {
+            threshold: 0.1,
+            prompts: vec![prompt.clone()],
+            ..Label::new(&format!("label {i:03}"), model)
+        });
+        cached.push((prompt, direction.clone()));
+    }
+    store.import_vocabulary(None, &labels)?;
+    store.cache_text_embeddings(model, &cached)?;
+    store.set_logit_scale(100.0)?;
+    drop(store);
+    let mut library = Library::open(
+        &db,
+        LibraryOptions {
+            model: None,
+            loader: Box::new(NoModel),
+        },
+    )?;
+    println!(
+        "re-tag: {} images × {} labels (synthetic unit vectors; library built in {:.1} s)",
+        args.library,
+        args.labels,
+        started.elapsed().as_secs_f64()
+    );
+    let loading = Instant::now();
+    let report_first = library.retag(true)?;
+    let load_s = loading.elapsed().as_secs_f64();
+    let mut compute = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        library.retag(true)?;
+        compute.push(started.elapsed().as_secs_f64());
+    }
+    let compute = median(&mut compute);
+    let tags = report_first.total_added();
+    report.line(
+        format!("  scores and tags in memory: {:.0} ms ({tags} tags; the first dry run, loading the embeddings from SQLite too: {:.0} ms)", compute * 1e3, load_s * 1e3),
+        serde_json::json!({"what": "retag_compute", "seconds": compute, "tags": tags, "load_seconds": load_s}),
+    );
+    let started = Instant::now();
+    library.retag(false)?;
+    let first = started.elapsed().as_secs_f64();
+    report.line(
+        format!(
+            "  first re-tag, writing all {tags} tags: {:.0} ms",
+            first * 1e3
+        ),
+        serde_json::json!({"what": "retag_first", "seconds": first}),
+    );
+    // The everyday case: one label's threshold moved, the difference written.
+    let edited = Label {
+        threshold: 0.12,
+        ..library.label_named("label 000")?
+    };
+    let started = Instant::now();
+    let (_, retag) = library.update_label(edited)?;
+    let edit = started.elapsed().as_secs_f64();
+    let removed = match retag {
+        Retag::Done(changes) => changes.total_removed(),
+        other => anyhow::bail!("re-tagging after the edit did not run: {other:?}"),
+    };
+    report.line(
+        format!(
+            "  re-tag after editing one label ({} × {} scored, {removed} tags removed): {:.0} ms; embeddings read from SQLite {} time(s)",
+            args.library,
+            args.labels,
+            edit * 1e3,
+            library.matrix_loads()
+        ),
+        serde_json::json!({"what": "retag_edit", "seconds": edit, "matrix_loads": library.matrix_loads()}),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+pub(super) fn search_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    let rows: Vec<(i64, Vec<f32>)> = random_vectors(args.library, 512, 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v))
+        .collect();
+    let matrix = EmbeddingMatrix::from_rows(rows)?;
+    let queries = random_vectors(21, 512, 9);
+    let mut times = Vec::new();
+    for q in &queries {
+        let started = Instant::now();
+        let found = search::nearest(&matrix, q, 100)?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(found.len(), 100);
+    }
+    let med = median(&mut times);
+    let worst = times.iter().cloned().fold(0.0, f64::max);
+    report.line(
+        format!("search over {} images: {med:.1} ms median, {worst:.1} ms worst (top 100, {} queries)", args.library, queries.len()),
+        serde_json::json!({"what": "search", "images": args.library, "median_ms": med, "max_ms": worst}),
+    );
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The image and text encoders alone, ours and candle-transformers' as shipped.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::{BenchArgs, Report, throughput};
+use crate::model::ClipModel;
+use crate::model::config::ClipConfig;
+
+/// Floating-point operations of one image through the vision tower (patch embedding, every
+/// layer's projections, attention and MLP; the negligible norms and softmax left out).
+pub fn vision_flops(config: &ClipConfig) -> f64 {
+    let v = &config.vision;
+    let (d, i) = (
+        v.encoder.hidden_size as f64,
+        v.encoder.intermediate_size as f64,
+    );
+    let t = v.num_positions() as f64;
+    let patch = (v.patch_size * v.patch_size * v.num_channels) as f64;
+    let layer = 2.0 * t * d * (4.0 * d + 2.0 * i) + 4.0 * t * t * d;
+    2.0 * (t - 1.0) * patch * d
+        + v.encoder.num_hidden_layers as f64 * layer
+        + 2.0 * d * config.projection_dim as f64
+}
+
+/// Token rows as short tag prompts have them (`a photo of a dog.`: 8 tokens with start and end),
+/// or padded to the full 77-token context.
+pub(super) fn prompt_rows(count: usize, length: usize) -> Vec<Vec<u32>> {
+    (0..count)
+        .map(|p| {
+            let mut row = vec![49406];
+            row.extend((1..length - 1).map(|t| 320 + ((p * 31 + t * 7) % 20000) as u32));
+            row.push(49407);
+            row
+        })
+        .collect()
+}
+
+pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> anyhow::Result<()> {
+    let config = ClipConfig::vit_base_patch32();
+    let flops = vision_flops(&config);
+    let started = Instant::now();
+    let weights = crate::model::clip::random_weights(&config, 7)?;
+    println!(
+        "ViT-B/32, random weights drawn in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let engine = if baseline {
+        "candle-transformers clip"
+    } else {
+        "cliptag"
+    };
+    println!(
+        "{engine} image encoder ({:.2} GFLOP per image):",
+        flops / 1e9
+    );
+    if baseline {
+        use candle_transformers::models::clip;
+        let vb = candle_nn::VarBuilder::from_tensors(weights.0.clone(), DType::F32, &Device::Cpu);
+        let model = clip::ClipModel::new(vb, &clip::ClipConfig::vit_base_patch32())?;
+        for &batch in &args.batches {
+            let pixels = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
+            let rate = throughput(args.seconds, batch, || {
+                Device::Cpu.with_context(|| model.get_image_features(&pixels))?;
+                Ok(())
+            })?;
+            report.line(
+                format!("  batch {batch:>3}: {rate:>7.2} images/s  {:>6.1} GFLOP/s", rate * flops / 1e9),
+                serde_json::json!({"what": "baseline_image_encoder", "batch": batch, "images_per_s": rate}),
+            );
+        }
+        if !args.no_text {
+            let ids = Tensor::new(prompt_rows(args.prompts, 77), &Device::Cpu)?;
+            let rate = throughput(args.seconds, args.prompts, || {
+                Device::Cpu.with_context(|| model.get_text_features(&ids))?;
+                Ok(())
+            })?;
+            report.line(
+                format!("  text, {} prompts padded to 77 tokens: {rate:>8.1} prompts/s", args.prompts),
+                serde_json::json!({"what": "baseline_text_encoder", "tokens": 77, "prompts_per_s": rate}),
+            );
+        }
+        return Ok(());
+    }
+    let model = ClipModel::load(config, &weights)?;
+    for &batch in &args.batches {
+        let pixels = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
+        let rate = throughput(args.seconds, batch, || {
+            model.image_features(&pixels)?;
+            Ok(())
+        })?;
+        report.line(
+            format!("  batch {batch:>3}: {rate:>7.2} images/s  {:>6.1} GFLOP/s", rate * flops / 1e9),
+            serde_json::json!({"what": "image_encoder", "batch": batch, "images_per_s": rate, "gflops": rate * flops / 1e9}),
+        );
+    }
+    if !args.no_text {
+        println!("cliptag text encoder ({} prompts per batch):", args.prompts);
+        for (what, length) in [("8-token tag prompts", 8), ("padded to 77 tokens", 77)] {
+            let rows = prompt_rows(args.prompts, length);
+            let rate = throughput(args.seconds, rows.len(), || {
+                model.text_features(&rows)?;
+                Ok(())
+            })?;
+            report.line(
+                format!("  {what}: {rate:>8.1} prompts/s"),
+                serde_json::json!({"what": "text_encoder", "tokens": length, "prompts_per_s": rate}),
+            );
+        }
+    }
+    Ok(())
+}

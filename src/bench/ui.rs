@@ -1,0 +1,119 @@
+//! The app's frame time on a 100k-photo library while indexing runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::library::{photo_folder, synthetic_library};
+use super::{BenchArgs, Report, percentile, random_engine, tempfile_dir, tokenizer_path};
+use crate::model::Embedder;
+
+pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    use crate::app::{CliptagApp, Settings};
+    use crate::worker::{self, Command};
+
+    let photos_dir = photo_folder(args)?;
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&photos_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    photos.sort();
+    let dir = tempfile_dir("cliptag-bench-ui")?;
+    let db = dir.join("library.sqlite");
+    // Hard links give every library entry a path of its own onto a real photo.
+    let links = dir.join("library");
+    std::fs::create_dir_all(&links)?;
+    let entries: Vec<PathBuf> = (0..args.library)
+        .map(|i| {
+            let link = links.join(format!("photo{i:06}.jpg"));
+            std::fs::hard_link(&photos[i % photos.len()], &link).map(|()| link)
+        })
+        .collect::<std::io::Result<_>>()?;
+    let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
+    // A 100k-photo library whose entries point at the generated photos, so thumbnails really
+    // decode; then the photos folder itself is indexed while the frames are timed.
+    {
+        let mut store =
+            synthetic_library(&db, args.library, engine.dim(), engine.model_id(), &entries)?;
+        let vocabulary = crate::tagging::vocabulary_file::parse(
+            crate::tagging::vocabulary_file::DEFAULT_VOCABULARY,
+            "the default vocabulary",
+            engine.model_id(),
+        )?;
+        store.import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;
+    }
+    let ctx = egui::Context::default();
+    let repaint = ctx.clone();
+    let waker: worker::Waker = Arc::new(move || repaint.request_repaint());
+    let mut app = CliptagApp::new(
+        waker,
+        Settings::default(),
+        db.clone(),
+        Some(engine.model_id().to_string()),
+        Box::new(crate::library::FixedLoader::new(engine.clone())),
+    );
+    let size = egui::vec2(1280.0, 800.0);
+    let frame = |app: &mut CliptagApp, events: Vec<egui::Event>| -> f64 {
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, size)),
+            events,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let output = ctx.run_ui(input, |ui| app.ui_root(ui));
+        let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
+        started.elapsed().as_secs_f64() * 1e3
+    };
+    // Wait for the library snapshot, then start indexing.
+    let started = Instant::now();
+    while app.snapshot.images.len() < args.library && started.elapsed() < Duration::from_secs(120) {
+        frame(&mut app, Vec::new());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    app.send(Command::Index {
+        roots: vec![photos_dir.clone()],
+    });
+    let mut times = Vec::new();
+    let mut while_indexing = 0;
+    let started = Instant::now();
+    let frames = 600;
+    for i in 0..frames {
+        // Scroll through the gallery, down then up, as a person skimming the library would.
+        let delta = if (i / 150) % 2 == 0 { -120.0 } else { 120.0 };
+        let events = vec![
+            egui::Event::PointerMoved(egui::pos2(640.0, 400.0)),
+            egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, delta),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+                modifiers: egui::Modifiers::NONE,
+            },
+        ];
+        let ms = frame(&mut app, events);
+        if app.indexing {
+            while_indexing += 1;
+            times.push(ms);
+        }
+        // A 60 Hz display: the rest of the frame is left to the other threads.
+        let target = Duration::from_secs_f64((i + 1) as f64 / 60.0);
+        if let Some(wait) = target.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    if times.is_empty() {
+        anyhow::bail!("indexing was not running while the frames were timed");
+    }
+    let (med, p99) = (percentile(&mut times, 0.5), percentile(&mut times, 0.99));
+    let max = times.iter().cloned().fold(0.0, f64::max);
+    report.line(
+        format!(
+            "ui frame time with {} photos while indexing ({while_indexing} of {frames} frames): median {med:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+            app.snapshot.images.len()
+        ),
+        serde_json::json!({"what": "ui_frame_ms", "images": app.snapshot.images.len(), "frames": while_indexing, "median": med, "p99": p99, "max": max}),
+    );
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The command line: headless access to everything the app does, over the same library core.
+//! This module is argument parsing; `run` calls the core and prints.
+
+mod run;
+mod tsv;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::Mode;
+use crate::export::csv::CsvForm;
+use crate::export::xmp::SidecarNaming;
+use crate::library::IndexOptions;
+use crate::model::hub;
+pub use run::run;
+
+#[derive(Parser)]
+#[command(
+    name = "cliptag",
+    version,
+    about = "Tag a folder of photos with CLIP, using your own words"
+)]
+pub struct Cli {
+    /// The library database (default: the platform's data folder).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Threads for the model's kernels (default: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Index folders and tag their photos (incremental; progress on stderr).
+    Index {
+        #[command(flatten)]
+        model: ModelArg,
+        /// Images per encoder batch.
+        #[arg(long, default_value_t = IndexOptions::default().batch_size)]
+        batch_size: usize,
+        /// Threads decoding photos ahead of the encoder.
+        #[arg(long, default_value_t = IndexOptions::default().decode_threads)]
+        decode_threads: usize,
+        /// Decode large JPEGs at full size instead of the faster reduced size.
+        #[arg(long)]
+        full_decode: bool,
+        /// Folders to index.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Recompute automatic tags from stored embeddings (the image encoder is not run).
+    Retag {
+        /// Report what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Edit the tag vocabulary.
+    Vocab {
+        #[command(subcommand)]
+        action: VocabAction,
+    },
+    /// Print tags as TSV: path, label, score, source.
+    Tags {
+        /// Only these photos.
+        paths: Vec<PathBuf>,
+    },
+    /// Record a person's decision on one photo's tag.
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
+    },
+    /// Print every known file as TSV: path, status (ok/error/missing/pending), reason.
+    Files,
+    /// Print the photos that best match a text, as TSV: path, score.
+    Search {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        text: String,
+    },
+    /// Print the photos most like the given ones, as TSV: path, score.
+    Similar {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print groups of near-duplicate photos, one group per paragraph.
+    Duplicates {
+        /// Minimum cosine similarity of two photos in a group.
+        #[arg(long, default_value_t = 0.95)]
+        threshold: f32,
+    },
+    /// Write tags to a CSV file or to XMP sidecars.
+    Export(ExportArgs),
+    /// Print L2-normalised embeddings as JSON lines: {"input", "kind", "embedding"}.
+    Embed {
+        /// A Hugging Face repo id (org/name[@revision]) or a local model folder.
+        #[arg(long, default_value = hub::DEFAULT_MODEL)]
+        model: String,
+        /// A text to embed (repeatable).
+        #[arg(long = "text")]
+        texts: Vec<String>,
+        /// Image files to embed.
+        images: Vec<PathBuf>,
+    },
+    /// Print token ids as JSON lines: {"text", "ids"} (with start and end tokens, untruncated).
+    Tokenize {
+        /// A Hugging Face repo id (org/name[@revision]) or a local model folder.
+        #[arg(long, default_value = hub::DEFAULT_MODEL)]
+        model: String,
+        /// The texts to tokenize.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Measure throughput with full-size, randomly initialised ViT-B/32 weights.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args)]
+pub struct ModelArg {
+    /// A Hugging Face repo id (org/name[@revision]) or a local model folder (default: the
+    /// library's model, or openai/clip-vit-base-patch32 for a new library).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum VocabAction {
+    /// List the labels as TSV: name, mode, threshold, enabled, prompts.
+    List,
+    /// Add a label.
+    Add {
+        label: String,
+        /// A prompt describing the label (repeatable; default: the templates).
+        #[arg(long = "prompt")]
+        prompts: Vec<String>,
+        /// The opposite prompt, for contrast mode.
+        #[arg(long)]
+        negative: Option<String>,
+        #[arg(long, value_enum, default_value_t = Mode::Threshold)]
+        mode: Mode,
+        /// Threshold (cosine for threshold mode, probability for contrast and topk).
+        #[arg(long, allow_negative_numbers = true)]
+        threshold: Option<f32>,
+        /// k for topk mode.
+        #[arg(long, default_value_t = 1)]
+        top_k: u32,
+    },
+    /// Remove a label and its tags.
+    Remove { label: String },
+    /// Merge a vocabulary file (TOML) into the library.
+    Import { file: PathBuf },
+    /// Write the vocabulary to a file (TOML).
+    Export { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum TagAction {
+    /// Put LABEL on the photo (accepting the automatic tag if there is one).
+    Add { path: PathBuf, label: String },
+    /// Say LABEL does not apply; automatic tagging will never put it back.
+    Reject { path: PathBuf, label: String },
+    /// Forget the decision; automatic tagging decides again.
+    Clear { path: PathBuf, label: String },
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Write a CSV file here.
+    #[arg(long, value_name = "FILE", required_unless_present = "xmp")]
+    pub csv: Option<PathBuf>,
+    /// The CSV's shape: one row per image, one per tag, or exiftool's import form.
+    #[arg(long, value_enum, default_value_t = CsvForm::Wide)]
+    pub form: CsvForm,
+    /// Write paths relative to the library folder that holds each photo.
+    #[arg(long)]
+    pub relative: bool,
+    /// Write XMP sidecars beside the photos.
+    #[arg(long)]
+    pub xmp: bool,
+    /// Sidecar names: photo.jpg.xmp (digiKam, darktable) or photo.xmp (Adobe).
+    #[arg(long, value_enum, default_value_t = SidecarNaming::Appended)]
+    pub xmp_naming: SidecarNaming,
+}

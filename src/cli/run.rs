@@ -1,0 +1,444 @@
+//! Running a parsed command line: open the library, call the core, print. Tables go to stdout
+//! as TSV (see [`super::tsv`]); what happened goes to stderr.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::{Cli, Command, ExportArgs, TagAction, VocabAction, tsv};
+use crate::domain::{Decision, Label, TagSource};
+use crate::export::PathStyle;
+use crate::imaging;
+use crate::library::{
+    self, CsvExport, ExportRequest, IndexOptions, IndexSummary, Library, LibraryOptions, Match,
+    ModelStatus, Progress, Retag, RunControl, Stage,
+};
+use crate::model::{self, ClipEngine, Embedder, ModelSpec, hub};
+
+/// Runs a parsed command line (a subcommand; without one, `main` opens the app).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let db = cli.db.clone().unwrap_or_else(library::default_db_path);
+    let Some(command) = cli.command else {
+        bail!("no subcommand given");
+    };
+    match command {
+        Command::Index {
+            model,
+            batch_size,
+            decode_threads,
+            full_decode,
+            dirs,
+        } => {
+            let options = IndexOptions {
+                batch_size,
+                decode_threads,
+                reduced_jpeg: !full_decode,
+            };
+            index(&db, model.model, options, &dirs)
+        }
+        Command::Retag { dry_run } => retag(&db, dry_run),
+        Command::Vocab { action } => vocab(&db, action),
+        Command::Tags { paths } => tags(&db, &paths),
+        Command::Tag { action } => tag(&db, action),
+        Command::Files => files(&db),
+        Command::Search { limit, text } => {
+            let matches = open(&db, None)?.search(&text, limit)?;
+            print_matches(&matches)
+        }
+        Command::Similar { limit, paths } => {
+            let mut library = open(&db, None)?;
+            let ids = paths
+                .iter()
+                .map(|p| library.find_image(p).map(|row| row.id))
+                .collect::<crate::Result<Vec<_>>>()?;
+            print_matches(&library.similar(&ids, limit)?)
+        }
+        Command::Duplicates { threshold } => duplicates(&db, threshold),
+        Command::Export(args) => export_tags(&db, &args),
+        Command::Embed {
+            model,
+            texts,
+            images,
+        } => embed(&model, &texts, &images),
+        Command::Tokenize { model, texts } => tokenize(&model, &texts),
+        Command::Bench(args) => crate::bench::run(&args),
+    }
+}
+
+/// Opens the library, saying on stderr what the model is doing when it must be loaded.
+fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
+    let mut library = Library::open(
+        db,
+        LibraryOptions {
+            model,
+            ..LibraryOptions::default()
+        },
+    )?;
+    library.on_model_status(Box::new(model_status_printer()));
+    Ok(library)
+}
+
+/// Prints model status lines, download progress at most once a second per file.
+fn model_status_printer() -> impl FnMut(ModelStatus) + Send {
+    let mut last: Option<(String, Instant)> = None;
+    move |status| {
+        if let ModelStatus::Loading(text) = status {
+            let file = text.split(':').next().unwrap_or_default().to_string();
+            let due = last
+                .as_ref()
+                .is_none_or(|(f, at)| *f != file || at.elapsed() >= Duration::from_secs(1));
+            if due {
+                eprintln!("{text}");
+                last = Some((file, Instant::now()));
+            }
+        }
+    }
+}
+
+fn index(
+    db: &Path,
+    model: Option<String>,
+    options: IndexOptions,
+    dirs: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, model)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>9} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .expect("a valid progress template. This is a bug.")
+        .progress_chars("=> "),
+    );
+    let mut report = |p: &Progress| {
+        bar.set_message(match p.stage {
+            Stage::Scanning => "scanning",
+            Stage::Indexing => "indexing",
+            Stage::Done => "done",
+        });
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    };
+    let summary = library.index(dirs, options, RunControl::default(), &mut report)?;
+    bar.finish_and_clear();
+    print_summary(&summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &IndexSummary) {
+    eprintln!(
+        "indexed {}, unchanged {}, moved {}, copies {}, missing {}, failed {}",
+        s.indexed, s.unchanged, s.moved, s.duplicates, s.missing, s.failed
+    );
+    if let Some(reason) = &s.tagging_error {
+        eprintln!("photos were embedded but not tagged ({reason}); `cliptag retag` tags them");
+    }
+    if !s.failures.is_empty() {
+        eprintln!("failures:");
+        for (path, reason) in &s.failures {
+            eprintln!("  {}: {reason}", path.display());
+        }
+        if s.failed as usize > s.failures.len() {
+            eprintln!(
+                "  … and {} more (cliptag files lists them all)",
+                s.failed as usize - s.failures.len()
+            );
+        }
+    }
+}
+
+fn retag(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let report = open(db, None)?.retag(dry_run)?;
+    let (verb, verb_removed) = if dry_run {
+        ("would add", "would remove")
+    } else {
+        ("added", "removed")
+    };
+    eprintln!(
+        "{verb} {}, {verb_removed} {}, kept {} automatic tags over {} photos; {} decisions left alone",
+        report.total_added(),
+        report.total_removed(),
+        report.kept,
+        report.photos,
+        report.decided,
+    );
+    let mut names: Vec<&String> = report.added.keys().chain(report.removed.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = std::io::stdout().lock();
+    for name in names {
+        writeln!(
+            out,
+            "{}\t+{}\t-{}",
+            tsv::field(name),
+            report.added.get(name).unwrap_or(&0),
+            report.removed.get(name).unwrap_or(&0)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says how the tags followed a vocabulary edit.
+fn print_retag(retag: &Retag) {
+    match retag {
+        Retag::Done(report) => eprintln!(
+            "re-tagged {} photos: {} tags added, {} removed",
+            report.photos,
+            report.total_added(),
+            report.total_removed()
+        ),
+        Retag::NothingIndexed => {}
+        Retag::Failed(reason) => {
+            eprintln!(
+                "the tags could not follow yet ({reason}); `cliptag retag` brings them up to date"
+            )
+        }
+    }
+}
+
+fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    match action {
+        VocabAction::List => {
+            let mut out = std::io::stdout().lock();
+            for l in library.labels()? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    tsv::field(&l.name),
+                    l.mode.as_str(),
+                    l.threshold,
+                    if l.enabled { "enabled" } else { "disabled" },
+                    tsv::field(&l.prompts.join(" | "))
+                )?;
+            }
+        }
+        VocabAction::Add {
+            label,
+            prompts,
+            negative,
+            mode,
+            threshold,
+            top_k,
+        } => {
+            let new = Label {
+                id: 0,
+                name: label,
+                prompts,
+                negative,
+                mode,
+                threshold: threshold
+                    .unwrap_or_else(|| mode.default_threshold(library.model_name())),
+                top_k,
+                enabled: true,
+            };
+            let (added, retag) = library.add_label(new)?;
+            eprintln!("added {:?}", added.name);
+            print_retag(&retag);
+        }
+        VocabAction::Remove { label } => {
+            let (name, retag) = library.remove_label_named(&label)?;
+            eprintln!("removed {name:?} and its tags");
+            print_retag(&retag);
+        }
+        VocabAction::Import { file } => {
+            let (summary, retag) = library.import_vocabulary(&file)?;
+            eprintln!(
+                "imported {}: {} added, {} updated",
+                file.display(),
+                summary.added,
+                summary.updated
+            );
+            print_retag(&retag);
+        }
+        VocabAction::Export { file } => {
+            let n = library.export_vocabulary(&file)?;
+            eprintln!("wrote {n} labels to {}", file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tags(db: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let rows = open(db, None)?.tags(paths)?;
+    let mut out = std::io::stdout().lock();
+    for t in rows {
+        let score = t.score.map(|s| format!("{s:.4}")).unwrap_or_default();
+        writeln!(
+            out,
+            "{}\t{}\t{score}\t{}",
+            tsv::path(&t.path),
+            tsv::field(&t.label),
+            t.source.as_str()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    let (path, label, decision) = match action {
+        TagAction::Add { path, label } => (path, label, Decision::Apply),
+        TagAction::Reject { path, label } => (path, label, Decision::Reject),
+        TagAction::Clear { path, label } => (path, label, Decision::Clear),
+    };
+    let image = library.find_image(&path)?;
+    let label = library.label_named(&label)?;
+    let what = match library.decide(image.id, label.id, decision)? {
+        Some(TagSource::Accepted) => "accepted",
+        Some(TagSource::Manual) => "added",
+        Some(TagSource::Rejected) => "rejected",
+        Some(TagSource::Auto) | None => "cleared",
+    };
+    eprintln!("{what} {:?} on {}", label.name, image.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn files(db: &Path) -> anyhow::Result<ExitCode> {
+    let library = open(db, None)?;
+    let mut out = std::io::stdout().lock();
+    for image in library.files()? {
+        writeln!(
+            out,
+            "{}\t{}\t{}",
+            tsv::path(&image.path),
+            image.status.as_str(),
+            tsv::field(image.error.as_deref().unwrap_or_default())
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_matches(matches: &[Match]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    for m in matches {
+        writeln!(out, "{}\t{:.4}", tsv::path(&m.path), m.score)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn duplicates(db: &Path, threshold: f32) -> anyhow::Result<ExitCode> {
+    let groups = open(db, None)?.duplicates(threshold)?;
+    let mut out = std::io::stdout().lock();
+    for group in groups {
+        for image in group {
+            writeln!(out, "{}", tsv::path(&image.path))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_tags(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let library = open(db, None)?;
+    let request = ExportRequest {
+        csv: args.csv.as_ref().map(|path| CsvExport {
+            path: path.clone(),
+            form: args.form,
+            style: if args.relative {
+                PathStyle::Relative
+            } else {
+                PathStyle::Absolute
+            },
+        }),
+        xmp: args.xmp.then_some(args.xmp_naming),
+    };
+    let report = library.export(&request)?;
+    let mut code = ExitCode::SUCCESS;
+    if let Some((path, rows)) = &report.csv {
+        eprintln!("wrote {rows} rows to {}", path.display());
+    }
+    if let Some(xmp) = &report.xmp {
+        eprintln!(
+            "XMP sidecars: {} written, {} already up to date, {} failed",
+            xmp.written,
+            xmp.unchanged,
+            xmp.failed.len()
+        );
+        for (path, reason) in &xmp.failed {
+            eprintln!("  {}: {reason}", path.display());
+        }
+        if !xmp.failed.is_empty() {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+/// Download progress on stderr, one line per file.
+fn print_download(name: &str, done: u64, total: u64) {
+    if done == 0 {
+        eprintln!("downloading {name} ({:.1} MB)…", total as f64 / 1e6);
+    } else if done == total {
+        eprintln!("downloaded {name}");
+    }
+}
+
+fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    if texts.is_empty() && images.is_empty() {
+        bail!("nothing to embed: give --text TEXT or image files");
+    }
+    let spec = ModelSpec::parse(model);
+    let (engine, _) = ClipEngine::load(&spec, &mut print_download)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    if !texts.is_empty() {
+        for (text, embedding) in texts.iter().zip(engine.embed_texts(texts)?) {
+            write_embedding(&mut out, text, "text", &embedding)?;
+        }
+    }
+    for path in images {
+        // The exact reference path: no reduced-size decoding.
+        let pixels = imaging::decode_file(path, None)
+            .map(|decoded| imaging::preprocess(&decoded.image, engine.preprocess_config()));
+        match pixels {
+            Ok(pixels) => {
+                let embedding = engine
+                    .embed_images(std::slice::from_ref(&pixels))?
+                    .pop()
+                    .context("the model returned no embedding")?;
+                write_embedding(&mut out, &path.display().to_string(), "image", &embedding)?;
+            }
+            Err(error) => {
+                eprintln!("cliptag: {error}");
+                failed += 1;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_embedding(
+    out: &mut impl Write,
+    input: &str,
+    kind: &str,
+    embedding: &[f32],
+) -> anyhow::Result<()> {
+    let line = serde_json::json!({ "input": input, "kind": kind, "embedding": embedding });
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+fn tokenize(model: &str, texts: &[String]) -> anyhow::Result<ExitCode> {
+    let spec = ModelSpec::parse(model);
+    let config_path = hub::resolve_file(&spec, "config.json", &mut print_download)?;
+    let config = model::ClipConfig::from_file(&config_path)?;
+    let tokenizer_path = hub::resolve_file(&spec, "tokenizer.json", &mut print_download)?;
+    let tokenizer =
+        model::ClipTokenizer::from_file(&tokenizer_path, config.text.max_position_embeddings)?;
+    let mut out = std::io::stdout().lock();
+    for text in texts {
+        let ids = tokenizer.encode(text)?;
+        writeln!(out, "{}", serde_json::json!({ "text": text, "ids": ids }))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

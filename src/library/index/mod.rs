@@ -1,0 +1,643 @@
+//! Incremental, crash-safe indexing, one batch at a time: walk the folders, work out what
+//! changed, decode on a small pool of threads while the encoder runs, and write each batch in one
+//! transaction. The caller drives the batches ([`Library::index_step`]), so the app's worker
+//! answers a person's commands between two of them.
+//!
+//! A kill at any moment loses at most the batch in flight: files are recorded as `pending` before
+//! any work starts, each batch's embeddings, statuses and automatic tags commit together, and the
+//! next run picks up every file that is still pending. The model is loaded only when a photo
+//! must be embedded: re-indexing an unchanged, touched, moved or copied photo does not need it.
+
+mod plan;
+mod pool;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+
+use super::{Library, RunControl};
+use crate::error::{Error, Result};
+use crate::imaging::Pixels;
+use crate::library::walk::{FoundFile, walk};
+use crate::tagging::EmbeddingMatrix;
+use plan::{KnownMaps, split_error};
+use pool::{DecodePool, Decoding, Done, Job, Outcome};
+
+/// How indexing runs.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Images per encoder batch (and per transaction).
+    pub batch_size: usize,
+    /// Threads decoding and preprocessing ahead of the encoder.
+    pub decode_threads: usize,
+    /// Decode large JPEGs at a reduced size (DCT scaling) instead of full size.
+    pub reduced_jpeg: bool,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            batch_size: 16,
+            decode_threads: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(1, 4),
+            reduced_jpeg: true,
+        }
+    }
+}
+
+/// What indexing is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Walking the folders.
+    Scanning,
+    /// Decoding and embedding images.
+    Indexing,
+    /// Finished (or cancelled).
+    Done,
+}
+
+/// A progress report, sent at most about ten times a second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub stage: Stage,
+    /// Files handled so far in this stage.
+    pub done: u64,
+    /// Files to handle in this stage (while scanning: found so far).
+    pub total: u64,
+    /// Images per second over the run so far.
+    pub rate: f64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexSummary {
+    /// Files decoded and embedded.
+    pub indexed: u64,
+    /// Files skipped because their size and modification time did not change.
+    pub unchanged: u64,
+    /// Files recognised by content at a new path; they kept their id, embedding and tags.
+    pub moved: u64,
+    /// Exact copies of an indexed file, given its embedding without re-encoding.
+    pub duplicates: u64,
+    /// Files that vanished since the last run (kept, with their tags, as missing).
+    pub missing: u64,
+    /// Files or folders that could not be read or decoded.
+    pub failed: u64,
+    /// The first failures, with their reasons.
+    pub failures: Vec<(PathBuf, String)>,
+    /// Whether the run was cancelled before it finished.
+    pub cancelled: bool,
+    /// Why photos were embedded but not tagged (they are tagged by the next re-tag).
+    pub tagging_error: Option<String>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Time spent in each part of indexing. Decoding and preprocessing run on several threads at
+/// once, so their totals can exceed the wall-clock time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading, hashing and decoding files (summed over decode threads).
+    pub decode: Duration,
+    /// Resizing and normalising decoded images (summed over decode threads).
+    pub preprocess: Duration,
+    /// The image encoder.
+    pub encode: Duration,
+    /// Writing batches (and their automatic tags) to the database.
+    pub store: Duration,
+    /// Waiting for the decode threads with nothing to encode.
+    pub waiting: Duration,
+    /// The whole run.
+    pub wall: Duration,
+}
+
+/// How many failures a summary lists by name.
+const LISTED_FAILURES: usize = 20;
+
+impl IndexSummary {
+    pub(super) fn fail(&mut self, path: &Path, reason: String) {
+        self.failed += 1;
+        if self.failures.len() < LISTED_FAILURES {
+            self.failures.push((path.to_path_buf(), reason));
+        }
+    }
+}
+
+/// A run of indexing in progress (see [`Library::start_index`]).
+pub struct IndexRun {
+    options: IndexOptions,
+    control: RunControl,
+    /// The model the photos are embedded with.
+    model: String,
+    summary: IndexSummary,
+    started: Instant,
+    throttle: Throttle,
+    total: u64,
+    handled: u64,
+    /// Jobs not yet given to a pool.
+    waiting: Vec<Job>,
+    /// Jobs whose bytes turned out changed in a pool that could not decode them.
+    deferred: Vec<Job>,
+    pool: Option<DecodePool>,
+    known: KnownMaps,
+    finished: bool,
+}
+
+impl IndexRun {
+    /// What the run has done so far.
+    pub fn summary(&self) -> &IndexSummary {
+        &self.summary
+    }
+
+    fn rate(&self) -> f64 {
+        self.summary.indexed as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn report(&mut self, report: &mut dyn FnMut(&Progress), stage: Stage, force: bool) {
+        let progress = Progress {
+            stage,
+            done: self.handled,
+            total: self.total,
+            rate: self.rate(),
+        };
+        self.throttle.report(report, progress, force);
+    }
+}
+
+/// What one batch decided for each of its files, in order.
+enum Write {
+    Embedded {
+        id: i64,
+        hash: String,
+        display: (u32, u32),
+        vector: Vec<f32>,
+    },
+    Copy {
+        id: i64,
+        hash: String,
+        from: i64,
+    },
+    Move {
+        from: i64,
+        pending: i64,
+        path: PathBuf,
+        size: u64,
+        mtime_ns: i64,
+    },
+    Same {
+        id: i64,
+        size: u64,
+        mtime_ns: i64,
+    },
+    Failed {
+        id: i64,
+        hash: Option<String>,
+        reason: String,
+    },
+}
+
+impl Library {
+    /// Starts indexing `roots` (folders, remembered as the library's): walks them and records
+    /// what changed. Progress goes to `report`, at most about ten times a second.
+    pub fn start_index(
+        &mut self,
+        roots: &[PathBuf],
+        options: IndexOptions,
+        control: RunControl,
+        report: &mut dyn FnMut(&Progress),
+    ) -> Result<IndexRun> {
+        let started = Instant::now();
+        let mut summary = IndexSummary::default();
+        let mut throttle = Throttle::default();
+        let mut canonical_roots = Vec::new();
+        for root in roots {
+            let canonical = root.canonicalize().map_err(|e| Error::io(root, e))?;
+            if !canonical.is_dir() {
+                return Err(Error::invalid(format!(
+                    "{} is not a folder",
+                    root.display()
+                )));
+            }
+            canonical_roots.push(canonical);
+        }
+        let mut found: Vec<FoundFile> = Vec::new();
+        for root in &canonical_roots {
+            self.store.add_root(root)?;
+            let stop = control.clone();
+            let walked = walk(root, &move || stop.is_cancelled());
+            for error in walked.errors {
+                let (path, reason) = split_error(error, root);
+                summary.fail(&path, reason);
+            }
+            found.extend(walked.files);
+            let progress = Progress {
+                stage: Stage::Scanning,
+                done: found.len() as u64,
+                total: found.len() as u64,
+                rate: 0.0,
+            };
+            throttle.report(report, progress, false);
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        found.dedup_by(|a, b| a.path == b.path);
+        let mut run = IndexRun {
+            options,
+            control,
+            model: String::new(),
+            summary,
+            started,
+            throttle,
+            total: 0,
+            handled: 0,
+            waiting: Vec::new(),
+            deferred: Vec::new(),
+            pool: None,
+            known: KnownMaps::default(),
+            finished: false,
+        };
+        if run.control.is_cancelled() {
+            run.finished = true;
+            return Ok(run);
+        }
+        run.model = self.model.id()?;
+        if self.store.setting(super::MODEL_ID)?.as_deref() != Some(run.model.as_str()) {
+            self.remember_model(&run.model)?;
+            self.scores = super::ScoreCache::default();
+        } else if self.store.setting(super::MODEL_SOURCE)? != Some(self.model.source.stored()) {
+            // The same model found elsewhere (a moved folder): remember where it is now.
+            self.remember_model(&run.model)?;
+        }
+        let planned = plan::plan(
+            &mut self.store,
+            &canonical_roots,
+            &found,
+            &run.model,
+            &mut run.summary,
+        )?;
+        if planned.statuses_changed {
+            self.scores.matrix = None;
+            self.scores.columns.clear();
+        }
+        run.total = planned.jobs.len() as u64;
+        run.waiting = planned.jobs;
+        run.known = planned.known;
+        run.finished = run.waiting.is_empty();
+        run.report(report, Stage::Indexing, true);
+        Ok(run)
+    }
+
+    /// Decodes, embeds and stores one batch; returns whether there is more to do. Stops early,
+    /// after storing what it has, when the run is cancelled.
+    pub fn index_step(
+        &mut self,
+        run: &mut IndexRun,
+        report: &mut dyn FnMut(&Progress),
+    ) -> Result<bool> {
+        if run.finished {
+            return Ok(false);
+        }
+        if run.pool.is_none() && !self.start_pool(run)? {
+            run.finished = true;
+            return Ok(false);
+        }
+        let batch_size = run.options.batch_size.max(1);
+        let mut batch: Vec<Done> = Vec::with_capacity(batch_size);
+        let mut ready = 0;
+        let mut drained = false;
+        // Fill a batch: `batch_size` images for the encoder, or a bounded number of others.
+        while ready < batch_size && batch.len() < 8 * batch_size && !run.control.is_cancelled() {
+            let pool = run.pool.as_ref().expect("started above. This is a bug.");
+            let waited = Instant::now();
+            let received = pool.results.recv_timeout(Duration::from_millis(100));
+            run.summary.timings.waiting += waited.elapsed();
+            match received {
+                Ok(done) => {
+                    run.summary.timings.decode += done.decode;
+                    run.summary.timings.preprocess += done.preprocess;
+                    ready += usize::from(matches!(done.outcome, Outcome::Ready { .. }));
+                    batch.push(done);
+                }
+                Err(RecvTimeoutError::Timeout) => run.report(report, Stage::Indexing, false),
+                Err(RecvTimeoutError::Disconnected) => {
+                    drained = true;
+                    break;
+                }
+            }
+        }
+        if drained && let Some(pool) = run.pool.take() {
+            pool.stop();
+        }
+        if !batch.is_empty() {
+            self.store_batch(run, batch)?;
+        }
+        run.report(report, Stage::Indexing, false);
+        let nothing_left = run.pool.is_none() && run.waiting.is_empty() && run.deferred.is_empty();
+        if run.control.is_cancelled() || nothing_left {
+            run.finished = true;
+        }
+        Ok(!run.finished)
+    }
+
+    /// Ends a run (finished or not) and returns what it did.
+    pub fn finish_index(
+        &mut self,
+        mut run: IndexRun,
+        report: &mut dyn FnMut(&Progress),
+    ) -> IndexSummary {
+        if let Some(pool) = run.pool.take() {
+            pool.stop();
+        }
+        run.summary.cancelled = run.control.is_cancelled();
+        run.summary.timings.wall = run.started.elapsed();
+        run.report(report, Stage::Done, true);
+        run.summary
+    }
+
+    /// Indexes `roots` from start to finish.
+    pub fn index(
+        &mut self,
+        roots: &[PathBuf],
+        options: IndexOptions,
+        control: RunControl,
+        report: &mut dyn FnMut(&Progress),
+    ) -> Result<IndexSummary> {
+        let mut run = self.start_index(roots, options, control, report)?;
+        while self.index_step(&mut run, report)? {}
+        Ok(self.finish_index(run, report))
+    }
+
+    /// Starts a decode pool on the waiting jobs (or the deferred ones); false when none are left.
+    fn start_pool(&mut self, run: &mut IndexRun) -> Result<bool> {
+        let jobs = if !run.waiting.is_empty() {
+            std::mem::take(&mut run.waiting)
+        } else if !run.deferred.is_empty() {
+            std::mem::take(&mut run.deferred)
+        } else {
+            return Ok(false);
+        };
+        // Files expected unchanged are only hashed; the model's preprocessing (its small files)
+        // is read only if some file may need decoding.
+        let preprocess = if jobs.iter().any(|j| j.expect.is_none()) {
+            Some(Arc::new(self.model.preprocess()?))
+        } else {
+            None
+        };
+        let decoding = Decoding {
+            preprocess,
+            reduced_jpeg: run.options.reduced_jpeg,
+            known: Arc::new(run.known.hashes()),
+        };
+        run.pool = Some(DecodePool::start(
+            jobs,
+            run.options.decode_threads,
+            2 * run.options.batch_size.max(1),
+            decoding,
+            run.control.clone(),
+        ));
+        Ok(true)
+    }
+
+    /// Embeds the batch's ready images and writes the whole batch in one transaction.
+    fn store_batch(&mut self, run: &mut IndexRun, batch: Vec<Done>) -> Result<()> {
+        let pixels: Vec<&Pixels> = batch
+            .iter()
+            .filter_map(|d| match &d.outcome {
+                Outcome::Ready { pixels, .. } => Some(pixels),
+                _ => None,
+            })
+            .collect();
+        let mut vectors = if pixels.is_empty() {
+            Vec::new()
+        } else {
+            let engine = self.engine()?;
+            // Loading may have re-keyed an older library's embeddings to the model's own id.
+            run.model = engine.model_id().to_string();
+            let pixels: Vec<Pixels> = pixels.into_iter().cloned().collect();
+            let encoding = Instant::now();
+            let vectors = engine.embed_images(&pixels)?;
+            run.summary.timings.encode += encoding.elapsed();
+            vectors
+        }
+        .into_iter();
+
+        // Decide moves and copies here, in order, so that one vanished photo moves only once.
+        let mut writes = Vec::with_capacity(batch.len());
+        for Done { job, outcome, .. } in batch {
+            let write = match outcome {
+                Outcome::Ready { hash, display, .. } => Write::Embedded {
+                    id: job.image_id,
+                    hash,
+                    display,
+                    vector: vectors
+                        .next()
+                        .ok_or_else(|| Error::invalid("the encoder returned too few embeddings"))?,
+                },
+                Outcome::Same => Write::Same {
+                    id: job.image_id,
+                    size: job.size,
+                    mtime_ns: job.mtime_ns,
+                },
+                Outcome::Known { hash } => match run.known.missing.remove(&hash) {
+                    Some(from) if job.new => Write::Move {
+                        from,
+                        pending: job.image_id,
+                        path: job.path,
+                        size: job.size,
+                        mtime_ns: job.mtime_ns,
+                    },
+                    other => {
+                        if let Some(from) = other {
+                            run.known.missing.insert(hash.clone(), from);
+                        }
+                        match run.known.embedded.get(&hash).copied() {
+                            Some(from) if from != job.image_id => Write::Copy {
+                                id: job.image_id,
+                                hash,
+                                from,
+                            },
+                            _ => Write::Same {
+                                id: job.image_id,
+                                size: job.size,
+                                mtime_ns: job.mtime_ns,
+                            },
+                        }
+                    }
+                },
+                Outcome::Deferred => {
+                    // Its bytes are not the ones embedded: the next pool decodes it.
+                    run.deferred.push(Job {
+                        expect: None,
+                        ..job
+                    });
+                    continue;
+                }
+                Outcome::Failed { hash, reason } => {
+                    run.summary.fail(&job.path, reason.clone());
+                    Write::Failed {
+                        id: job.image_id,
+                        hash,
+                        reason,
+                    }
+                }
+            };
+            run.handled += 1;
+            writes.push(write);
+        }
+        let embedded: Vec<(i64, Vec<f32>)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Embedded { id, vector, .. } => Some((*id, vector.clone())),
+                _ => None,
+            })
+            .collect();
+        let copies = writes.iter().any(|w| matches!(w, Write::Copy { .. }));
+        // Tag what this batch embeds with the vocabulary as it is now (an edit made between two
+        // batches applies from the next one). A plan that cannot be made (new prompts and no
+        // model) leaves tagging to the next re-tag.
+        let tagging = !embedded.is_empty() || copies;
+        let planned = tagging
+            && match self.plan() {
+                Ok(_) => true,
+                Err(error) => {
+                    run.summary.tagging_error.get_or_insert(error.to_string());
+                    false
+                }
+            };
+        let mut tags = Vec::new();
+        if planned && !embedded.is_empty() {
+            let plan = self
+                .scores
+                .plan
+                .as_ref()
+                .expect("prepared above. This is a bug.");
+            tags = plan
+                .assign(&EmbeddingMatrix::from_rows(embedded.clone())?)?
+                .into_iter()
+                .map(|a| (a.image_id, a.label_id, a.score))
+                .collect();
+        }
+        let storing = Instant::now();
+        let model = run.model.clone();
+        let plan = self.scores.plan.as_ref().filter(|_| planned);
+        let (counts, copied) = self.store.batch(|b| {
+            let (mut indexed, mut moved, mut copies, mut same) = (0, 0, 0, 0);
+            let mut copied: Vec<(i64, Vec<f32>)> = Vec::new();
+            for write in &writes {
+                match write {
+                    Write::Embedded {
+                        id,
+                        hash,
+                        display,
+                        vector,
+                    } => {
+                        b.record_ok(*id, hash, *display, &model, vector)?;
+                        indexed += 1;
+                    }
+                    Write::Copy { id, hash, from } => {
+                        copied.push((*id, b.record_copy(*id, hash, *from, &model)?));
+                        copies += 1;
+                    }
+                    Write::Move {
+                        from,
+                        pending,
+                        path,
+                        size,
+                        mtime_ns,
+                    } => {
+                        b.record_move(*from, *pending, path, *size, *mtime_ns)?;
+                        moved += 1;
+                    }
+                    Write::Same { id, size, mtime_ns } => {
+                        b.mark_same_content(*id, *size, *mtime_ns)?;
+                        same += 1;
+                    }
+                    Write::Failed { id, hash, reason } => {
+                        b.record_error(*id, hash.as_deref(), reason)?;
+                    }
+                }
+            }
+            let mut all_tags = tags;
+            if let Some(plan) = plan
+                && !copied.is_empty()
+            {
+                all_tags.extend(
+                    plan.assign(&EmbeddingMatrix::from_rows(copied.clone())?)?
+                        .into_iter()
+                        .map(|a| (a.image_id, a.label_id, a.score)),
+                );
+            }
+            if plan.is_some() {
+                let ids: Vec<i64> = embedded.iter().chain(&copied).map(|(id, _)| *id).collect();
+                b.replace_auto_tags(&ids, &all_tags)?;
+            }
+            Ok(((indexed, moved, copies, same), copied))
+        })?;
+        run.summary.timings.store += storing.elapsed();
+        run.summary.indexed += counts.0;
+        run.summary.moved += counts.1;
+        run.summary.duplicates += counts.2;
+        run.summary.unchanged += counts.3;
+        self.keep_matrix_current(&run.model, &writes, embedded, copied)
+    }
+
+    /// Brings a kept matrix of embeddings up to date with a stored batch, so that searches and
+    /// previews during indexing never reload the library's embeddings.
+    fn keep_matrix_current(
+        &mut self,
+        model: &str,
+        writes: &[Write],
+        embedded: Vec<(i64, Vec<f32>)>,
+        copied: Vec<(i64, Vec<f32>)>,
+    ) -> Result<()> {
+        if self.scores.matrix.is_none() {
+            return Ok(());
+        }
+        self.scores.columns.clear();
+        let mut fetched = Vec::new();
+        for write in writes {
+            match write {
+                Write::Move { from: id, .. } | Write::Same { id, .. } => {
+                    if let Some(vector) = self.store.embedding(*id, model)? {
+                        fetched.push((*id, vector));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let matrix = self
+            .scores
+            .matrix
+            .as_mut()
+            .expect("checked above. This is a bug.");
+        for (id, vector) in embedded.iter().chain(&copied).chain(&fetched) {
+            matrix.upsert(*id, vector)?;
+        }
+        for write in writes {
+            if let Write::Failed { id, .. } = write {
+                matrix.remove(*id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress reports at most ten a second, plus the ones that must not be dropped.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn report(&mut self, report: &mut dyn FnMut(&Progress), progress: Progress, force: bool) {
+        let due = self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if force || due {
+            self.last = Some(Instant::now());
+            report(&progress);
+        }
+    }
+}

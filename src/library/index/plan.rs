@@ -1,0 +1,140 @@
+//! Working out what changed on disk since the last run, and recording it before any slow work
+//! starts: new files as pending, changed ones pending again, vanished ones missing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::IndexSummary;
+use super::pool::Job;
+use crate::domain::ImageStatus;
+use crate::error::{Error, Result};
+use crate::library::walk::FoundFile;
+use crate::store::{ImageRow, NewImage, Store};
+
+/// Photos known by content hash, for recognising moves and copies.
+#[derive(Debug, Default)]
+pub(super) struct KnownMaps {
+    /// Missing photos with an embedding: a new file with the same hash is the same photo moved.
+    pub missing: HashMap<String, i64>,
+    /// Every photo with an embedding: a new file with the same hash is a copy.
+    pub embedded: HashMap<String, i64>,
+}
+
+impl KnownMaps {
+    /// Every hash the decode pool should recognise without decoding.
+    pub fn hashes(&self) -> HashSet<String> {
+        self.missing
+            .keys()
+            .chain(self.embedded.keys())
+            .cloned()
+            .collect()
+    }
+}
+
+/// What planning found.
+pub(super) struct Planned {
+    pub jobs: Vec<Job>,
+    pub known: KnownMaps,
+    /// Whether any photo changed status here (went missing, or came back), so that a kept matrix
+    /// of embeddings is stale.
+    pub statuses_changed: bool,
+}
+
+/// Compares the files on disk under `roots` with the database, for `model`'s embeddings.
+pub(super) fn plan(
+    store: &mut Store,
+    roots: &[PathBuf],
+    found: &[FoundFile],
+    model: &str,
+    summary: &mut IndexSummary,
+) -> Result<Planned> {
+    let under_roots = |path: &Path| roots.iter().any(|r| path.starts_with(r));
+    let known: HashMap<PathBuf, ImageRow> = store
+        .images()?
+        .into_iter()
+        .map(|row| (row.path.clone(), row))
+        .collect();
+    let embedded_ids = store.embedded_ids(model)?;
+    let seen: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+    let vanished: Vec<i64> = known
+        .values()
+        .filter(|row| {
+            row.status != ImageStatus::Missing
+                && under_roots(&row.path)
+                && !seen.contains(row.path.as_path())
+        })
+        .map(|row| row.id)
+        .collect();
+    summary.missing = vanished.len() as u64;
+    let mut statuses_changed = !vanished.is_empty();
+
+    let jobs = store.batch(|batch| {
+        batch.mark_missing(&vanished)?;
+        let mut jobs = Vec::new();
+        for file in found {
+            let job = |image_id, new, expect| Job {
+                image_id,
+                path: file.path.clone(),
+                size: file.size,
+                mtime_ns: file.mtime_ns,
+                new,
+                expect,
+            };
+            let Some(row) = known.get(&file.path) else {
+                let image = NewImage {
+                    path: &file.path,
+                    size: file.size,
+                    mtime_ns: file.mtime_ns,
+                };
+                match batch.insert_pending(&image) {
+                    Ok(id) => jobs.push(job(id, true, None)),
+                    Err(error) => {
+                        let (path, reason) = split_error(error, &file.path);
+                        summary.fail(&path, reason);
+                    }
+                }
+                continue;
+            };
+            let same = row.size == file.size && row.mtime_ns == file.mtime_ns;
+            let has_embedding = embedded_ids.contains(&row.id);
+            match row.status {
+                ImageStatus::Ok | ImageStatus::Missing if same && has_embedding => {
+                    if row.status == ImageStatus::Missing {
+                        batch.mark_found(row.id)?;
+                        statuses_changed = true;
+                    }
+                    summary.unchanged += 1;
+                }
+                ImageStatus::Error if same => summary.unchanged += 1,
+                _ => {
+                    batch.mark_changed(row.id, file.size, file.mtime_ns)?;
+                    let expect = row.hash.clone().filter(|_| has_embedding);
+                    jobs.push(job(row.id, false, expect));
+                }
+            }
+        }
+        Ok(jobs)
+    })?;
+
+    let mut maps = KnownMaps::default();
+    for (id, hash, status) in store.known_content(model)?.rows {
+        if status == ImageStatus::Missing {
+            maps.missing.insert(hash.clone(), id);
+        }
+        maps.embedded.entry(hash).or_insert(id);
+    }
+    Ok(Planned {
+        jobs,
+        known: maps,
+        statuses_changed,
+    })
+}
+
+/// Splits an error into the path it names (else `fallback`) and the reason.
+pub(super) fn split_error(error: Error, fallback: &Path) -> (PathBuf, String) {
+    match error {
+        Error::Io { path, source } => (path, source.to_string()),
+        Error::Image { path, reason } => (path, reason),
+        other => (fallback.to_path_buf(), other.to_string()),
+    }
+}

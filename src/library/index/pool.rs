@@ -1,0 +1,185 @@
+//! Threads that read, hash, decode and preprocess files ahead of the encoder, so the encoder is
+//! never idle waiting for JPEG decoding.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::imaging::{self, Pixels};
+use crate::library::{RunControl, content_hash};
+use crate::model::PreprocessConfig;
+
+/// A file to look at.
+#[derive(Debug, Clone)]
+pub(super) struct Job {
+    pub image_id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// First seen in this run (so it may be a moved file).
+    pub new: bool,
+    /// The content hash the photo's embedding was made from, when it has one: a file whose
+    /// bytes still hash to it is not decoded again.
+    pub expect: Option<String>,
+}
+
+/// What the pool made of a job.
+pub(super) enum Outcome {
+    /// Preprocessed and ready for the encoder.
+    Ready {
+        hash: String,
+        pixels: Pixels,
+        display: (u32, u32),
+    },
+    /// The bytes are the ones its embedding was made from (the file was only touched).
+    Same,
+    /// Its content is already known elsewhere (a move or an exact copy); nothing was decoded.
+    Known { hash: String },
+    /// Its bytes changed, and this pool was started without the model's preprocessing (every
+    /// job was expected unchanged); it goes to a second pool that has it.
+    Deferred,
+    /// Unreadable or undecodable.
+    Failed {
+        hash: Option<String>,
+        reason: String,
+    },
+}
+
+/// A job and its outcome, with the time its parts took on a decode thread.
+pub(super) struct Done {
+    pub job: Job,
+    pub outcome: Outcome,
+    pub decode: Duration,
+    pub preprocess: Duration,
+}
+
+/// How the pool decodes.
+#[derive(Clone)]
+pub(super) struct Decoding {
+    /// The model's preprocessing; `None` when no job is expected to need decoding.
+    pub preprocess: Option<Arc<PreprocessConfig>>,
+    pub reduced_jpeg: bool,
+    /// Content hashes of embedded photos (moves and copies are recognised by them).
+    pub known: Arc<HashSet<String>>,
+}
+
+/// The decode threads and the queue of their results.
+pub(super) struct DecodePool {
+    pub results: Receiver<Done>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl DecodePool {
+    /// Starts `threads` threads on `jobs`; at most `queue` results wait for the encoder.
+    pub fn start(
+        jobs: Vec<Job>,
+        threads: usize,
+        queue: usize,
+        decoding: Decoding,
+        control: RunControl,
+    ) -> Self {
+        let (job_tx, job_rx) = bounded::<Job>(jobs.len().max(1));
+        for job in jobs {
+            job_tx
+                .send(job)
+                .expect("the job queue holds every job and its receiver is alive. This is a bug.");
+        }
+        drop(job_tx);
+        let (result_tx, results) = bounded::<Done>(queue.max(1));
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let (job_rx, result_tx) = (job_rx.clone(), result_tx.clone());
+                let (decoding, control) = (decoding.clone(), control.clone());
+                std::thread::Builder::new()
+                    .name(format!("cliptag-decode-{i}"))
+                    .spawn(move || decode_loop(&job_rx, &result_tx, &decoding, &control))
+                    .expect("spawning a decode thread")
+            })
+            .collect();
+        DecodePool { results, threads }
+    }
+
+    /// Stops the threads (a thread busy with a file finishes it first).
+    pub fn stop(self) {
+        // Unblocks threads waiting to send; they see the closed queue and return.
+        drop(self.results);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn decode_loop(
+    jobs: &Receiver<Job>,
+    results: &Sender<Done>,
+    decoding: &Decoding,
+    control: &RunControl,
+) {
+    while let Ok(job) = jobs.recv() {
+        if control.is_cancelled() {
+            return;
+        }
+        let (outcome, decode, preprocess) = decode_job(&job, decoding);
+        let done = Done {
+            job,
+            outcome,
+            decode,
+            preprocess,
+        };
+        if results.send(done).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads, hashes, decodes and preprocesses one file; returns the outcome and the time spent
+/// decoding and preprocessing.
+fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
+    let started = Instant::now();
+    let bytes = match std::fs::read(&job.path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let outcome = Outcome::Failed {
+                hash: None,
+                reason: e.to_string(),
+            };
+            return (outcome, started.elapsed(), Duration::ZERO);
+        }
+    };
+    let hash = content_hash(&bytes);
+    if job.expect.as_deref() == Some(hash.as_str()) {
+        return (Outcome::Same, started.elapsed(), Duration::ZERO);
+    }
+    if decoding.known.contains(&hash) {
+        return (Outcome::Known { hash }, started.elapsed(), Duration::ZERO);
+    }
+    let Some(preprocess) = &decoding.preprocess else {
+        return (Outcome::Deferred, started.elapsed(), Duration::ZERO);
+    };
+    let reduce_to = decoding.reduced_jpeg.then_some(preprocess.shortest_edge);
+    match imaging::decode_bytes(&bytes, reduce_to) {
+        Ok(decoded) => {
+            drop(bytes);
+            let decode = started.elapsed();
+            let display = decoded.display_size;
+            let pixels = imaging::preprocess(&decoded.image, preprocess);
+            let outcome = Outcome::Ready {
+                hash,
+                pixels,
+                display,
+            };
+            (outcome, decode, started.elapsed() - decode)
+        }
+        Err(reason) => (
+            Outcome::Failed {
+                hash: Some(hash),
+                reason,
+            },
+            started.elapsed(),
+            Duration::ZERO,
+        ),
+    }
+}

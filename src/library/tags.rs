@@ -1,0 +1,284 @@
+//! Tags from stored embeddings: re-tagging the library, a person's decisions, what an edited
+//! label would do (the preview), and one photo's scores. The preview and real tagging share one
+//! path (the tagger's `assign`), so what the slider says is what applying does, in every mode.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Library;
+use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
+use crate::error::{Error, Result};
+use crate::tagging::{EmbeddingMatrix, PreparedLabel, RetagReport, TagPlan, retag_change, scoring};
+
+/// How the library's tags followed a vocabulary edit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Retag {
+    /// Re-tagged from stored embeddings.
+    Done(RetagReport),
+    /// Nothing is indexed yet, so there was nothing to re-tag.
+    NothingIndexed,
+    /// The edit is stored, but the tags could not follow (the reason; typically the model is
+    /// needed for new prompts and could not be loaded). They follow on the next re-tag.
+    Failed(String),
+}
+
+/// What an edited label would do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// The label as edited (not stored).
+    pub label: Label,
+    /// Photos that would carry the label: automatic tags plus a person's tags that apply.
+    pub count: usize,
+    /// Automatic tags it would add and remove, compared with now.
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// One photo's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDetail {
+    pub image_id: i64,
+    /// Every enabled label, best first, and the labels of the photo's other tags.
+    pub scores: Vec<LabelScore>,
+}
+
+/// One label's score on one photo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelScore {
+    pub label_id: i64,
+    pub name: String,
+    /// The score under the label's mode (NaN for a disabled label's tag).
+    pub score: f32,
+    /// Whether automatic tagging gives the label.
+    pub passes: bool,
+    pub tag: Option<TagSource>,
+}
+
+impl Library {
+    /// Recomputes every automatic tag of the indexed photos from their stored embeddings and
+    /// writes the difference (unless `dry_run`). Missing photos' tags and a person's decisions
+    /// are left alone.
+    pub fn retag(&mut self, dry_run: bool) -> Result<RetagReport> {
+        if self.matrix()?.is_empty() {
+            return Ok(RetagReport::default());
+        }
+        self.plan()?;
+        let (plan, matrix) = (
+            self.scores
+                .plan
+                .as_ref()
+                .expect("prepared above. This is a bug."),
+            self.scores
+                .matrix
+                .as_ref()
+                .expect("loaded above. This is a bug."),
+        );
+        let wanted = plan.assign(matrix)?;
+        let in_scope: HashSet<i64> = matrix.ids().iter().copied().collect();
+        let photos = matrix.len() as u64;
+        let existing: HashMap<(i64, i64), f32> = self
+            .store
+            .auto_tags(None)?
+            .into_iter()
+            .filter(|((image, _), _)| in_scope.contains(image))
+            .collect();
+        let decided = self.store.decided_pairs()?;
+        let names: HashMap<i64, String> = self
+            .store
+            .labels()?
+            .into_iter()
+            .map(|l| (l.id, l.name))
+            .collect();
+        let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
+        report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
+        report.photos = photos;
+        if !dry_run && !change.is_empty() {
+            self.store
+                .apply_tag_change(&change.remove, &change.upsert)?;
+        }
+        Ok(report)
+    }
+
+    /// Records a person's decision on one photo's tag. Clearing it hands the pair back to
+    /// automatic tagging at once. Returns the tag the photo has now.
+    pub fn decide(
+        &mut self,
+        image_id: i64,
+        label_id: i64,
+        decision: Decision,
+    ) -> Result<Option<TagSource>> {
+        if self.store.image(image_id)?.is_none() {
+            return Err(Error::invalid(format!("no photo with id {image_id}")));
+        }
+        if self.store.label(label_id)?.is_none() {
+            return Err(Error::invalid(format!("no label with id {label_id}")));
+        }
+        let current = self
+            .store
+            .tag(image_id, label_id)?
+            .map(|(source, _)| source);
+        let source = decision.source(current);
+        self.store.set_decision(image_id, label_id, source)?;
+        if source.is_some() {
+            return Ok(source);
+        }
+        // Let automatic tagging decide this pair again.
+        let Some(vector) = self.matrix()?.vector(image_id).map(<[f32]>::to_vec) else {
+            return Ok(None);
+        };
+        let single = EmbeddingMatrix::from_rows(vec![(image_id, vector)])?;
+        let assigned = self
+            .plan()?
+            .assign(&single)?
+            .into_iter()
+            .find(|a| a.label_id == label_id);
+        Ok(match assigned {
+            Some(a) => {
+                self.store
+                    .apply_tag_change(&[], &[(image_id, label_id, a.score)])?;
+                Some(TagSource::Auto)
+            }
+            None => None,
+        })
+    }
+
+    /// `label` with its prompt embeddings, as the tagger takes it.
+    fn prepare(&mut self, label: &Label) -> Result<PreparedLabel> {
+        let templates = self.store.templates()?;
+        let texts = TagPlan::texts(std::slice::from_ref(label), &templates);
+        let vectors = self.text_embeddings(&texts)?;
+        let plan = TagPlan::new(vec![label.clone()], &templates, &vectors, 1.0)?;
+        Ok(plan
+            .labels
+            .into_iter()
+            .next()
+            .expect("one label in, one prepared. This is a bug."))
+    }
+
+    /// The photos automatic tagging gives `label` (edited, not stored). Threshold and contrast
+    /// labels need only their own column of scores (kept while the prompts stay the same); a
+    /// top-k label ranks against the whole vocabulary.
+    fn assigned(&mut self, label: &Label) -> Result<HashSet<i64>> {
+        let prepared = self.prepare(label)?;
+        if label.mode == Mode::TopK {
+            let plan = self.plan()?.with_label(prepared);
+            let matrix = self.matrix()?;
+            return Ok(plan
+                .assign(matrix)?
+                .into_iter()
+                .filter(|a| a.label_id == label.id)
+                .map(|a| a.image_id)
+                .collect());
+        }
+        let logit_scale = self.store.logit_scale()?;
+        let same_column = |cached: &Label| {
+            cached.prompts == label.prompts
+                && cached.negative == label.negative
+                && cached.mode == label.mode
+                && cached.name == label.name
+        };
+        let column = match self.scores.columns.get(&label.id) {
+            Some((cached, column)) if same_column(cached) => column.clone(),
+            _ => {
+                let column =
+                    scoring::scores(self.matrix()?, std::slice::from_ref(&prepared), logit_scale)?;
+                self.scores
+                    .columns
+                    .insert(label.id, (label.clone(), column.clone()));
+                column
+            }
+        };
+        let matrix = self.matrix()?;
+        Ok(
+            scoring::assign(matrix, std::slice::from_ref(&prepared), &column)
+                .into_iter()
+                .map(|a| a.image_id)
+                .collect(),
+        )
+    }
+
+    /// What `label` (an edited copy of a stored label, or a new one with id 0) would tag.
+    pub fn preview(&mut self, label: &Label) -> Result<Preview> {
+        let mut checked = label.clone();
+        checked.validate()?;
+        let would = if checked.enabled {
+            self.assigned(&checked)?
+        } else {
+            HashSet::new()
+        };
+        let current: HashSet<i64> = self
+            .store
+            .auto_tags(Some(&[label.id]))?
+            .into_keys()
+            .map(|(image, _)| image)
+            .collect();
+        let mut decided = HashSet::new();
+        let mut applied_by_person = 0;
+        for row in self.store.tags_for_label(label.id)? {
+            if row.1.is_personal() {
+                decided.insert(row.0);
+                applied_by_person += usize::from(row.1.applies());
+            }
+        }
+        let would_auto: HashSet<i64> = would.difference(&decided).copied().collect();
+        Ok(Preview {
+            count: would_auto.len() + applied_by_person,
+            added: would_auto.difference(&current).count(),
+            removed: current.difference(&would_auto).count(),
+            label: checked,
+        })
+    }
+
+    /// Every label's score on one photo, with the tags it has.
+    pub fn detail(&mut self, image_id: i64) -> Result<ImageDetail> {
+        let image = self
+            .store
+            .image(image_id)?
+            .ok_or_else(|| Error::invalid(format!("no photo with id {image_id}")))?;
+        let tags: HashMap<i64, TagSource> = self
+            .store
+            .tags_of(image_id)?
+            .into_iter()
+            .map(|t| (t.label_id, t.source))
+            .collect();
+        let mut scores = Vec::new();
+        let vector = match image.status {
+            ImageStatus::Ok => self.matrix()?.vector(image_id).map(<[f32]>::to_vec),
+            _ => None,
+        };
+        if let Some(vector) = vector {
+            let single = EmbeddingMatrix::from_rows(vec![(image_id, vector)])?;
+            let plan = self.plan()?;
+            let all = plan.scores(&single)?;
+            let assigned: HashSet<i64> = plan
+                .assign(&single)?
+                .into_iter()
+                .map(|a| a.label_id)
+                .collect();
+            for (prepared, score) in plan.labels.iter().zip(all) {
+                scores.push(LabelScore {
+                    label_id: prepared.label.id,
+                    name: prepared.label.name.clone(),
+                    score,
+                    passes: assigned.contains(&prepared.label.id),
+                    tag: tags.get(&prepared.label.id).copied(),
+                });
+            }
+        }
+        // Tags of labels that are disabled (or of a photo without an embedding) still show.
+        for (label_id, source) in &tags {
+            if !scores.iter().any(|s| s.label_id == *label_id)
+                && let Some(label) = self.store.label(*label_id)?
+            {
+                scores.push(LabelScore {
+                    label_id: *label_id,
+                    name: label.name,
+                    score: f32::NAN,
+                    passes: false,
+                    tag: Some(*source),
+                });
+            }
+        }
+        scores.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(ImageDetail { image_id, scores })
+    }
+}

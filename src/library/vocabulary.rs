@@ -1,0 +1,148 @@
+//! Editing the vocabulary: every edit is stored durably, then the library's automatic tags follow
+//! it from stored embeddings (the image encoder never runs; the text encoder only for new prompts).
+
+use std::path::Path;
+
+use super::{Library, Retag};
+use crate::domain::Label;
+use crate::error::{Error, Result};
+use crate::export::write_atomically;
+use crate::store::Store;
+use crate::tagging::vocabulary_file::{self, DEFAULT_VOCABULARY};
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub added: usize,
+    pub updated: usize,
+}
+
+/// Gives a library that never had a vocabulary the default one (once: a person who deletes every
+/// label is not given them back).
+pub(super) fn seed_default(store: &mut Store) -> Result<()> {
+    if store.setting("vocabulary_seeded")?.is_some() {
+        return Ok(());
+    }
+    if store.labels()?.is_empty() {
+        let vocabulary = vocabulary_file::parse(DEFAULT_VOCABULARY, "the default vocabulary", "")?;
+        store.import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;
+    }
+    store.set_setting("vocabulary_seeded", "1")
+}
+
+impl Library {
+    /// The whole vocabulary, ordered by name.
+    pub fn labels(&self) -> Result<Vec<Label>> {
+        self.store.labels()
+    }
+
+    /// The label called `name` (exactly, or else ignoring case).
+    pub fn label_named(&self, name: &str) -> Result<Label> {
+        let (id, _) = self.label_id_named(name)?;
+        self.store
+            .label(id)?
+            .ok_or_else(|| Error::invalid(format!("no label {name:?} in the vocabulary")))
+    }
+
+    fn label_id_named(&self, name: &str) -> Result<(i64, String)> {
+        self.store.label_id_by_name(name)?.ok_or_else(|| {
+            Error::invalid(format!(
+                "no label {name:?} in the vocabulary (cliptag vocab list shows them)"
+            ))
+        })
+    }
+
+    /// Embeds the prompts of every enabled label that are not cached yet (a new library's
+    /// vocabulary, before its first photos); returns how many labels are ready.
+    pub fn prepare_vocabulary(&mut self) -> Result<usize> {
+        Ok(self.plan()?.labels.len())
+    }
+
+    /// The library's prompt templates.
+    pub fn templates(&self) -> Result<Vec<String>> {
+        self.store.templates()
+    }
+
+    /// A checked label whose name no other label has (ignoring case).
+    fn checked(&self, mut label: Label) -> Result<Label> {
+        label.validate()?;
+        if let Some((id, name)) = self.store.label_id_by_name(&label.name)?
+            && id != label.id
+        {
+            return Err(Error::invalid(format!(
+                "the vocabulary already has a label {name:?}"
+            )));
+        }
+        Ok(label)
+    }
+
+    /// Adds a label and tags the library with it; returns it with its id.
+    pub fn add_label(&mut self, label: Label) -> Result<(Label, Retag)> {
+        let mut label = self.checked(Label { id: 0, ..label })?;
+        label.id = self.store.insert_label(&label)?;
+        Ok((label, self.after_vocabulary_edit()))
+    }
+
+    /// Replaces a stored label (rename, prompts, mode, threshold, enabled) and re-tags.
+    pub fn update_label(&mut self, label: Label) -> Result<(Label, Retag)> {
+        let label = self.checked(label)?;
+        if !self.store.update_label(&label)? {
+            return Err(Error::invalid(format!("no label with id {}", label.id)));
+        }
+        Ok((label, self.after_vocabulary_edit()))
+    }
+
+    /// Removes a label and every tag it gave, a person's decisions included; returns its name.
+    pub fn remove_label(&mut self, label_id: i64) -> Result<(String, Retag)> {
+        let name = self
+            .store
+            .label(label_id)
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("#{label_id}"), |l| l.name);
+        if !self.store.remove_label(label_id)? {
+            return Err(Error::invalid(format!("no label with id {label_id}")));
+        }
+        Ok((name, self.after_vocabulary_edit()))
+    }
+
+    /// Removes the label called `name` (found even when its stored row is damaged).
+    pub fn remove_label_named(&mut self, name: &str) -> Result<(String, Retag)> {
+        let (id, name) = self.label_id_named(name)?;
+        self.store.remove_label(id)?;
+        Ok((name, self.after_vocabulary_edit()))
+    }
+
+    /// Merges a vocabulary file (TOML) into the library, all or nothing: labels with a known
+    /// name are replaced, the others added.
+    pub fn import_vocabulary(&mut self, path: &Path) -> Result<(ImportSummary, Retag)> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let vocabulary =
+            vocabulary_file::parse(&text, &path.display().to_string(), self.model_name())?;
+        let (added, updated) = self
+            .store
+            .import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;
+        Ok((
+            ImportSummary { added, updated },
+            self.after_vocabulary_edit(),
+        ))
+    }
+
+    /// Writes the vocabulary to a file (TOML) atomically; returns how many labels it holds.
+    pub fn export_vocabulary(&self, path: &Path) -> Result<usize> {
+        let labels = self.store.labels()?;
+        let text = vocabulary_file::render(&self.store.templates()?, &labels)?;
+        write_atomically(path, text.as_bytes())?;
+        Ok(labels.len())
+    }
+
+    /// Brings automatic tags up to date after a vocabulary edit.
+    fn after_vocabulary_edit(&mut self) -> Retag {
+        self.vocabulary_changed();
+        match self.retag(false) {
+            Ok(report) if report.photos == 0 => Retag::NothingIndexed,
+            Ok(report) => Retag::Done(report),
+            Err(error) => Retag::Failed(error.to_string()),
+        }
+    }
+}

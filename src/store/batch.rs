@@ -1,0 +1,190 @@
+//! The writes of one indexing transaction: files recorded as pending, embeddings, statuses, moves
+//! and the automatic tags of freshly embedded photos.
+
+use std::path::Path;
+
+use rusqlite::{Transaction, params};
+
+use super::{blob_to_vector, now, path_bytes, vector_to_blob};
+use crate::error::{Error, Result};
+use crate::store::NewImage;
+
+/// One open write transaction of indexing (see [`super::Store::batch`]).
+pub struct Batch<'a, 'c> {
+    tx: &'a Transaction<'c>,
+}
+
+impl<'a, 'c> Batch<'a, 'c> {
+    pub(super) fn new(tx: &'a Transaction<'c>) -> Self {
+        Batch { tx }
+    }
+
+    /// Inserts a newly seen file as pending; returns its id.
+    pub fn insert_pending(&self, image: &NewImage<'_>) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO images (path, size, mtime_ns, status, first_seen)
+             VALUES (?1, ?2, ?3, 'pending', ?4)",
+            params![
+                path_bytes(image.path).as_ref(),
+                image.size as i64,
+                image.mtime_ns,
+                now()
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Records an already embedded photo as indexed (imports, benchmarks, tests); returns its id.
+    pub fn insert_embedded(
+        &self,
+        image: &NewImage<'_>,
+        hash: &str,
+        model: &str,
+        vector: &[f32],
+    ) -> Result<i64> {
+        let id = self.insert_pending(image)?;
+        self.record_ok(id, hash, (0, 0), model, vector)?;
+        Ok(id)
+    }
+
+    /// Marks a changed file pending with its new fingerprint.
+    pub fn mark_changed(&self, image_id: i64, size: u64, mtime_ns: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET size = ?2, mtime_ns = ?3, status = 'pending', error = NULL
+             WHERE id = ?1",
+            params![image_id, size as i64, mtime_ns],
+        )?;
+        Ok(())
+    }
+
+    /// A file whose fingerprint changed but whose bytes are the ones indexed (touched, restored
+    /// from a backup): it keeps its embedding and tags and takes the new fingerprint.
+    pub fn mark_same_content(&self, image_id: i64, size: u64, mtime_ns: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET size = ?2, mtime_ns = ?3, status = 'ok', error = NULL WHERE id = ?1",
+            params![image_id, size as i64, mtime_ns],
+        )?;
+        Ok(())
+    }
+
+    /// A file that went missing and is back, unchanged.
+    pub fn mark_found(&self, image_id: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET status = 'ok', error = NULL WHERE id = ?1",
+            [image_id],
+        )?;
+        Ok(())
+    }
+
+    /// Records a successfully indexed file and its embedding.
+    pub fn record_ok(
+        &self,
+        image_id: i64,
+        hash: &str,
+        size: (u32, u32),
+        model: &str,
+        vector: &[f32],
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET hash = ?2, width = ?3, height = ?4, status = 'ok', error = NULL,
+             last_indexed = ?5 WHERE id = ?1",
+            params![image_id, hash, size.0, size.1, now()],
+        )?;
+        self.tx.execute(
+            "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
+            params![image_id, model, vector.len() as i64, vector_to_blob(vector)],
+        )?;
+        Ok(())
+    }
+
+    /// Records `image_id` as an exact copy of the indexed `from`: same embedding, same size.
+    /// Returns the embedding.
+    pub fn record_copy(
+        &self,
+        image_id: i64,
+        hash: &str,
+        from: i64,
+        model: &str,
+    ) -> Result<Vec<f32>> {
+        let (blob, width, height): (Vec<u8>, Option<u32>, Option<u32>) = self.tx.query_row(
+            "SELECT e.vector, i.width, i.height FROM embeddings e JOIN images i ON i.id = e.image_id
+             WHERE e.image_id = ?1 AND e.model = ?2",
+            params![from, model],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let vector = blob_to_vector(&blob)
+            .ok_or_else(|| Error::invalid(format!("the embedding of image {from} is damaged")))?;
+        let size = (width.unwrap_or(0), height.unwrap_or(0));
+        self.record_ok(image_id, hash, size, model, &vector)?;
+        Ok(vector)
+    }
+
+    /// Records a file that could not be indexed, with the reason.
+    pub fn record_error(&self, image_id: i64, hash: Option<&str>, reason: &str) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET hash = COALESCE(?2, hash), status = 'error', error = ?3,
+             last_indexed = ?4 WHERE id = ?1",
+            params![image_id, hash, reason, now()],
+        )?;
+        // A file that broke keeps no embedding from an earlier, readable version.
+        self.tx
+            .execute("DELETE FROM embeddings WHERE image_id = ?1", [image_id])?;
+        Ok(())
+    }
+
+    /// Moves a known image (its id, embedding and tags) to a new path, dropping the pending row
+    /// that the new path got when it was first seen.
+    pub fn record_move(
+        &self,
+        image_id: i64,
+        pending_id: i64,
+        new_path: &Path,
+        size: u64,
+        mtime_ns: i64,
+    ) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM images WHERE id = ?1", [pending_id])?;
+        self.tx.execute(
+            "UPDATE images SET path = ?2, size = ?3, mtime_ns = ?4, status = 'ok', error = NULL
+             WHERE id = ?1",
+            params![
+                image_id,
+                path_bytes(new_path).as_ref(),
+                size as i64,
+                mtime_ns
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Marks files that vanished from disk.
+    pub fn mark_missing(&self, image_ids: &[i64]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("UPDATE images SET status = 'missing' WHERE id = ?1")?;
+        for id in image_ids {
+            stmt.execute([id])?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the automatic tags of `image_ids` with `tags` (`(image, label, score)`); a
+    /// person's decisions on these images stay as they are.
+    pub fn replace_auto_tags(&self, image_ids: &[i64], tags: &[(i64, i64, f32)]) -> Result<()> {
+        let mut clear = self
+            .tx
+            .prepare_cached("DELETE FROM tags WHERE image_id = ?1 AND source = 'auto'")?;
+        for id in image_ids {
+            clear.execute([id])?;
+        }
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
+             ON CONFLICT (image_id, label_id) DO NOTHING",
+        )?;
+        for (image, label, score) in tags {
+            insert.execute(params![image, label, f64::from(*score)])?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,463 @@
+//! The library core where its parts meet: the model is loaded only when a photo must be
+//! embedded and is known by what it is, the embeddings are read once and kept up to date,
+//! cancels and crashes lose at most the batch in flight, any file name is indexed, and the
+//! command line's tables stay one row per line.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use cliptag::domain::{ImageStatus, Label, Mode};
+use cliptag::imaging::Pixels;
+use cliptag::library::RunControl;
+use cliptag::model::{Embedder, PreprocessConfig};
+
+use crate::indexing::{fixture_photos, photo_folder};
+use crate::support::*;
+
+/// The tiny model, counting the images it embeds, and failing or cancelling on a chosen call.
+struct Watched {
+    inner: cliptag::model::ClipEngine,
+    images: Mutex<Vec<usize>>,
+    /// On this call of `embed_images` (1-based), fail as a crash would.
+    fail_on: Option<usize>,
+    /// On this call, flip the run's switch to cancelled (a person pressing Cancel meanwhile).
+    cancel_on: Option<(usize, RunControl)>,
+}
+
+impl Watched {
+    fn new() -> Self {
+        Watched {
+            inner: tiny_engine(),
+            images: Mutex::new(Vec::new()),
+            fail_on: None,
+            cancel_on: None,
+        }
+    }
+
+    fn embedded(&self) -> usize {
+        self.images.lock().unwrap().iter().sum()
+    }
+}
+
+impl Embedder for Watched {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn preprocess_config(&self) -> &PreprocessConfig {
+        self.inner.preprocess_config()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
+    }
+    fn embed_images(&self, images: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
+        let call = {
+            let mut calls = self.images.lock().unwrap();
+            calls.push(images.len());
+            calls.len()
+        };
+        if self.fail_on == Some(call) {
+            return Err(cliptag::Error::invalid("the encoder crashed"));
+        }
+        if let Some((on, control)) = &self.cancel_on
+            && *on == call
+        {
+            control.cancel();
+        }
+        self.inner.embed_images(images)
+    }
+    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.inner.embed_texts(texts)
+    }
+}
+
+fn jpegs(count: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let image = image::RgbImage::from_fn(96, 64, |x, y| {
+            image::Rgb([(x * 3 + i * 9) as u8, (y * 5 + i) as u8, (x ^ y ^ i) as u8])
+        });
+        image.save(dir.path().join(format!("{i:03}.jpg"))).unwrap();
+    }
+    dir
+}
+
+fn pending(library: &TestLibrary) -> usize {
+    library
+        .library
+        .files()
+        .unwrap()
+        .iter()
+        .filter(|f| f.status == ImageStatus::Pending)
+        .count()
+}
+
+#[test]
+fn touched_photos_are_not_embedded_again_and_need_no_model() {
+    let photos = photo_folder(&fixture_photos());
+    let engine = Arc::new(Watched::new());
+    let mut library = TestLibrary::new(engine.clone());
+    assert_eq!(library.index(photos.path()).indexed, 10);
+    let (embedded, loads) = (engine.embedded(), library.loads.load(Ordering::Relaxed));
+    assert_eq!((embedded, loads), (10, 1));
+
+    // A touch (or a restore from a backup) changes the time, not the bytes.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for entry in std::fs::read_dir(photos.path()).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+    }
+    let (mut reopened, loads) = open_with(&library.db(), engine.clone());
+    let summary = reopened
+        .index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((summary.indexed, summary.unchanged), (0, 10), "{summary:?}");
+    assert_eq!(engine.embedded(), 10, "a touched photo was embedded again");
+    assert_eq!(loads.load(Ordering::Relaxed), 0, "the model was loaded");
+    // Their new times are stored: the next run does not even read them.
+    let again = reopened
+        .index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(again.unchanged, 10);
+    assert!(
+        library
+            .store()
+            .images()
+            .unwrap()
+            .iter()
+            .all(|i| i.status == ImageStatus::Ok)
+    );
+}
+
+#[test]
+fn reindexing_needs_no_model_files_and_a_moved_model_keeps_its_embeddings() {
+    let photos = photo_folder(&fixture_photos()[..4]);
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for entry in std::fs::read_dir(tiny_clip()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "json" || e == "safetensors")
+            && !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("reference")
+        {
+            std::fs::copy(&path, model.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let db = work.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let index = |model: Option<&Path>| {
+        let mut args = vec!["index", "--db", db, photos.path().to_str().unwrap()];
+        if let Some(model) = model {
+            args.extend(["--model", model.to_str().unwrap()]);
+        }
+        let output = cliptag(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        stderr
+    };
+    assert!(index(Some(&model)).contains("indexed 4,"));
+
+    // The model folder moves: it is the same model, so nothing is embedded again.
+    let moved = work.path().join("models/clip");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&model, &moved).unwrap();
+    let stderr = index(Some(&moved));
+    assert!(stderr.contains("indexed 0, unchanged 4"), "{stderr}");
+
+    // Without its weights the model cannot load; re-indexing an unchanged library does not ask.
+    std::fs::remove_file(moved.join("model.safetensors")).unwrap();
+    let stderr = index(None);
+    assert!(stderr.contains("indexed 0, unchanged 4"), "{stderr}");
+    // A new photo needs the model, and the error says which and why.
+    std::fs::copy(&fixture_photos()[5], photos.path().join("new.jpg")).unwrap();
+    let output = cliptag(&["index", "--db", db, photos.path().to_str().unwrap()]);
+    assert_clean_failure(&output, &["model.safetensors"]);
+}
+
+#[test]
+fn embeddings_are_read_once_and_kept_current_while_indexing() {
+    let photos = jpegs(12);
+    let mut library = TestLibrary::tiny();
+    let lib = &mut library.library;
+    let control = RunControl::default();
+    let mut run = lib
+        .start_index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            control,
+            &mut |_| {},
+        )
+        .unwrap();
+    let cat = lib.label_named("Animals/Cat").unwrap();
+    let mut seen = Vec::new();
+    while lib.index_step(&mut run, &mut |_| {}).unwrap() {
+        // Between two batches a person searches and previews, as in the app.
+        seen.push(lib.search("a photo of a cat.", 100).unwrap().len());
+        lib.preview(&Label {
+            threshold: -1.0,
+            ..cat.clone()
+        })
+        .unwrap();
+    }
+    let summary = lib.finish_index(run, &mut |_| {});
+    assert_eq!(summary.indexed, 12);
+    assert_eq!(
+        seen.first(),
+        Some(&4),
+        "the first batch's photos are searchable at once"
+    );
+    assert_eq!(
+        seen,
+        vec![4, 8, 12],
+        "each batch's photos join the kept embeddings"
+    );
+    assert_eq!(lib.search("a photo of a cat.", 100).unwrap().len(), 12);
+    let preview = lib
+        .preview(&Label {
+            threshold: -1.0,
+            ..cat.clone()
+        })
+        .unwrap();
+    assert_eq!(preview.count, 12);
+    assert_eq!(
+        lib.matrix_loads(),
+        1,
+        "the embeddings were read from the database again"
+    );
+}
+
+#[test]
+fn a_cancel_during_a_batch_stops_after_storing_it() {
+    let photos = jpegs(20);
+    let control = RunControl::default();
+    let engine = Arc::new(Watched {
+        cancel_on: Some((2, control.clone())),
+        ..Watched::new()
+    });
+    let mut library = TestLibrary::new(engine.clone());
+    let summary = library
+        .library
+        .index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            control,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(summary.cancelled, "{summary:?}");
+    // The batch the encoder was working on when the person cancelled is stored; nothing after.
+    assert_eq!(summary.indexed, 8, "{summary:?}");
+    assert_eq!(engine.images.lock().unwrap().len(), 2);
+    assert_eq!(pending(&library), 12, "the rest waits for the next run");
+}
+
+#[test]
+fn a_crash_mid_index_redoes_only_the_batch_in_flight() {
+    let photos = jpegs(20);
+    let crashing = Arc::new(Watched {
+        fail_on: Some(3),
+        ..Watched::new()
+    });
+    let mut library = TestLibrary::new(crashing);
+    let error = library
+        .library
+        .index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("crashed"), "{error}");
+    let committed = 20 - pending(&library);
+    assert_eq!(
+        committed, 8,
+        "two batches of 4 were committed before the crash"
+    );
+
+    let counting = Arc::new(Watched::new());
+    let (mut reopened, _) = open_with(&library.db(), counting.clone());
+    let summary = reopened
+        .index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((summary.indexed, summary.unchanged), (12, 8), "{summary:?}");
+    // Redone: the photos of the batch in flight (4), and the 8 the first run never reached.
+    assert_eq!(counting.embedded(), 12);
+}
+
+#[cfg(unix)]
+#[test]
+fn file_names_that_are_not_utf8_are_indexed_listed_and_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let photos = tempfile::tempdir().unwrap();
+    let odd = photos
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.jpg"));
+    std::fs::copy(&fixture_photos()[0], &odd).unwrap();
+    std::fs::copy(&fixture_photos()[1], photos.path().join("tab\there.jpg")).unwrap();
+    std::fs::copy(&fixture_photos()[2], photos.path().join("new\nline.jpg")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let model = tiny_clip();
+    let output = cliptag(&[
+        "index",
+        "--db",
+        db,
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("indexed 3,"),
+        "{stderr}"
+    );
+    cliptag(&[
+        "vocab",
+        "add",
+        "Tab\tin name",
+        "--threshold",
+        "-1",
+        "--db",
+        db,
+    ]);
+
+    // One row per line, whatever the names hold; the escapes read back to the names.
+    let root = photos.path().canonicalize().unwrap();
+    let root = root.to_str().unwrap();
+    let files = String::from_utf8(cliptag(&["files", "--db", db]).stdout).unwrap();
+    let lines: Vec<&str> = files.lines().collect();
+    assert_eq!(lines.len(), 3, "{files:?}");
+    assert!(
+        lines.contains(&format!("{root}/caf\\xe9 \\xff.jpg\tok\t").as_str()),
+        "{files:?}"
+    );
+    assert!(
+        lines.contains(&format!("{root}/new\\nline.jpg\tok\t").as_str()),
+        "{files:?}"
+    );
+    assert!(
+        lines.contains(&format!("{root}/tab\\there.jpg\tok\t").as_str()),
+        "{files:?}"
+    );
+    let tags = String::from_utf8(cliptag(&["tags", "--db", db]).stdout).unwrap();
+    assert!(tags.lines().all(|l| l.split('\t').count() == 4), "{tags:?}");
+    assert!(tags.contains("\tTab\\tin name\t"), "{tags:?}");
+    let found = cliptag(&["search", "--db", db, "--limit", "5", "a photo"]);
+    let found = String::from_utf8(found.stdout).unwrap();
+    assert_eq!(found.lines().count(), 3, "{found:?}");
+    assert!(
+        found.lines().all(|l| l.split('\t').count() == 2),
+        "{found:?}"
+    );
+    // The photo is a photo like any other: a decision can name it on the command line.
+    let decided = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
+        .args(["tag", "reject"])
+        .arg(&odd)
+        .args(["Tab\tin name", "--db", db])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        decided.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decided.stderr)
+    );
+    let tags = String::from_utf8(cliptag(&["tags", "--db", db]).stdout).unwrap();
+    let prefix = format!("{root}/caf\\xe9 \\xff.jpg\tTab\\tin name\t");
+    assert!(
+        tags.lines()
+            .any(|l| l.starts_with(&prefix) && l.ends_with("\trejected")),
+        "{tags:?}"
+    );
+    let (library, _) = open_with(Path::new(db), Arc::new(tiny_engine()));
+    let image = library.find_image(&odd).unwrap();
+    assert_eq!(image.status, ImageStatus::Ok);
+    assert_eq!(image.path, odd.canonicalize().unwrap());
+    let snapshot = library.snapshot(1).unwrap();
+    assert_eq!(snapshot.image(image.id).unwrap().path, image.path);
+}
+
+#[test]
+fn a_jpeg_declaring_too_many_pixels_is_refused_before_decoding() {
+    // A real small JPEG whose frame header claims 30000 × 30000 pixels (900 megapixels).
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80)
+        .encode_image(&image::RgbImage::from_pixel(
+            64,
+            48,
+            image::Rgb([200, 100, 50]),
+        ))
+        .unwrap();
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    bytes[sof + 5..sof + 9].copy_from_slice(&[0x75, 0x30, 0x75, 0x30]);
+    for reduce in [Some(224), None] {
+        let error = cliptag::imaging::decode_bytes(&bytes, reduce)
+            .err()
+            .expect("refused");
+        assert!(
+            error.contains("30000×30000") && error.contains("megapixels"),
+            "{reduce:?}: {error}"
+        );
+    }
+    // Indexed among good photos, it is listed with its reason and the rest are indexed.
+    let photos = photo_folder(&fixture_photos()[..2]);
+    std::fs::write(photos.path().join("bomb.jpg"), &bytes).unwrap();
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(photos.path());
+    assert_eq!((summary.indexed, summary.failed), (2, 1), "{summary:?}");
+    let bomb = library
+        .library
+        .find_image(&photos.path().join("bomb.jpg"))
+        .unwrap();
+    assert_eq!(bomb.status, ImageStatus::Error);
+    assert!(bomb.error.unwrap().contains("megapixels"));
+}
+
+#[test]
+fn a_new_label_from_the_command_line_uses_its_mode_default_threshold() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let output = cliptag(&["vocab", "add", "Sunset", "--mode", "topk", "--db", db]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (library, _) = open_with(Path::new(db), Arc::new(tiny_engine()));
+    let label = library.label_named("sunset").unwrap();
+    assert_eq!(label.mode, Mode::TopK);
+    assert_eq!(label.threshold, Mode::TopK.default_threshold(""));
+}

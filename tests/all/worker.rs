@@ -1,0 +1,280 @@
+//! The worker: every answer names its request, a failure says which operation failed and why,
+//! pause holds the indexer (not only a flag), and closing never waits for a busy encoder.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cliptag::domain::{ImageStatus, Label};
+use cliptag::imaging::Pixels;
+use cliptag::library::FixedLoader;
+use cliptag::model::{Embedder, PreprocessConfig};
+use cliptag::store::Store;
+use cliptag::worker::{self, Command, Done, Event, Operation, RequestId, WorkerHandle};
+
+use crate::support::*;
+
+/// The tiny model, taking `delay` for every batch of images.
+struct Slow {
+    inner: cliptag::model::ClipEngine,
+    delay: Duration,
+    started: AtomicBool,
+    batches: AtomicUsize,
+}
+
+impl Embedder for Slow {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn preprocess_config(&self) -> &PreprocessConfig {
+        self.inner.preprocess_config()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
+    }
+    fn embed_images(&self, images: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.started.store(true, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.embed_images(images)
+    }
+    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.inner.embed_texts(texts)
+    }
+}
+
+fn slow(delay: Duration) -> Arc<Slow> {
+    Arc::new(Slow {
+        inner: tiny_engine(),
+        delay,
+        started: AtomicBool::new(false),
+        batches: AtomicUsize::new(0),
+    })
+}
+
+fn spawn(db: &Path, engine: Arc<dyn Embedder>) -> WorkerHandle {
+    worker::spawn(
+        db.to_path_buf(),
+        None,
+        Box::new(FixedLoader::new(engine)),
+        worker::no_waker(),
+    )
+}
+
+/// Events until one answers `request` with more than a start (or the time runs out); the
+/// events before it are dropped.
+fn answer(worker: &WorkerHandle, request: RequestId) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match worker.try_event() {
+            Some(event @ (Event::Done { .. } | Event::Failed { .. })) => {
+                let named = match &event {
+                    Event::Done { request, .. } | Event::Failed { request, .. } => *request,
+                    _ => unreachable!(),
+                };
+                if named == request {
+                    return event;
+                }
+            }
+            Some(_) => {}
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    panic!("no answer to {request:?}");
+}
+
+fn jpegs(count: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..count {
+        let image = image::RgbImage::from_fn(80, 60, |x, y| {
+            image::Rgb([(x * 3 + i * 7) as u8, (y * 5) as u8, (x ^ y ^ i) as u8])
+        });
+        image.save(dir.path().join(format!("{i:03}.jpg"))).unwrap();
+    }
+    dir
+}
+
+fn indexed(db: &Path) -> usize {
+    Store::open(db)
+        .unwrap()
+        .images()
+        .unwrap()
+        .iter()
+        .filter(|i| i.status == ImageStatus::Ok)
+        .count()
+}
+
+#[test]
+fn answers_name_their_request_and_failures_say_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let worker = spawn(&db, Arc::new(tiny_engine()));
+    let added = worker.send(Command::AddLabel(Label::new("Sunsets", "tiny")));
+    let duplicate = worker.send(Command::AddLabel(Label::new("animals/dog", "tiny")));
+    assert_ne!(added, duplicate);
+    match answer(&worker, added) {
+        Event::Done {
+            done: Done::LabelAdded { label, .. },
+            ..
+        } => assert_eq!(label.name, "Sunsets"),
+        other => panic!("{other:?}"),
+    }
+    match answer(&worker, duplicate) {
+        Event::Failed { failure, .. } => {
+            assert_eq!(
+                failure.operation,
+                Operation::AddLabel {
+                    name: "animals/dog".into()
+                }
+            );
+            assert!(
+                failure
+                    .reason
+                    .contains("already has a label \"Animals/Dog\""),
+                "{failure}"
+            );
+            assert!(
+                failure
+                    .to_string()
+                    .starts_with("adding the label \"animals/dog\" failed")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A failure about a file names the file.
+    let missing = dir.path().join("no-such-vocabulary.toml");
+    let import = worker.send(Command::ImportVocabulary(missing.clone()));
+    match answer(&worker, import) {
+        Event::Failed { failure, .. } => {
+            assert_eq!(failure.path.as_deref(), Some(missing.as_path()));
+            assert_eq!(
+                failure.operation,
+                Operation::ImportVocabulary { path: missing }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pause_holds_the_indexer_and_resume_lets_it_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = jpegs(48);
+    let engine = slow(Duration::from_millis(40));
+    let worker = spawn(&db, engine.clone());
+    let request = worker.send(Command::Index {
+        roots: vec![photos.path().to_path_buf()],
+    });
+    let started = Instant::now();
+    while worker.progress().is_none_or(|p| p.done < 16) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker.control().pause();
+    // The batch in the encoder when the person paused is finished and stored; then nothing.
+    std::thread::sleep(Duration::from_millis(400));
+    let (held, batches) = (indexed(&db), engine.batches.load(Ordering::SeqCst));
+    assert!(held < 48, "it finished before the pause");
+    // The worker still answers while paused.
+    let search = worker.send(Command::Search {
+        text: "a photo".into(),
+        limit: 5,
+    });
+    assert!(matches!(answer(&worker, search), Event::Done { .. }));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(indexed(&db), held, "photos were stored while paused");
+    assert_eq!(
+        engine.batches.load(Ordering::SeqCst),
+        batches,
+        "the encoder ran while paused"
+    );
+
+    worker.control().resume();
+    match answer(&worker, request) {
+        Event::Done {
+            done: Done::Indexed(summary),
+            ..
+        } => assert_eq!(
+            (summary.indexed, summary.cancelled),
+            (48, false),
+            "{summary:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(indexed(&db), 48);
+}
+
+#[test]
+fn closing_does_not_wait_for_a_busy_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = jpegs(8);
+    let engine = slow(Duration::from_secs(6));
+    let mut worker = spawn(&db, engine.clone());
+    worker.send(Command::Index {
+        roots: vec![photos.path().to_path_buf()],
+    });
+    let started = Instant::now();
+    while !engine.started.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the encoder never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let closing = Instant::now();
+    let ended = worker.shutdown(Duration::from_secs(1));
+    let took = closing.elapsed();
+    assert!(
+        !ended,
+        "the worker cannot have ended inside a six-second batch"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "closing waited {took:?} for the encoder"
+    );
+    // Nothing of the batch in flight was committed, and the database is sound.
+    assert_eq!(indexed(&db), 0);
+    assert_eq!(Store::open(&db).unwrap().integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn the_snapshot_carries_counts_and_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = crate::indexing::photo_folder(&[
+        fixtures().join("images/coffee.jpg"),
+        fixtures().join("images/rocket.jpg"),
+        fixtures().join("odd-images/truncated_60pct.jpg"),
+    ]);
+    let worker = spawn(&db, Arc::new(tiny_engine()));
+    let request = worker.send(Command::Index {
+        roots: vec![photos.path().to_path_buf()],
+    });
+    assert!(matches!(answer(&worker, request), Event::Done { .. }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let snapshot = loop {
+        if let Some(snapshot) = worker.take_snapshot()
+            && snapshot.images.len() == 3
+        {
+            break snapshot;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of the indexed library"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(snapshot.indexed, 2);
+    assert_eq!(snapshot.problems.len(), 1);
+    let problem = &snapshot.images[snapshot.problems[0]];
+    assert!(problem.path.ends_with("truncated_60pct.jpg"));
+    for image in &snapshot.images {
+        assert_eq!(snapshot.image(image.id), Some(image));
+    }
+}
