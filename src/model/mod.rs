@@ -8,6 +8,7 @@ pub mod hub;
 pub mod identity;
 pub mod kernels;
 pub mod tokenizer;
+pub mod weights;
 
 use candle_core::{Device, Tensor};
 
