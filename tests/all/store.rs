@@ -205,6 +205,35 @@ fn two_writers_on_one_library_at_once_lose_nothing() {
 }
 
 #[test]
+fn a_write_that_reads_first_waits_for_another_writer_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite");
+    let mut store = Store::open(&path).unwrap();
+    // Another writer (the app, while a `cliptag` command runs) holds the write lock for a while.
+    let (began_tx, began) = std::sync::mpsc::channel();
+    let other = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO settings VALUES ('other', 'writer');")
+                .unwrap();
+            began_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            conn.execute_batch("COMMIT").unwrap();
+        })
+    };
+    began.recv().unwrap();
+    // An import reads the vocabulary, then writes it, in one transaction: begun as a reader it
+    // would read a snapshot the other writer is about to make stale, and fail at its first write.
+    store
+        .import_vocabulary(None, &[Label::new("Dog", "m")])
+        .expect("the import waits its turn");
+    other.join().unwrap();
+    assert_eq!(store.labels().unwrap().len(), 1);
+    assert_eq!(store.setting("other").unwrap().as_deref(), Some("writer"));
+}
+
+#[test]
 fn damaged_rows_are_reported_by_name_and_never_written_back() {
     let mut library = TestLibrary::tiny();
     library.clear_vocabulary();
