@@ -291,8 +291,14 @@ impl CliptagApp {
             }
             Done::Decided { .. } | Done::ModelLoaded => {}
             Done::Exported(report) => {
-                if let Some((path, rows)) = &report.csv {
-                    self.say(format!("wrote {rows} rows to {}", path.display()), false);
+                if let Some(csv) = &report.csv {
+                    self.say(
+                        format!("wrote {} rows to {}", csv.rows, csv.path.display()),
+                        false,
+                    );
+                    if let Some(command) = &csv.exiftool {
+                        self.say(format!("to write them into the photos: {command}"), false);
+                    }
                 }
                 if let Some(xmp) = &report.xmp {
                     match xmp.failed.first() {

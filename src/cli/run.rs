@@ -333,7 +333,7 @@ fn duplicates(db: &Path, threshold: f32) -> anyhow::Result<ExitCode> {
 }
 
 fn export_tags(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
-    let library = open(db, None)?;
+    let mut library = open(db, None)?;
     let request = ExportRequest {
         csv: args.csv.as_ref().map(|path| CsvExport {
             path: path.clone(),
@@ -348,8 +348,11 @@ fn export_tags(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let report = library.export(&request)?;
     let mut code = ExitCode::SUCCESS;
-    if let Some((path, rows)) = &report.csv {
-        eprintln!("wrote {rows} rows to {}", path.display());
+    if let Some(csv) = &report.csv {
+        eprintln!("wrote {} rows to {}", csv.rows, csv.path.display());
+        if let Some(command) = &csv.exiftool {
+            eprintln!("to write these tags into the photos themselves, run:\n  {command}");
+        }
     }
     if let Some(xmp) = &report.xmp {
         eprintln!(

@@ -7,6 +7,7 @@ pub mod xmp;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::store::TagRow;
@@ -14,8 +15,20 @@ use crate::store::TagRow;
 /// Writes `bytes` to `path` through a temporary file in the same folder that is renamed into
 /// place, so a reader (or a crash) never sees half a file and a failure leaves the old file as
 /// it was.
+///
+/// A file that exists keeps its permission bits and (where the process may set them) its owner
+/// and group. A symbolic link is written through: its target is replaced, the link stays. The
+/// file and its folder are flushed to disk before this returns. Temporary names are short
+/// (`.cliptag-<process>-<n>.tmp`), whatever the length of the file's own name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
+    // Write through a link: the file it points at is the one replaced.
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
@@ -25,25 +38,51 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "folder does not exist"),
         ));
     }
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::invalid(format!("{} is not a file name", path.display())))?;
+    if target.file_name().is_none() {
+        return Err(Error::invalid(format!(
+            "{} is not a file name",
+            path.display()
+        )));
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let temp = dir.join(format!(
-        ".{}.cliptag-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
+        ".cliptag-{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
+    let existing = std::fs::metadata(&target).ok();
     let result = (|| {
         let mut file = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
         file.write_all(bytes).map_err(|e| Error::io(&temp, e))?;
+        if let Some(meta) = &existing {
+            file.set_permissions(meta.permissions())
+                .map_err(|e| Error::io(&temp, e))?;
+            keep_owner(&temp, meta);
+        }
         file.sync_all().map_err(|e| Error::io(&temp, e))?;
-        std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))
+        std::fs::rename(&temp, &target).map_err(|e| Error::io(path, e))?;
+        // The rename is durable only once the folder is flushed too.
+        if let Ok(folder) = std::fs::File::open(&dir) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
 }
+
+/// Gives `path` the owner and group `meta` names, where the process may (a person's own files
+/// always; another user's only as root).
+#[cfg(unix)]
+fn keep_owner(path: &Path, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_path: &Path, _meta: &std::fs::Metadata) {}
 
 /// How exported paths are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

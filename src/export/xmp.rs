@@ -1,25 +1,31 @@
 //! XMP sidecars, so tags show up in digiKam, darktable and Lightroom: `dc:subject` (keywords) and
 //! `lr:hierarchicalSubject` (`Animals|Dog`).
 //!
-//! An existing sidecar is merged, not replaced: every other field stays as it was, and keywords
-//! that another tool (or the person) put there stay too. cliptag remembers which keywords it wrote
-//! in its own `cliptag:subject` / `cliptag:hierarchicalSubject` bags, so a tag that no longer
-//! applies is taken out on the next export without touching anyone else's keywords.
+//! A sidecar is read as RDF: the `rdf:Description`s directly under `rdf:RDF` describe the photo;
+//! only their `dc:subject` and `lr:hierarchicalSubject` change. Everything else (other properties
+//! in element or attribute form, nested structures such as Photoshop's `xmpMM:Pantry` with
+//! descriptions of their own, other tools' namespaces, whitespace and comments) is kept byte for
+//! byte: the new text is the old one with those two properties cut out and written anew.
+//!
+//! Which keywords are cliptag's is remembered by the library (per sidecar), not in the sidecar:
+//! a keyword counts as cliptag's only if cliptag added it, so one the person or another tool
+//! wrote, even with the same text, is never taken out.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
-use crate::error::Error;
-use crate::export::{ImageTags, write_atomically};
-use crate::store::TagRow;
+use crate::export::ImageTags;
 
 const RDF: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 const DC: &str = "http://purl.org/dc/elements/1.1/";
 const LR: &str = "http://ns.adobe.com/lightroom/1.0/";
-const CLIPTAG: &str = "urn:cliptag:ns:1.0/";
+/// The namespace of the bags in which earlier versions of cliptag kept its own keywords inside
+/// the sidecar; read once to learn what was cliptag's, then dropped.
+const OLD_CLIPTAG: &str = "urn:cliptag:ns:1.0/";
 
 const EMPTY_SIDECAR: &str = r#"<?xpacket begin="﻿" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="cliptag">
@@ -47,7 +53,7 @@ pub enum SidecarNaming {
     /// `photo.jpg.xmp`, as digiKam and darktable name them.
     #[default]
     Appended,
-    /// `photo.xmp`, as Adobe's tools name them.
+    /// `photo.xmp`, as Adobe's tools name them (`photo.jpg` and `photo.png` then share one).
     Replaced,
 }
 
@@ -63,34 +69,71 @@ pub fn sidecar_path(photo: &Path, naming: SidecarNaming) -> PathBuf {
     }
 }
 
-/// Flat keywords (each label's last level, once) and hierarchical ones (`Animals|Dog`).
-pub fn keywords(tags: &[TagRow]) -> (Vec<String>, Vec<String>) {
-    let mut subjects: Vec<String> = Vec::new();
-    let mut hierarchy = Vec::new();
-    for tag in tags.iter().filter(|t| t.source.applies()) {
-        let leaf = tag
-            .label
-            .rsplit('/')
-            .next()
-            .unwrap_or(&tag.label)
-            .to_string();
-        if !subjects.contains(&leaf) {
-            subjects.push(leaf);
-        }
-        if tag.label.contains('/') {
-            hierarchy.push(tag.label.replace('/', "|"));
-        }
-    }
-    (subjects, hierarchy)
+/// A sidecar's two keyword lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keywords {
+    /// `dc:subject`: flat keywords.
+    pub subject: Vec<String>,
+    /// `lr:hierarchicalSubject`: `Animals|Dog`.
+    pub hierarchical: Vec<String>,
 }
 
-/// The four bags cliptag manages.
+impl Keywords {
+    /// The keywords of photos' tags that apply: each label's last level once (`Dog`), and the
+    /// whole path of hierarchical labels (`Animals|Dog`).
+    pub fn of<'a>(photos: impl IntoIterator<Item = &'a ImageTags>) -> Self {
+        let mut keywords = Keywords::default();
+        for photo in photos {
+            for tag in photo.tags.iter().filter(|t| t.source.applies()) {
+                let leaf = tag
+                    .label
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&tag.label)
+                    .to_string();
+                push_once(&mut keywords.subject, leaf);
+                if tag.label.contains('/') {
+                    push_once(&mut keywords.hierarchical, tag.label.replace('/', "|"));
+                }
+            }
+        }
+        keywords
+    }
+
+    /// Whether both lists are empty.
+    pub fn is_empty(&self) -> bool {
+        self.subject.is_empty() && self.hierarchical.is_empty()
+    }
+}
+
+fn push_once(list: &mut Vec<String>, value: String) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
+
+/// What to write: the keywords the photos' tags give, and those cliptag wrote there before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merge {
+    pub wanted: Keywords,
+    pub owned: Keywords,
+}
+
+/// What merging made of a sidecar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    pub text: String,
+    /// The keywords that are cliptag's in the new text (it added them).
+    pub owned: Keywords,
+}
+
+/// Which bag an element is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bag {
     Subject,
     Hierarchical,
-    OwnSubject,
-    OwnHierarchical,
+    OldOwnSubject,
+    OldOwnHierarchical,
 }
 
 impl Bag {
@@ -98,30 +141,33 @@ impl Bag {
         match (namespace, local) {
             (ns, b"subject") if ns == DC.as_bytes() => Some(Bag::Subject),
             (ns, b"hierarchicalSubject") if ns == LR.as_bytes() => Some(Bag::Hierarchical),
-            (ns, b"subject") if ns == CLIPTAG.as_bytes() => Some(Bag::OwnSubject),
-            (ns, b"hierarchicalSubject") if ns == CLIPTAG.as_bytes() => Some(Bag::OwnHierarchical),
+            (ns, b"subject") if ns == OLD_CLIPTAG.as_bytes() => Some(Bag::OldOwnSubject),
+            (ns, b"hierarchicalSubject") if ns == OLD_CLIPTAG.as_bytes() => {
+                Some(Bag::OldOwnHierarchical)
+            }
             _ => None,
         }
     }
 }
 
-#[derive(Default)]
-struct Found {
-    subject: Vec<String>,
-    hierarchical: Vec<String>,
-    own_subject: Vec<String>,
-    own_hierarchical: Vec<String>,
+/// The parts of a sidecar that merging touches.
+#[derive(Debug, Default)]
+struct Layout {
+    found: Keywords,
+    old_owned: Keywords,
+    /// Byte ranges of the managed properties (each with the whitespace before it).
+    cut: Vec<Range<usize>>,
+    /// Where new properties go: before the end tag of the first top-level description, or in
+    /// place of an empty one (`<rdf:Description …/>`, whose `/>` is replaced).
+    insert: Option<Insert>,
 }
 
-impl Found {
-    fn bag(&mut self, bag: Bag) -> &mut Vec<String> {
-        match bag {
-            Bag::Subject => &mut self.subject,
-            Bag::Hierarchical => &mut self.hierarchical,
-            Bag::OwnSubject => &mut self.own_subject,
-            Bag::OwnHierarchical => &mut self.own_hierarchical,
-        }
-    }
+#[derive(Debug, Clone, Copy)]
+enum Insert {
+    /// Before this byte (the first top-level description's end tag).
+    Before(usize),
+    /// The empty-element description's `/>` spans these bytes.
+    OpenEmpty { slash: usize, end: usize },
 }
 
 /// The text of an entity reference such as `&amp;` or `&#x41;`.
@@ -145,263 +191,264 @@ fn entity(name: &str) -> Option<String> {
     Some(c.to_string())
 }
 
-/// Merges `subjects` and `hierarchy` into the sidecar text `existing` (or a new sidecar).
-///
-/// `dc:subject` becomes the keywords of other origin plus `subjects`; likewise
-/// `lr:hierarchicalSubject`; everything else is copied unchanged.
-pub fn merge(
-    existing: Option<&str>,
-    subjects: &[String],
-    hierarchy: &[String],
-) -> std::result::Result<String, String> {
-    let source = existing.unwrap_or(EMPTY_SIDECAR);
-    // First pass: what the managed bags hold now.
-    let mut found = Found::default();
-    {
-        let mut reader = NsReader::from_str(source);
-        let mut current: Option<Bag> = None;
-        let mut depth = 0usize;
-        let mut text: Option<String> = None;
-        loop {
-            let (ns, event) = reader
-                .read_resolved_event()
-                .map_err(|e| format!("not valid XML: {e}"))?;
-            let namespace = match &ns {
-                ResolveResult::Bound(n) => n.as_ref().to_vec(),
-                _ => Vec::new(),
-            };
-            match event {
-                Event::Start(e) => {
-                    if current.is_some() {
-                        depth += 1;
-                        if e.local_name().as_ref() == b"li" {
-                            text = Some(String::new());
-                        }
-                    } else if let Some(bag) = Bag::of(&namespace, e.local_name().as_ref()) {
-                        current = Some(bag);
-                        depth = 0;
-                    }
-                }
-                Event::Text(t) => {
-                    if let Some(text) = text.as_mut() {
-                        text.push_str(
-                            &t.xml10_content()
-                                .map_err(|e| format!("not valid XML: {e}"))?,
-                        );
-                    }
-                }
-                Event::CData(t) => {
-                    if let Some(text) = text.as_mut() {
-                        text.push_str(&String::from_utf8_lossy(&t.into_inner()));
-                    }
-                }
-                Event::GeneralRef(r) => {
-                    if let Some(text) = text.as_mut() {
-                        let name = r.decode().map_err(|e| format!("not valid XML: {e}"))?;
-                        text.push_str(
-                            &entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?,
-                        );
-                    }
-                }
-                Event::End(e) => {
-                    if let Some(bag) = current {
-                        if depth == 0 {
-                            current = None;
-                        } else {
-                            depth -= 1;
-                            if e.local_name().as_ref() == b"li"
-                                && let Some(value) = text.take()
-                            {
-                                found.bag(bag).push(value);
-                            }
-                        }
-                    }
-                }
-                Event::Eof => break,
-                _ => {}
-            }
-        }
-    }
+/// An open element while reading.
+struct Open {
+    is_rdf: bool,
+    is_description: bool,
+    /// Whether it is a description directly under `rdf:RDF`.
+    top: bool,
+}
 
-    let merged = |theirs: &[String], ours_before: &[String], ours: &[String]| -> Vec<String> {
-        let mut out: Vec<String> = theirs
-            .iter()
-            .filter(|v| !ours_before.contains(v))
-            .cloned()
-            .collect();
-        for v in ours {
-            if !out.contains(v) {
-                out.push(v.clone());
-            }
-        }
-        out
-    };
-    let new_subject = merged(&found.subject, &found.own_subject, subjects);
-    let new_hierarchical = merged(&found.hierarchical, &found.own_hierarchical, hierarchy);
-
-    // Second pass: copy everything but the managed bags (in any rdf:Description: Adobe's tools
-    // spread namespaces over several), and write them anew at the end of the first one.
+fn layout(source: &str) -> Result<Layout, String> {
+    let bad = |e: quick_xml::Error| format!("not valid XML: {e}");
     let mut reader = NsReader::from_str(source);
-    let mut writer = quick_xml::Writer::new(Vec::new());
-    let mut skipping: Option<usize> = None;
-    // For each open element: whether it is an rdf:Description.
-    let mut open: Vec<bool> = Vec::new();
-    let mut written = false;
-    // Whitespace between elements is held back until the next event: it is dropped with a
-    // managed bag that follows it, so that merging again gives the same text.
-    let mut pending_space: Option<Event<'_>> = None;
-    let write_err = |e: std::io::Error| format!("cannot write XML: {e}");
+    let mut layout = Layout::default();
+    let mut open: Vec<Open> = Vec::new();
+    // The managed property being read: its bag, its start and where its `rdf:li` text goes.
+    let mut current: Option<(Bag, usize, usize)> = None;
+    let mut value: Option<String> = None;
+    let mut space_before: Option<Range<usize>> = None;
     loop {
-        let (ns, event) = reader
-            .read_resolved_event()
-            .map_err(|e| format!("not valid XML: {e}"))?;
+        let before = reader.buffer_position() as usize;
+        let (ns, event) = reader.read_resolved_event().map_err(bad)?;
         let namespace = match &ns {
             ResolveResult::Bound(n) => n.as_ref().to_vec(),
             _ => Vec::new(),
         };
-        if let Some(level) = skipping {
-            match &event {
-                Event::Start(_) => skipping = Some(level + 1),
-                Event::End(_) if level == 0 => skipping = None,
-                Event::End(_) => skipping = Some(level - 1),
-                Event::Eof => return Err("not valid XML: unexpected end".into()),
-                _ => {}
-            }
-            continue;
-        }
-        if let Event::Text(t) = &event
-            && t.iter().all(u8::is_ascii_whitespace)
-        {
-            if let Some(space) = pending_space.replace(event) {
-                writer.write_event(space).map_err(write_err)?;
-            }
-            continue;
-        }
-        let in_description = open.last().copied().unwrap_or(false);
-        let managed = |local: &[u8]| in_description && Bag::of(&namespace, local).is_some();
+        let after = reader.buffer_position() as usize;
+        let is_rdf = namespace == RDF.as_bytes();
+        let parent_top = open.last().is_some_and(|o| o.top);
+        let parent_rdf = open.last().is_some_and(|o| o.is_rdf);
         match &event {
-            Event::Start(e) | Event::Empty(e) if managed(e.local_name().as_ref()) => {
-                pending_space = None;
-                if matches!(event, Event::Start(_)) {
-                    skipping = Some(0);
-                }
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {
+                space_before = Some(before..after);
                 continue;
             }
-            _ => {}
-        }
-        match event {
             Event::Start(e) => {
-                if let Some(space) = pending_space.take() {
-                    writer.write_event(space).map_err(write_err)?;
+                let local = e.local_name();
+                if current.is_none()
+                    && parent_top
+                    && let Some(bag) = Bag::of(&namespace, local.as_ref())
+                {
+                    let start = space_before.take().map_or(before, |s| s.start);
+                    current = Some((bag, start, open.len()));
+                } else if current.is_some() && is_rdf && local.as_ref() == b"li" {
+                    value = Some(String::new());
                 }
-                open.push(namespace == RDF.as_bytes() && e.local_name().as_ref() == b"Description");
-                writer.write_event(Event::Start(e)).map_err(write_err)?;
+                let is_description = is_rdf && local.as_ref() == b"Description";
+                open.push(Open {
+                    is_rdf: is_rdf && local.as_ref() == b"RDF",
+                    is_description,
+                    top: is_description && parent_rdf,
+                });
             }
             Event::Empty(e) => {
-                if let Some(space) = pending_space.take() {
-                    writer.write_event(space).map_err(write_err)?;
+                let local = e.local_name();
+                if current.is_none() && parent_top && Bag::of(&namespace, local.as_ref()).is_some()
+                {
+                    // An empty managed property: cut it too.
+                    let start = space_before.take().map_or(before, |s| s.start);
+                    layout.cut.push(start..after);
+                } else if is_rdf
+                    && local.as_ref() == b"Description"
+                    && parent_rdf
+                    && layout.insert.is_none()
+                {
+                    layout.insert = Some(Insert::OpenEmpty {
+                        slash: after - 2,
+                        end: after,
+                    });
                 }
-                let is_description =
-                    namespace == RDF.as_bytes() && e.local_name().as_ref() == b"Description";
-                if is_description && !written {
-                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                    writer.write_event(Event::Start(e)).map_err(write_err)?;
-                    write_bags(
-                        &mut writer,
-                        &new_subject,
-                        &new_hierarchical,
-                        subjects,
-                        hierarchy,
-                    )
-                    .map_err(write_err)?;
-                    writer
-                        .write_event(Event::End(BytesEnd::new(name)))
-                        .map_err(write_err)?;
-                    written = true;
-                } else {
-                    writer.write_event(Event::Empty(e)).map_err(write_err)?;
+            }
+            Event::Text(t) => {
+                if let Some(value) = value.as_mut() {
+                    value.push_str(
+                        &t.xml10_content()
+                            .map_err(|e| format!("not valid XML: {e}"))?,
+                    );
+                }
+            }
+            Event::CData(t) => {
+                if let Some(value) = value.as_mut() {
+                    value.push_str(&String::from_utf8_lossy(t));
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(value) = value.as_mut() {
+                    let name = r.decode().map_err(|e| format!("not valid XML: {e}"))?;
+                    value.push_str(
+                        &entity(&name).ok_or_else(|| format!("unknown entity &{name};"))?,
+                    );
                 }
             }
             Event::End(e) => {
-                if open.pop() == Some(true) && !written {
-                    write_bags(
-                        &mut writer,
-                        &new_subject,
-                        &new_hierarchical,
-                        subjects,
-                        hierarchy,
-                    )
-                    .map_err(write_err)?;
-                    written = true;
+                let closed = open.pop().ok_or("not valid XML: an end tag too many")?;
+                if let Some((bag, start, depth)) = current {
+                    if open.len() == depth {
+                        layout.cut.push(start..after);
+                        current = None;
+                    } else if e.local_name().as_ref() == b"li"
+                        && let Some(text) = value.take()
+                    {
+                        let list = match bag {
+                            Bag::Subject => &mut layout.found.subject,
+                            Bag::Hierarchical => &mut layout.found.hierarchical,
+                            Bag::OldOwnSubject => &mut layout.old_owned.subject,
+                            Bag::OldOwnHierarchical => &mut layout.old_owned.hierarchical,
+                        };
+                        list.push(text);
+                    }
+                } else if closed.top && closed.is_description && layout.insert.is_none() {
+                    layout.insert = Some(Insert::Before(
+                        space_before.as_ref().map_or(before, |s| s.start),
+                    ));
                 }
-                if let Some(space) = pending_space.take() {
-                    writer.write_event(space).map_err(write_err)?;
-                }
-                writer.write_event(Event::End(e)).map_err(write_err)?;
             }
             Event::Eof => break,
-            other => {
-                if let Some(space) = pending_space.take() {
-                    writer.write_event(space).map_err(write_err)?;
-                }
-                writer.write_event(other).map_err(write_err)?;
+            _ => {}
+        }
+        space_before = None;
+    }
+    if !open.is_empty() {
+        return Err("not valid XML: the file ends inside an element".into());
+    }
+    Ok(layout)
+}
+
+/// The text of one managed property.
+fn bag_text(indent: &str, prefix: &str, namespace: &str, local: &str, values: &[String]) -> String {
+    let mut out = format!(
+        "{indent}<{prefix}:{local} xmlns:{prefix}=\"{namespace}\">\n{indent} <rdf:Bag xmlns:rdf=\"{RDF}\">\n"
+    );
+    for value in values {
+        out.push_str(&format!(
+            "{indent}  <rdf:li>{}</rdf:li>\n",
+            quick_xml::escape::escape(value.as_str())
+        ));
+    }
+    out.push_str(&format!("{indent} </rdf:Bag>\n{indent}</{prefix}:{local}>"));
+    out
+}
+
+/// Merges cliptag's keywords into the sidecar text `existing` (or a new sidecar).
+///
+/// The new keyword lists are the ones found, less those cliptag owned that no longer apply, plus
+/// the wanted ones not there yet; cliptag owns what it added. Everything else is kept byte for
+/// byte.
+pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
+    let source = existing.unwrap_or(EMPTY_SIDECAR);
+    let layout = layout(source)?;
+    let insert = layout
+        .insert
+        .ok_or("no rdf:Description under rdf:RDF to put the keywords in (not an XMP sidecar?)")?;
+    let list = |found: &[String], owned: &[String], old: &[String], wanted: &[String]| {
+        let mut theirs: Vec<String> = found
+            .iter()
+            .filter(|k| !owned.contains(k) && !old.contains(k))
+            .cloned()
+            .collect();
+        let mut ours = Vec::new();
+        for keyword in wanted {
+            if !theirs.contains(keyword) && !ours.contains(keyword) {
+                ours.push(keyword.clone());
             }
         }
+        theirs.extend(ours.iter().cloned());
+        (theirs, ours)
+    };
+    let (subject, owned_subject) = list(
+        &layout.found.subject,
+        &merge.owned.subject,
+        &layout.old_owned.subject,
+        &merge.wanted.subject,
+    );
+    let (hierarchical, owned_hierarchical) = list(
+        &layout.found.hierarchical,
+        &merge.owned.hierarchical,
+        &layout.old_owned.hierarchical,
+        &merge.wanted.hierarchical,
+    );
+
+    let mut properties = String::new();
+    let indent = "\n   ";
+    if !subject.is_empty() {
+        properties.push_str(&bag_text(indent, "dc", DC, "subject", &subject));
     }
-    if let Some(space) = pending_space.take() {
-        writer.write_event(space).map_err(write_err)?;
+    if !hierarchical.is_empty() {
+        properties.push_str(&bag_text(
+            indent,
+            "lr",
+            LR,
+            "hierarchicalSubject",
+            &hierarchical,
+        ));
     }
-    if !written {
-        return Err("no rdf:Description to put the keywords in (not an XMP sidecar?)".into());
+    let mut text = String::with_capacity(source.len() + properties.len());
+    let mut at = 0;
+    let emit = |text: &mut String, upto: usize, at: &mut usize| {
+        text.push_str(&source[*at..upto]);
+        *at = upto;
+    };
+    let mut cuts = layout.cut.clone();
+    cuts.sort_by_key(|r| r.start);
+    let place = match insert {
+        Insert::Before(at) | Insert::OpenEmpty { slash: at, .. } => at,
+    };
+    let mut placed = false;
+    for cut in &cuts {
+        if !placed && place <= cut.start {
+            emit(&mut text, place, &mut at);
+            write_insert(&mut text, insert, &properties, source, &mut at);
+            placed = true;
+        }
+        emit(&mut text, cut.start, &mut at);
+        at = cut.end;
     }
-    String::from_utf8(writer.into_inner()).map_err(|e| format!("cannot write XML: {e}"))
+    if !placed {
+        emit(&mut text, place, &mut at);
+        write_insert(&mut text, insert, &properties, source, &mut at);
+    }
+    text.push_str(&source[at..]);
+    Ok(Merged {
+        text,
+        owned: Keywords {
+            subject: owned_subject,
+            hierarchical: owned_hierarchical,
+        },
+    })
 }
 
-fn write_bag(
-    writer: &mut quick_xml::Writer<Vec<u8>>,
-    prefix: &str,
-    namespace: &str,
-    local: &str,
-    values: &[String],
-) -> std::io::Result<()> {
-    if values.is_empty() {
-        return Ok(());
+fn write_insert(text: &mut String, insert: Insert, properties: &str, source: &str, at: &mut usize) {
+    match insert {
+        Insert::Before(_) => {
+            text.push_str(properties);
+        }
+        Insert::OpenEmpty { end, .. } => {
+            if properties.is_empty() {
+                return;
+            }
+            // `<rdf:Description …/>` becomes `<rdf:Description …>…</rdf:Description>`.
+            let open = &source[..end];
+            let name_start = open.rfind("<").map_or(0, |i| i + 1);
+            let name: String = source[name_start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '/' && *c != '>')
+                .collect();
+            text.push('>');
+            text.push_str(properties);
+            text.push_str(&format!("\n  </{name}>"));
+            *at = end;
+        }
     }
-    let name = format!("{prefix}:{local}");
-    let mut start = BytesStart::new(name.as_str());
-    start.push_attribute((format!("xmlns:{prefix}").as_str(), namespace));
-    writer.write_event(Event::Text(BytesText::new("\n   ")))?;
-    writer.write_event(Event::Start(start))?;
-    let mut bag = BytesStart::new("rdf:Bag");
-    bag.push_attribute(("xmlns:rdf", RDF));
-    writer.write_event(Event::Start(bag))?;
-    for value in values {
-        writer.write_event(Event::Start(BytesStart::new("rdf:li")))?;
-        writer.write_event(Event::Text(BytesText::new(value)))?;
-        writer.write_event(Event::End(BytesEnd::new("rdf:li")))?;
-    }
-    writer.write_event(Event::End(BytesEnd::new("rdf:Bag")))?;
-    writer.write_event(Event::End(BytesEnd::new(name)))?;
-    Ok(())
 }
 
-fn write_bags(
-    writer: &mut quick_xml::Writer<Vec<u8>>,
-    subject: &[String],
-    hierarchical: &[String],
-    own_subject: &[String],
-    own_hierarchical: &[String],
-) -> std::io::Result<()> {
-    write_bag(writer, "dc", DC, "subject", subject)?;
-    write_bag(writer, "lr", LR, "hierarchicalSubject", hierarchical)?;
-    write_bag(writer, "cliptag", CLIPTAG, "subject", own_subject)?;
-    write_bag(
-        writer,
-        "cliptag",
-        CLIPTAG,
-        "hierarchicalSubject",
-        own_hierarchical,
-    )
+/// What writing one sidecar did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// It was created or changed.
+    Written,
+    /// It already said the same.
+    Unchanged,
 }
 
 /// What a sidecar export did.
@@ -415,48 +462,43 @@ pub struct XmpReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-/// Writes or updates the sidecar of every photo given that has tags (or has a sidecar holding
-/// keywords cliptag wrote earlier). A sidecar that cannot be written is reported, and the export
-/// goes on with the others.
-pub fn export(images: &[&ImageTags], naming: SidecarNaming) -> XmpReport {
-    let mut report = XmpReport::default();
-    for image in images {
-        let sidecar = sidecar_path(&image.path, naming);
-        let existing = match std::fs::read_to_string(&sidecar) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                report.failed.push((sidecar, e.to_string()));
-                continue;
-            }
-        };
-        if image.tags.is_empty() && existing.as_deref().is_none_or(|t| !t.contains(CLIPTAG)) {
-            continue;
-        }
-        let (subjects, hierarchy) = keywords(&image.tags);
-        let text = match merge(existing.as_deref(), &subjects, &hierarchy) {
-            Ok(text) => text,
-            Err(reason) => {
-                report.failed.push((sidecar, reason));
-                continue;
-            }
-        };
-        if existing.as_deref() == Some(text.as_str()) {
-            report.unchanged += 1;
-            continue;
-        }
-        match write_atomically(&sidecar, text.as_bytes()) {
-            Ok(()) => report.written += 1,
-            Err(Error::Io { path, source }) => report.failed.push((path, source.to_string())),
-            Err(other) => report.failed.push((sidecar, other.to_string())),
-        }
+/// Brings the sidecar at `sidecar` up to date with `merge`: returns what happened (`None` when
+/// there was nothing to write: no keywords, and no sidecar or none of cliptag's in it) and the
+/// keywords that are cliptag's now.
+pub fn update(sidecar: &Path, merge: &Merge) -> Result<Option<(Written, Keywords)>, String> {
+    let existing = match std::fs::read_to_string(sidecar) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let nothing_of_ours = merge.owned.is_empty()
+        && existing
+            .as_deref()
+            .is_none_or(|text| !text.contains(OLD_CLIPTAG));
+    if merge.wanted.is_empty() && nothing_of_ours {
+        return Ok(None);
     }
-    report
+    let merged = self::merge(existing.as_deref(), merge)?;
+    if existing.as_deref() == Some(merged.text.as_str()) {
+        return Ok(Some((Written::Unchanged, merged.owned)));
+    }
+    crate::export::write_atomically(sidecar, merged.text.as_bytes()).map_err(|e| match e {
+        crate::Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    })?;
+    Ok(Some((Written::Written, merged.owned)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keywords(subject: &[&str], hierarchical: &[&str]) -> Keywords {
+        Keywords {
+            subject: subject.iter().map(|s| s.to_string()).collect(),
+            hierarchical: hierarchical.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 
     #[test]
     fn sidecar_names() {
@@ -473,10 +515,49 @@ mod tests {
 
     #[test]
     fn merging_twice_changes_nothing() {
-        let subjects = vec!["Dog".to_string()];
-        let hierarchy = vec!["Animals|Dog".to_string()];
-        let once = merge(None, &subjects, &hierarchy).unwrap();
-        assert_eq!(merge(Some(&once), &subjects, &hierarchy).unwrap(), once);
+        let wanted = keywords(&["Dog"], &["Animals|Dog"]);
+        let once = merge(
+            None,
+            &Merge {
+                wanted: wanted.clone(),
+                owned: Keywords::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(once.owned, wanted);
+        let twice = merge(
+            Some(&once.text),
+            &Merge {
+                wanted,
+                owned: once.owned.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(twice.text, once.text);
+    }
+
+    #[test]
+    fn an_empty_description_opens_to_take_keywords() {
+        let text = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:xmp=\"http://ns.adobe.com/xap/1.0/\" xmp:Rating=\"3\"/></rdf:RDF></x:xmpmeta>";
+        let merged = merge(
+            Some(text),
+            &Merge {
+                wanted: keywords(&["Cat"], &[]),
+                owned: Keywords::default(),
+            },
+        )
+        .unwrap();
+        assert!(merged.text.contains("xmp:Rating=\"3\">"), "{}", merged.text);
+        assert!(
+            merged.text.contains("<rdf:li>Cat</rdf:li>"),
+            "{}",
+            merged.text
+        );
+        assert!(
+            merged.text.contains("</rdf:Description></rdf:RDF>"),
+            "{}",
+            merged.text
+        );
     }
 
     #[test]

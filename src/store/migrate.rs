@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_path_bytes",
         include_str!("../../migrations/0004_path_bytes.sql"),
     ),
+    (
+        "0005_sidecar_keywords",
+        include_str!("../../migrations/0005_sidecar_keywords.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

@@ -7,6 +7,7 @@ mod images;
 mod labels;
 mod migrate;
 mod paths;
+mod sidecars;
 mod tags;
 
 use std::path::{Path, PathBuf};

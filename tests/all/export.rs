@@ -68,7 +68,7 @@ fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn csv_export(library: &Library, path: &Path, form: CsvForm, style: PathStyle) -> ExportReport {
+fn csv_export(library: &mut Library, path: &Path, form: CsvForm, style: PathStyle) -> ExportReport {
     let request = ExportRequest {
         csv: Some(CsvExport {
             path: path.to_path_buf(),
@@ -93,14 +93,14 @@ fn cells(rows: &[&[&str]]) -> Vec<Vec<String>> {
 
 #[test]
 fn csv_round_trips_awkward_labels_and_paths() {
-    let (dir, library) = awkward_library();
-    let library = &library.library;
+    let (dir, mut library) = awkward_library();
+    let library = &mut library.library;
     let out = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
 
     let wide = out.path().join("wide.csv");
     let report = csv_export(library, &wide, CsvForm::Wide, PathStyle::Relative);
-    assert_eq!(report.csv.unwrap().1, NAMES.len());
+    assert_eq!(report.csv.unwrap().rows, NAMES.len());
     let table = read_csv(&wide);
     assert_eq!(table[0], vec!["path", "tags"]);
     // Written out by hand: what a spreadsheet shows. A cell that starts like a formula gets a
@@ -182,7 +182,7 @@ fn csv_round_trips_awkward_labels_and_paths() {
     assert!(bytes.windows(2).any(|w| w == b"\r\n"), "RFC 4180 line ends");
 
     let exif = out.path().join("exiftool.csv");
-    csv_export(library, &exif, CsvForm::Exiftool, PathStyle::Relative);
+    csv_export(library, &exif, CsvForm::Exiftool, PathStyle::Absolute);
     let table = read_csv(&exif);
     assert_eq!(
         table[0],
@@ -198,9 +198,9 @@ fn csv_round_trips_awkward_labels_and_paths() {
 
 #[test]
 fn export_to_a_missing_or_unwritable_folder_fails_and_writes_nothing() {
-    let (_dir, library) = awkward_library();
-    let library = &library.library;
-    let export_to = |path: &Path| {
+    let (_dir, mut library) = awkward_library();
+    let library = &mut library.library;
+    let mut export_to = |path: &Path| {
         library.export(&ExportRequest {
             csv: Some(CsvExport {
                 path: path.to_path_buf(),
@@ -329,7 +329,7 @@ const EXISTING_SIDECAR: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
     let (dir, mut library) = awkward_library();
     let library = &mut library.library;
-    let sidecars = |library: &Library, naming| {
+    let sidecars = |library: &mut Library, naming| {
         library
             .export(&ExportRequest {
                 csv: None,
@@ -416,7 +416,7 @@ fn xmp_sidecars_merge_into_existing_metadata_and_list_exactly_the_tags() {
 
 #[test]
 fn a_sidecar_that_cannot_be_written_is_reported() {
-    let (dir, library) = awkward_library();
+    let (dir, mut library) = awkward_library();
     let root = dir.path().canonicalize().unwrap();
     let first = root.join(format!("{}.jpg", NAMES[0]));
     let second = root.join(format!("{}.jpg", NAMES[1]));

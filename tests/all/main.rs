@@ -10,6 +10,7 @@ mod export;
 mod hub;
 mod indexing;
 mod naive_clip;
+mod sidecars;
 mod store;
 mod tagging;
 mod worker;
