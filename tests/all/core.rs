@@ -4,75 +4,14 @@
 //! command line's tables stay one row per line.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use cliptag::domain::{ImageStatus, Label, Mode};
-use cliptag::imaging::Pixels;
 use cliptag::library::RunControl;
-use cliptag::model::{Embedder, PreprocessConfig};
 
 use crate::indexing::{fixture_photos, photo_folder};
 use crate::support::*;
-
-/// The tiny model, counting the images it embeds, and failing or cancelling on a chosen call.
-struct Watched {
-    inner: cliptag::model::ClipEngine,
-    images: Mutex<Vec<usize>>,
-    /// On this call of `embed_images` (1-based), fail as a crash would.
-    fail_on: Option<usize>,
-    /// On this call, flip the run's switch to cancelled (a person pressing Cancel meanwhile).
-    cancel_on: Option<(usize, RunControl)>,
-}
-
-impl Watched {
-    fn new() -> Self {
-        Watched {
-            inner: tiny_engine(),
-            images: Mutex::new(Vec::new()),
-            fail_on: None,
-            cancel_on: None,
-        }
-    }
-
-    fn embedded(&self) -> usize {
-        self.images.lock().unwrap().iter().sum()
-    }
-}
-
-impl Embedder for Watched {
-    fn model_id(&self) -> &str {
-        self.inner.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn preprocess_config(&self) -> &PreprocessConfig {
-        self.inner.preprocess_config()
-    }
-    fn logit_scale(&self) -> f32 {
-        self.inner.logit_scale()
-    }
-    fn embed_images(&self, images: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
-        let call = {
-            let mut calls = self.images.lock().unwrap();
-            calls.push(images.len());
-            calls.len()
-        };
-        if self.fail_on == Some(call) {
-            return Err(cliptag::Error::invalid("the encoder crashed"));
-        }
-        if let Some((on, control)) = &self.cancel_on
-            && *on == call
-        {
-            control.cancel();
-        }
-        self.inner.embed_images(images)
-    }
-    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
-        self.inner.embed_texts(texts)
-    }
-}
 
 fn jpegs(count: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +208,7 @@ fn a_cancel_during_a_batch_stops_after_storing_it() {
     assert!(summary.cancelled, "{summary:?}");
     // The batch the encoder was working on when the person cancelled is stored; nothing after.
     assert_eq!(summary.indexed, 8, "{summary:?}");
-    assert_eq!(engine.images.lock().unwrap().len(), 2);
+    assert_eq!(engine.batches(), 2);
     assert_eq!(pending(&library), 12, "the rest waits for the next run");
 }
 

@@ -201,3 +201,83 @@ pub fn open_with(
     .unwrap();
     (library, loads)
 }
+
+/// The tiny model behind a watcher: it keeps what it is asked, and can be slow, fail as a crash
+/// would, or flip a run's switch to cancelled (a person pressing Cancel meanwhile).
+pub struct Watched {
+    pub inner: cliptag::model::ClipEngine,
+    /// The size of every batch of images it embedded.
+    pub image_batches: std::sync::Mutex<Vec<usize>>,
+    /// Every text it embedded.
+    pub texts: std::sync::Mutex<Vec<String>>,
+    /// Set when the first batch of images arrives.
+    pub started: std::sync::atomic::AtomicBool,
+    /// How long each batch of images takes.
+    pub delay: std::time::Duration,
+    /// On this call of `embed_images` (1-based), fail.
+    pub fail_on: Option<usize>,
+    /// On this call, cancel the run.
+    pub cancel_on: Option<(usize, cliptag::library::RunControl)>,
+}
+
+impl Watched {
+    pub fn new() -> Self {
+        Watched {
+            inner: tiny_engine(),
+            image_batches: Default::default(),
+            texts: Default::default(),
+            started: Default::default(),
+            delay: std::time::Duration::ZERO,
+            fail_on: None,
+            cancel_on: None,
+        }
+    }
+
+    /// How many images it embedded.
+    pub fn embedded(&self) -> usize {
+        self.image_batches.lock().unwrap().iter().sum()
+    }
+
+    /// How many batches of images it embedded.
+    pub fn batches(&self) -> usize {
+        self.image_batches.lock().unwrap().len()
+    }
+}
+
+impl cliptag::model::Embedder for Watched {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn preprocess_config(&self) -> &cliptag::model::PreprocessConfig {
+        self.inner.preprocess_config()
+    }
+    fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
+    }
+    fn embed_images(&self, images: &[cliptag::imaging::Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        let call = {
+            let mut batches = self.image_batches.lock().unwrap();
+            batches.push(images.len());
+            batches.len()
+        };
+        if self.fail_on == Some(call) {
+            return Err(cliptag::Error::invalid("the encoder crashed"));
+        }
+        if let Some((on, control)) = &self.cancel_on
+            && *on == call
+        {
+            control.cancel();
+        }
+        self.inner.embed_images(images)
+    }
+    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
+        self.texts.lock().unwrap().extend(texts.iter().cloned());
+        self.inner.embed_texts(texts)
+    }
+}

@@ -515,50 +515,10 @@ fn a_dry_run_reports_without_writing() {
     assert!(hand.library.tags(&[]).unwrap().is_empty());
 }
 
-/// The tiny model behind a counter of everything asked of it.
-pub struct Counting {
-    pub inner: cliptag::model::ClipEngine,
-    pub image_calls: Mutex<usize>,
-    pub texts: Mutex<Vec<String>>,
-}
-
-impl Counting {
-    pub fn tiny() -> Arc<Self> {
-        Arc::new(Counting {
-            inner: tiny_engine(),
-            image_calls: Mutex::new(0),
-            texts: Mutex::new(Vec::new()),
-        })
-    }
-}
-
-impl Embedder for Counting {
-    fn model_id(&self) -> &str {
-        self.inner.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn preprocess_config(&self) -> &PreprocessConfig {
-        self.inner.preprocess_config()
-    }
-    fn logit_scale(&self) -> f32 {
-        self.inner.logit_scale()
-    }
-    fn embed_images(&self, images: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
-        *self.image_calls.lock().unwrap() += 1;
-        self.inner.embed_images(images)
-    }
-    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
-        self.texts.lock().unwrap().extend(texts.iter().cloned());
-        self.inner.embed_texts(texts)
-    }
-}
-
 #[test]
 fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
     let dir = photo_folder(&fixture_photos());
-    let engine = Counting::tiny();
+    let engine = Arc::new(Watched::new());
     let mut library = TestLibrary::new(engine.clone());
     let summary = library.index(dir.path());
     assert_eq!(summary.indexed, 10);
@@ -567,7 +527,7 @@ fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
         !lib.tags(&[]).unwrap().is_empty(),
         "indexing tagged nothing"
     );
-    let image_calls = *engine.image_calls.lock().unwrap();
+    let image_calls = engine.batches();
     engine.texts.lock().unwrap().clear();
 
     // Edit one label's prompts: the library re-tags from stored embeddings.
@@ -586,11 +546,7 @@ fn editing_one_label_embeds_only_its_prompts_and_never_an_image() {
             "a photo of a tabby cat.".to_string()
         ]
     );
-    assert_eq!(
-        *engine.image_calls.lock().unwrap(),
-        image_calls,
-        "the image encoder ran again"
-    );
+    assert_eq!(engine.batches(), image_calls, "the image encoder ran again");
 
     // The automatic tags equal an independent computation from the stored vectors.
     let prompts = engine

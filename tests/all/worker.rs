@@ -3,56 +3,21 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cliptag::domain::{ImageStatus, Label};
-use cliptag::imaging::Pixels;
 use cliptag::library::FixedLoader;
-use cliptag::model::{Embedder, PreprocessConfig};
+use cliptag::model::Embedder;
 use cliptag::store::Store;
 use cliptag::worker::{self, Command, Done, Event, Operation, RequestId, WorkerHandle};
 
 use crate::support::*;
 
-/// The tiny model, taking `delay` for every batch of images.
-struct Slow {
-    inner: cliptag::model::ClipEngine,
-    delay: Duration,
-    started: AtomicBool,
-    batches: AtomicUsize,
-}
-
-impl Embedder for Slow {
-    fn model_id(&self) -> &str {
-        self.inner.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn preprocess_config(&self) -> &PreprocessConfig {
-        self.inner.preprocess_config()
-    }
-    fn logit_scale(&self) -> f32 {
-        self.inner.logit_scale()
-    }
-    fn embed_images(&self, images: &[Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
-        self.started.store(true, Ordering::SeqCst);
-        std::thread::sleep(self.delay);
-        self.batches.fetch_add(1, Ordering::SeqCst);
-        self.inner.embed_images(images)
-    }
-    fn embed_texts(&self, texts: &[String]) -> cliptag::Result<Vec<Vec<f32>>> {
-        self.inner.embed_texts(texts)
-    }
-}
-
-fn slow(delay: Duration) -> Arc<Slow> {
-    Arc::new(Slow {
-        inner: tiny_engine(),
+fn slow(delay: Duration) -> Arc<Watched> {
+    Arc::new(Watched {
         delay,
-        started: AtomicBool::new(false),
-        batches: AtomicUsize::new(0),
+        ..Watched::new()
     })
 }
 
@@ -178,7 +143,7 @@ fn pause_holds_the_indexer_and_resume_lets_it_finish() {
     worker.control().pause();
     // The batch in the encoder when the person paused is finished and stored; then nothing.
     std::thread::sleep(Duration::from_millis(400));
-    let (held, batches) = (indexed(&db), engine.batches.load(Ordering::SeqCst));
+    let (held, batches) = (indexed(&db), engine.batches());
     assert!(held < 48, "it finished before the pause");
     // The worker still answers while paused.
     let search = worker.send(Command::Search {
@@ -188,11 +153,7 @@ fn pause_holds_the_indexer_and_resume_lets_it_finish() {
     assert!(matches!(answer(&worker, search), Event::Done { .. }));
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(indexed(&db), held, "photos were stored while paused");
-    assert_eq!(
-        engine.batches.load(Ordering::SeqCst),
-        batches,
-        "the encoder ran while paused"
-    );
+    assert_eq!(engine.batches(), batches, "the encoder ran while paused");
 
     worker.control().resume();
     match answer(&worker, request) {
