@@ -148,9 +148,23 @@ pub enum VocabAction {
         /// k for topk mode.
         #[arg(long, default_value_t = 1)]
         top_k: u32,
+        /// A photo of what the label means (repeatable): the label learns from these examples.
+        #[arg(long = "example", value_name = "PATH")]
+        examples: Vec<PathBuf>,
     },
     /// Remove a label and its tags.
     Remove { label: String },
+    /// Re-fit LABEL from the person's accepts and rejects (from stored embeddings; decisions
+    /// stay as they are). Prints what changes; applies it unless --dry-run.
+    Learn {
+        /// Report what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Forget what LABEL learned: its prompts and earlier threshold come back.
+        #[arg(long, conflicts_with = "dry_run")]
+        reset: bool,
+        label: String,
+    },
     /// Merge a vocabulary file (TOML) into the library.
     Import { file: PathBuf },
     /// Write the vocabulary to a file (TOML).

@@ -13,8 +13,8 @@ use crate::domain::{Decision, Label, TagSource};
 use crate::export::PathStyle;
 use crate::imaging;
 use crate::library::{
-    self, CsvExport, ExportRequest, IndexOptions, IndexSummary, Library, LibraryOptions, Match,
-    ModelStatus, Progress, Retag, RunControl, Stage,
+    self, CsvExport, ExportRequest, IndexOptions, IndexSummary, LearnReport, Library,
+    LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
 };
 use crate::model::{self, ClipEngine, Embedder, ModelSpec, hub};
 
@@ -223,6 +223,7 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
             mode,
             threshold,
             top_k,
+            examples,
         } => {
             let new = Label {
                 id: 0,
@@ -234,10 +235,42 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| mode.default_threshold(library.model_name())),
                 top_k,
                 enabled: true,
+                learned: None,
             };
-            let (added, retag) = library.add_label(new)?;
-            eprintln!("added {:?}", added.name);
-            print_retag(&retag);
+            if examples.is_empty() {
+                let (added, retag) = library.add_label(new)?;
+                eprintln!("added {:?}", added.name);
+                print_retag(&retag);
+            } else {
+                let ids = examples
+                    .iter()
+                    .map(|p| library.find_image(p).map(|row| row.id))
+                    .collect::<crate::Result<Vec<_>>>()?;
+                let (added, retag) = library.add_label_from_examples(new, &ids)?;
+                eprintln!(
+                    "added {:?}, learned from {} example photos (threshold {:.3})",
+                    added.name,
+                    ids.len(),
+                    added.threshold
+                );
+                print_retag(&retag);
+            }
+        }
+        VocabAction::Learn {
+            dry_run,
+            reset,
+            label,
+        } => {
+            if reset {
+                let (label, retag) = library.reset_learning(&label)?;
+                eprintln!(
+                    "{:?} forgot what it learned: threshold {:.3}, scored by its prompts",
+                    label.name, label.threshold
+                );
+                print_retag(&retag);
+            } else {
+                print_learned(&library.learn(&label, dry_run)?, dry_run);
+            }
         }
         VocabAction::Remove { label } => {
             let (name, retag) = library.remove_label_named(&label)?;
@@ -260,6 +293,31 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says what learning changed (or would change).
+fn print_learned(report: &LearnReport, dry_run: bool) {
+    let (a, b) = (report.agreement_before, report.agreement_after);
+    eprintln!(
+        "{} {:?} from {} accepted and {} rejected photos: threshold {:.3} -> {:.3}; {} {}          automatic tags, {} {}",
+        if dry_run { "would learn" } else { "learned" },
+        report.label.name,
+        report.positives,
+        report.negatives,
+        report.threshold_before,
+        report.label.threshold,
+        if dry_run { "would add" } else { "added" },
+        report.added,
+        if dry_run { "would remove" } else { "removed" },
+        report.removed,
+    );
+    eprintln!(
+        "agreement with the decisions: {}/{} before; {}/{} learned, each decision predicted from          the others (leave-one-out)",
+        a.correct, a.total, b.correct, b.total
+    );
+    if let Some(retag) = &report.retag {
+        print_retag(retag);
+    }
 }
 
 fn tags(db: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -89,6 +89,63 @@ pub struct Label {
     pub top_k: u32,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// What the label learned from a person's decisions (see [`Learned`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Learned>,
+}
+
+/// What a label learned from a person's accepts and rejects, for one model: the direction its
+/// photos' embeddings are scored against instead of its prompts', with the label's threshold
+/// re-fitted to the decisions. A reset brings back the prompts and the threshold before learning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    /// The model whose embedding space `direction` lives in; with another model the label is
+    /// scored by its prompts.
+    pub model: String,
+    /// The label's direction, fitted to the decisions (unit length), written as base64 of
+    /// little-endian f32s in vocabulary files.
+    #[serde(with = "base64_vector")]
+    pub direction: Vec<f32>,
+    /// The threshold the label had before it learned.
+    pub zero_shot_threshold: f32,
+    /// The accepted (and added) photos it learned from.
+    pub positives: u32,
+    /// The rejected photos it learned from.
+    pub negatives: u32,
+}
+
+impl Label {
+    /// The learned direction, if it belongs to `model`'s embedding space.
+    pub fn learned_for(&self, model: &str) -> Option<&Learned> {
+        self.learned.as_ref().filter(|l| l.model == model)
+    }
+}
+
+/// A vector as base64 of its little-endian f32 bytes.
+mod base64_vector {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(vector: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(serde::de::Error::custom)?;
+        if !bytes.len().is_multiple_of(4) {
+            return Err(serde::de::Error::custom(
+                "a learned direction is whole f32 values",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
 }
 
 fn one() -> u32 {
@@ -115,6 +172,7 @@ impl Label {
             threshold: Mode::Threshold.default_threshold(model),
             top_k: 1,
             enabled: true,
+            learned: None,
         }
     }
 

@@ -7,7 +7,7 @@ mod label;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use label::{Label, Mode, default_cosine_threshold, default_templates, fill_template};
+pub use label::{Label, Learned, Mode, default_cosine_threshold, default_templates, fill_template};
 
 /// Where a known file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 mod control;
 mod export;
 pub mod index;
+mod learn;
 mod model;
 mod queries;
 mod snapshot;
@@ -26,6 +27,7 @@ use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
 pub use export::{CsvExport, ExportReport, ExportRequest};
 pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
+pub use learn::LearnReport;
 pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};
 use model::{Loaded, ModelSlot};
 pub use queries::Match;
@@ -269,7 +271,14 @@ impl Library {
             } else {
                 self.text_embeddings(&texts)?
             };
-            let plan = TagPlan::new(labels, &templates, &vectors, self.store.logit_scale()?)?;
+            let model = self.model.id()?;
+            let plan = TagPlan::new(
+                labels,
+                &templates,
+                &vectors,
+                self.store.logit_scale()?,
+                &model,
+            )?;
             self.scores.plan = Some(plan);
         }
         Ok(self

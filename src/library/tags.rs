@@ -142,11 +142,12 @@ impl Library {
     }
 
     /// `label` with its prompt embeddings, as the tagger takes it.
-    fn prepare(&mut self, label: &Label) -> Result<PreparedLabel> {
+    pub(super) fn prepare(&mut self, label: &Label) -> Result<PreparedLabel> {
         let templates = self.store.templates()?;
         let texts = TagPlan::texts(std::slice::from_ref(label), &templates);
         let vectors = self.text_embeddings(&texts)?;
-        let plan = TagPlan::new(vec![label.clone()], &templates, &vectors, 1.0)?;
+        let model = self.model.id()?;
+        let plan = TagPlan::new(vec![label.clone()], &templates, &vectors, 1.0, &model)?;
         Ok(plan
             .labels
             .into_iter()
@@ -175,6 +176,7 @@ impl Library {
                 && cached.negative == label.negative
                 && cached.mode == label.mode
                 && cached.name == label.name
+                && cached.learned == label.learned
         };
         let column = match self.scores.columns.get(&label.id) {
             Some((cached, column)) if same_column(cached) => column.clone(),

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::{Store, blob_to_vector, now, set_setting, vector_to_blob};
-use crate::domain::{Label, Mode, default_templates};
+use crate::domain::{Label, Learned, Mode, default_templates};
 use crate::error::{Error, Result};
 
-const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enabled";
+const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enabled, \
+                       learned_model, learned_direction, zero_shot_threshold, learned_positives, \
+                       learned_negatives";
 /// The settings key of the prompt templates.
 const TEMPLATES: &str = "templates";
 /// The settings key of the model's `exp(logit_scale)`, kept so re-tagging needs no model.
@@ -25,6 +27,11 @@ struct RawLabel {
     threshold: f64,
     top_k: i64,
     enabled: bool,
+    learned_model: Option<String>,
+    learned_direction: Option<Vec<u8>>,
+    zero_shot_threshold: Option<f64>,
+    learned_positives: Option<i64>,
+    learned_negatives: Option<i64>,
 }
 
 fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
@@ -37,6 +44,11 @@ fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
         threshold: r.get(5)?,
         top_k: r.get(6)?,
         enabled: r.get::<_, i64>(7)? != 0,
+        learned_model: r.get(8)?,
+        learned_direction: r.get(9)?,
+        zero_shot_threshold: r.get(10)?,
+        learned_positives: r.get(11)?,
+        learned_negatives: r.get(12)?,
     })
 }
 
@@ -57,7 +69,29 @@ impl RawLabel {
         let prompts: Vec<String> = serde_json::from_str(&self.prompts)
             .map_err(|e| damaged(format!("its prompts are not a JSON list of texts ({e})")))?;
         let mode = Mode::parse(&self.mode).map_err(|e| damaged(e.to_string()))?;
+        let learned = match (self.learned_model, self.learned_direction) {
+            (Some(model), Some(blob)) => {
+                let direction =
+                    blob_to_vector(&blob)
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| {
+                            damaged(format!(
+                                "its learned direction is {} bytes, not whole f32 values",
+                                blob.len()
+                            ))
+                        })?;
+                Some(Learned {
+                    model,
+                    direction,
+                    zero_shot_threshold: self.zero_shot_threshold.unwrap_or(self.threshold) as f32,
+                    positives: self.learned_positives.unwrap_or(0).max(0) as u32,
+                    negatives: self.learned_negatives.unwrap_or(0).max(0) as u32,
+                })
+            }
+            _ => None,
+        };
         Ok(Label {
+            learned,
             id: self.id,
             name: self.name,
             prompts,
@@ -76,8 +110,8 @@ fn prompts_json(label: &Label) -> String {
 
 fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at,
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         params![
             label.name,
             prompts_json(label),
@@ -89,7 +123,9 @@ fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
             now()
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    write_learned(tx, id, label)?;
+    Ok(id)
 }
 
 fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite::Result<bool> {
@@ -108,7 +144,26 @@ fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusql
             now()
         ],
     )?;
+    write_learned(tx, label_id, label)?;
     Ok(changed > 0)
+}
+
+/// Stores (or clears) what a label learned.
+fn write_learned(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite::Result<()> {
+    let learned = label.learned.as_ref();
+    tx.execute(
+        "UPDATE labels SET learned_model = ?2, learned_direction = ?3, zero_shot_threshold = ?4,
+         learned_positives = ?5, learned_negatives = ?6 WHERE id = ?1",
+        params![
+            label_id,
+            learned.map(|l| l.model.as_str()),
+            learned.map(|l| vector_to_blob(&l.direction)),
+            learned.map(|l| f64::from(l.zero_shot_threshold)),
+            learned.map(|l| i64::from(l.positives)),
+            learned.map(|l| i64::from(l.negatives)),
+        ],
+    )?;
+    Ok(())
 }
 
 impl Store {

@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_sidecar_keywords",
         include_str!("../../migrations/0005_sidecar_keywords.sql"),
     ),
+    (
+        "0006_learned_labels",
+        include_str!("../../migrations/0006_learned_labels.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

@@ -3,6 +3,7 @@
 //! the vocabulary never runs the image encoder.
 
 pub mod diff;
+pub mod learn;
 pub mod scoring;
 pub mod search;
 pub mod vocabulary_file;
@@ -32,12 +33,15 @@ impl TagPlan {
         texts
     }
 
-    /// The plan for `labels`, given the embedding of every text [`TagPlan::texts`] named.
+    /// The plan for `labels` under `model`, given the embedding of every text
+    /// [`TagPlan::texts`] named. A label that learned from decisions in `model`'s space is scored
+    /// against its learned direction; the others against the mean of their prompts.
     pub fn new(
         labels: Vec<Label>,
         templates: &[String],
         texts: &HashMap<String, Vec<f32>>,
         logit_scale: f32,
+        model: &str,
     ) -> Result<Self> {
         let embedding = |text: &str| {
             texts
@@ -54,8 +58,14 @@ impl TagPlan {
                     .map(|p| embedding(p))
                     .collect::<Result<Vec<_>>>()?;
                 let negative = label.negative.as_deref().map(embedding).transpose()?;
+                let zero_shot = scoring::mean_direction(&positive);
+                let learned = label
+                    .learned_for(model)
+                    .map(|l| l.direction.clone())
+                    .filter(|d| d.len() == zero_shot.len());
                 Ok(PreparedLabel {
-                    positive: scoring::mean_direction(&positive),
+                    learned: learned.is_some(),
+                    positive: learned.unwrap_or(zero_shot),
                     negative,
                     label,
                 })

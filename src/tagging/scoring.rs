@@ -131,6 +131,8 @@ pub struct PreparedLabel {
     pub positive: Vec<f32>,
     /// The negative prompt's embedding (contrast mode).
     pub negative: Option<Vec<f32>>,
+    /// Whether `positive` is the direction the label learned from decisions.
+    pub learned: bool,
 }
 
 /// One automatic tag.
@@ -306,6 +308,7 @@ mod tests {
             threshold,
             top_k: 1,
             enabled: true,
+            learned: None,
         }
     }
 
@@ -329,6 +332,7 @@ mod tests {
                 label: label(7, Mode::Threshold, threshold),
                 positive: vec![1.0, 0.0],
                 negative: None,
+                learned: false,
             }];
             let s = scores(&images, &labels, 100.0).unwrap();
             assert_eq!(

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Label, Mode};
+use crate::domain::{Label, Learned, Mode};
 use crate::error::{Error, Result};
 
 /// The vocabulary every new library starts with.
@@ -22,6 +22,7 @@ struct FileLabel {
     threshold: Option<f32>,
     top_k: Option<u32>,
     enabled: Option<bool>,
+    learned: Option<Learned>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +65,7 @@ pub fn parse(text: &str, source: &str, model: &str) -> Result<Vocabulary> {
                 .unwrap_or_else(|| mode.default_threshold(model)),
             top_k: raw.top_k.unwrap_or(1),
             enabled: raw.enabled.unwrap_or(true),
+            learned: raw.learned,
         };
         label
             .validate()

@@ -9,6 +9,7 @@ mod engine;
 mod export;
 mod hub;
 mod indexing;
+mod learning;
 mod naive_clip;
 mod sidecars;
 mod store;

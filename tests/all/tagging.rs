@@ -121,6 +121,7 @@ fn label(name: &str, prompts: &[&str], mode: Mode, threshold: f32) -> Label {
         threshold,
         top_k: 1,
         enabled: true,
+        learned: None,
     }
 }
 
