@@ -180,8 +180,17 @@ pub(super) fn synthetic_library(
     model: &str,
     files: &[PathBuf],
 ) -> anyhow::Result<Store> {
+    library_of(path, &random_vectors(n, dim, 11), model, files)
+}
+
+/// A library of photos with the given embeddings (photo `i + 1` has `vectors[i]`).
+pub(super) fn library_of(
+    path: &Path,
+    vectors: &[Vec<f32>],
+    model: &str,
+    files: &[PathBuf],
+) -> anyhow::Result<Store> {
     let mut store = Store::open(path)?;
-    let vectors = random_vectors(n, dim, 11);
     store.batch(|batch| {
         for (i, v) in vectors.iter().enumerate() {
             let path = match files.get(i) {
@@ -206,7 +215,7 @@ pub(super) fn synthetic_library(
 }
 
 /// A loader for libraries whose prompts are all cached: asked for a model, it says so.
-struct NoModel;
+pub(super) struct NoModel;
 
 impl ModelLoader for NoModel {
     fn identify(&mut self, _: &ModelSpec, _: &mut dyn FnMut(&str)) -> crate::Result<ModelIdentity> {

@@ -6,6 +6,7 @@
 //! The benchmark drives the same public core the app and the command line use; its synthetic
 //! data lives here, not in the library.
 
+mod learn;
 mod library;
 mod model;
 mod ui;
@@ -34,6 +35,8 @@ pub enum BenchPart {
     Retag,
     /// Text search over 100k images.
     Search,
+    /// Learning a label from decisions, on a synthetic library with a known ground truth.
+    Learn,
     /// The app's frame time on a 100k-photo library while indexing runs.
     Ui,
 }
@@ -164,6 +167,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Index => library::index_part(args, &report)?,
             BenchPart::Retag => library::retag_part(args, &report)?,
             BenchPart::Search => library::search_part(args, &report)?,
+            BenchPart::Learn => learn::learn_part(args, &report)?,
             BenchPart::Ui => ui::ui_part(args, &report)?,
         }
     }
