@@ -62,8 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         action: VocabAction,
     },
-    /// Print tags as TSV: path, label, score, source.
+    /// Print tags as TSV: path, label, score, source (and why, with --explain).
     Tags {
+        /// Add a column saying why: the score against the threshold, the margin, the best
+        /// prompt, the runner-up label, and what learning changed.
+        #[arg(long)]
+        explain: bool,
         /// Only these photos.
         paths: Vec<PathBuf>,
     },

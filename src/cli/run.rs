@@ -41,7 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Retag { dry_run } => retag(&db, dry_run),
         Command::Vocab { action } => vocab(&db, action),
-        Command::Tags { paths } => tags(&db, &paths),
+        Command::Tags { explain, paths } => tags(&db, &paths, explain),
         Command::Tag { action } => tag(&db, action),
         Command::Files => files(&db),
         Command::Search { limit, text } => {
@@ -320,18 +320,27 @@ fn print_learned(report: &LearnReport, dry_run: bool) {
     }
 }
 
-fn tags(db: &Path, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let rows = open(db, None)?.tags(paths)?;
+fn tags(db: &Path, paths: &[PathBuf], explain: bool) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    let rows = library.tags(paths)?;
     let mut out = std::io::stdout().lock();
     for t in rows {
         let score = t.score.map(|s| format!("{s:.4}")).unwrap_or_default();
-        writeln!(
+        write!(
             out,
             "{}\t{}\t{score}\t{}",
             tsv::path(&t.path),
             tsv::field(&t.label),
             t.source.as_str()
         )?;
+        if explain {
+            let why = match library.explain(t.image_id, t.label_id)? {
+                Some(explanation) => explanation.to_string(),
+                None => "not scored (the label is disabled, or the photo has no embedding)".into(),
+            };
+            write!(out, "\t{}", tsv::field(&why))?;
+        }
+        writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

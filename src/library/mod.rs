@@ -5,6 +5,7 @@
 //! does is written twice.
 
 mod control;
+mod explain;
 mod export;
 pub mod index;
 mod learn;
@@ -25,6 +26,7 @@ use crate::model::{Embedder, ModelSpec, hub};
 use crate::store::Store;
 use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
+pub use explain::Explanation;
 pub use export::{CsvExport, ExportReport, ExportRequest};
 pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
 pub use learn::LearnReport;

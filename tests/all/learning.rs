@@ -283,13 +283,13 @@ fn the_command_line_learns_and_creates_labels_from_examples() {
         run(&[
             "tag",
             "add",
-            at(&format!("warm{i:02}.jpg")).to_str().unwrap(),
+            at(&format!("cool{i:02}.jpg")).to_str().unwrap(),
             "Zorblax",
         ]);
         run(&[
             "tag",
             "reject",
-            at(&format!("cool{i:02}.jpg")).to_str().unwrap(),
+            at(&format!("warm{i:02}.jpg")).to_str().unwrap(),
             "Zorblax",
         ]);
     }
@@ -304,11 +304,36 @@ fn the_command_line_learns_and_creates_labels_from_examples() {
     let learned = run(&["vocab", "learn", "Zorblax"]);
     assert!(learned.contains("learned \"Zorblax\""), "{learned}");
     let tags = String::from_utf8(cliptag(&["tags", "--db", db]).stdout).unwrap();
-    let warm = tags
+    let zorblax = |group: &str| {
+        tags.lines()
+            .filter(|l| l.contains(group) && l.contains("\tZorblax\t") && !l.ends_with("rejected"))
+            .count()
+    };
+    assert!(zorblax("/cool") >= 8 && zorblax("/warm") <= 2, "{tags}");
+    // The tags say why: the learned label tags an undecided cool photo its prompts alone would not.
+    let explained = String::from_utf8(cliptag(&["tags", "--explain", "--db", db]).stdout).unwrap();
+    let cool = explained
         .lines()
-        .filter(|l| l.contains("/warm") && l.contains("\tZorblax\t") && !l.ends_with("rejected"))
-        .count();
-    assert!(warm >= 8, "{tags}");
+        .find(|l| l.contains("/cool07.jpg\tZorblax\t"))
+        .unwrap_or_else(|| panic!("{explained}"));
+    let why = cool.split('\t').nth(4).unwrap();
+    assert!(
+        why.starts_with("cosine ") && why.contains("≥ threshold"),
+        "{why}"
+    );
+    assert!(
+        why.contains("best prompt \"a ") && why.contains(" zorblax.\" ("),
+        "{why}"
+    );
+    assert!(
+        why.contains("learned from decisions (the prompts alone would not give it)"),
+        "{why}"
+    );
+    let accepted = explained
+        .lines()
+        .find(|l| l.contains("/cool00.jpg\tZorblax\t"))
+        .unwrap();
+    assert!(accepted.ends_with("; added by you"), "{accepted}");
     let reset = run(&["vocab", "learn", "--reset", "Zorblax"]);
     assert!(
         reset.contains("forgot what it learned: threshold 0.990"),
@@ -318,25 +343,25 @@ fn the_command_line_learns_and_creates_labels_from_examples() {
     // A label from examples alone.
     let examples: Vec<String> = (0..4)
         .map(|i| {
-            at(&format!("cool{i:02}.jpg"))
+            at(&format!("warm{i:02}.jpg"))
                 .to_string_lossy()
                 .into_owned()
         })
         .collect();
-    let mut args = vec!["vocab", "add", "Stripes"];
+    let mut args = vec!["vocab", "add", "Sunny"];
     for example in &examples {
         args.extend(["--example", example.as_str()]);
     }
     let added = run(&args);
     assert!(added.contains("learned from 4 example photos"), "{added}");
     let tags = String::from_utf8(cliptag(&["tags", "--db", db]).stdout).unwrap();
-    let stripes: Vec<&str> = tags.lines().filter(|l| l.contains("\tStripes\t")).collect();
+    let sunny: Vec<&str> = tags.lines().filter(|l| l.contains("\tSunny\t")).collect();
     assert!(
-        stripes.iter().filter(|l| l.contains("/cool")).count() >= 8,
-        "{stripes:?}"
+        sunny.iter().filter(|l| l.contains("/warm")).count() >= 8,
+        "{sunny:?}"
     );
     assert!(
-        stripes.iter().filter(|l| l.contains("/warm")).count() <= 2,
-        "{stripes:?}"
+        sunny.iter().filter(|l| l.contains("/cool")).count() <= 2,
+        "{sunny:?}"
     );
 }
