@@ -46,6 +46,24 @@ impl CliptagApp {
                 show_in_folder(&entry.path);
             }
         });
+        ui.horizontal(|ui| {
+            let label = ui.label("New label from this photo");
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.example_label)
+                        .hint_text("e.g. Our garden")
+                        .desired_width(140.0),
+                )
+                .labelled_by(label.id);
+            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Create").clicked() || enter) && !self.example_label.trim().is_empty() {
+                let name = std::mem::take(&mut self.example_label);
+                self.worker.send(Command::AddLabelFromExamples {
+                    label: crate::domain::Label::new(name.trim(), ""),
+                    image_ids: vec![image_id],
+                });
+            }
+        });
         ui.separator();
 
         // Add a tag by hand.
@@ -104,11 +122,14 @@ impl CliptagApp {
                                 text
                             };
                             ui.label(text);
-                            ui.label(if score.score.is_nan() {
+                            let value = ui.label(if score.score.is_nan() {
                                 "–".to_string()
                             } else {
                                 format!("{:.3}", score.score)
                             });
+                            if let Some(why) = &score.why {
+                                value.on_hover_text(why);
+                            }
                             ui.label(state);
                             ui.horizontal(|ui| {
                                 let decide = |decision| Command::Decide {

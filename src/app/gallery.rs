@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::CliptagApp;
 use super::thumbnails::GRID_SIZE;
-use crate::domain::ImageStatus;
+use crate::domain::{Decision, ImageStatus};
 use crate::worker::Command;
 
 /// How many results a text search asks for.
@@ -23,6 +23,8 @@ pub struct GalleryState {
     pub search_text: String,
     /// The last search's results, best first.
     pub search: Option<(String, Vec<(i64, f32)>)>,
+    /// Only these photos, and what they are (a preview's changes).
+    pub only: Option<(String, Vec<i64>)>,
     /// Indices into the snapshot's images, in display order.
     visible: Vec<usize>,
     /// Scores to show under thumbnails (search results).
@@ -47,6 +49,13 @@ impl GalleryState {
         self.invalidate();
     }
 
+    /// Shows only the photos `ids` (what an edit would change), named `what` in the filter bar.
+    pub fn show_only(&mut self, what: String, ids: Vec<i64>) {
+        self.search = None;
+        self.only = Some((what, ids));
+        self.invalidate();
+    }
+
     /// The photos shown now, as indices into the snapshot.
     pub fn visible(&self) -> &[usize] {
         &self.visible
@@ -64,7 +73,11 @@ impl CliptagApp {
         let g = &mut self.gallery;
         let images = &self.snapshot.images;
         g.scores.clear();
-        g.visible = if let Some((_, results)) = &g.search {
+        g.visible = if let Some((_, ids)) = &g.only {
+            ids.iter()
+                .filter_map(|id| self.snapshot.positions.get(id).copied())
+                .collect()
+        } else if let Some((_, results)) = &g.search {
             g.scores = results.iter().copied().collect();
             results
                 .iter()
@@ -131,6 +144,7 @@ impl CliptagApp {
                 self.gallery.untagged = false;
                 self.gallery.problems = false;
                 self.gallery.tags.clear();
+                self.gallery.only = None;
                 changed = true;
             }
             changed |= ui
@@ -160,6 +174,13 @@ impl CliptagApp {
                     "search: {query:?} ({} best matches)",
                     results.len()
                 ));
+            }
+            if let Some((what, ids)) = &self.gallery.only {
+                ui.label(format!("{what} ({} photos)", ids.len()));
+                if ui.button("Show all").clicked() {
+                    self.gallery.only = None;
+                    changed = true;
+                }
             }
             if changed {
                 self.gallery.invalidate();
@@ -287,13 +308,22 @@ impl CliptagApp {
         response
     }
 
-    /// Arrow keys move the selection through the visible photos.
+    /// Arrow keys move the selection through the visible photos. With the gallery filtered to
+    /// one label, `A` accepts and `R` rejects that label on the selected photo and moves on to
+    /// the next one (review from the keyboard).
     fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize) {
         if ui.ctx().memory(|m| m.focused().is_some()) {
             return; // typing in a text field
         }
-        let step: isize = ui.input(|i| {
-            if i.key_pressed(egui::Key::ArrowRight) {
+        let (step, decision) = ui.input(|i| {
+            let decision = if i.key_pressed(egui::Key::A) {
+                Some(Decision::Apply)
+            } else if i.key_pressed(egui::Key::R) {
+                Some(Decision::Reject)
+            } else {
+                None
+            };
+            let step = if i.key_pressed(egui::Key::ArrowRight) || decision.is_some() {
                 1
             } else if i.key_pressed(egui::Key::ArrowLeft) {
                 -1
@@ -303,10 +333,21 @@ impl CliptagApp {
                 -(columns as isize)
             } else {
                 0
-            }
+            };
+            (step, decision)
         });
         if step == 0 || self.gallery.visible.is_empty() {
             return;
+        }
+        if let Some(decision) = decision {
+            let ([label_id], Some(image_id)) = (self.gallery.tags.as_slice(), self.selected) else {
+                return; // reviewing needs one label in the filter and a photo selected
+            };
+            self.send(Command::Decide {
+                image_id,
+                label_id: *label_id,
+                decision,
+            });
         }
         let ids: Vec<i64> = self
             .gallery

@@ -3,6 +3,7 @@
 
 mod detail;
 mod gallery;
+mod histogram;
 mod sidebar;
 mod status;
 pub mod thumbnails;
@@ -90,6 +91,8 @@ pub struct CliptagApp {
     pub show_export: bool,
     folder_text: String,
     model_text: String,
+    /// The name typed for a new label learned from the selected photo.
+    example_label: String,
     dialog_tx: crossbeam_channel::Sender<DialogResult>,
     dialog_rx: crossbeam_channel::Receiver<DialogResult>,
     /// Durations of recent frames' UI work, for the frame-time report.
@@ -131,6 +134,7 @@ impl CliptagApp {
             show_export: false,
             folder_text: String::new(),
             model_text: String::new(),
+            example_label: String::new(),
             dialog_tx,
             dialog_rx,
             frame_times: VecDeque::new(),
@@ -277,7 +281,38 @@ impl CliptagApp {
                 false,
             ),
             Done::Preview(preview) => {
-                self.sidebar.previews.insert(preview.label.id, preview);
+                self.sidebar.previews.insert(preview.label.id, *preview);
+            }
+            Done::Learned(report) => {
+                let (a, b) = (report.agreement_before, report.agreement_after);
+                self.say(
+                    format!(
+                        "{:?} learned from {} accepted and {} rejected photos: threshold {:.3} -> \
+                         {:.3}, +{} / -{} tags; agrees with {}/{} decisions (was {}/{})",
+                        report.label.name,
+                        report.positives,
+                        report.negatives,
+                        report.threshold_before,
+                        report.label.threshold,
+                        report.added,
+                        report.removed,
+                        b.correct,
+                        b.total,
+                        a.correct,
+                        a.total
+                    ),
+                    false,
+                );
+                self.sidebar.replace_draft(&report.label);
+                self.send(Command::PreviewLabel(report.label.clone()));
+            }
+            Done::LearningReset { label, .. } => {
+                self.say(
+                    format!("{:?} is scored by its prompts again", label.name),
+                    false,
+                );
+                self.sidebar.replace_draft(&label);
+                self.send(Command::PreviewLabel(label));
             }
             Done::Found { query, matches } => {
                 let results = matches.into_iter().map(|m| (m.image_id, m.score)).collect();

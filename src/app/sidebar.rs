@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::histogram::histogram_ui;
 use super::{CliptagApp, DialogResult};
 use crate::domain::{Label, Mode};
 use crate::library::Preview;
@@ -46,6 +47,17 @@ pub struct SidebarState {
     pub new_label: String,
     pub editor: Option<LabelEditor>,
     pub previews: HashMap<i64, Preview>,
+}
+
+impl SidebarState {
+    /// Puts the stored `label` in the editor when it is the one being edited (after learning).
+    pub fn replace_draft(&mut self, label: &Label) {
+        if let Some(editor) = &mut self.editor
+            && editor.draft.id == label.id
+        {
+            *editor = LabelEditor::new(label);
+        }
+    }
 }
 
 impl CliptagApp {
@@ -227,9 +239,18 @@ impl CliptagApp {
             apply |= !slider.dragged();
         }
         apply |= slider.drag_stopped();
+        let mut show_changes = None;
         if let Some(p) = self.sidebar.previews.get(&editor.draft.id)
             && p.label.mode == editor.draft.mode
         {
+            let drawn = histogram_ui(
+                ui,
+                &p.histogram,
+                &mut editor.draft.threshold,
+                &editor.draft.name,
+            );
+            preview |= drawn.changed;
+            apply |= drawn.released;
             let stale = (p.label.threshold - editor.draft.threshold).abs() > 1e-6;
             ui.label(format!(
                 "Would tag {} photos (+{} / -{} automatic){}",
@@ -237,6 +258,36 @@ impl CliptagApp {
                 p.added,
                 p.removed,
                 if stale { " …" } else { "" }
+            ));
+            if (p.added > 0 || p.removed > 0)
+                && ui
+                    .button("Show what would change")
+                    .on_hover_text("Show the photos this edit would tag or untag")
+                    .clicked()
+            {
+                let mut ids = p.would_add.clone();
+                ids.extend(&p.would_remove);
+                show_changes = Some((p.label.name.clone(), ids));
+            }
+        }
+        let mut learn = false;
+        let mut reset = false;
+        ui.horizontal(|ui| {
+            learn = ui
+                .button("Learn from my decisions")
+                .on_hover_text("Fit this label to the photos you accepted and rejected")
+                .clicked();
+            if editor.draft.learned.is_some() {
+                reset = ui
+                    .button("Reset learning")
+                    .on_hover_text("Score this label by its prompts again")
+                    .clicked();
+            }
+        });
+        if let Some(learned) = &editor.draft.learned {
+            ui.weak(format!(
+                "Learned from {} accepted and {} rejected photos",
+                learned.positives, learned.negatives
             ));
         }
         ui.horizontal(|ui| {
@@ -252,6 +303,20 @@ impl CliptagApp {
             close = ui.button("Close").clicked();
         });
         let label = editor.label();
+        if learn {
+            self.send(Command::Learn {
+                label: label.name.clone(),
+            });
+        }
+        if reset {
+            self.send(Command::ResetLearning {
+                label: label.name.clone(),
+            });
+        }
+        if let Some((name, ids)) = show_changes {
+            self.gallery
+                .show_only(format!("what would change for {name:?}"), ids);
+        }
         if preview {
             self.send(Command::PreviewLabel(label.clone()));
         }

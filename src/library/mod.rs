@@ -34,7 +34,7 @@ pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};
 use model::{Loaded, ModelSlot};
 pub use queries::Match;
 pub use snapshot::{ImageEntry, LabelEntry, LibrarySnapshot};
-pub use tags::{ImageDetail, LabelScore, Preview, Retag};
+pub use tags::{Histogram, ImageDetail, LabelScore, Preview, Retag};
 pub use vocabulary::ImportSummary;
 
 /// The BLAKE3 hash of `bytes`, in hex: how a moved or renamed file is recognised.

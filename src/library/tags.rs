@@ -31,6 +31,67 @@ pub struct Preview {
     /// Automatic tags it would add and remove, compared with now.
     pub added: usize,
     pub removed: usize,
+    /// The photos it would add the label to, and take it from (ids, ascending).
+    pub would_add: Vec<i64>,
+    pub would_remove: Vec<i64>,
+    /// How the label's scores are spread over the library.
+    pub histogram: Histogram,
+}
+
+/// Bins of one label's scores over the library, with where the person's decisions fall.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// The score range the bins cover.
+    pub low: f32,
+    pub high: f32,
+    /// Photos per bin, `low` to `high` in equal steps.
+    pub bins: Vec<u32>,
+    /// Scores of the photos a person accepted (or added) and rejected.
+    pub accepted: Vec<f32>,
+    pub rejected: Vec<f32>,
+}
+
+/// Bins of a histogram.
+const BINS: usize = 60;
+
+impl Histogram {
+    fn of(ids: &[i64], scores: &[f32], decided: &HashMap<i64, TagSource>, mode: Mode) -> Self {
+        let finite = || scores.iter().copied().filter(|s| s.is_finite());
+        let (mut low, mut high) = match mode {
+            Mode::Threshold => (
+                finite().fold(f32::INFINITY, f32::min),
+                finite().fold(f32::NEG_INFINITY, f32::max),
+            ),
+            Mode::Contrast | Mode::TopK => (0.0, 1.0),
+        };
+        if !low.is_finite() || !high.is_finite() {
+            return Histogram::default();
+        }
+        if high - low < 1e-3 {
+            (low, high) = (low - 0.01, high + 0.01);
+        }
+        let mut bins = vec![0u32; BINS];
+        let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+        for (id, score) in ids.iter().zip(scores) {
+            if !score.is_finite() {
+                continue;
+            }
+            let at = (((score - low) / (high - low)) * BINS as f32) as usize;
+            bins[at.min(BINS - 1)] += 1;
+            match decided.get(id) {
+                Some(TagSource::Rejected) => rejected.push(*score),
+                Some(source) if source.applies() => accepted.push(*score),
+                _ => {}
+            }
+        }
+        Histogram {
+            low,
+            high,
+            bins,
+            accepted,
+            rejected,
+        }
+    }
 }
 
 /// One photo's scores.
@@ -51,6 +112,8 @@ pub struct LabelScore {
     /// Whether automatic tagging gives the label.
     pub passes: bool,
     pub tag: Option<TagSource>,
+    /// Why, for labels that tag the photo or that a person decided on.
+    pub why: Option<String>,
 }
 
 impl Library {
@@ -155,20 +218,29 @@ impl Library {
             .expect("one label in, one prepared. This is a bug."))
     }
 
-    /// The photos automatic tagging gives `label` (edited, not stored). Threshold and contrast
-    /// labels need only their own column of scores (kept while the prompts stay the same); a
-    /// top-k label ranks against the whole vocabulary.
-    fn assigned(&mut self, label: &Label) -> Result<HashSet<i64>> {
+    /// The photos automatic tagging gives `label` (edited, not stored), and every photo's score
+    /// under it (in the matrix's row order). Threshold and contrast labels need only their own
+    /// column of scores (kept while the prompts stay the same); a top-k label ranks against the
+    /// whole vocabulary.
+    fn assigned(&mut self, label: &Label) -> Result<(HashSet<i64>, Vec<f32>)> {
         let prepared = self.prepare(label)?;
         if label.mode == Mode::TopK {
             let plan = self.plan()?.with_label(prepared);
             let matrix = self.matrix()?;
-            return Ok(plan
+            let column = plan.labels.iter().position(|l| l.label.id == label.id);
+            let all = plan.scores(matrix)?;
+            let width = plan.labels.len();
+            let column = match column {
+                Some(j) => (0..matrix.len()).map(|i| all[i * width + j]).collect(),
+                None => Vec::new(),
+            };
+            let assigned = plan
                 .assign(matrix)?
                 .into_iter()
                 .filter(|a| a.label_id == label.id)
                 .map(|a| a.image_id)
-                .collect());
+                .collect();
+            return Ok((assigned, column));
         }
         let logit_scale = self.store.logit_scale()?;
         let same_column = |cached: &Label| {
@@ -190,22 +262,21 @@ impl Library {
             }
         };
         let matrix = self.matrix()?;
-        Ok(
-            scoring::assign(matrix, std::slice::from_ref(&prepared), &column)
-                .into_iter()
-                .map(|a| a.image_id)
-                .collect(),
-        )
+        let assigned = scoring::assign(matrix, std::slice::from_ref(&prepared), &column)
+            .into_iter()
+            .map(|a| a.image_id)
+            .collect();
+        Ok((assigned, column))
     }
 
     /// What `label` (an edited copy of a stored label, or a new one with id 0) would tag.
     pub fn preview(&mut self, label: &Label) -> Result<Preview> {
         let mut checked = label.clone();
         checked.validate()?;
-        let would = if checked.enabled {
+        let (would, column) = if checked.enabled {
             self.assigned(&checked)?
         } else {
-            HashSet::new()
+            (HashSet::new(), Vec::new())
         };
         let current: HashSet<i64> = self
             .store
@@ -213,19 +284,31 @@ impl Library {
             .into_keys()
             .map(|(image, _)| image)
             .collect();
-        let mut decided = HashSet::new();
+        let mut decided = HashMap::new();
         let mut applied_by_person = 0;
-        for row in self.store.tags_for_label(label.id)? {
-            if row.1.is_personal() {
-                decided.insert(row.0);
-                applied_by_person += usize::from(row.1.applies());
+        for (image, source) in self.store.tags_for_label(label.id)? {
+            if source.is_personal() {
+                decided.insert(image, source);
+                applied_by_person += usize::from(source.applies());
             }
         }
-        let would_auto: HashSet<i64> = would.difference(&decided).copied().collect();
+        let would_auto: HashSet<i64> = would
+            .iter()
+            .filter(|id| !decided.contains_key(id))
+            .copied()
+            .collect();
+        let mut would_add: Vec<i64> = would_auto.difference(&current).copied().collect();
+        let mut would_remove: Vec<i64> = current.difference(&would_auto).copied().collect();
+        would_add.sort_unstable();
+        would_remove.sort_unstable();
+        let histogram = Histogram::of(self.matrix()?.ids(), &column, &decided, checked.mode);
         Ok(Preview {
             count: would_auto.len() + applied_by_person,
-            added: would_auto.difference(&current).count(),
-            removed: current.difference(&would_auto).count(),
+            added: would_add.len(),
+            removed: would_remove.len(),
+            would_add,
+            would_remove,
+            histogram,
             label: checked,
         })
     }
@@ -263,6 +346,7 @@ impl Library {
                     score,
                     passes: assigned.contains(&prepared.label.id),
                     tag: tags.get(&prepared.label.id).copied(),
+                    why: None,
                 });
             }
         }
@@ -277,8 +361,14 @@ impl Library {
                     score: f32::NAN,
                     passes: false,
                     tag: Some(*source),
+                    why: None,
                 });
             }
+        }
+        for score in scores.iter_mut().filter(|s| s.passes || s.tag.is_some()) {
+            score.why = self
+                .explain(image_id, score.label_id)?
+                .map(|e| e.to_string());
         }
         scores.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(ImageDetail { image_id, scores })

@@ -336,11 +336,34 @@ impl Worker {
                 // being dragged); the others are answered by it.
                 let (label, others) = self.newest_preview(label);
                 match self.library.preview(&label) {
-                    Ok(preview) => outbox.done(request, Done::Preview(preview)),
+                    Ok(preview) => outbox.done(request, Done::Preview(Box::new(preview))),
                     Err(error) => fail(&error),
                 }
                 for (request, command) in others {
                     self.handle(request, command);
+                }
+            }
+            Command::Learn { label } => match library.learn(&label, false) {
+                Ok(report) => {
+                    self.snapshot_due = true;
+                    outbox.done(request, Done::Learned(Box::new(report)));
+                }
+                Err(error) => fail(&error),
+            },
+            Command::ResetLearning { label } => match library.reset_learning(&label) {
+                Ok((label, retag)) => {
+                    self.snapshot_due = true;
+                    outbox.done(request, Done::LearningReset { label, retag });
+                }
+                Err(error) => fail(&error),
+            },
+            Command::AddLabelFromExamples { label, image_ids } => {
+                match library.add_label_from_examples(label, &image_ids) {
+                    Ok((label, retag)) => {
+                        self.snapshot_due = true;
+                        outbox.done(request, Done::LabelAdded { label, retag });
+                    }
+                    Err(error) => fail(&error),
                 }
             }
             Command::Decide {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use crate::domain::{Decision, Label, TagSource};
 use crate::library::{
-    ExportReport, ExportRequest, ImageDetail, ImportSummary, IndexSummary, Match, ModelStatus,
-    Preview, Retag,
+    ExportReport, ExportRequest, ImageDetail, ImportSummary, IndexSummary, LearnReport, Match,
+    ModelStatus, Preview, Retag,
 };
 use crate::tagging::RetagReport;
 
@@ -38,6 +38,19 @@ pub enum Command {
     ExportVocabulary(PathBuf),
     /// How many photos an edited (not yet saved) label would tag, and what would change.
     PreviewLabel(Label),
+    /// Re-fit the label called so from the person's decisions.
+    Learn {
+        label: String,
+    },
+    /// Forget what the label called so learned.
+    ResetLearning {
+        label: String,
+    },
+    /// A new label learned from example photos.
+    AddLabelFromExamples {
+        label: Label,
+        image_ids: Vec<i64>,
+    },
     /// A person's decision on one photo's tag.
     Decide {
         image_id: i64,
@@ -85,6 +98,12 @@ impl Command {
             Command::ExportVocabulary(path) => Operation::ExportVocabulary { path: path.clone() },
             Command::PreviewLabel(label) => Operation::Preview {
                 label_id: label.id,
+                name: label.name.clone(),
+            },
+            Command::Learn { label } | Command::ResetLearning { label } => Operation::Learn {
+                name: label.clone(),
+            },
+            Command::AddLabelFromExamples { label, .. } => Operation::AddLabel {
                 name: label.name.clone(),
             },
             Command::Decide {
@@ -135,6 +154,9 @@ pub enum Operation {
         label_id: i64,
         name: String,
     },
+    Learn {
+        name: String,
+    },
     Decide {
         image_id: i64,
         label_id: i64,
@@ -177,6 +199,7 @@ impl fmt::Display for Operation {
                 write!(f, "exporting the vocabulary to {}", path.display())
             }
             Operation::Preview { name, .. } => write!(f, "previewing the label {name:?}"),
+            Operation::Learn { name } => write!(f, "learning the label {name:?}"),
             Operation::Decide { image_id, label_id } => {
                 write!(
                     f,
@@ -221,7 +244,12 @@ pub enum Done {
         path: PathBuf,
         labels: usize,
     },
-    Preview(Preview),
+    Preview(Box<Preview>),
+    Learned(Box<LearnReport>),
+    LearningReset {
+        label: Label,
+        retag: Retag,
+    },
     Found {
         query: String,
         matches: Vec<Match>,

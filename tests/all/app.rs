@@ -338,3 +338,112 @@ fn the_app_opens_and_works_without_its_model() {
         matches!(h.state().model, ModelStatus::Ready(_))
     });
 }
+
+#[test]
+fn the_label_editor_draws_a_histogram_whose_threshold_can_be_dragged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    {
+        let mut store = Store::open(&db).unwrap();
+        store.insert_label(&Label::new("Anything", "")).unwrap();
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Anything ("));
+    harness.get_by_label_contains("Anything (").click();
+    step_until(&mut harness, "the histogram", |h| {
+        h.query_by_label("Score histogram of Anything").is_some()
+    });
+    // Drag the threshold line to the histogram's left end: every photo passes.
+    let rect = harness.get_by_label("Score histogram of Anything").rect();
+    let (from, to) = (rect.center(), rect.left_center() - egui::vec2(5.0, 0.0));
+    harness.event(egui::Event::PointerMoved(from));
+    harness.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: egui::Modifiers::default(),
+    });
+    harness.step();
+    for i in 1..=5 {
+        harness.event(egui::Event::PointerMoved(from.lerp(to, i as f32 / 5.0)));
+        harness.step();
+    }
+    harness.event(egui::Event::PointerButton {
+        pos: to,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: egui::Modifiers::default(),
+    });
+    step_until(&mut harness, "the preview of the dragged threshold", |h| {
+        has_label(h, "Would tag 10 photos")
+    });
+    // Letting go applied it.
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Anything") == Some(10)
+    });
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let (id, _) = store.label_id_by_name("Anything").unwrap().unwrap();
+    let stored = store.label(id).unwrap().unwrap();
+    assert!(
+        stored.threshold < 0.26,
+        "stored threshold {}",
+        stored.threshold
+    );
+}
+
+#[test]
+fn keys_review_a_label_and_learn_applies_the_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add_label_that_tags_everything(&db, "Zorblax");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.images.len() == 10
+    });
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Zorblax") == Some(10)
+    });
+    // Filter the gallery to the label and review it from the keyboard.
+    harness.get_by_label("show").click();
+    harness.step();
+    let first = harness.state().gallery.visible()[0];
+    let first_id = harness.state().snapshot.images[first].id;
+    harness.state_mut().select(Some(first_id));
+    harness.step();
+    harness.key_press(egui::Key::R);
+    harness.step();
+    let second_id = harness.state().selected.unwrap();
+    assert_ne!(second_id, first_id, "the selection did not move on");
+    harness.key_press(egui::Key::A);
+    harness.step();
+    step_until(&mut harness, "the decisions", |h| {
+        let tags = |id| {
+            h.state()
+                .snapshot
+                .image(id)
+                .map(|e| e.tags.iter().map(|t| t.1).collect::<Vec<_>>())
+        };
+        tags(first_id) == Some(vec![cliptag::domain::TagSource::Rejected])
+            && tags(second_id) == Some(vec![cliptag::domain::TagSource::Accepted])
+    });
+
+    // Learn from those two decisions in the label editor.
+    harness.get_by_label_contains("Zorblax (").click();
+    step_until(&mut harness, "the editor", |h| {
+        h.query_by_label("Learn from my decisions").is_some()
+    });
+    harness.get_by_label("Learn from my decisions").click();
+    step_until(&mut harness, "the learned label", |h| {
+        has_label(h, "learned from 1 accepted and 1 rejected photos")
+    });
+    assert!(harness.query_by_label("Reset learning").is_some());
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let (id, _) = store.label_id_by_name("Zorblax").unwrap().unwrap();
+    let learned = store.label(id).unwrap().unwrap().learned.expect("stored");
+    assert_eq!((learned.positives, learned.negatives), (1, 1));
+}
