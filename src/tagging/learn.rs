@@ -153,41 +153,28 @@ fn fit_with(
     (d.clone(), fit_threshold(&pos, &neg, current))
 }
 
-/// Leave-one-out agreement of learning with `weight`.
+/// Leave-one-out agreement of learning with `weight`, and how far apart the held-out accepted and
+/// rejected photos score (the difference of their mean scores over their pooled deviation; 0
+/// without both kinds).
 fn leave_one_out(
     prompt: &[f32],
     positives: &[&[f32]],
     negatives: &[&[f32]],
     weight: f32,
     current: f32,
-) -> Agreement {
+) -> (Agreement, f32) {
     let mut agreement = Agreement::default();
+    let (mut held_pos, mut held_neg) = (Vec::new(), Vec::new());
     for (held, is_positive) in positives
         .iter()
         .enumerate()
         .map(|(i, _)| (i, true))
         .chain(negatives.iter().enumerate().map(|(i, _)| (i, false)))
     {
-        let (pos, neg): (Vec<&[f32]>, Vec<&[f32]>) = if is_positive {
-            (
-                positives
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != held)
-                    .map(|(_, v)| *v)
-                    .collect(),
-                negatives.to_vec(),
-            )
+        let (pos, neg) = if is_positive {
+            (others(positives, Some(held)), others(negatives, None))
         } else {
-            (
-                positives.to_vec(),
-                negatives
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != held)
-                    .map(|(_, v)| *v)
-                    .collect(),
-            )
+            (others(positives, None), others(negatives, Some(held)))
         };
         let (d, t) = fit_with(prompt, &pos, &neg, weight, current);
         let vector = if is_positive {
@@ -195,11 +182,39 @@ fn leave_one_out(
         } else {
             negatives[held]
         };
-        let tagged = dot(&d, vector) >= t;
+        let score = dot(&d, vector);
+        if is_positive {
+            held_pos.push(score - t);
+        } else {
+            held_neg.push(score - t);
+        }
         agreement.total += 1;
-        agreement.correct += usize::from(tagged == is_positive);
+        agreement.correct += usize::from((score >= t) == is_positive);
     }
-    agreement
+    (agreement, separation(&held_pos, &held_neg))
+}
+
+/// `list` without its item `skip`.
+fn others<'a>(list: &[&'a [f32]], skip: Option<usize>) -> Vec<&'a [f32]> {
+    list.iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+/// `(mean(a) − mean(b)) / pooled standard deviation`: how well two sets of scores stand apart,
+/// whatever the scale of the scores.
+fn separation(a: &[f32], b: &[f32]) -> f32 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    let (ma, mb) = (mean(a), mean(b));
+    let spread: f32 = a.iter().map(|x| (x - ma).powi(2)).sum::<f32>()
+        + b.iter().map(|x| (x - mb).powi(2)).sum::<f32>();
+    let pooled = (spread / (a.len() + b.len()) as f32).sqrt();
+    (ma - mb) / (pooled + 1e-6)
 }
 
 /// How well the label as it stands (direction `prompt`, threshold `current`) agrees with the
@@ -227,15 +242,21 @@ pub fn agreement(
 /// Learns a label from its decided photos' embeddings, starting from its prompt direction and
 /// threshold.
 pub fn learn(prompt: &[f32], positives: &[&[f32]], negatives: &[&[f32]], current: f32) -> Fit {
-    let mut best: Option<(Agreement, f32)> = None;
+    // The weight whose label agrees with the most decisions left out; among equals, the one that
+    // keeps the left-out accepted and rejected photos furthest apart; among those, the smaller
+    // weight, nearer what the prompt says.
+    let mut best: Option<(Agreement, f32, f32)> = None;
     for weight in WEIGHTS {
-        let agreement = leave_one_out(prompt, positives, negatives, weight, current);
-        // Ties go to the smaller weight: the label stays nearer what its prompt says.
-        if best.is_none_or(|(b, _)| agreement.correct > b.correct) {
-            best = Some((agreement, weight));
+        let (agreement, apart) = leave_one_out(prompt, positives, negatives, weight, current);
+        let better = best.is_none_or(|(b, b_apart, _)| {
+            agreement.correct > b.correct
+                || (agreement.correct == b.correct && apart > b_apart + 1e-3)
+        });
+        if better {
+            best = Some((agreement, apart, weight));
         }
     }
-    let (agreement, weight) = best.expect("at least one weight is tried. This is a bug.");
+    let (agreement, _, weight) = best.expect("at least one weight is tried. This is a bug.");
     let (direction, threshold) = fit_with(prompt, positives, negatives, weight, current);
     Fit {
         direction,
