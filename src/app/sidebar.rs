@@ -231,6 +231,9 @@ impl CliptagApp {
             egui::Slider::new(&mut editor.draft.threshold, range)
                 .text("Threshold")
                 .step_by(0.005)
+                // Only a person's edit snaps to the step: a threshold learned from decisions
+                // (0.363) must not be rounded and written back just by being shown.
+                .clamping(egui::SliderClamping::Edits)
                 .fixed_decimals(3),
         );
         if slider.changed() {

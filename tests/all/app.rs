@@ -447,3 +447,43 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
     let learned = store.label(id).unwrap().unwrap().learned.expect("stored");
     assert_eq!((learned.positives, learned.negatives), (1, 1));
 }
+
+#[test]
+fn showing_a_threshold_off_the_sliders_steps_does_not_change_it() {
+    // A learned threshold such as 0.3627 is not on the slider's 0.005 steps; opening the editor
+    // must not round it and write it back.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .insert_label(&Label {
+                threshold: 0.3627,
+                ..Label::new("Precise", "")
+            })
+            .unwrap();
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Precise ("));
+    harness.get_by_label_contains("Precise (").click();
+    step_until(&mut harness, "the preview", |h| has_label(h, "Would tag"));
+    for _ in 0..10 {
+        harness.step();
+    }
+    assert_eq!(
+        harness
+            .state()
+            .sidebar
+            .editor
+            .as_ref()
+            .unwrap()
+            .draft
+            .threshold,
+        0.3627
+    );
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let (id, _) = store.label_id_by_name("Precise").unwrap().unwrap();
+    assert_eq!(store.label(id).unwrap().unwrap().threshold, 0.3627);
+}
