@@ -46,8 +46,13 @@ impl CliptagApp {
                 show_in_folder(&entry.path);
             }
         });
+        let chosen = self.chosen();
         ui.horizontal(|ui| {
-            let label = ui.label("New label from this photo");
+            let label = ui.label(if chosen.len() > 1 {
+                format!("New label from the {} picked photos", chosen.len())
+            } else {
+                "New label from this photo".to_string()
+            });
             let edit = ui
                 .add(
                     egui::TextEdit::singleline(&mut self.example_label)
@@ -60,7 +65,7 @@ impl CliptagApp {
                 let name = std::mem::take(&mut self.example_label);
                 self.worker.send(Command::AddLabelFromExamples {
                     label: crate::domain::Label::new(name.trim(), ""),
-                    image_ids: vec![image_id],
+                    image_ids: chosen.clone(),
                 });
             }
         });

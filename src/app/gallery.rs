@@ -25,6 +25,10 @@ pub struct GalleryState {
     pub search: Option<(String, Vec<(i64, f32)>)>,
     /// Only these photos, and what they are (a preview's changes).
     pub only: Option<(String, Vec<i64>)>,
+    /// Photos picked with Ctrl- or Shift-click (or Ctrl-A), for actions on many at once.
+    pub picked: std::collections::BTreeSet<i64>,
+    /// The modifiers of the last click.
+    click_modifiers: egui::Modifiers,
     /// Indices into the snapshot's images, in display order.
     visible: Vec<usize>,
     /// Scores to show under thumbnails (search results).
@@ -214,7 +218,8 @@ impl CliptagApp {
                                 break;
                             };
                             let entry = &snapshot.images[index];
-                            let selected = self.selected == Some(entry.id);
+                            let selected = self.selected == Some(entry.id)
+                                || self.gallery.picked.contains(&entry.id);
                             if self.cell_ui(ui, entry, cell, selected).clicked() {
                                 clicked = Some(entry.id);
                             }
@@ -222,8 +227,64 @@ impl CliptagApp {
                     });
                 }
             });
+        // The modifiers held when the button last went up, as the event itself says (egui may
+        // report the click a frame later, when the keys are already let go).
+        if let Some(modifiers) = ui.input(|i| {
+            i.events.iter().rev().find_map(|e| match e {
+                egui::Event::PointerButton {
+                    pressed: false,
+                    modifiers,
+                    ..
+                } => Some(*modifiers),
+                _ => None,
+            })
+        }) {
+            self.gallery.click_modifiers = modifiers;
+        }
         if let Some(id) = clicked {
-            self.select(Some(id));
+            self.pick(id, self.gallery.click_modifiers);
+        }
+    }
+
+    /// A click on photo `id`: alone it selects the photo; with Ctrl (⌘) it adds or removes it
+    /// from the selection; with Shift it selects the range from the last photo clicked.
+    fn pick(&mut self, id: i64, modifiers: egui::Modifiers) {
+        let picked = &mut self.gallery.picked;
+        if modifiers.command {
+            if let Some(current) = self.selected {
+                picked.insert(current);
+            }
+            if !picked.remove(&id) {
+                picked.insert(id);
+            }
+        } else if modifiers.shift
+            && let Some(anchor) = self.selected
+        {
+            let ids: Vec<i64> = self
+                .gallery
+                .visible
+                .iter()
+                .map(|i| self.snapshot.images[*i].id)
+                .collect();
+            if let (Some(a), Some(b)) = (
+                ids.iter().position(|x| *x == anchor),
+                ids.iter().position(|x| *x == id),
+            ) {
+                let (from, to) = (a.min(b), a.max(b));
+                picked.extend(ids[from..=to].iter().copied());
+            }
+        } else {
+            picked.clear();
+        }
+        self.select(Some(id));
+    }
+
+    /// The photos a bulk action applies to: the picked ones, or else the selected one.
+    pub fn chosen(&self) -> Vec<i64> {
+        if self.gallery.picked.is_empty() {
+            self.selected.into_iter().collect()
+        } else {
+            self.gallery.picked.iter().copied().collect()
         }
     }
 
@@ -308,12 +369,22 @@ impl CliptagApp {
         response
     }
 
-    /// Arrow keys move the selection through the visible photos. With the gallery filtered to
-    /// one label, `A` accepts and `R` rejects that label on the selected photo and moves on to
-    /// the next one (review from the keyboard).
+    /// Arrow keys move the selection through the visible photos; Ctrl-A picks them all. With the
+    /// gallery filtered to one label, `A` accepts and `R` rejects that label on the selected
+    /// photo and moves on to the next one (review from the keyboard), or on every picked photo.
     fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize) {
         if ui.ctx().memory(|m| m.focused().is_some()) {
             return; // typing in a text field
+        }
+        if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::A)) {
+            let all: Vec<i64> = self
+                .gallery
+                .visible
+                .iter()
+                .map(|i| self.snapshot.images[*i].id)
+                .collect();
+            self.gallery.picked.extend(all);
+            return;
         }
         let (step, decision) = ui.input(|i| {
             let decision = if i.key_pressed(egui::Key::A) {
@@ -340,14 +411,25 @@ impl CliptagApp {
             return;
         }
         if let Some(decision) = decision {
-            let ([label_id], Some(image_id)) = (self.gallery.tags.as_slice(), self.selected) else {
-                return; // reviewing needs one label in the filter and a photo selected
+            let [label_id] = self.gallery.tags.as_slice() else {
+                return; // reviewing needs one label in the filter
             };
-            self.send(Command::Decide {
-                image_id,
-                label_id: *label_id,
-                decision,
-            });
+            let label_id = *label_id;
+            let chosen = self.chosen();
+            if chosen.is_empty() {
+                return;
+            }
+            for image_id in &chosen {
+                self.send(Command::Decide {
+                    image_id: *image_id,
+                    label_id,
+                    decision,
+                });
+            }
+            if chosen.len() > 1 {
+                // A decision on many photos at once: they stay picked, the selection stays.
+                return;
+            }
         }
         let ids: Vec<i64> = self
             .gallery

@@ -487,3 +487,51 @@ fn showing_a_threshold_off_the_sliders_steps_does_not_change_it() {
     let (id, _) = store.label_id_by_name("Precise").unwrap().unwrap();
     assert_eq!(store.label(id).unwrap().unwrap().threshold, 0.3627);
 }
+
+#[test]
+fn picked_photos_are_decided_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add_label_that_tags_everything(&db, "Zorblax");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.images.len() == 10
+    });
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Zorblax") == Some(10)
+    });
+    harness.get_by_label("show").click();
+    harness.step();
+    // Click one photo, Ctrl-click two more: three picked.
+    harness.get_by_label("astronaut.jpg").click();
+    // The detail panel opens and the gallery narrows: let the layout settle before aiming.
+    for _ in 0..3 {
+        harness.step();
+    }
+    harness
+        .get_by_label("chelsea.png")
+        .click_modifiers(egui::Modifiers::COMMAND);
+    harness.step();
+    harness
+        .get_by_label("camera.png")
+        .click_modifiers(egui::Modifiers::COMMAND);
+    harness.step();
+    assert_eq!(harness.state().chosen().len(), 3);
+    harness.key_press(egui::Key::R);
+    harness.step();
+    step_until(&mut harness, "three rejections", |h| {
+        label_count(h.state(), "Zorblax") == Some(7)
+    });
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    let rejected: Vec<String> = store
+        .tags()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.source == cliptag::domain::TagSource::Rejected)
+        .map(|t| t.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(rejected, ["astronaut.jpg", "camera.png", "chelsea.png"]);
+}
