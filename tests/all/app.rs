@@ -504,21 +504,37 @@ fn picked_photos_are_decided_at_once() {
     });
     harness.get_by_label("show").click();
     harness.step();
-    // Click one photo, Ctrl-click two more: three picked.
+    // Click one photo, Ctrl-click two more: three picked. Each click waits for the layout to
+    // settle (the detail panel opens and narrows the gallery), so the next one aims right.
+    let id_of = |h: &Harness<'static, CliptagApp>, name: &str| {
+        h.state()
+            .snapshot
+            .images
+            .iter()
+            .find(|i| i.path.ends_with(name))
+            .unwrap()
+            .id
+    };
     harness.get_by_label("astronaut.jpg").click();
-    // The detail panel opens and the gallery narrows: let the layout settle before aiming.
+    let astronaut = id_of(&harness, "astronaut.jpg");
+    step_until(&mut harness, "the detail panel", |h| {
+        h.state()
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.image_id == astronaut)
+    });
     for _ in 0..3 {
         harness.step();
     }
-    harness
-        .get_by_label("chelsea.png")
-        .click_modifiers(egui::Modifiers::COMMAND);
-    harness.step();
-    harness
-        .get_by_label("camera.png")
-        .click_modifiers(egui::Modifiers::COMMAND);
-    harness.step();
-    assert_eq!(harness.state().chosen().len(), 3);
+    for (name, picked) in [("chelsea.png", 2), ("camera.png", 3)] {
+        harness
+            .get_by_label(name)
+            .click_modifiers(egui::Modifiers::COMMAND);
+        step_until(&mut harness, name, |h| h.state().chosen().len() == picked);
+        for _ in 0..3 {
+            harness.step();
+        }
+    }
     harness.key_press(egui::Key::R);
     harness.step();
     step_until(&mut harness, "three rejections", |h| {
