@@ -13,7 +13,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
-use crate::imaging::jpeg;
+use crate::imaging::{heif, jpeg};
 
 /// The most pixels cliptag decodes in one image (about PIL's decompression-bomb limit).
 pub const MAX_PIXELS: u64 = 180_000_000;
@@ -39,11 +39,17 @@ pub struct Decoded {
     pub reduced: bool,
 }
 
-/// The format of `bytes` judged by their content, if it is one cliptag indexes.
+/// The format of `bytes` judged by their content, if it is one the image crate decodes for
+/// cliptag.
 pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
     image::guess_format(bytes)
         .ok()
         .filter(|f| FORMATS.contains(f))
+}
+
+/// Whether `bytes` start like a photo cliptag indexes (any of [`FORMATS`], or HEIC/HEIF).
+pub fn is_photo(bytes: &[u8]) -> bool {
+    sniff_format(bytes).is_some() || heif::is_heif(bytes)
 }
 
 /// Reads and decodes the image at `path`.
@@ -60,6 +66,12 @@ pub fn decode_file(path: &Path, reduce_to: Option<u32>) -> Result<Decoded> {
 pub fn decode_bytes(bytes: &[u8], reduce_to: Option<u32>) -> std::result::Result<Decoded, String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
+    }
+    if heif::is_heif(bytes) {
+        return match catch_unwind(AssertUnwindSafe(|| heif::decode(bytes, check_size))) {
+            Ok(result) => result,
+            Err(_) => Err("damaged HEIF file: the decoder failed".into()),
+        };
     }
     let format = match image::guess_format(bytes) {
         Ok(format) if FORMATS.contains(&format) => format,

@@ -2,8 +2,14 @@
 //! preprocessing.
 
 pub mod decode;
+pub mod heif;
 pub mod jpeg;
 pub mod preprocess;
 
-pub use decode::{Decoded, decode_bytes, decode_file, sniff_format};
+pub use decode::{Decoded, decode_bytes, decode_file, is_photo, sniff_format};
 pub use preprocess::{Pixels, preprocess};
+
+/// What cliptag's decoders read, named so that a library indexed by an older cliptag tries its
+/// failed files again once the decoders have learnt something (HEIC, for one). Change it
+/// whenever a file that failed before may now decode.
+pub const DECODERS: &str = "2: JPEG PNG WebP GIF BMP TIFF, HEIC/HEIF";

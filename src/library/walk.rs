@@ -5,11 +5,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::imaging::sniff_format;
+use crate::imaging::is_photo;
 
 /// Extensions of the formats cliptag decodes.
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif"];
-const MORE_IMAGE_EXTENSIONS: [&str; 1] = ["tiff"];
+const MORE_IMAGE_EXTENSIONS: [&str; 4] = ["tiff", "heic", "heif", "hif"];
 /// Camera raw files are TIFF containers whose TIFF view is at best a thumbnail; they are left
 /// alone rather than indexed from that thumbnail.
 const RAW_EXTENSIONS: [&str; 14] = [
@@ -67,7 +67,7 @@ fn sniff(path: &Path) -> bool {
             Ok(n) => filled += n,
         }
     }
-    sniff_format(&head[..filled]).is_some()
+    is_photo(&head[..filled])
 }
 
 /// The modification time of `metadata` in nanoseconds since the Unix epoch.

@@ -47,6 +47,21 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(id)
     }
 
+    /// Stores a setting in the same transaction as the batch's other writes.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        super::set_setting(self.tx, key, value)?;
+        Ok(())
+    }
+
+    /// Marks every file that failed to index pending again (the decoders have changed);
+    /// returns how many.
+    pub fn retry_failed(&self) -> Result<usize> {
+        Ok(self.tx.execute(
+            "UPDATE images SET status = 'pending', error = NULL WHERE status = 'error'",
+            [],
+        )?)
+    }
+
     /// Marks a changed file pending with its new fingerprint.
     pub fn mark_changed(&self, image_id: i64, size: u64, mtime_ns: i64) -> Result<()> {
         self.tx.execute(

@@ -7,6 +7,7 @@ mod support;
 mod core;
 mod engine;
 mod export;
+mod heic;
 mod hub;
 mod indexing;
 mod learning;

@@ -8,8 +8,12 @@ use super::IndexSummary;
 use super::pool::Job;
 use crate::domain::ImageStatus;
 use crate::error::{Error, Result};
+use crate::imaging;
 use crate::library::walk::FoundFile;
 use crate::store::{ImageRow, NewImage, Store};
+
+/// The settings key of the decoders that last indexed this library ([`imaging::DECODERS`]).
+const DECODERS_KEY: &str = "decoders";
 
 /// Photos known by content hash, for recognising moves and copies.
 #[derive(Debug, Default)]
@@ -68,8 +72,16 @@ pub(super) fn plan(
     summary.missing = vanished.len() as u64;
     let mut statuses_changed = !vanished.is_empty();
 
+    // Files that failed under older decoders are tried again, once.
+    let retry_failed = store.setting(DECODERS_KEY)?.as_deref() != Some(imaging::DECODERS);
     let jobs = store.batch(|batch| {
         batch.mark_missing(&vanished)?;
+        if retry_failed {
+            // Every failed file, under these folders or others, is pending again, in the same
+            // transaction as the setting: a run killed after it still has them to index.
+            statuses_changed |= batch.retry_failed()? > 0;
+            batch.set_setting(DECODERS_KEY, imaging::DECODERS)?;
+        }
         let mut jobs = Vec::new();
         for file in found {
             let job = |image_id, new, expect| Job {
@@ -105,7 +117,7 @@ pub(super) fn plan(
                     }
                     summary.unchanged += 1;
                 }
-                ImageStatus::Error if same => summary.unchanged += 1,
+                ImageStatus::Error if same && !retry_failed => summary.unchanged += 1,
                 _ => {
                     batch.mark_changed(row.id, file.size, file.mtime_ns)?;
                     let expect = row.hash.clone().filter(|_| has_embedding);

@@ -1,0 +1,392 @@
+//! HEIC/HEIF photos, as iPhones save them: decoded like libheif decodes them for display,
+//! embedded like the reference pipeline, indexed, listed and exported like any JPEG, and broken
+//! ones refused with a reason.
+
+use std::path::{Path, PathBuf};
+
+use cliptag::domain::ImageStatus;
+use cliptag::imaging::{self, preprocess};
+use cliptag::model::Embedder;
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::indexing::photo_folder;
+use crate::support::*;
+
+fn heic_dir() -> PathBuf {
+    fixtures().join("heic")
+}
+
+/// The fixtures' manifest: each file, its expected outcome and (for good ones) display size.
+fn manifest() -> Vec<Value> {
+    let text = std::fs::read_to_string(heic_dir().join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    manifest["files"].as_array().unwrap().clone()
+}
+
+fn files_expected(outcome: &str) -> Vec<Value> {
+    manifest()
+        .into_iter()
+        .filter(|e| e["expected"] == outcome)
+        .collect()
+}
+
+fn name(entry: &Value) -> &str {
+    entry["file"].as_str().unwrap()
+}
+
+#[test]
+fn every_good_heic_decodes_to_libheifs_pixels_and_embeds_like_the_reference() {
+    let reference = load_tensors(&heic_dir().join("reference.safetensors"));
+    let engine = tiny_engine();
+    let good = files_expected("ok");
+    assert!(
+        good.len() >= 6,
+        "the manifest lists {} good files",
+        good.len()
+    );
+    for entry in &good {
+        let path = heic_dir().join(name(entry));
+        let decoded =
+            imaging::decode_file(&path, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let size = entry["display_size"].as_array().unwrap();
+        let want_size = (size[0].as_u64().unwrap(), size[1].as_u64().unwrap());
+        assert_eq!(
+            (
+                u64::from(decoded.display_size.0),
+                u64::from(decoded.display_size.1)
+            ),
+            want_size,
+            "{}: display size",
+            name(entry)
+        );
+        assert_eq!(
+            (
+                u64::from(decoded.image.width()),
+                u64::from(decoded.image.height())
+            ),
+            want_size,
+            "{}: a HEIC is decoded at its full size",
+            name(entry)
+        );
+        // HEVC decoding is exact, and the conversion to RGB follows libheif's: every pixel is
+        // the one pillow-heif shows.
+        let digest = sha2::Sha256::digest(decoded.image.as_raw());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            entry["rgb_sha256"].as_str().unwrap(),
+            "{}: the pixels differ from libheif's",
+            name(entry)
+        );
+        let pixels = preprocess(&decoded.image, engine.preprocess_config());
+        let got = engine.embed_images(&[pixels]).unwrap().remove(0);
+        let want = rows(&reference[name(entry)].unsqueeze(0).unwrap()).remove(0);
+        let cos = cosine(&got, &want);
+        assert!(
+            cos >= 0.999,
+            "{}: cosine {cos} to the reference",
+            name(entry)
+        );
+    }
+}
+
+#[test]
+fn a_rotated_heic_is_turned_once_not_twice() {
+    // pillow-heif stores EXIF orientation 6 as an `irot` and leaves the EXIF tag at 6: the file
+    // is 400×300 as coded and 300×400 as shown. Applying the EXIF tag as well would turn it back.
+    let decoded = imaging::decode_file(&heic_dir().join("rotated.heic"), None).unwrap();
+    assert_eq!(decoded.display_size, (300, 400));
+    // The reference check above tells orientations apart: the photo turned any other way is
+    // further from libheif's than the limit allows.
+    let engine = tiny_engine();
+    let reference = load_tensors(&heic_dir().join("reference.safetensors"));
+    let want = rows(&reference["rotated.heic"].unsqueeze(0).unwrap()).remove(0);
+    let embed = |image: &image::RgbImage| {
+        engine
+            .embed_images(&[preprocess(image, engine.preprocess_config())])
+            .unwrap()
+            .remove(0)
+    };
+    assert!(cosine(&embed(&decoded.image), &want) >= 0.999);
+    for (turn, image) in [
+        ("a quarter", image::imageops::rotate90(&decoded.image)),
+        ("a half", image::imageops::rotate180(&decoded.image)),
+        ("three quarters", image::imageops::rotate270(&decoded.image)),
+    ] {
+        let cos = cosine(&embed(&image), &want);
+        assert!(cos < 0.999, "turned {turn} further: cosine {cos}");
+    }
+}
+
+#[test]
+fn broken_heics_fail_with_a_reason_and_never_panic() {
+    let broken = files_expected("error");
+    assert!(broken.len() >= 4);
+    for entry in &broken {
+        let path = heic_dir().join(name(entry));
+        let error = match imaging::decode_file(&path, None) {
+            Ok(d) => panic!("{} decoded as {:?}", name(entry), d.display_size),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains(name(entry)) && error.contains("HEIF") && !error.contains("panicked"),
+            "{}: {error}",
+            name(entry)
+        );
+    }
+    let reasons: Vec<String> = ["truncated.heic", "missing_tile.heic", "bad_hevc.heic"]
+        .iter()
+        .map(|f| {
+            imaging::decode_file(&heic_dir().join(f), None)
+                .err()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(reasons[0].contains("ends early"), "{}", reasons[0]);
+    assert!(reasons[1].contains("missing"), "{}", reasons[1]);
+    assert!(reasons[2].contains("does not decode"), "{}", reasons[2]);
+
+    // Every cut of a grid photo, from its first bytes to one byte short, is refused cleanly.
+    let grid = std::fs::read(heic_dir().join("grid.heic")).unwrap();
+    for cut in (0..grid.len()).step_by(grid.len() / 97 + 1) {
+        if let Ok(d) = imaging::decode_bytes(&grid[..cut], None) {
+            panic!(
+                "{cut} of {} bytes decoded as {:?}",
+                grid.len(),
+                d.display_size
+            );
+        }
+    }
+    assert!(imaging::decode_bytes(&grid[..grid.len() - 1], None).is_err());
+}
+
+#[test]
+fn a_heic_is_recognised_by_its_content_not_its_name() {
+    let bytes = std::fs::read(heic_dir().join("mono.heic")).unwrap();
+    assert!(imaging::is_photo(&bytes));
+    let dir = tempfile::tempdir().unwrap();
+    let misnamed = dir.path().join("from-the-phone.jpg");
+    std::fs::write(&misnamed, &bytes).unwrap();
+    let decoded = imaging::decode_file(&misnamed, Some(224)).unwrap();
+    assert_eq!(decoded.display_size, (256, 256));
+}
+
+fn files_listing(db: &Path) -> Vec<(String, String, String)> {
+    let output = cliptag(&["files", "--db", db.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let path = fields.next().unwrap_or_default();
+            let file = Path::new(path).file_name().unwrap().to_string_lossy();
+            (
+                file.into_owned(),
+                fields.next().unwrap_or_default().to_string(),
+                fields.next().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cli_indexes_lists_tags_and_exports_a_folder_of_heics() {
+    let entries = manifest();
+    let files: Vec<PathBuf> = entries.iter().map(|e| heic_dir().join(name(e))).collect();
+    let dir = photo_folder(&files);
+    // As an iPhone names them, upper case, beside the fixtures.
+    std::fs::rename(
+        dir.path().join("grid.heic"),
+        dir.path().join("IMG_0001.HEIC"),
+    )
+    .unwrap();
+    let shown = |file: &str| {
+        if file == "grid.heic" {
+            "IMG_0001.HEIC".to_string()
+        } else {
+            file.to_string()
+        }
+    };
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let model = tiny_clip();
+    let output = cliptag(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        model.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let good = entries.iter().filter(|e| e["expected"] == "ok").count();
+    assert!(
+        stderr.contains(&format!("indexed {good},"))
+            && stderr.contains(&format!("failed {}", entries.len() - good)),
+        "{stderr}"
+    );
+
+    let listing = files_listing(&db);
+    assert_eq!(listing.len(), entries.len(), "{listing:?}");
+    for entry in &entries {
+        let file = shown(name(entry));
+        let (_, status, reason) = listing
+            .iter()
+            .find(|(f, _, _)| *f == file)
+            .unwrap_or_else(|| panic!("{file} is not listed: {listing:?}"));
+        if entry["expected"] == "ok" {
+            assert_eq!((status.as_str(), reason.as_str()), ("ok", ""), "{file}");
+        } else {
+            assert_eq!(status, "error", "{file}");
+            assert!(reason.starts_with("damaged HEIF file"), "{file}: {reason}");
+        }
+    }
+
+    // A person's tag on the iPhone photo, then CSV and both sidecar namings.
+    let photo = dir.path().canonicalize().unwrap().join("IMG_0001.HEIC");
+    let added = cliptag(&["vocab", "add", "--db", db_arg, "Holiday/Beach"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let tagged = cliptag(&[
+        "tag",
+        "add",
+        "--db",
+        db_arg,
+        photo.to_str().unwrap(),
+        "Holiday/Beach",
+    ]);
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let csv = db_dir.path().join("tags.csv");
+    let exported = cliptag(&["export", "--db", db_arg, "--csv", csv.to_str().unwrap()]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.contains("IMG_0001.HEIC"))
+        .unwrap_or_else(|| panic!("no row for the HEIC:\n{csv}"));
+    assert!(row.contains("Holiday/Beach"), "{row}");
+
+    for (flag, sidecar) in [
+        ("appended", "IMG_0001.HEIC.xmp"),
+        ("replaced", "IMG_0001.xmp"),
+    ] {
+        let exported = cliptag(&["export", "--db", db_arg, "--xmp", "--xmp-naming", flag]);
+        assert!(
+            exported.status.success(),
+            "{}",
+            String::from_utf8_lossy(&exported.stderr)
+        );
+        let xmp = std::fs::read_to_string(dir.path().join(sidecar))
+            .unwrap_or_else(|e| panic!("{sidecar}: {e}"));
+        assert!(xmp.contains("<rdf:li>Beach</rdf:li>"), "{xmp}");
+        assert!(xmp.contains("Holiday|Beach"), "{xmp}");
+    }
+    // The photo itself is untouched.
+    assert_eq!(
+        std::fs::read(&photo).unwrap(),
+        std::fs::read(heic_dir().join("grid.heic")).unwrap()
+    );
+}
+
+#[test]
+fn a_moved_heic_keeps_its_id_and_embedding() {
+    let dir = photo_folder(&[heic_dir().join("grid.heic"), heic_dir().join("mono.heic")]);
+    let root = dir.path().canonicalize().unwrap();
+    let mut library = TestLibrary::tiny();
+    assert_eq!(library.index(&root).indexed, 2);
+    let store = library.store();
+    let before = store
+        .image_by_path(&root.join("grid.heic"))
+        .unwrap()
+        .unwrap();
+    let vector = store.embedding(before.id, "tiny").unwrap().unwrap();
+
+    std::fs::create_dir(root.join("2024")).unwrap();
+    std::fs::rename(root.join("grid.heic"), root.join("2024/IMG_0001.HEIC")).unwrap();
+    let second = library.index(&root);
+    assert_eq!((second.moved, second.indexed), (1, 0), "{second:?}");
+    let after = store
+        .image_by_path(&root.join("2024/IMG_0001.HEIC"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((after.id, after.status), (before.id, ImageStatus::Ok));
+    assert_eq!(store.embedding(after.id, "tiny").unwrap().unwrap(), vector);
+}
+
+#[test]
+fn heics_an_older_cliptag_could_not_read_are_indexed_on_the_next_run() {
+    let dir = photo_folder(&[
+        heic_dir().join("grid.heic"),
+        heic_dir().join("truncated.heic"),
+    ]);
+    let root = dir.path().canonicalize().unwrap();
+    let other = photo_folder(&[heic_dir().join("mono.heic")]);
+    let other_root = other.path().canonicalize().unwrap();
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
+    library.index(&other_root);
+    // As a library indexed before cliptag read HEIC: every HEIC failed as "not an image".
+    {
+        let db = rusqlite::Connection::open(library.db()).unwrap();
+        db.execute(
+            "UPDATE images SET status = 'error', error = 'not an image'",
+            [],
+        )
+        .unwrap();
+        db.execute("DELETE FROM embeddings", []).unwrap();
+        db.execute(
+            "UPDATE settings SET value = '1: JPEG PNG WebP GIF BMP TIFF' WHERE key = 'decoders'",
+            [],
+        )
+        .unwrap();
+    }
+    let store = library.store();
+    let again = library.index(&root);
+    assert_eq!((again.indexed, again.failed), (1, 1), "{again:?}");
+    let (grid, truncated, mono) = (
+        store
+            .image_by_path(&root.join("grid.heic"))
+            .unwrap()
+            .unwrap(),
+        store
+            .image_by_path(&root.join("truncated.heic"))
+            .unwrap()
+            .unwrap(),
+        store
+            .image_by_path(&other_root.join("mono.heic"))
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(grid.status, ImageStatus::Ok);
+    assert_eq!(truncated.status, ImageStatus::Error);
+    assert!(truncated.error.unwrap().contains("ends early"));
+    // The other folder's HEIC waits for its folder's next run, and is indexed then.
+    assert_eq!(mono.status, ImageStatus::Pending);
+    assert_eq!(library.index(&other_root).indexed, 1);
+    // Once tried with these decoders, a failure is not tried again while the file is unchanged.
+    let third = library.index(&root);
+    assert_eq!(
+        (third.indexed, third.failed, third.unchanged),
+        (0, 0, 2),
+        "{third:?}"
+    );
+}
