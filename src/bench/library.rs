@@ -71,31 +71,85 @@ pub(super) fn photo_folder(args: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The folder of 12 MP HEICs beside the JPEGs' (`…-heic`), made from the first JPEGs as an
+/// iPhone writes them (512×512 tiles, 8-bit 4:2:0) if it holds none.
+fn heic_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let mut name = jpegs.as_os_str().to_os_string();
+    name.push("-heic");
+    let dir = PathBuf::from(name);
+    std::fs::create_dir_all(&dir)?;
+    if files_with(&dir, "heic")?.is_empty() {
+        println!(
+            "generating {} 4000×3000 HEICs in {} …",
+            from.len(),
+            dir.display()
+        );
+        for (i, jpeg) in from.iter().enumerate() {
+            let image = imaging::decode_file(jpeg, None)?.image;
+            let options = heifer::EncodeOptions {
+                quality: 80,
+                max_threads: 0,
+            };
+            let heic =
+                heifer::encode_rgb8(image.width(), image.height(), image.as_raw(), &options)?;
+            std::fs::write(dir.join(format!("IMG_{:04}.HEIC", i + 1)), heic)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The files in `dir` whose extension is `ext` (any case), sorted.
+fn files_with(dir: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case(ext)))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
     let dir = photo_folder(args)?;
-    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-        .collect();
-    photos.sort();
+    let jpegs = files_with(&dir, "jpg")?;
+    // Encoding a 12 MP HEIC takes many seconds: a few are enough to time decoding.
+    let heic_dir = heic_folder(&dir, &jpegs[..jpegs.len().min(args.photos).min(8)])?;
+    let heics = files_with(&heic_dir, "heic")?;
+    let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
+    for (format, photos, folder) in [("JPEG", &jpegs, &dir), ("HEIC", &heics, &heic_dir)] {
+        describe_folder(format, photos, report);
+        decode_times(format, photos, report)?;
+        end_to_end(args, format, folder, &engine, report)?;
+    }
+    Ok(())
+}
+
+fn describe_folder(format: &str, photos: &[PathBuf], report: &Report) {
     let bytes: u64 = photos
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    println!(
-        "{} JPEGs, {:.1} MB on average",
-        photos.len(),
-        bytes as f64 / photos.len().max(1) as f64 / 1e6
+    let mb = bytes as f64 / photos.len().max(1) as f64 / 1e6;
+    report.line(
+        format!("{} {format}s, {mb:.1} MB on average", photos.len()),
+        serde_json::json!({"what": "folder", "format": format, "photos": photos.len(), "mb_per_photo": mb}),
     );
+}
 
-    // Decoding alone, one thread: reduced-size DCT decoding against a full decode.
+/// Decoding alone, one thread: for JPEGs, reduced-size DCT decoding against a full decode.
+fn decode_times(format: &str, photos: &[PathBuf], report: &Report) -> anyhow::Result<()> {
     let config = PreprocessConfig::default();
     let sample: Vec<&PathBuf> = photos.iter().take(8).collect();
-    for (what, reduce) in [
-        ("full decode", None),
-        ("reduced-size decode", Some(config.shortest_edge)),
-    ] {
+    let modes: &[(&str, Option<u32>)] = if format == "JPEG" {
+        &[
+            ("full decode", None),
+            ("reduced-size decode", Some(config.shortest_edge)),
+        ]
+    } else {
+        // HEVC has no reduced-size decoding: every HEIC is decoded whole.
+        &[("full decode", Some(config.shortest_edge))]
+    };
+    for &(what, reduce) in modes {
         let (mut decode, mut preprocess) = (Vec::new(), Vec::new());
         for path in &sample {
             let started = Instant::now();
@@ -108,20 +162,29 @@ pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
         let (d, p) = (median(&mut decode), median(&mut preprocess));
         report.line(
             format!(
-                "  {what}: {d:.1} ms + preprocess {p:.1} ms per photo (one thread, median of {})",
+                "  {format} {what}: {d:.1} ms + preprocess {p:.1} ms per photo (one thread, median of {})",
                 sample.len()
             ),
-            serde_json::json!({"what": "decode", "mode": what, "decode_ms": d, "preprocess_ms": p}),
+            serde_json::json!({"what": "decode", "format": format, "mode": what, "decode_ms": d, "preprocess_ms": p}),
         );
     }
+    Ok(())
+}
 
-    let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
+/// Indexing a folder from start to finish through the library core, with a random ViT-B/32.
+fn end_to_end(
+    args: &BenchArgs,
+    format: &str,
+    dir: &Path,
+    engine: &Arc<dyn Embedder>,
+    report: &Report,
+) -> anyhow::Result<()> {
     let db_dir = tempfile_dir("cliptag-bench-index")?;
     let mut library = Library::open(
         &db_dir.join("library.sqlite"),
         LibraryOptions {
             model: Some("random-vit-b32".into()),
-            loader: Box::new(FixedLoader::new(engine)),
+            loader: Box::new(FixedLoader::new(engine.clone())),
         },
     )?;
     let started = Instant::now();
@@ -141,7 +204,7 @@ pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
     };
     let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
     let summary = library.index(
-        std::slice::from_ref(&dir),
+        &[dir.to_path_buf()],
         options,
         RunControl::default(),
         &mut |_| {},
@@ -151,22 +214,22 @@ pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
     let rate = summary.indexed as f64 / wall;
     report.line(
         format!(
-            "  end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads)",
+            "  {format} end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads)",
             summary.indexed,
         ),
-        serde_json::json!({"what": "index", "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
+        serde_json::json!({"what": "index", "format": format, "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
     );
     let per = |d: Duration| d.as_secs_f64() * 1e3 / summary.indexed.max(1) as f64;
     report.line(
         format!(
-            "  time per photo: decode {:.1} ms, preprocess {:.1} ms (on the decode threads), encode {:.1} ms, store {:.2} ms, encoder waiting {:.1} ms",
+            "  {format} time per photo: decode {:.1} ms, preprocess {:.1} ms (on the decode threads), encode {:.1} ms, store {:.2} ms, encoder waiting {:.1} ms",
             per(t.decode),
             per(t.preprocess),
             per(t.encode),
             per(t.store),
             per(t.waiting)
         ),
-        serde_json::json!({"what": "index_split_ms", "decode": per(t.decode), "preprocess": per(t.preprocess), "encode": per(t.encode), "store": per(t.store), "waiting": per(t.waiting)}),
+        serde_json::json!({"what": "index_split_ms", "format": format, "decode": per(t.decode), "preprocess": per(t.preprocess), "encode": per(t.encode), "store": per(t.store), "waiting": per(t.waiting)}),
     );
     let _ = std::fs::remove_dir_all(&db_dir);
     Ok(())

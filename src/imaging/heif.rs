@@ -126,6 +126,14 @@ impl Decoder<'_> {
 
     /// A coded picture, cut to the size its `ispe` declares (what is coded past it is padding).
     fn coded(&self, id: ItemId) -> Result<RgbImage, String> {
+        let (frame, colour, (width, height)) = self.picture(id)?;
+        let mut image = RgbImage::new(width, height);
+        convert(&frame, colour, &mut image, (0, 0), (width, height))?;
+        Ok(image)
+    }
+
+    /// A coded item's decoded picture, its colour description and the size it shows.
+    fn picture(&self, id: ItemId) -> Result<(Frame, Colour, (u32, u32)), String> {
         let stream = self.file.hevc_bitstream(id).map_err(container)?;
         let options = DecodeOptions {
             max_pixels: self.limit,
@@ -139,12 +147,22 @@ impl Decoder<'_> {
             .map_err(container)?
             .unwrap_or((frame.widths[0], frame.heights[0]));
         let colour = self.colour(id, &frame)?;
-        to_rgb(
-            &frame,
-            colour,
-            width.min(frame.widths[0]),
-            height.min(frame.heights[0]),
-        )
+        let size = (width.min(frame.widths[0]), height.min(frame.heights[0]));
+        Ok((frame, colour, size))
+    }
+
+    /// Whether an item is a coded picture shown as decoded (no crop, rotation or mirror), which
+    /// a grid converts straight into its canvas.
+    fn is_plain_picture(&self, id: ItemId) -> Result<bool, String> {
+        if self.file.item(id).map_err(container)?.item_type.0 != *b"hvc1" {
+            return Ok(false);
+        }
+        Ok(!self.file.item_properties(id).map_err(container)?.any(|p| {
+            matches!(
+                p,
+                Property::CleanAperture { .. } | Property::Rotation(_) | Property::Mirror(_)
+            )
+        }))
     }
 
     /// The colour description of a coded item: its `colr` (nclx) property, else the HEVC
@@ -191,17 +209,40 @@ impl Decoder<'_> {
         let mut canvas = RgbImage::new(width, height);
         let mut tile_size = None;
         for (i, &tile_id) in tiles.iter().enumerate() {
-            let tile = self.item(tile_id, depth + 1)?;
+            // Tiles as iPhones write them are plain pictures, converted in place; others are
+            // decoded and transformed first.
+            let (tile, picture) = if self.is_plain_picture(tile_id)? {
+                let (frame, colour, size) = self.picture(tile_id)?;
+                (None, Some((frame, colour, size)))
+            } else {
+                (Some(self.item(tile_id, depth + 1)?), None)
+            };
+            let size = match (&tile, &picture) {
+                (Some(tile), _) => tile.dimensions(),
+                (None, Some((_, _, size))) => *size,
+                (None, None) => unreachable!("one of the two is set"),
+            };
             // Every tile has the first one's size; the last row and column may reach past the
             // canvas and are cut.
-            let (tw, th) = *tile_size.get_or_insert(tile.dimensions());
-            if tile.dimensions() != (tw, th) {
+            let (tw, th) = *tile_size.get_or_insert(size);
+            if size != (tw, th) {
                 return Err("damaged HEIF file: its grid tiles differ in size".into());
             }
             let x = (i % columns) as u64 * u64::from(tw);
             let y = (i / columns) as u64 * u64::from(th);
-            if x < u64::from(width) && y < u64::from(height) {
-                imageops::replace(&mut canvas, &tile, x as i64, y as i64);
+            if x >= u64::from(width) || y >= u64::from(height) {
+                continue;
+            }
+            let (x, y) = (x as u32, y as u32);
+            match (tile, picture) {
+                (Some(tile), _) => {
+                    imageops::replace(&mut canvas, &tile, i64::from(x), i64::from(y))
+                }
+                (None, Some((frame, colour, _))) => {
+                    let shown = (tw.min(width - x), th.min(height - y));
+                    convert(&frame, colour, &mut canvas, (x, y), shown)?;
+                }
+                (None, None) => unreachable!("one of the two is set"),
             }
         }
         Ok(canvas)
@@ -215,10 +256,16 @@ struct Colour {
     full_range: bool,
 }
 
-/// The top-left `width`×`height` pixels of a decoded picture in 8-bit RGB, as libheif converts
-/// for display: samples of more than 8 bits shifted down to 8 first, each pixel's chroma from
-/// the chroma sample that covers it, fixed-point coefficients in 1/256.
-fn to_rgb(frame: &Frame, colour: Colour, width: u32, height: u32) -> Result<RgbImage, String> {
+/// Writes the top-left `size` pixels of a decoded picture into `out` at `at`, in 8-bit RGB as
+/// libheif converts for display: samples of more than 8 bits shifted down to 8 first, each
+/// pixel's chroma from the chroma sample that covers it, fixed-point coefficients in 1/256.
+fn convert(
+    frame: &Frame,
+    colour: Colour,
+    out: &mut RgbImage,
+    at: (u32, u32),
+    size: (u32, u32),
+) -> Result<(), String> {
     let [luma_depth, chroma_depth] = frame.bit_depth;
     if !(8..=16).contains(&luma_depth) || !(8..=16).contains(&chroma_depth) {
         return Err(format!(
@@ -226,69 +273,110 @@ fn to_rgb(frame: &Frame, colour: Colour, width: u32, height: u32) -> Result<RgbI
         ));
     }
     let (shift_y, shift_c) = (luma_depth - 8, chroma_depth - 8);
+    let (width, height) = (size.0 as usize, size.1 as usize);
     let stride = frame.widths[0] as usize;
-    let luma =
-        |x: u32, y: u32| i32::from(frame.planes[0][y as usize * stride + x as usize] >> shift_y);
-    let mut image = RgbImage::new(width, height);
+    let out_stride = out.width() as usize * 3;
+    let (x0, y0) = (at.0 as usize, at.1 as usize);
+    if width == 0
+        || height == 0
+        || width > stride
+        || height > frame.heights[0] as usize
+        || x0 + width > out.width() as usize
+        || y0 + height > out.height() as usize
+    {
+        return Err("damaged HEIF file: a picture does not fit where it belongs".into());
+    }
+    let out = out.as_mut();
+    let luma_row = |y: usize| &frame.planes[0][y * stride..y * stride + width];
     if frame.widths[1] == 0 || frame.heights[1] == 0 {
         // Monochrome: grey, range expanded where the range is limited.
-        for (x, y, pixel) in image.enumerate_pixels_mut() {
-            let v = expand_luma(luma(x, y), colour.full_range);
-            *pixel = image::Rgb([v, v, v]);
+        for y in 0..height {
+            let start = (y0 + y) * out_stride + x0 * 3;
+            let row = &mut out[start..start + width * 3];
+            for (pixel, &v) in row.chunks_exact_mut(3).zip(luma_row(y)) {
+                let v = expand_luma(i32::from(v >> shift_y), colour.full_range);
+                pixel.copy_from_slice(&[v, v, v]);
+            }
         }
-        return Ok(image);
+        return Ok(());
     }
-    let (cw, ch) = (frame.widths[1], frame.heights[1]);
-    let (sx, sy) = (
-        (frame.widths[0] / cw).max(1),
-        (frame.heights[0] / ch).max(1),
-    );
-    let chroma = |plane: usize, x: u32, y: u32| {
-        let (cx, cy) = ((x / sx).min(cw - 1), (y / sy).min(ch - 1));
-        i32::from(frame.planes[plane][cy as usize * cw as usize + cx as usize] >> shift_c) - 128
-    };
-    if colour.matrix == 0 {
-        // Identity: the planes are G, B and R.
-        for (x, y, pixel) in image.enumerate_pixels_mut() {
-            let (g, b, r) = (luma(x, y), chroma(1, x, y) + 128, chroma(2, x, y) + 128);
-            *pixel = image::Rgb([r, g, b].map(|v| v.clamp(0, 255) as u8));
-        }
-        return Ok(image);
+    let (cw, ch) = (frame.widths[1] as usize, frame.heights[1] as usize);
+    let sx = (stride / cw).max(1);
+    let sy = (frame.heights[0] as usize / ch).max(1);
+    if (width - 1) / sx >= cw || (height - 1) / sy >= ch {
+        return Err("damaged HEIF file: its chroma planes are too small".into());
     }
-    let (kr, kb) = match colour.matrix {
-        1 => (0.2126, 0.0722),
-        4 => (0.30, 0.11),
-        7 => (0.212, 0.087),
-        9 | 10 => (0.2627, 0.0593),
-        _ => (0.299, 0.114), // 5, 6 and unspecified: BT.601
-    };
-    let kg = 1.0 - kr - kb;
-    let (mut r_cr, mut g_cb, mut g_cr, mut b_cb) = (
-        2.0 * (1.0 - kr),
-        -2.0 * kb * (1.0 - kb) / kg,
-        -2.0 * kr * (1.0 - kr) / kg,
-        2.0 * (1.0 - kb),
-    );
-    if !colour.full_range {
-        for c in [&mut r_cr, &mut g_cb, &mut g_cr, &mut b_cb] {
-            *c *= 255.0 / 224.0;
+    let coefficients = Coefficients::new(colour);
+    for y in 0..height {
+        let start = (y0 + y) * out_stride + x0 * 3;
+        let row = &mut out[start..start + width * 3];
+        let c = (y / sy) * cw;
+        let (cb_row, cr_row) = (&frame.planes[1][c..c + cw], &frame.planes[2][c..c + cw]);
+        for (x, (pixel, &luma)) in row.chunks_exact_mut(3).zip(luma_row(y)).enumerate() {
+            let cx = x / sx;
+            let rgb = coefficients.rgb(
+                i32::from(luma >> shift_y),
+                i32::from(cb_row[cx] >> shift_c),
+                i32::from(cr_row[cx] >> shift_c),
+            );
+            pixel.copy_from_slice(&rgb);
         }
     }
-    let fixed = |c: f64| (c * 256.0).round() as i32;
-    let (r_cr, g_cb, g_cr, b_cb) = (fixed(r_cr), fixed(g_cb), fixed(g_cr), fixed(b_cb));
-    for (x, y, pixel) in image.enumerate_pixels_mut() {
-        let yv = i32::from(expand_luma(luma(x, y), colour.full_range));
-        let (cb, cr) = (chroma(1, x, y), chroma(2, x, y));
-        *pixel = image::Rgb(
-            [
-                yv + ((r_cr * cr + 128) >> 8),
-                yv + ((g_cb * cb + g_cr * cr + 128) >> 8),
-                yv + ((b_cb * cb + 128) >> 8),
-            ]
-            .map(|v| v.clamp(0, 255) as u8),
-        );
+    Ok(())
+}
+
+/// YCbCr → RGB in 8 bits, with libheif's fixed-point coefficients.
+struct Coefficients {
+    /// The identity matrix: the planes are G, B and R.
+    identity: bool,
+    full_range: bool,
+    r_cr: i32,
+    g_cb: i32,
+    g_cr: i32,
+    b_cb: i32,
+}
+
+impl Coefficients {
+    fn new(colour: Colour) -> Self {
+        let (kr, kb) = match colour.matrix {
+            1 => (0.2126, 0.0722),
+            4 => (0.30, 0.11),
+            7 => (0.212, 0.087),
+            9 | 10 => (0.2627, 0.0593),
+            _ => (0.299, 0.114), // 5, 6 and unspecified: BT.601
+        };
+        let kg = 1.0 - kr - kb;
+        // Limited-range chroma spans 224 levels instead of 255.
+        let range = if colour.full_range {
+            1.0
+        } else {
+            255.0 / 224.0
+        };
+        let fixed = |c: f64| (c * range * 256.0).round() as i32;
+        Coefficients {
+            identity: colour.matrix == 0,
+            full_range: colour.full_range,
+            r_cr: fixed(2.0 * (1.0 - kr)),
+            g_cb: fixed(-2.0 * kb * (1.0 - kb) / kg),
+            g_cr: fixed(-2.0 * kr * (1.0 - kr) / kg),
+            b_cb: fixed(2.0 * (1.0 - kb)),
+        }
     }
-    Ok(image)
+
+    #[inline]
+    fn rgb(&self, y: i32, cb: i32, cr: i32) -> [u8; 3] {
+        let clamp = |v: i32| v.clamp(0, 255) as u8;
+        if self.identity {
+            return [clamp(cr), clamp(y), clamp(cb)];
+        }
+        let y = i32::from(expand_luma(y, self.full_range));
+        let (cb, cr) = (cb - 128, cr - 128);
+        [
+            clamp(y + ((self.r_cr * cr + 128) >> 8)),
+            clamp(y + ((self.g_cb * cb + self.g_cr * cr + 128) >> 8)),
+            clamp(y + ((self.b_cb * cb + 128) >> 8)),
+        ]
+    }
 }
 
 /// An 8-bit luma sample on the full range.
