@@ -94,9 +94,10 @@ fn every_good_heic_decodes_to_libheifs_pixels_and_embeds_like_the_reference() {
 #[test]
 fn a_rotated_heic_is_turned_once_not_twice() {
     // pillow-heif stores EXIF orientation 6 as an `irot` and leaves the EXIF tag at 6: the file
-    // is 400×300 as coded and 300×400 as shown. Applying the EXIF tag as well would turn it back.
+    // is 300×400 as coded (the cat on its side) and 400×300 as shown, upright. Applying the EXIF
+    // tag as well would turn it a second time.
     let decoded = imaging::decode_file(&heic_dir().join("rotated.heic"), None).unwrap();
-    assert_eq!(decoded.display_size, (300, 400));
+    assert_eq!(decoded.display_size, (400, 300));
     // The reference check above tells orientations apart: the photo turned any other way is
     // further from libheif's than the limit allows.
     let engine = tiny_engine();
