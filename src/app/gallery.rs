@@ -222,6 +222,7 @@ impl CliptagApp {
                                 || self.gallery.picked.contains(&entry.id);
                             if self.cell_ui(ui, entry, cell, selected).clicked() {
                                 clicked = Some(entry.id);
+                                self.sidebar.has_keys = false;
                             }
                         }
                     });
@@ -373,8 +374,8 @@ impl CliptagApp {
     /// gallery filtered to one label, `A` accepts and `R` rejects that label on the selected
     /// photo and moves on to the next one (review from the keyboard), or on every picked photo.
     fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize) {
-        if ui.ctx().memory(|m| m.focused().is_some()) {
-            return; // typing in a text field
+        if ui.ctx().memory(|m| m.focused().is_some()) || self.sidebar.has_keys {
+            return; // typing in a text field, or moving through the vocabulary
         }
         if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::A)) {
             let all: Vec<i64> = self

@@ -7,6 +7,7 @@ mod histogram;
 mod sidebar;
 mod status;
 pub mod thumbnails;
+pub mod tree;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -253,7 +254,9 @@ impl CliptagApp {
                     self.say(text, true);
                 }
             }
-            Done::LabelUpdated { retag, .. } | Done::LabelRemoved { retag, .. } => {
+            Done::LabelUpdated { retag, .. }
+            | Done::LabelRemoved { retag, .. }
+            | Done::GroupEdited { retag, .. } => {
                 if let Some(text) = retag_failed(&retag) {
                     self.say(text, true);
                 }
@@ -421,6 +424,17 @@ impl CliptagApp {
             .default_size(300.0)
             .min_size(220.0)
             .show(ui, |ui| self.sidebar_ui(ui));
+        if self.sidebar.editor.is_some() || self.sidebar.group.is_some() {
+            egui::Panel::left("label-editor")
+                .resizable(true)
+                .default_size(330.0)
+                .min_size(260.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .id_salt("editor-scroll")
+                        .show(ui, |ui| self.editor_panel_ui(ui));
+                });
+        }
         if self.selected.is_some() {
             egui::Panel::right("detail")
                 .resizable(true)

@@ -1,11 +1,12 @@
 //! The sidebar: the vocabulary, and the editor of one label with its live threshold preview.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::histogram::histogram_ui;
+use super::tree::{self, Row};
 use super::{CliptagApp, DialogResult};
 use crate::domain::{Label, Mode};
-use crate::library::Preview;
+use crate::library::{GroupEdit, Preview, in_group};
 use crate::worker::Command;
 
 /// A label being edited; changes reach the worker when applied (the threshold at once).
@@ -41,12 +42,27 @@ impl LabelEditor {
     }
 }
 
+/// A group being edited: renamed or moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupEditor {
+    pub path: String,
+    pub new_path: String,
+}
+
 #[derive(Debug, Default)]
 pub struct SidebarState {
     pub filter: String,
     pub new_label: String,
     pub editor: Option<LabelEditor>,
+    pub group: Option<GroupEditor>,
     pub previews: HashMap<i64, Preview>,
+    /// Groups shown open, by full name.
+    pub expanded: HashSet<String>,
+    /// The tree row with the keyboard focus, by position among the rows shown.
+    pub cursor: Option<usize>,
+    /// Whether the keyboard moves through the tree (after a click on one of its rows) rather
+    /// than through the gallery (after a click there, or on "show").
+    pub has_keys: bool,
 }
 
 impl SidebarState {
@@ -121,51 +137,270 @@ impl CliptagApp {
         });
         ui.separator();
 
-        if self.sidebar.editor.is_some() {
-            self.editor_ui(ui);
-            ui.separator();
-        }
-
-        let filter = self.sidebar.filter.to_lowercase();
         let snapshot = self.snapshot.clone();
+        let rows = tree::rows(
+            &snapshot.labels,
+            &snapshot.groups,
+            &self.sidebar.expanded,
+            &self.sidebar.filter,
+        );
+        self.tree_keys(ui, &rows, &snapshot);
         let editing = self.sidebar.editor.as_ref().map(|e| e.draft.id);
+        let editing_group = self.sidebar.group.as_ref().map(|g| g.path.clone());
         egui::ScrollArea::vertical()
             .id_salt("labels")
             .show(ui, |ui| {
-                for entry in snapshot
-                    .labels
-                    .iter()
-                    .filter(|e| filter.is_empty() || e.label.name.to_lowercase().contains(&filter))
-                {
-                    let label = &entry.label;
-                    ui.horizontal(|ui| {
-                        let mut enabled = label.enabled;
-                        if ui
-                            .checkbox(&mut enabled, "")
-                            .on_hover_text(format!("Use {:?} for tagging", label.name))
-                            .changed()
-                        {
-                            self.send(Command::UpdateLabel(Label {
-                                enabled,
-                                ..label.clone()
-                            }));
+                for (position, row) in rows.iter().enumerate() {
+                    let focused = self.sidebar.cursor == Some(position);
+                    ui.horizontal(|ui| match row {
+                        Row::Group {
+                            path,
+                            name,
+                            depth,
+                            count,
+                            enabled,
+                            expanded,
+                            ..
+                        } => {
+                            ui.add_space(*depth as f32 * 14.0);
+                            let arrow = if *expanded { "-" } else { "+" };
+                            let what = if *expanded { "Collapse" } else { "Expand" };
+                            let toggle = ui.small_button(arrow);
+                            toggle.widget_info(|| {
+                                egui::WidgetInfo::labeled(
+                                    egui::Role::Button,
+                                    true,
+                                    format!("{what} {path}"),
+                                )
+                            });
+                            if toggle.on_hover_text(format!("{what} {path}")).clicked() {
+                                self.sidebar.cursor = Some(position);
+                                self.sidebar.has_keys = true;
+                                self.toggle_group(path);
+                            }
+                            let mut all = enabled.0 == enabled.1;
+                            let checkbox = egui::Checkbox::new(&mut all, "")
+                                .indeterminate(enabled.0 > 0 && enabled.0 < enabled.1);
+                            let response = ui.add(checkbox);
+                            response.widget_info(|| {
+                                egui::WidgetInfo::selected(
+                                    egui::Role::CheckBox,
+                                    true,
+                                    all,
+                                    format!("Use the group {path}"),
+                                )
+                            });
+                            if response
+                                .on_hover_text(format!(
+                                    "Use every label of {path} for tagging ({} of {} are)",
+                                    enabled.0, enabled.1
+                                ))
+                                .changed()
+                            {
+                                self.send(Command::EditGroup {
+                                    group: path.clone(),
+                                    edit: GroupEdit::Enable(all),
+                                });
+                            }
+                            let text = egui::RichText::new(format!("{name} ({count})")).strong();
+                            let selected = editing_group.as_deref() == Some(path) || focused;
+                            if ui.selectable_label(selected, text).clicked() {
+                                self.sidebar.cursor = Some(position);
+                                self.sidebar.has_keys = true;
+                                self.open_group(path);
+                            }
                         }
-                        let text = format!("{} ({})", label.name, entry.count);
-                        if ui
-                            .selectable_label(editing == Some(label.id), text)
-                            .clicked()
-                        {
-                            self.sidebar.editor = Some(LabelEditor::new(label));
-                            self.send(Command::PreviewLabel(label.clone()));
-                        }
-                        if ui
-                            .small_button("show")
-                            .on_hover_text(format!("Show the photos tagged {:?}", label.name))
-                            .clicked()
-                        {
-                            self.gallery.toggle_tag(label.id);
+                        Row::Label { index, name, depth } => {
+                            ui.add_space(*depth as f32 * 14.0 + 18.0);
+                            let entry = &snapshot.labels[*index];
+                            let label = &entry.label;
+                            let mut enabled = label.enabled;
+                            let response = ui.checkbox(&mut enabled, "");
+                            response.widget_info(|| {
+                                egui::WidgetInfo::selected(
+                                    egui::Role::CheckBox,
+                                    true,
+                                    enabled,
+                                    format!("Use {}", label.name),
+                                )
+                            });
+                            if response
+                                .on_hover_text(format!("Use {:?} for tagging", label.name))
+                                .changed()
+                            {
+                                self.send(Command::UpdateLabel(Label {
+                                    enabled,
+                                    ..label.clone()
+                                }));
+                            }
+                            let text = format!("{name} ({})", entry.count);
+                            let selected = editing == Some(label.id) || focused;
+                            if ui.selectable_label(selected, text).clicked() {
+                                self.sidebar.cursor = Some(position);
+                                self.sidebar.has_keys = true;
+                                self.open_label(label);
+                            }
+                            if ui
+                                .small_button("show")
+                                .on_hover_text(format!("Show the photos tagged {:?}", label.name))
+                                .clicked()
+                            {
+                                self.sidebar.has_keys = false;
+                                self.gallery.toggle_tag(label.id);
+                            }
                         }
                     });
+                }
+            });
+    }
+
+    /// Opens or closes a group of the tree.
+    fn toggle_group(&mut self, path: &str) {
+        if !self.sidebar.expanded.remove(path) {
+            self.sidebar.expanded.insert(path.to_string());
+        }
+    }
+
+    fn open_label(&mut self, label: &Label) {
+        self.sidebar.group = None;
+        self.sidebar.editor = Some(LabelEditor::new(label));
+        self.send(Command::PreviewLabel(label.clone()));
+    }
+
+    fn open_group(&mut self, path: &str) {
+        self.sidebar.editor = None;
+        self.sidebar.group = Some(GroupEditor {
+            path: path.to_string(),
+            new_path: path.to_string(),
+        });
+    }
+
+    /// Arrow keys move through the tree while no text field has the focus: up and down, right
+    /// opens a group, left closes it, Enter edits the row.
+    fn tree_keys(
+        &mut self,
+        ui: &egui::Ui,
+        rows: &[Row],
+        snapshot: &crate::library::LibrarySnapshot,
+    ) {
+        if rows.is_empty() || ui.ctx().memory(|m| m.focused().is_some()) || !self.sidebar.has_keys {
+            return;
+        }
+        let pressed = |key| ui.input(|i| i.key_pressed(key));
+        let last = rows.len() - 1;
+        let cursor = self.sidebar.cursor.unwrap_or(0).min(last);
+        if pressed(egui::Key::ArrowDown) {
+            self.sidebar.cursor = Some((cursor + 1).min(last));
+        } else if pressed(egui::Key::ArrowUp) {
+            self.sidebar.cursor = Some(cursor.saturating_sub(1));
+        } else if pressed(egui::Key::ArrowRight) || pressed(egui::Key::ArrowLeft) {
+            if let Row::Group { path, expanded, .. } = &rows[cursor] {
+                let open = pressed(egui::Key::ArrowRight);
+                if open != *expanded {
+                    self.toggle_group(path);
+                }
+            }
+            self.sidebar.cursor = Some(cursor);
+        } else if pressed(egui::Key::Enter) {
+            match &rows[cursor] {
+                Row::Group { path, .. } => self.open_group(path),
+                Row::Label { index, .. } => self.open_label(&snapshot.labels[*index].label),
+            }
+        }
+    }
+
+    /// The editor of the selected label or group, in a panel of its own beside the tree.
+    pub(super) fn editor_panel_ui(&mut self, ui: &mut egui::Ui) {
+        if self.sidebar.group.is_some() {
+            self.group_editor_ui(ui);
+        } else {
+            self.editor_ui(ui);
+        }
+    }
+
+    fn group_editor_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(group) = self.sidebar.group.clone() else {
+            return;
+        };
+        let members: Vec<&Label> = self
+            .snapshot
+            .labels
+            .iter()
+            .map(|e| &e.label)
+            .filter(|l| in_group(&l.name, &group.path))
+            .collect();
+        let enabled = members.iter().filter(|l| l.enabled).count();
+        let total = members.len();
+        let photos = self
+            .snapshot
+            .groups
+            .get(&group.path.to_lowercase())
+            .copied()
+            .unwrap_or(0);
+        ui.horizontal(|ui| {
+            ui.strong(format!("Group {:?}", group.path));
+            if ui.button("Close").clicked() {
+                self.sidebar.group = None;
+            }
+        });
+        ui.label(format!(
+            "{total} labels, {enabled} of them used for tagging; {photos} photos tagged with one of them"
+        ));
+        ui.horizontal(|ui| {
+            if ui.button("Use all").clicked() {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Enable(true),
+                });
+            }
+            if ui.button("Use none").clicked() {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Enable(false),
+                });
+            }
+        });
+        let mut rename = false;
+        ui.horizontal(|ui| {
+            let label = ui
+                .label("Group name")
+                .on_hover_text("Rename it, or move it under another group: Pets → Animals/Pets");
+            if let Some(editor) = &mut self.sidebar.group {
+                let edit = ui
+                    .add(egui::TextEdit::singleline(&mut editor.new_path).desired_width(160.0))
+                    .labelled_by(label.id);
+                rename = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            }
+            rename |= ui.button("Rename").clicked();
+        });
+        if rename {
+            let to = self
+                .sidebar
+                .group
+                .as_ref()
+                .map(|g| g.new_path.trim().trim_matches('/').to_string())
+                .unwrap_or_default();
+            if !to.is_empty() && to != group.path {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Rename(to.clone()),
+                });
+                // The tree keeps the group open under its new name.
+                if self.sidebar.expanded.remove(&group.path) {
+                    self.sidebar.expanded.insert(to.clone());
+                }
+                self.sidebar.group = Some(GroupEditor {
+                    path: to.clone(),
+                    new_path: to,
+                });
+            }
+        }
+        ui.separator();
+        egui::ScrollArea::vertical()
+            .id_salt("group-labels")
+            .show(ui, |ui| {
+                for label in members {
+                    ui.label(&label.name);
                 }
             });
     }

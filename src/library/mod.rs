@@ -35,7 +35,7 @@ use model::{Loaded, ModelSlot};
 pub use queries::Match;
 pub use snapshot::{ImageEntry, LabelEntry, LibrarySnapshot};
 pub use tags::{Histogram, ImageDetail, LabelScore, Preview, Retag};
-pub use vocabulary::ImportSummary;
+pub use vocabulary::{GroupEdit, ImportSummary, in_group};
 
 /// The BLAKE3 hash of `bytes`, in hex: how a moved or renamed file is recognised.
 pub fn content_hash(bytes: &[u8]) -> String {

@@ -37,6 +37,9 @@ pub struct LibrarySnapshot {
     pub templates: Vec<String>,
     /// How many photos are indexed.
     pub indexed: usize,
+    /// Photos tagged with any label of each group, by the group's name in lower case
+    /// (`animals/pets` counts `Animals/Pets`, `Animals/Pets/Dog`…).
+    pub groups: HashMap<String, usize>,
     /// Positions in `images` of the files that could not be read or went missing.
     pub problems: Vec<usize>,
     /// Position in `images` of each photo id.
@@ -73,9 +76,9 @@ impl Library {
                 error: row.error,
             })
             .collect();
-        let labels = self
-            .store
-            .labels()?
+        let labels = self.store.labels()?;
+        let groups = group_counts(&labels, &images);
+        let labels = labels
             .into_iter()
             .map(|label| LabelEntry {
                 count: counts.get(&label.id).copied().unwrap_or(0),
@@ -96,6 +99,45 @@ impl Library {
             labels,
             roots: self.store.roots()?,
             templates: self.store.templates()?,
+            groups,
         })
     }
+}
+
+/// Photos tagged with any label of each group: a photo tagged `Animals/Cat` and `Animals/Dog`
+/// counts once in `animals`.
+fn group_counts(labels: &[Label], images: &[ImageEntry]) -> HashMap<String, usize> {
+    // Each label's groups: `Animals/Pets/Dog` is in `animals` and `animals/pets` (and a label
+    // named as a group counts in it).
+    let groups_of: HashMap<i64, Vec<String>> = labels
+        .iter()
+        .map(|label| {
+            let name = label.name.to_lowercase();
+            let groups = name
+                .match_indices('/')
+                .map(|(i, _)| name[..i].to_string())
+                .chain(std::iter::once(name.clone()))
+                .collect();
+            (label.id, groups)
+        })
+        .collect();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for image in images {
+        seen.clear();
+        for (label, source) in &image.tags {
+            if !source.applies() {
+                continue;
+            }
+            for group in groups_of.get(label).into_iter().flatten() {
+                if !seen.contains(&group.as_str()) {
+                    seen.push(group);
+                }
+            }
+        }
+        for group in &seen {
+            *counts.entry((*group).to_string()).or_default() += 1;
+        }
+    }
+    counts
 }

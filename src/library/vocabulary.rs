@@ -10,6 +10,24 @@ use crate::export::write_atomically;
 use crate::store::Store;
 use crate::tagging::vocabulary_file::{self, DEFAULT_VOCABULARY};
 
+/// A change to every label of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEdit {
+    /// Use the group's labels for tagging, or not.
+    Enable(bool),
+    /// Rename the group, or move it under another (`Pets` → `Animals/Pets`).
+    Rename(String),
+}
+
+/// Whether the label called `name` belongs to `group`: it is the group's own label or lies
+/// under it.
+pub fn in_group(name: &str, group: &str) -> bool {
+    name.len() >= group.len()
+        && name.is_char_boundary(group.len())
+        && name[..group.len()].eq_ignore_ascii_case(group)
+        && (name.len() == group.len() || name.as_bytes()[group.len()] == b'/')
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -90,6 +108,66 @@ impl Library {
             return Err(Error::invalid(format!("no label with id {}", label.id)));
         }
         Ok((label, self.after_vocabulary_edit()))
+    }
+
+    /// Changes every label of a group (`Animals` holds `Animals`, `Animals/Cat`,
+    /// `Animals/Pets/Dog`…) at once, in one transaction and one re-tag; returns how many labels
+    /// it changed. Labels keep their ids, so a renamed or moved group keeps every decision and
+    /// what its labels learned.
+    pub fn edit_group(&mut self, group: &str, edit: &GroupEdit) -> Result<(usize, Retag)> {
+        let group = group.trim().trim_matches('/');
+        let labels = self.store.labels()?;
+        let members: Vec<&Label> = labels.iter().filter(|l| in_group(&l.name, group)).collect();
+        if group.is_empty() || members.is_empty() {
+            return Err(Error::invalid(format!(
+                "no label in the group {group:?} (cliptag vocab list shows them)"
+            )));
+        }
+        let changed: Vec<Label> = match edit {
+            GroupEdit::Enable(enabled) => members
+                .iter()
+                .filter(|l| l.enabled != *enabled)
+                .map(|l| Label {
+                    enabled: *enabled,
+                    ..(*l).clone()
+                })
+                .collect(),
+            GroupEdit::Rename(to) => {
+                let to = to.trim().trim_matches('/');
+                if to.is_empty() {
+                    return Err(Error::invalid("a group needs a name"));
+                }
+                let mut renamed: Vec<Label> = members
+                    .iter()
+                    .map(|l| Label {
+                        name: format!("{to}{}", &l.name[group.len()..]),
+                        ..(*l).clone()
+                    })
+                    .collect();
+                // The new names must be free: not taken by a label outside the group, nor
+                // two of them the same (ignoring case, as every label name).
+                let mut taken: std::collections::HashSet<String> = labels
+                    .iter()
+                    .filter(|l| !in_group(&l.name, group))
+                    .map(|l| l.name.to_lowercase())
+                    .collect();
+                for label in &mut renamed {
+                    label.validate()?;
+                    if !taken.insert(label.name.to_lowercase()) {
+                        return Err(Error::invalid(format!(
+                            "the vocabulary already has a label {:?}",
+                            label.name
+                        )));
+                    }
+                }
+                renamed
+            }
+        };
+        if changed.is_empty() {
+            return Ok((0, Retag::Done(Default::default())));
+        }
+        self.store.update_labels(&changed)?;
+        Ok((changed.len(), self.after_vocabulary_edit()))
     }
 
     /// Removes a label and every tag it gave, a person's decisions included; returns its name.

@@ -218,6 +218,17 @@ impl Store {
         self.durable(|tx| Ok(update_label_row(tx, label.id, label)?))
     }
 
+    /// Replaces several stored labels in one transaction; how many existed.
+    pub fn update_labels(&mut self, labels: &[Label]) -> Result<usize> {
+        self.durable(|tx| {
+            let mut changed = 0;
+            for label in labels {
+                changed += usize::from(update_label_row(tx, label.id, label)?);
+            }
+            Ok(changed)
+        })
+    }
+
     /// Removes a label and every tag it gave, a person's decisions included; whether it existed.
     pub fn remove_label(&mut self, label_id: i64) -> Result<bool> {
         self.durable(|tx| Ok(tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0))

@@ -315,6 +315,20 @@ impl Worker {
                 }
                 Err(error) => fail(&error),
             },
+            Command::EditGroup { group, edit } => match library.edit_group(&group, &edit) {
+                Ok((labels, retag)) => {
+                    self.snapshot_due = true;
+                    outbox.done(
+                        request,
+                        Done::GroupEdited {
+                            group,
+                            labels,
+                            retag,
+                        },
+                    );
+                }
+                Err(error) => fail(&error),
+            },
             Command::ImportVocabulary(path) => match library.import_vocabulary(&path) {
                 Ok((summary, retag)) => {
                     self.snapshot_due = true;

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use crate::domain::{Decision, Label, TagSource};
 use crate::library::{
-    ExportReport, ExportRequest, ImageDetail, ImportSummary, IndexSummary, LearnReport, Match,
-    ModelStatus, Preview, Retag,
+    ExportReport, ExportRequest, GroupEdit, ImageDetail, ImportSummary, IndexSummary, LearnReport,
+    Match, ModelStatus, Preview, Retag,
 };
 use crate::tagging::RetagReport;
 
@@ -33,6 +33,11 @@ pub enum Command {
     UpdateLabel(Label),
     RemoveLabel {
         label_id: i64,
+    },
+    /// Enable, disable, rename or move every label of a group at once.
+    EditGroup {
+        group: String,
+        edit: GroupEdit,
     },
     ImportVocabulary(PathBuf),
     ExportVocabulary(PathBuf),
@@ -94,6 +99,9 @@ impl Command {
             Command::RemoveLabel { label_id } => Operation::RemoveLabel {
                 label_id: *label_id,
             },
+            Command::EditGroup { group, .. } => Operation::EditGroup {
+                group: group.clone(),
+            },
             Command::ImportVocabulary(path) => Operation::ImportVocabulary { path: path.clone() },
             Command::ExportVocabulary(path) => Operation::ExportVocabulary { path: path.clone() },
             Command::PreviewLabel(label) => Operation::Preview {
@@ -144,6 +152,9 @@ pub enum Operation {
     RemoveLabel {
         label_id: i64,
     },
+    EditGroup {
+        group: String,
+    },
     ImportVocabulary {
         path: PathBuf,
     },
@@ -192,6 +203,7 @@ impl fmt::Display for Operation {
             Operation::AddLabel { name } => write!(f, "adding the label {name:?}"),
             Operation::UpdateLabel { name } => write!(f, "changing the label {name:?}"),
             Operation::RemoveLabel { label_id } => write!(f, "removing label #{label_id}"),
+            Operation::EditGroup { group } => write!(f, "changing the group {group:?}"),
             Operation::ImportVocabulary { path } => {
                 write!(f, "importing the vocabulary {}", path.display())
             }
@@ -233,6 +245,11 @@ pub enum Done {
     },
     LabelRemoved {
         name: String,
+        retag: Retag,
+    },
+    GroupEdited {
+        group: String,
+        labels: usize,
         retag: Retag,
     },
     VocabularyImported {

@@ -551,3 +551,141 @@ fn picked_photos_are_decided_at_once() {
         .collect();
     assert_eq!(rejected, ["astronaut.jpg", "camera.png", "chelsea.png"]);
 }
+
+#[test]
+fn the_vocabulary_tree_collapses_disables_renames_and_filters_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = indexed_library(&db);
+    for name in ["Animals/Cat", "Animals/Pets/Dog", "Sky"] {
+        add_label_that_tags_everything(&db, name);
+    }
+    // A person's decision on one photo, which a renamed group keeps.
+    let photo = photos.path().canonicalize().unwrap().join("coffee.jpg");
+    let output = cliptag(&[
+        "tag",
+        "reject",
+        "--db",
+        db.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "Animals/Cat",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Sky") == Some(10)
+    });
+    // Groups start closed, with the photos tagged by any of their labels.
+    step_until(&mut harness, "the closed group", |h| {
+        has_label(h, "Animals (10)")
+    });
+    assert!(!has_label(&harness, "Cat (9)"));
+    harness.get_by_label("Expand Animals").click();
+    step_until(&mut harness, "the open group", |h| {
+        has_label(h, "Cat (9)") && has_label(h, "Pets (10)")
+    });
+    assert!(!has_label(&harness, "Dog (10)"), "Pets is still closed");
+    harness.get_by_label("Expand Animals/Pets").click();
+    step_until(&mut harness, "the open subgroup", |h| {
+        has_label(h, "Dog (10)")
+    });
+    harness.get_by_label("Collapse Animals").click();
+    step_until(&mut harness, "the closed group again", |h| {
+        !has_label(h, "Cat (9)") && !has_label(h, "Dog (10)")
+    });
+
+    // The filter opens what it finds and keeps its groups in sight.
+    type_into(&mut harness, "Filter labels", "dog");
+    step_until(&mut harness, "the filtered tree", |h| {
+        has_label(h, "Dog (10)") && has_label(h, "Animals (10)") && !has_label(h, "Sky (10)")
+    });
+    harness.get_by_label("Filter labels").focus();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.key_press(egui::Key::Backspace);
+    harness.step();
+    step_until(&mut harness, "the whole tree", |h| has_label(h, "Sky (10)"));
+
+    // Switching the group off: its labels stop tagging, the others do not.
+    harness.get_by_label("Use the group Animals").click();
+    step_until(&mut harness, "the group switched off", |h| {
+        let labels = &h.state().snapshot.labels;
+        labels
+            .iter()
+            .filter(|l| l.label.name.starts_with("Animals/"))
+            .all(|l| !l.label.enabled && l.count == 0)
+            && label_count(h.state(), "Sky") == Some(10)
+    });
+    harness.get_by_label("Use the group Animals").click();
+    step_until(&mut harness, "the group switched on", |h| {
+        label_count(h.state(), "Animals/Cat") == Some(9)
+    });
+
+    // Renaming the group moves every label with it and keeps the decision.
+    harness.get_by_label_contains("Animals (").click();
+    step_until(&mut harness, "the group editor", |h| {
+        h.query_by_label("Group name").is_some()
+    });
+    harness.get_by_label("Group name").focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.get_by_label("Group name").type_text("Wildlife");
+    harness.step();
+    harness.get_by_label("Rename").click();
+    step_until(&mut harness, "the renamed group", |h| {
+        label_count(h.state(), "Wildlife/Cat") == Some(9)
+            && label_count(h.state(), "Wildlife/Pets/Dog") == Some(10)
+            && label_count(h.state(), "Animals/Cat").is_none()
+    });
+    drop(harness);
+    let tags = cliptag(&[
+        "tags",
+        "--db",
+        db.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    let tags = String::from_utf8_lossy(&tags.stdout);
+    assert!(
+        tags.lines()
+            .any(|l| l.contains("\tWildlife/Cat\t") && l.ends_with("rejected")),
+        "{tags}"
+    );
+}
+
+#[test]
+fn arrow_keys_move_through_the_tree_and_open_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for name in ["Animals/Cat", "Animals/Dog", "Sky"] {
+        add_label_that_tags_everything(&db, name);
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Animals (0)"));
+    harness.get_by_label("Animals (0)").click();
+    harness.step();
+    harness.key_press(egui::Key::ArrowRight);
+    step_until(&mut harness, "the group opened from the keyboard", |h| {
+        has_label(h, "Cat (0)")
+    });
+    harness.key_press(egui::Key::ArrowDown);
+    harness.key_press(egui::Key::ArrowDown);
+    harness.key_press(egui::Key::Enter);
+    step_until(&mut harness, "the label editor of Dog", |h| {
+        h.state()
+            .sidebar
+            .editor
+            .as_ref()
+            .is_some_and(|e| e.draft.name == "Animals/Dog")
+    });
+    harness.key_press(egui::Key::ArrowUp);
+    harness.key_press(egui::Key::ArrowUp);
+    harness.key_press(egui::Key::ArrowLeft);
+    step_until(&mut harness, "the group closed from the keyboard", |h| {
+        !has_label(h, "Cat (0)")
+    });
+}

@@ -400,3 +400,77 @@ fn a_new_label_from_the_command_line_uses_its_mode_default_threshold() {
     assert_eq!(label.mode, Mode::TopK);
     assert_eq!(label.threshold, Mode::TopK.default_threshold(""));
 }
+
+#[test]
+fn a_group_is_renamed_moved_and_switched_as_one_and_keeps_its_decisions() {
+    use cliptag::domain::Decision;
+    use cliptag::library::GroupEdit;
+
+    let dir = photo_folder(&fixture_photos()[..3]);
+    let mut library = TestLibrary::tiny();
+    library.clear_vocabulary();
+    library.index(dir.path());
+    let everything = |name: &str| Label {
+        threshold: -1.0,
+        ..Label::new(name, "tiny")
+    };
+    let lib = &mut library.library;
+    let (cat, _) = lib.add_label(everything("Pets/Cat")).unwrap();
+    lib.add_label(everything("Pets/Dogs/Terrier")).unwrap();
+    lib.add_label(everything("Petsitter")).unwrap();
+    lib.add_label(everything("Animals/Cow")).unwrap();
+    let image = library.store().images().unwrap()[0].id;
+    library
+        .library
+        .decide(image, cat.id, Decision::Reject)
+        .unwrap();
+    let lib = &mut library.library;
+
+    // `Petsitter` is not in `Pets`; case does not matter, as for label names.
+    let (switched, _) = lib.edit_group("pets", &GroupEdit::Enable(false)).unwrap();
+    assert_eq!(switched, 2);
+    let enabled =
+        |lib: &cliptag::library::Library, name: &str| lib.label_named(name).unwrap().enabled;
+    assert!(!enabled(lib, "Pets/Cat") && !enabled(lib, "Pets/Dogs/Terrier"));
+    assert!(enabled(lib, "Petsitter"));
+    assert_eq!(
+        library
+            .store()
+            .tags()
+            .unwrap()
+            .iter()
+            .filter(|t| t.label_id == cat.id && t.source == cliptag::domain::TagSource::Auto)
+            .count(),
+        0
+    );
+    let lib = &mut library.library;
+    lib.edit_group("Pets", &GroupEdit::Enable(true)).unwrap();
+
+    // Moved under another group: every label follows, with its id and decisions.
+    let (moved, _) = lib
+        .edit_group("Pets", &GroupEdit::Rename("Animals/Pets".into()))
+        .unwrap();
+    assert_eq!(moved, 2);
+    let cat_after = lib.label_named("Animals/Pets/Cat").unwrap();
+    assert_eq!(cat_after.id, cat.id);
+    assert!(lib.label_named("Animals/Pets/Dogs/Terrier").is_ok());
+    assert!(lib.label_named("Pets/Cat").is_err());
+    let store = library.store();
+    assert_eq!(
+        store.tag(image, cat.id).unwrap().map(|t| t.0),
+        Some(cliptag::domain::TagSource::Rejected)
+    );
+    // A name another label has is refused, and nothing changes.
+    let lib = &mut library.library;
+    lib.add_label(everything("Farm/Cat")).unwrap();
+    let taken = lib
+        .edit_group("Animals/Pets", &GroupEdit::Rename("Farm".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(taken.contains("Farm/Cat"), "{taken}");
+    assert!(lib.label_named("Animals/Pets/Cat").is_ok());
+    assert!(
+        lib.edit_group("Nothing", &GroupEdit::Enable(false))
+            .is_err()
+    );
+}
