@@ -13,8 +13,10 @@ const SEARCH_LIMIT: usize = 500;
 
 #[derive(Debug, Default)]
 pub struct GalleryState {
-    /// Show only photos that have every one of these labels.
+    /// Show only photos that have every one of these labels (or any, with `any_tag`).
     pub tags: Vec<i64>,
+    /// Whether one of the filter's labels is enough.
+    pub any_tag: bool,
     /// Show only photos without any tag.
     pub untagged: bool,
     /// Show only photos that failed or went missing.
@@ -81,31 +83,37 @@ impl CliptagApp {
             ids.iter()
                 .filter_map(|id| self.snapshot.positions.get(id).copied())
                 .collect()
-        } else if let Some((_, results)) = &g.search {
-            g.scores = results.iter().copied().collect();
-            results
-                .iter()
-                .filter_map(|(id, _)| self.snapshot.positions.get(id).copied())
-                .collect()
         } else {
-            images
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| {
+            // The search (best first) or the whole library, narrowed by every other filter.
+            let base: Vec<usize> = match &g.search {
+                Some((_, results)) => {
+                    g.scores = results.iter().copied().collect();
+                    results
+                        .iter()
+                        .filter_map(|(id, _)| self.snapshot.positions.get(id).copied())
+                        .collect()
+                }
+                None => (0..images.len()).collect(),
+            };
+            base.into_iter()
+                .filter(|&i| {
+                    let e = &images[i];
                     let applied = || e.tags.iter().filter(|(_, s)| s.applies());
                     let problem = e.status.is_problem();
-                    if g.problems {
-                        return problem;
-                    }
-                    if e.status == ImageStatus::Missing {
+                    if g.problems && !problem || e.status == ImageStatus::Missing && !g.problems {
                         return false;
                     }
                     if g.untagged && applied().next().is_some() {
                         return false;
                     }
-                    g.tags.iter().all(|t| applied().any(|(l, _)| l == t))
+                    let has = |t: &i64| applied().any(|(l, _)| *l == *t);
+                    g.tags.is_empty()
+                        || if g.any_tag {
+                            g.tags.iter().any(has)
+                        } else {
+                            g.tags.iter().all(has)
+                        }
                 })
-                .map(|(i, _)| i)
                 .collect()
         };
         g.computed_for = Some(version);
@@ -173,6 +181,21 @@ impl CliptagApp {
                     self.gallery.toggle_tag(label_id);
                 }
             }
+            if self.gallery.tags.len() > 1 {
+                let any = if self.gallery.any_tag {
+                    "any of these"
+                } else {
+                    "all of these"
+                };
+                if ui
+                    .button(any)
+                    .on_hover_text("Show photos with all of the tags, or with any of them")
+                    .clicked()
+                {
+                    self.gallery.any_tag = !self.gallery.any_tag;
+                    changed = true;
+                }
+            }
             if let Some((query, results)) = &self.gallery.search {
                 ui.label(format!(
                     "search: {query:?} ({} best matches)",
@@ -196,7 +219,19 @@ impl CliptagApp {
         self.filter_bar_ui(ui);
         self.refresh_visible();
         let total = self.gallery.visible.len();
-        ui.label(format!("{total} photos"));
+        ui.horizontal(|ui| {
+            ui.label(if total == 1 {
+                "1 photo".to_string()
+            } else {
+                format!("{total} photos")
+            });
+            ui.add_space(12.0);
+            ui.add(
+                egui::Slider::new(&mut self.settings.cell, 64.0..=512.0)
+                    .text("Thumbnail size")
+                    .show_value(false),
+            );
+        });
         let cell = self.settings.cell.clamp(64.0, 512.0);
         let spacing = 6.0;
         let columns = ((ui.available_width() + spacing) / (cell + spacing))
@@ -206,6 +241,11 @@ impl CliptagApp {
         self.keyboard_selection(ui, columns);
 
         let snapshot = self.snapshot.clone();
+        let names: HashMap<i64, &str> = snapshot
+            .labels
+            .iter()
+            .map(|l| (l.label.id, l.label.name.as_str()))
+            .collect();
         let mut clicked = None;
         egui::ScrollArea::vertical()
             .id_salt("gallery")
@@ -220,7 +260,7 @@ impl CliptagApp {
                             let entry = &snapshot.images[index];
                             let selected = self.selected == Some(entry.id)
                                 || self.gallery.picked.contains(&entry.id);
-                            if self.cell_ui(ui, entry, cell, selected).clicked() {
+                            if self.cell_ui(ui, entry, cell, selected, &names).clicked() {
                                 clicked = Some(entry.id);
                                 self.sidebar.has_keys = false;
                             }
@@ -295,6 +335,7 @@ impl CliptagApp {
         entry: &crate::library::ImageEntry,
         cell: f32,
         selected: bool,
+        names: &HashMap<i64, &str>,
     ) -> egui::Response {
         let name = entry
             .path
@@ -303,8 +344,36 @@ impl CliptagApp {
             .into_owned();
         let (rect, response) =
             ui.allocate_exact_size(egui::vec2(cell, cell + 14.0), egui::Sense::click());
-        let response = response.on_hover_text(entry.path.display().to_string());
-        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &name));
+        // The photo's tags, a person's decisions first: chips on the thumbnail, and the cell's
+        // accessible value.
+        let mut tags: Vec<(&str, bool)> = entry
+            .tags
+            .iter()
+            .filter(|(_, source)| source.applies())
+            .filter_map(|(id, source)| names.get(id).map(|n| (*n, source.is_personal())))
+            .collect();
+        tags.sort_by_key(|(name, personal)| (!personal, *name));
+        let tag_text = tags
+            .iter()
+            .map(|(n, personal)| {
+                if *personal {
+                    format!("{n} (yours)")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let response = response.on_hover_text(if tag_text.is_empty() {
+            entry.path.display().to_string()
+        } else {
+            format!("{}\n{tag_text}", entry.path.display())
+        });
+        response.widget_info(|| {
+            let mut info = egui::WidgetInfo::labeled(egui::Role::Button, true, &name);
+            info.current_text_value = Some(tag_text.clone());
+            info
+        });
         if !ui.is_rect_visible(rect) {
             return response;
         }
@@ -348,6 +417,7 @@ impl CliptagApp {
                 }
             }
         }
+        self.chips_ui(ui, &painter, image_rect, &tags);
         if selected {
             painter.rect_stroke(
                 image_rect,
@@ -368,6 +438,64 @@ impl CliptagApp {
             ui.visuals().text_color(),
         );
         response
+    }
+
+    /// Up to three tag chips along the bottom of a thumbnail (the last part of each label's
+    /// name; a person's own decisions filled), and how many more there are.
+    fn chips_ui(
+        &self,
+        ui: &egui::Ui,
+        painter: &egui::Painter,
+        image_rect: egui::Rect,
+        tags: &[(&str, bool)],
+    ) {
+        if tags.is_empty() || image_rect.width() < 96.0 {
+            return;
+        }
+        let font = egui::FontId::proportional(10.5);
+        let visuals = ui.visuals();
+        let mut x = image_rect.min.x + 3.0;
+        let y = image_rect.max.y - 17.0;
+        let limit = image_rect.max.x - 3.0;
+        let mut shown = 0;
+        for (name, personal) in tags.iter().take(3) {
+            let leaf = name.rsplit('/').next().unwrap_or(name);
+            let text_color = if *personal {
+                visuals.selection.stroke.color
+            } else {
+                visuals.text_color()
+            };
+            let galley = painter.layout_no_wrap(leaf.to_string(), font.clone(), text_color);
+            let width = galley.size().x + 8.0;
+            if x + width > limit {
+                break;
+            }
+            let chip = egui::Rect::from_min_size(egui::pos2(x, y), egui::vec2(width, 14.0));
+            if *personal {
+                painter.rect_filled(chip, 7.0, visuals.selection.bg_fill);
+            } else {
+                painter.rect_filled(chip, 7.0, visuals.window_fill.gamma_multiply(0.85));
+                painter.rect_stroke(
+                    chip,
+                    7.0,
+                    egui::Stroke::new(1.0, visuals.weak_text_color()),
+                    egui::StrokeKind::Inside,
+                );
+            }
+            painter.galley(chip.min + egui::vec2(4.0, 0.5), galley, text_color);
+            x += width + 3.0;
+            shown += 1;
+        }
+        if tags.len() > shown {
+            let more = format!("+{}", tags.len() - shown);
+            painter.text(
+                egui::pos2(x + 1.0, y + 7.0),
+                egui::Align2::LEFT_CENTER,
+                more,
+                font,
+                visuals.text_color(),
+            );
+        }
     }
 
     /// Arrow keys move the selection through the visible photos; Ctrl-A picks them all. With the

@@ -689,3 +689,77 @@ fn arrow_keys_move_through_the_tree_and_open_groups() {
         !has_label(h, "Cat (0)")
     });
 }
+
+#[test]
+fn gallery_cells_show_their_tags_and_filters_combine() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = indexed_library(&db);
+    add_label_that_tags_everything(&db, "Places/Beach");
+    // A label that tags nothing, put on one photo by hand.
+    {
+        let mut store = Store::open(&db).unwrap();
+        store
+            .insert_label(&Label {
+                threshold: 1.0,
+                ..Label::new("Holiday", "")
+            })
+            .unwrap();
+    }
+    let coffee = photos.path().canonicalize().unwrap().join("coffee.jpg");
+    let output = cliptag(&[
+        "tag",
+        "add",
+        "--db",
+        db.to_str().unwrap(),
+        coffee.to_str().unwrap(),
+        "Holiday",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Places/Beach") == Some(10)
+    });
+    step_until(&mut harness, "the cells' tags", |h| {
+        h.query_by_label("coffee.jpg")
+            .and_then(|n| n.value())
+            .is_some_and(|v| v == "Holiday (yours), Places/Beach")
+    });
+    let astronaut = harness.get_by_label("astronaut.jpg").value();
+    assert_eq!(astronaut.as_deref(), Some("Places/Beach"));
+
+    // Both labels in the filter: all of them is one photo, any of them all ten.
+    let beach = label_id(harness.state(), "Places/Beach");
+    let holiday = label_id(harness.state(), "Holiday");
+    harness.state_mut().gallery.toggle_tag(beach);
+    harness.state_mut().gallery.toggle_tag(holiday);
+    step_until(&mut harness, "photos with both", |h| {
+        has_label(h, "1 photo")
+    });
+    harness.get_by_label("all of these").click();
+    step_until(&mut harness, "photos with either", |h| {
+        has_label(h, "10 photos")
+    });
+    // With "Untagged" as well, none is left.
+    harness.get_by_label("Untagged").click();
+    step_until(&mut harness, "no photo", |h| has_label(h, "0 photos"));
+    assert!(
+        harness
+            .query_by_role_and_label(egui::accesskit::Role::Slider, "Thumbnail size")
+            .is_some()
+    );
+}
+
+fn label_id(app: &CliptagApp, name: &str) -> i64 {
+    app.snapshot
+        .labels
+        .iter()
+        .find(|l| l.label.name == name)
+        .map(|l| l.label.id)
+        .unwrap()
+}
