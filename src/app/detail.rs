@@ -21,7 +21,10 @@ impl CliptagApp {
             }
         });
         let width = ui.available_width();
-        if let Some(texture) = self.thumbnails.get(entry.id, &entry.path, PREVIEW_SIZE) {
+        if let Some(texture) = self
+            .thumbnails
+            .get(entry.id, &entry.path, None, PREVIEW_SIZE)
+        {
             let size = texture.size_vec2();
             let scale = (width / size.x).min(400.0 / size.y);
             ui.add(

@@ -247,6 +247,7 @@ impl CliptagApp {
             .map(|l| (l.label.id, l.label.name.as_str()))
             .collect();
         let mut clicked = None;
+        self.cells_shown = (0, 0);
         egui::ScrollArea::vertical()
             .id_salt("gallery")
             .auto_shrink(false)
@@ -396,10 +397,15 @@ impl CliptagApp {
                 );
             }
             _ => {
-                if let Some(texture) = self.thumbnails.get(entry.id, &entry.path, GRID_SIZE) {
+                self.cells_shown.0 += 1;
+                if let Some(texture) =
+                    self.thumbnails
+                        .get(entry.id, &entry.path, entry.hash.as_deref(), GRID_SIZE)
+                {
                     let size = texture.size_vec2();
                     let scale = (cell / size.x.max(size.y)).min(cell / 8.0);
                     let shown = egui::Rect::from_center_size(image_rect.center(), size * scale);
+                    self.cells_shown.1 += 1;
                     painter.image(
                         texture.id(),
                         shown,

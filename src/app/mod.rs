@@ -98,6 +98,8 @@ pub struct CliptagApp {
     dialog_rx: crossbeam_channel::Receiver<DialogResult>,
     /// Durations of recent frames' UI work, for the frame-time report.
     pub frame_times: VecDeque<Duration>,
+    /// Gallery cells drawn in the last frame, and how many of them showed their thumbnail.
+    pub cells_shown: (usize, usize),
 }
 
 /// How long a frame may spend draining the worker's events.
@@ -113,6 +115,7 @@ impl CliptagApp {
         loader: Box<dyn ModelLoader>,
     ) -> Self {
         let worker = worker::spawn(db.clone(), model, loader, waker.clone());
+        let thumbnail_cache = Some(crate::store::thumbnails::cache_path(&db));
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
         CliptagApp {
             settings: Settings {
@@ -120,7 +123,7 @@ impl CliptagApp {
                 ..settings
             },
             worker,
-            thumbnails: thumbnails::Thumbnails::new(2, waker),
+            thumbnails: thumbnails::Thumbnails::new(2, thumbnail_cache, waker),
             snapshot: Arc::new(LibrarySnapshot::default()),
             model: ModelStatus::NotLoaded,
             indexing: false,
@@ -139,6 +142,7 @@ impl CliptagApp {
             dialog_tx,
             dialog_rx,
             frame_times: VecDeque::new(),
+            cells_shown: (0, 0),
         }
     }
 

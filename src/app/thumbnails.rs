@@ -1,6 +1,7 @@
-//! Thumbnails: decoded on their own threads (reduced-size JPEG decoding makes a 12 MP photo
-//! cheap), kept in a bounded cache, and uploaded to the GPU within a per-frame budget so that
-//! scrolling a large library never stalls a frame.
+//! Thumbnails: read from the library's thumbnail cache on disk (filled while indexing), else
+//! decoded on their own threads (reduced-size JPEG decoding makes a 12 MP photo cheap) and
+//! added to that cache; kept as textures in a bounded set, and uploaded to the GPU within a
+//! per-frame budget so that scrolling a large library never stalls a frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::imaging;
 use crate::model::config::Resample;
+use crate::store::ThumbnailCache;
+use crate::store::thumbnails::{THUMBNAIL_SIZE, make_thumbnail};
 
 /// Longest side of a grid thumbnail, in pixels.
 pub const GRID_SIZE: u32 = 256;
@@ -36,10 +39,18 @@ struct Decoded {
     image: Option<egui::ColorImage>,
 }
 
+/// What a loader thread needs for one thumbnail.
+struct Request {
+    key: Key,
+    path: PathBuf,
+    /// The photo's content hash, which keys the cache on disk.
+    hash: Option<String>,
+}
+
 /// Newest-first request stack shared with the loader threads.
 #[derive(Default)]
 struct Queue {
-    requests: Mutex<VecDeque<(Key, PathBuf)>>,
+    requests: Mutex<VecDeque<Request>>,
     ready: Condvar,
     closed: Mutex<bool>,
 }
@@ -54,16 +65,22 @@ pub struct Thumbnails {
 }
 
 impl Thumbnails {
-    /// Starts `threads` loader threads; `waker` is called when a thumbnail is ready.
-    pub fn new(threads: usize, waker: Arc<dyn Fn() + Send + Sync>) -> Self {
+    /// Starts `threads` loader threads, reading and filling the thumbnail cache at `cache`;
+    /// `waker` is called when a thumbnail is ready.
+    pub fn new(threads: usize, cache: Option<PathBuf>, waker: Arc<dyn Fn() + Send + Sync>) -> Self {
         let queue = Arc::new(Queue::default());
         let (tx, results) = unbounded();
         let threads = (0..threads.max(1))
             .map(|i| {
                 let (queue, tx, waker) = (queue.clone(), tx.clone(), waker.clone());
+                let cache = cache.clone();
                 std::thread::Builder::new()
                     .name(format!("cliptag-thumbnail-{i}"))
-                    .spawn(move || load_loop(&queue, &tx, &*waker))
+                    .spawn(move || {
+                        // Without its cache the loader still decodes every photo itself.
+                        let mut cache = cache.and_then(|c| ThumbnailCache::open(&c).ok());
+                        load_loop(&queue, &tx, cache.as_mut(), &*waker)
+                    })
                     .expect("spawning a thumbnail thread")
             })
             .collect();
@@ -81,6 +98,7 @@ impl Thumbnails {
         &mut self,
         image_id: i64,
         path: &std::path::Path,
+        hash: Option<&str>,
         size: u32,
     ) -> Option<&egui::TextureHandle> {
         let key = (image_id, size);
@@ -90,10 +108,14 @@ impl Thumbnails {
             None => {
                 self.slots.insert(key, Slot::Loading);
                 if let Ok(mut requests) = self.queue.requests.lock() {
-                    requests.push_back((key, path.to_path_buf()));
+                    requests.push_back(Request {
+                        key,
+                        path: path.to_path_buf(),
+                        hash: hash.map(String::from),
+                    });
                     while requests.len() > QUEUE_LIMIT {
-                        if let Some((dropped, _)) = requests.pop_front() {
-                            self.slots.remove(&dropped);
+                        if let Some(dropped) = requests.pop_front() {
+                            self.slots.remove(&dropped.key);
                         }
                     }
                 }
@@ -158,7 +180,12 @@ impl Drop for Thumbnails {
     }
 }
 
-fn load_loop(queue: &Queue, results: &Sender<Decoded>, waker: &(dyn Fn() + Send + Sync)) {
+fn load_loop(
+    queue: &Queue,
+    results: &Sender<Decoded>,
+    mut cache: Option<&mut ThumbnailCache>,
+    waker: &(dyn Fn() + Send + Sync),
+) {
     loop {
         let next = {
             let Ok(mut requests) = queue.requests.lock() else {
@@ -180,13 +207,46 @@ fn load_loop(queue: &Queue, results: &Sender<Decoded>, waker: &(dyn Fn() + Send 
                 };
             }
         };
-        let (key, path) = next;
-        let image = load(&path, key.1);
+        let Request { key, path, hash } = next;
+        let image = match (&mut cache, &hash) {
+            (Some(cache), Some(hash)) if key.1 <= THUMBNAIL_SIZE => {
+                load_cached(cache, hash, &path, key.1)
+            }
+            _ => load(&path, key.1),
+        };
         if results.send(Decoded { key, image }).is_err() {
             return;
         }
         waker();
     }
+}
+
+/// A grid thumbnail from the cache, else from the photo (and then into the cache).
+pub fn load_cached(
+    cache: &mut ThumbnailCache,
+    hash: &str,
+    path: &std::path::Path,
+    size: u32,
+) -> Option<egui::ColorImage> {
+    if let Ok(Some(jpeg)) = cache.get(hash)
+        && let Ok(image) = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+    {
+        let image = image.to_rgb8();
+        return Some(egui::ColorImage::from_rgb(
+            [image.width() as usize, image.height() as usize],
+            image.as_raw(),
+        ));
+    }
+    let decoded = imaging::decode_file(path, Some(size / 2)).ok()?;
+    let jpeg = make_thumbnail(&decoded.image)?;
+    let _ = cache.put(hash, jpeg.clone());
+    let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
+        .ok()?
+        .to_rgb8();
+    Some(egui::ColorImage::from_rgb(
+        [image.width() as usize, image.height() as usize],
+        image.as_raw(),
+    ))
 }
 
 /// Decodes a photo into a thumbnail whose longest side is at most `size`.

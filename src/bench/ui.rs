@@ -45,13 +45,15 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
     let ctx = egui::Context::default();
     let repaint = ctx.clone();
     let waker: worker::Waker = Arc::new(move || repaint.request_repaint());
-    let mut app = CliptagApp::new(
-        waker,
-        Settings::default(),
-        db.clone(),
-        Some(engine.model_id().to_string()),
-        Box::new(crate::library::FixedLoader::new(engine.clone())),
-    );
+    let open_app = || {
+        CliptagApp::new(
+            waker.clone(),
+            Settings::default(),
+            db.clone(),
+            Some(engine.model_id().to_string()),
+            Box::new(crate::library::FixedLoader::new(engine.clone())),
+        )
+    };
     let size = egui::vec2(1280.0, 800.0);
     let frame = |app: &mut CliptagApp, events: Vec<egui::Event>| -> f64 {
         let input = egui::RawInput {
@@ -64,6 +66,43 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
         let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
         started.elapsed().as_secs_f64() * 1e3
     };
+    // Opening the library twice: the first time every thumbnail is decoded from its photo (and
+    // cached), the second time they come from the cache beside the library.
+    for open in ["first", "second"] {
+        let mut app = open_app();
+        let started = Instant::now();
+        loop {
+            frame(&mut app, Vec::new());
+            let (cells, shown) = app.cells_shown;
+            if app.snapshot.images.len() >= args.library && cells > 0 && shown == cells {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(300) {
+                anyhow::bail!("the first screen of thumbnails did not fill in 300 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        report.line(
+            format!(
+                "opening a {}-photo library the {open} time: first screen of {} thumbnails shown in {seconds:.2} s",
+                args.library, app.cells_shown.0
+            ),
+            serde_json::json!({"what": "first_screen", "open": open, "images": args.library, "thumbnails": app.cells_shown.0, "seconds": seconds}),
+        );
+    }
+    if let Ok(cache) = crate::store::ThumbnailCache::beside(&db) {
+        let (count, bytes) = cache.usage()?;
+        report.line(
+            format!(
+                "thumbnail cache: {count} thumbnails, {:.1} KB each, {:.1} MB per thousand photos",
+                bytes as f64 / count.max(1) as f64 / 1e3,
+                bytes as f64 / count.max(1) as f64 / 1e3
+            ),
+            serde_json::json!({"what": "thumbnail_cache", "thumbnails": count, "bytes": bytes}),
+        );
+    }
+    let mut app = open_app();
     // Wait for the library snapshot, then start indexing.
     let started = Instant::now();
     while app.snapshot.images.len() < args.library && started.elapsed() < Duration::from_secs(120) {

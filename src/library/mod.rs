@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::domain::Label;
 use crate::error::Result;
 use crate::model::{Embedder, ModelSpec, hub};
-use crate::store::Store;
+use crate::store::{Store, ThumbnailCache};
 use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
 pub use explain::Explanation;
@@ -91,12 +91,32 @@ pub struct Library {
     store: Store,
     model: ModelSlot,
     scores: ScoreCache,
+    /// The thumbnail cache beside the database (none for an in-memory library, or where it
+    /// cannot be opened: thumbnails are then made from the photos each time).
+    thumbnails: Option<ThumbnailCache>,
 }
 
 impl Library {
     /// Opens (creating if needed) the library at `db`; a new one gets the default vocabulary.
     pub fn open(db: &Path, options: LibraryOptions) -> Result<Self> {
-        Self::with_store(Store::open(db)?, options)
+        let mut library = Self::with_store(Store::open(db)?, options)?;
+        library.thumbnails = ThumbnailCache::beside(db).ok();
+        Ok(library)
+    }
+
+    /// The thumbnail cache, where the library has one.
+    pub fn thumbnail_cache(&self) -> Option<&ThumbnailCache> {
+        self.thumbnails.as_ref()
+    }
+
+    /// Cleans the thumbnail cache of photos the library no longer holds and keeps it within
+    /// its bound.
+    pub fn trim_thumbnails(&mut self) {
+        if let Some(cache) = &mut self.thumbnails
+            && let Ok(keep) = self.store.content_hashes()
+        {
+            let _ = cache.trim(&keep);
+        }
     }
 
     /// A library on an already open store (an in-memory one in tests and benchmarks).
@@ -123,6 +143,7 @@ impl Library {
             store,
             model: ModelSlot::new(options.loader, source, id, name),
             scores: ScoreCache::default(),
+            thumbnails: None,
         })
     }
 

@@ -15,6 +15,8 @@ pub struct ImageEntry {
     pub path: PathBuf,
     pub status: ImageStatus,
     pub error: Option<String>,
+    /// BLAKE3 of its bytes, hex (keys its cached thumbnail).
+    pub hash: Option<String>,
     /// Tags on the photo (rejections included, marked as such).
     pub tags: Vec<(i64, TagSource)>,
 }
@@ -74,6 +76,7 @@ impl Library {
                 path: row.path,
                 status: row.status,
                 error: row.error,
+                hash: row.hash,
             })
             .collect();
         let labels = self.store.labels()?;

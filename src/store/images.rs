@@ -252,6 +252,21 @@ impl Store {
             .filter(|v| Some(v.len()) == width))
     }
 
+    /// The content hash of every photo the library holds (missing ones included: they may
+    /// come back).
+    pub fn content_hashes(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hash FROM images WHERE hash IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let hashes = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        Ok(hashes)
+    }
+
     /// Embedded images of `model` by content hash (pending ones included: a file whose time
     /// changed but whose bytes did not is still the photo that was embedded).
     pub fn known_content(&self, model: &str) -> Result<KnownContent> {

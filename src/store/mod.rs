@@ -9,6 +9,7 @@ mod migrate;
 mod paths;
 mod sidecars;
 mod tags;
+pub mod thumbnails;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};
 pub use tags::TagRow;
+pub use thumbnails::ThumbnailCache;
 
 /// How long a write waits for another writer (the app and a `cliptag` command on one library)
 /// before it gives up.

@@ -76,6 +76,10 @@ fn step_until(
     while started.elapsed() < Duration::from_secs(30) {
         harness.step();
         if done(harness) {
+            // What just appeared (a panel, an editor) may move on the next frames as the
+            // layout settles: let it, so that a click aims where the widget stays.
+            harness.step();
+            harness.step();
             return;
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -15,4 +15,5 @@ mod naive_clip;
 mod sidecars;
 mod store;
 mod tagging;
+mod thumbnails;
 mod worker;

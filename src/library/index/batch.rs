@@ -70,11 +70,22 @@ impl Library {
 
         // Decide moves and copies here, in order, so that one vanished photo moves only once.
         let mut writes = Vec::with_capacity(batch.len());
+        let mut thumbnails = Vec::new();
         for Done { job, outcome, .. } in batch {
             let write = match outcome {
-                Outcome::Ready { hash, display, .. } => Write::Embedded {
-                    id: job.image_id,
+                Outcome::Ready {
                     hash,
+                    display,
+                    thumbnail,
+                    ..
+                } => Write::Embedded {
+                    id: job.image_id,
+                    hash: {
+                        if let Some(jpeg) = thumbnail {
+                            thumbnails.push((hash.clone(), jpeg));
+                        }
+                        hash
+                    },
                     display,
                     vector: vectors
                         .next()
@@ -225,6 +236,11 @@ impl Library {
         run.summary.moved += counts.1;
         run.summary.duplicates += counts.2;
         run.summary.unchanged += counts.3;
+        // After the photos' own writes: a thumbnail that cannot be cached is made again when
+        // the gallery shows the photo, and never fails indexing.
+        if let Some(cache) = &mut self.thumbnails {
+            let _ = cache.put_many(&thumbnails);
+        }
         self.keep_matrix_current(&run.model, &writes, embedded, copied)
     }
 

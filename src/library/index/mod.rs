@@ -318,6 +318,7 @@ impl Library {
             pool.stop();
         }
         run.summary.cancelled = run.control.is_cancelled();
+        self.trim_thumbnails();
         run.summary.timings.wall = run.started.elapsed();
         run.report(report, Stage::Done, true);
         run.summary
@@ -355,6 +356,7 @@ impl Library {
         let decoding = Decoding {
             preprocess,
             reduced_jpeg: run.options.reduced_jpeg,
+            thumbnails: self.thumbnails.is_some(),
             known: Arc::new(run.known.hashes()),
         };
         run.pool = Some(DecodePool::start(

@@ -33,6 +33,8 @@ pub(super) enum Outcome {
         hash: String,
         pixels: Pixels,
         display: (u32, u32),
+        /// The photo's cached thumbnail, made from the pixels decoded anyway.
+        thumbnail: Option<Vec<u8>>,
     },
     /// The bytes are the ones its embedding was made from (the file was only touched).
     Same,
@@ -62,6 +64,8 @@ pub(super) struct Decoding {
     /// The model's preprocessing; `None` when no job is expected to need decoding.
     pub preprocess: Option<Arc<PreprocessConfig>>,
     pub reduced_jpeg: bool,
+    /// Whether to make each decoded photo's thumbnail for the cache.
+    pub thumbnails: bool,
     /// Content hashes of embedded photos (moves and copies are recognised by them).
     pub known: Arc<HashSet<String>>,
 }
@@ -166,10 +170,15 @@ fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
             let decode = started.elapsed();
             let display = decoded.display_size;
             let pixels = imaging::preprocess(&decoded.image, preprocess);
+            let thumbnail = decoding
+                .thumbnails
+                .then(|| crate::store::thumbnails::make_thumbnail(&decoded.image))
+                .flatten();
             let outcome = Outcome::Ready {
                 hash,
                 pixels,
                 display,
+                thumbnail,
             };
             (outcome, decode, started.elapsed() - decode)
         }

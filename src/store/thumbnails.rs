@@ -1,0 +1,273 @@
+//! The thumbnail cache beside a library (`library.sqlite` → `library.thumbnails.sqlite`): small
+//! JPEGs keyed by the photo's content hash, so that a library opens with its thumbnails at once
+//! and a moved or renamed photo keeps its own. Filled while indexing and by the app as it shows
+//! photos; bounded in size (the least recently used go first) and cleaned of photos the library
+//! no longer holds. Losing it loses nothing: thumbnails are made again from the photos.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::now;
+use crate::error::{Error, Result};
+
+/// Longest side of a cached thumbnail, in pixels (the gallery's largest cells are 512 px wide on
+/// a 2× display: 256 logical pixels of thumbnail look sharp up to 256-pixel cells).
+pub const THUMBNAIL_SIZE: u32 = 256;
+/// JPEG quality of cached thumbnails.
+const QUALITY: u8 = 80;
+/// The cache's default bound: about 50 000 thumbnails of about 10 KB.
+pub const DEFAULT_LIMIT_BYTES: u64 = 512 << 20;
+/// A thumbnail's last use is written at most this often (reading stays a read).
+const TOUCH_EVERY_MS: i64 = 3_600_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS thumbnails (
+    id    INTEGER PRIMARY KEY,
+    -- BLAKE3 of the photo's bytes, hex, as the library's images.hash.
+    hash  TEXT NOT NULL UNIQUE,
+    jpeg  BLOB NOT NULL,
+    bytes INTEGER NOT NULL,
+    -- Milliseconds since the Unix epoch.
+    used  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS thumbnails_used ON thumbnails (used);
+";
+
+/// One connection to a library's thumbnail cache.
+pub struct ThumbnailCache {
+    conn: Connection,
+    path: PathBuf,
+    limit_bytes: u64,
+}
+
+/// The cache's file beside the library database `db`.
+pub fn cache_path(db: &Path) -> PathBuf {
+    db.with_extension("thumbnails.sqlite")
+}
+
+impl ThumbnailCache {
+    /// Opens (creating if needed) the cache beside the library database `db`.
+    pub fn beside(db: &Path) -> Result<Self> {
+        Self::open(&cache_path(db))
+    }
+
+    /// Opens (creating if needed) the cache at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let fail = |e: rusqlite::Error| Error::invalid(format!("{}: {e}", path.display()));
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(fail)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        // A lost thumbnail is made again: no fsync per write.
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(fail)?;
+        conn.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(ThumbnailCache {
+            conn,
+            path: path.to_path_buf(),
+            limit_bytes: DEFAULT_LIMIT_BYTES,
+        })
+    }
+
+    /// Where the cache lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Changes the bound [`ThumbnailCache::trim`] keeps the cache within.
+    pub fn set_limit_bytes(&mut self, limit: u64) {
+        self.limit_bytes = limit;
+    }
+
+    /// The thumbnail of the photo whose content hash is `hash`, as JPEG bytes.
+    pub fn get(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        let found: Option<(Vec<u8>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT jpeg, used FROM thumbnails WHERE hash = ?1",
+                [hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((jpeg, used)) = found else {
+            return Ok(None);
+        };
+        let now = now();
+        if now - used > TOUCH_EVERY_MS {
+            // Best effort: another connection may hold the write lock.
+            let _ = self.conn.execute(
+                "UPDATE thumbnails SET used = ?2 WHERE hash = ?1",
+                params![hash, now],
+            );
+        }
+        Ok(Some(jpeg))
+    }
+
+    /// Stores thumbnails (content hash, JPEG bytes) in one transaction.
+    pub fn put_many(&mut self, thumbnails: &[(String, Vec<u8>)]) -> Result<()> {
+        if thumbnails.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO thumbnails (hash, jpeg, bytes, used) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (hash) DO UPDATE SET jpeg = excluded.jpeg,
+                     bytes = excluded.bytes, used = excluded.used",
+            )?;
+            let now = now();
+            for (hash, jpeg) in thumbnails {
+                insert.execute(params![hash, jpeg, jpeg.len() as i64, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores one thumbnail.
+    pub fn put(&mut self, hash: &str, jpeg: Vec<u8>) -> Result<()> {
+        self.put_many(&[(hash.to_string(), jpeg)])
+    }
+
+    /// How many thumbnails the cache holds, and their bytes.
+    pub fn usage(&self) -> Result<(u64, u64)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM thumbnails",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
+    /// Removes the thumbnails of photos not in `keep` (content hashes the library still
+    /// holds), then the least recently used ones beyond the size bound; returns how many went.
+    pub fn trim(&mut self, keep: &HashSet<String>) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut removed = 0u64;
+        {
+            let stale: Vec<i64> = {
+                let mut stmt = tx.prepare("SELECT id, hash FROM thumbnails")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut stale = Vec::new();
+                for row in rows {
+                    let (id, hash) = row?;
+                    if !keep.contains(&hash) {
+                        stale.push(id);
+                    }
+                }
+                stale
+            };
+            let mut delete = tx.prepare_cached("DELETE FROM thumbnails WHERE id = ?1")?;
+            for id in stale {
+                removed += delete.execute([id])? as u64;
+            }
+            let total: i64 =
+                tx.query_row("SELECT COALESCE(SUM(bytes), 0) FROM thumbnails", [], |r| {
+                    r.get(0)
+                })?;
+            let mut excess = total - self.limit_bytes as i64;
+            if excess > 0 {
+                let mut stmt = tx.prepare("SELECT id, bytes FROM thumbnails ORDER BY used, id")?;
+                let oldest: Vec<(i64, i64)> = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (id, bytes) in oldest {
+                    if excess <= 0 {
+                        break;
+                    }
+                    removed += delete.execute([id])? as u64;
+                    excess -= bytes;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+}
+
+/// A photo's cached thumbnail: its longest side at most [`THUMBNAIL_SIZE`], as JPEG.
+pub fn make_thumbnail(image: &image::RgbImage) -> Option<Vec<u8>> {
+    let (w, h) = image.dimensions();
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let scale = (THUMBNAIL_SIZE as f32 / w.max(h) as f32).min(1.0);
+    let (tw, th) = (
+        ((w as f32 * scale).round() as u32).max(1),
+        ((h as f32 * scale).round() as u32).max(1),
+    );
+    let small = if (tw, th) == (w, h) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, tw, th, image::imageops::FilterType::Triangle)
+    };
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, QUALITY)
+        .encode_image(&small)
+        .ok()?;
+    Some(jpeg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_of(bytes: usize) -> Vec<u8> {
+        vec![0xAB; bytes]
+    }
+
+    #[test]
+    fn the_cache_keeps_within_its_bound_and_forgets_photos_that_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = ThumbnailCache::beside(&dir.path().join("library.sqlite")).unwrap();
+        assert_eq!(
+            cache.path(),
+            dir.path().join("library.thumbnails.sqlite").as_path()
+        );
+        let entries: Vec<(String, Vec<u8>)> =
+            (0..10).map(|i| (format!("h{i}"), jpeg_of(1000))).collect();
+        cache.put_many(&entries).unwrap();
+        assert_eq!(cache.usage().unwrap(), (10, 10_000));
+        assert_eq!(cache.get("h3").unwrap(), Some(jpeg_of(1000)));
+        assert_eq!(cache.get("nope").unwrap(), None);
+
+        // h0 and h1 are gone from the library; the rest must fit in 5 000 bytes.
+        let keep: HashSet<String> = (2..10).map(|i| format!("h{i}")).collect();
+        cache.set_limit_bytes(5_000);
+        // h9 was used last: it stays; the least recently used go first.
+        cache
+            .conn
+            .execute(
+                "UPDATE thumbnails SET used = used + 10 WHERE hash = 'h9'",
+                [],
+            )
+            .unwrap();
+        let removed = cache.trim(&keep).unwrap();
+        assert_eq!(removed, 5);
+        let (count, bytes) = cache.usage().unwrap();
+        assert_eq!((count, bytes), (5, 5_000));
+        assert!(cache.get("h0").unwrap().is_none() && cache.get("h1").unwrap().is_none());
+        assert!(cache.get("h9").unwrap().is_some());
+    }
+
+    #[test]
+    fn thumbnails_are_small_jpegs_of_the_photo() {
+        let image =
+            image::RgbImage::from_fn(1000, 500, |x, _| image::Rgb([(x % 256) as u8, 90, 30]));
+        let jpeg = make_thumbnail(&image).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((back.width(), back.height()), (256, 128));
+        let tiny = image::RgbImage::new(40, 30);
+        let back = image::load_from_memory(&make_thumbnail(&tiny).unwrap()).unwrap();
+        assert_eq!((back.width(), back.height()), (40, 30), "never enlarged");
+    }
+}
