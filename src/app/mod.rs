@@ -260,7 +260,8 @@ impl CliptagApp {
             }
             Done::LabelUpdated { retag, .. }
             | Done::LabelRemoved { retag, .. }
-            | Done::GroupEdited { retag, .. } => {
+            | Done::GroupEdited { retag, .. }
+            | Done::TemplatesSet { retag, .. } => {
                 if let Some(text) = retag_failed(&retag) {
                     self.say(text, true);
                 }

@@ -58,6 +58,8 @@ pub struct SidebarState {
     pub previews: HashMap<i64, Preview>,
     /// Groups shown open, by full name.
     pub expanded: HashSet<String>,
+    /// The prompt templates being edited, one per line (none while closed).
+    pub templates: Option<String>,
     /// The tree row with the keyboard focus, by position among the rows shown.
     pub cursor: Option<usize>,
     /// Whether the keyboard moves through the tree (after a click on one of its rows) rather
@@ -135,6 +137,7 @@ impl CliptagApp {
                 self.send(Command::Retag);
             }
         });
+        self.templates_ui(ui);
         ui.separator();
 
         let snapshot = self.snapshot.clone();
@@ -252,6 +255,72 @@ impl CliptagApp {
                     });
                 }
             });
+    }
+
+    /// The prompt templates, editable, with the prompts they give a label.
+    fn templates_ui(&mut self, ui: &mut egui::Ui) {
+        let open = self.sidebar.templates.is_some();
+        let title = format!("Prompt templates ({})", self.snapshot.templates.len());
+        if ui
+            .selectable_label(open, title)
+            .on_hover_text("How a label without prompts of its own becomes prompts")
+            .clicked()
+        {
+            self.sidebar.templates = if open {
+                None
+            } else {
+                Some(self.snapshot.templates.join("\n"))
+            };
+        }
+        let Some(text) = &mut self.sidebar.templates else {
+            return;
+        };
+        let label = ui.label("Templates, one per line; {} is the label");
+        ui.add(
+            egui::TextEdit::multiline(text)
+                .desired_rows(3)
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(label.id);
+        let templates: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        // What a label gets from them: the selected one, else the first in the vocabulary.
+        let example = self
+            .sidebar
+            .editor
+            .as_ref()
+            .map(|e| e.draft.clone())
+            .or_else(|| self.snapshot.labels.first().map(|e| e.label.clone()));
+        if let Some(example) = example {
+            let prompts = Label {
+                prompts: Vec::new(),
+                ..example.clone()
+            }
+            .prompts(&templates);
+            ui.label(format!("{:?} becomes:", example.name));
+            for prompt in prompts.iter().take(6) {
+                ui.weak(format!("  {prompt}"));
+            }
+        }
+        let changed = templates != self.snapshot.templates;
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(
+                    changed && !templates.is_empty(),
+                    egui::Button::new("Apply templates"),
+                )
+                .clicked()
+            {
+                self.send(Command::SetTemplates(templates.clone()));
+            }
+            if ui.button("Close templates").clicked() {
+                self.sidebar.templates = None;
+            }
+        });
     }
 
     /// Opens or closes a group of the tree.

@@ -81,6 +81,23 @@ impl Library {
         self.store.templates()
     }
 
+    /// Replaces the prompt templates (`a photo of a {}.`) of every label without prompts of
+    /// its own, and re-tags. Empty lines are dropped; at least one template is needed.
+    pub fn set_templates(&mut self, templates: &[String]) -> Result<(Vec<String>, Retag)> {
+        let templates: Vec<String> = templates
+            .iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if templates.is_empty() {
+            return Err(Error::invalid(
+                "at least one prompt template is needed, such as \"a photo of a {}.\"",
+            ));
+        }
+        self.store.set_templates(&templates)?;
+        Ok((templates, self.after_vocabulary_edit()))
+    }
+
     /// A checked label whose name no other label has (ignoring case).
     fn checked(&self, mut label: Label) -> Result<Label> {
         label.validate()?;

@@ -329,6 +329,13 @@ impl Worker {
                 }
                 Err(error) => fail(&error),
             },
+            Command::SetTemplates(templates) => match library.set_templates(&templates) {
+                Ok((templates, retag)) => {
+                    self.snapshot_due = true;
+                    outbox.done(request, Done::TemplatesSet { templates, retag });
+                }
+                Err(error) => fail(&error),
+            },
             Command::ImportVocabulary(path) => match library.import_vocabulary(&path) {
                 Ok((summary, retag)) => {
                     self.snapshot_due = true;

@@ -41,6 +41,8 @@ pub enum Command {
     },
     ImportVocabulary(PathBuf),
     ExportVocabulary(PathBuf),
+    /// Replace the prompt templates.
+    SetTemplates(Vec<String>),
     /// How many photos an edited (not yet saved) label would tag, and what would change.
     PreviewLabel(Label),
     /// Re-fit the label called so from the person's decisions.
@@ -102,6 +104,7 @@ impl Command {
             Command::EditGroup { group, .. } => Operation::EditGroup {
                 group: group.clone(),
             },
+            Command::SetTemplates(_) => Operation::SetTemplates,
             Command::ImportVocabulary(path) => Operation::ImportVocabulary { path: path.clone() },
             Command::ExportVocabulary(path) => Operation::ExportVocabulary { path: path.clone() },
             Command::PreviewLabel(label) => Operation::Preview {
@@ -155,6 +158,7 @@ pub enum Operation {
     EditGroup {
         group: String,
     },
+    SetTemplates,
     ImportVocabulary {
         path: PathBuf,
     },
@@ -204,6 +208,7 @@ impl fmt::Display for Operation {
             Operation::UpdateLabel { name } => write!(f, "changing the label {name:?}"),
             Operation::RemoveLabel { label_id } => write!(f, "removing label #{label_id}"),
             Operation::EditGroup { group } => write!(f, "changing the group {group:?}"),
+            Operation::SetTemplates => write!(f, "changing the prompt templates"),
             Operation::ImportVocabulary { path } => {
                 write!(f, "importing the vocabulary {}", path.display())
             }
@@ -250,6 +255,10 @@ pub enum Done {
     GroupEdited {
         group: String,
         labels: usize,
+        retag: Retag,
+    },
+    TemplatesSet {
+        templates: Vec<String>,
         retag: Retag,
     },
     VocabularyImported {

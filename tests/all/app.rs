@@ -767,3 +767,39 @@ fn label_id(app: &CliptagApp, name: &str) -> i64 {
         .map(|l| l.label.id)
         .unwrap()
 }
+
+#[test]
+fn prompt_templates_are_edited_in_the_sidebar_with_a_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add_label_that_tags_everything(&db, "Animals/Cat");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the templates", |h| {
+        has_label(h, "Prompt templates (4)")
+    });
+    harness.get_by_label("Prompt templates (4)").click();
+    step_until(&mut harness, "the templates editor", |h| {
+        h.query_by_label("Templates, one per line; {} is the label")
+            .is_some()
+    });
+    assert!(has_label(&harness, "a photo of a cat."));
+    let field = "Templates, one per line; {} is the label";
+    harness.get_by_label(field).focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness
+        .get_by_label(field)
+        .type_text("an old photo of my {}");
+    harness.step();
+    step_until(&mut harness, "the preview", |h| {
+        has_label(h, "an old photo of my cat") && !has_label(h, "a photo of a cat.")
+    });
+    harness.get_by_label("Apply templates").click();
+    step_until(&mut harness, "the stored templates", |h| {
+        h.state().snapshot.templates == ["an old photo of my {}"]
+    });
+    drop(harness);
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.templates().unwrap(), ["an old photo of my {}"]);
+}

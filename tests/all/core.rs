@@ -474,3 +474,55 @@ fn a_group_is_renamed_moved_and_switched_as_one_and_keeps_its_decisions() {
             .is_err()
     );
 }
+
+#[test]
+fn new_prompt_templates_change_the_scores_of_labels_without_prompts_of_their_own() {
+    let dir = photo_folder(&fixture_photos()[..2]);
+    let mut library = TestLibrary::tiny();
+    library.clear_vocabulary();
+    library.index(dir.path());
+    let lib = &mut library.library;
+    let (plain, _) = lib.add_label(Label::new("Animals/Cat", "tiny")).unwrap();
+    let (own, _) = lib
+        .add_label(Label {
+            prompts: vec!["a cat asleep on a sofa".into()],
+            ..Label::new("Sleeping cat", "tiny")
+        })
+        .unwrap();
+    let image = library.store().images().unwrap()[0].id;
+    let score = |lib: &mut cliptag::library::Library, id: i64| {
+        lib.detail(image)
+            .unwrap()
+            .scores
+            .iter()
+            .find(|s| s.label_id == id)
+            .unwrap()
+            .score
+    };
+    let lib = &mut library.library;
+    let (plain_before, own_before) = (score(lib, plain.id), score(lib, own.id));
+    let (stored, retag) = lib
+        .set_templates(&["  a blurry snapshot of my {}  ".into(), "".into()])
+        .unwrap();
+    assert_eq!(stored, ["a blurry snapshot of my {}"]);
+    assert!(
+        matches!(retag, cliptag::library::Retag::Done(_)),
+        "{retag:?}"
+    );
+    assert_eq!(lib.templates().unwrap(), stored);
+    assert_eq!(
+        plain.prompts(&stored),
+        ["a blurry snapshot of my cat"],
+        "a label's prompts come from the templates"
+    );
+    let (plain_after, own_after) = (score(lib, plain.id), score(lib, own.id));
+    assert!(
+        (plain_after - plain_before).abs() > 1e-4,
+        "{plain_before} -> {plain_after}"
+    );
+    assert_eq!(
+        own_after, own_before,
+        "a label with its own prompts keeps them"
+    );
+    assert!(lib.set_templates(&[" ".into()]).is_err());
+}
