@@ -464,7 +464,7 @@ impl CliptagApp {
         let y = image_rect.max.y - 17.0;
         let limit = image_rect.max.x - 3.0;
         let mut shown = 0;
-        for (name, personal) in tags.iter().take(3) {
+        for (i, (name, personal)) in tags.iter().take(3).enumerate() {
             let leaf = name.rsplit('/').next().unwrap_or(name);
             let text_color = if *personal {
                 visuals.selection.stroke.color
@@ -473,7 +473,9 @@ impl CliptagApp {
             };
             let galley = painter.layout_no_wrap(leaf.to_string(), font.clone(), text_color);
             let width = galley.size().x + 8.0;
-            if x + width > limit {
+            // Room for "+N" after the last chip shown, when more tags follow.
+            let reserve = if i + 1 < tags.len() { 26.0 } else { 0.0 };
+            if x + width + reserve > limit {
                 break;
             }
             let chip = egui::Rect::from_min_size(egui::pos2(x, y), egui::vec2(width, 14.0));
@@ -494,11 +496,15 @@ impl CliptagApp {
         }
         if tags.len() > shown {
             let more = format!("+{}", tags.len() - shown);
-            painter.text(
-                egui::pos2(x + 1.0, y + 7.0),
-                egui::Align2::LEFT_CENTER,
-                more,
-                font,
+            let galley = painter.layout_no_wrap(more, font, visuals.text_color());
+            let chip = egui::Rect::from_min_size(
+                egui::pos2(x, y),
+                egui::vec2(galley.size().x + 6.0, 14.0),
+            );
+            painter.rect_filled(chip, 7.0, visuals.window_fill.gamma_multiply(0.85));
+            painter.galley(
+                chip.min + egui::vec2(3.0, 0.5),
+                galley,
                 visuals.text_color(),
             );
         }

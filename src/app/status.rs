@@ -216,6 +216,11 @@ impl CliptagApp {
             .open(&mut open)
             .default_width(560.0)
             .show(ctx, |ui| {
+                ui.label(format!(
+                    "{} could not be indexed or went missing; the others are not held up by them.",
+                    count(snapshot.problems.len(), "file", "files")
+                ));
+                ui.separator();
                 egui::ScrollArea::vertical()
                     .id_salt("problems")
                     .show(ui, |ui| {
