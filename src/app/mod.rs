@@ -2,6 +2,8 @@
 //! publishes and sends the worker commands; it never touches disk, SQLite or the model itself.
 
 mod detail;
+mod editor;
+mod events;
 mod gallery;
 mod histogram;
 mod sidebar;
@@ -18,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::export::csv::CsvForm;
 use crate::library::{
-    ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress, Retag,
+    ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress,
 };
-use crate::worker::{self, Command, Done, Event, WorkerHandle};
+use crate::worker::{self, Command, WorkerHandle};
 
 /// What the app remembers between launches (window size and panel widths are kept by eframe
 /// and egui themselves).
@@ -184,186 +186,6 @@ impl CliptagApp {
         more |= self.thumbnails.upload(ctx);
         if more {
             ctx.request_repaint();
-        }
-    }
-
-    fn apply(&mut self, event: Event) {
-        match event {
-            Event::Model(status) => {
-                if let ModelStatus::Failed(reason) = &status {
-                    self.say(format!("model: {reason}"), true);
-                }
-                self.model = status;
-            }
-            Event::Started { .. } => {
-                self.indexing = true;
-                self.worker.control().resume();
-            }
-            Event::Done { done, .. } => self.apply_done(done),
-            Event::Failed { failure, .. } => {
-                if matches!(failure.operation, worker::Operation::Index { .. }) {
-                    self.indexing = false;
-                }
-                self.say(failure.to_string(), true);
-            }
-        }
-    }
-
-    fn apply_done(&mut self, done: Done) {
-        let retag_failed = |retag: &Retag| match retag {
-            Retag::Failed(reason) => Some(format!("the tags could not follow yet: {reason}")),
-            _ => None,
-        };
-        match done {
-            Done::Indexed(summary) => {
-                self.indexing = false;
-                let text = format!(
-                    "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
-                    if summary.cancelled {
-                        "indexing cancelled"
-                    } else {
-                        "indexing finished"
-                    },
-                    summary.indexed,
-                    summary.unchanged,
-                    summary.moved,
-                    summary.missing,
-                    summary.failed
-                );
-                self.say(text, false);
-                self.last_summary = Some(summary);
-            }
-            Done::Queued { roots } => {
-                let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-                self.say(
-                    format!(
-                        "{} will be indexed when the current run ends",
-                        names.join(", ")
-                    ),
-                    false,
-                );
-            }
-            Done::Retagged(report) => self.say(
-                format!(
-                    "re-tagged {} photos: {} added, {} removed",
-                    report.photos,
-                    report.total_added(),
-                    report.total_removed()
-                ),
-                false,
-            ),
-            Done::LabelAdded { label, retag } => {
-                self.say(format!("added {:?}", label.name), false);
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
-                }
-            }
-            Done::LabelUpdated { retag, .. }
-            | Done::LabelRemoved { retag, .. }
-            | Done::GroupEdited { retag, .. }
-            | Done::TemplatesSet { retag, .. } => {
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
-                }
-            }
-            Done::VocabularyImported {
-                path,
-                summary,
-                retag,
-            } => {
-                self.say(
-                    format!(
-                        "imported {}: {} labels added, {} updated",
-                        path.display(),
-                        summary.added,
-                        summary.updated
-                    ),
-                    false,
-                );
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
-                }
-            }
-            Done::VocabularyExported { path, labels } => self.say(
-                format!("wrote {labels} labels to {}", path.display()),
-                false,
-            ),
-            Done::Preview(preview) => {
-                self.sidebar.previews.insert(preview.label.id, *preview);
-            }
-            Done::Learned(report) => {
-                let (a, b) = (report.agreement_before, report.agreement_after);
-                self.say(
-                    format!(
-                        "{:?} learned from {} accepted and {} rejected photos: threshold {:.3} -> \
-                         {:.3}, +{} / -{} tags; agrees with {}/{} decisions (was {}/{})",
-                        report.label.name,
-                        report.positives,
-                        report.negatives,
-                        report.threshold_before,
-                        report.label.threshold,
-                        report.added,
-                        report.removed,
-                        b.correct,
-                        b.total,
-                        a.correct,
-                        a.total
-                    ),
-                    false,
-                );
-                self.sidebar.replace_draft(&report.label);
-                self.send(Command::PreviewLabel(report.label.clone()));
-            }
-            Done::LearningReset { label, .. } => {
-                self.say(
-                    format!("{:?} is scored by its prompts again", label.name),
-                    false,
-                );
-                self.sidebar.replace_draft(&label);
-                self.send(Command::PreviewLabel(label));
-            }
-            Done::Found { query, matches } => {
-                let results = matches.into_iter().map(|m| (m.image_id, m.score)).collect();
-                self.gallery.search = Some((query, results));
-                self.gallery.invalidate();
-            }
-            Done::Detail(detail) => {
-                if self.selected == Some(detail.image_id) {
-                    self.detail = Some(detail);
-                }
-            }
-            Done::Decided { .. } | Done::ModelLoaded => {}
-            Done::Exported(report) => {
-                if let Some(csv) = &report.csv {
-                    self.say(
-                        format!("wrote {} rows to {}", csv.rows, csv.path.display()),
-                        false,
-                    );
-                    if let Some(command) = &csv.exiftool {
-                        self.say(format!("to write them into the photos: {command}"), false);
-                    }
-                }
-                if let Some(xmp) = &report.xmp {
-                    match xmp.failed.first() {
-                        None => self.say(
-                            format!(
-                                "XMP sidecars: {} written, {} already up to date",
-                                xmp.written, xmp.unchanged
-                            ),
-                            false,
-                        ),
-                        Some((path, reason)) => self.say(
-                            format!(
-                                "XMP sidecars: {} written, {} failed, e.g. {}: {reason}",
-                                xmp.written,
-                                xmp.failed.len(),
-                                path.display()
-                            ),
-                            true,
-                        ),
-                    }
-                }
-            }
         }
     }
 

@@ -175,12 +175,7 @@ fn a_heic_is_recognised_by_its_content_not_its_name() {
 }
 
 fn files_listing(db: &Path) -> Vec<(String, String, String)> {
-    let output = cliptag(&["files", "--db", db.to_str().unwrap()]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| {
@@ -253,13 +248,8 @@ fn cli_indexes_lists_tags_and_exports_a_folder_of_heics() {
 
     // A person's tag on the iPhone photo, then CSV and both sidecar namings.
     let photo = dir.path().canonicalize().unwrap().join("IMG_0001.HEIC");
-    let added = cliptag(&["vocab", "add", "--db", db_arg, "Holiday/Beach"]);
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
-    let tagged = cliptag(&[
+    cliptag_ok(&["vocab", "add", "--db", db_arg, "Holiday/Beach"]);
+    cliptag_ok(&[
         "tag",
         "add",
         "--db",
@@ -267,18 +257,8 @@ fn cli_indexes_lists_tags_and_exports_a_folder_of_heics() {
         photo.to_str().unwrap(),
         "Holiday/Beach",
     ]);
-    assert!(
-        tagged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tagged.stderr)
-    );
     let csv = db_dir.path().join("tags.csv");
-    let exported = cliptag(&["export", "--db", db_arg, "--csv", csv.to_str().unwrap()]);
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
-    );
+    cliptag_ok(&["export", "--db", db_arg, "--csv", csv.to_str().unwrap()]);
     let csv = std::fs::read_to_string(&csv).unwrap();
     let row = csv
         .lines()
@@ -290,12 +270,7 @@ fn cli_indexes_lists_tags_and_exports_a_folder_of_heics() {
         ("appended", "IMG_0001.HEIC.xmp"),
         ("replaced", "IMG_0001.xmp"),
     ] {
-        let exported = cliptag(&["export", "--db", db_arg, "--xmp", "--xmp-naming", flag]);
-        assert!(
-            exported.status.success(),
-            "{}",
-            String::from_utf8_lossy(&exported.stderr)
-        );
+        cliptag_ok(&["export", "--db", db_arg, "--xmp", "--xmp-naming", flag]);
         let xmp = std::fs::read_to_string(dir.path().join(sidecar))
             .unwrap_or_else(|e| panic!("{sidecar}: {e}"));
         assert!(xmp.contains("<rdf:li>Beach</rdf:li>"), "{xmp}");

@@ -66,6 +66,18 @@ pub fn cliptag(args: &[&str]) -> Output {
     cliptag_with_env(args, &[])
 }
 
+/// Runs the `cliptag` binary with `args` and asserts that it succeeded (stderr shown if not).
+pub fn cliptag_ok(args: &[&str]) -> Output {
+    let output = cliptag(args);
+    assert!(
+        output.status.success(),
+        "cliptag {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Runs the `cliptag` binary with `args` and extra environment variables.
 pub fn cliptag_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cliptag"));

@@ -1,0 +1,317 @@
+//! The panel beside the vocabulary tree: the editor of one label, with its live threshold
+//! preview and score histogram, or of one group.
+
+use super::CliptagApp;
+use super::histogram::histogram_ui;
+use crate::domain::{Label, Mode};
+use crate::library::{GroupEdit, in_group};
+use crate::worker::Command;
+
+/// A label being edited; changes reach the worker when applied (the threshold at once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelEditor {
+    pub draft: Label,
+    pub prompts_text: String,
+    pub negative_text: String,
+}
+
+impl LabelEditor {
+    pub(super) fn new(label: &Label) -> Self {
+        LabelEditor {
+            draft: label.clone(),
+            prompts_text: label.prompts.join("\n"),
+            negative_text: label.negative.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The draft with the text fields folded in.
+    fn label(&self) -> Label {
+        Label {
+            prompts: self
+                .prompts_text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+            negative: Some(self.negative_text.trim().to_string()).filter(|n| !n.is_empty()),
+            ..self.draft.clone()
+        }
+    }
+}
+
+/// A group being edited: renamed or moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupEditor {
+    pub path: String,
+    pub new_path: String,
+}
+
+impl CliptagApp {
+    /// The editor of the selected label or group, in a panel of its own beside the tree.
+    pub(super) fn editor_panel_ui(&mut self, ui: &mut egui::Ui) {
+        if self.sidebar.group.is_some() {
+            self.group_editor_ui(ui);
+        } else {
+            self.editor_ui(ui);
+        }
+    }
+
+    fn group_editor_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(group) = self.sidebar.group.clone() else {
+            return;
+        };
+        let members: Vec<&Label> = self
+            .snapshot
+            .labels
+            .iter()
+            .map(|e| &e.label)
+            .filter(|l| in_group(&l.name, &group.path))
+            .collect();
+        let enabled = members.iter().filter(|l| l.enabled).count();
+        let total = members.len();
+        let photos = self
+            .snapshot
+            .groups
+            .get(&group.path.to_lowercase())
+            .copied()
+            .unwrap_or(0);
+        ui.horizontal(|ui| {
+            ui.strong(format!("Group {:?}", group.path));
+            if ui.button("Close").clicked() {
+                self.sidebar.group = None;
+            }
+        });
+        ui.label(format!(
+            "{total} labels, {enabled} of them used for tagging; {photos} photos tagged with one of them"
+        ));
+        ui.horizontal(|ui| {
+            if ui.button("Use all").clicked() {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Enable(true),
+                });
+            }
+            if ui.button("Use none").clicked() {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Enable(false),
+                });
+            }
+        });
+        let mut rename = false;
+        ui.horizontal(|ui| {
+            let label = ui
+                .label("Group name")
+                .on_hover_text("Rename it, or move it under another group: Pets → Animals/Pets");
+            if let Some(editor) = &mut self.sidebar.group {
+                let edit = ui
+                    .add(egui::TextEdit::singleline(&mut editor.new_path).desired_width(160.0))
+                    .labelled_by(label.id);
+                rename = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            }
+            rename |= ui.button("Rename").clicked();
+        });
+        if rename {
+            let to = self
+                .sidebar
+                .group
+                .as_ref()
+                .map(|g| g.new_path.trim().trim_matches('/').to_string())
+                .unwrap_or_default();
+            if !to.is_empty() && to != group.path {
+                self.send(Command::EditGroup {
+                    group: group.path.clone(),
+                    edit: GroupEdit::Rename(to.clone()),
+                });
+                // The tree keeps the group open under its new name.
+                if self.sidebar.expanded.remove(&group.path) {
+                    self.sidebar.expanded.insert(to.clone());
+                }
+                self.sidebar.group = Some(GroupEditor {
+                    path: to.clone(),
+                    new_path: to,
+                });
+            }
+        }
+        ui.separator();
+        egui::ScrollArea::vertical()
+            .id_salt("group-labels")
+            .show(ui, |ui| {
+                for label in members {
+                    ui.label(&label.name);
+                }
+            });
+    }
+
+    fn editor_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(editor) = self.sidebar.editor.as_mut() else {
+            return;
+        };
+        let mut apply = false;
+        let mut preview = false;
+        let mut close = false;
+        let mut delete = false;
+        ui.strong(format!("Edit {:?}", editor.draft.name));
+        egui::Grid::new("label-editor")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let label = ui.label("Name");
+                ui.add(egui::TextEdit::singleline(&mut editor.draft.name))
+                    .labelled_by(label.id);
+                ui.end_row();
+                let label = ui
+                    .label("Prompts")
+                    .on_hover_text("One per line; empty uses the templates");
+                ui.add(egui::TextEdit::multiline(&mut editor.prompts_text).desired_rows(2))
+                    .labelled_by(label.id);
+                ui.end_row();
+                let label = ui.label("Negative prompt");
+                ui.add(
+                    egui::TextEdit::singleline(&mut editor.negative_text)
+                        .hint_text("for contrast mode"),
+                )
+                .labelled_by(label.id);
+                ui.end_row();
+                ui.label("Mode");
+                let before = editor.draft.mode;
+                egui::ComboBox::from_id_salt("mode")
+                    .selected_text(editor.draft.mode.as_str())
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut editor.draft.mode, Mode::Threshold, "threshold");
+                        ui.selectable_value(&mut editor.draft.mode, Mode::Contrast, "contrast");
+                        ui.selectable_value(&mut editor.draft.mode, Mode::TopK, "topk");
+                    });
+                if editor.draft.mode != before {
+                    editor.draft.threshold = editor.draft.mode.default_threshold("");
+                    preview = true;
+                }
+                ui.end_row();
+                if editor.draft.mode == Mode::TopK {
+                    let label = ui.label("k");
+                    let changed = ui
+                        .add(egui::DragValue::new(&mut editor.draft.top_k).range(1..=20))
+                        .labelled_by(label.id)
+                        .changed();
+                    preview |= changed;
+                    ui.end_row();
+                }
+            });
+        let range = match editor.draft.mode {
+            Mode::Threshold => -1.0..=1.0,
+            Mode::Contrast | Mode::TopK => 0.0..=1.0,
+        };
+        let slider = ui.add(
+            egui::Slider::new(&mut editor.draft.threshold, range)
+                .text("Threshold")
+                .step_by(0.005)
+                // Only a person's edit snaps to the step: a threshold learned from decisions
+                // (0.363) must not be rounded and written back just by being shown.
+                .clamping(egui::SliderClamping::Edits)
+                .fixed_decimals(3),
+        );
+        if slider.changed() {
+            preview = true;
+            // While dragging only the preview follows; letting go (or a keyboard step) applies.
+            apply |= !slider.dragged();
+        }
+        apply |= slider.drag_stopped();
+        let mut show_changes = None;
+        if let Some(p) = self.sidebar.previews.get(&editor.draft.id)
+            && p.label.mode == editor.draft.mode
+        {
+            let drawn = histogram_ui(
+                ui,
+                &p.histogram,
+                &mut editor.draft.threshold,
+                &editor.draft.name,
+            );
+            preview |= drawn.changed;
+            apply |= drawn.released;
+            let stale = (p.label.threshold - editor.draft.threshold).abs() > 1e-6;
+            ui.label(format!(
+                "Would tag {} photos (+{} / -{} automatic){}",
+                p.count,
+                p.added,
+                p.removed,
+                if stale { " …" } else { "" }
+            ));
+            if (p.added > 0 || p.removed > 0)
+                && ui
+                    .button("Show what would change")
+                    .on_hover_text("Show the photos this edit would tag or untag")
+                    .clicked()
+            {
+                let mut ids = p.would_add.clone();
+                ids.extend(&p.would_remove);
+                show_changes = Some((p.label.name.clone(), ids));
+            }
+        }
+        let mut learn = false;
+        let mut reset = false;
+        ui.horizontal(|ui| {
+            learn = ui
+                .button("Learn from my decisions")
+                .on_hover_text("Fit this label to the photos you accepted and rejected")
+                .clicked();
+            if editor.draft.learned.is_some() {
+                reset = ui
+                    .button("Reset learning")
+                    .on_hover_text("Score this label by its prompts again")
+                    .clicked();
+            }
+        });
+        if let Some(learned) = &editor.draft.learned {
+            ui.weak(format!(
+                "Learned from {} accepted and {} rejected photos",
+                learned.positives, learned.negatives
+            ));
+        }
+        ui.horizontal(|ui| {
+            apply |= ui.button("Apply").clicked();
+            if ui
+                .button("Preview")
+                .on_hover_text("Count what the edited prompts would tag")
+                .clicked()
+            {
+                preview = true;
+            }
+            delete = ui.button("Delete label").clicked();
+            close = ui.button("Close").clicked();
+        });
+        let label = editor.label();
+        if learn {
+            self.send(Command::Learn {
+                label: label.name.clone(),
+            });
+        }
+        if reset {
+            self.send(Command::ResetLearning {
+                label: label.name.clone(),
+            });
+        }
+        if let Some((name, ids)) = show_changes {
+            self.gallery
+                .show_only(format!("what would change for {name:?}"), ids);
+        }
+        if preview {
+            self.send(Command::PreviewLabel(label.clone()));
+        }
+        if apply {
+            self.send(Command::UpdateLabel(label));
+        }
+        if delete {
+            let id = self
+                .sidebar
+                .editor
+                .as_ref()
+                .map(|e| e.draft.id)
+                .unwrap_or(0);
+            self.send(Command::RemoveLabel { label_id: id });
+            close = true;
+        }
+        if close {
+            self.sidebar.editor = None;
+        }
+    }
+}
