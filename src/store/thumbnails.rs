@@ -208,7 +208,9 @@ pub fn make_thumbnail(image: &image::RgbImage) -> Option<Vec<u8>> {
     let small = if (tw, th) == (w, h) {
         image.clone()
     } else {
-        image::imageops::resize(image, tw, th, image::imageops::FilterType::Triangle)
+        // An area average in one pass: a 12 MP HEIC (decoded whole) costs a few milliseconds,
+        // where a filtered resize costs tens.
+        image::imageops::thumbnail(image, tw, th)
     };
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, QUALITY)
