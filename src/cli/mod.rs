@@ -169,10 +169,32 @@ pub enum VocabAction {
         reset: bool,
         label: String,
     },
+    /// Switch on or off, rename or move every label of a group (`Animals` holds `Animals/Cat`
+    /// and `Animals/Pets/Dog`); labels keep their decisions.
+    Group {
+        group: String,
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+    /// Print the prompt templates, or replace them (`--set` repeated, `{}` is the label).
+    Templates {
+        #[arg(long = "set", value_name = "TEMPLATE")]
+        set: Vec<String>,
+    },
     /// Merge a vocabulary file (TOML) into the library.
     Import { file: PathBuf },
     /// Write the vocabulary to a file (TOML).
     Export { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum GroupAction {
+    /// Use every label of the group for tagging.
+    Enable,
+    /// Use none of them.
+    Disable,
+    /// Rename the group, or move it under another: `Pets` to `Animals/Pets`.
+    Rename { to: String },
 }
 
 #[derive(Subcommand)]

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{Cli, Command, ExportArgs, TagAction, VocabAction, tsv};
+use super::{Cli, Command, ExportArgs, GroupAction, TagAction, VocabAction, tsv};
 use crate::domain::{Decision, Label, TagSource};
 use crate::export::PathStyle;
 use crate::imaging;
 use crate::library::{
-    self, CsvExport, ExportRequest, IndexOptions, IndexSummary, LearnReport, Library,
+    self, CsvExport, ExportRequest, GroupEdit, IndexOptions, IndexSummary, LearnReport, Library,
     LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
 };
 use crate::model::{self, ClipEngine, Embedder, ModelSpec, hub};
@@ -276,6 +276,32 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
             let (name, retag) = library.remove_label_named(&label)?;
             eprintln!("removed {name:?} and its tags");
             print_retag(&retag);
+        }
+        VocabAction::Group { group, action } => {
+            let edit = match action {
+                GroupAction::Enable => GroupEdit::Enable(true),
+                GroupAction::Disable => GroupEdit::Enable(false),
+                GroupAction::Rename { to } => GroupEdit::Rename(to),
+            };
+            let (changed, retag) = library.edit_group(&group, &edit)?;
+            let what = match &edit {
+                GroupEdit::Enable(true) => "enabled".to_string(),
+                GroupEdit::Enable(false) => "disabled".to_string(),
+                GroupEdit::Rename(to) => format!("moved to {to:?}"),
+            };
+            eprintln!("{group:?}: {changed} labels {what}");
+            print_retag(&retag);
+        }
+        VocabAction::Templates { set } => {
+            if set.is_empty() {
+                for template in library.templates()? {
+                    println!("{}", tsv::field(&template));
+                }
+            } else {
+                let (templates, retag) = library.set_templates(&set)?;
+                eprintln!("{} prompt templates", templates.len());
+                print_retag(&retag);
+            }
         }
         VocabAction::Import { file } => {
             let (summary, retag) = library.import_vocabulary(&file)?;

@@ -526,3 +526,77 @@ fn new_prompt_templates_change_the_scores_of_labels_without_prompts_of_their_own
     );
     assert!(lib.set_templates(&[" ".into()]).is_err());
 }
+
+#[test]
+fn the_command_line_edits_groups_and_templates() {
+    let photos = photo_folder(&fixture_photos()[..2]);
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let model = tiny_clip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db,
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    let listed = |db: &str| {
+        String::from_utf8_lossy(&cliptag_ok(&["vocab", "list", "--db", db]).stdout).into_owned()
+    };
+    assert!(listed(db).contains("Animals/Cat\t"));
+
+    let off = cliptag_ok(&["vocab", "group", "--db", db, "Animals", "disable"]);
+    let said = String::from_utf8_lossy(&off.stderr);
+    assert!(
+        said.contains("\"Animals\": ") && said.contains("labels disabled"),
+        "{said}"
+    );
+    let cat = listed(db)
+        .lines()
+        .find(|l| l.starts_with("Animals/Cat\t"))
+        .unwrap()
+        .to_string();
+    assert!(cat.contains("\tdisabled"), "{cat}");
+
+    cliptag_ok(&[
+        "vocab",
+        "group",
+        "--db",
+        db,
+        "Animals",
+        "rename",
+        "Creatures",
+    ]);
+    let after = listed(db);
+    assert!(
+        after.contains("Creatures/Cat\t") && !after.contains("Animals/"),
+        "{after}"
+    );
+
+    let templates = cliptag_ok(&["vocab", "templates", "--db", db]);
+    assert_eq!(
+        String::from_utf8_lossy(&templates.stdout).lines().next(),
+        Some("a photo of a {}.")
+    );
+    cliptag_ok(&[
+        "vocab",
+        "templates",
+        "--db",
+        db,
+        "--set",
+        "my {}",
+        "--set",
+        "a {} again",
+    ]);
+    let templates = cliptag_ok(&["vocab", "templates", "--db", db]);
+    assert_eq!(
+        String::from_utf8_lossy(&templates.stdout),
+        "my {}\na {} again\n"
+    );
+    assert_clean_failure(
+        &cliptag(&["vocab", "group", "--db", db, "Nothing", "enable"]),
+        &["no label in the group \"Nothing\""],
+    );
+}
