@@ -291,8 +291,8 @@ impl CliptagApp {
     /// A click on photo `id`: alone it selects the photo; with Ctrl (⌘) it adds or removes it
     /// from the selection; with Shift it selects the range from the last photo clicked.
     fn pick(&mut self, id: i64, modifiers: egui::Modifiers) {
-        let picked = &mut self.gallery.picked;
         if modifiers.command {
+            let picked = &mut self.gallery.picked;
             if let Some(current) = self.selected {
                 picked.insert(current);
             }
@@ -302,21 +302,16 @@ impl CliptagApp {
         } else if modifiers.shift
             && let Some(anchor) = self.selected
         {
-            let ids: Vec<i64> = self
-                .gallery
-                .visible
-                .iter()
-                .map(|i| self.snapshot.images[*i].id)
-                .collect();
+            let ids = self.visible_ids();
             if let (Some(a), Some(b)) = (
                 ids.iter().position(|x| *x == anchor),
                 ids.iter().position(|x| *x == id),
             ) {
                 let (from, to) = (a.min(b), a.max(b));
-                picked.extend(ids[from..=to].iter().copied());
+                self.gallery.picked.extend(ids[from..=to].iter().copied());
             }
         } else {
-            picked.clear();
+            self.gallery.picked.clear();
         }
         self.select(Some(id));
     }
@@ -446,6 +441,15 @@ impl CliptagApp {
         response
     }
 
+    /// The ids of the photos the gallery shows, in order.
+    fn visible_ids(&self) -> Vec<i64> {
+        self.gallery
+            .visible
+            .iter()
+            .map(|i| self.snapshot.images[*i].id)
+            .collect()
+    }
+
     /// Up to three tag chips along the bottom of a thumbnail (the last part of each label's
     /// name; a person's own decisions filled), and how many more there are.
     fn chips_ui(
@@ -518,12 +522,7 @@ impl CliptagApp {
             return; // typing in a text field, or moving through the vocabulary
         }
         if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::A)) {
-            let all: Vec<i64> = self
-                .gallery
-                .visible
-                .iter()
-                .map(|i| self.snapshot.images[*i].id)
-                .collect();
+            let all = self.visible_ids();
             self.gallery.picked.extend(all);
             return;
         }

@@ -432,8 +432,11 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
 
     // Learn from those two decisions in the label editor.
     harness.get_by_label_contains("Zorblax (").click();
-    step_until(&mut harness, "the editor", |h| {
+    // The editor grows when the label's preview arrives (its histogram): wait for that, so the
+    // button stays where the click aims.
+    step_until(&mut harness, "the editor and its preview", |h| {
         h.query_by_label("Learn from my decisions").is_some()
+            && h.query_by_label("Score histogram of Zorblax").is_some()
     });
     harness.get_by_label("Learn from my decisions").click();
     step_until(&mut harness, "the learned label", |h| {
