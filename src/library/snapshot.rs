@@ -124,7 +124,7 @@ fn group_counts(labels: &[Label], images: &[ImageEntry]) -> HashMap<String, usiz
             (label.id, groups)
         })
         .collect();
-    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
     let mut seen: Vec<&str> = Vec::new();
     for image in images {
         seen.clear();
@@ -139,8 +139,11 @@ fn group_counts(labels: &[Label], images: &[ImageEntry]) -> HashMap<String, usiz
             }
         }
         for group in &seen {
-            *counts.entry((*group).to_string()).or_default() += 1;
+            *counts.entry(group).or_default() += 1;
         }
     }
     counts
+        .into_iter()
+        .map(|(group, count)| (group.to_string(), count))
+        .collect()
 }
