@@ -143,11 +143,11 @@ fn decode_times(format: &str, photos: &[PathBuf], report: &Report) -> anyhow::Re
     let modes: &[(&str, Option<u32>)] = if format == "JPEG" {
         &[
             ("full decode", None),
-            ("reduced-size decode", Some(config.shortest_edge)),
+            ("reduced-size decode", Some(config.min_short_side())),
         ]
     } else {
         // HEVC has no reduced-size decoding: every HEIC is decoded whole.
-        &[("full decode", Some(config.shortest_edge))]
+        &[("full decode", Some(config.min_short_side()))]
     };
     for &(what, reduce) in modes {
         let (mut decode, mut preprocess) = (Vec::new(), Vec::new());

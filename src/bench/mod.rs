@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use crate::model::config::ClipConfig;
-use crate::model::{ClipEngine, ClipModel, ClipTokenizer, PreprocessConfig};
+use crate::model::{ClipModel, ClipTokenizer, Engine, PreprocessConfig, Tokenizer, Towers};
 
 /// What to measure.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -135,13 +135,13 @@ impl Report {
 }
 
 /// A ViT-B/32 with random weights behind the [`Embedder`] trait.
-pub(super) fn random_engine(tokenizer: &Path) -> anyhow::Result<ClipEngine> {
+pub(super) fn random_engine(tokenizer: &Path) -> anyhow::Result<Engine> {
     let config = ClipConfig::vit_base_patch32();
     let model = ClipModel::random(config, 7)?;
     let tokenizer = ClipTokenizer::from_file(tokenizer, 77)?;
-    Ok(ClipEngine::from_parts(
-        model,
-        tokenizer,
+    Ok(Engine::from_parts(
+        Towers::Clip(model),
+        Tokenizer::Clip(tokenizer),
         PreprocessConfig::default(),
         "random-vit-b32".into(),
     ))

@@ -16,7 +16,7 @@ use crate::library::{
     self, CsvExport, ExportRequest, GroupEdit, IndexOptions, IndexSummary, LearnReport, Library,
     LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
 };
-use crate::model::{self, ClipEngine, Embedder, ModelSpec, hub};
+use crate::model::{self, Embedder, Engine, ModelSpec, hub};
 
 /// Runs a parsed command line (a subcommand; without one, `main` opens the app).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -478,7 +478,7 @@ fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow::Result<Ex
         bail!("nothing to embed: give --text TEXT or image files");
     }
     let spec = ModelSpec::parse(model);
-    let (engine, _) = ClipEngine::load(&spec, &mut print_download)?;
+    let (engine, _) = Engine::load(&spec, &mut print_download)?;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     if !texts.is_empty() {
@@ -526,10 +526,9 @@ fn write_embedding(
 fn tokenize(model: &str, texts: &[String]) -> anyhow::Result<ExitCode> {
     let spec = ModelSpec::parse(model);
     let config_path = hub::resolve_file(&spec, "config.json", &mut print_download)?;
-    let config = model::ClipConfig::from_file(&config_path)?;
+    let config = model::ModelConfig::from_file(&config_path)?;
     let tokenizer_path = hub::resolve_file(&spec, "tokenizer.json", &mut print_download)?;
-    let tokenizer =
-        model::ClipTokenizer::from_file(&tokenizer_path, config.text.max_position_embeddings)?;
+    let tokenizer = model::tokenizer_for(&tokenizer_path, &config)?;
     let mut out = std::io::stdout().lock();
     for text in texts {
         let ids = tokenizer.encode(text)?;

@@ -1,5 +1,6 @@
-//! CLIP's image preprocessing, equal to transformers' `CLIPImageProcessor`: resize the shortest
-//! edge with a bicubic filter, crop the centre, rescale to [0, 1] and normalise per channel.
+//! Image preprocessing equal to transformers' `CLIPImageProcessor` (resize the shortest edge with
+//! a bicubic filter, crop the centre) and `SiglipImageProcessor` (resize to a fixed size, no
+//! crop), then rescale to [0, 1] and normalise per channel.
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images};
 use image::RgbImage;
@@ -43,7 +44,9 @@ fn filter(resample: Resample) -> ResizeAlg {
 pub fn preprocess(image: &RgbImage, config: &PreprocessConfig) -> Pixels {
     let (width, height) = (image.width(), image.height());
     let (resized_w, resized_h) = if config.do_resize {
-        resized_size(width, height, config.shortest_edge)
+        config
+            .fixed_size
+            .unwrap_or_else(|| resized_size(width, height, config.shortest_edge))
     } else {
         (width, height)
     };

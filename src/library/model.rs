@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 use crate::model::identity::is_content_id;
-use crate::model::{ClipEngine, Embedder, ModelIdentity, ModelSpec, PreprocessConfig, hub};
+use crate::model::{Embedder, Engine, ModelIdentity, ModelSpec, PreprocessConfig, hub};
 
 /// Where the model stands, as the app shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +69,7 @@ impl ModelLoader for ClipLoader {
 
     fn load(&mut self, spec: &ModelSpec, say: &mut dyn FnMut(&str)) -> Result<Arc<dyn Embedder>> {
         say("loading the model");
-        let (engine, _) = ClipEngine::load(spec, &mut downloading(say))?;
+        let (engine, _) = Engine::load(spec, &mut downloading(say))?;
         Ok(Arc::new(engine))
     }
 }

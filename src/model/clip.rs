@@ -17,7 +17,7 @@ pub use crate::model::weights::{
 use crate::model::{fused, kernels};
 
 /// Loads a linear layer's weight `[out, in]` (and bias) into a fused kernel.
-fn load_linear(
+pub(crate) fn load_linear(
     w: &dyn WeightSource,
     prefix: &str,
     out: usize,
@@ -43,14 +43,14 @@ fn load_linear(
     })
 }
 
-struct LayerNorm {
+pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f32,
 }
 
 impl LayerNorm {
-    fn load(w: &dyn WeightSource, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
+    pub(crate) fn load(w: &dyn WeightSource, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
         Ok(LayerNorm {
             weight: w.tensor(&format!("{prefix}.weight"), &[dim])?,
             bias: w.tensor(&format!("{prefix}.bias"), &[dim])?,
@@ -58,7 +58,7 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
@@ -151,19 +151,19 @@ impl EncoderLayer {
     }
 }
 
-struct Encoder {
+pub(crate) struct Encoder {
     layers: Vec<EncoderLayer>,
 }
 
 impl Encoder {
-    fn load(w: &dyn WeightSource, prefix: &str, c: &EncoderConfig) -> Result<Self> {
+    pub(crate) fn load(w: &dyn WeightSource, prefix: &str, c: &EncoderConfig) -> Result<Self> {
         let layers = (0..c.num_hidden_layers)
             .map(|i| EncoderLayer::load(w, &format!("{prefix}.encoder.layers.{i}"), c))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder { layers })
     }
 
-    fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         batch: usize,

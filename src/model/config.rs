@@ -148,9 +148,25 @@ struct RawEncoder {
 
 #[derive(Deserialize)]
 struct RawConfig {
+    model_type: Option<String>,
     text_config: Option<RawEncoder>,
     vision_config: Option<RawEncoder>,
     projection_dim: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct RawSiglipEncoder {
+    #[serde(flatten)]
+    common: RawEncoder,
+    projection_size: Option<usize>,
+    vision_use_head: Option<bool>,
+    pad_token_id: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawSiglipConfig {
+    text_config: Option<RawSiglipEncoder>,
+    vision_config: Option<RawSiglipEncoder>,
 }
 
 fn required(
@@ -190,6 +206,240 @@ fn encoder(raw: &RawEncoder, section: &str) -> std::result::Result<EncoderConfig
         ));
     }
     Ok(config)
+}
+
+/// Which family a checkpoint belongs to, from `model_type` in its `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// OpenAI's CLIP and its descendants (`model_type: clip`): softmax-trained, scored by cosine.
+    Clip,
+    /// Google's SigLIP and SigLIP 2 (`model_type: siglip`): sigmoid-trained, so each label gets
+    /// its own probability `sigmoid(scale · cos + bias)`.
+    Siglip,
+}
+
+impl Family {
+    /// The family of the model whose `config.json` is `text`.
+    pub fn of_json(text: &str) -> std::result::Result<Self, String> {
+        let raw: RawConfig =
+            serde_json::from_str(text).map_err(|e| format!("not a valid model config: {e}"))?;
+        match raw.model_type.as_deref() {
+            None | Some("clip") => Ok(Family::Clip),
+            Some("siglip") => Ok(Family::Siglip),
+            Some(other) => Err(format!(
+                "model_type `{other}` is not supported (cliptag reads `clip` and `siglip` \
+                 checkpoints)"
+            )),
+        }
+    }
+
+    /// The family of the model whose `config.json` is at `path`.
+    pub fn of_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::of_json(&text).map_err(|reason| Error::model(path, reason))
+    }
+}
+
+/// A checkpoint's shape, whichever family it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    Clip(ClipConfig),
+    Siglip(SiglipConfig),
+}
+
+impl ModelConfig {
+    /// Reads and checks a `config.json` of either family.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text).map_err(|reason| Error::model(path, reason))
+    }
+
+    /// Parses and checks the text of a `config.json` of either family.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        Ok(match Family::of_json(text)? {
+            Family::Clip => ModelConfig::Clip(ClipConfig::from_json(text)?),
+            Family::Siglip => ModelConfig::Siglip(SiglipConfig::from_json(text)?),
+        })
+    }
+
+    pub fn family(&self) -> Family {
+        match self {
+            ModelConfig::Clip(_) => Family::Clip,
+            ModelConfig::Siglip(_) => Family::Siglip,
+        }
+    }
+
+    /// The vision tower's shape.
+    pub fn vision(&self) -> &VisionConfig {
+        match self {
+            ModelConfig::Clip(c) => &c.vision,
+            ModelConfig::Siglip(c) => &c.vision,
+        }
+    }
+
+    /// The text tower's shape.
+    pub fn text(&self) -> &TextConfig {
+        match self {
+            ModelConfig::Clip(c) => &c.text,
+            ModelConfig::Siglip(c) => &c.text,
+        }
+    }
+
+    /// Width of the shared embedding space.
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            ModelConfig::Clip(c) => c.projection_dim,
+            ModelConfig::Siglip(c) => c.vision.encoder.hidden_size,
+        }
+    }
+}
+
+/// A SigLIP or SigLIP 2 model's shape (`SiglipModel`; the fixed-resolution SigLIP 2 checkpoints
+/// are of this kind too). The hub's configs are sparse, so every field missing takes
+/// transformers' default for `SiglipTextConfig` / `SiglipVisionConfig` (base size, patch 16,
+/// 224 pixels, 64 text positions, `gelu_pytorch_tanh`, layer norm ε 1e-6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiglipConfig {
+    pub text: TextConfig,
+    pub vision: VisionConfig,
+    /// `text_config.pad_token_id` where the config gives one.
+    pub pad_token_id: Option<u32>,
+}
+
+fn siglip_encoder(raw: &RawEncoder, section: &str) -> std::result::Result<EncoderConfig, String> {
+    let filled = RawEncoder {
+        hidden_size: Some(raw.hidden_size.unwrap_or(768)),
+        intermediate_size: Some(raw.intermediate_size.unwrap_or(3072)),
+        num_hidden_layers: Some(raw.num_hidden_layers.unwrap_or(12)),
+        num_attention_heads: Some(raw.num_attention_heads.unwrap_or(12)),
+        hidden_act: Some(
+            raw.hidden_act
+                .clone()
+                .unwrap_or_else(|| "gelu_pytorch_tanh".into()),
+        ),
+        layer_norm_eps: Some(raw.layer_norm_eps.unwrap_or(1e-6)),
+        vocab_size: None,
+        max_position_embeddings: None,
+        eos_token_id: None,
+        image_size: None,
+        patch_size: None,
+        num_channels: None,
+    };
+    encoder(&filled, section)
+}
+
+impl SiglipConfig {
+    /// Parses and checks the text of a SigLIP `config.json`.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let raw: RawSiglipConfig =
+            serde_json::from_str(text).map_err(|e| format!("not a valid SigLIP config: {e}"))?;
+        let raw_text = raw.text_config.ok_or("no `text_config` section")?;
+        let raw_vision = raw.vision_config.ok_or("no `vision_config` section")?;
+        let text = TextConfig {
+            encoder: siglip_encoder(&raw_text.common, "text_config")?,
+            vocab_size: raw_text.common.vocab_size.unwrap_or(32000),
+            max_position_embeddings: raw_text.common.max_position_embeddings.unwrap_or(64),
+            eos_token_id: raw_text.common.eos_token_id,
+        };
+        let vision = VisionConfig {
+            encoder: siglip_encoder(&raw_vision.common, "vision_config")?,
+            image_size: raw_vision.common.image_size.unwrap_or(224),
+            patch_size: raw_vision.common.patch_size.unwrap_or(16),
+            num_channels: raw_vision.common.num_channels.unwrap_or(3),
+        };
+        for (value, field) in [
+            (text.vocab_size, "text_config.vocab_size"),
+            (
+                text.max_position_embeddings,
+                "text_config.max_position_embeddings",
+            ),
+            (vision.image_size, "vision_config.image_size"),
+            (vision.patch_size, "vision_config.patch_size"),
+        ] {
+            if value == 0 {
+                return Err(format!("{field} is 0"));
+            }
+        }
+        if !vision.image_size.is_multiple_of(vision.patch_size) {
+            return Err(format!(
+                "vision_config.image_size {} is not a multiple of patch_size {}",
+                vision.image_size, vision.patch_size
+            ));
+        }
+        if vision.num_channels != 3 {
+            return Err(format!(
+                "vision_config.num_channels is {}; only RGB (3) models are supported",
+                vision.num_channels
+            ));
+        }
+        if raw_vision.vision_use_head == Some(false) {
+            return Err(
+                "vision_config.vision_use_head is false: the model has no pooled image embedding"
+                    .into(),
+            );
+        }
+        let projection = raw_text.projection_size.unwrap_or(text.encoder.hidden_size);
+        if projection != vision.encoder.hidden_size {
+            return Err(format!(
+                "text_config.projection_size {projection} differs from the image embedding's \
+                 width (vision_config.hidden_size {})",
+                vision.encoder.hidden_size
+            ));
+        }
+        let pad_token_id = raw_text
+            .pad_token_id
+            .map(|id| {
+                u32::try_from(id)
+                    .map_err(|_| format!("text_config.pad_token_id {id} is not a token id"))
+            })
+            .transpose()?;
+        Ok(SiglipConfig {
+            text,
+            vision,
+            pad_token_id,
+        })
+    }
+
+    /// Width of the shared embedding space: the vision tower's (SigLIP has no image projection).
+    pub fn embedding_dim(&self) -> usize {
+        self.vision.encoder.hidden_size
+    }
+
+    /// SigLIP 2 base with 32-pixel patches at 256 pixels (`google/siglip2-base-patch32-256`).
+    pub fn siglip2_base_patch32_256() -> Self {
+        Self::base(256, 32)
+    }
+
+    /// SigLIP 2 base with 16-pixel patches at 224 pixels (`google/siglip2-base-patch16-224`).
+    pub fn siglip2_base_patch16_224() -> Self {
+        Self::base(224, 16)
+    }
+
+    fn base(image_size: usize, patch_size: usize) -> Self {
+        let encoder = EncoderConfig {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            hidden_act: Activation::GeluTanh,
+            layer_norm_eps: 1e-6,
+        };
+        SiglipConfig {
+            text: TextConfig {
+                encoder: encoder.clone(),
+                vocab_size: 256_000,
+                max_position_embeddings: 64,
+                eos_token_id: Some(1),
+            },
+            vision: VisionConfig {
+                encoder,
+                image_size,
+                patch_size,
+                num_channels: 3,
+            },
+            pad_token_id: Some(0),
+        }
+    }
 }
 
 impl ClipConfig {
@@ -288,10 +538,15 @@ pub enum Resample {
     Lanczos,
 }
 
-/// `CLIPImageProcessor`'s parameters: shortest-edge resize, centre crop, rescale, normalise.
+/// An image processor's parameters: `CLIPImageProcessor`'s shortest-edge resize and centre crop,
+/// or `SiglipImageProcessor`'s resize to a fixed size; then rescale and normalise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessConfig {
     pub shortest_edge: u32,
+    /// Resize to exactly this `(width, height)`, whatever the photo's shape, instead of
+    /// scaling its shortest edge to `shortest_edge` (SigLIP's processor: `size` with `height`
+    /// and `width`).
+    pub fixed_size: Option<(u32, u32)>,
     pub crop_width: u32,
     pub crop_height: u32,
     pub resample: Resample,
@@ -311,6 +566,7 @@ impl Default for PreprocessConfig {
     fn default() -> Self {
         PreprocessConfig {
             shortest_edge: 224,
+            fixed_size: None,
             crop_width: 224,
             crop_height: 224,
             resample: Resample::Bicubic,
@@ -370,22 +626,67 @@ impl PreprocessConfig {
         }
     }
 
-    /// Parses the text of a `preprocessor_config.json`.
+    /// `SiglipImageProcessor`'s defaults for a model whose input is `image_size` pixels square:
+    /// a bicubic resize to exactly that size (no crop), mean and deviation 0.5.
+    pub fn siglip(image_size: u32) -> Self {
+        PreprocessConfig {
+            shortest_edge: image_size,
+            fixed_size: Some((image_size, image_size)),
+            crop_width: image_size,
+            crop_height: image_size,
+            do_center_crop: false,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            ..Default::default()
+        }
+    }
+
+    /// The defaults of `family`'s image processor at `image_size`.
+    pub fn defaults(family: Family, image_size: u32) -> Self {
+        match family {
+            Family::Clip => Self::for_image_size(image_size),
+            Family::Siglip => Self::siglip(image_size),
+        }
+    }
+
+    /// The smallest the photo's shorter side may be before resizing so that no side is
+    /// enlarged (what a reduced-size JPEG decode must keep).
+    pub fn min_short_side(&self) -> u32 {
+        match self.fixed_size {
+            Some((w, h)) => w.max(h),
+            None => self.shortest_edge,
+        }
+    }
+
+    /// Parses the text of a `preprocessor_config.json` of a CLIP model.
     pub fn from_json(text: &str, image_size: u32) -> std::result::Result<Self, String> {
+        Self::from_json_over(text, Self::for_image_size(image_size))
+    }
+
+    /// Parses the text of a `preprocessor_config.json`; what it does not say keeps `defaults`.
+    pub fn from_json_over(text: &str, defaults: Self) -> std::result::Result<Self, String> {
         let raw: RawPreprocess = serde_json::from_str(text)
             .map_err(|e| format!("not a valid preprocessor config: {e}"))?;
-        let mut config = Self::for_image_size(image_size);
+        let mut config = defaults;
         match raw.size {
-            Some(RawSize::Number(n)) => config.shortest_edge = n,
+            Some(RawSize::Number(n)) => {
+                config.shortest_edge = n;
+                config.fixed_size = None;
+            }
             Some(RawSize::Map {
                 shortest_edge: Some(n),
                 ..
-            }) => config.shortest_edge = n,
+            }) => {
+                config.shortest_edge = n;
+                config.fixed_size = None;
+            }
+            Some(RawSize::Map {
+                height: Some(h),
+                width: Some(w),
+                ..
+            }) => config.fixed_size = Some((w, h)),
             Some(RawSize::Map { .. }) => {
-                return Err(
-                    "`size` must give `shortest_edge` (fixed-size resizing is not supported)"
-                        .into(),
-                );
+                return Err("`size` must give `shortest_edge`, or `height` and `width`".into());
             }
             None => {}
         }
@@ -410,7 +711,7 @@ impl PreprocessConfig {
             };
         }
         config.do_resize = raw.do_resize.unwrap_or(true);
-        config.do_center_crop = raw.do_center_crop.unwrap_or(true);
+        config.do_center_crop = raw.do_center_crop.unwrap_or(config.do_center_crop);
         config.do_rescale = raw.do_rescale.unwrap_or(true);
         config.rescale_factor = raw.rescale_factor.unwrap_or(1.0 / 255.0);
         config.do_normalize = raw.do_normalize.unwrap_or(true);
@@ -427,7 +728,11 @@ impl PreprocessConfig {
         if config.std.contains(&0.0) {
             return Err("`image_std` has a zero".into());
         }
-        if config.shortest_edge == 0 || config.crop_width == 0 || config.crop_height == 0 {
+        if config.shortest_edge == 0
+            || config.crop_width == 0
+            || config.crop_height == 0
+            || config.fixed_size.is_some_and(|(w, h)| w == 0 || h == 0)
+        {
             return Err("image sizes must be positive".into());
         }
         Ok(config)

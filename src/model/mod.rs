@@ -1,5 +1,5 @@
-//! The CLIP engine: `config.json` → model, tokenizer, preprocessing, hub download, and the
-//! [`Embedder`] trait the rest of cliptag talks to.
+//! The model engine: `config.json` → a CLIP or SigLIP model, its tokenizer, preprocessing, hub
+//! download, and the [`Embedder`] trait the rest of cliptag talks to.
 
 pub mod clip;
 pub mod config;
@@ -7,6 +7,7 @@ pub mod fused;
 pub mod hub;
 pub mod identity;
 pub mod kernels;
+pub mod siglip;
 pub mod tokenizer;
 pub mod weights;
 
@@ -15,10 +16,11 @@ use candle_core::{Device, Tensor};
 use crate::error::{Error, Result};
 use crate::imaging::Pixels;
 pub use clip::ClipModel;
-pub use config::{ClipConfig, PreprocessConfig};
+pub use config::{ClipConfig, Family, ModelConfig, PreprocessConfig, SiglipConfig};
 pub use hub::{ModelFiles, ModelSpec};
 pub use identity::ModelIdentity;
-pub use tokenizer::ClipTokenizer;
+pub use siglip::SiglipModel;
+pub use tokenizer::{ClipTokenizer, SiglipTokenizer, Tokenizer};
 
 /// What indexing and tagging need from a model: L2-normalised embeddings of images and texts in
 /// one shared space. The worker is written against this trait so that it can be tested with
@@ -32,6 +34,11 @@ pub trait Embedder: Send + Sync {
     fn preprocess_config(&self) -> &PreprocessConfig;
     /// `exp(logit_scale)`: the factor that turns cosine similarities into logits.
     fn logit_scale(&self) -> f32;
+    /// The bias a sigmoid-trained model (SigLIP) adds to every scaled cosine; `None` for
+    /// softmax-trained models (CLIP), whose logits only compare with each other.
+    fn logit_bias(&self) -> Option<f32> {
+        None
+    }
     /// One normalised embedding per preprocessed image.
     fn embed_images(&self, images: &[Pixels]) -> Result<Vec<Vec<f32>>>;
     /// One normalised embedding per text.
@@ -40,42 +47,73 @@ pub trait Embedder: Send + Sync {
 
 /// How the model in `files` wants its images, read from its small files alone (no weights).
 pub fn preprocess_of(files: &ModelFiles) -> Result<PreprocessConfig> {
-    preprocess_config(files, &ClipConfig::from_file(&files.config)?)
+    preprocess_config(files, &ModelConfig::from_file(&files.config)?)
 }
 
-fn preprocess_config(files: &ModelFiles, config: &ClipConfig) -> Result<PreprocessConfig> {
-    let image_size = config.vision.image_size as u32;
+fn preprocess_config(files: &ModelFiles, config: &ModelConfig) -> Result<PreprocessConfig> {
+    let image_size = config.vision().image_size as u32;
+    let defaults = PreprocessConfig::defaults(config.family(), image_size);
     let preprocess = match &files.preprocessor {
-        Some(path) => PreprocessConfig::from_file(path, image_size)?,
-        None => PreprocessConfig::for_image_size(image_size),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            PreprocessConfig::from_json_over(&text, defaults)
+                .map_err(|reason| Error::model(path, reason))?
+        }
+        None => defaults,
     };
-    if preprocess.do_center_crop
-        && (preprocess.crop_width != image_size || preprocess.crop_height != image_size)
+    let path = files.preprocessor.as_deref().unwrap_or(&files.config);
+    let out = if preprocess.do_center_crop {
+        Some((preprocess.crop_width, preprocess.crop_height))
+    } else {
+        preprocess.fixed_size.filter(|_| preprocess.do_resize)
+    };
+    if let Some((out_w, out_h)) = out
+        && (out_w != image_size || out_h != image_size)
     {
-        let path = files.preprocessor.as_deref().unwrap_or(&files.config);
         return Err(Error::model(
             path,
-            format!(
-                "crops to {}×{} but the model takes {image_size}×{image_size} images",
-                preprocess.crop_width, preprocess.crop_height
-            ),
+            format!("makes {out_w}×{out_h} images but the model takes {image_size}×{image_size}"),
         ));
     }
     Ok(preprocess)
 }
 
+/// Either family's two towers.
+// Built once per loaded model and never moved in a hot path: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Towers {
+    Clip(ClipModel),
+    Siglip(SiglipModel),
+}
+
+impl Towers {
+    fn image_size(&self) -> usize {
+        match self {
+            Towers::Clip(m) => m.config().vision.image_size,
+            Towers::Siglip(m) => m.config().vision.image_size,
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Towers::Clip(m) => m.config().projection_dim,
+            Towers::Siglip(m) => m.config().embedding_dim(),
+        }
+    }
+}
+
 /// How many prompts go through the text tower at once.
 const TEXT_BATCH: usize = 64;
 
-/// A CLIP model with its tokenizer and preprocessing.
-pub struct ClipEngine {
-    model: ClipModel,
-    tokenizer: ClipTokenizer,
+/// A model of either family with its tokenizer and preprocessing.
+pub struct Engine {
+    towers: Towers,
+    tokenizer: Tokenizer,
     preprocess: PreprocessConfig,
     model_id: String,
 }
 
-impl ClipEngine {
+impl Engine {
     /// Loads the model `spec` names, downloading it into the Hugging Face cache if needed;
     /// returns it with what it is.
     pub fn load(
@@ -88,17 +126,23 @@ impl ClipEngine {
 
     /// Loads a model from its files; `model_id` is stored with the embeddings it makes.
     pub fn from_files(files: &ModelFiles, model_id: String) -> Result<Self> {
-        let config = ClipConfig::from_file(&files.config)?;
+        let config = ModelConfig::from_file(&files.config)?;
         let preprocess = preprocess_config(files, &config)?;
-        let tokenizer =
-            ClipTokenizer::from_file(&files.tokenizer, config.text.max_position_embeddings)?;
-        let model = if files.weights.extension().is_some_and(|e| e == "bin") {
-            ClipModel::load(config, &clip::PthWeights::open(&files.weights)?)?
-        } else {
-            ClipModel::load(config, &clip::SafetensorsWeights::open(&files.weights)?)?
+        let tokenizer = tokenizer_for(&files.tokenizer, &config)?;
+        let weights: Box<dyn clip::WeightSource> =
+            if files.weights.extension().is_some_and(|e| e == "bin") {
+                Box::new(clip::PthWeights::open(&files.weights)?)
+            } else {
+                Box::new(clip::SafetensorsWeights::open(&files.weights)?)
+            };
+        let towers = match config {
+            ModelConfig::Clip(config) => Towers::Clip(ClipModel::load(config, weights.as_ref())?),
+            ModelConfig::Siglip(config) => {
+                Towers::Siglip(SiglipModel::load(config, weights.as_ref())?)
+            }
         };
-        Ok(ClipEngine {
-            model,
+        Ok(Engine {
+            towers,
             tokenizer,
             preprocess,
             model_id,
@@ -107,27 +151,51 @@ impl ClipEngine {
 
     /// An engine around an already built model (for benchmarks with random weights).
     pub fn from_parts(
-        model: ClipModel,
-        tokenizer: ClipTokenizer,
+        towers: Towers,
+        tokenizer: Tokenizer,
         preprocess: PreprocessConfig,
         model_id: String,
     ) -> Self {
-        ClipEngine {
-            model,
+        Engine {
+            towers,
             tokenizer,
             preprocess,
             model_id,
         }
     }
 
-    /// The model itself.
-    pub fn model(&self) -> &ClipModel {
-        &self.model
+    /// The model's two towers.
+    pub fn towers(&self) -> &Towers {
+        &self.towers
+    }
+
+    /// The model's family.
+    pub fn family(&self) -> Family {
+        match self.towers {
+            Towers::Clip(_) => Family::Clip,
+            Towers::Siglip(_) => Family::Siglip,
+        }
     }
 
     /// The tokenizer.
-    pub fn tokenizer(&self) -> &ClipTokenizer {
+    pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// Unnormalised image features for `[batch, 3, size, size]` pixel values.
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        match &self.towers {
+            Towers::Clip(m) => m.image_features(pixels),
+            Towers::Siglip(m) => m.image_features(pixels),
+        }
+    }
+
+    /// Unnormalised text features for rows of token ids as the tokenizer makes them.
+    pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        match &self.towers {
+            Towers::Clip(m) => m.text_features(ids),
+            Towers::Siglip(m) => m.text_features(ids),
+        }
     }
 
     /// Stacks preprocessed images into a `[batch, 3, h, w]` tensor.
@@ -155,24 +223,39 @@ impl ClipEngine {
 
     /// Normalised embeddings for a `[batch, 3, h, w]` pixel tensor.
     pub fn embed_pixel_tensor(&self, pixels: &Tensor) -> Result<Vec<Vec<f32>>> {
-        let features = self.model.image_features(pixels)?;
+        let features = self.image_features(pixels)?;
         Ok(clip::l2_normalize(&features)?.to_vec2()?)
     }
 
-    /// Normalised embeddings for rows of token ids (equally long).
+    /// Normalised embeddings for rows of token ids.
     pub fn embed_token_rows(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        let features = self.model.text_features(rows)?;
+        let features = self.text_features(rows)?;
         Ok(clip::l2_normalize(&features)?.to_vec2()?)
     }
 }
 
-impl Embedder for ClipEngine {
+/// The tokenizer `config`'s family uses, from `tokenizer.json` at `path`.
+pub fn tokenizer_for(path: &std::path::Path, config: &ModelConfig) -> Result<Tokenizer> {
+    Ok(match config {
+        ModelConfig::Clip(c) => Tokenizer::Clip(ClipTokenizer::from_file(
+            path,
+            c.text.max_position_embeddings,
+        )?),
+        ModelConfig::Siglip(c) => Tokenizer::Siglip(SiglipTokenizer::from_file(
+            path,
+            c.text.max_position_embeddings,
+            c.pad_token_id,
+        )?),
+    })
+}
+
+impl Embedder for Engine {
     fn model_id(&self) -> &str {
         &self.model_id
     }
 
     fn dim(&self) -> usize {
-        self.model.config().projection_dim
+        self.towers.dim()
     }
 
     fn preprocess_config(&self) -> &PreprocessConfig {
@@ -180,14 +263,24 @@ impl Embedder for ClipEngine {
     }
 
     fn logit_scale(&self) -> f32 {
-        self.model.logit_scale_exp()
+        match &self.towers {
+            Towers::Clip(m) => m.logit_scale_exp(),
+            Towers::Siglip(m) => m.logit_scale_exp(),
+        }
+    }
+
+    fn logit_bias(&self) -> Option<f32> {
+        match &self.towers {
+            Towers::Clip(_) => None,
+            Towers::Siglip(m) => Some(m.logit_bias()),
+        }
     }
 
     fn embed_images(&self, images: &[Pixels]) -> Result<Vec<Vec<f32>>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let size = self.model.config().vision.image_size as u32;
+        let size = self.towers.image_size() as u32;
         if let Some(bad) = images.iter().find(|p| p.width != size || p.height != size) {
             return Err(Error::invalid(format!(
                 "image is {}×{} after preprocessing; the model takes {size}×{size}",

@@ -118,32 +118,39 @@ impl WeightSource for MemoryWeights {
     }
 }
 
+/// The tensors of one tower's transformer layers, with their shapes (the same names in CLIP and
+/// SigLIP checkpoints).
+pub(crate) fn encoder_shapes(
+    shapes: &mut Vec<(String, Vec<usize>)>,
+    prefix: &str,
+    e: &EncoderConfig,
+) {
+    let (d, i) = (e.hidden_size, e.intermediate_size);
+    for layer in 0..e.num_hidden_layers {
+        let p = format!("{prefix}.encoder.layers.{layer}");
+        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            shapes.push((format!("{p}.self_attn.{proj}.weight"), vec![d, d]));
+            shapes.push((format!("{p}.self_attn.{proj}.bias"), vec![d]));
+        }
+        for norm in ["layer_norm1", "layer_norm2"] {
+            shapes.push((format!("{p}.{norm}.weight"), vec![d]));
+            shapes.push((format!("{p}.{norm}.bias"), vec![d]));
+        }
+        shapes.push((format!("{p}.mlp.fc1.weight"), vec![i, d]));
+        shapes.push((format!("{p}.mlp.fc1.bias"), vec![i]));
+        shapes.push((format!("{p}.mlp.fc2.weight"), vec![d, i]));
+        shapes.push((format!("{p}.mlp.fc2.bias"), vec![d]));
+    }
+}
+
 /// Every tensor a `CLIPModel` checkpoint holds for `config`, with its shape. Used to generate
 /// random models and to check checkpoints.
 pub fn tensor_shapes(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
     let mut shapes = Vec::new();
-    let mut encoder = |prefix: &str, e: &EncoderConfig| {
-        let (d, i) = (e.hidden_size, e.intermediate_size);
-        for layer in 0..e.num_hidden_layers {
-            let p = format!("{prefix}.encoder.layers.{layer}");
-            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                shapes.push((format!("{p}.self_attn.{proj}.weight"), vec![d, d]));
-                shapes.push((format!("{p}.self_attn.{proj}.bias"), vec![d]));
-            }
-            for norm in ["layer_norm1", "layer_norm2"] {
-                shapes.push((format!("{p}.{norm}.weight"), vec![d]));
-                shapes.push((format!("{p}.{norm}.bias"), vec![d]));
-            }
-            shapes.push((format!("{p}.mlp.fc1.weight"), vec![i, d]));
-            shapes.push((format!("{p}.mlp.fc1.bias"), vec![i]));
-            shapes.push((format!("{p}.mlp.fc2.weight"), vec![d, i]));
-            shapes.push((format!("{p}.mlp.fc2.bias"), vec![d]));
-        }
-    };
     let t = &config.text;
     let v = &config.vision;
-    encoder("text_model", &t.encoder);
-    encoder("vision_model", &v.encoder);
+    encoder_shapes(&mut shapes, "text_model", &t.encoder);
+    encoder_shapes(&mut shapes, "vision_model", &v.encoder);
     let (td, vd) = (t.encoder.hidden_size, v.encoder.hidden_size);
     let p = v.patch_size;
     shapes.extend([
@@ -186,14 +193,29 @@ pub fn tensor_shapes(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
 /// Random weights for `config`, drawn like transformers' initialiser (normal, std 0.02; layer
 /// norms at one), in a `MemoryWeights`.
 pub fn random_weights(config: &ClipConfig, seed: u64) -> Result<MemoryWeights> {
+    random_weights_of(tensor_shapes(config), seed, |name| {
+        (name == "logit_scale").then_some(LOGIT_SCALE_INIT)
+    })
+}
+
+/// Random tensors of `shapes`: normal with std 0.02, layer norms at one and zero, and the
+/// scalars `constant` names filled with its value.
+pub(crate) fn random_weights_of(
+    shapes: Vec<(String, Vec<usize>)>,
+    seed: u64,
+    constant: impl Fn(&str) -> Option<f32>,
+) -> Result<MemoryWeights> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut map = HashMap::new();
-    for (name, shape) in tensor_shapes(config) {
+    for (name, shape) in shapes {
         let count: usize = shape.iter().product();
-        let values: Vec<f32> = if name == "logit_scale" {
-            vec![LOGIT_SCALE_INIT]
-        } else if name.contains("layer_norm") || name.contains("layrnorm") {
+        let values: Vec<f32> = if let Some(value) = constant(&name) {
+            vec![value; count]
+        } else if name.contains("layer_norm")
+            || name.contains("layrnorm")
+            || name.contains("layernorm")
+        {
             if name.ends_with(".weight") {
                 vec![1.0; count]
             } else {

@@ -8,15 +8,15 @@ use candle_core::{DType, Device, Tensor};
 use cliptag::imaging::{self, preprocess};
 use cliptag::model::clip::{ClipModel, MemoryWeights, l2_normalize, tensor_shapes};
 use cliptag::model::config::{Activation, ClipConfig};
-use cliptag::model::{ClipEngine, ClipTokenizer, Embedder, ModelFiles};
+use cliptag::model::{ClipTokenizer, Embedder, Engine, ModelFiles};
 use serde_json::Value;
 
 use crate::naive_clip::NaiveClip;
 use crate::support::*;
 
-fn tiny_engine() -> ClipEngine {
+fn tiny_engine() -> Engine {
     let files = ModelFiles::from_dir(&tiny_clip()).expect("the tiny model folder is complete");
-    ClipEngine::from_files(&files, "tiny".into()).expect("the tiny model loads")
+    Engine::from_files(&files, "tiny".into()).expect("the tiny model loads")
 }
 
 fn reference_ids(reference: &HashMap<String, Tensor>) -> Vec<Vec<u32>> {
@@ -58,10 +58,7 @@ fn tokenizer_matches_every_reference_case() {
 fn image_embeddings_from_reference_pixels_match_reference() {
     let reference = reference();
     let engine = tiny_engine();
-    let raw = engine
-        .model()
-        .image_features(&reference["pixel_values"])
-        .unwrap();
+    let raw = engine.image_features(&reference["pixel_values"]).unwrap();
     let raw_diff = max_abs_diff(&rows(&raw), &rows(&reference["image_embeds_raw"]));
     assert!(raw_diff <= 1e-4, "raw image features differ by {raw_diff}");
     let normed = engine
@@ -76,7 +73,7 @@ fn text_embeddings_from_reference_ids_match_reference() {
     let reference = reference();
     let engine = tiny_engine();
     let ids = reference_ids(&reference);
-    let raw = engine.model().text_features(&ids).unwrap();
+    let raw = engine.text_features(&ids).unwrap();
     let raw_diff = max_abs_diff(&rows(&raw), &rows(&reference["text_embeds_raw"]));
     assert!(raw_diff <= 1e-4, "raw text features differ by {raw_diff}");
     let normed = engine.embed_token_rows(&ids).unwrap();
@@ -318,9 +315,9 @@ fn second_config_loads_and_each_activation_matches_its_definition() {
     for (i, act) in ["gelu", "quick_gelu"].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         write_model(dir.path(), &second_config(act), &weights);
-        let engine = ClipEngine::from_files(&ModelFiles::from_dir(dir.path()).unwrap(), act.into())
+        let engine = Engine::from_files(&ModelFiles::from_dir(dir.path()).unwrap(), act.into())
             .expect("the second config loads");
-        let got = rows(&engine.model().image_features(&pixel_tensor).unwrap()).remove(0);
+        let got = rows(&engine.image_features(&pixel_tensor).unwrap()).remove(0);
         let own = max_abs(&got, &want[i]);
         let other = max_abs(&got, &want[1 - i]);
         assert!(
@@ -341,7 +338,7 @@ fn second_config_loads_and_each_activation_matches_its_definition() {
             .tokenizer()
             .encode_batch(&["a photo of a dog", "a red car"])
             .unwrap();
-        let text = rows(&engine.model().text_features(&ids).unwrap());
+        let text = rows(&engine.text_features(&ids).unwrap());
         for (row, got_row) in ids.iter().zip(&text) {
             let want: Vec<f32> = naive.text_features(row).iter().map(|v| *v as f32).collect();
             let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -484,7 +481,7 @@ fn config_with_missing_fields_is_a_clean_error() {
         "--text",
         "x",
     ]);
-    assert_clean_failure(&output, &["config.json", "not a valid CLIP config"]);
+    assert_clean_failure(&output, &["config.json", "not a valid model config"]);
 }
 
 #[test]
@@ -585,9 +582,9 @@ fn a_pytorch_checkpoint_loads_like_its_safetensors_twin() {
         .unwrap();
         let files = ModelFiles::from_dir(dir.path()).unwrap();
         assert!(files.weights.ends_with(weights));
-        let engine = ClipEngine::from_files(&files, weights.into()).expect("the checkpoint loads");
+        let engine = Engine::from_files(&files, weights.into()).expect("the checkpoint loads");
         let pixels = Tensor::ones((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
-        features.push(rows(&engine.model().image_features(&pixels).unwrap()));
+        features.push(rows(&engine.image_features(&pixels).unwrap()));
     }
     assert_eq!(features[0], features[1]);
     assert_eq!(features[0][0].len(), 8);

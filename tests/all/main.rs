@@ -13,6 +13,7 @@ mod indexing;
 mod learning;
 mod naive_clip;
 mod sidecars;
+mod siglip;
 mod store;
 mod tagging;
 mod thumbnails;

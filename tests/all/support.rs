@@ -121,8 +121,8 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
 }
 
 /// The tiny random CLIP, stored under the model id `tiny`.
-pub fn tiny_engine() -> cliptag::model::ClipEngine {
-    cliptag::model::ClipEngine::from_files(
+pub fn tiny_engine() -> cliptag::model::Engine {
+    cliptag::model::Engine::from_files(
         &cliptag::model::ModelFiles::from_dir(&tiny_clip()).unwrap(),
         "tiny".into(),
     )
@@ -217,7 +217,7 @@ pub fn open_with(
 /// The tiny model behind a watcher: it keeps what it is asked, and can be slow, fail as a crash
 /// would, or flip a run's switch to cancelled (a person pressing Cancel meanwhile).
 pub struct Watched {
-    pub inner: cliptag::model::ClipEngine,
+    pub inner: cliptag::model::Engine,
     /// The size of every batch of images it embedded.
     pub image_batches: std::sync::Mutex<Vec<usize>>,
     /// Every text it embedded.

@@ -163,7 +163,7 @@ fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
     let Some(preprocess) = &decoding.preprocess else {
         return (Outcome::Deferred, started.elapsed(), Duration::ZERO);
     };
-    let reduce_to = decoding.reduced_jpeg.then_some(preprocess.shortest_edge);
+    let reduce_to = decoding.reduced_jpeg.then_some(preprocess.min_short_side());
     match imaging::decode_bytes(&bytes, reduce_to) {
         Ok(decoded) => {
             drop(bytes);

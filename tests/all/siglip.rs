@@ -1,0 +1,250 @@
+//! SigLIP checkpoints equal the reference implementation (transformers' SiglipModel, its
+//! tokenizer used with `padding="max_length"`, SiglipImageProcessor) on the tiny fixture model.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Tensor};
+use cliptag::imaging::{self, preprocess};
+use cliptag::model::config::PreprocessConfig;
+use cliptag::model::{Embedder, Engine, Family, ModelFiles, Tokenizer};
+use serde_json::Value;
+
+use crate::support::*;
+
+fn tiny_siglip() -> PathBuf {
+    fixtures().join("tiny-siglip")
+}
+
+fn engine() -> Engine {
+    let files = ModelFiles::from_dir(&tiny_siglip()).expect("the tiny SigLIP folder is complete");
+    Engine::from_files(&files, "tiny-siglip".into()).expect("the tiny SigLIP model loads")
+}
+
+fn reference() -> HashMap<String, Tensor> {
+    load_tensors(&tiny_siglip().join("reference.safetensors"))
+}
+
+fn info() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(tiny_siglip().join("reference.json")).unwrap())
+        .unwrap()
+}
+
+fn ids(reference: &HashMap<String, Tensor>) -> Vec<Vec<u32>> {
+    reference["input_ids"]
+        .to_dtype(DType::U32)
+        .unwrap()
+        .to_vec2::<u32>()
+        .unwrap()
+}
+
+#[test]
+fn a_siglip_folder_loads_as_siglip() {
+    let engine = engine();
+    assert_eq!(engine.family(), Family::Siglip);
+    assert_eq!(engine.dim(), 48);
+    let config = engine.preprocess_config();
+    assert_eq!(config.fixed_size, Some((96, 96)));
+    assert!(!config.do_center_crop);
+    assert_eq!(config.mean, [0.5; 3]);
+    let info = info();
+    let scale = info["logit_scale_exp"].as_f64().unwrap() as f32;
+    let bias = info["logit_bias"].as_f64().unwrap() as f32;
+    assert!((engine.logit_scale() - scale).abs() < 1e-5);
+    assert_eq!(engine.logit_bias(), Some(bias));
+    assert_eq!(tiny_engine().logit_bias(), None, "CLIP has no bias");
+}
+
+#[test]
+fn token_ids_equal_transformers_for_multilingual_prompts() {
+    let engine = engine();
+    let Tokenizer::Siglip(tokenizer) = engine.tokenizer() else {
+        panic!("a SigLIP model gets the SigLIP tokenizer");
+    };
+    let cases: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(tiny_siglip().join("tokenizer_cases.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(cases.len() >= 16);
+    let mut mismatches = Vec::new();
+    let mut byte_fallbacks = 0;
+    let mut truncated = 0;
+    for case in &cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(case["ids_max_length_64"].clone()).unwrap();
+        let got = tokenizer.encode_padded(text).unwrap();
+        if got != want {
+            mismatches.push(format!("{text:?}:\n  got  {got:?}\n  want {want:?}"));
+        }
+        assert_eq!(got.len(), 64, "{text:?}");
+        // Bytes fall back to <0x..> pieces, ids 3 to 258 in this vocabulary.
+        byte_fallbacks += usize::from(want.iter().any(|id| (3..259).contains(id)));
+        let untruncated = tokenizer.encode(text).unwrap();
+        if untruncated.len() > 64 {
+            truncated += 1;
+            assert_eq!(
+                *got.last().unwrap(),
+                1,
+                "the end token stays at the end when cut"
+            );
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+    assert!(byte_fallbacks >= 4, "the cases exercise byte fallback");
+    assert!(truncated >= 1, "the cases include an over-long prompt");
+}
+
+#[test]
+fn prompts_are_lower_cased_as_siglip_was_trained() {
+    let engine = engine();
+    let Tokenizer::Siglip(tokenizer) = engine.tokenizer() else {
+        panic!("a SigLIP model gets the SigLIP tokenizer");
+    };
+    assert_eq!(
+        tokenizer.encode("A Photo Of A DOG").unwrap(),
+        tokenizer.encode("a photo of a dog").unwrap()
+    );
+    assert_eq!(tokenizer.pad_id(), 0, "the vocabulary's <pad>");
+}
+
+#[test]
+fn embeddings_from_the_reference_inputs_match() {
+    let reference = reference();
+    let engine = engine();
+    let raw = engine.image_features(&reference["pixel_values"]).unwrap();
+    let diff = max_abs_diff(&rows(&raw), &rows(&reference["image_embeds_raw"]));
+    assert!(diff <= 1e-4, "raw image features differ by {diff}");
+    let images = engine
+        .embed_pixel_tensor(&reference["pixel_values"])
+        .unwrap();
+    let diff = max_abs_diff(&images, &rows(&reference["image_embeds"]));
+    assert!(diff <= 1e-4, "image embeddings differ by {diff}");
+
+    let ids = ids(&reference);
+    let raw = engine.text_features(&ids).unwrap();
+    let diff = max_abs_diff(&rows(&raw), &rows(&reference["text_embeds_raw"]));
+    assert!(diff <= 1e-4, "raw text features differ by {diff}");
+    let texts = engine.embed_token_rows(&ids).unwrap();
+    let diff = max_abs_diff(&texts, &rows(&reference["text_embeds"]));
+    assert!(diff <= 1e-4, "text embeddings differ by {diff}");
+
+    // The prompts through cliptag's own tokenizer give the same embeddings.
+    let prompts: Vec<String> = serde_json::from_value(info()["prompts"].clone()).unwrap();
+    let ours = engine.embed_texts(&prompts).unwrap();
+    let diff = max_abs_diff(&ours, &rows(&reference["text_embeds"]));
+    assert!(diff <= 1e-4, "embed_texts differs by {diff}");
+
+    // Logits with the model's scale and bias.
+    let want = rows(&reference["logits_per_image"]);
+    let (scale, bias) = (engine.logit_scale(), engine.logit_bias().unwrap());
+    let mut worst = 0.0f32;
+    for (image, want_row) in images.iter().zip(&want) {
+        for (text, want) in texts.iter().zip(want_row) {
+            let cos: f32 = image.iter().zip(text).map(|(a, b)| a * b).sum();
+            worst = worst.max((scale * cos + bias - want).abs());
+        }
+    }
+    assert!(worst <= 1e-3, "logits differ by {worst}");
+}
+
+#[test]
+fn the_text_tower_refuses_rows_that_are_not_padded() {
+    let engine = engine();
+    let error = engine.text_features(&[vec![5, 1]]).unwrap_err().to_string();
+    assert!(error.contains("64"), "{error}");
+}
+
+/// Each fixture photo embedded by cliptag under `config`, with its cosine to the reference.
+fn photo_cosines(engine: &Engine, config: &PreprocessConfig) -> Vec<(String, f32)> {
+    let reference = reference();
+    let want = rows(&reference["image_embeds"]);
+    let files: Vec<String> = serde_json::from_value(info()["images"].clone()).unwrap();
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            let decoded = imaging::decode_file(&fixtures().join("images").join(file), None)
+                .expect("the fixture photo decodes");
+            let pixels = preprocess(&decoded.image, config);
+            let got = engine.embed_images(&[pixels]).unwrap().remove(0);
+            (file.clone(), cosine(&got, &want[i]))
+        })
+        .collect()
+}
+
+#[test]
+fn photos_embed_like_the_reference_and_other_preprocessing_does_not() {
+    let engine = engine();
+    let ours = engine.preprocess_config().clone();
+    for (file, cos) in photo_cosines(&engine, &ours) {
+        assert!(cos >= 0.9995, "{file}: cosine {cos}");
+    }
+    // A centre crop of the shortest-edge resize (CLIP's way) instead of the fixed resize.
+    let cropped = PreprocessConfig {
+        fixed_size: None,
+        shortest_edge: 96,
+        do_center_crop: true,
+        ..ours.clone()
+    };
+    // CLIP's mean and deviation instead of SigLIP's 0.5.
+    let clip_norm = PreprocessConfig {
+        mean: PreprocessConfig::default().mean,
+        std: PreprocessConfig::default().std,
+        ..ours.clone()
+    };
+    for (what, config) in [("centre crop", cropped), ("CLIP's mean/std", clip_norm)] {
+        let below = photo_cosines(&engine, &config)
+            .into_iter()
+            .filter(|(_, cos)| *cos < 0.9995)
+            .count();
+        assert!(
+            below >= 1,
+            "with {what} every photo still reaches 0.9995: the check cannot tell"
+        );
+    }
+}
+
+#[test]
+fn embed_command_works_for_a_siglip_folder() {
+    let dir = tiny_siglip();
+    let photo = fixtures().join("images/astronaut.jpg");
+    let output = cliptag_ok(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--text",
+        "a photo of a dog",
+        photo.to_str().unwrap(),
+    ]);
+    let lines = json_lines(&output.stdout);
+    assert_eq!(lines.len(), 2);
+    let text: Vec<f32> = serde_json::from_value(lines[0]["embedding"].clone()).unwrap();
+    let image: Vec<f32> = serde_json::from_value(lines[1]["embedding"].clone()).unwrap();
+    assert_eq!((text.len(), image.len()), (48, 48));
+    let engine = engine();
+    let want = engine
+        .embed_texts(&["a photo of a dog".to_string()])
+        .unwrap()
+        .remove(0);
+    assert!(max_abs(&text, &want) < 1e-6);
+    let norm: f32 = image.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    let reference = rows(&reference()["image_embeds"]);
+    assert!(cosine(&image, &reference[0]) >= 0.9995, "astronaut.jpg");
+
+    let output = cliptag_ok(&["tokenize", "--model", dir.to_str().unwrap(), "Ein Hund"]);
+    let lines = json_lines(&output.stdout);
+    let ids: Vec<u32> = serde_json::from_value(lines[0]["ids"].clone()).unwrap();
+    assert_eq!(
+        ids.last(),
+        Some(&1),
+        "ends with </s>, untruncated and unpadded"
+    );
+    assert!(ids.len() < 64);
+}
