@@ -145,6 +145,7 @@ impl CliptagApp {
     }
 
     fn editor_ui(&mut self, ui: &mut egui::Ui) {
+        let probability = self.snapshot.probability_scores;
         let Some(editor) = self.sidebar.editor.as_mut() else {
             return;
         };
@@ -183,7 +184,7 @@ impl CliptagApp {
                         ui.selectable_value(&mut editor.draft.mode, Mode::TopK, "topk");
                     });
                 if editor.draft.mode != before {
-                    editor.draft.threshold = editor.draft.mode.default_threshold("");
+                    editor.draft.threshold = editor.draft.mode.default_threshold_in(probability);
                     preview = true;
                 }
                 ui.end_row();
@@ -197,9 +198,11 @@ impl CliptagApp {
                     ui.end_row();
                 }
             });
+        // A cosine runs from −1 to 1; probabilities (SigLIP's threshold labels, and every
+        // contrast and top-k label) from 0 to 1.
         let range = match editor.draft.mode {
-            Mode::Threshold => -1.0..=1.0,
-            Mode::Contrast | Mode::TopK => 0.0..=1.0,
+            Mode::Threshold if !probability => -1.0..=1.0,
+            _ => 0.0..=1.0,
         };
         let slider = ui.add(
             egui::Slider::new(&mut editor.draft.threshold, range)

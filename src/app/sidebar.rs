@@ -59,7 +59,10 @@ impl CliptagApp {
                 .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.button("Add").clicked() || enter) && !self.sidebar.new_label.trim().is_empty() {
-                let label = Label::new(self.sidebar.new_label.trim(), &self.model_name());
+                let mut label = Label::new(self.sidebar.new_label.trim(), &self.model_name());
+                label.threshold = label
+                    .mode
+                    .default_threshold_in(self.snapshot.probability_scores);
                 self.send(Command::AddLabel(label));
                 self.sidebar.new_label.clear();
             }

@@ -146,7 +146,8 @@ pub enum VocabAction {
         negative: Option<String>,
         #[arg(long, value_enum, default_value_t = Mode::Threshold)]
         mode: Mode,
-        /// Threshold (cosine for threshold mode, probability for contrast and topk).
+        /// Threshold (cosine for threshold mode, or its probability with a SigLIP model;
+        /// probability for contrast and topk).
         #[arg(long, allow_negative_numbers = true)]
         threshold: Option<f32>,
         /// k for topk mode.

@@ -231,8 +231,10 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                 prompts,
                 negative,
                 mode,
-                threshold: threshold
-                    .unwrap_or_else(|| mode.default_threshold(library.model_name())),
+                threshold: match threshold {
+                    Some(threshold) => threshold,
+                    None => mode.default_threshold_in(library.probability_scores()?),
+                },
                 top_k,
                 enabled: true,
                 learned: None,

@@ -46,6 +46,15 @@ impl Mode {
         }
     }
 
+    /// The threshold a new label of this mode starts with, for a model that scores threshold
+    /// labels as probabilities (SigLIP) or as cosines (CLIP).
+    pub fn default_threshold_in(self, probability: bool) -> f32 {
+        match (self, probability) {
+            (Mode::Threshold, true) => DEFAULT_PROBABILITY_THRESHOLD,
+            _ => self.default_threshold(""),
+        }
+    }
+
     /// The threshold a new label of this mode starts with when none is given, for `model`.
     pub fn default_threshold(self, model: &str) -> f32 {
         match self {
@@ -55,6 +64,12 @@ impl Mode {
         }
     }
 }
+
+/// A starting probability for threshold labels of sigmoid-trained models (SigLIP), where each
+/// label's score is its own probability `sigmoid(scale · cos + bias)`. SigLIP's model card
+/// example gives the right label of a photo about 0.2 with a "This is a photo of {label}." prompt,
+/// so 0.1 starts below that; the slider shows live what any value would tag.
+pub const DEFAULT_PROBABILITY_THRESHOLD: f32 = 0.1;
 
 /// A starting cosine threshold for new labels.
 ///

@@ -14,6 +14,9 @@ use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub struct Explanation {
     pub label: String,
     pub mode: Mode,
+    /// Whether a threshold label's score is its own probability (a sigmoid-trained model,
+    /// SigLIP) rather than a cosine.
+    pub probability: bool,
     /// The score under the label's mode (cosine, or a probability).
     pub score: f32,
     pub threshold: f32,
@@ -34,6 +37,7 @@ pub struct Explanation {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.mode {
+            Mode::Threshold if self.probability => "probability",
             Mode::Threshold => "cosine",
             Mode::Contrast => "probability against its negative prompt",
             Mode::TopK => "probability among the vocabulary",
@@ -137,13 +141,7 @@ impl Library {
             let model = self.model.id()?;
             let texts = TagPlan::texts(std::slice::from_ref(&zero_shot), &templates);
             let vectors = self.text_embeddings(&texts)?;
-            let alone = TagPlan::new(
-                vec![zero_shot],
-                &templates,
-                &vectors,
-                plan.logit_scale,
-                &model,
-            )?;
+            let alone = TagPlan::new(vec![zero_shot], &templates, &vectors, plan.logits(), &model)?;
             Some(!alone.assign(&single)?.is_empty())
         } else {
             None
@@ -151,6 +149,7 @@ impl Library {
         Ok(Some(Explanation {
             label: label.name.clone(),
             mode,
+            probability: plan.logit_bias.is_some(),
             score,
             threshold: label.threshold,
             top_k: (mode == Mode::TopK).then_some((label.top_k, rank)),

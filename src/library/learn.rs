@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::{Library, Retag};
 use crate::domain::{Label, Learned, Mode, TagSource};
 use crate::error::{Error, Result};
+use crate::tagging::Logits;
 use crate::tagging::learn::{self, Agreement};
 
 /// What learning did (or, in a dry run, would do) to a label.
@@ -102,10 +103,17 @@ impl Library {
         let pos: Vec<&[f32]> = positives.iter().map(Vec::as_slice).collect();
         let neg: Vec<&[f32]> = negatives.iter().map(Vec::as_slice).collect();
         let current = self.prepare(&stored)?.positive;
-        let agreement_before = learn::agreement(&current, &pos, &neg, stored.threshold);
-        let fit = learn::learn(&prompt, &pos, &neg, zero_shot_threshold);
+        // Learning fits a cosine; a sigmoid-trained model's thresholds are probabilities, a
+        // monotonic function of the cosine, so they convert both ways exactly.
+        let logits = Logits {
+            scale: self.store.logit_scale()?,
+            bias: self.store.logit_bias()?,
+        };
+        let agreement_before =
+            learn::agreement(&current, &pos, &neg, logits.cosine_of(stored.threshold));
+        let fit = learn::learn(&prompt, &pos, &neg, logits.cosine_of(zero_shot_threshold));
         let label = Label {
-            threshold: fit.threshold,
+            threshold: logits.score_of(fit.threshold),
             learned: Some(Learned {
                 model: self.model.id()?,
                 direction: fit.direction,

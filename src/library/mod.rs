@@ -182,6 +182,12 @@ impl Library {
         self.model.unload();
     }
 
+    /// Whether threshold labels score as probabilities (the library's model is sigmoid-trained,
+    /// SigLIP) rather than as cosines; what their thresholds mean.
+    pub fn probability_scores(&self) -> Result<bool> {
+        Ok(self.store.logit_bias()?.is_some())
+    }
+
     /// Loads the model now (the app's Retry), reporting through the status observer.
     pub fn load_model(&mut self) -> Result<()> {
         self.engine().map(|_| ())
@@ -200,11 +206,25 @@ impl Library {
             self.store.rename_model(&old, engine.model_id())?;
             self.remember_model(engine.model_id())?;
         }
-        if (self.store.logit_scale()? - engine.logit_scale()).abs() > f32::EPSILON {
-            self.store.set_logit_scale(engine.logit_scale())?;
-            self.scores.plan = None;
+        let (scale, bias) = (engine.logit_scale(), engine.logit_bias());
+        let id = engine.model_id();
+        if self.store.thresholds_model()?.as_deref() != Some(id)
+            || (self.store.logit_scale()? - scale).abs() > f32::EPSILON
+            || self.store.logit_bias()? != bias
+        {
+            self.adopt_scoring(id, scale, bias)?;
         }
         Ok(engine)
+    }
+
+    /// Scores with `model` from now on: its scale and bias, and the thresholds the labels had
+    /// under it (see [`Store::adopt_model_scoring`]).
+    fn adopt_scoring(&mut self, model: &str, scale: f32, bias: Option<f32>) -> Result<()> {
+        let default = crate::domain::Mode::Threshold.default_threshold_in(bias.is_some());
+        self.store
+            .adopt_model_scoring(model, scale, bias, default)?;
+        self.vocabulary_changed();
+        Ok(())
     }
 
     /// Stores which model the library uses.
@@ -212,7 +232,13 @@ impl Library {
         let source = self.model.source.stored();
         let name = self.model.name.clone();
         self.store
-            .set_settings(&[(MODEL_ID, id), (MODEL_SOURCE, &source), (MODEL_NAME, &name)])
+            .set_settings(&[(MODEL_ID, id), (MODEL_SOURCE, &source), (MODEL_NAME, &name)])?;
+        // A model the library scored with before: its scale, bias and thresholds come back
+        // without loading it.
+        if let Some((scale, bias)) = self.store.model_scoring(id)? {
+            self.adopt_scoring(id, scale, bias)?;
+        }
+        Ok(())
     }
 
     /// The model id under which the library's embeddings are stored, if it has any: a library
@@ -295,13 +321,11 @@ impl Library {
                 self.text_embeddings(&texts)?
             };
             let model = self.model.id()?;
-            let plan = TagPlan::new(
-                labels,
-                &templates,
-                &vectors,
-                self.store.logit_scale()?,
-                &model,
-            )?;
+            let logits = crate::tagging::Logits {
+                scale: self.store.logit_scale()?,
+                bias: self.store.logit_bias()?,
+            };
+            let plan = TagPlan::new(labels, &templates, &vectors, logits, &model)?;
             self.scores.plan = Some(plan);
         }
         Ok(self

@@ -36,7 +36,7 @@ pub trait ModelLoader: Send {
     fn load(&mut self, spec: &ModelSpec, say: &mut dyn FnMut(&str)) -> Result<Arc<dyn Embedder>>;
 }
 
-/// The real loader: CLIP checkpoints from a folder or the Hugging Face hub.
+/// The real loader: CLIP and SigLIP checkpoints from a folder or the Hugging Face hub.
 #[derive(Debug, Default)]
 pub struct ClipLoader;
 

@@ -46,6 +46,8 @@ pub struct LibrarySnapshot {
     pub problems: Vec<usize>,
     /// Position in `images` of each photo id.
     pub positions: HashMap<i64, usize>,
+    /// Whether threshold labels score as probabilities (a SigLIP model) rather than cosines.
+    pub probability_scores: bool,
 }
 
 impl LibrarySnapshot {
@@ -103,6 +105,7 @@ impl Library {
             roots: self.store.roots()?,
             templates: self.store.templates()?,
             groups,
+            probability_scores: self.store.logit_bias()?.is_some(),
         })
     }
 }

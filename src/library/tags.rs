@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use super::Library;
 use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
 use crate::error::{Error, Result};
-use crate::tagging::{EmbeddingMatrix, PreparedLabel, RetagReport, TagPlan, retag_change, scoring};
+use crate::tagging::{
+    EmbeddingMatrix, Logits, PreparedLabel, RetagReport, TagPlan, retag_change, scoring,
+};
 
 /// How the library's tags followed a vocabulary edit.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +244,10 @@ impl Library {
                 .collect();
             return Ok((assigned, column));
         }
-        let logit_scale = self.store.logit_scale()?;
+        let logits = Logits {
+            scale: self.store.logit_scale()?,
+            bias: self.store.logit_bias()?,
+        };
         let same_column = |cached: &Label| {
             cached.prompts == label.prompts
                 && cached.negative == label.negative
@@ -254,7 +259,7 @@ impl Library {
             Some((cached, column)) if same_column(cached) => column.clone(),
             _ => {
                 let column =
-                    scoring::scores(self.matrix()?, std::slice::from_ref(&prepared), logit_scale)?;
+                    scoring::scores(self.matrix()?, std::slice::from_ref(&prepared), logits)?;
                 self.scores
                     .columns
                     .insert(label.id, (label.clone(), column.clone()));

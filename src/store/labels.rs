@@ -16,6 +16,10 @@ const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enab
 const TEMPLATES: &str = "templates";
 /// The settings key of the model's `exp(logit_scale)`, kept so re-tagging needs no model.
 const LOGIT_SCALE: &str = "logit_scale";
+/// The settings key of the model's logit bias (empty or absent: a model without one).
+const LOGIT_BIAS: &str = "logit_bias";
+/// The settings key of the model whose thresholds the labels hold.
+const THRESHOLDS_MODEL: &str = "thresholds_model";
 
 /// A label's row as stored, before its JSON and words are checked.
 struct RawLabel {
@@ -311,6 +315,97 @@ impl Store {
     /// Remembers the model's logit scale.
     pub fn set_logit_scale(&mut self, logit_scale: f32) -> Result<()> {
         self.set_setting(LOGIT_SCALE, &logit_scale.to_string())
+    }
+
+    /// The stored logit bias of a sigmoid-trained model (SigLIP); `None` for CLIP, whose scores
+    /// are cosines.
+    pub fn logit_bias(&self) -> Result<Option<f32>> {
+        match self.setting(LOGIT_BIAS)?.as_deref() {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                Error::store(
+                    &self.path,
+                    format!("the stored logit bias {text:?} is damaged (not a number)"),
+                )
+            }),
+        }
+    }
+
+    /// The scale and bias `model` turns cosines into logits with, if it was ever loaded.
+    pub fn model_scoring(&self, model: &str) -> Result<Option<(f32, Option<f32>)>> {
+        self.conn
+            .query_row(
+                "SELECT logit_scale, logit_bias FROM model_scoring WHERE model = ?1",
+                [model],
+                |r| Ok((r.get::<_, f64>(0)? as f32, r.get::<_, Option<f64>>(1)?)),
+            )
+            .optional()
+            .map(|found| found.map(|(scale, bias)| (scale, bias.map(|b| b as f32))))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The model whose thresholds the labels hold now, if the library knows.
+    pub fn thresholds_model(&self) -> Result<Option<String>> {
+        self.setting(THRESHOLDS_MODEL)
+    }
+
+    /// Makes `model` the one the library scores with, in one transaction: remembers its scale
+    /// and bias (as the library's current ones and as `model`'s own), files every label's
+    /// threshold under the model the labels held them for until now, and gives each label the
+    /// threshold it had under `model` before. A threshold label `model` never saw gets
+    /// `default` when the kind of score changes (cosine ↔ probability); otherwise it keeps its
+    /// value. Returns how many labels' thresholds changed.
+    pub fn adopt_model_scoring(
+        &mut self,
+        model: &str,
+        logit_scale: f32,
+        logit_bias: Option<f32>,
+        default: f32,
+    ) -> Result<usize> {
+        let view_changed = self.logit_bias()?.is_some() != logit_bias.is_some();
+        let previous = self.thresholds_model()?;
+        self.durable(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO model_scoring (model, logit_scale, logit_bias)
+                 VALUES (?1, ?2, ?3)",
+                rusqlite::params![model, f64::from(logit_scale), logit_bias.map(f64::from)],
+            )?;
+            set_setting(tx, LOGIT_SCALE, &logit_scale.to_string())?;
+            set_setting(
+                tx,
+                LOGIT_BIAS,
+                &logit_bias.map(|b| b.to_string()).unwrap_or_default(),
+            )?;
+            let mut changed = 0;
+            if previous.as_deref() != Some(model) {
+                if let Some(previous) = &previous {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO label_thresholds (label_id, model, threshold)
+                         SELECT id, ?1, threshold FROM labels",
+                        [previous],
+                    )?;
+                }
+                changed += tx.execute(
+                    "UPDATE labels SET threshold = (
+                         SELECT t.threshold FROM label_thresholds t
+                         WHERE t.label_id = labels.id AND t.model = ?1)
+                     WHERE EXISTS (SELECT 1 FROM label_thresholds t
+                                   WHERE t.label_id = labels.id AND t.model = ?1)",
+                    [model],
+                )?;
+                if view_changed {
+                    changed += tx.execute(
+                        "UPDATE labels SET threshold = ?2
+                         WHERE mode = 'threshold' AND NOT EXISTS (
+                             SELECT 1 FROM label_thresholds t
+                             WHERE t.label_id = labels.id AND t.model = ?1)",
+                        rusqlite::params![model, f64::from(default)],
+                    )?;
+                }
+                set_setting(tx, THRESHOLDS_MODEL, model)?;
+            }
+            Ok(changed)
+        })
     }
 
     /// Cached embeddings of `texts` under `model`; `None` where a text has none yet (or a damaged

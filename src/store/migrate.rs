@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_learned_labels",
         include_str!("../../migrations/0006_learned_labels.sql"),
     ),
+    (
+        "0007_model_thresholds",
+        include_str!("../../migrations/0007_model_thresholds.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

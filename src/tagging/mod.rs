@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use crate::domain::Label;
 use crate::error::{Error, Result};
 pub use diff::{RetagReport, TagChange, retag_change};
-pub use scoring::{Assignment, EmbeddingMatrix, PreparedLabel};
+pub use scoring::{Assignment, EmbeddingMatrix, Logits, PreparedLabel};
 
 /// Everything needed to turn image embeddings into automatic tags.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct TagPlan {
     /// Enabled labels with their embeddings.
     pub labels: Vec<PreparedLabel>,
     pub logit_scale: f32,
+    /// The model's logit bias (SigLIP); `None` for CLIP.
+    pub logit_bias: Option<f32>,
 }
 
 impl TagPlan {
@@ -40,9 +42,10 @@ impl TagPlan {
         labels: Vec<Label>,
         templates: &[String],
         texts: &HashMap<String, Vec<f32>>,
-        logit_scale: f32,
+        logits: impl Into<Logits>,
         model: &str,
     ) -> Result<Self> {
+        let logits = logits.into();
         let embedding = |text: &str| {
             texts
                 .get(text)
@@ -73,7 +76,8 @@ impl TagPlan {
             .collect::<Result<Vec<_>>>()?;
         Ok(TagPlan {
             labels,
-            logit_scale,
+            logit_scale: logits.scale,
+            logit_bias: logits.bias,
         })
     }
 
@@ -92,6 +96,15 @@ impl TagPlan {
         TagPlan {
             labels,
             logit_scale: self.logit_scale,
+            logit_bias: self.logit_bias,
+        }
+    }
+
+    /// How this plan turns cosines into logits.
+    pub fn logits(&self) -> Logits {
+        Logits {
+            scale: self.logit_scale,
+            bias: self.logit_bias,
         }
     }
 
@@ -104,12 +117,12 @@ impl TagPlan {
 
     /// Scores and assignments of `images` under this plan.
     pub fn assign(&self, images: &EmbeddingMatrix) -> Result<Vec<Assignment>> {
-        let scores = scoring::scores(images, &self.labels, self.logit_scale)?;
+        let scores = scoring::scores(images, &self.labels, self.logits())?;
         Ok(scoring::assign(images, &self.labels, &scores))
     }
 
     /// Every label's score for each image, as an `images × labels` row-major matrix.
     pub fn scores(&self, images: &EmbeddingMatrix) -> Result<Vec<f32>> {
-        scoring::scores(images, &self.labels, self.logit_scale)
+        scoring::scores(images, &self.labels, self.logits())
     }
 }

@@ -167,16 +167,63 @@ pub fn normalize(v: &mut [f32]) {
     }
 }
 
+/// How a model turns cosines into logits: `scale · cos`, plus `bias` for sigmoid-trained models.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Logits {
+    /// `exp(logit_scale)`.
+    pub scale: f32,
+    /// SigLIP's learned bias; `None` for CLIP.
+    pub bias: Option<f32>,
+}
+
+impl From<f32> for Logits {
+    /// A softmax-trained model's scale alone.
+    fn from(scale: f32) -> Self {
+        Logits { scale, bias: None }
+    }
+}
+
+impl Logits {
+    /// Whether threshold labels are scored as probabilities (a sigmoid-trained model) rather
+    /// than as cosines.
+    pub fn is_probability(&self) -> bool {
+        self.bias.is_some()
+    }
+
+    /// A threshold label's score for cosine `cos`: the cosine itself, or the probability.
+    pub fn score_of(&self, cos: f32) -> f32 {
+        let cos = cos.clamp(-1.0, 1.0);
+        match self.bias {
+            Some(bias) => 1.0 / (1.0 + (-(self.scale * cos + bias)).exp()),
+            None => cos,
+        }
+    }
+
+    /// The cosine where a threshold label's score is `score` (the inverse of
+    /// [`Logits::score_of`]; probabilities of 0 and 1 map to the ends of the cosine range).
+    pub fn cosine_of(&self, score: f32) -> f32 {
+        match self.bias {
+            None => score,
+            Some(_) if score <= 0.0 => -1.0,
+            Some(_) if score >= 1.0 => 1.0,
+            Some(bias) => (((score / (1.0 - score)).ln() - bias) / self.scale).clamp(-1.0, 1.0),
+        }
+    }
+}
+
 /// The score each image gets for each enabled label under the label's mode, as an
 /// `images × labels` row-major matrix (disabled labels score NaN).
 ///
-/// threshold: cosine; contrast: `softmax(s · [pos, neg])` of the positive side; top-k: the
-/// label's probability in `softmax(s · cosines)` over the enabled vocabulary.
+/// threshold: the cosine, or for a sigmoid-trained model the label's own probability
+/// `sigmoid(scale · cos + bias)`; contrast: `softmax(s · [pos, neg])` of the positive side;
+/// top-k: the label's probability in `softmax(s · cosines)` over the enabled vocabulary.
 pub fn scores(
     images: &EmbeddingMatrix,
     labels: &[PreparedLabel],
-    logit_scale: f32,
+    logits: impl Into<Logits>,
 ) -> Result<Vec<f32>> {
+    let logits = logits.into();
+    let logit_scale = logits.scale;
     let m = labels.len();
     let directions: Vec<&[f32]> = labels.iter().map(|l| l.positive.as_slice()).collect();
     let mut cos = images.similarities(&directions)?;
@@ -223,7 +270,7 @@ pub fn scores(
             } else {
                 match label.label.mode {
                     Mode::TopK => row[j] = probs[j],
-                    Mode::Threshold => row[j] = row[j].clamp(-1.0, 1.0),
+                    Mode::Threshold => row[j] = logits.score_of(row[j]),
                     Mode::Contrast => {}
                 }
             }
@@ -258,9 +305,9 @@ pub fn assign(
             if !label.enabled || score.is_nan() || score < label.threshold {
                 continue;
             }
-            // The slider's ends mean "every image" and "none": cosines are clamped to [-1, 1],
-            // so -1 passes everything, and 1 (reached only by a prompt identical to the image)
-            // passes nothing.
+            // The slider's ends mean "every image" and "none": cosines are clamped to [-1, 1]
+            // and probabilities lie in [0, 1], so -1 passes everything, and 1 (reached only by
+            // a prompt identical to the image) passes nothing.
             if label.mode == Mode::Threshold && label.threshold >= 1.0 {
                 continue;
             }
@@ -341,5 +388,37 @@ mod tests {
                 "threshold {threshold}"
             );
         }
+    }
+
+    #[test]
+    fn a_sigmoid_model_scores_threshold_labels_as_probabilities() {
+        let images =
+            EmbeddingMatrix::from_rows(vec![(1, vec![1.0, 0.0]), (2, vec![0.6, 0.8])]).unwrap();
+        let logits = Logits {
+            scale: 10.0,
+            bias: Some(-5.0),
+        };
+        let labels = vec![PreparedLabel {
+            label: label(7, Mode::Threshold, 0.5),
+            positive: vec![1.0, 0.0],
+            negative: None,
+            learned: false,
+        }];
+        let s = scores(&images, &labels, logits).unwrap();
+        // sigmoid(10 · 1 − 5) and sigmoid(10 · 0.6 − 5).
+        let want = [1.0 / (1.0 + (-5.0f32).exp()), 1.0 / (1.0 + (-1.0f32).exp())];
+        assert!((s[0] - want[0]).abs() < 1e-6 && (s[1] - want[1]).abs() < 1e-6);
+        assert_eq!(assign(&images, &labels, &s).len(), 2);
+        // The probability at 0.5 is where scale · cos + bias = 0: cos 0.5.
+        assert!((logits.cosine_of(0.5) - 0.5).abs() < 1e-6);
+        for cos in [-0.9f32, -0.2, 0.0, 0.3, 0.7] {
+            assert!((logits.cosine_of(logits.score_of(cos)) - cos).abs() < 1e-4);
+        }
+        assert_eq!(logits.cosine_of(0.0), -1.0);
+        assert_eq!(logits.cosine_of(1.0), 1.0);
+        // A CLIP model scores the same labels by their cosines.
+        let s = scores(&images, &labels, 10.0).unwrap();
+        assert_eq!(s, vec![1.0, 0.6]);
+        assert_eq!(Logits::from(10.0).cosine_of(0.3), 0.3);
     }
 }

@@ -248,3 +248,165 @@ fn embed_command_works_for_a_siglip_folder() {
     );
     assert!(ids.len() < 64);
 }
+
+fn open_library(db: &std::path::Path, model: &std::path::Path) -> cliptag::library::Library {
+    cliptag::library::Library::open(
+        db,
+        cliptag::library::LibraryOptions {
+            model: Some(model.to_str().unwrap().to_string()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn index(library: &mut cliptag::library::Library, dir: &std::path::Path) -> u64 {
+    let summary = library
+        .index(
+            &[dir.to_path_buf()],
+            small_batches(),
+            cliptag::library::RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(
+        summary.tagging_error.is_none(),
+        "{:?}",
+        summary.tagging_error
+    );
+    summary.indexed
+}
+
+#[test]
+fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thresholds() {
+    use cliptag::domain::{Decision, Mode, TagSource};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for file in [
+        "astronaut.jpg",
+        "coffee.jpg",
+        "rocket.jpg",
+        "motorcycle.jpg",
+        "chelsea.png",
+    ] {
+        std::fs::copy(fixtures().join("images").join(file), photos.join(file)).unwrap();
+    }
+    let db = dir.path().join("lib.sqlite");
+    let store = || cliptag::store::Store::open(&db).unwrap();
+    let auto_tags = || store().auto_tags(None).unwrap();
+
+    // CLIP first: cosines, the default vocabulary's cosine thresholds.
+    let mut library = open_library(&db, &tiny_clip());
+    assert_eq!(index(&mut library, &photos), 5);
+    assert!(!library.probability_scores().unwrap());
+    let mut edited = library
+        .labels()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.mode == Mode::Threshold)
+        .expect("the default vocabulary has threshold labels");
+    edited.threshold = 0.123;
+    library.update_label(edited.clone()).unwrap();
+    let contrast_before: Vec<(i64, f32)> = library
+        .labels()
+        .unwrap()
+        .iter()
+        .filter(|l| l.mode != Mode::Threshold)
+        .map(|l| (l.id, l.threshold))
+        .collect();
+    let image = store().images().unwrap()[0].id;
+    library.decide(image, edited.id, Decision::Apply).unwrap();
+    let rejected = library.labels().unwrap()[1].id;
+    library.decide(image, rejected, Decision::Reject).unwrap();
+    let clip_tags = auto_tags();
+    let labels_of = |library: &cliptag::library::Library| {
+        library
+            .labels()
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.id, l.name))
+            .collect::<Vec<_>>()
+    };
+    let clip_labels = labels_of(&library);
+    drop(library);
+
+    // SigLIP: every photo embedded again; thresholds become probabilities.
+    let mut library = open_library(&db, &tiny_siglip());
+    assert_eq!(
+        index(&mut library, &photos),
+        5,
+        "each photo embedded by SigLIP"
+    );
+    assert!(library.probability_scores().unwrap());
+    assert_eq!(
+        labels_of(&library),
+        clip_labels,
+        "the same labels, ids kept"
+    );
+    for label in library.labels().unwrap() {
+        match label.mode {
+            Mode::Threshold => assert_eq!(label.threshold, 0.1, "{}", label.name),
+            _ => assert!(contrast_before.contains(&(label.id, label.threshold))),
+        }
+    }
+    let siglip_tags = auto_tags();
+    assert_ne!(siglip_tags, clip_tags, "tags come from the new model");
+    for ((_, label), score) in &siglip_tags {
+        assert!((0.0..=1.0).contains(score), "label {label}: score {score}");
+    }
+    let report = library.retag(true).unwrap();
+    assert!(
+        report.added.is_empty() && report.removed.is_empty(),
+        "stored tags equal a full recomputation under SigLIP: {report:?}"
+    );
+    assert_eq!(
+        store().tag(image, edited.id).unwrap().map(|t| t.0),
+        Some(TagSource::Accepted)
+    );
+    assert_eq!(
+        store().tag(image, rejected).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+    let mut under_siglip = library.label_named(&edited.name).unwrap();
+    under_siglip.threshold = 0.2;
+    library.update_label(under_siglip).unwrap();
+    drop(library);
+
+    // Back to CLIP: nothing embedded again, its thresholds and tags come back exactly.
+    let mut library = open_library(&db, &tiny_clip());
+    assert_eq!(
+        index(&mut library, &photos),
+        0,
+        "CLIP's embeddings were kept"
+    );
+    assert!(!library.probability_scores().unwrap());
+    assert_eq!(library.label_named(&edited.name).unwrap().threshold, 0.123);
+    assert_eq!(labels_of(&library), clip_labels);
+    // The same pairs with the same scores (to rounding: indexing scores batch by batch, a
+    // re-tag all photos at once).
+    let again = auto_tags();
+    let mut pairs: Vec<_> = again.keys().collect();
+    let mut want: Vec<_> = clip_tags.keys().collect();
+    pairs.sort();
+    want.sort();
+    assert_eq!(pairs, want, "CLIP's own tags again");
+    for (pair, score) in &again {
+        assert!((score - clip_tags[pair]).abs() < 1e-5, "{pair:?}");
+    }
+    assert_eq!(
+        store().tag(image, edited.id).unwrap().map(|t| t.0),
+        Some(TagSource::Accepted)
+    );
+    assert_eq!(
+        store().tag(image, rejected).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+    drop(library);
+
+    // And SigLIP once more: the threshold set under it returns.
+    let mut library = open_library(&db, &tiny_siglip());
+    assert_eq!(index(&mut library, &photos), 0);
+    assert_eq!(library.label_named(&edited.name).unwrap().threshold, 0.2);
+    assert!(library.retag(true).unwrap().added.is_empty());
+}

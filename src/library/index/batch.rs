@@ -153,7 +153,9 @@ impl Library {
         // Tag what this batch embeds with the vocabulary as it is now (an edit made between two
         // batches applies from the next one). A plan that cannot be made (new prompts and no
         // model) leaves tagging to the next re-tag.
-        let tagging = !embedded.is_empty() || copies;
+        // While the library switches models, tags stay the old model's until every photo has
+        // the new model's embedding (the run re-tags at its end).
+        let tagging = (!embedded.is_empty() || copies) && !run.switching;
         let planned = tagging
             && match self.plan() {
                 Ok(_) => true,

@@ -143,6 +143,9 @@ pub struct IndexRun {
     pool: Option<DecodePool>,
     known: KnownMaps,
     finished: bool,
+    /// The library moves from another model to this run's: photos are embedded without
+    /// touching their tags, and every tag follows the new model at once when the run finishes.
+    switching: bool,
 }
 
 impl IndexRun {
@@ -224,13 +227,16 @@ impl Library {
             pool: None,
             known: KnownMaps::default(),
             finished: false,
+            switching: false,
         };
         if run.control.is_cancelled() {
             run.finished = true;
             return Ok(run);
         }
         run.model = self.model.id()?;
-        if self.store.setting(super::MODEL_ID)?.as_deref() != Some(run.model.as_str()) {
+        let stored = self.store.setting(super::MODEL_ID)?;
+        if stored.as_deref() != Some(run.model.as_str()) {
+            run.switching = stored.is_some() && self.store.has_embeddings()?;
             self.remember_model(&run.model)?;
             self.scores = super::ScoreCache::default();
         } else if self.store.setting(super::MODEL_SOURCE)? != Some(self.model.source.stored()) {
@@ -318,6 +324,13 @@ impl Library {
             pool.stop();
         }
         run.summary.cancelled = run.control.is_cancelled();
+        if run.switching && run.finished && !run.summary.cancelled {
+            // Every photo has the new model's embedding now: its tags replace the old model's
+            // in one re-tag (a person's decisions stay as they are).
+            if let Err(error) = self.retag(false) {
+                run.summary.tagging_error.get_or_insert(error.to_string());
+            }
+        }
         self.trim_thumbnails();
         run.summary.timings.wall = run.started.elapsed();
         run.report(report, Stage::Done, true);
