@@ -172,7 +172,7 @@ fn decode_times(format: &str, photos: &[PathBuf], report: &Report) -> anyhow::Re
 }
 
 /// Indexing a folder from start to finish through the library core, with a random ViT-B/32.
-fn end_to_end(
+pub(super) fn end_to_end(
     args: &BenchArgs,
     format: &str,
     dir: &Path,

@@ -9,6 +9,7 @@
 mod learn;
 mod library;
 mod model;
+mod siglip;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub enum BenchPart {
     Learn,
     /// The app's frame time on a 100k-photo library while indexing runs.
     Ui,
+    /// SigLIP 2 B/32-256 and B/16-224 beside ViT-B/32: encoders and end-to-end indexing.
+    Siglip,
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +173,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Search => library::search_part(args, &report)?,
             BenchPart::Learn => learn::learn_part(args, &report)?,
             BenchPart::Ui => ui::ui_part(args, &report)?,
+            BenchPart::Siglip => siglip::siglip_part(args, &report)?,
         }
     }
     if let Some(peak) = peak_rss_mib() {
