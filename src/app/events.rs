@@ -11,6 +11,8 @@ impl CliptagApp {
             Event::Model(status) => {
                 if let ModelStatus::Failed(reason) = &status {
                     self.say(format!("model: {reason}"), true);
+                    // A switch to a model that cannot be loaded re-embeds nothing.
+                    self.picker.switching = false;
                 }
                 self.model = status;
             }
@@ -151,7 +153,8 @@ impl CliptagApp {
                     self.detail = Some(detail);
                 }
             }
-            Done::Decided { .. } | Done::ModelLoaded => {}
+            Done::Decided { .. } => {}
+            Done::ModelLoaded => self.model_loaded(),
             Done::Exported(report) => {
                 if let Some(csv) = &report.csv {
                     self.say(

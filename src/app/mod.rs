@@ -6,6 +6,7 @@ mod editor;
 mod events;
 mod gallery;
 mod histogram;
+pub mod model_picker;
 mod sidebar;
 mod status;
 pub mod thumbnails;
@@ -92,6 +93,7 @@ pub struct CliptagApp {
     pub detail: Option<ImageDetail>,
     pub show_problems: bool,
     pub show_export: bool,
+    pub picker: model_picker::ModelPicker,
     folder_text: String,
     model_text: String,
     /// The name typed for a new label learned from the selected photo.
@@ -138,6 +140,7 @@ impl CliptagApp {
             detail: None,
             show_problems: false,
             show_export: false,
+            picker: model_picker::ModelPicker::default(),
             folder_text: String::new(),
             model_text: String::new(),
             example_label: String::new(),
@@ -192,6 +195,9 @@ impl CliptagApp {
     fn apply_dialog(&mut self, result: DialogResult) {
         match result {
             DialogResult::OpenFolder(folder) => self.open_folder(folder),
+            DialogResult::ModelFolder(folder) if self.picker.open => {
+                self.picker.choice = folder.to_string_lossy().into_owned();
+            }
             DialogResult::ModelFolder(folder) => {
                 self.model_text = folder.to_string_lossy().into_owned();
                 self.send(Command::LoadModel(Some(self.model_text.clone())));
@@ -277,6 +283,7 @@ impl CliptagApp {
             }
         });
         self.export_window(&ctx);
+        self.model_window(&ctx);
         self.problems_window(&ctx);
 
         if self.indexing {
@@ -325,6 +332,13 @@ impl CliptagApp {
             }
             if ui.button("Export tags…").clicked() {
                 self.show_export = !self.show_export;
+            }
+            if ui
+                .button("Model…")
+                .on_hover_text("Which model tags this library, and a switch to another")
+                .clicked()
+            {
+                self.picker.open = !self.picker.open;
             }
             ui.separator();
             self.search_ui(ui);

@@ -48,6 +48,8 @@ pub struct LibrarySnapshot {
     pub positions: HashMap<i64, usize>,
     /// Whether threshold labels score as probabilities (a SigLIP model) rather than cosines.
     pub probability_scores: bool,
+    /// The library's model, as people know it.
+    pub model_name: String,
 }
 
 impl LibrarySnapshot {
@@ -106,6 +108,7 @@ impl Library {
             templates: self.store.templates()?,
             groups,
             probability_scores: self.store.logit_bias()?.is_some(),
+            model_name: self.model.name.clone(),
         })
     }
 }

@@ -17,7 +17,7 @@ use crate::indexing::{fixture_photos, photo_folder};
 use crate::support::*;
 
 /// A library at `db` with the fixture photos indexed by the tiny model (no vocabulary).
-fn indexed_library(db: &Path) -> tempfile::TempDir {
+pub(crate) fn indexed_library(db: &Path) -> tempfile::TempDir {
     let photos = photo_folder(&fixture_photos());
     let model = tiny_clip();
     cliptag_ok(&[
@@ -47,7 +47,7 @@ fn add_label_that_tags_everything(db: &Path, name: &str) {
         .unwrap();
 }
 
-fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
+pub(crate) fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
     let settings = Settings::default();
     let app = CliptagApp::new(
         worker::no_waker(),
@@ -62,7 +62,7 @@ fn app_harness(db: &Path, model: &str) -> Harness<'static, CliptagApp> {
 }
 
 /// Steps the app until `done` holds (the worker answers asynchronously).
-fn step_until(
+pub(crate) fn step_until(
     harness: &mut Harness<'static, CliptagApp>,
     what: &str,
     mut done: impl FnMut(&mut Harness<'static, CliptagApp>) -> bool,
@@ -89,7 +89,7 @@ fn step_until(
 }
 
 /// Focuses the field labelled `label` and types `text` into it.
-fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str, text: &str) {
+pub(crate) fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str, text: &str) {
     harness.get_by_label(label).focus();
     harness.step();
     harness.get_by_label(label).type_text(text);
@@ -104,7 +104,7 @@ fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
         .map(|l| l.count)
 }
 
-fn has_label(harness: &Harness<'static, CliptagApp>, text: &str) -> bool {
+pub(crate) fn has_label(harness: &Harness<'static, CliptagApp>, text: &str) -> bool {
     harness.query_all_by_label_contains(text).next().is_some()
 }
 

@@ -410,3 +410,74 @@ fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thre
     assert_eq!(library.label_named(&edited.name).unwrap().threshold, 0.2);
     assert!(library.retag(true).unwrap().added.is_empty());
 }
+
+#[test]
+fn the_model_window_switches_the_library_to_siglip_and_back() {
+    use crate::app::{app_harness, has_label, indexed_library, step_until, type_into};
+    use egui_kittest::kittest::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let store = || cliptag::store::Store::open(&db).unwrap();
+    let clip_id = store().setting("model").unwrap().unwrap();
+    let photos = store().embedded_ids(&clip_id).unwrap();
+    assert!(!photos.is_empty());
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the library", |h| {
+        !h.state().snapshot.images.is_empty()
+    });
+    harness.get_by_label("Model…").click();
+    step_until(&mut harness, "the model window", |h| {
+        has_label(h, "This library tags with")
+    });
+    assert!(has_label(&harness, "SigLIP 2 B/32-256"));
+    assert!(has_label(&harness, "about 1.5 GB download"));
+    assert!(has_label(&harness, "cosines"));
+    type_into(
+        &mut harness,
+        "Or a folder or hub id:",
+        tiny_siglip().to_str().unwrap(),
+    );
+    harness.get_by_label("Switch to this model").click();
+    step_until(&mut harness, "the library re-embedded by SigLIP", |h| {
+        let app = h.state();
+        app.snapshot.probability_scores
+            && app.snapshot.model_name.contains("tiny-siglip")
+            && !app.indexing
+            && app
+                .last_summary
+                .as_ref()
+                .is_some_and(|s| s.indexed as usize == photos.len())
+    });
+    assert!(has_label(&harness, "probabilities"));
+    let siglip_id = store().setting("model").unwrap().unwrap();
+    assert_ne!(siglip_id, clip_id);
+    assert_eq!(store().embedded_ids(&siglip_id).unwrap(), photos);
+    assert_eq!(
+        store().embedded_ids(&clip_id).unwrap(),
+        photos,
+        "CLIP's embeddings are kept"
+    );
+
+    // And back: nothing to embed, cosines again.
+    harness
+        .get_by_label("OpenAI CLIP ViT-B/32 (default)")
+        .click();
+    harness.step();
+    // The radio button picked the hub's default; a typed folder is what this machine has.
+    harness.get_by_label("Or a folder or hub id:").focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness
+        .get_by_label("Or a folder or hub id:")
+        .type_text(tiny_clip().to_str().unwrap());
+    harness.step();
+    harness.get_by_label("Switch to this model").click();
+    step_until(&mut harness, "the library back on CLIP", |h| {
+        let app = h.state();
+        !app.snapshot.probability_scores
+            && !app.indexing
+            && app.last_summary.as_ref().is_some_and(|s| s.indexed == 0)
+    });
+    assert_eq!(store().setting("model").unwrap().unwrap(), clip_id);
+}

@@ -1,0 +1,103 @@
+//! The model window: which model the library tags with, and a switch to another — the known
+//! checkpoints with what they download and what they cost in speed, or any folder or hub id.
+//! Switching loads the model and then re-embeds the library's photos in the background (the
+//! regular progress bar); the tags follow the new model when that is done.
+
+use super::{CliptagApp, DialogResult};
+use crate::worker::Command;
+
+/// A model people can pick without knowing its hub id.
+pub struct KnownModel {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub about: &'static str,
+}
+
+/// The checkpoints the window offers. Download sizes are those of the hub's files; speeds are
+/// `cliptag bench --part siglip` ratios of time per photo against ViT-B/32 on a 2-core laptop
+/// CPU.
+pub const KNOWN_MODELS: [KnownModel; 3] = [
+    KnownModel {
+        id: crate::model::hub::DEFAULT_MODEL,
+        title: "OpenAI CLIP ViT-B/32 (default)",
+        about: "about 600 MB download; the fastest; English prompts",
+    },
+    KnownModel {
+        id: "google/siglip2-base-patch32-256",
+        title: "SigLIP 2 B/32-256",
+        about: "about 1.5 GB download; better tags, labels in any language; each photo takes \
+                about 1.3× as long",
+    },
+    KnownModel {
+        id: "google/siglip2-base-patch16-224",
+        title: "SigLIP 2 B/16-224",
+        about: "about 1.5 GB download; better still, labels in any language; each photo takes \
+                about 3.5–5× as long",
+    },
+];
+
+/// What the model window remembers between frames.
+#[derive(Debug, Default)]
+pub struct ModelPicker {
+    pub open: bool,
+    /// The hub id or folder picked (a known model's id, or typed).
+    pub choice: String,
+    /// A switch was asked for: once the model is loaded, the library is re-embedded.
+    pub switching: bool,
+}
+
+impl CliptagApp {
+    pub(super) fn model_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.picker.open;
+        let current = self.snapshot.model_name.clone();
+        egui::Window::new("Model").open(&mut open).show(ctx, |ui| {
+            ui.label(format!("This library tags with: {current}"));
+            ui.label(if self.snapshot.probability_scores {
+                "Threshold labels score as probabilities (0 to 1)."
+            } else {
+                "Threshold labels score as cosines (−1 to 1)."
+            });
+            ui.separator();
+            for known in &KNOWN_MODELS {
+                ui.radio_value(&mut self.picker.choice, known.id.to_string(), known.title)
+                    .on_hover_text(known.id);
+                ui.indent(known.id, |ui| ui.weak(known.about));
+            }
+            ui.horizontal(|ui| {
+                let label = ui.label("Or a folder or hub id:");
+                ui.add(egui::TextEdit::singleline(&mut self.picker.choice).desired_width(260.0))
+                    .labelled_by(label.id);
+                if ui.button("Choose folder…").clicked() {
+                    self.dialog(|| {
+                        rfd::FileDialog::new()
+                            .pick_folder()
+                            .map(DialogResult::ModelFolder)
+                    });
+                }
+            });
+            ui.weak(
+                "Switching embeds every photo again with the new model, in the background; \
+                     tags stay as they are until that is done. Your decisions and vocabulary stay, \
+                     each label keeps its threshold for each model, and switching back embeds \
+                     nothing.",
+            );
+            let choice = self.picker.choice.trim().to_string();
+            let can = !choice.is_empty() && !self.indexing;
+            if ui
+                .add_enabled(can, egui::Button::new("Switch to this model"))
+                .clicked()
+            {
+                self.picker.switching = true;
+                self.send(Command::LoadModel(Some(choice)));
+            }
+        });
+        self.picker.open = open;
+    }
+
+    /// The model asked for is loaded: re-embed the library with it.
+    pub(super) fn model_loaded(&mut self) {
+        if std::mem::take(&mut self.picker.switching) && !self.snapshot.roots.is_empty() {
+            self.send(Command::Update);
+        }
+    }
+}
