@@ -31,8 +31,15 @@ impl CliptagApp {
     }
 
     fn apply_done(&mut self, done: Done) {
+        // What to tell about how the tags followed an edit, and whether it is a problem.
         let retag_failed = |retag: &Retag| match retag {
-            Retag::Failed(reason) => Some(format!("the tags could not follow yet: {reason}")),
+            Retag::Failed(reason) => {
+                Some((format!("the tags could not follow yet: {reason}"), true))
+            }
+            Retag::AfterSwitch => Some((
+                "saved; the tags follow when the photos are embedded by the new model".to_string(),
+                false,
+            )),
             _ => None,
         };
         match done {
@@ -75,16 +82,16 @@ impl CliptagApp {
             ),
             Done::LabelAdded { label, retag } => {
                 self.say(format!("added {:?}", label.name), false);
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
                 }
             }
             Done::LabelUpdated { retag, .. }
             | Done::LabelRemoved { retag, .. }
             | Done::GroupEdited { retag, .. }
             | Done::TemplatesSet { retag, .. } => {
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
                 }
             }
             Done::VocabularyImported {
@@ -101,8 +108,8 @@ impl CliptagApp {
                     ),
                     false,
                 );
-                if let Some(text) = retag_failed(&retag) {
-                    self.say(text, true);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
                 }
             }
             Done::VocabularyExported { path, labels } => self.say(

@@ -191,6 +191,10 @@ fn print_retag(retag: &Retag) {
             report.total_removed()
         ),
         Retag::NothingIndexed => {}
+        Retag::AfterSwitch => eprintln!(
+            "the library is switching models: the tags follow when `cliptag index` has embedded \
+             every photo with the new one"
+        ),
         Retag::Failed(reason) => {
             eprintln!(
                 "the tags could not follow yet ({reason}); `cliptag retag` brings them up to date"

@@ -55,6 +55,10 @@ pub fn default_db_path() -> PathBuf {
 const MODEL_ID: &str = "model";
 const MODEL_SOURCE: &str = "model_source";
 const MODEL_NAME: &str = "model_name";
+/// Set while the library switches models: the model it switched from. Kept until a run has
+/// embedded every photo with the new model and re-tagged them, so a cancel or a crash midway
+/// resumes the switch instead of mixing two models' tags.
+const SWITCHING_FROM: &str = "switching_from";
 
 /// How a library is opened.
 pub struct LibraryOptions {
@@ -180,6 +184,12 @@ impl Library {
             self.scores = ScoreCache::default();
         }
         self.model.unload();
+    }
+
+    /// Whether the library is switching to its model: photos are being embedded by it, and the
+    /// tags stay the previous model's until that is done.
+    pub fn switching(&self) -> Result<bool> {
+        Ok(self.store.setting(SWITCHING_FROM)?.is_some())
     }
 
     /// Whether threshold labels score as probabilities (the library's model is sigmoid-trained,

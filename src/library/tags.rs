@@ -21,6 +21,9 @@ pub enum Retag {
     /// The edit is stored, but the tags could not follow (the reason; typically the model is
     /// needed for new prompts and could not be loaded). They follow on the next re-tag.
     Failed(String),
+    /// The edit is stored; the library is switching to another model, and its tags follow the
+    /// edit when every photo has the new model's embedding.
+    AfterSwitch,
 }
 
 /// What an edited label would do.
@@ -122,7 +125,22 @@ impl Library {
     /// Recomputes every automatic tag of the indexed photos from their stored embeddings and
     /// writes the difference (unless `dry_run`). Missing photos' tags and a person's decisions
     /// are left alone.
+    ///
+    /// While the library switches models (photos not all embedded by the new one yet) only a
+    /// dry run is allowed: the tags follow the new model once, when the switch is done.
     pub fn retag(&mut self, dry_run: bool) -> Result<RetagReport> {
+        if !dry_run && self.switching()? {
+            return Err(Error::invalid(format!(
+                "the library is switching to {}: its tags follow the new model when every photo \
+                 is embedded by it (run `cliptag index`, or Update library in the app)",
+                self.model.name
+            )));
+        }
+        self.retag_from_embeddings(dry_run)
+    }
+
+    /// [`Library::retag`] without the check, for the run that finishes a switch.
+    pub(super) fn retag_from_embeddings(&mut self, dry_run: bool) -> Result<RetagReport> {
         if self.matrix()?.is_empty() {
             return Ok(RetagReport::default());
         }

@@ -234,6 +234,9 @@ impl Library {
     /// Brings automatic tags up to date after a vocabulary edit.
     fn after_vocabulary_edit(&mut self) -> Retag {
         self.vocabulary_changed();
+        if self.switching().unwrap_or(false) {
+            return Retag::AfterSwitch;
+        }
         match self.retag(false) {
             Ok(report) if report.photos == 0 => Retag::NothingIndexed,
             Ok(report) => Retag::Done(report),

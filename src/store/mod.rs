@@ -148,6 +148,14 @@ impl Store {
         })
     }
 
+    /// Forgets a setting (durably: settings describe what the library is).
+    pub fn delete_setting(&mut self, key: &str) -> Result<()> {
+        self.durable(|tx| {
+            tx.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+            Ok(())
+        })
+    }
+
     /// Stores several settings at once, durably (they describe what the library is).
     pub fn set_settings(&mut self, entries: &[(&str, &str)]) -> Result<()> {
         self.durable(|tx| {

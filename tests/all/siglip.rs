@@ -481,3 +481,85 @@ fn the_model_window_switches_the_library_to_siglip_and_back() {
     });
     assert_eq!(store().setting("model").unwrap().unwrap(), clip_id);
 }
+
+#[test]
+fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() {
+    use cliptag::domain::Mode;
+    use cliptag::library::{Library, Retag, RunControl};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for file in [
+        "astronaut.jpg",
+        "coffee.jpg",
+        "rocket.jpg",
+        "motorcycle.jpg",
+        "chelsea.png",
+    ] {
+        std::fs::copy(fixtures().join("images").join(file), photos.join(file)).unwrap();
+    }
+    let db = dir.path().join("lib.sqlite");
+    let auto_tags = || {
+        cliptag::store::Store::open(&db)
+            .unwrap()
+            .auto_tags(None)
+            .unwrap()
+    };
+    let mut library = open_library(&db, &tiny_clip());
+    index(&mut library, &photos);
+    let clip_tags = auto_tags();
+    assert!(!clip_tags.is_empty());
+    drop(library);
+
+    // Switch to SigLIP, cancelled after one batch of 4.
+    let mut library = open_library(&db, &tiny_siglip());
+    let control = RunControl::default();
+    let mut run = library
+        .start_index(
+            std::slice::from_ref(&photos),
+            small_batches(),
+            control.clone(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(library.switching().unwrap());
+    library.index_step(&mut run, &mut |_| {}).unwrap();
+    control.cancel();
+    while library.index_step(&mut run, &mut |_| {}).unwrap() {}
+    let first = library.finish_index(run, &mut |_| {});
+    assert!(first.cancelled);
+    assert!(first.indexed >= 1 && first.indexed < 5, "{}", first.indexed);
+    assert_eq!(auto_tags(), clip_tags, "the old model's tags, untouched");
+
+    // An edit meanwhile is stored; the tags wait for the switch, and a re-tag is refused.
+    let mut edited = library
+        .labels()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.mode == Mode::Threshold)
+        .unwrap();
+    edited.threshold = 0.3;
+    let (_, retag) = library.update_label(edited.clone()).unwrap();
+    assert_eq!(retag, Retag::AfterSwitch);
+    assert_eq!(auto_tags(), clip_tags);
+    let refused = library.retag(false).unwrap_err().to_string();
+    assert!(refused.contains("switching"), "{refused}");
+    drop(library);
+
+    // Reopened without --model (as after a crash): the next run finishes the switch.
+    let mut library = Library::open(&db, Default::default()).unwrap();
+    assert!(library.switching().unwrap());
+    let rest = index(&mut library, &photos);
+    assert_eq!(first.indexed + rest, 5, "nothing embedded twice");
+    assert!(!library.switching().unwrap());
+    let siglip_tags = auto_tags();
+    assert_ne!(siglip_tags, clip_tags);
+    for ((_, label), score) in &siglip_tags {
+        assert!((0.0..=1.0).contains(score));
+        if *label == edited.id {
+            assert!(*score >= 0.3, "the edit made meanwhile applies");
+        }
+    }
+    let report = library.retag(true).unwrap();
+    assert!(report.added.is_empty() && report.removed.is_empty());
+}

@@ -236,13 +236,18 @@ impl Library {
         run.model = self.model.id()?;
         let stored = self.store.setting(super::MODEL_ID)?;
         if stored.as_deref() != Some(run.model.as_str()) {
-            run.switching = stored.is_some() && self.store.has_embeddings()?;
+            if let Some(from) = stored.as_deref()
+                && self.store.has_embeddings()?
+            {
+                self.store.set_setting(super::SWITCHING_FROM, from)?;
+            }
             self.remember_model(&run.model)?;
             self.scores = super::ScoreCache::default();
         } else if self.store.setting(super::MODEL_SOURCE)? != Some(self.model.source.stored()) {
             // The same model found elsewhere (a moved folder): remember where it is now.
             self.remember_model(&run.model)?;
         }
+        run.switching = self.switching()?;
         let planned = plan::plan(
             &mut self.store,
             &canonical_roots,
@@ -327,8 +332,15 @@ impl Library {
         if run.switching && run.finished && !run.summary.cancelled {
             // Every photo has the new model's embedding now: its tags replace the old model's
             // in one re-tag (a person's decisions stay as they are).
-            if let Err(error) = self.retag(false) {
-                run.summary.tagging_error.get_or_insert(error.to_string());
+            match self.retag_from_embeddings(false) {
+                Ok(_) => {
+                    if let Err(error) = self.store.delete_setting(super::SWITCHING_FROM) {
+                        run.summary.tagging_error.get_or_insert(error.to_string());
+                    }
+                }
+                Err(error) => {
+                    run.summary.tagging_error.get_or_insert(error.to_string());
+                }
             }
         }
         self.trim_thumbnails();
