@@ -55,9 +55,10 @@ pub fn default_db_path() -> PathBuf {
 const MODEL_ID: &str = "model";
 const MODEL_SOURCE: &str = "model_source";
 const MODEL_NAME: &str = "model_name";
-/// Set while the library switches models: the model it switched from. Kept until a run has
-/// embedded every photo with the new model and re-tagged them, so a cancel or a crash midway
-/// resumes the switch instead of mixing two models' tags.
+/// Set while the library switches models (from the first indexing run with the new model): the
+/// model it switched from. Kept until a run has embedded every photo with the new model and
+/// re-tagged them, so a cancel or a crash midway resumes the switch instead of mixing two
+/// models' tags.
 const SWITCHING_FROM: &str = "switching_from";
 
 /// How a library is opened.
@@ -188,8 +189,21 @@ impl Library {
 
     /// Whether the library is switching to its model: photos are being embedded by it, and the
     /// tags stay the previous model's until that is done.
-    pub fn switching(&self) -> Result<bool> {
-        Ok(self.store.setting(SWITCHING_FROM)?.is_some())
+    ///
+    /// A library opened with another model than its own (`--model`, or the app's Model window)
+    /// counts as switching from then on, before any photo is embedded: until a run has embedded
+    /// them all, nothing re-tags them from a part of the library.
+    pub fn switching(&mut self) -> Result<bool> {
+        if self.store.setting(SWITCHING_FROM)?.is_some() {
+            return Ok(true);
+        }
+        let Some(stored) = self.store.setting(MODEL_ID)? else {
+            return Ok(false);
+        };
+        if !self.store.has_embeddings()? {
+            return Ok(false);
+        }
+        Ok(self.model.id()? != stored)
     }
 
     /// Whether threshold labels score as probabilities (the library's model is sigmoid-trained,

@@ -511,8 +511,16 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     assert!(!clip_tags.is_empty());
     drop(library);
 
-    // Switch to SigLIP, cancelled after one batch of 4.
+    // Opened with SigLIP: a switch already, before any photo is embedded by it.
     let mut library = open_library(&db, &tiny_siglip());
+    assert!(library.switching().unwrap());
+    let mut early = library.labels().unwrap()[0].clone();
+    early.prompts = vec!["a photo of the moon".into()];
+    let (_, retag) = library.update_label(early).unwrap();
+    assert_eq!(retag, Retag::AfterSwitch);
+    assert_eq!(auto_tags(), clip_tags);
+
+    // The switching run, cancelled after one batch of 4.
     let control = RunControl::default();
     let mut run = library
         .start_index(

@@ -247,7 +247,7 @@ impl Library {
             // The same model found elsewhere (a moved folder): remember where it is now.
             self.remember_model(&run.model)?;
         }
-        run.switching = self.switching()?;
+        run.switching = self.store.setting(super::SWITCHING_FROM)?.is_some();
         let planned = plan::plan(
             &mut self.store,
             &canonical_roots,
