@@ -108,6 +108,9 @@ impl CliptagApp {
                     ),
                     false,
                 );
+                if let Some(note) = summary.thresholds_note() {
+                    self.say(note, false);
+                }
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }

@@ -317,6 +317,9 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                 summary.added,
                 summary.updated
             );
+            if let Some(note) = summary.thresholds_note() {
+                eprintln!("{note}");
+            }
             print_retag(&retag);
         }
         VocabAction::Export { file } => {

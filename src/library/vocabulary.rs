@@ -33,6 +33,22 @@ pub fn in_group(name: &str, group: &str) -> bool {
 pub struct ImportSummary {
     pub added: usize,
     pub updated: usize,
+    /// Threshold labels whose thresholds the file set for the other kind of score (cosine or
+    /// probability), so they start at this library's default instead.
+    pub thresholds_reset: usize,
+}
+
+impl ImportSummary {
+    /// What the import did to thresholds, for people; `None` when it kept them all.
+    pub fn thresholds_note(&self) -> Option<String> {
+        (self.thresholds_reset > 0).then(|| {
+            format!(
+                "{} thresholds were set for the other kind of score (cosine or probability) and \
+                 start at this library's default",
+                self.thresholds_reset
+            )
+        })
+    }
 }
 
 /// Gives a library that never had a vocabulary the default one (once: a person who deletes every
@@ -212,13 +228,19 @@ impl Library {
     /// name are replaced, the others added.
     pub fn import_vocabulary(&mut self, path: &Path) -> Result<(ImportSummary, Retag)> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let vocabulary =
+        let mut vocabulary =
             vocabulary_file::parse(&text, &path.display().to_string(), self.model_name())?;
+        let kind = vocabulary_file::ScoreKind::of(self.probability_scores()?);
+        let thresholds_reset = vocabulary.fit_thresholds(kind);
         let (added, updated) = self
             .store
             .import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;
         Ok((
-            ImportSummary { added, updated },
+            ImportSummary {
+                added,
+                updated,
+                thresholds_reset,
+            },
             self.after_vocabulary_edit(),
         ))
     }
@@ -226,7 +248,11 @@ impl Library {
     /// Writes the vocabulary to a file (TOML) atomically; returns how many labels it holds.
     pub fn export_vocabulary(&self, path: &Path) -> Result<usize> {
         let labels = self.store.labels()?;
-        let text = vocabulary_file::render(&self.store.templates()?, &labels)?;
+        let thresholds_for = vocabulary_file::ThresholdsFor {
+            model: self.model.source.to_string(),
+            scores: vocabulary_file::ScoreKind::of(self.probability_scores()?),
+        };
+        let text = vocabulary_file::render(&self.store.templates()?, &thresholds_for, &labels)?;
         write_atomically(path, text.as_bytes())?;
         Ok(labels.len())
     }

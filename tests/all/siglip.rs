@@ -571,3 +571,69 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     let report = library.retag(true).unwrap();
     assert!(report.added.is_empty() && report.removed.is_empty());
 }
+
+#[test]
+fn vocabulary_files_say_what_their_thresholds_were_set_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::copy(
+        fixtures().join("images/coffee.jpg"),
+        photos.join("coffee.jpg"),
+    )
+    .unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db = db.to_str().unwrap();
+    let siglip = tiny_siglip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db,
+        "--model",
+        siglip.to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    // Exported from a SigLIP library: probabilities.
+    let exported = dir.path().join("vocabulary.toml");
+    cliptag_ok(&["vocab", "export", "--db", db, exported.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(text.contains("[thresholds_for]"), "{text}");
+    assert!(text.contains("scores = \"probability\""));
+    // A file of cosine thresholds imported into it: its threshold labels start at 0.1.
+    let clip_file = dir.path().join("clip.toml");
+    std::fs::write(
+        &clip_file,
+        "[thresholds_for]\nmodel = \"openai/clip-vit-base-patch32\"\nscores = \"cosine\"\n\
+         [[label]]\nname = \"Espresso\"\nthreshold = 0.27\n",
+    )
+    .unwrap();
+    let output = cliptag_ok(&["vocab", "import", "--db", db, clip_file.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("1 thresholds were set for the other kind"),
+        "{said}"
+    );
+    let listed =
+        String::from_utf8_lossy(&cliptag_ok(&["vocab", "list", "--db", db]).stdout).into_owned();
+    let espresso = listed
+        .lines()
+        .find(|l| l.starts_with("Espresso\t"))
+        .expect("imported");
+    assert!(
+        espresso.contains("\t0.1\t") || espresso.contains("\t0.100"),
+        "{espresso}"
+    );
+    // A file of probabilities keeps them.
+    let siglip_file = dir.path().join("siglip.toml");
+    std::fs::write(
+        &siglip_file,
+        "[thresholds_for]\nmodel = \"google/siglip2-base-patch32-256\"\nscores = \"probability\"\n\
+         [[label]]\nname = \"Latte\"\nthreshold = 0.27\n",
+    )
+    .unwrap();
+    cliptag_ok(&["vocab", "import", "--db", db, siglip_file.to_str().unwrap()]);
+    let listed =
+        String::from_utf8_lossy(&cliptag_ok(&["vocab", "list", "--db", db]).stdout).into_owned();
+    let latte = listed.lines().find(|l| l.starts_with("Latte\t")).unwrap();
+    assert!(latte.contains("0.27"), "{latte}");
+}
