@@ -637,3 +637,35 @@ fn vocabulary_files_say_what_their_thresholds_were_set_for() {
     let latte = listed.lines().find(|l| l.starts_with("Latte\t")).unwrap();
     assert!(latte.contains("0.27"), "{latte}");
 }
+
+#[test]
+fn reduced_size_jpeg_decoding_keeps_enough_pixels_for_a_fixed_size_resize() {
+    // A tall panorama-like 12-megapixel photo: with a fixed-size resize both sides shrink, so
+    // the reduced decode must keep both at least the model's size.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tall.jpg");
+    image::open(fixtures().join("images/astronaut.jpg"))
+        .unwrap()
+        .resize_exact(1500, 8000, image::imageops::FilterType::Triangle)
+        .to_rgb8()
+        .save(&path)
+        .unwrap();
+    let engine = engine();
+    let mut config = engine.preprocess_config().clone();
+    // A processor that is wider than tall asks for more than its height.
+    config.fixed_size = Some((160, 96));
+    assert_eq!(config.min_short_side(), 160);
+    let reduced = imaging::decode_file(&path, Some(config.min_short_side())).unwrap();
+    assert!(reduced.reduced);
+    assert!(reduced.image.width() >= 160 && reduced.image.height() >= 96);
+    let config = engine.preprocess_config();
+    let full = imaging::decode_file(&path, None).unwrap();
+    let reduced = imaging::decode_file(&path, Some(config.min_short_side())).unwrap();
+    assert!(reduced.reduced && reduced.image.width() < 1500);
+    let a = preprocess(&full.image, config);
+    let b = preprocess(&reduced.image, config);
+    assert_eq!((b.width, b.height), (96, 96));
+    let embeddings = engine.embed_images(&[a, b]).unwrap();
+    let cos = cosine(&embeddings[0], &embeddings[1]);
+    assert!(cos >= 0.9995, "reduced decoding moved the embedding: {cos}");
+}
