@@ -43,6 +43,19 @@ pub(crate) fn load_linear(
     })
 }
 
+/// A block's MLP, `fc2(act(fc1(x)))`, with the activation applied inside `fc1`.
+pub(crate) fn load_mlp(
+    w: &dyn WeightSource,
+    prefix: &str,
+    c: &EncoderConfig,
+) -> Result<(fused::Linear, fused::Linear)> {
+    let (d, i) = (c.hidden_size, c.intermediate_size);
+    Ok((
+        load_linear(w, &format!("{prefix}.fc1"), i, d, true, Some(c.hidden_act))?,
+        load_linear(w, &format!("{prefix}.fc2"), d, i, true, None)?,
+    ))
+}
+
 pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -88,6 +101,7 @@ impl EncoderLayer {
         let mut weight: Vec<f32> = q.weight.iter().map(|x| x * scale).collect();
         weight.extend_from_slice(&k.weight);
         weight.extend_from_slice(&v.weight);
+        let (fc1, fc2) = load_mlp(w, &format!("{prefix}.mlp"), c)?;
         let bias_of = |l: &fused::Linear| {
             l.bias
                 .clone()
@@ -107,22 +121,8 @@ impl EncoderLayer {
             },
             out_proj: load_linear(w, &format!("{attn}.out_proj"), d, d, true, None)?,
             layer_norm2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), d, c.layer_norm_eps)?,
-            fc1: load_linear(
-                w,
-                &format!("{prefix}.mlp.fc1"),
-                c.intermediate_size,
-                d,
-                true,
-                Some(c.hidden_act),
-            )?,
-            fc2: load_linear(
-                w,
-                &format!("{prefix}.mlp.fc2"),
-                d,
-                c.intermediate_size,
-                true,
-                None,
-            )?,
+            fc1,
+            fc2,
             heads: c.num_attention_heads,
         })
     }

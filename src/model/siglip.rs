@@ -11,7 +11,7 @@
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::model::clip::{Encoder, LayerNorm, load_linear};
+use crate::model::clip::{Encoder, LayerNorm, load_linear, load_mlp};
 use crate::model::config::{EncoderConfig, SiglipConfig};
 use crate::model::fused;
 use crate::model::kernels;
@@ -46,6 +46,7 @@ impl PoolingHead {
             .tensor(&format!("{prefix}.attention.in_proj_bias"), &[3 * d])?
             .to_vec1::<f32>()?;
         let scale = ((d / c.num_attention_heads) as f32).powf(-0.5);
+        let (fc1, fc2) = load_mlp(w, &format!("{prefix}.mlp"), c)?;
         let query = (0..d)
             .map(|o| {
                 let row = &in_weight[o * d..(o + 1) * d];
@@ -64,22 +65,8 @@ impl PoolingHead {
             },
             out_proj: load_linear(w, &format!("{prefix}.attention.out_proj"), d, d, true, None)?,
             layernorm: LayerNorm::load(w, &format!("{prefix}.layernorm"), d, c.layer_norm_eps)?,
-            fc1: load_linear(
-                w,
-                &format!("{prefix}.mlp.fc1"),
-                c.intermediate_size,
-                d,
-                true,
-                Some(c.hidden_act),
-            )?,
-            fc2: load_linear(
-                w,
-                &format!("{prefix}.mlp.fc2"),
-                d,
-                c.intermediate_size,
-                true,
-                None,
-            )?,
+            fc1,
+            fc2,
             heads: c.num_attention_heads,
         })
     }

@@ -249,6 +249,22 @@ fn embed_command_works_for_a_siglip_folder() {
     assert!(ids.len() < 64);
 }
 
+/// A folder of five fixture photos under `dir`.
+fn five_photos(dir: &std::path::Path) -> PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for file in [
+        "astronaut.jpg",
+        "coffee.jpg",
+        "rocket.jpg",
+        "motorcycle.jpg",
+        "chelsea.png",
+    ] {
+        std::fs::copy(fixtures().join("images").join(file), photos.join(file)).unwrap();
+    }
+    photos
+}
+
 fn open_library(db: &std::path::Path, model: &std::path::Path) -> cliptag::library::Library {
     cliptag::library::Library::open(
         db,
@@ -281,17 +297,7 @@ fn index(library: &mut cliptag::library::Library, dir: &std::path::Path) -> u64 
 fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thresholds() {
     use cliptag::domain::{Decision, Mode, TagSource};
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    std::fs::create_dir(&photos).unwrap();
-    for file in [
-        "astronaut.jpg",
-        "coffee.jpg",
-        "rocket.jpg",
-        "motorcycle.jpg",
-        "chelsea.png",
-    ] {
-        std::fs::copy(fixtures().join("images").join(file), photos.join(file)).unwrap();
-    }
+    let photos = five_photos(dir.path());
     let db = dir.path().join("lib.sqlite");
     let store = || cliptag::store::Store::open(&db).unwrap();
     let auto_tags = || store().auto_tags(None).unwrap();
@@ -487,17 +493,7 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     use cliptag::domain::Mode;
     use cliptag::library::{Library, Retag, RunControl};
     let dir = tempfile::tempdir().unwrap();
-    let photos = dir.path().join("photos");
-    std::fs::create_dir(&photos).unwrap();
-    for file in [
-        "astronaut.jpg",
-        "coffee.jpg",
-        "rocket.jpg",
-        "motorcycle.jpg",
-        "chelsea.png",
-    ] {
-        std::fs::copy(fixtures().join("images").join(file), photos.join(file)).unwrap();
-    }
+    let photos = five_photos(dir.path());
     let db = dir.path().join("lib.sqlite");
     let auto_tags = || {
         cliptag::store::Store::open(&db)
