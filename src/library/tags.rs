@@ -224,6 +224,61 @@ impl Library {
         })
     }
 
+    /// Re-tags the library for one stored label whose tags depend on no other label (not top-k,
+    /// and no enabled top-k label in the vocabulary): scores its column, or reuses it when only
+    /// the threshold changed, and writes the difference to that label's automatic tags. The
+    /// prepared vocabulary is kept, with this label replaced.
+    pub(super) fn retag_label(&mut self, label: &Label) -> Result<RetagReport> {
+        if self.matrix()?.is_empty() {
+            return Ok(RetagReport::default());
+        }
+        let prepared = self.prepare(label)?;
+        let (assigned, column) = if label.enabled {
+            self.assigned(label)?
+        } else {
+            (HashSet::new(), Vec::new())
+        };
+        let matrix = self.matrix()?;
+        let wanted: Vec<crate::tagging::Assignment> = matrix
+            .ids()
+            .iter()
+            .zip(&column)
+            .filter(|(id, _)| assigned.contains(id))
+            .map(|(id, score)| crate::tagging::Assignment {
+                image_id: *id,
+                label_id: label.id,
+                score: *score,
+            })
+            .collect();
+        let in_scope: HashSet<i64> = matrix.ids().iter().copied().collect();
+        let photos = matrix.len() as u64;
+        let existing: HashMap<(i64, i64), f32> = self
+            .store
+            .auto_tags(Some(&[label.id]))?
+            .into_iter()
+            .filter(|((image, _), _)| in_scope.contains(image))
+            .collect();
+        let decided: HashSet<(i64, i64)> = self
+            .store
+            .tags_for_label(label.id)?
+            .into_iter()
+            .filter(|(_, source)| *source != TagSource::Auto)
+            .map(|(image, _)| (image, label.id))
+            .collect();
+        let names = HashMap::from([(label.id, label.name.clone())]);
+        let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
+        report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
+        report.photos = photos;
+        if !change.is_empty() {
+            self.store
+                .apply_tag_change(&change.remove, &change.upsert)?;
+        }
+        if let Some(plan) = &self.scores.plan {
+            self.scores.plan = Some(plan.with_label(prepared));
+        }
+        Ok(report)
+    }
+
     /// `label` with its prompt embeddings, as the tagger takes it.
     pub(super) fn prepare(&mut self, label: &Label) -> Result<PreparedLabel> {
         let templates = self.store.templates()?;

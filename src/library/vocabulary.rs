@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{Library, Retag};
-use crate::domain::Label;
+use crate::domain::{Label, Mode};
 use crate::error::{Error, Result};
 use crate::export::write_atomically;
 use crate::store::Store;
@@ -131,7 +131,8 @@ impl Library {
     pub fn add_label(&mut self, label: Label) -> Result<(Label, Retag)> {
         let mut label = self.checked(Label { id: 0, ..label })?;
         label.id = self.store.insert_label(&label)?;
-        Ok((label, self.after_vocabulary_edit()))
+        let retag = self.after_label_edit(&label);
+        Ok((label, retag))
     }
 
     /// Replaces a stored label (rename, prompts, mode, threshold, enabled) and re-tags.
@@ -140,7 +141,8 @@ impl Library {
         if !self.store.update_label(&label)? {
             return Err(Error::invalid(format!("no label with id {}", label.id)));
         }
-        Ok((label, self.after_vocabulary_edit()))
+        let retag = self.after_label_edit(&label);
+        Ok((label, retag))
     }
 
     /// Changes every label of a group (`Animals` holds `Animals`, `Animals/Cat`,
@@ -255,6 +257,28 @@ impl Library {
         let text = vocabulary_file::render(&self.store.templates()?, &thresholds_for, &labels)?;
         write_atomically(path, text.as_bytes())?;
         Ok(labels.len())
+    }
+
+    /// Brings automatic tags up to date after `label` was added or changed (and stored). When
+    /// no enabled label ranks against the vocabulary (top-k), no other label's tags can change:
+    /// only this label's column is scored (or reused, when its prompts stayed the same) and only
+    /// its tags are compared and written. Otherwise the whole library is re-tagged.
+    fn after_label_edit(&mut self, label: &Label) -> Retag {
+        let local = match self.store.labels() {
+            Ok(labels) => !labels.iter().any(|l| l.enabled && l.mode == Mode::TopK),
+            Err(_) => false,
+        };
+        if !local || self.switching().unwrap_or(true) {
+            return self.after_vocabulary_edit();
+        }
+        match self.retag_label(label) {
+            Ok(report) if report.photos == 0 => Retag::NothingIndexed,
+            Ok(report) => Retag::Done(report),
+            Err(error) => {
+                self.vocabulary_changed();
+                Retag::Failed(error.to_string())
+            }
+        }
     }
 
     /// Brings automatic tags up to date after a vocabulary edit.

@@ -12,6 +12,7 @@ mod hub;
 mod indexing;
 mod learning;
 mod naive_clip;
+mod retag;
 mod sidecars;
 mod siglip;
 mod store;

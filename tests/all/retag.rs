@@ -1,0 +1,130 @@
+//! Editing one label re-tags only what it can change, and the result equals a full re-tag.
+
+use cliptag::domain::{Label, Mode};
+use cliptag::library::Retag;
+
+use crate::indexing::{fixture_photos, photo_folder};
+use crate::support::*;
+
+/// A library of the fixture photos with a label that tags every photo and one under test.
+fn library() -> (TestLibrary, tempfile::TempDir, usize) {
+    let mut lib = TestLibrary::tiny();
+    let photos = photo_folder(&fixture_photos());
+    lib.index(photos.path());
+    lib.clear_vocabulary();
+    lib.library
+        .add_label(Label {
+            threshold: -1.0,
+            ..Label::new("Everything", "")
+        })
+        .unwrap();
+    let count = lib.store().images().unwrap().len();
+    (lib, photos, count)
+}
+
+/// The report of `retag`, which must come from the label-local path: it saw no more tags than
+/// one label can have (the label tagging every photo would double that in a full re-tag).
+fn local_report(retag: Retag, photos: usize) -> cliptag::tagging::RetagReport {
+    let Retag::Done(report) = retag else {
+        panic!("expected a re-tag, got {retag:?}");
+    };
+    let seen = report.kept + report.total_added();
+    assert!(
+        seen as usize <= photos,
+        "{seen} tags compared for {photos} photos: the whole vocabulary was re-tagged"
+    );
+    report
+}
+
+/// A change to a label, named for the failure message.
+type Edit = Box<dyn Fn(&mut Label)>;
+
+fn assert_equals_a_full_retag(lib: &mut TestLibrary, what: &str) {
+    let report = lib.library.retag(true).unwrap();
+    assert!(
+        report.added.is_empty() && report.removed.is_empty(),
+        "after {what}, a full re-tag would change: {report:?}"
+    );
+}
+
+#[test]
+fn editing_one_label_rewrites_only_its_tags_and_equals_a_full_retag() {
+    let (mut lib, _photos, photos) = library();
+    let everything = lib.store().auto_tags(None).unwrap();
+    assert_eq!(everything.len(), photos);
+
+    let (mut label, retag) = lib
+        .library
+        .add_label(Label {
+            threshold: 0.2,
+            ..Label::new("Cat", "")
+        })
+        .unwrap();
+    local_report(retag, photos);
+    assert_equals_a_full_retag(&mut lib, "adding a label");
+
+    let mut edits: Vec<(&str, Edit)> = vec![
+        ("a higher threshold", Box::new(|l| l.threshold = 0.3)),
+        ("a lower threshold", Box::new(|l| l.threshold = 0.1)),
+        (
+            "new prompts",
+            Box::new(|l| l.prompts = vec!["a photo of a sleeping cat.".into()]),
+        ),
+        ("a rename", Box::new(|l| l.name = "Animals/Cat".into())),
+        ("switching it off", Box::new(|l| l.enabled = false)),
+        ("switching it on", Box::new(|l| l.enabled = true)),
+        (
+            "contrast mode",
+            Box::new(|l| {
+                l.mode = Mode::Contrast;
+                l.negative = Some("a photo of a dog.".into());
+                l.threshold = 0.5;
+            }),
+        ),
+        ("a contrast threshold", Box::new(|l| l.threshold = 0.45)),
+    ];
+    let mut tagged_at_some_point = false;
+    for (what, edit) in edits.drain(..) {
+        edit(&mut label);
+        let (stored, retag) = lib.library.update_label(label.clone()).unwrap();
+        label = stored;
+        let report = local_report(retag, photos);
+        tagged_at_some_point |= report.kept + report.total_added() > 0;
+        assert_equals_a_full_retag(&mut lib, what);
+        // The other label's tags were not touched.
+        let now = lib.store().auto_tags(None).unwrap();
+        for (pair, score) in &everything {
+            assert_eq!(now.get(pair), Some(score), "after {what}");
+        }
+    }
+    assert!(tagged_at_some_point, "the edits tagged some photos");
+}
+
+#[test]
+fn with_a_top_k_label_an_edit_re_tags_the_whole_vocabulary() {
+    let (mut lib, _photos, photos) = library();
+    lib.library
+        .add_label(Label {
+            mode: Mode::TopK,
+            threshold: 0.0,
+            ..Label::new("Best", "")
+        })
+        .unwrap();
+    let (mut label, _) = lib
+        .library
+        .add_label(Label {
+            threshold: 0.2,
+            ..Label::new("Cat", "")
+        })
+        .unwrap();
+    label.prompts = vec!["a photo of a sleeping cat.".into()];
+    let (_, retag) = lib.library.update_label(label).unwrap();
+    let Retag::Done(report) = retag else {
+        panic!("expected a re-tag, got {retag:?}");
+    };
+    assert!(
+        (report.kept + report.total_added()) as usize > photos,
+        "top-k ranks against every label: the whole vocabulary is re-tagged"
+    );
+    assert_equals_a_full_retag(&mut lib, "an edit beside a top-k label");
+}
