@@ -238,7 +238,12 @@ impl Library {
         } else {
             (HashSet::new(), Vec::new())
         };
-        let matrix = self.matrix()?;
+        self.matrix()?;
+        let matrix = self
+            .scores
+            .matrix
+            .as_ref()
+            .expect("loaded above. This is a bug.");
         let wanted: Vec<crate::tagging::Assignment> = matrix
             .ids()
             .iter()
@@ -250,13 +255,12 @@ impl Library {
                 score: *score,
             })
             .collect();
-        let in_scope: HashSet<i64> = matrix.ids().iter().copied().collect();
         let photos = matrix.len() as u64;
         let existing: HashMap<(i64, i64), f32> = self
             .store
             .auto_tags(Some(&[label.id]))?
             .into_iter()
-            .filter(|((image, _), _)| in_scope.contains(image))
+            .filter(|((image, _), _)| matrix.contains(*image))
             .collect();
         let decided: HashSet<(i64, i64)> = self
             .store
@@ -267,7 +271,7 @@ impl Library {
             .collect();
         let names = HashMap::from([(label.id, label.name.clone())]);
         let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
-        report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
+        report.decided = decided.iter().filter(|(i, _)| matrix.contains(*i)).count() as u64;
         report.photos = photos;
         if !change.is_empty() {
             self.store
