@@ -10,7 +10,7 @@
 use candle_core::{D, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::config::{Activation, ClipConfig, EncoderConfig};
+use crate::model::config::{Activation, ClipConfig, EncoderConfig, TextConfig};
 pub use crate::model::weights::{
     MemoryWeights, PthWeights, SafetensorsWeights, WeightSource, random_weights, tensor_shapes,
 };
@@ -269,11 +269,75 @@ impl VisionTower {
     }
 }
 
-struct TextTower {
+/// What CLIP's and SigLIP's text towers share: token and position embeddings, the encoder and
+/// the final layer norm, under the same names in both checkpoints.
+pub(crate) struct TextBody {
     token_embedding: Tensor,
     position_embedding: Tensor,
     encoder: Encoder,
     final_layer_norm: LayerNorm,
+}
+
+impl TextBody {
+    pub(crate) fn load(w: &dyn WeightSource, t: &TextConfig) -> Result<Self> {
+        let d = t.encoder.hidden_size;
+        Ok(TextBody {
+            token_embedding: w.tensor(
+                "text_model.embeddings.token_embedding.weight",
+                &[t.vocab_size, d],
+            )?,
+            position_embedding: w.tensor(
+                "text_model.embeddings.position_embedding.weight",
+                &[t.max_position_embeddings, d],
+            )?,
+            encoder: Encoder::load(w, "text_model", &t.encoder)?,
+            final_layer_norm: LayerNorm::load(
+                w,
+                "text_model.final_layer_norm",
+                d,
+                t.encoder.layer_norm_eps,
+            )?,
+        })
+    }
+
+    /// Runs `ids` (equally long rows of `tokens`, checked by the caller) through the encoder
+    /// and returns the final-normed hidden state at position `pool(row)` of each row.
+    pub(crate) fn pooled(
+        &self,
+        ids: &[Vec<u32>],
+        tokens: usize,
+        causal: bool,
+        pool: impl Fn(&[u32]) -> usize,
+    ) -> candle_core::Result<Tensor> {
+        let batch = ids.len();
+        let vocab = self.token_embedding.dim(0)?;
+        if let Some(bad) = ids.iter().flatten().find(|id| **id as usize >= vocab) {
+            candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        let width = self.token_embedding.dim(1)?;
+        let device = self.token_embedding.device();
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let flat = Tensor::from_vec(flat, batch * tokens, device)?;
+        let x = self
+            .token_embedding
+            .embedding(&flat)?
+            .reshape((batch, tokens, width))?
+            .broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?
+            .reshape((batch * tokens, width))?;
+        let x = self.encoder.forward(&x, batch, tokens, causal)?;
+        // Layer norm works token by token, so pooling first gives the same result for less work.
+        let rows: Vec<u32> = ids
+            .iter()
+            .enumerate()
+            .map(|(b, row)| (b * tokens + pool(row)) as u32)
+            .collect();
+        let rows = Tensor::from_vec(rows, batch, device)?;
+        self.final_layer_norm.forward(&x.index_select(&rows, 0)?)
+    }
+}
+
+struct TextTower {
+    body: TextBody,
     projection: fused::Linear,
     /// transformers' pooling rule: `argmax(input_ids)` for legacy configs (eos id 2), else the
     /// first occurrence of this id.
@@ -292,21 +356,7 @@ impl TextTower {
             })?),
         };
         Ok(TextTower {
-            token_embedding: w.tensor(
-                "text_model.embeddings.token_embedding.weight",
-                &[t.vocab_size, d],
-            )?,
-            position_embedding: w.tensor(
-                "text_model.embeddings.position_embedding.weight",
-                &[t.max_position_embeddings, d],
-            )?,
-            encoder: Encoder::load(w, "text_model", &t.encoder)?,
-            final_layer_norm: LayerNorm::load(
-                w,
-                "text_model.final_layer_norm",
-                d,
-                t.encoder.layer_norm_eps,
-            )?,
+            body: TextBody::load(w, t)?,
             projection: load_linear(w, "text_projection", config.projection_dim, d, false, None)?,
             pool_token,
             max_positions: t.max_position_embeddings,
@@ -335,7 +385,6 @@ impl TextTower {
     /// `ids` are equally long rows of token ids (padded, at most the model's context); returns
     /// unnormalised `[rows, projection]`.
     fn forward(&self, ids: &[Vec<u32>]) -> candle_core::Result<Tensor> {
-        let batch = ids.len();
         let tokens = ids.first().map_or(0, Vec::len);
         if tokens == 0 || tokens > self.max_positions || ids.iter().any(|r| r.len() != tokens) {
             candle_core::bail!(
@@ -343,30 +392,9 @@ impl TextTower {
                 self.max_positions
             );
         }
-        let vocab = self.token_embedding.dim(0)?;
-        if let Some(bad) = ids.iter().flatten().find(|id| **id as usize >= vocab) {
-            candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}");
-        }
-        let width = self.token_embedding.dim(1)?;
-        let device = self.token_embedding.device();
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let flat = Tensor::from_vec(flat, batch * tokens, device)?;
-        let x = self
-            .token_embedding
-            .embedding(&flat)?
-            .reshape((batch, tokens, width))?
-            .broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?
-            .reshape((batch * tokens, width))?;
-        let x = self.encoder.forward(&x, batch, tokens, true)?;
-        // Layer norm works token by token, so pooling first gives the same result for less work.
-        let rows: Vec<u32> = ids
-            .iter()
-            .enumerate()
-            .map(|(b, row)| (b * tokens + self.pool_position(row)) as u32)
-            .collect();
-        let rows = Tensor::from_vec(rows, batch, device)?;
-        let pooled = x.index_select(&rows, 0)?;
-        let pooled = self.final_layer_norm.forward(&pooled)?;
+        let pooled = self
+            .body
+            .pooled(ids, tokens, true, |row| self.pool_position(row))?;
         fused::linear(&pooled, &self.projection, None)
     }
 }

@@ -11,7 +11,7 @@
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::model::clip::{Encoder, LayerNorm, load_linear, load_mlp};
+use crate::model::clip::{Encoder, LayerNorm, TextBody, load_linear, load_mlp};
 use crate::model::config::{EncoderConfig, SiglipConfig};
 use crate::model::fused;
 use crate::model::kernels;
@@ -185,10 +185,7 @@ impl VisionTower {
 }
 
 struct TextTower {
-    token_embedding: Tensor,
-    position_embedding: Tensor,
-    encoder: Encoder,
-    final_layer_norm: LayerNorm,
+    body: TextBody,
     head: fused::Linear,
     positions: usize,
 }
@@ -198,21 +195,7 @@ impl TextTower {
         let t = &config.text;
         let d = t.encoder.hidden_size;
         Ok(TextTower {
-            token_embedding: w.tensor(
-                "text_model.embeddings.token_embedding.weight",
-                &[t.vocab_size, d],
-            )?,
-            position_embedding: w.tensor(
-                "text_model.embeddings.position_embedding.weight",
-                &[t.max_position_embeddings, d],
-            )?,
-            encoder: Encoder::load(w, "text_model", &t.encoder)?,
-            final_layer_norm: LayerNorm::load(
-                w,
-                "text_model.final_layer_norm",
-                d,
-                t.encoder.layer_norm_eps,
-            )?,
+            body: TextBody::load(w, t)?,
             head: load_linear(w, "text_model.head", config.embedding_dim(), d, true, None)?,
             positions: t.max_position_embeddings,
         })
@@ -221,38 +204,15 @@ impl TextTower {
     /// `ids` are rows of exactly the model's number of positions (the tokenizer pads them);
     /// returns unnormalised `[rows, width]`.
     fn forward(&self, ids: &[Vec<u32>]) -> candle_core::Result<Tensor> {
-        let batch = ids.len();
         let tokens = self.positions;
-        if batch == 0 || ids.iter().any(|r| r.len() != tokens) {
+        if ids.is_empty() || ids.iter().any(|r| r.len() != tokens) {
             candle_core::bail!(
                 "SigLIP text input must be rows of exactly {tokens} token ids (padded), as the \
                  text tower pools the last position"
             );
         }
-        let vocab = self.token_embedding.dim(0)?;
-        if let Some(bad) = ids.iter().flatten().find(|id| **id as usize >= vocab) {
-            candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}");
-        }
-        let width = self.token_embedding.dim(1)?;
-        let device = self.token_embedding.device();
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let flat = Tensor::from_vec(flat, batch * tokens, device)?;
-        let x = self
-            .token_embedding
-            .embedding(&flat)?
-            .reshape((batch, tokens, width))?
-            .broadcast_add(&self.position_embedding)?
-            .reshape((batch * tokens, width))?;
-        let x = self.encoder.forward(&x, batch, tokens, false)?;
-        // Layer norm works token by token, so pooling first gives the same result.
-        let last = Tensor::arange_step(
-            (tokens - 1) as u32,
-            (batch * tokens) as u32,
-            tokens as u32,
-            device,
-        )?;
-        let pooled = x.index_select(&last, 0)?;
-        let pooled = self.final_layer_norm.forward(&pooled)?;
+        // Both directions, no mask, pooled at the last position.
+        let pooled = self.body.pooled(ids, tokens, false, |_| tokens - 1)?;
         fused::linear(&pooled, &self.head, None)
     }
 }
