@@ -66,9 +66,10 @@ impl Mode {
 }
 
 /// A starting probability for threshold labels of sigmoid-trained models (SigLIP), where each
-/// label's score is its own probability `sigmoid(scale · cos + bias)`. SigLIP's model card
-/// example gives the right label of a photo about 0.2 with a "This is a photo of {label}." prompt,
-/// so 0.1 starts below that; the slider shows live what any value would tag.
+/// label's score is its own probability `sigmoid(scale · cos + bias)`. 0.1 starts well below
+/// the sigmoid's even odds, as zero-shot prompts rarely reach them; it is not measured on real
+/// weights (none can be downloaded where cliptag is built), and the slider shows live what any
+/// value would tag.
 pub const DEFAULT_PROBABILITY_THRESHOLD: f32 = 0.1;
 
 /// A starting cosine threshold for new labels.

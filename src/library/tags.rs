@@ -234,7 +234,7 @@ impl Library {
         }
         let prepared = self.prepare(label)?;
         let (assigned, column) = if label.enabled {
-            self.assigned(label)?
+            self.assigned(label, prepared.clone())?
         } else {
             (HashSet::new(), Vec::new())
         };
@@ -301,8 +301,12 @@ impl Library {
     /// under it (in the matrix's row order). Threshold and contrast labels need only their own
     /// column of scores (kept while the prompts stay the same); a top-k label ranks against the
     /// whole vocabulary.
-    fn assigned(&mut self, label: &Label) -> Result<(HashSet<i64>, Vec<f32>)> {
-        let prepared = self.prepare(label)?;
+    /// `prepared` is `label` with its prompt embeddings ([`Library::prepare`]).
+    fn assigned(
+        &mut self,
+        label: &Label,
+        prepared: PreparedLabel,
+    ) -> Result<(HashSet<i64>, Vec<f32>)> {
         if label.mode == Mode::TopK {
             let plan = self.plan()?.with_label(prepared);
             let matrix = self.matrix()?;
@@ -356,7 +360,8 @@ impl Library {
         let mut checked = label.clone();
         checked.validate()?;
         let (would, column) = if checked.enabled {
-            self.assigned(&checked)?
+            let prepared = self.prepare(&checked)?;
+            self.assigned(&checked, prepared)?
         } else {
             (HashSet::new(), Vec::new())
         };

@@ -252,12 +252,6 @@ impl Family {
             )),
         }
     }
-
-    /// The family of the model whose `config.json` is at `path`.
-    pub fn of_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::of_json(&text).map_err(|reason| Error::model(path, reason))
-    }
 }
 
 /// A checkpoint's shape, whichever family it is.
@@ -294,22 +288,6 @@ impl ModelConfig {
         match self {
             ModelConfig::Clip(c) => &c.vision,
             ModelConfig::Siglip(c) => &c.vision,
-        }
-    }
-
-    /// The text tower's shape.
-    pub fn text(&self) -> &TextConfig {
-        match self {
-            ModelConfig::Clip(c) => &c.text,
-            ModelConfig::Siglip(c) => &c.text,
-        }
-    }
-
-    /// Width of the shared embedding space.
-    pub fn embedding_dim(&self) -> usize {
-        match self {
-            ModelConfig::Clip(c) => c.projection_dim,
-            ModelConfig::Siglip(c) => c.vision.encoder.hidden_size,
         }
     }
 }

@@ -165,11 +165,6 @@ impl Engine {
         }
     }
 
-    /// The model's two towers.
-    pub fn towers(&self) -> &Towers {
-        &self.towers
-    }
-
     /// The model's family.
     pub fn family(&self) -> Family {
         match self.towers {

@@ -228,12 +228,6 @@ impl From<f32> for Logits {
 }
 
 impl Logits {
-    /// Whether threshold labels are scored as probabilities (a sigmoid-trained model) rather
-    /// than as cosines.
-    pub fn is_probability(&self) -> bool {
-        self.bias.is_some()
-    }
-
     /// A threshold label's score for cosine `cos`: the cosine itself, or the probability.
     pub fn score_of(&self, cos: f32) -> f32 {
         let cos = cos.clamp(-1.0, 1.0);

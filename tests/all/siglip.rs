@@ -336,6 +336,11 @@ fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thre
     library.decide(image, edited.id, Decision::Apply).unwrap();
     let rejected = library.labels().unwrap()[1].id;
     library.decide(image, rejected, Decision::Reject).unwrap();
+    let decisions_kept = || {
+        let source = |label| store().tag(image, label).unwrap().map(|t| t.0);
+        assert_eq!(source(edited.id), Some(TagSource::Accepted));
+        assert_eq!(source(rejected), Some(TagSource::Rejected));
+    };
     let clip_tags = auto_tags();
     let labels_of = |library: &cliptag::library::Library| {
         library
@@ -377,14 +382,7 @@ fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thre
         report.added.is_empty() && report.removed.is_empty(),
         "stored tags equal a full recomputation under SigLIP: {report:?}"
     );
-    assert_eq!(
-        store().tag(image, edited.id).unwrap().map(|t| t.0),
-        Some(TagSource::Accepted)
-    );
-    assert_eq!(
-        store().tag(image, rejected).unwrap().map(|t| t.0),
-        Some(TagSource::Rejected)
-    );
+    decisions_kept();
     let mut under_siglip = library.label_named(&edited.name).unwrap();
     under_siglip.threshold = 0.2;
     library.update_label(under_siglip).unwrap();
@@ -411,14 +409,7 @@ fn switching_between_clip_and_siglip_keeps_decisions_labels_and_each_models_thre
     for (pair, score) in &again {
         assert!((score - clip_tags[pair]).abs() < 1e-5, "{pair:?}");
     }
-    assert_eq!(
-        store().tag(image, edited.id).unwrap().map(|t| t.0),
-        Some(TagSource::Accepted)
-    );
-    assert_eq!(
-        store().tag(image, rejected).unwrap().map(|t| t.0),
-        Some(TagSource::Rejected)
-    );
+    decisions_kept();
     drop(library);
 
     // And SigLIP once more: the threshold set under it returns.
