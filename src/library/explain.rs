@@ -91,7 +91,7 @@ impl Library {
             .store
             .label(label_id)?
             .ok_or_else(|| Error::invalid(format!("no label with id {label_id}")))?;
-        let Some(vector) = self.matrix()?.vector(image_id).map(<[f32]>::to_vec) else {
+        let Some(vector) = self.matrix()?.vector(image_id)? else {
             return Ok(None);
         };
         let single = EmbeddingMatrix::from_rows(vec![(image_id, vector.clone())])?;

@@ -50,12 +50,12 @@ impl Library {
         let matrix = self.matrix()?;
         let (mut positives, mut negatives) = (Vec::new(), Vec::new());
         for (image, source) in decisions {
-            let Some(vector) = matrix.vector(image) else {
+            let Some(vector) = matrix.vector(image)? else {
                 continue;
             };
             match source {
-                TagSource::Accepted | TagSource::Manual => positives.push(vector.to_vec()),
-                TagSource::Rejected => negatives.push(vector.to_vec()),
+                TagSource::Accepted | TagSource::Manual => positives.push(vector),
+                TagSource::Rejected => negatives.push(vector),
                 TagSource::Auto => {}
             }
         }
@@ -168,10 +168,12 @@ impl Library {
         examples: &[i64],
     ) -> Result<(Label, Retag)> {
         let matrix = self.matrix()?;
-        let vectors: Vec<Vec<f32>> = examples
-            .iter()
-            .filter_map(|id| matrix.vector(*id).map(<[f32]>::to_vec))
-            .collect();
+        let mut vectors = Vec::new();
+        for id in examples {
+            if let Some(vector) = matrix.vector(*id)? {
+                vectors.push(vector);
+            }
+        }
         if vectors.is_empty() {
             return Err(Error::invalid(format!(
                 "none of the {} example photos for {:?} is indexed",

@@ -85,8 +85,9 @@ struct ScoreCache {
     matrix: Option<EmbeddingMatrix>,
     /// The prepared vocabulary; `None` when the vocabulary changed.
     plan: Option<TagPlan>,
-    /// Per label: the label its column was computed for, and every photo's score (previews).
-    columns: HashMap<i64, (Label, Vec<f32>)>,
+    /// Per label: the label its column was computed for, and every photo's score (previews,
+    /// and the label-local re-tag).
+    columns: HashMap<i64, (Label, crate::tagging::LabelColumn)>,
     /// How many times the embeddings were read from the database.
     matrix_loads: u64,
 }

@@ -8,7 +8,8 @@ use super::Library;
 use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
 use crate::error::{Error, Result};
 use crate::tagging::{
-    EmbeddingMatrix, Logits, PreparedLabel, RetagReport, TagPlan, retag_change, scoring,
+    Assignment, EmbeddingMatrix, LabelColumn, Logits, PreparedLabel, RetagReport, TagPlan,
+    retag_change,
 };
 
 /// How the library's tags followed a vocabulary edit.
@@ -205,7 +206,7 @@ impl Library {
             return Ok(source);
         }
         // Let automatic tagging decide this pair again.
-        let Some(vector) = self.matrix()?.vector(image_id).map(<[f32]>::to_vec) else {
+        let Some(vector) = self.matrix()?.vector(image_id)? else {
             return Ok(None);
         };
         let single = EmbeddingMatrix::from_rows(vec![(image_id, vector)])?;
@@ -233,28 +234,16 @@ impl Library {
             return Ok(RetagReport::default());
         }
         let prepared = self.prepare(label)?;
-        let (assigned, column) = if label.enabled {
-            self.assigned(label, prepared.clone())?
+        let wanted = if label.enabled {
+            self.assigned(label, prepared.clone())?.0
         } else {
-            (HashSet::new(), Vec::new())
+            Vec::new()
         };
-        self.matrix()?;
         let matrix = self
             .scores
             .matrix
             .as_ref()
             .expect("loaded above. This is a bug.");
-        let wanted: Vec<crate::tagging::Assignment> = matrix
-            .ids()
-            .iter()
-            .zip(&column)
-            .filter(|(id, _)| assigned.contains(id))
-            .map(|(id, score)| crate::tagging::Assignment {
-                image_id: *id,
-                label_id: label.id,
-                score: *score,
-            })
-            .collect();
         let photos = matrix.len() as u64;
         let existing: HashMap<(i64, i64), f32> = self
             .store
@@ -297,33 +286,20 @@ impl Library {
             .expect("one label in, one prepared. This is a bug."))
     }
 
-    /// The photos automatic tagging gives `label` (edited, not stored), and every photo's score
-    /// under it (in the matrix's row order). Threshold and contrast labels need only their own
-    /// column of scores (kept while the prompts stay the same); a top-k label ranks against the
-    /// whole vocabulary.
+    /// The automatic tags `label` (edited, not stored) would get, and every photo's score under
+    /// it (in the matrix's row order). Threshold and contrast labels need only their own column
+    /// of scores (kept while the prompts stay the same; moving the threshold only settles the
+    /// photos near it exactly); a top-k label ranks against the whole vocabulary.
     /// `prepared` is `label` with its prompt embeddings ([`Library::prepare`]).
     fn assigned(
         &mut self,
         label: &Label,
         prepared: PreparedLabel,
-    ) -> Result<(HashSet<i64>, Vec<f32>)> {
+    ) -> Result<(Vec<Assignment>, Vec<f32>)> {
         if label.mode == Mode::TopK {
             let plan = self.plan()?.with_label(prepared);
-            let matrix = self.matrix()?;
-            let column = plan.labels.iter().position(|l| l.label.id == label.id);
-            let all = plan.scores(matrix)?;
-            let width = plan.labels.len();
-            let column = match column {
-                Some(j) => (0..matrix.len()).map(|i| all[i * width + j]).collect(),
-                None => Vec::new(),
-            };
-            let assigned = plan
-                .assign(matrix)?
-                .into_iter()
-                .filter(|a| a.label_id == label.id)
-                .map(|a| a.image_id)
-                .collect();
-            return Ok((assigned, column));
+            let (column, tags) = plan.column_and_tags(self.matrix()?, label.id)?;
+            return Ok((tags, column));
         }
         let logits = Logits {
             scale: self.store.logit_scale()?,
@@ -336,23 +312,30 @@ impl Library {
                 && cached.name == label.name
                 && cached.learned == label.learned
         };
-        let column = match self.scores.columns.get(&label.id) {
-            Some((cached, column)) if same_column(cached) => column.clone(),
-            _ => {
-                let column =
-                    scoring::scores(self.matrix()?, std::slice::from_ref(&prepared), logits)?;
-                self.scores
-                    .columns
-                    .insert(label.id, (label.clone(), column.clone()));
-                column
-            }
-        };
-        let matrix = self.matrix()?;
-        let assigned = scoring::assign(matrix, std::slice::from_ref(&prepared), &column)
-            .into_iter()
-            .map(|a| a.image_id)
-            .collect();
-        Ok((assigned, column))
+        if !self
+            .scores
+            .columns
+            .get(&label.id)
+            .is_some_and(|(cached, _)| same_column(cached))
+        {
+            let column = LabelColumn::new(self.matrix()?, &prepared, logits)?;
+            self.scores
+                .columns
+                .insert(label.id, (label.clone(), column));
+        }
+        self.matrix()?;
+        let matrix = self
+            .scores
+            .matrix
+            .as_ref()
+            .expect("loaded above. This is a bug.");
+        let (_, column) = self
+            .scores
+            .columns
+            .get_mut(&label.id)
+            .expect("kept above. This is a bug.");
+        let assigned = column.assign(matrix, &prepared)?;
+        Ok((assigned, column.scores.clone()))
     }
 
     /// What `label` (an edited copy of a stored label, or a new one with id 0) would tag.
@@ -361,7 +344,8 @@ impl Library {
         checked.validate()?;
         let (would, column) = if checked.enabled {
             let prepared = self.prepare(&checked)?;
-            self.assigned(&checked, prepared)?
+            let (tags, column) = self.assigned(&checked, prepared)?;
+            (tags.into_iter().map(|a| a.image_id).collect(), column)
         } else {
             (HashSet::new(), Vec::new())
         };
@@ -414,7 +398,7 @@ impl Library {
             .collect();
         let mut scores = Vec::new();
         let vector = match image.status {
-            ImageStatus::Ok => self.matrix()?.vector(image_id).map(<[f32]>::to_vec),
+            ImageStatus::Ok => self.matrix()?.vector(image_id)?,
             _ => None,
         };
         if let Some(vector) = vector {

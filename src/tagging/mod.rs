@@ -3,7 +3,9 @@
 //! the vocabulary never runs the image encoder.
 
 pub mod diff;
+mod kernels;
 pub mod learn;
+pub mod matrix;
 pub mod scoring;
 pub mod search;
 pub mod vocabulary_file;
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use crate::domain::Label;
 use crate::error::{Error, Result};
 pub use diff::{RetagReport, TagChange, retag_change};
-pub use scoring::{Assignment, EmbeddingMatrix, Logits, PreparedLabel};
+pub use scoring::{Assignment, EmbeddingMatrix, LabelColumn, Logits, PreparedLabel};
 
 /// Everything needed to turn image embeddings into automatic tags.
 #[derive(Debug, Clone)]
@@ -115,14 +117,43 @@ impl TagPlan {
             .any(|l| l.label.mode == crate::domain::Mode::TopK)
     }
 
-    /// Scores and assignments of `images` under this plan.
+    /// The automatic tags of `images` under this plan, scored from their exact rows a block at
+    /// a time (memory stays at one block's scores, whatever the library's size).
     pub fn assign(&self, images: &EmbeddingMatrix) -> Result<Vec<Assignment>> {
-        let scores = scoring::scores(images, &self.labels, self.logits())?;
-        Ok(scoring::assign(images, &self.labels, &scores))
+        let mut out = Vec::new();
+        for rows in images.blocks() {
+            let scores = scoring::scores(images, rows.clone(), &self.labels, self.logits())?;
+            out.extend(scoring::assign(&images.ids()[rows], &self.labels, &scores));
+        }
+        Ok(out)
     }
 
-    /// Every label's score for each image, as an `images × labels` row-major matrix.
+    /// Every label's score for each image, as an `images × labels` row-major matrix (for a few
+    /// images: one photo's detail).
     pub fn scores(&self, images: &EmbeddingMatrix) -> Result<Vec<f32>> {
-        scoring::scores(images, &self.labels, self.logits())
+        scoring::scores(images, 0..images.len(), &self.labels, self.logits())
+    }
+
+    /// The score of label `label_id` on every image, and its automatic tags, a block at a time.
+    pub fn column_and_tags(
+        &self,
+        images: &EmbeddingMatrix,
+        label_id: i64,
+    ) -> Result<(Vec<f32>, Vec<Assignment>)> {
+        let Some(j) = self.labels.iter().position(|l| l.label.id == label_id) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let width = self.labels.len();
+        let (mut column, mut tags) = (Vec::with_capacity(images.len()), Vec::new());
+        for rows in images.blocks() {
+            let scores = scoring::scores(images, rows.clone(), &self.labels, self.logits())?;
+            column.extend(scores.iter().skip(j).step_by(width));
+            tags.extend(
+                scoring::assign(&images.ids()[rows], &self.labels, &scores)
+                    .into_iter()
+                    .filter(|a| a.label_id == label_id),
+            );
+        }
+        Ok((column, tags))
     }
 }

@@ -1,171 +1,10 @@
 //! Scores to tags: CLIP's zero-shot classifier, per label, over stored image embeddings.
 
-use std::collections::HashMap;
+use std::ops::Range;
 
-use candle_core::{Device, Tensor};
-use rayon::prelude::*;
-
+pub use super::matrix::EmbeddingMatrix;
 use crate::domain::{Label, Mode};
-use crate::error::{Error, Result};
-
-/// Every stored image embedding of one model, as rows of one matrix.
-#[derive(Debug, Clone, Default)]
-pub struct EmbeddingMatrix {
-    ids: Vec<i64>,
-    dim: usize,
-    data: Vec<f32>,
-    /// Row of each id.
-    rows: HashMap<i64, usize>,
-}
-
-impl EmbeddingMatrix {
-    /// Builds the matrix from `(image id, vector)` pairs with distinct ids, all of one width.
-    pub fn from_rows(rows: Vec<(i64, Vec<f32>)>) -> Result<Self> {
-        let mut matrix = EmbeddingMatrix {
-            dim: rows.first().map_or(0, |(_, v)| v.len()),
-            ..EmbeddingMatrix::default()
-        };
-        matrix.ids.reserve(rows.len());
-        matrix.data.reserve(rows.len() * matrix.dim);
-        for (id, vector) in rows {
-            matrix.upsert(id, &vector)?;
-        }
-        Ok(matrix)
-    }
-
-    /// Adds image `id`'s vector, or replaces it if the image is there already.
-    pub fn upsert(&mut self, id: i64, vector: &[f32]) -> Result<()> {
-        if self.ids.is_empty() {
-            self.dim = vector.len();
-        }
-        if vector.len() != self.dim {
-            return Err(Error::invalid(format!(
-                "the embedding of image {id} has {} values where the others have {}",
-                vector.len(),
-                self.dim
-            )));
-        }
-        match self.rows.get(&id) {
-            Some(&row) => self.data[row * self.dim..(row + 1) * self.dim].copy_from_slice(vector),
-            None => {
-                self.rows.insert(id, self.ids.len());
-                self.ids.push(id);
-                self.data.extend_from_slice(vector);
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes image `id` out (the last row moves into its place).
-    pub fn remove(&mut self, id: i64) {
-        let Some(row) = self.rows.remove(&id) else {
-            return;
-        };
-        let last = self.ids.len() - 1;
-        if row != last {
-            let moved = self.ids[last];
-            self.ids[row] = moved;
-            self.data
-                .copy_within(last * self.dim..(last + 1) * self.dim, row * self.dim);
-            self.rows.insert(moved, row);
-        }
-        self.ids.pop();
-        self.data.truncate(last * self.dim);
-    }
-
-    /// The image of each row.
-    pub fn ids(&self) -> &[i64] {
-        &self.ids
-    }
-
-    /// Width of the vectors.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Whether image `id` has a row.
-    pub fn contains(&self, id: i64) -> bool {
-        self.rows.contains_key(&id)
-    }
-
-    /// Image `id`'s vector.
-    pub fn vector(&self, id: i64) -> Option<&[f32]> {
-        self.rows.get(&id).map(|row| self.row(*row))
-    }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether there are no images.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// The vector of row `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-
-    /// Cosine similarity of every image with each of `queries` (normalised vectors), as an
-    /// `images × queries` row-major matrix.
-    pub fn similarities(&self, queries: &[&[f32]]) -> Result<Vec<f32>> {
-        if self.is_empty() || queries.is_empty() {
-            return Ok(Vec::new());
-        }
-        if let Some(bad) = queries.iter().find(|q| q.len() != self.dim) {
-            return Err(Error::invalid(format!(
-                "a query of {} values against embeddings of {}",
-                bad.len(),
-                self.dim
-            )));
-        }
-        if queries.len() <= DIRECT_QUERIES {
-            // A few queries (one label's column, a search): one pass over the rows in place.
-            // Handing the matrix to a matrix product would first copy all of it.
-            let m = queries.len();
-            let mut out = vec![0.0f32; self.len() * m];
-            out.par_chunks_mut(ROWS_PER_TASK * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    for (r, scores) in chunk.chunks_mut(m).enumerate() {
-                        let row = self.row(task * ROWS_PER_TASK + r);
-                        for (score, query) in scores.iter_mut().zip(queries) {
-                            *score = dot(row, query);
-                        }
-                    }
-                });
-            return Ok(out);
-        }
-        let images = Tensor::from_slice(&self.data, (self.len(), self.dim), &Device::Cpu)?;
-        let mut flat = Vec::with_capacity(queries.len() * self.dim);
-        for q in queries {
-            flat.extend_from_slice(q);
-        }
-        let queries = Tensor::from_vec(flat, (queries.len(), self.dim), &Device::Cpu)?;
-        Ok(images.matmul(&queries.t()?)?.flatten_all()?.to_vec1()?)
-    }
-}
-
-/// Up to this many queries are scored row by row instead of by a matrix product.
-const DIRECT_QUERIES: usize = 4;
-/// Rows per parallel task of the row-by-row scoring.
-const ROWS_PER_TASK: usize = 4096;
-
-/// The dot product of two equally long vectors, in eight lanes so the compiler vectorises it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (head_a, tail_a) = a.split_at(a.len() - a.len() % 8);
-    let (head_b, tail_b) = b.split_at(head_a.len());
-    for (ca, cb) in head_a.chunks_exact(8).zip(head_b.chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += ca[i] * cb[i];
-        }
-    }
-    let tail: f32 = tail_a.iter().zip(tail_b).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
+use crate::error::Result;
 
 /// A label with the embeddings its mode needs.
 #[derive(Debug, Clone)]
@@ -257,14 +96,16 @@ impl Logits {
 /// top-k: the label's probability in `softmax(s · cosines)` over the enabled vocabulary.
 pub fn scores(
     images: &EmbeddingMatrix,
+    rows: Range<usize>,
     labels: &[PreparedLabel],
     logits: impl Into<Logits>,
 ) -> Result<Vec<f32>> {
     let logits = logits.into();
     let logit_scale = logits.scale;
     let m = labels.len();
+    let count = rows.len();
     let directions: Vec<&[f32]> = labels.iter().map(|l| l.positive.as_slice()).collect();
-    let mut cos = images.similarities(&directions)?;
+    let mut cos = images.similarities(rows.clone(), &directions)?;
     let negatives: Vec<(usize, &[f32])> = labels
         .iter()
         .enumerate()
@@ -274,14 +115,14 @@ pub fn scores(
     let neg_cos = if negatives.is_empty() {
         Vec::new()
     } else {
-        images.similarities(&negatives.iter().map(|(_, n)| *n).collect::<Vec<_>>())?
+        images.similarities(rows, &negatives.iter().map(|(_, n)| *n).collect::<Vec<_>>())?
     };
     let has_topk = labels
         .iter()
         .any(|l| l.label.enabled && l.label.mode == Mode::TopK);
     let enabled: Vec<usize> = (0..m).filter(|j| labels[*j].label.enabled).collect();
     let mut probs = vec![0.0f32; m];
-    for i in 0..images.len() {
+    for i in 0..count {
         let row = &mut cos[i * m..(i + 1) * m];
         if has_topk {
             let max = enabled
@@ -317,20 +158,17 @@ pub fn scores(
     Ok(cos)
 }
 
-/// The automatic tags `scores` gives: threshold and contrast labels where the score reaches the
-/// threshold; top-k labels where the label ranks within its k best and reaches its threshold.
-pub fn assign(
-    images: &EmbeddingMatrix,
-    labels: &[PreparedLabel],
-    scores: &[f32],
-) -> Vec<Assignment> {
+/// The automatic tags `scores` (of the images `ids`, in order) gives: threshold and contrast
+/// labels where the score reaches the threshold; top-k labels where the label ranks within its k
+/// best and reaches its threshold.
+pub fn assign(ids: &[i64], labels: &[PreparedLabel], scores: &[f32]) -> Vec<Assignment> {
     let m = labels.len();
     let mut out = Vec::new();
     let mut order: Vec<usize> = Vec::new();
     let topk: Vec<usize> = (0..m)
         .filter(|j| labels[*j].label.enabled && labels[*j].label.mode == Mode::TopK)
         .collect();
-    for (i, image_id) in images.ids().iter().enumerate() {
+    for (i, image_id) in ids.iter().enumerate() {
         let row = &scores[i * m..(i + 1) * m];
         if !topk.is_empty() {
             order.clear();
@@ -365,23 +203,116 @@ pub fn assign(
     out
 }
 
+/// One threshold or contrast label's score on every photo, from one pass over the
+/// half-precision rows; photos whose tag those scores cannot settle get their exact scores when
+/// a threshold asks ([`LabelColumn::assign`]), so the tags are those the exact rows give.
+#[derive(Debug, Clone)]
+pub struct LabelColumn {
+    /// Per row: the label's score, exact where `exact` says so.
+    pub scores: Vec<f32>,
+    exact: Vec<bool>,
+    /// Per row: the half-precision cosine with the label's direction, and with its negative
+    /// prompt (contrast mode; empty otherwise).
+    cos: Vec<f32>,
+    neg: Vec<f32>,
+    /// How far those cosines can lie from the exact ones.
+    error: f32,
+    logits: Logits,
+    mode: Mode,
+}
+
+impl LabelColumn {
+    /// The column of `label` (enabled, not top-k) over `images`.
+    pub fn new(images: &EmbeddingMatrix, label: &PreparedLabel, logits: Logits) -> Result<Self> {
+        let approx = images.approximate(&label.positive)?;
+        let negative = match (&label.label.mode, &label.negative) {
+            (Mode::Contrast, Some(negative)) => Some(images.approximate(negative)?),
+            _ => None,
+        };
+        let error = approx.error.max(negative.as_ref().map_or(0.0, |n| n.error));
+        let mut column = LabelColumn {
+            scores: Vec::new(),
+            exact: vec![error == 0.0; approx.scores.len()],
+            cos: approx.scores,
+            neg: negative.map(|n| n.scores).unwrap_or_default(),
+            error,
+            logits,
+            mode: label.label.mode,
+        };
+        column.scores = (0..column.cos.len())
+            .map(|i| column.score(column.cos[i], column.neg.get(i).copied()))
+            .collect();
+        Ok(column)
+    }
+
+    /// The label's score from its cosines, as [`scores`] computes it.
+    fn score(&self, cos: f32, neg: Option<f32>) -> f32 {
+        match (self.mode, neg) {
+            (Mode::Contrast, Some(neg)) => 1.0 / (1.0 + (-self.logits.scale * (cos - neg)).exp()),
+            (Mode::Contrast, None) => cos,
+            _ => self.logits.score_of(cos),
+        }
+    }
+
+    /// The highest score row `i` can have exactly (every score rises with its cosine and falls
+    /// with its negative's).
+    fn highest(&self, i: usize) -> f32 {
+        let neg = self.neg.get(i).map(|n| n - self.error);
+        self.score(self.cos[i] + self.error, neg)
+    }
+
+    /// The label's automatic tags over `images` (the matrix the column was made from) at its
+    /// threshold: computes the exact scores of every photo that may reach it.
+    pub fn assign(
+        &mut self,
+        images: &EmbeddingMatrix,
+        label: &PreparedLabel,
+    ) -> Result<Vec<Assignment>> {
+        let threshold = label.label.threshold;
+        if !label.label.enabled || (self.mode == Mode::Threshold && threshold >= 1.0) {
+            return Ok(Vec::new());
+        }
+        // A margin for the rounding of the score functions themselves.
+        let open: Vec<usize> = (0..self.cos.len())
+            .filter(|&i| !self.exact[i] && self.highest(i) + 1e-6 >= threshold)
+            .collect();
+        if !open.is_empty() {
+            let cos = images.exact_dots(&open, &label.positive)?;
+            let neg = match (&label.negative, self.neg.is_empty()) {
+                (Some(negative), false) => Some(images.exact_dots(&open, negative)?),
+                _ => None,
+            };
+            for (k, &i) in open.iter().enumerate() {
+                self.cos[i] = cos[k];
+                if let Some(neg) = &neg {
+                    self.neg[i] = neg[k];
+                }
+                self.scores[i] = self.score(cos[k], neg.as_ref().map(|n| n[k]));
+                self.exact[i] = true;
+            }
+        }
+        Ok(images
+            .ids()
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| self.exact[i] && self.scores[i] >= threshold)
+            .map(|(i, id)| Assignment {
+                image_id: *id,
+                label_id: label.label.id,
+                score: self.scores[i],
+            })
+            .collect())
+    }
+
+    /// How many photos have their exact score.
+    pub fn exact_count(&self) -> usize {
+        self.exact.iter().filter(|e| **e).count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rows_are_replaced_and_removed_by_id() {
-        let mut m =
-            EmbeddingMatrix::from_rows(vec![(1, vec![1.0, 0.0]), (2, vec![0.0, 1.0])]).unwrap();
-        m.upsert(3, &[0.6, 0.8]).unwrap();
-        m.upsert(1, &[0.0, -1.0]).unwrap();
-        m.remove(2);
-        assert_eq!(m.ids(), &[1, 3]);
-        assert_eq!(m.vector(1), Some(&[0.0, -1.0][..]));
-        assert_eq!(m.vector(3), Some(&[0.6, 0.8][..]));
-        assert!(!m.contains(2));
-        assert!(m.upsert(4, &[1.0]).is_err(), "a vector of another width");
-    }
 
     fn label(id: i64, mode: Mode, threshold: f32) -> Label {
         Label {
@@ -419,9 +350,9 @@ mod tests {
                 negative: None,
                 learned: false,
             }];
-            let s = scores(&images, &labels, 100.0).unwrap();
+            let s = scores(&images, 0..3, &labels, 100.0).unwrap();
             assert_eq!(
-                assign(&images, &labels, &s).len(),
+                assign(images.ids(), &labels, &s).len(),
                 want,
                 "threshold {threshold}"
             );
@@ -442,11 +373,11 @@ mod tests {
             negative: None,
             learned: false,
         }];
-        let s = scores(&images, &labels, logits).unwrap();
+        let s = scores(&images, 0..2, &labels, logits).unwrap();
         // sigmoid(10 · 1 − 5) and sigmoid(10 · 0.6 − 5).
         let want = [1.0 / (1.0 + (-5.0f32).exp()), 1.0 / (1.0 + (-1.0f32).exp())];
         assert!((s[0] - want[0]).abs() < 1e-6 && (s[1] - want[1]).abs() < 1e-6);
-        assert_eq!(assign(&images, &labels, &s).len(), 2);
+        assert_eq!(assign(images.ids(), &labels, &s).len(), 2);
         // The probability at 0.5 is where scale · cos + bias = 0: cos 0.5.
         assert!((logits.cosine_of(0.5) - 0.5).abs() < 1e-6);
         for cos in [-0.9f32, -0.2, 0.0, 0.3, 0.7] {
@@ -455,38 +386,76 @@ mod tests {
         assert_eq!(logits.cosine_of(0.0), -1.0);
         assert_eq!(logits.cosine_of(1.0), 1.0);
         // A CLIP model scores the same labels by their cosines.
-        let s = scores(&images, &labels, 10.0).unwrap();
+        let s = scores(&images, 0..2, &labels, 10.0).unwrap();
         assert_eq!(s, vec![1.0, 0.6]);
         assert_eq!(Logits::from(10.0).cosine_of(0.3), 0.3);
     }
 
-    #[test]
-    fn a_few_queries_score_like_the_matrix_product() {
-        // 37 values per row: the eight-lane loop's tail is exercised too.
-        let mut seed = 7u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        let rows: Vec<(i64, Vec<f32>)> = (0..9000)
-            .map(|i| (i, (0..37).map(|_| next()).collect()))
-            .collect();
-        let matrix = EmbeddingMatrix::from_rows(rows).unwrap();
-        let queries: Vec<Vec<f32>> = (0..6).map(|_| (0..37).map(|_| next()).collect()).collect();
-        let all: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        // Six queries go through the matrix product, three row by row.
-        let product = matrix.similarities(&all).unwrap();
-        let direct = matrix.similarities(&all[..3]).unwrap();
-        assert_eq!(direct.len(), 9000 * 3);
-        for i in 0..9000 {
-            for q in 0..3 {
-                let (a, b) = (direct[i * 3 + q], product[i * 6 + q]);
-                assert!((a - b).abs() < 1e-5, "row {i} query {q}: {a} vs {b}");
-            }
+    /// Photos whose cosine with the label lies on either side of its threshold, closer than
+    /// half precision can tell apart, and photos far from it.
+    fn near_threshold() -> (EmbeddingMatrix, Vec<f32>) {
+        let mut rows = Vec::new();
+        let mut cosines = Vec::new();
+        for i in 0..2000i64 {
+            let cos = match i % 4 {
+                0 => 0.3 + (i as f32 - 1000.0) * 1e-7,
+                1 => 0.3 + 1e-6 * (i % 7) as f32 - 3e-6,
+                2 => -0.5 + i as f32 * 1e-4,
+                _ => 0.9 - i as f32 * 1e-5,
+            };
+            let sin = (1.0 - cos * cos).sqrt();
+            rows.push((i, vec![cos, sin * 0.6, sin * 0.8]));
+            cosines.push(cos);
         }
-        assert!(
-            matrix.similarities(&[&[1.0, 2.0]]).is_err(),
-            "a query of another width"
-        );
+        (EmbeddingMatrix::from_rows(rows).unwrap(), cosines)
+    }
+
+    #[test]
+    fn a_label_column_tags_as_the_exact_rows_do() {
+        let (images, _) = near_threshold();
+        let logits = Logits {
+            scale: 100.0,
+            bias: None,
+        };
+        for (mode, threshold, negative) in [
+            (Mode::Threshold, 0.3, None),
+            (Mode::Threshold, 0.300_001, None),
+            (Mode::Contrast, 0.5, Some(vec![0.3, 0.953_939_2, 0.0])),
+        ] {
+            let labels = vec![PreparedLabel {
+                label: label(7, mode, threshold),
+                positive: vec![1.0, 0.0, 0.0],
+                negative,
+                learned: false,
+            }];
+            let exact = scores(&images, 0..images.len(), &labels, logits).unwrap();
+            let want = assign(images.ids(), &labels, &exact);
+            let mut column = LabelColumn::new(&images, &labels[0], logits).unwrap();
+            let got = column.assign(&images, &labels[0]).unwrap();
+            let pairs = |a: &[Assignment]| a.iter().map(|a| a.image_id).collect::<Vec<_>>();
+            assert_eq!(pairs(&got), pairs(&want), "{mode:?} at {threshold}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.score - w.score).abs() < 1e-6);
+            }
+            // Only the photos that may pass were scored exactly: not the quarter far below.
+            assert!(column.exact_count() <= images.len() * 3 / 4, "{mode:?}");
+            // Moving the threshold on the same column settles the photos near the new one.
+            let moved = PreparedLabel {
+                label: label(7, mode, threshold - 0.2),
+                ..labels[0].clone()
+            };
+            let exact = scores(
+                &images,
+                0..images.len(),
+                std::slice::from_ref(&moved),
+                logits,
+            )
+            .unwrap();
+            let want = assign(images.ids(), std::slice::from_ref(&moved), &exact);
+            assert_eq!(
+                pairs(&column.assign(&images, &moved).unwrap()),
+                pairs(&want)
+            );
+        }
     }
 }

@@ -280,7 +280,7 @@ impl Library {
         }
         for write in writes {
             if let Write::Failed { id, .. } = write {
-                matrix.remove(*id);
+                matrix.remove(*id)?;
             }
         }
         Ok(())
