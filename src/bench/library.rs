@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    BenchArgs, Lcg, Report, median, random_engine, random_vectors, tempfile_dir, tokenizer_path,
+    BenchArgs, BenchPart, Lcg, Report, median, random_engine, random_unit_vectors, random_vectors,
+    reset_peak_rss, tempfile_dir, tokenizer_path,
 };
 use crate::domain::Label;
 use crate::imaging;
@@ -15,7 +16,6 @@ use crate::library::{
 };
 use crate::model::{Embedder, ModelIdentity, ModelSpec, PreprocessConfig};
 use crate::store::{NewImage, Store};
-use crate::tagging::{EmbeddingMatrix, search};
 
 /// A 12-megapixel photo-like JPEG: smooth colour fields, edges and sensor-like noise, so that
 /// its size and decoding cost resemble a camera's.
@@ -243,19 +243,20 @@ pub(super) fn synthetic_library(
     model: &str,
     files: &[PathBuf],
 ) -> anyhow::Result<Store> {
-    library_of(path, &random_vectors(n, dim, 11), model, files)
+    library_of(path, random_unit_vectors(dim, 11).take(n), model, files)
 }
 
-/// A library of photos with the given embeddings (photo `i + 1` has `vectors[i]`).
-pub(super) fn library_of(
+/// A library of photos with the given embeddings (photo `i + 1` has the `i`-th).
+pub(super) fn library_of<V: AsRef<[f32]>>(
     path: &Path,
-    vectors: &[Vec<f32>],
+    vectors: impl IntoIterator<Item = V>,
     model: &str,
     files: &[PathBuf],
 ) -> anyhow::Result<Store> {
     let mut store = Store::open(path)?;
     store.batch(|batch| {
-        for (i, v) in vectors.iter().enumerate() {
+        for (i, v) in vectors.into_iter().enumerate() {
+            let v = v.as_ref();
             let path = match files.get(i) {
                 Some(file) => file.clone(),
                 None => PathBuf::from(format!("/library/photo{i:06}.jpg")),
@@ -302,16 +303,23 @@ impl ModelLoader for NoModel {
     }
 }
 
-pub(super) fn retag_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+/// Re-tagging and searching one synthetic library (the parts asked for).
+pub(super) fn library_parts(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    let dir = tempfile_dir("cliptag-bench-library")?;
+    let result = library_parts_in(&dir, args, report);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn library_parts_in(dir: &Path, args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
     let dim = 512;
     let model = "synthetic";
-    let dir = tempfile_dir("cliptag-bench-retag")?;
     let started = Instant::now();
     let db = dir.join("library.sqlite");
     let mut store = synthetic_library(&db, args.library, dim, model, &[])?;
     // Random directions in 512 dimensions have cosines of about ±0.044; 0.1 tags ~1 % of pairs,
     // several tags per photo, as a real vocabulary does. Each label's one prompt is cached with
-    // its direction, so no text encoder is needed.
+    // its direction, so no text encoder is needed; so are the search queries'.
     let directions = random_vectors(args.labels, dim, 5);
     let mut labels = Vec::new();
     let mut cached = Vec::new();
@@ -324,6 +332,13 @@ pub(super) fn retag_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
         });
         cached.push((prompt, direction.clone()));
     }
+    let queries: Vec<String> = (0..SEARCHES).map(|i| format!("query {i}")).collect();
+    cached.extend(
+        queries
+            .iter()
+            .cloned()
+            .zip(random_vectors(SEARCHES, dim, 9)),
+    );
     store.import_vocabulary(None, &labels)?;
     store.cache_text_embeddings(model, &cached)?;
     store.set_logit_scale(100.0)?;
@@ -336,11 +351,31 @@ pub(super) fn retag_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
         },
     )?;
     println!(
-        "re-tag: {} images × {} labels (synthetic unit vectors; library built in {:.1} s)",
+        "{} images × {} labels (synthetic unit vectors; library made in {:.1} s)",
         args.library,
         args.labels,
         started.elapsed().as_secs_f64()
     );
+    reset_peak_rss();
+    if args.parts.contains(&BenchPart::Retag) {
+        retag_part(&mut library, args, report)?;
+    }
+    if args.parts.contains(&BenchPart::Search) {
+        search_part(&mut library, &queries, args, report)?;
+    }
+    if let Some(peak) = super::peak_rss_mib() {
+        report.line(
+            format!("  peak RSS of this work (the library's making not counted): {peak:.0} MiB"),
+            serde_json::json!({"what": "library_peak_rss", "mib": peak}),
+        );
+    }
+    Ok(())
+}
+
+/// Text searches timed on the synthetic library.
+const SEARCHES: usize = 21;
+
+fn retag_part(library: &mut Library, args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
     let loading = Instant::now();
     let report_first = library.retag(true)?;
     let load_s = loading.elapsed().as_secs_f64();
@@ -411,30 +446,49 @@ pub(super) fn retag_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
         ),
         serde_json::json!({"what": "retag_edit_again", "seconds": edit_again}),
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-pub(super) fn search_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
-    let rows: Vec<(i64, Vec<f32>)> = random_vectors(args.library, 512, 3)
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| (i as i64, v))
-        .collect();
-    let matrix = EmbeddingMatrix::from_rows(rows)?;
-    let queries = random_vectors(21, 512, 9);
+fn search_part(
+    library: &mut Library,
+    queries: &[String],
+    args: &BenchArgs,
+    report: &Report,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    library.search(&queries[0], 100)?;
+    let first = started.elapsed().as_secs_f64() * 1e3;
     let mut times = Vec::new();
-    for q in &queries {
+    for q in &queries[1..] {
         let started = Instant::now();
-        let found = search::nearest(&matrix, q, 100)?;
+        let found = library.search(q, 100)?;
         times.push(started.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(found.len(), 100);
+        anyhow::ensure!(found.len() == 100, "a search found {} photos", found.len());
     }
     let med = median(&mut times);
     let worst = times.iter().cloned().fold(0.0, f64::max);
     report.line(
-        format!("search over {} images: {med:.1} ms median, {worst:.1} ms worst (top 100, {} queries)", args.library, queries.len()),
-        serde_json::json!({"what": "search", "images": args.library, "median_ms": med, "max_ms": worst}),
+        format!(
+            "  text search over {} photos (top 100, prompt embedding cached): {med:.1} ms median, {worst:.1} ms worst of {} ({first:.0} ms the first, loading the embeddings if no part before did)",
+            args.library,
+            times.len()
+        ),
+        serde_json::json!({"what": "search", "images": args.library, "median_ms": med, "max_ms": worst, "first_ms": first}),
+    );
+    let mut times = Vec::new();
+    for i in 0..SEARCHES {
+        let example = 1 + (i * 7919 % args.library.max(1)) as i64;
+        let started = Instant::now();
+        library.similar(&[example], 100)?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let med = median(&mut times);
+    let worst = times.iter().cloned().fold(0.0, f64::max);
+    report.line(
+        format!(
+            "  more like this (one photo, top 100): {med:.1} ms median, {worst:.1} ms worst of {SEARCHES}"
+        ),
+        serde_json::json!({"what": "similar", "images": args.library, "median_ms": med, "max_ms": worst}),
     );
     Ok(())
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::domain::Label;
 use crate::error::Result;
 use crate::model::{Embedder, ModelSpec, hub};
-use crate::store::{Store, ThumbnailCache};
+use crate::store::{Store, ThumbnailCache, VectorFile};
 use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
 pub use explain::Explanation;
@@ -88,8 +88,25 @@ struct ScoreCache {
     /// Per label: the label its column was computed for, and every photo's score (previews,
     /// and the label-local re-tag).
     columns: HashMap<i64, (Label, crate::tagging::LabelColumn)>,
-    /// How many times the embeddings were read from the database.
+    /// The database's embedding generation the matrix holds (see
+    /// [`Store::embedding_generation`]): a matrix of another generation is read again.
+    generation: i64,
+    /// How many times the embeddings were read from the database (or the file beside it).
     matrix_loads: u64,
+    /// Where they were read from the last time.
+    source: Option<EmbeddingsSource>,
+}
+
+/// Where the library's embeddings were read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingsSource {
+    /// The embeddings file beside the database, current and sound.
+    File,
+    /// The database, writing the embeddings file anew.
+    DatabaseToFile,
+    /// The database, the exact vectors kept in memory (an in-memory library, or no file could
+    /// be written).
+    Database,
 }
 
 /// A photo library: its database, its model and its vocabulary.
@@ -100,6 +117,9 @@ pub struct Library {
     /// The thumbnail cache beside the database (none for an in-memory library, or where it
     /// cannot be opened: thumbnails are then made from the photos each time).
     thumbnails: Option<ThumbnailCache>,
+    /// The embeddings file beside the database (none for an in-memory library: its exact
+    /// vectors stay in memory).
+    vectors: Option<PathBuf>,
 }
 
 impl Library {
@@ -107,6 +127,7 @@ impl Library {
     pub fn open(db: &Path, options: LibraryOptions) -> Result<Self> {
         let mut library = Self::with_store(Store::open(db)?, options)?;
         library.thumbnails = ThumbnailCache::beside(db).ok();
+        library.vectors = Some(crate::store::vectors_path(db));
         Ok(library)
     }
 
@@ -150,6 +171,7 @@ impl Library {
             model: ModelSlot::new(options.loader, source, id, name),
             scores: ScoreCache::default(),
             thumbnails: None,
+            vectors: None,
         })
     }
 
@@ -224,6 +246,11 @@ impl Library {
         self.scores.matrix_loads
     }
 
+    /// Where the library's embeddings were last read from (`None`: not yet).
+    pub fn embeddings_source(&self) -> Option<EmbeddingsSource> {
+        self.scores.source
+    }
+
     /// The loaded model, loading it first; remembers what loading taught about the model.
     fn engine(&mut self) -> Result<Arc<dyn Embedder>> {
         let (engine, loaded) = self.model.embedder()?;
@@ -278,17 +305,19 @@ impl Library {
         self.model.id().map(Some)
     }
 
-    /// Every embedding of the library's model, read once and then kept.
+    /// Every embedding of the library's model, read once and then kept (read again if the
+    /// database's embeddings changed behind it).
     fn matrix(&mut self) -> Result<&EmbeddingMatrix> {
+        let generation = self.store.embedding_generation()?;
+        if self.scores.matrix.is_some() && self.scores.generation != generation {
+            self.scores.matrix = None;
+            self.scores.columns.clear();
+        }
         if self.scores.matrix.is_none() {
-            let rows = match self.embedding_model()? {
-                Some(model) => self.store.embeddings(&model)?,
-                None => Vec::new(),
-            };
-            let matrix = EmbeddingMatrix::from_rows(
-                rows.into_iter().map(|r| (r.image_id, r.vector)).collect(),
-            )?;
+            let (matrix, source) = self.load_matrix(generation)?;
+            self.scores.source = Some(source);
             self.scores.matrix_loads += 1;
+            self.scores.generation = generation;
             self.scores.matrix = Some(matrix);
         }
         Ok(self
@@ -296,6 +325,35 @@ impl Library {
             .matrix
             .as_ref()
             .expect("filled just above. This is a bug."))
+    }
+
+    /// The library's embeddings at the database's `generation`: from the file beside the
+    /// database where it is current and sound, else from the database (writing the file anew).
+    /// Where no file can be written the exact vectors stay in memory.
+    fn load_matrix(&mut self, generation: i64) -> Result<(EmbeddingMatrix, EmbeddingsSource)> {
+        let Some(model) = self.embedding_model()? else {
+            return Ok((EmbeddingMatrix::default(), EmbeddingsSource::Database));
+        };
+        if let Some(path) = self.vectors.clone() {
+            if let Ok(Some(file)) = VectorFile::open_current(&path, &model, generation)
+                && let Ok(matrix) = EmbeddingMatrix::on_file(Box::new(file))
+            {
+                return Ok((matrix, EmbeddingsSource::File));
+            }
+            if let Some(dim) = self.store.embedding_width(&model)?
+                && let Ok(file) = VectorFile::create(&path, &model, dim)
+            {
+                let mut matrix = EmbeddingMatrix::on_file(Box::new(file))?;
+                self.store
+                    .each_embedding(&model, &mut |id, vector| matrix.upsert(id, vector))?;
+                matrix.commit(generation)?;
+                return Ok((matrix, EmbeddingsSource::DatabaseToFile));
+            }
+        }
+        let mut matrix = EmbeddingMatrix::default();
+        self.store
+            .each_embedding(&model, &mut |id, vector| matrix.upsert(id, vector))?;
+        Ok((matrix, EmbeddingsSource::Database))
     }
 
     /// Embeddings of prompt texts: from the cache, the rest through the text encoder (which is

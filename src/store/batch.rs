@@ -47,6 +47,13 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(id)
     }
 
+    /// [`super::Store::embedding_generation`] as this transaction sees it.
+    pub fn embedding_generation(&self) -> Result<i64> {
+        Ok(self
+            .tx
+            .query_row("SELECT n FROM embedding_generation", [], |r| r.get(0))?)
+    }
+
     /// Stores a setting in the same transaction as the batch's other writes.
     pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         super::set_setting(self.tx, key, value)?;

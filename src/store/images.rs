@@ -156,7 +156,7 @@ impl Store {
 
     /// The width most of `model`'s embeddings have: the model's own. A vector of another width
     /// is damage, not a second model.
-    fn embedding_width(&self, model: &str) -> Result<Option<usize>> {
+    pub fn embedding_width(&self, model: &str) -> Result<Option<usize>> {
         self.conn
             .query_row(
                 "SELECT dim FROM embeddings WHERE model = ?1 GROUP BY dim ORDER BY COUNT(*) DESC, dim
@@ -176,8 +176,26 @@ impl Store {
     /// error naming the photo: tags computed without it would be silently wrong. Indexing the
     /// photo's folder again embeds it anew.
     pub fn embeddings(&self, model: &str) -> Result<Vec<EmbeddingRow>> {
+        let mut out = Vec::new();
+        self.each_embedding(model, &mut |image_id, vector| {
+            out.push(EmbeddingRow {
+                image_id,
+                vector: vector.to_vec(),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Store::embeddings`] one at a time, handed to `each` (a million of them need not be in
+    /// memory at once).
+    pub fn each_embedding(
+        &self,
+        model: &str,
+        each: &mut dyn FnMut(i64, &[f32]) -> Result<()>,
+    ) -> Result<()> {
         let Some(width) = self.embedding_width(model)? else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let mut stmt = self
             .conn
@@ -188,7 +206,7 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([model]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
+        let mut vector = Vec::with_capacity(width);
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let image_id: i64 = row.get(0).map_err(|e| self.err(e))?;
             let blob = row
@@ -196,24 +214,35 @@ impl Store {
                 .map_err(|e| self.err(e))?
                 .as_blob()
                 .map_err(|e| self.err(e.into()))?;
-            match blob_to_vector(blob).filter(|v| v.len() == width) {
-                Some(vector) => out.push(EmbeddingRow { image_id, vector }),
-                None => {
-                    let path = path_from_bytes(row.get(2).map_err(|e| self.err(e))?);
-                    return Err(Error::store(
-                        &self.path,
-                        format!(
-                            "the embedding of image {image_id} ({}) is damaged: {} bytes where the \
-                             model's {width} values take {}; index its folder again to embed it anew",
-                            path.display(),
-                            blob.len(),
-                            4 * width
-                        ),
-                    ));
-                }
+            if blob.len() != 4 * width {
+                let path = path_from_bytes(row.get(2).map_err(|e| self.err(e))?);
+                return Err(Error::store(
+                    &self.path,
+                    format!(
+                        "the embedding of image {image_id} ({}) is damaged: {} bytes where the \
+                         model's {width} values take {}; index its folder again to embed it anew",
+                        path.display(),
+                        blob.len(),
+                        4 * width
+                    ),
+                ));
             }
+            vector.clear();
+            vector.extend(
+                blob.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+            each(image_id, &vector)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// How many times what the embedding matrix holds has changed (see migration 0008): the
+    /// embeddings file beside the database is current when it was written at this count.
+    pub fn embedding_generation(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT n FROM embedding_generation", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     /// Ids of the images that have a sound embedding of `model` (a damaged one does not count, so

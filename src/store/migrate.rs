@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_model_thresholds",
         include_str!("../../migrations/0007_model_thresholds.sql"),
     ),
+    (
+        "0008_embedding_generation",
+        include_str!("../../migrations/0008_embedding_generation.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

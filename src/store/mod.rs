@@ -10,6 +10,7 @@ mod paths;
 mod sidecars;
 mod tags;
 pub mod thumbnails;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};
 pub use tags::TagRow;
 pub use thumbnails::ThumbnailCache;
+pub use vectors::{VectorFile, vectors_path};
 
 /// How long a write waits for another writer (the app and a `cliptag` command on one library)
 /// before it gives up.

@@ -18,14 +18,19 @@ use crate::error::{Error, Result};
 
 /// Exact rows kept outside memory, in the matrix's row order (see `store::VectorFile`).
 pub trait RowFile: Send + Sync + fmt::Debug {
-    /// Reads rows `first..` into `out` (a whole number of rows).
-    fn read(&self, first: usize, out: &mut [f32]) -> Result<()>;
+    /// Reads rows `first..` into `out` (a whole number of rows), which must be those of the
+    /// images `ids` (a file changed behind the matrix is an error, not someone else's vector).
+    fn read(&self, first: usize, ids: &[i64], out: &mut [f32]) -> Result<()>;
     /// Appends a row.
     fn push(&mut self, id: i64, vector: &[f32]) -> Result<()>;
     /// Overwrites row `row`.
     fn set(&mut self, row: usize, id: i64, vector: &[f32]) -> Result<()>;
     /// Moves the last row into `row` and drops the last.
     fn swap_remove(&mut self, row: usize) -> Result<()>;
+    /// Hands every row to `each`, in order.
+    fn scan(&self, each: &mut dyn FnMut(i64, &[f32]) -> Result<()>) -> Result<()>;
+    /// Records that the rows are what the library database held at its embedding `generation`.
+    fn commit(&mut self, generation: i64) -> Result<()>;
 }
 
 /// Where the exact rows are.
@@ -101,12 +106,20 @@ impl EmbeddingMatrix {
         Ok(matrix)
     }
 
-    /// An empty matrix whose exact rows live in `file`, which holds none yet or exactly the
-    /// rows that [`EmbeddingMatrix::adopt`] will be given.
-    pub fn on_file(file: Box<dyn RowFile>) -> Self {
-        EmbeddingMatrix {
-            exact: Exact::File(file),
-            ..EmbeddingMatrix::default()
+    /// A matrix whose exact rows live in `file`, starting from the rows it holds.
+    pub fn on_file(file: Box<dyn RowFile>) -> Result<Self> {
+        let mut matrix = EmbeddingMatrix::default();
+        file.scan(&mut |id, vector| matrix.adopt(id, vector))?;
+        matrix.exact = Exact::File(file);
+        Ok(matrix)
+    }
+
+    /// Records, where the exact rows live in a file, that they are what the library database
+    /// held at its embedding `generation`.
+    pub fn commit(&mut self, generation: i64) -> Result<()> {
+        match &mut self.exact {
+            Exact::Memory(_) => Ok(()),
+            Exact::File(file) => file.commit(generation),
         }
     }
 
@@ -140,17 +153,16 @@ impl EmbeddingMatrix {
         Ok(())
     }
 
-    /// Adds the next row of the matrix's file, which holds it already (loading the file).
-    pub fn adopt(&mut self, id: i64, vector: &[f32]) -> Result<()> {
+    /// Adds the next row of a file that holds it already (loading the file): only its
+    /// half-precision copy is kept in memory.
+    fn adopt(&mut self, id: i64, vector: &[f32]) -> Result<()> {
         self.check_width(id, vector)?;
         if self.rows.contains_key(&id) {
             return Err(Error::invalid(format!(
                 "image {id} has two rows in the embeddings file"
             )));
         }
-        if let Exact::Memory(data) = &mut self.exact {
-            data.extend_from_slice(vector);
-        }
+        // The exact row stays in the file.
         self.append(id, vector);
         Ok(())
     }
@@ -268,7 +280,7 @@ impl EmbeddingMatrix {
             Exact::Memory(data) => f(&data[rows.start * dim..rows.end * dim]),
             Exact::File(file) => {
                 let mut buffer = vec![0.0f32; count * dim];
-                file.read(rows.start, &mut buffer)?;
+                file.read(rows.start, &self.ids[rows.clone()], &mut buffer)?;
                 f(&buffer)
             }
         }
@@ -383,7 +395,7 @@ impl EmbeddingMatrix {
                 .map_init(
                     || vec![0.0f32; dim],
                     |buffer, r| {
-                        file.read(*r, buffer)?;
+                        file.read(*r, &self.ids[*r..*r + 1], buffer)?;
                         Ok(dot(buffer, query))
                     },
                 )

@@ -239,7 +239,7 @@ fn decoder_survives_random_and_mutated_bytes() {
     eprintln!("{cases} mutated files: {decoded} still decoded, largest allocation {largest} bytes");
 }
 
-fn write_jpeg(path: &Path, width: u32, height: u32, seed: u32) {
+pub(crate) fn write_jpeg(path: &Path, width: u32, height: u32, seed: u32) {
     let image = image::RgbImage::from_fn(width, height, |x, y| {
         let v = x.wrapping_mul(seed * 7 + 3) ^ y.wrapping_mul(seed * 13 + 5);
         image::Rgb([

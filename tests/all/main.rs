@@ -18,4 +18,5 @@ mod siglip;
 mod store;
 mod tagging;
 mod thumbnails;
+mod vectors;
 mod worker;

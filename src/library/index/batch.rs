@@ -180,7 +180,8 @@ impl Library {
         let storing = Instant::now();
         let model = run.model.clone();
         let plan = self.scores.plan.as_ref().filter(|_| planned);
-        let (counts, copied) = self.store.batch(|b| {
+        let (counts, copied, generations) = self.store.batch(|b| {
+            let before = b.embedding_generation()?;
             let (mut indexed, mut moved, mut copies, mut same) = (0, 0, 0, 0);
             let mut copied: Vec<(i64, Vec<f32>)> = Vec::new();
             for write in &writes {
@@ -231,7 +232,8 @@ impl Library {
                 let ids: Vec<i64> = embedded.iter().chain(&copied).map(|(id, _)| *id).collect();
                 b.replace_auto_tags(&ids, &all_tags)?;
             }
-            Ok(((indexed, moved, copies, same), copied))
+            let after = b.embedding_generation()?;
+            Ok(((indexed, moved, copies, same), copied, (before, after)))
         })?;
         run.summary.timings.store += storing.elapsed();
         run.summary.indexed += counts.0;
@@ -243,19 +245,27 @@ impl Library {
         if let Some(cache) = &mut self.thumbnails {
             let _ = cache.put_many(&thumbnails);
         }
-        self.keep_matrix_current(&run.model, &writes, embedded, copied)
+        self.keep_matrix_current(&run.model, &writes, embedded, copied, generations)
     }
 
     /// Brings a kept matrix of embeddings up to date with a stored batch, so that searches and
-    /// previews during indexing never reload the library's embeddings.
+    /// previews during indexing never reload the library's embeddings. `generations` are the
+    /// database's embedding generations before and after the batch: a matrix that was not at
+    /// the first (something else changed the embeddings) is dropped and read again when needed.
     fn keep_matrix_current(
         &mut self,
         model: &str,
         writes: &[Write],
         embedded: Vec<(i64, Vec<f32>)>,
         copied: Vec<(i64, Vec<f32>)>,
+        (before, after): (i64, i64),
     ) -> Result<()> {
         if self.scores.matrix.is_none() {
+            return Ok(());
+        }
+        if self.scores.generation != before {
+            self.scores.matrix = None;
+            self.scores.columns.clear();
             return Ok(());
         }
         self.scores.columns.clear();
@@ -275,13 +285,22 @@ impl Library {
             .matrix
             .as_mut()
             .expect("checked above. This is a bug.");
-        for (id, vector) in embedded.iter().chain(&copied).chain(&fetched) {
-            matrix.upsert(*id, vector)?;
-        }
-        for write in writes {
-            if let Write::Failed { id, .. } = write {
-                matrix.remove(*id)?;
+        let mirrored = (|| {
+            for (id, vector) in embedded.iter().chain(&copied).chain(&fetched) {
+                matrix.upsert(*id, vector)?;
             }
+            for write in writes {
+                if let Write::Failed { id, .. } = write {
+                    matrix.remove(*id)?;
+                }
+            }
+            matrix.commit(after)
+        })();
+        match mirrored {
+            Ok(()) => self.scores.generation = after,
+            // Half mirrored (the embeddings file could not be written): read again when needed;
+            // the file, left marked as changing, is rebuilt then.
+            Err(_) => self.scores.matrix = None,
         }
         Ok(())
     }

@@ -1,0 +1,128 @@
+//! The embeddings file beside the database: read when it is current and sound, rebuilt from the
+//! database when it is missing, damaged or stale, and kept current by indexing.
+
+use cliptag::library::{EmbeddingsSource, Library, Match};
+
+use crate::indexing::{fixture_photos, photo_folder};
+use crate::support::*;
+
+fn search(library: &mut Library) -> Vec<(i64, f32)> {
+    let found: Vec<Match> = library.search("a photo of a cat", 50).unwrap();
+    found.into_iter().map(|m| (m.image_id, m.score)).collect()
+}
+
+fn reopen(db: &std::path::Path) -> Library {
+    open_with(db, std::sync::Arc::new(tiny_engine())).0
+}
+
+#[test]
+fn the_embeddings_file_is_read_when_current_and_rebuilt_when_not() {
+    let mut lib = TestLibrary::tiny();
+    let photos = photo_folder(&fixture_photos());
+    lib.index(photos.path());
+    let db = lib.db();
+    let file = lib.dir.path().join("lib.embeddings");
+    let want = search(&mut lib.library);
+    assert!(want.len() >= 5, "the fixture photos are found: {want:?}");
+    assert_eq!(
+        lib.library.embeddings_source(),
+        Some(EmbeddingsSource::DatabaseToFile)
+    );
+    assert!(file.exists());
+    drop(lib.library);
+
+    // Reopened: the file is read, and searches find what they found.
+    let mut again = reopen(&db);
+    assert_eq!(search(&mut again), want);
+    assert_eq!(again.embeddings_source(), Some(EmbeddingsSource::File));
+    drop(again);
+
+    // One bit of one stored vector flipped: its checksum fails, the file is rebuilt.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    let mut damaged = reopen(&db);
+    assert_eq!(search(&mut damaged), want);
+    assert_eq!(
+        damaged.embeddings_source(),
+        Some(EmbeddingsSource::DatabaseToFile)
+    );
+    drop(damaged);
+    let mut rebuilt = reopen(&db);
+    assert_eq!(search(&mut rebuilt), want);
+    assert_eq!(rebuilt.embeddings_source(), Some(EmbeddingsSource::File));
+
+    // Cut short, or gone: rebuilt too.
+    drop(rebuilt);
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let mut cut = reopen(&db);
+    assert_eq!(search(&mut cut), want);
+    assert_eq!(
+        cut.embeddings_source(),
+        Some(EmbeddingsSource::DatabaseToFile)
+    );
+    drop(cut);
+    std::fs::remove_file(&file).unwrap();
+    let mut gone = reopen(&db);
+    assert_eq!(search(&mut gone), want);
+    assert_eq!(
+        gone.embeddings_source(),
+        Some(EmbeddingsSource::DatabaseToFile)
+    );
+}
+
+#[test]
+fn indexing_keeps_the_file_current_and_other_writers_make_it_stale() {
+    let mut lib = TestLibrary::tiny();
+    let all = fixture_photos();
+    let (first, rest) = all.split_at(all.len() / 2);
+    let photos = photo_folder(first);
+    lib.index(photos.path());
+    let db = lib.db();
+    let before = search(&mut lib.library);
+    let loads = lib.library.matrix_loads();
+
+    // Indexing more photos with the embeddings loaded: the file follows each batch.
+    for file in rest {
+        std::fs::copy(file, photos.path().join(file.file_name().unwrap())).unwrap();
+    }
+    lib.index(photos.path());
+    let after = search(&mut lib.library);
+    assert!(after.len() > before.len(), "{after:?} after {before:?}");
+    assert_eq!(
+        lib.library.matrix_loads(),
+        loads,
+        "no reload while indexing"
+    );
+    let mut reopened = reopen(&db);
+    assert_eq!(search(&mut reopened), after);
+    assert_eq!(reopened.embeddings_source(), Some(EmbeddingsSource::File));
+
+    // Another library on the same database indexes a new photo: this one's embeddings are
+    // stale, and it reads them again at its next search (from the file, which the indexing
+    // library kept current).
+    let extra = tempfile::tempdir().unwrap();
+    crate::indexing::write_jpeg(&extra.path().join("new.jpg"), 320, 240, 99);
+    lib.library
+        .index(
+            &[extra.path().to_path_buf()],
+            small_batches(),
+            cliptag::library::RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let loads = reopened.matrix_loads();
+    let with_new = search(&mut reopened);
+    assert_eq!(with_new.len(), after.len() + 1);
+    assert_eq!(reopened.matrix_loads(), loads + 1);
+    assert_eq!(reopened.embeddings_source(), Some(EmbeddingsSource::File));
+    assert_eq!(search(&mut lib.library), with_new);
+    // And the truth is the database's: without the file, the same.
+    drop(reopened);
+    drop(lib.library);
+    std::fs::remove_file(lib.dir.path().join("lib.embeddings")).unwrap();
+    assert!(!db.with_extension("embeddings").exists());
+    let mut fresh = reopen(&db);
+    assert_eq!(search(&mut fresh), with_new);
+}
