@@ -363,6 +363,28 @@ fn library_parts_in(dir: &Path, args: &BenchArgs, report: &Report) -> anyhow::Re
     if args.parts.contains(&BenchPart::Search) {
         search_part(&mut library, &queries, args, report)?;
     }
+    // Opened again, as the app is the next day: the embeddings come from the file beside the
+    // database.
+    drop(library);
+    let opening = Instant::now();
+    let mut library = Library::open(
+        &db,
+        LibraryOptions {
+            model: None,
+            loader: Box::new(NoModel),
+        },
+    )?;
+    let opened = opening.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    library.search(&queries[0], 100)?;
+    let first = started.elapsed().as_secs_f64() * 1e3;
+    report.line(
+        format!(
+            "  library opened again: {opened:.0} ms; its first search {first:.0} ms, embeddings read from {:?}",
+            library.embeddings_source()
+        ),
+        serde_json::json!({"what": "reopen", "open_ms": opened, "first_search_ms": first, "source": format!("{:?}", library.embeddings_source())}),
+    );
     if let Some(peak) = super::peak_rss_mib() {
         report.line(
             format!("  peak RSS of this work (the library's making not counted): {peak:.0} MiB"),
@@ -426,6 +448,16 @@ fn retag_part(library: &mut Library, args: &BenchArgs, report: &Report) -> anyho
             library.matrix_loads()
         ),
         serde_json::json!({"what": "retag_edit", "seconds": edit, "tags_compared": compared, "matrix_loads": library.matrix_loads()}),
+    );
+    // What the app's worker does once it is idle: the commits copied into the database file.
+    let started = Instant::now();
+    library.checkpoint()?;
+    report.line(
+        format!(
+            "  the checkpoint the app makes when idle afterwards: {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        ),
+        serde_json::json!({"what": "checkpoint", "seconds": started.elapsed().as_secs_f64()}),
     );
     // The slider's case: the same label moved again, its column of scores kept from the first
     // edit (the app's live preview keeps it too), so only the comparison and the writes remain.

@@ -246,6 +246,17 @@ impl Library {
         self.scores.matrix_loads
     }
 
+    /// Whether the database has commits waiting for a checkpoint (see [`Library::checkpoint`]).
+    pub fn checkpoint_due(&self) -> bool {
+        self.store.checkpoint_due()
+    }
+
+    /// Copies the database's write-ahead log into its file: done when the library is idle, so
+    /// that edits return as soon as their own writes are committed.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.store.checkpoint()
+    }
+
     /// Where the library's embeddings were last read from (`None`: not yet).
     pub fn embeddings_source(&self) -> Option<EmbeddingsSource> {
         self.scores.source

@@ -31,6 +31,8 @@ pub fn no_waker() -> Waker {
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(1500);
 /// How long a paused run waits for a command before looking at its switch again.
 const PAUSED_POLL: Duration = Duration::from_millis(50);
+/// How long the worker waits with nothing asked of it before it checkpoints the database.
+const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
 /// The latest value of something the UI shows, replaced rather than queued.
 struct Latest<T>(Mutex<Option<T>>);
@@ -247,6 +249,18 @@ impl Worker {
         self.publish_snapshot();
         loop {
             let next = match (&self.run, self.control.get()) {
+                // Idle with commits waiting for a checkpoint: one is made once nothing has
+                // been asked for a moment.
+                (None, _) if self.library.checkpoint_due() => {
+                    match self.requests.recv_timeout(IDLE_CHECKPOINT) {
+                        Ok(request) => Ok(Some(request)),
+                        Err(RecvTimeoutError::Timeout) => {
+                            let _ = self.library.checkpoint();
+                            Ok(None)
+                        }
+                        Err(RecvTimeoutError::Disconnected) => Err(()),
+                    }
+                }
                 (None, _) => self.requests.recv().map_err(|_| ()).map(Some),
                 (Some(_), RunState::Paused) => match self.requests.recv_timeout(PAUSED_POLL) {
                     Ok(request) => Ok(Some(request)),
@@ -264,7 +278,7 @@ impl Worker {
                 // stands; its finished batches are committed.
                 Err(()) => return,
                 Ok(Some((request, command))) => self.handle(request, command),
-                Ok(None) if self.control.is_paused() => {}
+                Ok(None) if self.control.is_paused() || self.run.is_none() => {}
                 Ok(None) => self.step(),
             }
             if self.snapshot_due && self.run.is_none() {

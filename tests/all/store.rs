@@ -308,3 +308,34 @@ fn damaged_rows_are_reported_by_name_and_never_written_back() {
     assert_eq!(summary.indexed, 1, "{summary:?}");
     assert_eq!(reopened.search("a photo of a cat", 3).unwrap().len(), 2);
 }
+
+#[test]
+fn commits_wait_for_a_checkpoint_instead_of_making_one() {
+    // Over SQLite's 1000-page automatic checkpoint in one commit: the database file stays as
+    // it was until the library checkpoints.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    store.checkpoint().unwrap();
+    let before = std::fs::metadata(&db).unwrap().len();
+    let vector = vec![0.5f32; 512];
+    store
+        .batch(|batch| {
+            for i in 0..3000 {
+                let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
+                let image = NewImage {
+                    path: &path,
+                    size: 1,
+                    mtime_ns: 1,
+                };
+                batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(store.checkpoint_due());
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), before);
+    store.checkpoint().unwrap();
+    assert!(!store.checkpoint_due());
+    assert!(std::fs::metadata(&db).unwrap().len() > before + 3000 * 2048);
+}

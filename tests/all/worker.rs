@@ -239,3 +239,36 @@ fn the_snapshot_carries_counts_and_lookups() {
         assert_eq!(snapshot.image(image.id), Some(image));
     }
 }
+
+#[test]
+fn an_idle_worker_copies_its_commits_into_the_database_file() {
+    // Commits go to the write-ahead log; the database file itself takes them at a checkpoint,
+    // which no commit makes on its own (an edit returns without it) and the idle worker makes.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let worker = spawn(&db, Arc::new(tiny_engine()));
+    let added = worker.send(Command::AddLabel(Label::new("Sunsets", "tiny")));
+    assert!(matches!(answer(&worker, added), Event::Done { .. }));
+    // Until then the database file holds at most its first page; the schema and the default
+    // vocabulary take many more.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let size = || std::fs::metadata(&db).map_or(0, |m| m.len());
+    while size() <= 16 * 1024 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        size() > 16 * 1024,
+        "no checkpoint while the worker was idle: {}",
+        size()
+    );
+    let labels =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM labels WHERE name = 'Sunsets'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+    assert_eq!(labels, 1);
+}
