@@ -43,6 +43,8 @@ pub enum BenchPart {
     Ui,
     /// SigLIP 2 B/32-256 and B/16-224 beside ViT-B/32: encoders and end-to-end indexing.
     Siglip,
+    /// Near-duplicate groups in a library of random embeddings with planted near-copies.
+    Duplicates,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +184,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Learn => learn::learn_part(args, &report)?,
             BenchPart::Ui => ui::ui_part(args, &report)?,
             BenchPart::Siglip => siglip::siglip_part(args, &report)?,
+            BenchPart::Duplicates => library::duplicates_part(args, &report)?,
         }
     }
     if let Some(peak) = peak_rss_mib() {

@@ -253,6 +253,21 @@ impl EmbeddingMatrix {
         self.ids.is_empty()
     }
 
+    /// Row `i` in half precision.
+    pub fn compact_row(&self, i: usize) -> &[f16] {
+        &self.compact[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Whether the half-precision rows hold every value (see [`EmbeddingMatrix::approximate`]).
+    pub fn compact_ok(&self) -> bool {
+        self.compact_ok
+    }
+
+    /// No row is longer than this.
+    pub fn max_norm(&self) -> f32 {
+        self.max_norm
+    }
+
     /// Image `id`'s exact vector.
     pub fn vector(&self, id: i64) -> Result<Option<Vec<f32>>> {
         let Some(row) = self.row_of(id) else {

@@ -3,6 +3,7 @@
 //! the vocabulary never runs the image encoder.
 
 pub mod diff;
+pub mod duplicates;
 mod kernels;
 pub mod learn;
 pub mod matrix;

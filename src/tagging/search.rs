@@ -106,50 +106,9 @@ pub fn more_like(
 }
 
 /// Groups of images whose embeddings are at least `threshold` similar (connected through such
-/// pairs), largest group first; singletons are left out.
-///
-/// Compares every pair in blocks of rows, so memory stays at one block of scores; the work grows
-/// with the square of the library (about a minute for 100k images on two cores).
+/// pairs), largest group first; singletons are left out. See [`super::duplicates`].
 pub fn near_duplicates(images: &EmbeddingMatrix, threshold: f32) -> Result<Vec<Vec<i64>>> {
-    let n = images.len();
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    const BLOCK: usize = 512;
-    for start in (0..n).step_by(BLOCK) {
-        let end = (start + BLOCK).min(n);
-        let scores = images.with_exact(start..end, |block| {
-            let queries: Vec<&[f32]> = block.chunks_exact(images.dim()).collect();
-            images.similarities(0..n, &queries)
-        })?;
-        let width = end - start;
-        for i in 0..n {
-            for (k, j) in (start..end).enumerate() {
-                if j > i && scores[i * width + k] >= threshold {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    if a != b {
-                        parent[a] = b;
-                    }
-                }
-            }
-        }
-    }
-    let mut groups: std::collections::HashMap<usize, Vec<i64>> = std::collections::HashMap::new();
-    for i in 0..n {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(images.ids()[i]);
-    }
-    let mut groups: Vec<Vec<i64>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    for g in &mut groups {
-        g.sort_unstable();
-    }
-    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-    Ok(groups)
+    super::duplicates::near_duplicates(images, threshold)
 }
 
 #[cfg(test)]
