@@ -479,6 +479,17 @@ fn retag_part(library: &mut Library, args: &BenchArgs, report: &Report) -> anyho
         ),
         serde_json::json!({"what": "retag_edit_again", "seconds": edit_again}),
     );
+    // The fast paths' tags against a plain full recomputation, by count.
+    let check = library.retag(true)?;
+    report.line(
+        format!(
+            "  a full re-tag after those edits would add {} and remove {} tags (of {} kept)",
+            check.total_added(),
+            check.total_removed(),
+            check.kept
+        ),
+        serde_json::json!({"what": "retag_check", "added": check.total_added(), "removed": check.total_removed(), "kept": check.kept}),
+    );
     Ok(())
 }
 
