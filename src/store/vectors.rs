@@ -42,25 +42,34 @@ pub struct VectorFile {
     rows: usize,
     /// The generation the header says; [`CHANGING`] while rows change.
     generation: i64,
+    /// The file a newly created one replaces at its first commit.
+    replaces: Option<PathBuf>,
 }
 
 impl VectorFile {
-    /// Starts the file at `path` anew, empty, for `model`'s vectors of width `dim`.
+    /// Starts the file at `path` anew, empty, for `model`'s vectors of width `dim`. It is
+    /// written beside `path` and takes its place at the first [`RowFile::commit`], so another
+    /// cliptag reading the old file keeps reading whole rows of it meanwhile.
     pub fn create(path: &Path, model: &str, dim: usize) -> Result<Self> {
+        remove_abandoned(path);
+        let mut name = path.as_os_str().to_os_string();
+        name.push(format!(".new-{}", std::process::id()));
+        let fresh = PathBuf::from(name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+            .open(&fresh)
+            .map_err(|e| Error::io(&fresh, e))?;
         let mut vectors = VectorFile {
             file,
-            path: path.to_path_buf(),
+            path: fresh,
             model: model.to_string(),
             dim,
             rows: 0,
             generation: CHANGING,
+            replaces: Some(path.to_path_buf()),
         };
         vectors.write_header()?;
         Ok(vectors)
@@ -94,6 +103,7 @@ impl VectorFile {
             dim: parsed.dim,
             rows: parsed.rows,
             generation,
+            replaces: None,
         }))
     }
 
@@ -185,6 +195,15 @@ impl VectorFile {
     }
 }
 
+impl Drop for VectorFile {
+    /// A new file never committed (its rebuild failed) is not left behind.
+    fn drop(&mut self) {
+        if self.replaces.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl RowFile for VectorFile {
     fn read(&self, first: usize, ids: &[i64], out: &mut [f32]) -> Result<()> {
         let count = out.len() / self.dim.max(1);
@@ -269,7 +288,60 @@ impl RowFile for VectorFile {
             .sync_data()
             .map_err(|e| Error::io(&self.path, e))?;
         self.generation = generation;
-        self.write_header()
+        self.write_header()?;
+        if let Some(path) = self.replaces.take() {
+            std::fs::rename(&self.path, &path).map_err(|e| Error::io(&path, e))?;
+            self.path = path;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the files that cliptag processes no longer running left half written beside `path`
+/// (`….new-PID`, from a rebuild that crashed or was killed).
+fn remove_abandoned(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".new-");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !running(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` is running (unknown elsewhere than on Unix: assumed so).
+fn running(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 
@@ -388,13 +460,22 @@ mod tests {
         file.push(7, &[7.0, 8.0, 9.0]).unwrap();
         file.set(1, 6, &[0.5, 0.5, 0.5]).unwrap();
         file.swap_remove(0).unwrap();
-        // Changed but not committed: not trusted.
+        // Changed but not committed: not in place yet, and not trusted.
+        assert!(!path.exists());
         assert!(
             VectorFile::open_current(&path, "model-a", 12)
                 .unwrap()
                 .is_none()
         );
         file.commit(12).unwrap();
+        assert!(path.exists());
+        // What a killed rebuild leaves is removed by the next one (no process has pid 2³¹−2).
+        let abandoned = dir.join("library.embeddings.new-2147483646");
+        std::fs::write(&abandoned, b"half").unwrap();
+        drop(VectorFile::create(&dir.join("library.embeddings"), "model-a", 3).unwrap());
+        assert!(!abandoned.exists());
+        // Nor does a rebuild that never committed leave its own file.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         drop(file);
         let file = VectorFile::open_current(&path, "model-a", 12)
             .unwrap()
