@@ -6,10 +6,9 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::library::{NoModel, library_of};
+use super::library::{library_of, open_without_model};
 use super::{BenchArgs, Lcg, Report, tempfile_dir};
 use crate::domain::{Decision, Label};
-use crate::library::{Library, LibraryOptions};
 use crate::tagging::scoring::normalize;
 
 const DIM: usize = 512;
@@ -73,13 +72,7 @@ pub(super) fn learn_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
     store.cache_text_embeddings(model, &[(text.clone(), prompt.clone())])?;
     store.set_logit_scale(100.0)?;
     drop(store);
-    let mut library = Library::open(
-        &db,
-        LibraryOptions {
-            model: None,
-            loader: Box::new(NoModel),
-        },
-    )?;
+    let mut library = open_without_model(&db)?;
     // The prompt's best threshold in hindsight, so the zero-shot figure is the most it can do.
     let cosines: Vec<(i64, f32)> = vectors
         .iter()

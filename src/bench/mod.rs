@@ -6,6 +6,7 @@
 //! The benchmark drives the same public core the app and the command line use; its synthetic
 //! data lives here, not in the library.
 
+mod duplicates;
 mod learn;
 mod library;
 mod model;
@@ -184,7 +185,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Learn => learn::learn_part(args, &report)?,
             BenchPart::Ui => ui::ui_part(args, &report)?,
             BenchPart::Siglip => siglip::siglip_part(args, &report)?,
-            BenchPart::Duplicates => library::duplicates_part(args, &report)?,
+            BenchPart::Duplicates => duplicates::duplicates_part(args, &report)?,
         }
     }
     if let Some(peak) = peak_rss_mib() {
