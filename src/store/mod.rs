@@ -104,8 +104,9 @@ impl Store {
     }
 
     /// Copies the write-ahead log into the database file and empties the log (what an idle
-    /// library does). Where another connection still reads from the log, as much is copied as
-    /// it allows and the rest waits for the next checkpoint.
+    /// library does). Where another connection still reads from the log, it waits for that
+    /// reader up to the busy timeout, then copies what it can; the rest waits for the next
+    /// checkpoint.
     pub fn checkpoint(&mut self) -> Result<()> {
         // TRUNCATE leaves the log file empty, so its size says what waits for a checkpoint.
         let busy: i64 = self
