@@ -409,7 +409,8 @@ fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<
         match file.seek_read(buf, offset)? {
             0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             n => {
-                buf = &mut buf[n..];
+                let rest = buf;
+                buf = &mut rest[n..];
                 offset += n as u64;
             }
         }
