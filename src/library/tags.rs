@@ -312,23 +312,24 @@ impl Library {
                 && cached.name == label.name
                 && cached.learned == label.learned
         };
-        if !self
-            .scores
-            .columns
-            .get(&label.id)
-            .is_some_and(|(cached, _)| same_column(cached))
-        {
-            let column = LabelColumn::new(self.matrix()?, &prepared, logits)?;
-            self.scores
-                .columns
-                .insert(label.id, (label.clone(), column));
-        }
+        // First the embeddings: reading them again (they changed) forgets the kept columns.
         self.matrix()?;
         let matrix = self
             .scores
             .matrix
             .as_ref()
             .expect("loaded above. This is a bug.");
+        if !self
+            .scores
+            .columns
+            .get(&label.id)
+            .is_some_and(|(cached, _)| same_column(cached))
+        {
+            let column = LabelColumn::new(matrix, &prepared, logits)?;
+            self.scores
+                .columns
+                .insert(label.id, (label.clone(), column));
+        }
         let (_, column) = self
             .scores
             .columns

@@ -126,3 +126,37 @@ fn indexing_keeps_the_file_current_and_other_writers_make_it_stale() {
     let mut fresh = reopen(&db);
     assert_eq!(search(&mut fresh), with_new);
 }
+
+#[test]
+fn a_kept_label_column_follows_embeddings_changed_by_another_library() {
+    // The app keeps a label's column of scores while its slider moves; when another cliptag
+    // indexes the same library meanwhile, the next preview scores the new photos too.
+    let mut lib = TestLibrary::tiny();
+    let photos = photo_folder(&fixture_photos());
+    lib.index(photos.path());
+    lib.clear_vocabulary();
+    let (everything, _) = lib
+        .library
+        .add_label(cliptag::domain::Label {
+            threshold: -1.0,
+            ..cliptag::domain::Label::new("Everything", "")
+        })
+        .unwrap();
+    let before = lib.library.preview(&everything).unwrap().count;
+    let mut other = reopen(&lib.db());
+    let extra = tempfile::tempdir().unwrap();
+    crate::indexing::write_jpeg(&extra.path().join("new.jpg"), 320, 240, 98);
+    other
+        .index(
+            &[extra.path().to_path_buf()],
+            small_batches(),
+            cliptag::library::RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let moved = cliptag::domain::Label {
+        threshold: -0.99,
+        ..everything
+    };
+    assert_eq!(lib.library.preview(&moved).unwrap().count, before + 1);
+}
