@@ -92,8 +92,10 @@ impl VectorFile {
             return Ok(None);
         };
         let length = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let whole = HEADER + parsed.rows as u64 * row_bytes(parsed.dim) as u64;
-        if parsed.model != model || parsed.generation != generation || length != whole {
+        let whole = (parsed.rows as u64)
+            .checked_mul(row_bytes(parsed.dim) as u64)
+            .and_then(|rows| rows.checked_add(HEADER));
+        if parsed.model != model || parsed.generation != generation || whole != Some(length) {
             return Ok(None);
         }
         Ok(Some(VectorFile {
@@ -265,6 +267,13 @@ impl RowFile for VectorFile {
     }
 
     fn swap_remove(&mut self, row: usize) -> Result<()> {
+        if row >= self.rows {
+            return Err(Error::invalid(format!(
+                "{}: row {row} removed of {}",
+                self.path.display(),
+                self.rows
+            )));
+        }
         self.changing()?;
         let last = self.rows - 1;
         if row != last {
