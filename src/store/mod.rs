@@ -22,7 +22,7 @@ pub use batch::Batch;
 pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};
-pub use tags::TagRow;
+pub use tags::{BULK_TAGS, TagRow};
 pub use thumbnails::ThumbnailCache;
 pub use vectors::{VectorFile, vectors_path};
 

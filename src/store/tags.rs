@@ -212,12 +212,20 @@ impl Store {
 
     /// Writes a re-tag's difference in one transaction: automatic tags removed, and added or
     /// re-scored as `(image, label, score)`; a person's decisions are never touched.
+    ///
+    /// Many tags at once (a first re-tag, a model switch) are written with the by-label index
+    /// dropped and built again afterwards, in the same transaction: one sort instead of a
+    /// scattered index insert per tag.
     pub fn apply_tag_change(
         &mut self,
         remove: &[(i64, i64)],
         upsert: &[(i64, i64, f32)],
     ) -> Result<()> {
+        let bulk = upsert.len() >= BULK_TAGS;
         self.write(|tx| {
+            if bulk {
+                tx.execute_batch("DROP INDEX tags_label")?;
+            }
             let mut delete = tx.prepare_cached(
                 "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source = 'auto'",
             )?;
@@ -232,7 +240,17 @@ impl Store {
             for (image, label, score) in upsert {
                 put.execute(params![image, label, f64::from(*score)])?;
             }
+            if bulk {
+                // As migration 0002 made it.
+                tx.execute_batch(TAGS_LABEL_INDEX)?;
+            }
             Ok(())
         })
     }
 }
+
+/// From this many tags written at once the by-label index is built after the writes.
+pub const BULK_TAGS: usize = 100_000;
+
+/// The by-label index of tags, exactly as migration 0002 creates it.
+const TAGS_LABEL_INDEX: &str = "CREATE INDEX tags_label ON tags (label_id, source)";

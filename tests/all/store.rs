@@ -339,3 +339,55 @@ fn commits_wait_for_a_checkpoint_instead_of_making_one() {
     assert!(!store.checkpoint_due());
     assert!(std::fs::metadata(&db).unwrap().len() > before + 3000 * 2048);
 }
+
+#[test]
+fn a_bulk_tag_write_leaves_the_schema_and_every_tag_as_they_would_be() {
+    // Over the bulk size the by-label index is dropped and built again in the transaction:
+    // afterwards the schema is the migrations' and the tags are all there, found by label.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    let schema = |db: &std::path::Path| -> Vec<(String, Option<String>)> {
+        Connection::open(db)
+            .unwrap()
+            .prepare("SELECT name, sql FROM sqlite_master ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = schema(&db);
+    let photos = cliptag::store::BULK_TAGS / 2 + 1;
+    let vector = vec![0.5f32; 4];
+    store
+        .batch(|batch| {
+            for i in 0..photos {
+                let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
+                let image = NewImage {
+                    path: &path,
+                    size: 1,
+                    mtime_ns: 1,
+                };
+                batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+        .import_vocabulary(None, &[Label::new("a", "m"), Label::new("b", "m")])
+        .unwrap();
+    let labels: Vec<i64> = store.labels().unwrap().iter().map(|l| l.id).collect();
+    let ids: Vec<i64> = store.images().unwrap().iter().map(|i| i.id).collect();
+    let upsert: Vec<(i64, i64, f32)> = ids
+        .iter()
+        .flat_map(|i| labels.iter().map(move |l| (*i, *l, 0.3)))
+        .collect();
+    assert!(upsert.len() >= cliptag::store::BULK_TAGS);
+    store.apply_tag_change(&[], &upsert).unwrap();
+    assert_eq!(schema(&db), before);
+    for label in &labels {
+        assert_eq!(store.tags_for_label(*label).unwrap().len(), photos);
+    }
+    assert_eq!(store.auto_tags(None).unwrap().len(), upsert.len());
+}
