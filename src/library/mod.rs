@@ -355,16 +355,20 @@ impl Library {
                 && let Ok(file) = VectorFile::create(&path, &model, dim)
             {
                 let mut matrix = EmbeddingMatrix::on_file(Box::new(file))?;
-                self.store
-                    .each_embedding(&model, &mut |id, vector| matrix.upsert(id, vector))?;
+                self.fill(&mut matrix, &model)?;
                 matrix.commit(generation)?;
                 return Ok((matrix, EmbeddingsSource::DatabaseToFile));
             }
         }
         let mut matrix = EmbeddingMatrix::default();
-        self.store
-            .each_embedding(&model, &mut |id, vector| matrix.upsert(id, vector))?;
+        self.fill(&mut matrix, &model)?;
         Ok((matrix, EmbeddingsSource::Database))
+    }
+
+    /// Adds every stored embedding of `model` to `matrix`, one at a time.
+    fn fill(&self, matrix: &mut EmbeddingMatrix, model: &str) -> Result<()> {
+        self.store
+            .each_embedding(model, &mut |id, vector| matrix.upsert(id, vector))
     }
 
     /// Embeddings of prompt texts: from the cache, the rest through the text encoder (which is

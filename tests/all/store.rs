@@ -309,19 +309,12 @@ fn damaged_rows_are_reported_by_name_and_never_written_back() {
     assert_eq!(reopened.search("a photo of a cat", 3).unwrap().len(), 2);
 }
 
-#[test]
-fn commits_wait_for_a_checkpoint_instead_of_making_one() {
-    // Over SQLite's 1000-page automatic checkpoint in one commit: the database file stays as
-    // it was until the library checkpoints.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("lib.sqlite");
-    let mut store = Store::open(&db).unwrap();
-    store.checkpoint().unwrap();
-    let before = std::fs::metadata(&db).unwrap().len();
-    let vector = vec![0.5f32; 512];
+/// `count` indexed photos with embeddings of `dim` values under the model `m`, in one batch.
+fn insert_photos(store: &mut Store, count: usize, dim: usize) {
+    let vector = vec![0.5f32; dim];
     store
         .batch(|batch| {
-            for i in 0..3000 {
+            for i in 0..count {
                 let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
                 let image = NewImage {
                     path: &path,
@@ -333,6 +326,18 @@ fn commits_wait_for_a_checkpoint_instead_of_making_one() {
             Ok(())
         })
         .unwrap();
+}
+
+#[test]
+fn commits_wait_for_a_checkpoint_instead_of_making_one() {
+    // Over SQLite's 1000-page automatic checkpoint in one commit: the database file stays as
+    // it was until the library checkpoints.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    store.checkpoint().unwrap();
+    let before = std::fs::metadata(&db).unwrap().len();
+    insert_photos(&mut store, 3000, 512);
     assert!(store.checkpoint_due());
     assert_eq!(std::fs::metadata(&db).unwrap().len(), before);
     store.checkpoint().unwrap();
@@ -359,21 +364,7 @@ fn a_bulk_tag_write_leaves_the_schema_and_every_tag_as_they_would_be() {
     };
     let before = schema(&db);
     let photos = cliptag::store::BULK_TAGS / 2 + 1;
-    let vector = vec![0.5f32; 4];
-    store
-        .batch(|batch| {
-            for i in 0..photos {
-                let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
-                let image = NewImage {
-                    path: &path,
-                    size: 1,
-                    mtime_ns: 1,
-                };
-                batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+    insert_photos(&mut store, photos, 4);
     store
         .import_vocabulary(None, &[Label::new("a", "m"), Label::new("b", "m")])
         .unwrap();

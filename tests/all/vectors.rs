@@ -32,44 +32,28 @@ fn the_embeddings_file_is_read_when_current_and_rebuilt_when_not() {
     drop(lib.library);
 
     // Reopened: the file is read, and searches find what they found.
-    let mut again = reopen(&db);
-    assert_eq!(search(&mut again), want);
-    assert_eq!(again.embeddings_source(), Some(EmbeddingsSource::File));
-    drop(again);
+    assert_reopened(&db, &want, EmbeddingsSource::File);
 
     // One bit of one stored vector flipped: its checksum fails, the file is rebuilt.
     let mut bytes = std::fs::read(&file).unwrap();
     let at = bytes.len() - 100;
     bytes[at] ^= 0x10;
     std::fs::write(&file, &bytes).unwrap();
-    let mut damaged = reopen(&db);
-    assert_eq!(search(&mut damaged), want);
-    assert_eq!(
-        damaged.embeddings_source(),
-        Some(EmbeddingsSource::DatabaseToFile)
-    );
-    drop(damaged);
-    let mut rebuilt = reopen(&db);
-    assert_eq!(search(&mut rebuilt), want);
-    assert_eq!(rebuilt.embeddings_source(), Some(EmbeddingsSource::File));
+    assert_reopened(&db, &want, EmbeddingsSource::DatabaseToFile);
+    assert_reopened(&db, &want, EmbeddingsSource::File);
 
     // Cut short, or gone: rebuilt too.
-    drop(rebuilt);
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-    let mut cut = reopen(&db);
-    assert_eq!(search(&mut cut), want);
-    assert_eq!(
-        cut.embeddings_source(),
-        Some(EmbeddingsSource::DatabaseToFile)
-    );
-    drop(cut);
+    assert_reopened(&db, &want, EmbeddingsSource::DatabaseToFile);
     std::fs::remove_file(&file).unwrap();
-    let mut gone = reopen(&db);
-    assert_eq!(search(&mut gone), want);
-    assert_eq!(
-        gone.embeddings_source(),
-        Some(EmbeddingsSource::DatabaseToFile)
-    );
+    assert_reopened(&db, &want, EmbeddingsSource::DatabaseToFile);
+}
+
+/// The library at `db`, opened again, finds `want` with its embeddings read from `source`.
+fn assert_reopened(db: &std::path::Path, want: &[(i64, f32)], source: EmbeddingsSource) {
+    let mut library = reopen(db);
+    assert_eq!(search(&mut library), want);
+    assert_eq!(library.embeddings_source(), Some(source));
 }
 
 #[test]
