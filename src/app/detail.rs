@@ -10,8 +10,9 @@ impl CliptagApp {
         let Some(image_id) = self.selected else {
             return;
         };
-        let Some(entry) = self.snapshot.image(image_id).cloned() else {
-            self.select(None);
+        // A photo whose row is not read yet shows a frame later; one that left the library is
+        // unselected when the gallery hears so.
+        let Some(entry) = self.entry(image_id).cloned() else {
             return;
         };
         ui.horizontal(|ui| {

@@ -1,18 +1,35 @@
 //! The gallery: a virtualised thumbnail grid (only the visible rows are laid out), filtered by
-//! tags, "untagged", problems, or a CLIP text search.
+//! tags, "untagged", problems, or a CLIP text search. It pages through the library: the core
+//! sorts and filters (the gallery reader, beside the worker), and the gallery holds the ids it
+//! shows and the rows on screen and near it, never the whole library.
 
 use std::collections::HashMap;
 
 use super::CliptagApp;
 use super::thumbnails::GRID_SIZE;
 use crate::domain::{Decision, ImageStatus};
-use crate::worker::Command;
+use crate::library::{GalleryQuery, ImageEntry};
+use crate::worker::{Command, GalleryAnswer, GalleryRequest, GalleryView};
 
 /// How many results a text search asks for.
 const SEARCH_LIMIT: usize = 500;
 
-#[derive(Debug, Default)]
+/// Rows the gallery keeps at most; beyond it, rows far from what is on screen are dropped.
+const ROW_CACHE: usize = 4096;
+/// Rows asked for ahead of what is on screen, on each side, in screens.
+const ROWS_AHEAD: usize = 1;
+
+/// A photo's row as the gallery last read it, and for which snapshot.
+#[derive(Debug)]
+struct CachedRow {
+    version: u64,
+    entry: ImageEntry,
+}
+
+#[derive(Debug)]
 pub struct GalleryState {
+    /// Rows held at most before those far from the screen are dropped.
+    pub row_limit: usize,
     /// Show only photos that have every one of these labels (or any, with `any_tag`).
     pub tags: Vec<i64>,
     /// Whether one of the filter's labels is enough.
@@ -31,18 +48,44 @@ pub struct GalleryState {
     pub picked: std::collections::BTreeSet<i64>,
     /// The modifiers of the last click.
     click_modifiers: egui::Modifiers,
-    /// Indices into the snapshot's images, in display order.
-    visible: Vec<usize>,
+    /// The photos shown, in order, as the gallery reader last answered.
+    view: Option<GalleryView>,
+    /// The query last asked of the reader, and for which snapshot; `None` asks again.
+    asked: Option<(GalleryQuery, u64)>,
+    /// Rows of photos on screen or near it.
+    rows: HashMap<i64, CachedRow>,
+    /// Photos whose rows were asked for and not answered yet, with the snapshot asked for.
+    pending: HashMap<i64, u64>,
     /// Scores to show under thumbnails (search results).
     scores: HashMap<i64, f32>,
-    /// The snapshot version and filter the visible list was computed for.
-    computed_for: Option<u64>,
+}
+
+impl Default for GalleryState {
+    fn default() -> Self {
+        GalleryState {
+            row_limit: ROW_CACHE,
+            tags: Vec::new(),
+            any_tag: false,
+            untagged: false,
+            problems: false,
+            search_text: String::new(),
+            search: None,
+            only: None,
+            picked: Default::default(),
+            click_modifiers: Default::default(),
+            view: None,
+            asked: None,
+            rows: HashMap::new(),
+            pending: HashMap::new(),
+            scores: HashMap::new(),
+        }
+    }
 }
 
 impl GalleryState {
-    /// Forces the visible list to be recomputed.
+    /// Asks for the shown photos again (the filter changed).
     pub fn invalidate(&mut self) {
-        self.computed_for = None;
+        self.asked = None;
     }
 
     /// Adds or removes a label from the tag filter.
@@ -62,61 +105,160 @@ impl GalleryState {
         self.invalidate();
     }
 
-    /// The photos shown now, as indices into the snapshot.
-    pub fn visible(&self) -> &[usize] {
-        &self.visible
+    /// The photos shown now, in order.
+    pub fn visible(&self) -> &[i64] {
+        self.view.as_ref().map_or(&[], |v| &v.ids)
+    }
+
+    /// Whether the photos shown are the answer to the filter as it is now, for the snapshot
+    /// numbered `version`.
+    pub fn is_current(&self, version: u64) -> bool {
+        match (&self.view, &self.asked) {
+            (Some(view), Some((query, asked))) => {
+                *asked == version && view.version == version && view.query == *query
+            }
+            _ => false,
+        }
+    }
+
+    /// The row of photo `id`, if the gallery has read it.
+    pub fn entry(&self, id: i64) -> Option<&ImageEntry> {
+        self.rows.get(&id).map(|r| &r.entry)
+    }
+
+    /// How many rows the gallery holds.
+    pub fn rows_held(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// What the filter asks the reader for.
+    fn query(&self) -> GalleryQuery {
+        let within = match (&self.only, &self.search) {
+            (Some((_, ids)), _) => Some(ids.clone()),
+            (None, Some((_, results))) => Some(results.iter().map(|(id, _)| *id).collect()),
+            (None, None) => None,
+        };
+        GalleryQuery {
+            tags: self.tags.clone(),
+            any_tag: self.any_tag,
+            untagged: self.untagged,
+            problems: self.problems,
+            within,
+        }
+    }
+
+    /// Takes in one of the reader's answers. Returns the photos found gone from the library.
+    pub fn receive(&mut self, answer: GalleryAnswer) -> Vec<i64> {
+        match answer {
+            GalleryAnswer::View(view) => {
+                // An answer to an older question still replaces an older one: it is closer to
+                // what was asked than what is shown.
+                if self.asked.as_ref().is_some_and(|(q, _)| *q == view.query) || self.view.is_none()
+                {
+                    self.view = Some(view);
+                }
+                Vec::new()
+            }
+            GalleryAnswer::Rows {
+                version,
+                asked,
+                entries,
+            } => {
+                for id in &asked {
+                    if self.pending.get(id).is_some_and(|v| *v <= version) {
+                        self.pending.remove(id);
+                    }
+                }
+                let mut gone: std::collections::HashSet<i64> = asked.into_iter().collect();
+                for entry in entries {
+                    gone.remove(&entry.id);
+                    self.rows.insert(entry.id, CachedRow { version, entry });
+                }
+                for id in &gone {
+                    self.rows.remove(id);
+                }
+                gone.into_iter().collect()
+            }
+        }
+    }
+
+    /// Rows to ask for so that `range` of the shown photos (and a screen around it) can be
+    /// drawn as of the snapshot `version`; marks them asked for. Drops rows far from it when
+    /// the cache is full.
+    fn rows_wanted(&mut self, range: std::ops::Range<usize>, version: u64) -> Vec<i64> {
+        let Some(view) = &self.view else {
+            return Vec::new();
+        };
+        let ahead = range.len() * ROWS_AHEAD;
+        let from = range.start.saturating_sub(ahead);
+        let to = (range.end + ahead).min(view.ids.len());
+        let near = &view.ids[from.min(to)..to];
+        if self.rows.len() > self.row_limit {
+            let keep: std::collections::HashSet<i64> = near.iter().copied().collect();
+            self.rows.retain(|id, _| keep.contains(id));
+        }
+        let mut wanted = Vec::new();
+        for &id in near {
+            let fresh = self.rows.get(&id).is_some_and(|r| r.version >= version);
+            let asked = self.pending.get(&id).is_some_and(|v| *v >= version);
+            if !fresh && !asked {
+                wanted.push(id);
+            }
+        }
+        for &id in &wanted {
+            self.pending.insert(id, version);
+        }
+        wanted
+    }
+
+    /// Asks for one photo's row (the selected one, wherever it is).
+    fn want_row(&mut self, id: i64, version: u64) -> bool {
+        let fresh = self.rows.get(&id).is_some_and(|r| r.version >= version);
+        let asked = self.pending.get(&id).is_some_and(|v| *v >= version);
+        if fresh || asked {
+            return false;
+        }
+        self.pending.insert(id, version);
+        true
     }
 }
 
 impl CliptagApp {
-    /// Recomputes which photos the gallery shows; only when the library or the filter changed,
-    /// never per frame.
+    /// Asks the reader for the shown photos when the library or the filter changed (never per
+    /// frame otherwise).
     fn refresh_visible(&mut self) {
         let version = self.snapshot.version;
-        if self.gallery.computed_for == Some(version) {
+        if self
+            .gallery
+            .asked
+            .as_ref()
+            .is_some_and(|(_, asked)| *asked == version)
+        {
             return;
         }
-        let g = &mut self.gallery;
-        let images = &self.snapshot.images;
-        g.scores.clear();
-        g.visible = if let Some((_, ids)) = &g.only {
-            ids.iter()
-                .filter_map(|id| self.snapshot.positions.get(id).copied())
-                .collect()
-        } else {
-            // The search (best first) or the whole library, narrowed by every other filter.
-            let base: Vec<usize> = match &g.search {
-                Some((_, results)) => {
-                    g.scores = results.iter().copied().collect();
-                    results
-                        .iter()
-                        .filter_map(|(id, _)| self.snapshot.positions.get(id).copied())
-                        .collect()
-                }
-                None => (0..images.len()).collect(),
-            };
-            base.into_iter()
-                .filter(|&i| {
-                    let e = &images[i];
-                    let applied = || e.tags.iter().filter(|(_, s)| s.applies());
-                    let problem = e.status.is_problem();
-                    if g.problems && !problem || e.status == ImageStatus::Missing && !g.problems {
-                        return false;
-                    }
-                    if g.untagged && applied().next().is_some() {
-                        return false;
-                    }
-                    let has = |t: &i64| applied().any(|(l, _)| *l == *t);
-                    g.tags.is_empty()
-                        || if g.any_tag {
-                            g.tags.iter().any(has)
-                        } else {
-                            g.tags.iter().all(has)
-                        }
-                })
-                .collect()
+        let query = self.gallery.query();
+        self.gallery.scores = match &self.gallery.search {
+            Some((_, results)) => results.iter().copied().collect(),
+            None => HashMap::new(),
         };
-        g.computed_for = Some(version);
+        self.worker.ask_gallery(GalleryRequest::View {
+            query: query.clone(),
+            version,
+        });
+        self.gallery.asked = Some((query, version));
+    }
+
+    /// The row of photo `id`, asking the reader for it when the gallery does not have it (or
+    /// has an older one).
+    pub fn entry(&mut self, id: i64) -> Option<&ImageEntry> {
+        let version = self.snapshot.version;
+        if self.gallery.want_row(id, version) {
+            self.worker.ask_gallery(GalleryRequest::Rows {
+                ids: vec![id],
+                version,
+            });
+        }
+        self.gallery.entry(id)
     }
 
     pub(super) fn search_ui(&mut self, ui: &mut egui::Ui) {
@@ -218,7 +360,9 @@ impl CliptagApp {
     pub(super) fn gallery_ui(&mut self, ui: &mut egui::Ui) {
         self.filter_bar_ui(ui);
         self.refresh_visible();
-        let total = self.gallery.visible.len();
+        let view = self.gallery.view.as_ref().map(|v| v.ids.clone());
+        let ids: &[i64] = view.as_deref().unwrap_or(&[]);
+        let total = ids.len();
         ui.horizontal(|ui| {
             ui.label(if total == 1 {
                 "1 photo".to_string()
@@ -238,7 +382,7 @@ impl CliptagApp {
             .floor()
             .max(1.0) as usize;
         let rows = total.div_ceil(columns);
-        self.keyboard_selection(ui, columns);
+        self.keyboard_selection(ui, columns, ids);
 
         let snapshot = self.snapshot.clone();
         let names: HashMap<i64, &str> = snapshot
@@ -247,28 +391,46 @@ impl CliptagApp {
             .map(|l| (l.label.id, l.label.name.as_str()))
             .collect();
         let mut clicked = None;
+        let mut drawn = total..0;
         self.cells_shown = (0, 0);
         egui::ScrollArea::vertical()
             .id_salt("gallery")
             .auto_shrink(false)
             .show_rows(ui, cell + 20.0, rows, |ui, row_range| {
+                drawn =
+                    (row_range.start * columns).min(total)..(row_range.end * columns).min(total);
                 for row in row_range {
                     ui.horizontal(|ui| {
                         for col in 0..columns {
-                            let Some(&index) = self.gallery.visible.get(row * columns + col) else {
+                            let Some(&id) = ids.get(row * columns + col) else {
                                 break;
                             };
-                            let entry = &snapshot.images[index];
-                            let selected = self.selected == Some(entry.id)
-                                || self.gallery.picked.contains(&entry.id);
-                            if self.cell_ui(ui, entry, cell, selected, &names).clicked() {
-                                clicked = Some(entry.id);
+                            let selected =
+                                self.selected == Some(id) || self.gallery.picked.contains(&id);
+                            // A row not read yet is an empty cell for a frame or two.
+                            let Some(entry) = self.gallery.entry(id).cloned() else {
+                                ui.allocate_exact_size(
+                                    egui::vec2(cell, cell + 14.0),
+                                    egui::Sense::hover(),
+                                );
+                                continue;
+                            };
+                            if self.cell_ui(ui, &entry, cell, selected, &names).clicked() {
+                                clicked = Some(id);
                                 self.sidebar.has_keys = false;
                             }
                         }
                     });
                 }
             });
+        let version = self.snapshot.version;
+        let wanted = self.gallery.rows_wanted(drawn, version);
+        if !wanted.is_empty() {
+            self.worker.ask_gallery(GalleryRequest::Rows {
+                ids: wanted,
+                version,
+            });
+        }
         // The modifiers held when the button last went up, as the event itself says (egui may
         // report the click a frame later, when the keys are already let go).
         if let Some(modifiers) = ui.input(|i| {
@@ -302,13 +464,14 @@ impl CliptagApp {
         } else if modifiers.shift
             && let Some(anchor) = self.selected
         {
-            let ids = self.visible_ids();
+            let ids = self.gallery.visible();
             if let (Some(a), Some(b)) = (
                 ids.iter().position(|x| *x == anchor),
                 ids.iter().position(|x| *x == id),
             ) {
                 let (from, to) = (a.min(b), a.max(b));
-                self.gallery.picked.extend(ids[from..=to].iter().copied());
+                let range: Vec<i64> = ids[from..=to].to_vec();
+                self.gallery.picked.extend(range);
             }
         } else {
             self.gallery.picked.clear();
@@ -328,7 +491,7 @@ impl CliptagApp {
     fn cell_ui(
         &mut self,
         ui: &mut egui::Ui,
-        entry: &crate::library::ImageEntry,
+        entry: &ImageEntry,
         cell: f32,
         selected: bool,
         names: &HashMap<i64, &str>,
@@ -441,15 +604,6 @@ impl CliptagApp {
         response
     }
 
-    /// The ids of the photos the gallery shows, in order.
-    fn visible_ids(&self) -> Vec<i64> {
-        self.gallery
-            .visible
-            .iter()
-            .map(|i| self.snapshot.images[*i].id)
-            .collect()
-    }
-
     /// Up to three tag chips along the bottom of a thumbnail (the last part of each label's
     /// name; a person's own decisions filled), and how many more there are.
     fn chips_ui(
@@ -517,13 +671,12 @@ impl CliptagApp {
     /// Arrow keys move the selection through the visible photos; Ctrl-A picks them all. With the
     /// gallery filtered to one label, `A` accepts and `R` rejects that label on the selected
     /// photo and moves on to the next one (review from the keyboard), or on every picked photo.
-    fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize) {
+    fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize, ids: &[i64]) {
         if ui.ctx().memory(|m| m.focused().is_some()) || self.sidebar.has_keys {
             return; // typing in a text field, or moving through the vocabulary
         }
         if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::A)) {
-            let all = self.visible_ids();
-            self.gallery.picked.extend(all);
+            self.gallery.picked.extend(ids.iter().copied());
             return;
         }
         let (step, decision) = ui.input(|i| {
@@ -547,7 +700,7 @@ impl CliptagApp {
             };
             (step, decision)
         });
-        if step == 0 || self.gallery.visible.is_empty() {
+        if step == 0 || ids.is_empty() {
             return;
         }
         if let Some(decision) = decision {
@@ -571,12 +724,6 @@ impl CliptagApp {
                 return;
             }
         }
-        let ids: Vec<i64> = self
-            .gallery
-            .visible
-            .iter()
-            .map(|i| self.snapshot.images[*i].id)
-            .collect();
         let at = self
             .selected
             .and_then(|s| ids.iter().position(|id| *id == s));

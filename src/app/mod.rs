@@ -182,6 +182,12 @@ impl CliptagApp {
         if let Some(snapshot) = self.worker.take_snapshot() {
             self.snapshot = snapshot;
         }
+        while let Some(answer) = self.worker.try_gallery() {
+            let gone = self.gallery.receive(answer);
+            if self.selected.is_some_and(|id| gone.contains(&id)) {
+                self.select(None);
+            }
+        }
         self.progress = self.worker.progress();
         while let Ok(result) = self.dialog_rx.try_recv() {
             self.apply_dialog(result);
@@ -276,7 +282,7 @@ impl CliptagApp {
                 .show(ui, |ui| self.detail_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            if self.snapshot.images.is_empty() && self.snapshot.roots.is_empty() && !self.indexing {
+            if self.snapshot.photos == 0 && self.snapshot.roots.is_empty() && !self.indexing {
                 self.welcome_ui(ui);
             } else {
                 self.gallery_ui(ui);

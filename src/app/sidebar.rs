@@ -25,6 +25,10 @@ pub struct SidebarState {
     /// Whether the keyboard moves through the tree (after a click on one of its rows) rather
     /// than through the gallery (after a click there, or on "show").
     pub has_keys: bool,
+    /// The tree rows drawn last frame (only those in view are laid out), and the view's height.
+    shown: (std::ops::Range<usize>, f32),
+    /// Set when the keyboard moved the cursor: the tree scrolls to it.
+    follow_cursor: bool,
 }
 
 impl SidebarState {
@@ -113,111 +117,126 @@ impl CliptagApp {
         self.tree_keys(ui, &rows, &snapshot);
         let editing = self.sidebar.editor.as_ref().map(|e| e.draft.id);
         let editing_group = self.sidebar.group.as_ref().map(|g| g.path.clone());
-        egui::ScrollArea::vertical()
-            .id_salt("labels")
-            .show(ui, |ui| {
-                for (position, row) in rows.iter().enumerate() {
-                    let focused = self.sidebar.cursor == Some(position);
-                    ui.horizontal(|ui| match row {
-                        Row::Group {
-                            path,
-                            name,
-                            depth,
-                            count,
-                            enabled,
-                            expanded,
-                            ..
-                        } => {
-                            ui.add_space(*depth as f32 * 14.0);
-                            let arrow = if *expanded { "-" } else { "+" };
-                            let what = if *expanded { "Collapse" } else { "Expand" };
-                            let toggle = ui.small_button(arrow);
-                            toggle.widget_info(|| {
-                                egui::WidgetInfo::labeled(
-                                    egui::Role::Button,
-                                    true,
-                                    format!("{what} {path}"),
-                                )
-                            });
-                            if toggle.on_hover_text(format!("{what} {path}")).clicked() {
-                                self.sidebar.cursor = Some(position);
-                                self.sidebar.has_keys = true;
-                                self.toggle_group(path);
-                            }
-                            let mut all = enabled.0 == enabled.1;
-                            let checkbox = egui::Checkbox::new(&mut all, "")
-                                .indeterminate(enabled.0 > 0 && enabled.0 < enabled.1);
-                            let response = ui.add(checkbox);
-                            response.widget_info(|| {
-                                egui::WidgetInfo::selected(
-                                    egui::Role::CheckBox,
-                                    true,
-                                    all,
-                                    format!("Use the group {path}"),
-                                )
-                            });
-                            if response
-                                .on_hover_text(format!(
-                                    "Use every label of {path} for tagging ({} of {} are)",
-                                    enabled.0, enabled.1
-                                ))
-                                .changed()
-                            {
-                                self.send(Command::EditGroup {
-                                    group: path.clone(),
-                                    edit: GroupEdit::Enable(all),
-                                });
-                            }
-                            let text = egui::RichText::new(format!("{name} ({count})")).strong();
-                            let selected = editing_group.as_deref() == Some(path) || focused;
-                            if ui.selectable_label(selected, text).clicked() {
-                                self.sidebar.cursor = Some(position);
-                                self.sidebar.has_keys = true;
-                                self.open_group(path);
-                            }
+        // Only the rows in view are laid out: a vocabulary of hundreds of labels costs a frame
+        // no more than one of twenty.
+        let row_height = ui.spacing().interact_size.y;
+        let mut area = egui::ScrollArea::vertical().id_salt("labels");
+        if std::mem::take(&mut self.sidebar.follow_cursor)
+            && let Some(cursor) = self.sidebar.cursor
+        {
+            let (shown, height) = self.sidebar.shown.clone();
+            let step = row_height + ui.spacing().item_spacing.y;
+            if cursor < shown.start + 1 {
+                area = area.vertical_scroll_offset(cursor as f32 * step);
+            } else if cursor + 1 >= shown.end {
+                area = area.vertical_scroll_offset(((cursor + 1) as f32 * step - height).max(0.0));
+            }
+        }
+        let output = area.show_rows(ui, row_height, rows.len(), |ui, range| {
+            self.sidebar.shown.0 = range.clone();
+            for (position, row) in rows.iter().enumerate().skip(range.start).take(range.len()) {
+                let focused = self.sidebar.cursor == Some(position);
+                ui.horizontal(|ui| match row {
+                    Row::Group {
+                        path,
+                        name,
+                        depth,
+                        count,
+                        enabled,
+                        expanded,
+                        ..
+                    } => {
+                        ui.add_space(*depth as f32 * 14.0);
+                        let arrow = if *expanded { "-" } else { "+" };
+                        let what = if *expanded { "Collapse" } else { "Expand" };
+                        let toggle = ui.small_button(arrow);
+                        toggle.widget_info(|| {
+                            egui::WidgetInfo::labeled(
+                                egui::Role::Button,
+                                true,
+                                format!("{what} {path}"),
+                            )
+                        });
+                        if toggle.on_hover_text(format!("{what} {path}")).clicked() {
+                            self.sidebar.cursor = Some(position);
+                            self.sidebar.has_keys = true;
+                            self.toggle_group(path);
                         }
-                        Row::Label { index, name, depth } => {
-                            ui.add_space(*depth as f32 * 14.0 + 18.0);
-                            let entry = &snapshot.labels[*index];
-                            let label = &entry.label;
-                            let mut enabled = label.enabled;
-                            let response = ui.checkbox(&mut enabled, "");
-                            response.widget_info(|| {
-                                egui::WidgetInfo::selected(
-                                    egui::Role::CheckBox,
-                                    true,
-                                    enabled,
-                                    format!("Use {}", label.name),
-                                )
+                        let mut all = enabled.0 == enabled.1;
+                        let checkbox = egui::Checkbox::new(&mut all, "")
+                            .indeterminate(enabled.0 > 0 && enabled.0 < enabled.1);
+                        let response = ui.add(checkbox);
+                        response.widget_info(|| {
+                            egui::WidgetInfo::selected(
+                                egui::Role::CheckBox,
+                                true,
+                                all,
+                                format!("Use the group {path}"),
+                            )
+                        });
+                        if response
+                            .on_hover_text(format!(
+                                "Use every label of {path} for tagging ({} of {} are)",
+                                enabled.0, enabled.1
+                            ))
+                            .changed()
+                        {
+                            self.send(Command::EditGroup {
+                                group: path.clone(),
+                                edit: GroupEdit::Enable(all),
                             });
-                            if response
-                                .on_hover_text(format!("Use {:?} for tagging", label.name))
-                                .changed()
-                            {
-                                self.send(Command::UpdateLabel(Label {
-                                    enabled,
-                                    ..label.clone()
-                                }));
-                            }
-                            let text = format!("{name} ({})", entry.count);
-                            let selected = editing == Some(label.id) || focused;
-                            if ui.selectable_label(selected, text).clicked() {
-                                self.sidebar.cursor = Some(position);
-                                self.sidebar.has_keys = true;
-                                self.open_label(label);
-                            }
-                            if ui
-                                .small_button("show")
-                                .on_hover_text(format!("Show the photos tagged {:?}", label.name))
-                                .clicked()
-                            {
-                                self.sidebar.has_keys = false;
-                                self.gallery.toggle_tag(label.id);
-                            }
                         }
-                    });
-                }
-            });
+                        let text = egui::RichText::new(format!("{name} ({count})")).strong();
+                        let selected = editing_group.as_deref() == Some(path) || focused;
+                        if ui.selectable_label(selected, text).clicked() {
+                            self.sidebar.cursor = Some(position);
+                            self.sidebar.has_keys = true;
+                            self.open_group(path);
+                        }
+                    }
+                    Row::Label { index, name, depth } => {
+                        ui.add_space(*depth as f32 * 14.0 + 18.0);
+                        let entry = &snapshot.labels[*index];
+                        let label = &entry.label;
+                        let mut enabled = label.enabled;
+                        let response = ui.checkbox(&mut enabled, "");
+                        response.widget_info(|| {
+                            egui::WidgetInfo::selected(
+                                egui::Role::CheckBox,
+                                true,
+                                enabled,
+                                format!("Use {}", label.name),
+                            )
+                        });
+                        if response
+                            .on_hover_text(format!("Use {:?} for tagging", label.name))
+                            .changed()
+                        {
+                            self.send(Command::UpdateLabel(Label {
+                                enabled,
+                                ..label.clone()
+                            }));
+                        }
+                        let text = format!("{name} ({})", entry.count);
+                        let selected = editing == Some(label.id) || focused;
+                        if ui.selectable_label(selected, text).clicked() {
+                            self.sidebar.cursor = Some(position);
+                            self.sidebar.has_keys = true;
+                            self.open_label(label);
+                        }
+                        if ui
+                            .small_button("show")
+                            .on_hover_text(format!("Show the photos tagged {:?}", label.name))
+                            .clicked()
+                        {
+                            self.sidebar.has_keys = false;
+                            self.gallery.toggle_tag(label.id);
+                        }
+                    }
+                });
+            }
+        });
+        self.sidebar.shown.1 = output.inner_rect.height();
     }
 
     /// The prompt templates, editable, with the prompts they give a label.
@@ -323,8 +342,10 @@ impl CliptagApp {
         let cursor = self.sidebar.cursor.unwrap_or(0).min(last);
         if pressed(egui::Key::ArrowDown) {
             self.sidebar.cursor = Some((cursor + 1).min(last));
+            self.sidebar.follow_cursor = true;
         } else if pressed(egui::Key::ArrowUp) {
             self.sidebar.cursor = Some(cursor.saturating_sub(1));
+            self.sidebar.follow_cursor = true;
         } else if pressed(egui::Key::ArrowRight) || pressed(egui::Key::ArrowLeft) {
             if let Row::Group { path, expanded, .. } = &rows[cursor] {
                 let open = pressed(egui::Key::ArrowRight);

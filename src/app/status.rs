@@ -105,7 +105,7 @@ impl CliptagApp {
                     ));
                 }
             }
-            let problems = self.snapshot.problems.len();
+            let problems = self.snapshot.problems;
             if problems > 0 {
                 ui.separator();
                 if ui
@@ -218,13 +218,19 @@ impl CliptagApp {
             .show(ctx, |ui| {
                 ui.label(format!(
                     "{} could not be indexed or went missing; the others are not held up by them.",
-                    count(snapshot.problems.len(), "file", "files")
+                    count(snapshot.problems, "file", "files")
                 ));
+                if snapshot.problems > snapshot.problem_files.len() {
+                    ui.label(format!(
+                        "The first {} are listed here; the gallery's Problems filter shows them all.",
+                        snapshot.problem_files.len()
+                    ));
+                }
                 ui.separator();
                 egui::ScrollArea::vertical()
                     .id_salt("problems")
                     .show(ui, |ui| {
-                        for image in snapshot.problems.iter().map(|i| &snapshot.images[*i]) {
+                        for image in &snapshot.problem_files {
                             let reason = match image.status {
                                 ImageStatus::Missing => {
                                     "missing from disk (its tags are kept)".to_string()

@@ -278,6 +278,34 @@ pub(super) fn library_of<V: AsRef<[f32]>>(
     Ok(store)
 }
 
+/// Stores `count` threshold labels for the synthetic library, each with one prompt whose
+/// embedding (a random direction) is cached, so no text encoder is needed.
+pub(super) fn threshold_labels(
+    store: &mut Store,
+    count: usize,
+    dim: usize,
+    model: &str,
+) -> anyhow::Result<()> {
+    // Random directions in 512 dimensions have cosines of about ±0.044; 0.1 tags ~1 % of pairs,
+    // several tags per photo, as a real vocabulary does.
+    let directions = random_vectors(count, dim, 5);
+    let mut labels = Vec::new();
+    let mut cached = Vec::new();
+    for (i, direction) in directions.iter().enumerate() {
+        let prompt = format!("a photo of thing {i:03}");
+        labels.push(Label {
+            threshold: 0.1,
+            prompts: vec![prompt.clone()],
+            ..Label::new(&format!("label {i:03}"), model)
+        });
+        cached.push((prompt, direction.clone()));
+    }
+    store.import_vocabulary(None, &labels)?;
+    store.cache_text_embeddings(model, &cached)?;
+    store.set_logit_scale(100.0)?;
+    Ok(())
+}
+
 /// The synthetic library at `db`, whose prompts are all cached: it needs no model.
 pub(super) fn open_without_model(db: &Path) -> crate::Result<Library> {
     Library::open(
@@ -328,31 +356,15 @@ fn library_parts_in(dir: &Path, args: &BenchArgs, report: &Report) -> anyhow::Re
     let started = Instant::now();
     let db = dir.join("library.sqlite");
     let mut store = synthetic_library(&db, args.library, dim, model, &[])?;
-    // Random directions in 512 dimensions have cosines of about ±0.044; 0.1 tags ~1 % of pairs,
-    // several tags per photo, as a real vocabulary does. Each label's one prompt is cached with
-    // its direction, so no text encoder is needed; so are the search queries'.
-    let directions = random_vectors(args.labels, dim, 5);
-    let mut labels = Vec::new();
-    let mut cached = Vec::new();
-    for (i, direction) in directions.iter().enumerate() {
-        let prompt = format!("a photo of thing {i:03}");
-        labels.push(Label {
-            threshold: 0.1,
-            prompts: vec![prompt.clone()],
-            ..Label::new(&format!("label {i:03}"), model)
-        });
-        cached.push((prompt, direction.clone()));
-    }
+    threshold_labels(&mut store, args.labels, dim, model)?;
+    // The search queries' embeddings are cached too, so no text encoder is needed.
     let queries: Vec<String> = (0..SEARCHES).map(|i| format!("query {i}")).collect();
-    cached.extend(
-        queries
-            .iter()
-            .cloned()
-            .zip(random_vectors(SEARCHES, dim, 9)),
-    );
-    store.import_vocabulary(None, &labels)?;
+    let cached: Vec<(String, Vec<f32>)> = queries
+        .iter()
+        .cloned()
+        .zip(random_vectors(SEARCHES, dim, 9))
+        .collect();
     store.cache_text_embeddings(model, &cached)?;
-    store.set_logit_scale(100.0)?;
     drop(store);
     let mut library = open_without_model(&db)?;
     println!(

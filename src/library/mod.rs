@@ -7,6 +7,7 @@
 mod control;
 mod explain;
 mod export;
+mod gallery;
 pub mod index;
 mod learn;
 mod model;
@@ -28,6 +29,7 @@ use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
 pub use explain::Explanation;
 pub use export::{CsvExport, ExportReport, ExportRequest};
+pub use gallery::{GalleryQuery, GalleryReader};
 pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
 pub use learn::LearnReport;
 pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};

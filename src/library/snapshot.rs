@@ -1,5 +1,5 @@
-//! The library as the app shows it: every photo with its tags, the vocabulary with counts, and
-//! what the status bar and problems window need, computed once per change rather than per frame.
+//! The library as the app shows it: the vocabulary with counts, and what the status bar and
+//! problems window need, computed once per change rather than per frame.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::Library;
 use crate::domain::{ImageStatus, Label, TagSource};
 use crate::error::Result;
+use crate::store::{ImageRow, PROBLEMS_LISTED, Store};
 
 /// One photo as the gallery needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,63 +29,54 @@ pub struct LabelEntry {
     pub count: usize,
 }
 
-/// The library as the UI shows it, replaced as a whole when it changes.
+/// The library as the UI shows it, replaced as a whole when it changes. It carries counts and
+/// the vocabulary, never the photos themselves: the gallery asks for the rows it shows
+/// ([`GalleryReader`](super::GalleryReader)), so a snapshot of a million photos is as small as
+/// one of ten.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LibrarySnapshot {
     /// Increases with every snapshot.
     pub version: u64,
-    pub images: Vec<ImageEntry>,
     pub labels: Vec<LabelEntry>,
     pub roots: Vec<PathBuf>,
     pub templates: Vec<String>,
+    /// How many files the library knows, whatever their state.
+    pub photos: usize,
     /// How many photos are indexed.
     pub indexed: usize,
     /// Photos tagged with any label of each group, by the group's name in lower case
     /// (`animals/pets` counts `Animals/Pets`, `Animals/Pets/Dog`…).
     pub groups: HashMap<String, usize>,
-    /// Positions in `images` of the files that could not be read or went missing.
-    pub problems: Vec<usize>,
-    /// Position in `images` of each photo id.
-    pub positions: HashMap<i64, usize>,
+    /// How many files could not be read or went missing.
+    pub problems: usize,
+    /// The first of them by path (at most [`PROBLEMS_LISTED`]), for the problems window.
+    pub problem_files: Vec<ImageEntry>,
     /// Whether threshold labels score as probabilities (a SigLIP model) rather than cosines.
     pub probability_scores: bool,
     /// The library's model, as people know it.
     pub model_name: String,
 }
 
-impl LibrarySnapshot {
-    /// The photo with this id.
-    pub fn image(&self, image_id: i64) -> Option<&ImageEntry> {
-        self.positions.get(&image_id).map(|i| &self.images[*i])
+impl ImageEntry {
+    /// A stored photo with its tags, as the app shows it.
+    pub fn new(row: ImageRow, tags: Vec<(i64, TagSource)>) -> Self {
+        ImageEntry {
+            id: row.id,
+            path: row.path,
+            status: row.status,
+            error: row.error,
+            hash: row.hash,
+            tags,
+        }
     }
 }
 
 impl Library {
-    /// The whole library as the app shows it, numbered `version`.
+    /// The library as the app shows it, numbered `version`: one pass over the tags for the
+    /// counts, nothing per photo kept.
     pub fn snapshot(&self, version: u64) -> Result<LibrarySnapshot> {
-        let mut tags: HashMap<i64, Vec<(i64, TagSource)>> = HashMap::new();
-        let mut counts: HashMap<i64, usize> = HashMap::new();
-        for (image, label, source) in self.store.tag_sources()? {
-            if source.applies() {
-                *counts.entry(label).or_default() += 1;
-            }
-            tags.entry(image).or_default().push((label, source));
-        }
-        let images: Vec<ImageEntry> = self
-            .store
-            .images()?
-            .into_iter()
-            .map(|row| ImageEntry {
-                tags: tags.remove(&row.id).unwrap_or_default(),
-                id: row.id,
-                path: row.path,
-                status: row.status,
-                error: row.error,
-                hash: row.hash,
-            })
-            .collect();
         let labels = self.store.labels()?;
-        let groups = group_counts(&labels, &images);
+        let (counts, groups) = tag_counts(&self.store, &labels)?;
         let labels = labels
             .into_iter()
             .map(|label| LabelEntry {
@@ -92,17 +84,24 @@ impl Library {
                 label,
             })
             .collect();
+        let statuses = self.store.status_counts()?;
+        let of = |status: ImageStatus| {
+            statuses
+                .iter()
+                .filter(|(s, _)| *s == status)
+                .map(|(_, n)| *n as usize)
+                .sum::<usize>()
+        };
+        let (problem_rows, problems) = self.store.problem_images(PROBLEMS_LISTED)?;
         Ok(LibrarySnapshot {
             version,
-            indexed: images
-                .iter()
-                .filter(|i| i.status == ImageStatus::Ok)
-                .count(),
-            problems: (0..images.len())
-                .filter(|i| images[*i].status.is_problem())
+            photos: statuses.iter().map(|(_, n)| *n as usize).sum(),
+            indexed: of(ImageStatus::Ok),
+            problems,
+            problem_files: problem_rows
+                .into_iter()
+                .map(|row| ImageEntry::new(row, Vec::new()))
                 .collect(),
-            positions: images.iter().enumerate().map(|(i, e)| (e.id, i)).collect(),
-            images,
             labels,
             roots: self.store.roots()?,
             templates: self.store.templates()?,
@@ -113,12 +112,18 @@ impl Library {
     }
 }
 
-/// Photos tagged with any label of each group: a photo tagged `Animals/Cat` and `Animals/Dog`
-/// counts once in `animals`.
-fn group_counts(labels: &[Label], images: &[ImageEntry]) -> HashMap<String, usize> {
+/// Photos tagged with each label, and with any label of each group: a photo tagged
+/// `Animals/Cat` and `Animals/Dog` counts once in `animals`. One pass over the tags, photo by
+/// photo.
+fn tag_counts(
+    store: &Store,
+    labels: &[Label],
+) -> Result<(HashMap<i64, usize>, HashMap<String, usize>)> {
     // Each label's groups: `Animals/Pets/Dog` is in `animals` and `animals/pets` (and a label
-    // named as a group counts in it).
-    let groups_of: HashMap<i64, Vec<String>> = labels
+    // named as a group counts in it), as positions in `names`.
+    let mut names: Vec<String> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let groups_of: HashMap<i64, Vec<usize>> = labels
         .iter()
         .map(|label| {
             let name = label.name.to_lowercase();
@@ -126,30 +131,43 @@ fn group_counts(labels: &[Label], images: &[ImageEntry]) -> HashMap<String, usiz
                 .match_indices('/')
                 .map(|(i, _)| name[..i].to_string())
                 .chain(std::iter::once(name.clone()))
+                .map(|group| {
+                    *position.entry(group.clone()).or_insert_with(|| {
+                        names.push(group);
+                        names.len() - 1
+                    })
+                })
                 .collect();
             (label.id, groups)
         })
         .collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for image in images {
+    let mut labels: HashMap<i64, usize> = HashMap::new();
+    let mut groups = vec![0usize; names.len()];
+    let mut seen: Vec<usize> = Vec::new();
+    let mut current = None;
+    let mut count_photo = |seen: &mut Vec<usize>| {
+        for &group in seen.iter() {
+            groups[group] += 1;
+        }
         seen.clear();
-        for (label, source) in &image.tags {
-            if !source.applies() {
-                continue;
-            }
-            for group in groups_of.get(label).into_iter().flatten() {
-                if !seen.contains(&group.as_str()) {
-                    seen.push(group);
-                }
+    };
+    store.each_applied_tag(|image, label| {
+        if current != Some(image) {
+            count_photo(&mut seen);
+            current = Some(image);
+        }
+        *labels.entry(label).or_default() += 1;
+        for &group in groups_of.get(&label).into_iter().flatten() {
+            if !seen.contains(&group) {
+                seen.push(group);
             }
         }
-        for group in &seen {
-            *counts.entry(group).or_default() += 1;
-        }
-    }
-    counts
+    })?;
+    count_photo(&mut seen);
+    let groups = names
         .into_iter()
-        .map(|(group, count)| (group.to_string(), count))
-        .collect()
+        .zip(groups)
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    Ok((labels, groups))
 }

@@ -46,7 +46,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
 /// The schema version this cliptag writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
-fn version(conn: &Connection, path: &Path) -> Result<i64> {
+pub fn version(conn: &Connection, path: &Path) -> Result<i64> {
     conn.pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| Error::store(path, format!("not a cliptag library database: {e}")))
 }

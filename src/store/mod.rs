@@ -3,6 +3,7 @@
 //! everything above it reads and writes the library through the typed methods here.
 
 mod batch;
+mod gallery;
 mod images;
 mod labels;
 mod migrate;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 pub use batch::Batch;
+pub use gallery::{GalleryQuery, PROBLEMS_LISTED};
 pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};

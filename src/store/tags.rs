@@ -22,7 +22,7 @@ pub struct TagRow {
 }
 
 impl Store {
-    fn parse_source(&self, text: &str) -> Result<TagSource> {
+    pub(super) fn parse_source(&self, text: &str) -> Result<TagSource> {
         TagSource::parse(text).map_err(|e| Error::store(&self.path, format!("damaged tag: {e}")))
     }
 

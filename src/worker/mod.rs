@@ -3,6 +3,7 @@
 //! commands between batches, so a vocabulary edit, a decision or a cancel takes effect within
 //! one batch. It wakes the UI through a callback, so it runs with or without a GUI.
 
+mod gallery;
 pub mod protocol;
 
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ pub struct WorkerHandle {
     /// `None` once shut down.
     requests: Option<Sender<(RequestId, Command)>>,
     events: Receiver<Event>,
+    /// The gallery reader's ends; `None` once shut down.
+    gallery: Option<Sender<GalleryRequest>>,
+    gallery_answers: Receiver<GalleryAnswer>,
     shared: Arc<Shared>,
     control: RunControl,
     next_request: AtomicU64,
@@ -90,6 +94,19 @@ impl WorkerHandle {
     /// The next event, if any.
     pub fn try_event(&self) -> Option<Event> {
         self.events.try_recv().ok()
+    }
+
+    /// Asks the gallery reader for a view or rows. Never blocks: the app asks at most once a
+    /// frame, and the reader takes whatever queued up together.
+    pub fn ask_gallery(&self, request: GalleryRequest) {
+        if let Some(gallery) = &self.gallery {
+            let _ = gallery.send(request);
+        }
+    }
+
+    /// The gallery reader's next answer, if any.
+    pub fn try_gallery(&self) -> Option<GalleryAnswer> {
+        self.gallery_answers.try_recv().ok()
     }
 
     /// The latest library snapshot, if it changed since the last call.
@@ -114,6 +131,7 @@ impl WorkerHandle {
     pub fn shutdown(&mut self, within: Duration) -> bool {
         self.control.cancel();
         self.requests = None;
+        self.gallery = None;
         let Some(thread) = self.thread.take() else {
             return true;
         };
@@ -147,6 +165,9 @@ pub fn spawn(
     // (or reports the model's status), so neither queue outgrows what a person asked for.
     let (request_tx, request_rx) = unbounded();
     let (event_tx, event_rx) = unbounded();
+    // The gallery's requests are one a frame at most and its answers one per request.
+    let (gallery_tx, gallery_rx) = unbounded();
+    let (answer_tx, answer_rx) = unbounded();
     let shared = Arc::new(Shared::default());
     let control = RunControl::default();
     let (thread_shared, thread_control) = (shared.clone(), control.clone());
@@ -165,6 +186,7 @@ pub fn spawn(
                     return;
                 }
             };
+            gallery::spawn(db, gallery_rx, answer_tx, outbox.clone());
             let model_outbox = outbox.clone();
             library.on_model_status(Box::new(move |status| {
                 model_outbox.send(Event::Model(status));
@@ -188,6 +210,8 @@ pub fn spawn(
     WorkerHandle {
         requests: Some(request_tx),
         events: event_rx,
+        gallery: Some(gallery_tx),
+        gallery_answers: answer_rx,
         shared,
         control,
         next_request: AtomicU64::new(1),

@@ -5,11 +5,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::domain::{Decision, Label, TagSource};
 use crate::library::{
-    ExportReport, ExportRequest, GroupEdit, ImageDetail, ImportSummary, IndexSummary, LearnReport,
-    Match, ModelStatus, Preview, Retag,
+    ExportReport, ExportRequest, GalleryQuery, GroupEdit, ImageDetail, ImageEntry, ImportSummary,
+    IndexSummary, LearnReport, Match, ModelStatus, Preview, Retag,
 };
 use crate::tagging::RetagReport;
 
@@ -193,6 +194,8 @@ pub enum Operation {
     Open {
         db: PathBuf,
     },
+    /// Reading what the gallery shows.
+    Gallery,
 }
 
 impl fmt::Display for Operation {
@@ -231,6 +234,7 @@ impl fmt::Display for Operation {
             Operation::LoadModel { model: Some(model) } => write!(f, "loading the model {model}"),
             Operation::LoadModel { model: None } => write!(f, "loading the model"),
             Operation::Open { db } => write!(f, "opening the library {}", db.display()),
+            Operation::Gallery => write!(f, "reading the gallery"),
         }
     }
 }
@@ -326,5 +330,37 @@ pub enum Event {
     Failed {
         request: RequestId,
         failure: Failure,
+    },
+}
+
+/// What the gallery asks of its reader, which answers beside the worker (on a connection of
+/// its own), so scrolling gets rows while an index or a re-tag runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GalleryRequest {
+    /// Which photos `query` shows, for the snapshot numbered `version`.
+    View { query: GalleryQuery, version: u64 },
+    /// The rows of these photos, for the snapshot numbered `version`.
+    Rows { ids: Vec<i64>, version: u64 },
+}
+
+/// The photos a gallery query shows, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GalleryView {
+    pub query: GalleryQuery,
+    /// The snapshot it was asked for (the rows are read as they are when it is answered).
+    pub version: u64,
+    pub ids: Arc<[i64]>,
+}
+
+/// The gallery reader's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GalleryAnswer {
+    View(GalleryView),
+    /// The rows asked for under `version`; an id asked for and not among `entries` is no
+    /// longer in the library.
+    Rows {
+        version: u64,
+        asked: Vec<i64>,
+        entries: Vec<ImageEntry>,
     },
 }

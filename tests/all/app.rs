@@ -96,6 +96,12 @@ pub(crate) fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str,
     harness.step();
 }
 
+/// Whether the gallery shows the answer to its filter as the library is now.
+fn gallery_is_current(harness: &Harness<'static, CliptagApp>) -> bool {
+    let app = harness.state();
+    app.gallery.is_current(app.snapshot.version)
+}
+
 fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
     app.snapshot
         .labels
@@ -119,7 +125,7 @@ fn adding_a_label_in_the_sidebar_stores_it_and_tags_photos() {
     let _photos = indexed_library(&db);
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the gallery", |h| {
-        h.state().snapshot.images.len() == 10
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
     });
     assert!(has_label(&harness, "10 photos"));
 
@@ -193,7 +199,7 @@ fn exporting_writes_a_csv_with_the_expected_rows() {
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     // Any vocabulary change re-tags; use the Re-tag button to tag with the label just stored.
     step_until(&mut harness, "the gallery", |h| {
-        h.state().snapshot.images.len() == 10
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
     });
     harness.get_by_label("Re-tag").click();
     step_until(&mut harness, "tags", |h| {
@@ -400,7 +406,7 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
     add_label_that_tags_everything(&db, "Zorblax");
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the gallery", |h| {
-        h.state().snapshot.images.len() == 10
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
     });
     harness.get_by_label("Re-tag").click();
     step_until(&mut harness, "the tags", |h| {
@@ -408,9 +414,10 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
     });
     // Filter the gallery to the label and review it from the keyboard.
     harness.get_by_label("show").click();
-    harness.step();
-    let first = harness.state().gallery.visible()[0];
-    let first_id = harness.state().snapshot.images[first].id;
+    step_until(&mut harness, "the filtered gallery", |h| {
+        gallery_is_current(h)
+    });
+    let first_id = harness.state().gallery.visible()[0];
     harness.state_mut().select(Some(first_id));
     harness.step();
     harness.key_press(egui::Key::R);
@@ -422,8 +429,8 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
     step_until(&mut harness, "the decisions", |h| {
         let tags = |id| {
             h.state()
-                .snapshot
-                .image(id)
+                .gallery
+                .entry(id)
                 .map(|e| e.tags.iter().map(|t| t.1).collect::<Vec<_>>())
         };
         tags(first_id) == Some(vec![cliptag::domain::TagSource::Rejected])
@@ -498,7 +505,7 @@ fn picked_photos_are_decided_at_once() {
     add_label_that_tags_everything(&db, "Zorblax");
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the gallery", |h| {
-        h.state().snapshot.images.len() == 10
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
     });
     harness.get_by_label("Re-tag").click();
     step_until(&mut harness, "the tags", |h| {
@@ -509,13 +516,13 @@ fn picked_photos_are_decided_at_once() {
     // Click one photo, Ctrl-click two more: three picked. Each click waits for the layout to
     // settle (the detail panel opens and narrows the gallery), so the next one aims right.
     let id_of = |h: &Harness<'static, CliptagApp>, name: &str| {
-        h.state()
-            .snapshot
-            .images
+        let gallery = &h.state().gallery;
+        gallery
+            .visible()
             .iter()
-            .find(|i| i.path.ends_with(name))
+            .copied()
+            .find(|id| gallery.entry(*id).is_some_and(|e| e.path.ends_with(name)))
             .unwrap()
-            .id
     };
     harness.get_by_label("astronaut.jpg").click();
     let astronaut = id_of(&harness, "astronaut.jpg");

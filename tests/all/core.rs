@@ -341,8 +341,9 @@ fn file_names_that_are_not_utf8_are_indexed_listed_and_escaped() {
     let image = library.find_image(&odd).unwrap();
     assert_eq!(image.status, ImageStatus::Ok);
     assert_eq!(image.path, odd.canonicalize().unwrap());
-    let snapshot = library.snapshot(1).unwrap();
-    assert_eq!(snapshot.image(image.id).unwrap().path, image.path);
+    let reader = cliptag::library::GalleryReader::open(Path::new(db)).unwrap();
+    let entries = reader.entries(&[image.id]).unwrap();
+    assert_eq!(entries[0].path, image.path);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod support;
 mod core;
 mod engine;
 mod export;
+mod gallery;
 mod heic;
 mod hub;
 mod indexing;

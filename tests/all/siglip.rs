@@ -432,7 +432,7 @@ fn the_model_window_switches_the_library_to_siglip_and_back() {
     assert!(!photos.is_empty());
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the library", |h| {
-        !h.state().snapshot.images.is_empty()
+        h.state().snapshot.photos > 0
     });
     harness.get_by_label("Model…").click();
     step_until(&mut harness, "the model window", |h| {

@@ -7,10 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cliptag::domain::{ImageStatus, Label};
-use cliptag::library::FixedLoader;
+use cliptag::library::{FixedLoader, GalleryQuery};
 use cliptag::model::Embedder;
 use cliptag::store::Store;
-use cliptag::worker::{self, Command, Done, Event, Operation, RequestId, WorkerHandle};
+use cliptag::worker::{
+    self, Command, Done, Event, GalleryAnswer, GalleryRequest, Operation, RequestId, WorkerHandle,
+};
 
 use crate::support::*;
 
@@ -205,7 +207,7 @@ fn closing_does_not_wait_for_a_busy_encoder() {
 }
 
 #[test]
-fn the_snapshot_carries_counts_and_lookups() {
+fn the_snapshot_carries_counts_and_the_gallery_reader_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
     let photos = crate::indexing::photo_folder(&[
@@ -221,7 +223,7 @@ fn the_snapshot_carries_counts_and_lookups() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let snapshot = loop {
         if let Some(snapshot) = worker.take_snapshot()
-            && snapshot.images.len() == 3
+            && snapshot.photos == 3
         {
             break snapshot;
         }
@@ -232,12 +234,59 @@ fn the_snapshot_carries_counts_and_lookups() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(snapshot.indexed, 2);
-    assert_eq!(snapshot.problems.len(), 1);
-    let problem = &snapshot.images[snapshot.problems[0]];
-    assert!(problem.path.ends_with("truncated_60pct.jpg"));
-    for image in &snapshot.images {
-        assert_eq!(snapshot.image(image.id), Some(image));
-    }
+    assert_eq!(snapshot.problems, 1);
+    assert_eq!(snapshot.problem_files.len(), 1);
+    assert!(
+        snapshot.problem_files[0]
+            .path
+            .ends_with("truncated_60pct.jpg")
+    );
+
+    // The gallery reader answers on its own connection: the photos by path, then their rows.
+    let reader_answer = || loop {
+        if let Some(answer) = worker.try_gallery() {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gallery reader did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    worker.ask_gallery(GalleryRequest::View {
+        query: GalleryQuery::default(),
+        version: snapshot.version,
+    });
+    let GalleryAnswer::View(view) = reader_answer() else {
+        panic!("the reader answered rows to a view");
+    };
+    assert_eq!(view.version, snapshot.version);
+    assert_eq!(view.ids.len(), 3);
+    let mut asked = view.ids.to_vec();
+    asked.push(9999);
+    worker.ask_gallery(GalleryRequest::Rows {
+        ids: asked.clone(),
+        version: snapshot.version,
+    });
+    let GalleryAnswer::Rows {
+        asked: echoed,
+        entries,
+        ..
+    } = reader_answer()
+    else {
+        panic!("the reader answered a view to rows");
+    };
+    assert_eq!(echoed, asked);
+    let names: Vec<_> = entries
+        .iter()
+        .map(|e| e.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["coffee.jpg", "rocket.jpg", "truncated_60pct.jpg"]);
+    assert_eq!(
+        entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        view.ids.to_vec(),
+        "rows come in the order asked, and the unknown id is left out"
+    );
 }
 
 #[test]
