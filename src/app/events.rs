@@ -71,6 +71,9 @@ impl CliptagApp {
                     false,
                 );
             }
+            Done::Retagged(report) if report.cancelled => {
+                self.say("re-tagging cancelled: every tag is as it was".into(), false)
+            }
             Done::Retagged(report) => self.say(
                 format!(
                     "re-tagged {} photos: {} added, {} removed",

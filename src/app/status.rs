@@ -53,10 +53,33 @@ impl CliptagApp {
             ui.label(model);
             ui.separator();
             match (&self.progress, self.indexing) {
+                (Some(p), _) if matches!(p.stage, Stage::Scoring | Stage::WritingTags) => {
+                    let (what, unit) = if p.stage == Stage::Scoring {
+                        ("re-tagging: scoring photos", "photos/s")
+                    } else {
+                        ("re-tagging: writing tags", "tags/s")
+                    };
+                    ui.label(what);
+                    let fraction = p.done as f32 / p.total.max(1) as f32;
+                    ui.add(
+                        egui::ProgressBar::new(fraction)
+                            .desired_width(220.0)
+                            .text(format!("{} / {}", p.done, p.total)),
+                    );
+                    ui.label(format!("{:.0} {unit}", p.rate));
+                    if ui
+                        .button("Cancel")
+                        .on_hover_text("Stop re-tagging; every tag stays as it was")
+                        .clicked()
+                    {
+                        self.worker.control().cancel();
+                    }
+                }
                 (Some(p), true) => {
                     let stage = match p.stage {
                         Stage::Scanning => "scanning",
                         Stage::Indexing => "indexing",
+                        Stage::Scoring | Stage::WritingTags => "re-tagging",
                         Stage::Done => "finishing",
                     };
                     let fraction = if p.total > 0 {

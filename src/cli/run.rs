@@ -105,6 +105,16 @@ fn index(
     dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let mut library = open(db, model)?;
+    let bar = progress_bar();
+    let mut report = |p: &Progress| show_progress(&bar, p);
+    let summary = library.index(dirs, options, RunControl::default(), &mut report)?;
+    bar.finish_and_clear();
+    print_summary(&summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+fn progress_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -113,19 +123,19 @@ fn index(
         .expect("a valid progress template. This is a bug.")
         .progress_chars("=> "),
     );
-    let mut report = |p: &Progress| {
-        bar.set_message(match p.stage {
-            Stage::Scanning => "scanning",
-            Stage::Indexing => "indexing",
-            Stage::Done => "done",
-        });
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-    };
-    let summary = library.index(dirs, options, RunControl::default(), &mut report)?;
-    bar.finish_and_clear();
-    print_summary(&summary);
-    Ok(ExitCode::SUCCESS)
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
+    bar.set_message(match p.stage {
+        Stage::Scanning => "scanning",
+        Stage::Indexing => "indexing",
+        Stage::Scoring => "scoring",
+        Stage::WritingTags => "writing",
+        Stage::Done => "done",
+    });
+    bar.set_length(p.total);
+    bar.set_position(p.done);
 }
 
 fn print_summary(s: &IndexSummary) {
@@ -151,7 +161,11 @@ fn print_summary(s: &IndexSummary) {
 }
 
 fn retag(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let report = open(db, None)?.retag(dry_run)?;
+    let bar = progress_bar();
+    let report = open(db, None)?.retag_watched(dry_run, &RunControl::default(), &mut |p| {
+        show_progress(&bar, &p)
+    })?;
+    bar.finish_and_clear();
     let (verb, verb_removed) = if dry_run {
         ("would add", "would remove")
     } else {

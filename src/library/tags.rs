@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::Library;
+use std::time::{Duration, Instant};
+
+use super::{Library, Progress, RunControl, Stage};
 use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
 use crate::error::{Error, Result};
 use crate::tagging::{
@@ -59,6 +61,9 @@ pub struct Histogram {
 
 /// Bins of a histogram.
 const BINS: usize = 60;
+
+/// How often a full re-tag reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Histogram {
     fn of(ids: &[i64], scores: &[f32], decided: &HashMap<i64, TagSource>, mode: Mode) -> Self {
@@ -130,6 +135,19 @@ impl Library {
     /// While the library switches models (photos not all embedded by the new one yet) only a
     /// dry run is allowed: the tags follow the new model once, when the switch is done.
     pub fn retag(&mut self, dry_run: bool) -> Result<RetagReport> {
+        self.retag_watched(dry_run, &RunControl::default(), &mut |_| {})
+    }
+
+    /// [`Library::retag`] with progress and cancel: `progress` hears how many photos are scored
+    /// and then how many tags are written, about ten times a second; a cancel through `control`
+    /// stops it within one block of photos or of tags, and leaves every tag as it was (the
+    /// writes are one transaction, rolled back).
+    pub fn retag_watched(
+        &mut self,
+        dry_run: bool,
+        control: &RunControl,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RetagReport> {
         if !dry_run && self.switching()? {
             return Err(Error::invalid(format!(
                 "the library is switching to {}: its tags follow the new model when every photo \
@@ -137,14 +155,42 @@ impl Library {
                 self.model.name
             )));
         }
-        self.retag_from_embeddings(dry_run)
+        self.retag_from_embeddings(dry_run, control, progress)
     }
 
     /// [`Library::retag`] without the check, for the run that finishes a switch.
-    pub(super) fn retag_from_embeddings(&mut self, dry_run: bool) -> Result<RetagReport> {
+    pub(super) fn retag_from_embeddings(
+        &mut self,
+        dry_run: bool,
+        control: &RunControl,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RetagReport> {
         if self.matrix()?.is_empty() {
             return Ok(RetagReport::default());
         }
+        let started = Instant::now();
+        // When progress was last reported, and for which stage (a new stage is reported at once).
+        let mut last = None::<(Instant, Stage)>;
+        let mut watch = |stage: Stage, done: usize, total: usize| {
+            if control.is_cancelled() {
+                return false;
+            }
+            let due = last.is_none_or(|(at, was)| was != stage || at.elapsed() >= PROGRESS_EVERY);
+            if due || done == total {
+                last = Some((Instant::now(), stage));
+                progress(Progress {
+                    stage,
+                    done: done as u64,
+                    total: total as u64,
+                    rate: done as f64 / started.elapsed().as_secs_f64().max(1e-3),
+                });
+            }
+            true
+        };
+        let cancelled = || RetagReport {
+            cancelled: true,
+            ..RetagReport::default()
+        };
         self.plan()?;
         let (plan, matrix) = (
             self.scores
@@ -156,7 +202,12 @@ impl Library {
                 .as_ref()
                 .expect("loaded above. This is a bug."),
         );
-        let wanted = plan.assign(matrix)?;
+        let wanted = match plan.assign_watched(matrix, &mut |done, total| {
+            watch(Stage::Scoring, done, total)
+        }) {
+            Err(Error::Cancelled) => return Ok(cancelled()),
+            result => result?,
+        };
         let in_scope: HashSet<i64> = matrix.ids().iter().copied().collect();
         let photos = matrix.len() as u64;
         let existing: HashMap<(i64, i64), f32> = self
@@ -176,8 +227,15 @@ impl Library {
         report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
         report.photos = photos;
         if !dry_run && !change.is_empty() {
-            self.store
-                .apply_tag_change(&change.remove, &change.upsert)?;
+            let written = self.store.apply_tag_change_watched(
+                &change.remove,
+                &change.upsert,
+                &mut |done, total| watch(Stage::WritingTags, done, total),
+            );
+            match written {
+                Err(Error::Cancelled) => return Ok(cancelled()),
+                result => result?,
+            }
         }
         Ok(report)
     }

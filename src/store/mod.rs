@@ -24,7 +24,7 @@ pub use gallery::{GalleryQuery, PROBLEMS_LISTED};
 pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};
-pub use tags::{BULK_TAGS, TagRow};
+pub use tags::{BULK_TAGS, TAGS_PER_LOOK, TagRow};
 pub use thumbnails::ThumbnailCache;
 pub use vectors::{VectorFile, vectors_path};
 

@@ -221,7 +221,26 @@ impl Store {
         remove: &[(i64, i64)],
         upsert: &[(i64, i64, f32)],
     ) -> Result<()> {
+        self.apply_tag_change_watched(remove, upsert, &mut |_, _| true)
+    }
+
+    /// [`Store::apply_tag_change`], calling `each(tags written, tags to write)` every
+    /// [`TAGS_PER_LOOK`] tags; when it returns false the transaction is rolled back (no tag
+    /// changed) and the call fails with [`Error::Cancelled`].
+    pub fn apply_tag_change_watched(
+        &mut self,
+        remove: &[(i64, i64)],
+        upsert: &[(i64, i64, f32)],
+        each: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<()> {
         let bulk = upsert.len() >= BULK_TAGS;
+        let total = remove.len() + upsert.len();
+        let mut look = |done: usize| {
+            if done.is_multiple_of(TAGS_PER_LOOK) && !each(done, total) {
+                return Err(Error::Cancelled);
+            }
+            Ok(())
+        };
         self.write(|tx| {
             if bulk {
                 tx.execute_batch("DROP INDEX tags_label")?;
@@ -229,7 +248,8 @@ impl Store {
             let mut delete = tx.prepare_cached(
                 "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source = 'auto'",
             )?;
-            for (image, label) in remove {
+            for (done, (image, label)) in remove.iter().enumerate() {
+                look(done)?;
                 delete.execute([image, label])?;
             }
             let mut put = tx.prepare_cached(
@@ -237,7 +257,8 @@ impl Store {
                  ON CONFLICT (image_id, label_id) DO UPDATE SET score = excluded.score
                  WHERE source = 'auto'",
             )?;
-            for (image, label, score) in upsert {
+            for (done, (image, label, score)) in upsert.iter().enumerate() {
+                look(remove.len() + done)?;
                 put.execute(params![image, label, f64::from(*score)])?;
             }
             if bulk {
@@ -248,6 +269,9 @@ impl Store {
         })
     }
 }
+
+/// How many tags a watched write writes between looks at its watcher.
+pub const TAGS_PER_LOOK: usize = 16_384;
 
 /// From this many tags written at once the by-label index is built after the writes.
 pub const BULK_TAGS: usize = 100_000;

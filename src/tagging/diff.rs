@@ -34,6 +34,8 @@ pub struct RetagReport {
     pub decided: u64,
     /// Photos whose tags were computed.
     pub photos: u64,
+    /// Whether the person cancelled it; then no tag changed.
+    pub cancelled: bool,
 }
 
 impl RetagReport {

@@ -121,10 +121,27 @@ impl TagPlan {
     /// The automatic tags of `images` under this plan, scored from their exact rows a block at
     /// a time (memory stays at one block's scores, whatever the library's size).
     pub fn assign(&self, images: &EmbeddingMatrix) -> Result<Vec<Assignment>> {
+        self.assign_watched(images, &mut |_, _| true)
+    }
+
+    /// [`TagPlan::assign`], calling `each(photos scored, photos)` after every block; when it
+    /// returns false the scoring stops with [`Error::Cancelled`](crate::Error::Cancelled).
+    pub fn assign_watched(
+        &self,
+        images: &EmbeddingMatrix,
+        each: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Vec<Assignment>> {
         let mut out = Vec::new();
         for rows in images.blocks() {
             let scores = scoring::scores(images, rows.clone(), &self.labels, self.logits())?;
-            out.extend(scoring::assign(&images.ids()[rows], &self.labels, &scores));
+            out.extend(scoring::assign(
+                &images.ids()[rows.clone()],
+                &self.labels,
+                &scores,
+            ));
+            if !each(rows.end, images.len()) {
+                return Err(crate::Error::Cancelled);
+            }
         }
         Ok(out)
     }

@@ -325,13 +325,29 @@ impl Worker {
                 Ok(roots) => self.index(request, roots),
                 Err(error) => fail(&error),
             },
-            Command::Retag => match library.retag(false) {
-                Ok(report) => {
-                    self.snapshot_due = true;
-                    outbox.done(request, Done::Retagged(report));
+            Command::Retag => {
+                // The switch is the running index's when one runs (a cancel stops both).
+                let idle = self.run.is_none();
+                if idle {
+                    self.control.reset();
                 }
-                Err(error) => fail(&error),
-            },
+                let (shared, waker) = (self.shared.clone(), self.outbox.waker.clone());
+                let result = library.retag_watched(false, &self.control, &mut |progress| {
+                    shared.progress.set(Some(progress));
+                    waker();
+                });
+                if idle {
+                    self.shared.progress.set(None);
+                    self.control.reset();
+                }
+                match result {
+                    Ok(report) => {
+                        self.snapshot_due = true;
+                        outbox.done(request, Done::Retagged(report));
+                    }
+                    Err(error) => fail(&error),
+                }
+            }
             Command::AddLabel(label) => match library.add_label(label) {
                 Ok((label, retag)) => {
                     self.snapshot_due = true;

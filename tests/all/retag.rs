@@ -128,3 +128,108 @@ fn with_a_top_k_label_an_edit_re_tags_the_whole_vocabulary() {
     );
     assert_equals_a_full_retag(&mut lib, "an edit beside a top-k label");
 }
+
+/// A library of `n` photos with random embeddings of the tiny model and two labels (stored
+/// without re-tagging) that tag every photo: a first full re-tag writes `2 n` tags.
+pub(crate) fn untagged_library(db: &std::path::Path, n: usize) -> cliptag::library::Library {
+    use cliptag::model::Embedder;
+    use cliptag::store::{NewImage, Store};
+    let engine = std::sync::Arc::new(tiny_engine());
+    let mut store = Store::open(db).unwrap();
+    let mut seed = 7u64;
+    let mut random = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let model = engine.model_id().to_string();
+    store
+        .batch(|batch| {
+            for i in 0..n {
+                let mut v: Vec<f32> = (0..engine.dim()).map(|_| random()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
+                let image = NewImage {
+                    path: &path,
+                    size: 1,
+                    mtime_ns: 1,
+                };
+                batch.insert_embedded(&image, &format!("h{i}"), &model, &v)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    store
+        .set_settings(&[
+            ("model", &model),
+            ("model_source", &model),
+            ("vocabulary_seeded", "1"),
+        ])
+        .unwrap();
+    for name in ["Everything", "All of them"] {
+        store
+            .insert_label(&Label {
+                threshold: -1.0,
+                ..Label::new(name, &model)
+            })
+            .unwrap();
+    }
+    drop(store);
+    open_with(db, engine).0
+}
+
+#[test]
+fn a_full_retag_reports_progress_and_a_cancel_leaves_every_tag_as_it_was() {
+    use cliptag::library::{Progress, RunControl, Stage};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    // Three blocks of photos to score, and more tags than one look at the switch covers.
+    let n = 20_000;
+    let mut library = untagged_library(&db, n);
+    assert!(2 * n > cliptag::store::TAGS_PER_LOOK);
+    let tags = || {
+        cliptag::store::Store::open(&db)
+            .unwrap()
+            .auto_tags(None)
+            .unwrap()
+            .len()
+    };
+    // Cancelled while scoring, and while writing: nothing is written either time.
+    for stage in [Stage::Scoring, Stage::WritingTags] {
+        let control = RunControl::default();
+        let mut seen: Vec<Progress> = Vec::new();
+        let report = library
+            .retag_watched(false, &control, &mut |p| {
+                if p.stage == stage {
+                    control.cancel();
+                }
+                seen.push(p);
+            })
+            .unwrap();
+        assert!(report.cancelled, "cancelled while {stage:?}: {report:?}");
+        assert_eq!(tags(), 0, "cancelled while {stage:?}, tags were written");
+        let last = seen.last().unwrap();
+        assert_eq!(last.stage, stage);
+        assert!(last.done < last.total, "{last:?}");
+    }
+    // Run to the end: scoring counts up to every photo, writing to every tag.
+    let control = RunControl::default();
+    let mut seen: Vec<Progress> = Vec::new();
+    let report = library
+        .retag_watched(false, &control, &mut |p| seen.push(p))
+        .unwrap();
+    assert!(!report.cancelled);
+    assert_eq!(report.total_added() as usize, 2 * n);
+    assert_eq!(tags(), 2 * n);
+    let last_of = |stage| seen.iter().rfind(|p| p.stage == stage).unwrap().clone();
+    let scored = last_of(Stage::Scoring);
+    assert_eq!((scored.done, scored.total), (n as u64, n as u64));
+    let written = last_of(Stage::WritingTags);
+    assert_eq!(written.total, 2 * n as u64);
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].stage != w[1].stage || w[0].done <= w[1].done)
+    );
+}

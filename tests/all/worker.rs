@@ -321,3 +321,47 @@ fn an_idle_worker_copies_its_commits_into_the_database_file() {
             .unwrap();
     assert_eq!(labels, 1);
 }
+
+#[test]
+fn a_retag_in_the_app_shows_progress_and_cancels_leaving_the_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    // Large enough that a re-tag takes a good part of a second: 120,000 tags to write.
+    drop(crate::retag::untagged_library(&db, 60_000));
+    let worker = spawn(&db, Arc::new(tiny_engine()));
+    let request = worker.send(Command::Retag);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let progress = loop {
+        if let Some(progress) = worker.progress() {
+            break progress;
+        }
+        assert!(Instant::now() < deadline, "the re-tag showed no progress");
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    assert!(matches!(
+        progress.stage,
+        cliptag::library::Stage::Scoring | cliptag::library::Stage::WritingTags
+    ));
+    worker.control().cancel();
+    match answer(&worker, request) {
+        Event::Done {
+            done: Done::Retagged(report),
+            ..
+        } => assert!(report.cancelled, "{report:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        worker.progress().is_none(),
+        "progress still shown after the re-tag"
+    );
+    assert_eq!(Store::open(&db).unwrap().auto_tags(None).unwrap().len(), 0);
+    // The switch is ready again: the next re-tag runs to the end.
+    let again = worker.send(Command::Retag);
+    match answer(&worker, again) {
+        Event::Done {
+            done: Done::Retagged(report),
+            ..
+        } => assert_eq!((report.cancelled, report.total_added()), (false, 120_000)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -47,13 +47,17 @@ impl Default for IndexOptions {
     }
 }
 
-/// What indexing is doing.
+/// What a running job (indexing, a full re-tag) is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Walking the folders.
     Scanning,
     /// Decoding and embedding images.
     Indexing,
+    /// A full re-tag scoring every photo (`done` and `total` count photos).
+    Scoring,
+    /// A full re-tag writing what changed (`done` and `total` count tags).
+    WritingTags,
     /// Finished (or cancelled).
     Done,
 }
@@ -332,7 +336,7 @@ impl Library {
         if run.switching && run.finished && !run.summary.cancelled {
             // Every photo has the new model's embedding now: its tags replace the old model's
             // in one re-tag (a person's decisions stay as they are).
-            match self.retag_from_embeddings(false) {
+            match self.retag_from_embeddings(false, &RunControl::default(), &mut |_| {}) {
                 Ok(_) => {
                     if let Err(error) = self.store.delete_setting(super::SWITCHING_FROM) {
                         run.summary.tagging_error.get_or_insert(error.to_string());
