@@ -122,7 +122,13 @@ pub struct Library {
     /// The embeddings file beside the database (none for an in-memory library: its exact
     /// vectors stay in memory).
     vectors: Option<PathBuf>,
+    /// The embeddings file being read on a thread of its own ([`Library::preload_embeddings`]).
+    preload: Option<Preload>,
 }
+
+/// A read of the embeddings file in flight: the matrix and the generation it was read at, or
+/// nothing where the file was not current.
+type Preload = std::thread::JoinHandle<Option<(EmbeddingMatrix, i64)>>;
 
 impl Library {
     /// Opens (creating if needed) the library at `db`; a new one gets the default vocabulary.
@@ -174,6 +180,7 @@ impl Library {
             scores: ScoreCache::default(),
             thumbnails: None,
             vectors: None,
+            preload: None,
         })
     }
 
@@ -326,6 +333,19 @@ impl Library {
             self.scores.matrix = None;
             self.scores.columns.clear();
         }
+        // A read started at opening is waited for rather than started again, and kept where
+        // nothing changed the embeddings since it began.
+        if let Some(preload) = self.preload.take()
+            && let Ok(Some((matrix, read_at))) = preload.join()
+            && self.scores.matrix.is_none()
+            && read_at == generation
+        {
+            self.scores.source = Some(EmbeddingsSource::File);
+            self.scores.matrix_loads += 1;
+            self.scores.generation = generation;
+            self.scores.columns.clear();
+            self.scores.matrix = Some(matrix);
+        }
         if self.scores.matrix.is_none() {
             let (matrix, source) = self.load_matrix(generation)?;
             self.scores.source = Some(source);
@@ -338,6 +358,36 @@ impl Library {
             .matrix
             .as_ref()
             .expect("filled just above. This is a bug."))
+    }
+
+    /// Starts reading the embeddings file on a thread of its own, so that the first edit,
+    /// preview or search after opening a large library finds them in memory (a million photos
+    /// take seconds to read); what needs them meanwhile waits for that read instead of making
+    /// another. Only a current, sound file is read so (a rebuild from the database waits for the
+    /// first need), and a read that the embeddings changed under is dropped when it is taken.
+    pub fn preload_embeddings(&mut self) -> Result<()> {
+        if self.scores.matrix.is_some() || self.preload.is_some() {
+            return Ok(());
+        }
+        let (Some(path), Some(model)) = (self.vectors.clone(), self.embedding_model()?) else {
+            return Ok(());
+        };
+        let generation = self.store.embedding_generation()?;
+        self.preload = std::thread::Builder::new()
+            .name("cliptag-embeddings".into())
+            .spawn(move || {
+                crate::model::kernels::flush_denormals_on_this_thread();
+                let file = VectorFile::open_current(&path, &model, generation).ok()??;
+                let matrix = EmbeddingMatrix::on_file(Box::new(file)).ok()?;
+                Some((matrix, generation))
+            })
+            .ok();
+        Ok(())
+    }
+
+    /// Whether a read started by [`Library::preload_embeddings`] has finished (or none runs).
+    pub fn preload_finished(&self) -> bool {
+        self.preload.as_ref().is_none_or(|p| p.is_finished())
     }
 
     /// The library's embeddings at the database's `generation`: from the file beside the

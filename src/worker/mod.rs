@@ -271,6 +271,8 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         self.publish_snapshot();
+        // Read while the person looks at the gallery; the first edit then finds them.
+        let _ = self.library.preload_embeddings();
         loop {
             let next = match (&self.run, self.control.get()) {
                 // Idle with commits waiting for a checkpoint: one is made once nothing has

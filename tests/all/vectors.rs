@@ -144,3 +144,53 @@ fn a_kept_label_column_follows_embeddings_changed_by_another_library() {
     };
     assert_eq!(lib.library.preview(&moved).unwrap().count, before + 1);
 }
+
+#[test]
+fn embeddings_read_ahead_at_opening_are_used_and_dropped_when_they_changed_meanwhile() {
+    let mut lib = TestLibrary::tiny();
+    let photos = photo_folder(&fixture_photos());
+    lib.index(photos.path());
+    let db = lib.db();
+    let file = lib.dir.path().join("lib.embeddings");
+    let want = search(&mut lib.library);
+    drop(lib.library);
+    assert!(file.exists());
+
+    // Read ahead, then the file deleted: the search uses what was read (no rebuild writes the
+    // file again), once.
+    let mut library = reopen(&db);
+    library.preload_embeddings().unwrap();
+    while !library.preload_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(search(&mut library), want);
+    assert_eq!(library.embeddings_source(), Some(EmbeddingsSource::File));
+    assert_eq!(library.matrix_loads(), 1);
+    assert!(
+        !file.exists(),
+        "the embeddings were read again, not taken from the read ahead"
+    );
+    drop(library);
+    assert_reopened(&db, &want, EmbeddingsSource::DatabaseToFile);
+
+    // Read ahead, then a photo goes missing through another connection: what was read is
+    // stale and dropped; the search reads the embeddings again and leaves the photo out.
+    let mut library = reopen(&db);
+    library.preload_embeddings().unwrap();
+    while !library.preload_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let gone = want[0].0;
+    cliptag::store::Store::open(&db)
+        .unwrap()
+        .batch(|batch| batch.mark_missing(&[gone]))
+        .unwrap();
+    let found = search(&mut library);
+    assert!(found.iter().all(|(id, _)| *id != gone), "{found:?}");
+    assert_eq!(found, want[1..].to_vec());
+    assert_eq!(
+        library.embeddings_source(),
+        Some(EmbeddingsSource::DatabaseToFile)
+    );
+}
