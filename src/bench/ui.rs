@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::library::{photo_folder, synthetic_library, threshold_labels};
-use super::{BenchArgs, Report, percentile, random_engine, tempfile_dir, tokenizer_path};
+use super::{
+    BenchArgs, Report, percentile, random_engine, reset_peak_rss, tempfile_dir, tokenizer_path,
+};
 use crate::model::Embedder;
 
 pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
@@ -53,6 +55,28 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
             args.labels,
             report_retag.added.values().sum::<u64>(),
             making.elapsed().as_secs_f64()
+        );
+        // What each change costs the app while indexing: the worker's snapshot (counts), and
+        // the gallery reader's answer for the whole library and for one label.
+        let timed = |f: &mut dyn FnMut() -> crate::Result<usize>| -> anyhow::Result<(f64, usize)> {
+            let started = Instant::now();
+            let n = f()?;
+            Ok((started.elapsed().as_secs_f64() * 1e3, n))
+        };
+        let (snapshot_ms, _) = timed(&mut || library.snapshot(1).map(|s| s.labels.len()))?;
+        let reader = crate::library::GalleryReader::open(&db)?;
+        let (all_ms, all) = timed(&mut || reader.ids(&Default::default()).map(|ids| ids.len()))?;
+        let label = library.labels()?[0].id;
+        let one = crate::library::GalleryQuery {
+            tags: vec![label],
+            ..Default::default()
+        };
+        let (label_ms, tagged) = timed(&mut || reader.ids(&one).map(|ids| ids.len()))?;
+        report.line(
+            format!(
+                "  a snapshot (counts of every label and group) {snapshot_ms:.0} ms; the gallery's photos: all {all} in {all_ms:.0} ms, one label's {tagged} in {label_ms:.0} ms"
+            ),
+            serde_json::json!({"what": "snapshot_and_view", "snapshot_ms": snapshot_ms, "all_ms": all_ms, "label_ms": label_ms}),
         );
     }
     let ctx = egui::Context::default();
@@ -131,6 +155,10 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
             serde_json::json!({"what": "thumbnail_cache", "thumbnails": count, "bytes": bytes}),
         );
     }
+    // The earlier openings' reads of the embeddings end on their own threads; then the app's
+    // own peak memory is measured from here.
+    std::thread::sleep(Duration::from_secs(5));
+    reset_peak_rss();
     let mut app = open_app();
     // Wait for the library snapshot, then start indexing.
     let started = Instant::now();
@@ -182,6 +210,12 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
         ),
         serde_json::json!({"what": "ui_frame_ms", "images": app.snapshot.photos, "frames": while_indexing, "median": med, "p99": p99, "max": max}),
     );
+    if let Some(peak) = super::peak_rss_mib() {
+        report.line(
+            format!("peak RSS of the app opened, scrolled and indexing: {peak:.0} MiB"),
+            serde_json::json!({"what": "app_peak_rss", "mib": peak}),
+        );
+    }
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

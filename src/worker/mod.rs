@@ -175,6 +175,7 @@ pub fn spawn(
         .name("cliptag-worker".into())
         .spawn(move || {
             crate::model::kernels::flush_denormals_on_this_thread();
+            yield_to_the_ui();
             let outbox = Outbox {
                 events: event_tx,
                 waker,
@@ -218,6 +219,25 @@ pub fn spawn(
         thread: Some(thread),
     }
 }
+
+/// Lowers this thread's scheduling priority (and so that of every thread it starts: the
+/// indexer's decoders, the encoder's pool, the embeddings read-ahead), so that on a machine with
+/// two cores the UI thread gets one whenever it has a frame to draw, however busy the worker is.
+/// Where the system has no per-thread priority this does nothing.
+fn yield_to_the_ui() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux a priority set for "this process" (0) is the calling thread's own.
+        // SAFETY: setpriority only reads its arguments; failure leaves the priority as it was.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+        }
+    }
+}
+
+/// The worker's niceness: below the UI, above nothing else on the machine in particular.
+#[cfg(target_os = "linux")]
+const BACKGROUND_NICE: libc::c_int = 10;
 
 #[derive(Clone)]
 struct Outbox {

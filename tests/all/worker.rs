@@ -365,3 +365,44 @@ fn a_retag_in_the_app_shows_progress_and_cancels_leaving_the_tags() {
         other => panic!("{other:?}"),
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_worker_runs_below_the_ui_thread_s_priority() {
+    // Every task of this process named so, with its niceness (field 19 of its stat line, after
+    // the name in parentheses).
+    fn niceness_of(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            // Fields from the third on: state is 3, nice is 19.
+            let nice: i64 = after_name.split(' ').nth(19 - 3).unwrap().parse().unwrap();
+            found.push(nice);
+        }
+        found
+    }
+    let ours = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let ours: i64 = ours[ours.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = spawn(&dir.path().join("lib.sqlite"), Arc::new(tiny_engine()));
+    // Once it has answered, it has set its priority.
+    let added = worker.send(Command::AddLabel(Label::new("Sunsets", "tiny")));
+    assert!(matches!(answer(&worker, added), Event::Done { .. }));
+    let workers = niceness_of("cliptag-worker");
+    assert!(!workers.is_empty(), "no worker thread found");
+    // Other tests' workers run at the same time; each is below this thread.
+    assert!(
+        workers.iter().all(|n| *n > ours),
+        "{workers:?} against {ours}"
+    );
+}
