@@ -7,6 +7,7 @@ mod events;
 mod gallery;
 mod histogram;
 pub mod model_picker;
+mod paging;
 mod sidebar;
 mod status;
 pub mod thumbnails;
@@ -88,7 +89,7 @@ pub struct CliptagApp {
     pub last_summary: Option<IndexSummary>,
     pub messages: VecDeque<Message>,
     pub sidebar: sidebar::SidebarState,
-    pub gallery: gallery::GalleryState,
+    pub gallery: paging::GalleryState,
     pub selected: Option<i64>,
     pub detail: Option<ImageDetail>,
     pub show_problems: bool,
@@ -135,7 +136,7 @@ impl CliptagApp {
             last_summary: None,
             messages: VecDeque::new(),
             sidebar: sidebar::SidebarState::default(),
-            gallery: gallery::GalleryState::default(),
+            gallery: paging::GalleryState::default(),
             selected: None,
             detail: None,
             show_problems: false,

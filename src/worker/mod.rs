@@ -4,20 +4,22 @@
 //! one batch. It wakes the UI through a callback, so it runs with or without a GUI.
 
 mod gallery;
+mod handle;
 pub mod protocol;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
 use crate::error::Error;
 use crate::library::{
-    IndexOptions, IndexRun, Library, LibraryOptions, LibrarySnapshot, ModelLoader, Progress,
-    RunControl, RunState,
+    IndexOptions, IndexRun, Library, LibraryOptions, ModelLoader, Progress, RunControl, RunState,
 };
+use handle::Shared;
+pub use handle::WorkerHandle;
 pub use protocol::*;
 
 /// Wakes the UI when there is something new (in the app: `ctx.request_repaint()`).
@@ -34,125 +36,6 @@ const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(1500);
 const PAUSED_POLL: Duration = Duration::from_millis(50);
 /// How long the worker waits with nothing asked of it before it checkpoints the database.
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
-
-/// The latest value of something the UI shows, replaced rather than queued.
-struct Latest<T>(Mutex<Option<T>>);
-
-impl<T> Default for Latest<T> {
-    fn default() -> Self {
-        Latest(Mutex::new(None))
-    }
-}
-
-impl<T: Clone> Latest<T> {
-    fn set(&self, value: Option<T>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = value;
-    }
-
-    fn take(&self) -> Option<T> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    fn get(&self) -> Option<T> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// What the worker shares with the UI as latest values.
-#[derive(Default)]
-struct Shared {
-    progress: Latest<Progress>,
-    snapshot: Latest<Arc<LibrarySnapshot>>,
-}
-
-/// The UI's handle on the worker.
-pub struct WorkerHandle {
-    /// `None` once shut down.
-    requests: Option<Sender<(RequestId, Command)>>,
-    events: Receiver<Event>,
-    /// The gallery reader's ends; `None` once shut down.
-    gallery: Option<Sender<GalleryRequest>>,
-    gallery_answers: Receiver<GalleryAnswer>,
-    shared: Arc<Shared>,
-    control: RunControl,
-    next_request: AtomicU64,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    /// Sends a command; its answer will name the returned id. Never blocks: commands come from
-    /// a person's actions, a few a second.
-    pub fn send(&self, command: Command) -> RequestId {
-        let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
-        if let Some(requests) = &self.requests {
-            // A worker that is gone has said why in an event already.
-            let _ = requests.send((id, command));
-        }
-        id
-    }
-
-    /// The next event, if any.
-    pub fn try_event(&self) -> Option<Event> {
-        self.events.try_recv().ok()
-    }
-
-    /// Asks the gallery reader for a view or rows. Never blocks: the app asks at most once a
-    /// frame, and the reader takes whatever queued up together.
-    pub fn ask_gallery(&self, request: GalleryRequest) {
-        if let Some(gallery) = &self.gallery {
-            let _ = gallery.send(request);
-        }
-    }
-
-    /// The gallery reader's next answer, if any.
-    pub fn try_gallery(&self) -> Option<GalleryAnswer> {
-        self.gallery_answers.try_recv().ok()
-    }
-
-    /// The latest library snapshot, if it changed since the last call.
-    pub fn take_snapshot(&self) -> Option<Arc<LibrarySnapshot>> {
-        self.shared.snapshot.take()
-    }
-
-    /// The latest progress of the running index, if one runs.
-    pub fn progress(&self) -> Option<Progress> {
-        self.shared.progress.get()
-    }
-
-    /// The switch of the running index: pause, resume, cancel.
-    pub fn control(&self) -> &RunControl {
-        &self.control
-    }
-
-    /// Stops the worker: the running index is cancelled and the thread is given `within` to end.
-    /// A thread still busy then (a model download, a batch in the encoder) is left to end with
-    /// the process; what it had not committed is lost, as with a kill, and nothing else.
-    /// Returns whether the thread ended in time.
-    pub fn shutdown(&mut self, within: Duration) -> bool {
-        self.control.cancel();
-        self.requests = None;
-        self.gallery = None;
-        let Some(thread) = self.thread.take() else {
-            return true;
-        };
-        let deadline = Instant::now() + within;
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if thread.is_finished() {
-            let _ = thread.join();
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl Drop for WorkerHandle {
-    fn drop(&mut self) {
-        self.shutdown(Duration::from_secs(1));
-    }
-}
 
 /// Starts the worker on the library at `db`; `model` overrides the library's model.
 pub fn spawn(

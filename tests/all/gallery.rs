@@ -210,35 +210,18 @@ fn the_app_pages_through_a_large_library_holding_only_rows_near_the_screen() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
     let photos = 3000;
-    {
-        let mut store = Store::open(&db).unwrap();
-        let vector = vec![0.5f32; 8];
-        store
-            .batch(|batch| {
-                for i in 0..photos {
-                    let path = PathBuf::from(format!("/photos/p{i:04}.jpg"));
-                    let image = NewImage {
-                        path: &path,
-                        size: 1,
-                        mtime_ns: 1,
-                    };
-                    batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
-                }
-                Ok(())
-            })
-            .unwrap();
-    }
+    insert_photos(&mut Store::open(&db).unwrap(), photos, 8);
     let mut harness = crate::app::app_harness(&db, tiny_clip().to_str().unwrap());
     let limit = 200;
     harness.state_mut().gallery.row_limit = limit;
     crate::app::step_until(&mut harness, "the first screen", |h| {
-        h.state().gallery.visible().len() == photos && crate::app::has_label(h, "p0000.jpg")
+        h.state().gallery.visible().len() == photos && crate::app::has_label(h, "p00000.jpg")
     });
     let first = harness.state().gallery.visible()[0];
     assert!(harness.state().gallery.entry(first).is_some());
     let on_screen = |h: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
         (0..photos)
-            .filter(|i| h.query_by_label(&format!("p{i:04}.jpg")).is_some())
+            .filter(|i| h.query_by_label(&format!("p{i:05}.jpg")).is_some())
             .collect::<Vec<_>>()
     };
     let screen = on_screen(&harness).len();
@@ -246,14 +229,7 @@ fn the_app_pages_through_a_large_library_holding_only_rows_near_the_screen() {
     // Scroll down a long way several times, then to the very end.
     let mut last_seen = 0;
     for _ in 0..6 {
-        harness.hover_at(egui::pos2(500.0, 500.0));
-        harness.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Point,
-            delta: egui::vec2(0.0, -15_000.0),
-            phase: egui::TouchPhase::Move,
-            source: egui::MouseWheelSource::Wheel,
-            modifiers: egui::Modifiers::NONE,
-        });
+        wheel(&harness, -15_000.0);
         crate::app::step_until(&mut harness, "the rows further down", |h| {
             on_screen(h).first().is_some_and(|i| *i > last_seen)
         });
@@ -266,15 +242,20 @@ fn the_app_pages_through_a_large_library_holding_only_rows_near_the_screen() {
         harness.state().gallery.entry(first).is_none(),
         "the first screen's rows are still held far down the library"
     );
+    wheel(&harness, -1.0e7);
+    crate::app::step_until(&mut harness, "the last photo", |h| {
+        crate::app::has_label(h, &format!("p{:05}.jpg", photos - 1))
+    });
+}
+
+/// Turns the mouse wheel over the gallery by `points` (negative: down the library).
+fn wheel(harness: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>, points: f32) {
     harness.hover_at(egui::pos2(500.0, 500.0));
     harness.event(egui::Event::MouseWheel {
         unit: egui::MouseWheelUnit::Point,
-        delta: egui::vec2(0.0, -1.0e7),
+        delta: egui::vec2(0.0, points),
         phase: egui::TouchPhase::Move,
         source: egui::MouseWheelSource::Wheel,
         modifiers: egui::Modifiers::NONE,
-    });
-    crate::app::step_until(&mut harness, "the last photo", |h| {
-        crate::app::has_label(h, &format!("p{:04}.jpg", photos - 1))
     });
 }

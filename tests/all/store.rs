@@ -309,25 +309,6 @@ fn damaged_rows_are_reported_by_name_and_never_written_back() {
     assert_eq!(reopened.search("a photo of a cat", 3).unwrap().len(), 2);
 }
 
-/// `count` indexed photos with embeddings of `dim` values under the model `m`, in one batch.
-fn insert_photos(store: &mut Store, count: usize, dim: usize) {
-    let vector = vec![0.5f32; dim];
-    store
-        .batch(|batch| {
-            for i in 0..count {
-                let path = std::path::PathBuf::from(format!("/photos/{i}.jpg"));
-                let image = NewImage {
-                    path: &path,
-                    size: 1,
-                    mtime_ns: 1,
-                };
-                batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
-            }
-            Ok(())
-        })
-        .unwrap();
-}
-
 #[test]
 fn commits_wait_for_a_checkpoint_instead_of_making_one() {
     // Over SQLite's 1000-page automatic checkpoint in one commit: the database file stays as

@@ -293,3 +293,23 @@ impl cliptag::model::Embedder for Watched {
         self.inner.embed_texts(texts)
     }
 }
+
+/// Stores `count` indexed photos, `/photos/p00000.jpg` on (so path order is number order), with
+/// embeddings of `dim` values under the model `m`, in one batch.
+pub fn insert_photos(store: &mut cliptag::store::Store, count: usize, dim: usize) {
+    let vector = vec![0.5f32; dim];
+    store
+        .batch(|batch| {
+            for i in 0..count {
+                let path = std::path::PathBuf::from(format!("/photos/p{i:05}.jpg"));
+                let image = cliptag::store::NewImage {
+                    path: &path,
+                    size: 1,
+                    mtime_ns: 1,
+                };
+                batch.insert_embedded(&image, &format!("h{i}"), "m", &vector)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
