@@ -508,6 +508,31 @@ fn retag_part(library: &mut Library, args: &BenchArgs, report: &Report) -> anyho
         ),
         serde_json::json!({"what": "retag_edit_again", "seconds": edit_again}),
     );
+    // The editor's journey on another label: opening it previews it (its column of scores is
+    // computed and kept), dragging the threshold previews again, letting go stores the edit.
+    let opened = library.label_named("label 001")?;
+    let started = Instant::now();
+    library.preview(&opened)?;
+    let open_ms = started.elapsed().as_secs_f64() * 1e3;
+    let dragged = Label {
+        threshold: 0.115,
+        ..opened
+    };
+    let started = Instant::now();
+    library.preview(&dragged)?;
+    let drag_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let (_, retag) = library.update_label(dragged)?;
+    let release_ms = started.elapsed().as_secs_f64() * 1e3;
+    if !matches!(retag, Retag::Done(_)) {
+        anyhow::bail!("re-tagging after letting go did not run: {retag:?}");
+    }
+    report.line(
+        format!(
+            "  the label editor on another label: opening it (preview) {open_ms:.0} ms, a preview while dragging {drag_ms:.0} ms, letting go (stored tags) {release_ms:.0} ms"
+        ),
+        serde_json::json!({"what": "editor_journey", "open_ms": open_ms, "drag_ms": drag_ms, "release_ms": release_ms}),
+    );
     // The fast paths' tags against a plain full recomputation, by count.
     let check = library.retag(true)?;
     report.line(
