@@ -695,6 +695,37 @@ fn arrow_keys_move_through_the_tree_and_open_groups() {
 }
 
 #[test]
+fn a_long_vocabulary_scrolls_to_the_row_the_keys_move_to() {
+    // The tree lays out only the rows in view; the keys must bring the cursor's row into it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for i in 0..80 {
+        add_label_that_tags_everything(&db, &format!("Label {i:03}"));
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Label 000 (0)"));
+    assert!(
+        !has_label(&harness, "Label 070"),
+        "the whole tree is laid out"
+    );
+    harness.get_by_label("Label 000 (0)").click();
+    harness.step();
+    for _ in 0..70 {
+        harness.key_press(egui::Key::ArrowDown);
+        harness.step();
+    }
+    step_until(&mut harness, "the cursor's row in view", |h| {
+        has_label(h, "Label 070 (0)")
+    });
+    assert_eq!(harness.state().sidebar.cursor, Some(70));
+    assert!(
+        !has_label(&harness, "Label 000 (0)"),
+        "the tree did not scroll"
+    );
+}
+
+#[test]
 fn gallery_cells_show_their_tags_and_filters_combine() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
