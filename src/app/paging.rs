@@ -185,26 +185,18 @@ impl GalleryState {
         let ahead = range.len() * ROWS_AHEAD;
         let from = range.start.saturating_sub(ahead);
         let to = (range.end + ahead).min(view.ids.len());
-        let near = &view.ids[from.min(to)..to];
+        let near = view.ids[from.min(to)..to].to_vec();
         if self.rows.len() > self.row_limit {
             let keep: HashSet<i64> = near.iter().copied().collect();
             self.rows.retain(|id, _| keep.contains(id));
         }
-        let mut wanted = Vec::new();
-        for &id in near {
-            let fresh = self.rows.get(&id).is_some_and(|r| r.version >= version);
-            let asked = self.pending.get(&id).is_some_and(|v| *v >= version);
-            if !fresh && !asked {
-                wanted.push(id);
-            }
-        }
-        for &id in &wanted {
-            self.pending.insert(id, version);
-        }
-        wanted
+        near.into_iter()
+            .filter(|id| self.want_row(*id, version))
+            .collect()
     }
 
-    /// Asks for one photo's row (the selected one, wherever it is).
+    /// Whether photo `id`'s row must be asked for to show it as of the snapshot `version` (not
+    /// held that fresh, nor asked for already); marks it asked for if so.
     pub(super) fn want_row(&mut self, id: i64, version: u64) -> bool {
         let fresh = self.rows.get(&id).is_some_and(|r| r.version >= version);
         let asked = self.pending.get(&id).is_some_and(|v| *v >= version);

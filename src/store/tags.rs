@@ -69,7 +69,7 @@ impl Store {
         .collect()
     }
 
-    /// Every tag as `(image, label, source)`, in storage order (for the app's snapshot).
+    /// Every tag as `(image, label, source)`, in storage order.
     pub fn tag_sources(&self) -> Result<Vec<(i64, i64, TagSource)>> {
         let mut stmt = self
             .conn

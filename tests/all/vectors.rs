@@ -158,11 +158,7 @@ fn embeddings_read_ahead_at_opening_are_used_and_dropped_when_they_changed_meanw
 
     // Read ahead, then the file deleted: the search uses what was read (no rebuild writes the
     // file again), once.
-    let mut library = reopen(&db);
-    library.preload_embeddings().unwrap();
-    while !library.preload_finished() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let mut library = read_ahead(&db);
     std::fs::remove_file(&file).unwrap();
     assert_eq!(search(&mut library), want);
     assert_eq!(library.embeddings_source(), Some(EmbeddingsSource::File));
@@ -176,11 +172,7 @@ fn embeddings_read_ahead_at_opening_are_used_and_dropped_when_they_changed_meanw
 
     // Read ahead, then a photo goes missing through another connection: what was read is
     // stale and dropped; the search reads the embeddings again and leaves the photo out.
-    let mut library = reopen(&db);
-    library.preload_embeddings().unwrap();
-    while !library.preload_finished() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    let mut library = read_ahead(&db);
     let gone = want[0].0;
     cliptag::store::Store::open(&db)
         .unwrap()
@@ -193,4 +185,14 @@ fn embeddings_read_ahead_at_opening_are_used_and_dropped_when_they_changed_meanw
         library.embeddings_source(),
         Some(EmbeddingsSource::DatabaseToFile)
     );
+}
+
+/// The library at `db` opened again, with its embeddings read ahead to the end.
+fn read_ahead(db: &std::path::Path) -> Library {
+    let mut library = reopen(db);
+    library.preload_embeddings().unwrap();
+    while !library.preload_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    library
 }
