@@ -3,6 +3,8 @@
 
 use image::RgbImage;
 
+use crate::imaging::scaled_jpeg;
+
 /// Walks a JPEG's marker segments and entropy-coded scans up to the end-of-image marker;
 /// returns the size its frame header declares, `(width, height)`, if it has one.
 ///
@@ -81,12 +83,19 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
 pub struct Scaled {
     pub image: RgbImage,
     pub orientation: image::metadata::Orientation,
+    /// Whether cliptag's own coefficient-skipping decoder made it (otherwise jpeg-decoder did:
+    /// a form it declines, or a file it found damaged).
+    pub skipped_coefficients: bool,
 }
 
 /// Decodes a JPEG at the smallest of the 1/8 … 8/8 DCT scales whose short side is still at
 /// least `min_short_side`, or returns `None` when no reduction is possible (the image is already
 /// small, or its colour model is one the reduced path does not handle). The caller then decodes
 /// it at full size.
+///
+/// Baseline YCbCr and grey JPEGs (what cameras and phones write) go through
+/// [`scaled_jpeg`], which reads only the coefficients the reduced size uses; every other file,
+/// and any it declines, through jpeg-decoder's scaled decoding.
 pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled>, String> {
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
     decoder
@@ -108,13 +117,29 @@ pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled
     let ratio = f64::from(min_short_side) / f64::from(short);
     let want_w = ((f64::from(width) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
     let want_h = ((f64::from(height) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
+    let orientation_of = |exif: Option<&[u8]>| {
+        exif.and_then(image::metadata::Orientation::from_exif_chunk)
+            .unwrap_or(image::metadata::Orientation::NoTransforms)
+    };
+    let idct_size = idct_size(info.width, info.height, want_w, want_h);
+    if let Some(reduced) = scaled_jpeg::decode(bytes, idct_size) {
+        let rgb = match reduced.components {
+            3 => reduced.data,
+            _ => reduced.data.iter().flat_map(|v| [*v, *v, *v]).collect(),
+        };
+        let image = RgbImage::from_raw(reduced.width, reduced.height, rgb)
+            .ok_or("damaged JPEG: decoded size does not match its header")?;
+        let orientation = orientation_of(reduced.exif.as_deref());
+        return Ok(Some(Scaled {
+            image,
+            orientation,
+            skipped_coefficients: true,
+        }));
+    }
     let (out_w, out_h) = decoder
         .scale(want_w, want_h)
         .map_err(|e| format!("damaged JPEG: {e}"))?;
-    let orientation = decoder
-        .exif_data()
-        .and_then(image::metadata::Orientation::from_exif_chunk)
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = orientation_of(decoder.exif_data());
     let pixels = decoder.decode().map_err(|e| format!("damaged JPEG: {e}"))?;
     let info = decoder.info().ok_or("damaged JPEG: no frame header")?;
     let (out_w, out_h) = (u32::from(out_w), u32::from(out_h));
@@ -125,7 +150,21 @@ pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled
     };
     let image = RgbImage::from_raw(out_w, out_h, rgb)
         .ok_or("damaged JPEG: decoded size does not match its header")?;
-    Ok(Some(Scaled { image, orientation }))
+    Ok(Some(Scaled {
+        image,
+        orientation,
+        skipped_coefficients: false,
+    }))
+}
+
+/// The reduced DCT size (1, 2, 4 or 8 pixels a block side) jpeg-decoder's `scale` picks for a
+/// wanted size: the smallest that reaches it in either direction.
+fn idct_size(width: u16, height: u16, want_w: u16, want_h: u16) -> usize {
+    let scaled = |len: u16, scale: u32| (u32::from(len) * scale - 1) / 8 + 1;
+    [1, 2, 4]
+        .into_iter()
+        .find(|&s| scaled(width, s) >= u32::from(want_w) || scaled(height, s) >= u32::from(want_h))
+        .unwrap_or(8) as usize
 }
 
 #[cfg(test)]

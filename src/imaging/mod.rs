@@ -5,6 +5,7 @@ pub mod decode;
 pub mod heif;
 pub mod jpeg;
 pub mod preprocess;
+pub mod scaled_jpeg;
 
 pub use decode::{Decoded, decode_bytes, decode_file, is_photo, sniff_format};
 pub use preprocess::{Pixels, preprocess};

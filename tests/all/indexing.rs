@@ -144,7 +144,7 @@ fn odd_images_decode_upright_and_in_colour_order() {
 }
 
 /// A small deterministic generator for the fuzz test.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -157,7 +157,7 @@ impl Rng {
     }
 }
 
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut bytes = seed.to_vec();
     match rng.below(6) {
         0 => {
@@ -199,7 +199,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 #[test]
 fn decoder_survives_random_and_mutated_bytes() {
     let mut seeds: Vec<Vec<u8>> = Vec::new();
-    for dir in ["images", "odd-images", "heic"] {
+    for dir in ["images", "odd-images", "heic", "jpeg-forms"] {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");

@@ -11,6 +11,7 @@ mod gallery;
 mod heic;
 mod hub;
 mod indexing;
+mod jpeg_forms;
 mod learning;
 mod naive_clip;
 mod retag;

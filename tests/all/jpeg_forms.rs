@@ -1,0 +1,150 @@
+//! Reduced-size JPEG decoding through cliptag's coefficient-skipping decoder: the pixels of
+//! jpeg-decoder's scaled decode in every form it takes, a decline for the forms it leaves to
+//! jpeg-decoder, and no panic on damaged data.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use cliptag::imaging::{jpeg, scaled_jpeg};
+
+use crate::indexing::{Rng, mutate};
+use crate::support::fixtures;
+
+fn forms() -> PathBuf {
+    fixtures().join("jpeg-forms")
+}
+
+/// Every file of `jpeg-forms/` the decoder takes, with whether it is grey.
+const TAKEN: [(&str, bool); 9] = [
+    ("s444.jpg", false),
+    ("s422.jpg", false),
+    ("s420.jpg", false),
+    ("s420_restart.jpg", false),
+    ("s444_restart_rows.jpg", false),
+    ("s420_q100.jpg", false),
+    ("big_s420_restart.jpg", false),
+    ("grey.jpg", true),
+    ("grey_restart.jpg", true),
+];
+
+/// jpeg-decoder's decode of `bytes` with each block reduced to `n × n` pixels.
+fn jpeg_decoder_scaled(bytes: &[u8], n: usize) -> (usize, usize, Vec<u8>) {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.read_info().unwrap();
+    let info = decoder.info().unwrap();
+    let width = (usize::from(info.width) * n).div_ceil(8);
+    let height = (usize::from(info.height) * n).div_ceil(8);
+    let got = decoder.scale(width as u16, height as u16).unwrap();
+    assert_eq!(
+        (usize::from(got.0), usize::from(got.1)),
+        (width, height),
+        "jpeg-decoder chose another scale"
+    );
+    (width, height, decoder.decode().unwrap())
+}
+
+#[test]
+fn reduced_decoding_gives_jpeg_decoder_s_pixels_in_every_form() {
+    for (name, grey) in TAKEN {
+        let bytes = std::fs::read(forms().join(name)).unwrap();
+        for n in [1, 2, 4] {
+            let ours = scaled_jpeg::decode(&bytes, n)
+                .unwrap_or_else(|| panic!("{name} at {n}/8 was declined"));
+            let (width, height, theirs) = jpeg_decoder_scaled(&bytes, n);
+            assert_eq!(
+                (ours.width as usize, ours.height as usize),
+                (width, height),
+                "{name} at {n}/8"
+            );
+            assert_eq!(ours.components, if grey { 1 } else { 3 }, "{name}");
+            assert_eq!(ours.data.len(), theirs.len(), "{name} at {n}/8");
+            if grey {
+                assert!(ours.data == theirs, "{name} at {n}/8: grey pixels differ");
+                continue;
+            }
+            // jpeg-decoder converts colour with SIMD code that rounds some values the other
+            // way; everything before (coefficients, IDCT, upsampling) must agree exactly.
+            let differing = ours
+                .data
+                .iter()
+                .zip(&theirs)
+                .filter(|(a, b)| a != b)
+                .count();
+            let largest = ours
+                .data
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0);
+            assert!(
+                largest <= 1 && differing * 50 < theirs.len(),
+                "{name} at {n}/8: {differing} of {} values differ, by up to {largest}",
+                theirs.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn forms_left_to_jpeg_decoder_are_declined() {
+    for path in [
+        forms().join("progressive.jpg"),
+        fixtures().join("odd-images/cmyk.jpg"),
+        fixtures().join("odd-images/truncated_60pct.jpg"),
+        fixtures().join("images/camera.png"),
+    ] {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            scaled_jpeg::decode(&bytes, 2).is_none(),
+            "{} was not declined",
+            path.display()
+        );
+    }
+    // A scale that is not a reduction.
+    let bytes = std::fs::read(forms().join("s420.jpg")).unwrap();
+    assert!(scaled_jpeg::decode(&bytes, 8).is_none());
+}
+
+#[test]
+fn indexing_decodes_a_large_baseline_jpeg_by_skipping_coefficients() {
+    let bytes = std::fs::read(forms().join("big_s420_restart.jpg")).unwrap();
+    // 1800×1000 with a short side of at least 448: 1/2 scale.
+    let scaled = jpeg::decode_reduced(&bytes, 448).unwrap().unwrap();
+    assert!(scaled.skipped_coefficients);
+    let (width, height, theirs) = jpeg_decoder_scaled(&bytes, 4);
+    assert_eq!(scaled.image.dimensions(), (width as u32, height as u32));
+    let largest = scaled
+        .image
+        .as_raw()
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max();
+    assert_eq!(largest, Some(1));
+}
+
+#[test]
+fn the_coefficient_decoder_survives_damaged_data() {
+    let seeds: Vec<Vec<u8>> = TAKEN
+        .iter()
+        .map(|(name, _)| std::fs::read(forms().join(name)).unwrap())
+        .collect();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let (cases, mut decoded) = (3000, 0);
+    for case in 0..cases {
+        let bytes = mutate(&mut rng, &seeds[case % seeds.len()]);
+        let n = [1, 2, 4][case % 3];
+        // A panic fails the test: damaged data must be declined or decoded, never crash.
+        if let Some(image) = scaled_jpeg::decode(&bytes, n) {
+            assert_eq!(
+                image.data.len(),
+                image.width as usize * image.height as usize * image.components
+            );
+            decoded += 1;
+        }
+    }
+    // Most mutations leave a decodable file (the entropy-coded data has no checksum).
+    assert!(decoded > cases / 10, "only {decoded} of {cases} decoded");
+    eprintln!("{cases} mutated files: {decoded} decoded by skipping coefficients");
+}
