@@ -65,7 +65,7 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
             // Entropy-coded data runs until a 0xFF that is neither a stuffed 0x00 nor a restart
             // marker.
             loop {
-                let Some(offset) = bytes[pos..].iter().position(|b| *b == 0xFF) else {
+                let Some(offset) = memchr::memchr(0xFF, &bytes[pos..]) else {
                     return Err(TRUNCATED.into());
                 };
                 pos += offset;

@@ -294,7 +294,11 @@ struct Huffman {
     /// bits to drop (low 5 bits), the positions to move (next 7), whether the block ends there
     /// (`END`) and whether two coefficients are skipped (`PAIR`); 0 where the first code is too
     /// long. A single entry is `skip`'s.
-    pairs: Box<[u16]>,
+    pairs: [u16; 1 << PAIR_BITS],
+    /// For decoding an AC coefficient whose code and value fit in [`FAST_BITS`] bits: the value
+    /// (high 16 bits), the run of zeros before it (next 8; `RUN_END` for the end of the block,
+    /// `RUN_SIXTEEN` for sixteen zeros) and the bits to drop (low 8); 0 elsewhere.
+    values: [i32; 1 << FAST_BITS],
     /// The largest code of each length (-1 for none), for the codes too long for the lookup.
     max_code: [i32; 17],
     /// Added to a code of each length to find its symbol's index.
@@ -307,7 +311,8 @@ impl Huffman {
         let mut table = Huffman {
             fast: [0; 1 << FAST_BITS],
             skip: [0; 1 << FAST_BITS],
-            pairs: Box::new([]),
+            pairs: [0; 1 << PAIR_BITS],
+            values: [0; 1 << FAST_BITS],
             max_code: [-1; 17],
             offset: [0; 17],
             symbols: symbols.to_vec(),
@@ -346,10 +351,37 @@ impl Huffman {
             }
             code <<= 1;
         }
-        table.pairs = (0..1usize << PAIR_BITS)
-            .map(|index| table.pair_entry(index))
-            .collect();
+        for index in 0..1usize << PAIR_BITS {
+            table.pairs[index] = table.pair_entry(index);
+        }
+        for index in 0..1usize << FAST_BITS {
+            table.values[index] = table.value_entry(index);
+        }
         Ok(table)
+    }
+
+    /// The `values` entry for the next bits `index`.
+    fn value_entry(&self, index: usize) -> i32 {
+        let entry = self.fast[index];
+        if entry == 0 {
+            return 0;
+        }
+        let (length, symbol) = (u32::from(entry >> 8), entry as u8);
+        let (run, size) = (i32::from(symbol >> 4), u32::from(symbol & 15));
+        if size == 0 {
+            let run = if run == 15 { RUN_SIXTEEN } else { RUN_END };
+            return run << 8 | length as i32;
+        }
+        if length + size > FAST_BITS {
+            return 0;
+        }
+        let raw = ((index >> (FAST_BITS - length - size)) & ((1 << size) - 1)) as i32;
+        let value = if raw < 1 << (size - 1) {
+            raw - (1 << size) + 1
+        } else {
+            raw
+        };
+        value << 16 | run << 8 | (length + size) as i32
     }
 
     /// The `pairs` entry for the next bits `index`.
@@ -379,6 +411,11 @@ impl Huffman {
         ((length + length2) | (advance + advance2) << 5) as u16 | end | PAIR
     }
 }
+
+/// In a `values` entry: the end of the block.
+const RUN_END: i32 = 0xFF;
+/// In a `values` entry: sixteen zeros.
+const RUN_SIXTEEN: i32 = 0xFE;
 
 /// In a `pairs` entry: the block ends after it.
 const END: u16 = 1 << 12;
@@ -580,24 +617,40 @@ fn decode_block(
     *predictor = predictor.wrapping_add(diff as i16);
     out[0] = i32::from(*predictor).wrapping_mul(i32::from(quant[0]));
     let mut k = 1usize;
-    // The coefficients the reduced size uses, decoded.
+    // The coefficients the reduced size uses, decoded (code and value in one lookup where
+    // they fit).
     while k <= plan.last_needed {
         bits.refill();
-        let symbol = bits.symbol(ac)?;
-        let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
-        if size == 0 {
-            if run != 15 {
+        let entry = ac.values[bits.peek()];
+        let (run, value) = if entry != 0 {
+            bits.consume((entry & 0xFF) as u32);
+            let run = (entry >> 8) & 0xFF;
+            if run == RUN_END {
                 *state = bits;
                 return Ok(());
             }
-            k += 16;
-            continue;
-        }
+            if run == RUN_SIXTEEN {
+                k += 16;
+                continue;
+            }
+            (run as usize, entry >> 16)
+        } else {
+            let symbol = bits.symbol(ac)?;
+            let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
+            if size == 0 {
+                if run != 15 {
+                    *state = bits;
+                    return Ok(());
+                }
+                k += 16;
+                continue;
+            }
+            (run, bits.value(size))
+        };
         k += run;
         if k > 63 {
             return Err(());
         }
-        let value = bits.value(size);
         if let Some(slot) = plan.slot[k] {
             out[usize::from(slot)] = i32::from(value as i16).wrapping_mul(i32::from(quant[k]));
         }
@@ -866,8 +919,9 @@ fn assemble(frame: &Frame, planes: Vec<Plane>, n: usize) -> (usize, usize, Vec<u
         for ((c, plane), buffer) in frame.components.iter().zip(&planes).zip(&mut lines) {
             upsample_row(plane, (c.h, c.v), (hmax, vmax), width, y, buffer);
         }
-        for (x, pixel) in row.chunks_exact_mut(3).enumerate() {
-            let (r, g, b) = ycbcr_to_rgb(lines[0][x], lines[1][x], lines[2][x]);
+        let (ys, cbs, crs) = (&lines[0][..width], &lines[1][..width], &lines[2][..width]);
+        for (((pixel, &y), &cb), &cr) in row.chunks_exact_mut(3).zip(ys).zip(cbs).zip(crs) {
+            let (r, g, b) = ycbcr_to_rgb(y, cb, cr);
             pixel.copy_from_slice(&[r, g, b]);
         }
     }
@@ -935,6 +989,7 @@ fn upsample_row(
 }
 
 /// jpeg-decoder's fixed-point YCbCr to RGB.
+#[inline(always)]
 fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> (u8, u8, u8) {
     const SHIFT: i32 = 20;
     fn f(x: f32) -> i32 {
