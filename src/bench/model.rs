@@ -84,6 +84,16 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
         return Ok(());
     }
     let model = ClipModel::load(config, &weights)?;
+    let kernel = crate::model::matmul::kernel();
+    report.line(
+        format!(
+            "  linear layers: {}",
+            kernel.map_or("the gemm crate".to_string(), |k| format!(
+                "{k:?} kernel, weights packed at load"
+            ))
+        ),
+        serde_json::json!({"what": "matrix_kernel", "kernel": kernel.map(|k| format!("{k:?}"))}),
+    );
     for &batch in &args.batches {
         let pixels = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
         let rate = throughput(args.seconds, batch, || {

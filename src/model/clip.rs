@@ -34,13 +34,28 @@ pub(crate) fn load_linear(
     } else {
         None
     };
-    Ok(fused::Linear {
-        weight: weight.flatten_all()?.to_vec1::<f32>()?,
+    Ok(fused::Linear::new(
+        weight.flatten_all()?.to_vec1::<f32>()?,
         bias,
-        inputs: inp,
-        outputs: out,
+        inp,
+        out,
         activation,
-    })
+    ))
+}
+
+/// A linear layer's weight `[out, in]` and bias as they are, for layers fused before packing.
+fn load_raw(
+    w: &dyn WeightSource,
+    prefix: &str,
+    out: usize,
+    inp: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let weight = w.tensor(&format!("{prefix}.weight"), &[out, inp])?;
+    let bias = w.tensor(&format!("{prefix}.bias"), &[out])?;
+    Ok((
+        weight.flatten_all()?.to_vec1::<f32>()?,
+        bias.to_vec1::<f32>()?,
+    ))
 }
 
 /// A block's MLP, `fc2(act(fc1(x)))`, with the activation applied inside `fc1`.
@@ -95,30 +110,19 @@ impl EncoderLayer {
         let d = c.hidden_size;
         let scale = ((d / c.num_attention_heads) as f32).powf(-0.5);
         let attn = format!("{prefix}.self_attn");
-        let q = load_linear(w, &format!("{attn}.q_proj"), d, d, true, None)?;
-        let k = load_linear(w, &format!("{attn}.k_proj"), d, d, true, None)?;
-        let v = load_linear(w, &format!("{attn}.v_proj"), d, d, true, None)?;
-        let mut weight: Vec<f32> = q.weight.iter().map(|x| x * scale).collect();
-        weight.extend_from_slice(&k.weight);
-        weight.extend_from_slice(&v.weight);
+        let q = load_raw(w, &format!("{attn}.q_proj"), d, d)?;
+        let k = load_raw(w, &format!("{attn}.k_proj"), d, d)?;
+        let v = load_raw(w, &format!("{attn}.v_proj"), d, d)?;
+        let mut weight: Vec<f32> = q.0.iter().map(|x| x * scale).collect();
+        weight.extend_from_slice(&k.0);
+        weight.extend_from_slice(&v.0);
         let (fc1, fc2) = load_mlp(w, &format!("{prefix}.mlp"), c)?;
-        let bias_of = |l: &fused::Linear| {
-            l.bias
-                .clone()
-                .expect("q, k and v are loaded with biases. This is a bug.")
-        };
-        let mut bias: Vec<f32> = bias_of(&q).iter().map(|x| x * scale).collect();
-        bias.extend(bias_of(&k));
-        bias.extend(bias_of(&v));
+        let mut bias: Vec<f32> = q.1.iter().map(|x| x * scale).collect();
+        bias.extend(&k.1);
+        bias.extend(&v.1);
         Ok(EncoderLayer {
             layer_norm1: LayerNorm::load(w, &format!("{prefix}.layer_norm1"), d, c.layer_norm_eps)?,
-            qkv: fused::Linear {
-                weight,
-                bias: Some(bias),
-                inputs: d,
-                outputs: 3 * d,
-                activation: None,
-            },
+            qkv: fused::Linear::new(weight, Some(bias), d, 3 * d, None),
             out_proj: load_linear(w, &format!("{attn}.out_proj"), d, d, true, None)?,
             layer_norm2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), d, c.layer_norm_eps)?,
             fc1,

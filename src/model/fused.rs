@@ -10,6 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::model::config::Activation;
+use crate::model::matmul::{self, Packed};
 
 fn parallelism() -> gemm::Parallelism {
     let threads = candle_core::utils::get_num_threads();
@@ -43,8 +44,10 @@ unsafe impl Sync for SendPtr {}
 
 /// `y = x Wᵀ + b (+ residual)`, then the activation, for `x` of shape `[rows, inputs]`.
 pub struct Linear {
-    /// `[outputs, inputs]`, row-major, as PyTorch stores it.
-    pub weight: Vec<f32>,
+    /// `[outputs, inputs]`, row-major, as PyTorch stores it; empty where `packed` holds it.
+    weight: Vec<f32>,
+    /// The weight in panels for this CPU's vector kernel, when it has one.
+    packed: Option<Packed>,
     pub bias: Option<Vec<f32>>,
     pub inputs: usize,
     pub outputs: usize,
@@ -52,6 +55,25 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// A layer with `weight` `[outputs, inputs]`, packed once here for the CPU's kernel.
+    pub fn new(
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        inputs: usize,
+        outputs: usize,
+        activation: Option<Activation>,
+    ) -> Linear {
+        let packed = matmul::kernel().map(|k| Packed::new(k, &weight, inputs, outputs));
+        Linear {
+            weight: if packed.is_some() { Vec::new() } else { weight },
+            packed,
+            bias,
+            inputs,
+            outputs,
+            activation,
+        }
+    }
+
     fn run(&self, x: &[f32], residual: Option<&[f32]>) -> candle_core::Result<(CpuStorage, Shape)> {
         if !x.len().is_multiple_of(self.inputs) {
             candle_core::bail!("linear: input width is not {}", self.inputs);
@@ -74,6 +96,21 @@ impl Linear {
                 }
             });
         }
+        if let Some(packed) = &self.packed {
+            packed.multiply_add(x, &mut dst, candle_core::utils::get_num_threads());
+        } else {
+            self.gemm(x, rows, &mut dst);
+        }
+        if let Some(activation) = self.activation {
+            dst.par_chunks_mut(1 << 14)
+                .for_each(|chunk| apply_activation(chunk, activation));
+        }
+        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
+    }
+
+    /// `dst += x Wᵀ` through the `gemm` crate, for CPUs without a vector kernel here.
+    fn gemm(&self, x: &[f32], rows: usize, dst: &mut [f32]) {
+        let out = self.outputs;
         // SAFETY: dst is rows×out, x is rows×inputs, weight is out×inputs, all row-major; the
         // strides below describe exactly those buffers.
         unsafe {
@@ -99,11 +136,6 @@ impl Linear {
                 parallelism(),
             );
         }
-        if let Some(activation) = self.activation {
-            dst.par_chunks_mut(1 << 14)
-                .for_each(|chunk| apply_activation(chunk, activation));
-        }
-        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
     }
 }
 
@@ -341,5 +373,28 @@ pub fn linear(x: &Tensor, op: &Linear, residual: Option<&Tensor>) -> candle_core
     match residual {
         Some(r) => x.apply_op2_no_bwd(r, &LinearResidual(op)),
         None => x.apply_op1_no_bwd(op),
+    }
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_packed_once_for_the_chosen_kernel() {
+        let weight: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let layer = Linear::new(weight.clone(), None, 4, 3, None);
+        assert_eq!(layer.packed.is_some(), matmul::kernel().is_some());
+        // Packed, the raw copy is not kept; otherwise it is what the gemm crate reads.
+        assert_eq!(layer.weight.is_empty(), layer.packed.is_some());
+        let x = [1.0, 0.0, -1.0, 2.0];
+        let (CpuStorage::F32(y), _) = layer.run(&x, None).unwrap() else {
+            panic!("not f32")
+        };
+        let want: Vec<f32> = weight
+            .chunks(4)
+            .map(|w| w.iter().zip(&x).map(|(a, b)| a * b).sum())
+            .collect();
+        assert_eq!(y, want);
     }
 }

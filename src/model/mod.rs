@@ -7,6 +7,7 @@ pub mod fused;
 pub mod hub;
 pub mod identity;
 pub mod kernels;
+pub mod matmul;
 pub mod preprocess_config;
 pub mod siglip;
 pub mod tokenizer;

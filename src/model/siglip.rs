@@ -56,13 +56,13 @@ impl PoolingHead {
             .collect();
         Ok(PoolingHead {
             query,
-            kv: fused::Linear {
-                weight: in_weight[d * d..].to_vec(),
-                bias: Some(in_bias[d..].to_vec()),
-                inputs: d,
-                outputs: 2 * d,
-                activation: None,
-            },
+            kv: fused::Linear::new(
+                in_weight[d * d..].to_vec(),
+                Some(in_bias[d..].to_vec()),
+                d,
+                2 * d,
+                None,
+            ),
             out_proj: load_linear(w, &format!("{prefix}.attention.out_proj"), d, d, true, None)?,
             layernorm: LayerNorm::load(w, &format!("{prefix}.layernorm"), d, c.layer_norm_eps)?,
             fc1,
@@ -143,13 +143,13 @@ impl VisionTower {
             .to_vec1::<f32>()?;
         let eps = v.encoder.layer_norm_eps;
         Ok(VisionTower {
-            patch_embedding: fused::Linear {
+            patch_embedding: fused::Linear::new(
                 weight,
-                bias: Some(bias),
-                inputs: v.num_channels * p * p,
-                outputs: d,
-                activation: None,
-            },
+                Some(bias),
+                v.num_channels * p * p,
+                d,
+                None,
+            ),
             position_embedding: w.tensor(
                 "vision_model.embeddings.position_embedding.weight",
                 &[g * g, d],

@@ -1,0 +1,424 @@
+//! The encoders' matrix products `C += X Wᵀ` against weights packed once, when the model loads.
+//!
+//! Every linear layer multiplies the activations by the same weight matrix on every call; the
+//! `gemm` crate repacks that matrix each time and, built without its AVX-512 kernels (they halved
+//! batch-1 speed on AMD Zen 4), uses half the vector width an AVX-512 core has. Here the weights
+//! are laid out at load in panels of `NR` output columns, and the rows of X are copied once per
+//! call into blocks the kernel reads in order. The kernel is chosen at run time from the CPU:
+//! 512-bit (12 rows × 32 columns of accumulators) where AVX-512F exists; elsewhere the `gemm`
+//! crate, since the 256-bit kernel here (6 × 16) was faster than `gemm` at batch 1 but slower at
+//! batch 8 and 32 when measured. `CLIPTAG_KERNEL=avx512|avx2|gemm` picks one by hand (for
+//! benchmarks; a kernel the CPU lacks falls back to the default).
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+/// A vector kernel for the packed product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512,
+    Avx2,
+}
+
+impl Kernel {
+    /// Rows of X one kernel call covers.
+    fn rows(self) -> usize {
+        match self {
+            Kernel::Avx512 => 12,
+            Kernel::Avx2 => 6,
+        }
+    }
+
+    /// Output columns in a panel.
+    fn columns(self) -> usize {
+        match self {
+            Kernel::Avx512 => 32,
+            Kernel::Avx2 => 16,
+        }
+    }
+
+    /// Whether this CPU runs it.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Kernel::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+/// The kernel this process uses: `CLIPTAG_KERNEL` if set and supported, else the 512-bit one
+/// where the CPU has AVX-512F; `None` means the `gemm` crate.
+pub fn kernel() -> Option<Kernel> {
+    static CHOSEN: OnceLock<Option<Kernel>> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let wanted = std::env::var("CLIPTAG_KERNEL").ok();
+        let detected = Kernel::Avx512.supported().then_some(Kernel::Avx512);
+        match wanted.as_deref() {
+            Some("gemm") => None,
+            Some("avx2") if Kernel::Avx2.supported() => Some(Kernel::Avx2),
+            Some("avx512") if Kernel::Avx512.supported() => Some(Kernel::Avx512),
+            _ => detected,
+        }
+    })
+}
+
+/// Inputs a block of the product covers: a panel's slice of weights (`KC × NR`) stays in L1
+/// while the kernel passes over the rows.
+const KC: usize = 256;
+/// Rows a block of the product covers: their slice of inputs (`MC × KC`) stays in L2.
+const MC: usize = 240;
+
+/// A weight matrix `[outputs, inputs]` (PyTorch's layout) in panels for one kernel.
+pub struct Packed {
+    kernel: Kernel,
+    inputs: usize,
+    outputs: usize,
+    /// For each block of `KC` inputs in turn, every panel's slice of it: panel `p` holds
+    /// outputs `p·NR …` as rows of `NR` values, one per input (zeros past the last output). A
+    /// thread's panels for one block are thus one run of memory, read front to back.
+    data: Vec<f32>,
+}
+
+impl Packed {
+    pub fn new(kernel: Kernel, weight: &[f32], inputs: usize, outputs: usize) -> Packed {
+        assert_eq!(
+            weight.len(),
+            inputs * outputs,
+            "weight is not outputs × inputs"
+        );
+        let nr = kernel.columns();
+        let panels = outputs.div_ceil(nr);
+        let mut data = vec![0.0; panels * inputs * nr];
+        for k0 in (0..inputs).step_by(KC) {
+            let kc = KC.min(inputs - k0);
+            for p in 0..panels {
+                let panel = &mut data[block_start(k0, p, kc, panels, nr)..][..kc * nr];
+                for j in 0..nr.min(outputs - p * nr) {
+                    let row = &weight[(p * nr + j) * inputs + k0..][..kc];
+                    for (k, w) in row.iter().enumerate() {
+                        panel[k * nr + j] = *w;
+                    }
+                }
+            }
+        }
+        Packed {
+            kernel,
+            inputs,
+            outputs,
+            data,
+        }
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
+    /// the output panels shared among `threads` threads of the current pool.
+    pub fn multiply_add(&self, x: &[f32], dst: &mut [f32], threads: usize) {
+        let (k, n) = (self.inputs, self.outputs);
+        assert!(k > 0 && x.len().is_multiple_of(k), "input width is not {k}");
+        let rows = x.len() / k;
+        assert_eq!(dst.len(), rows * n, "output is not rows × {n}");
+        let (nr, mr) = (self.kernel.columns(), self.kernel.rows());
+        let panels = n.div_ceil(nr);
+        // The rows, copied once (the threads share the copy) in blocks of the kernel's rows,
+        // each block k-major: the kernel then reads them front to back, free of the cache-set
+        // conflicts that rows a power of two apart have. Block `b`'s slice of inputs from `k0`
+        // starts at `(k0 · blocks + b · kc) · mr`.
+        let blocks = rows.div_ceil(mr);
+        let mut packed_rows = vec![0.0f32; blocks * mr * k];
+        let rows_out = SendPtr(packed_rows.as_mut_ptr());
+        (0..blocks).into_par_iter().for_each(|block| {
+            let first = block * mr;
+            let count = mr.min(rows - first);
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                let start = (k0 * blocks + block * kc) * mr;
+                // SAFETY: blocks write disjoint `kc · mr` runs of `packed_rows`.
+                let chunk = unsafe { std::slice::from_raw_parts_mut(rows_out.at(start), kc * mr) };
+                for r in 0..count {
+                    let source = &x[(first + r) * k + k0..][..kc];
+                    for (group, v) in chunk.chunks_exact_mut(mr).zip(source) {
+                        group[r] = *v;
+                    }
+                }
+            }
+        });
+        let parts = threads.clamp(1, panels);
+        let per_part = panels.div_ceil(parts);
+        let out = SendPtr(dst.as_mut_ptr());
+        let packed_rows = &packed_rows[..];
+        (0..parts).into_par_iter().for_each(|part| {
+            let first = part * per_part;
+            let last = (first + per_part).min(panels);
+            // SAFETY: each part writes only the columns of its own panels, in every row; the
+            // buffers have the sizes checked above.
+            unsafe { self.panels(packed_rows, rows, first..last, out) };
+        });
+    }
+
+    /// The product for panels `range`, blocked so that a panel's slice of weights (`KC × NR`)
+    /// stays in L1 while the rows pass over it, and `MC` rows' slice of inputs in L2.
+    unsafe fn panels(
+        &self,
+        packed_rows: &[f32],
+        rows: usize,
+        range: std::ops::Range<usize>,
+        out: SendPtr,
+    ) {
+        let (k, n, nr, mr) = (
+            self.inputs,
+            self.outputs,
+            self.kernel.columns(),
+            self.kernel.rows(),
+        );
+        let panels = n.div_ceil(nr);
+        let blocks = rows.div_ceil(mr);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            for m0 in (0..rows).step_by(MC) {
+                let mc = MC.min(rows - m0);
+                for p in range.clone() {
+                    let b = self.data[block_start(k0, p, kc, panels, nr)..].as_ptr();
+                    let cols = nr.min(n - p * nr);
+                    for r0 in (m0..m0 + mc).step_by(mr) {
+                        let r = mr.min(m0 + mc - r0);
+                        let block = r0 / mr;
+                        let a = packed_rows[(k0 * blocks + block * kc) * mr..].as_ptr();
+                        let c = unsafe { out.at(r0 * n + p * nr) };
+                        // SAFETY: `a` holds `kc` groups of `mr` values, `b` `kc` rows of `nr`,
+                        // and `c` `r` rows of `cols` values `n` apart, all in bounds.
+                        unsafe { run_kernel(self.kernel, r, a, b, kc, c, n, cols) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where panel `p`'s slice of the inputs from `k0` (`kc` of them) starts in `Packed::data`.
+fn block_start(k0: usize, p: usize, kc: usize, panels: usize, nr: usize) -> usize {
+    (k0 * panels + p * kc) * nr
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the parts that share it write disjoint regions.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer `offset` values on (a method, so closures capture the `Send` wrapper).
+    ///
+    /// # Safety
+    /// `offset` must stay within the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Dispatches to the kernel instance for `r` rows.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_kernel(
+    kernel: Kernel,
+    r: usize,
+    a: *const f32,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    macro_rules! rows {
+        ($f:ident, $($n:literal)*) => {
+            match r {
+                $($n => unsafe { $f::<$n>(a, b, kc, c, ldc, cols) },)*
+                _ => unreachable!("kernel rows"),
+            }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    match kernel {
+        Kernel::Avx512 => rows!(avx512, 1 2 3 4 5 6 7 8 9 10 11 12),
+        Kernel::Avx2 => rows!(avx2, 1 2 3 4 5 6),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (kernel, r, a, b, kc, c, ldc, cols);
+}
+
+/// `R` rows (of a 12-row packed block) × 32 columns: 2·R accumulators of 16 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512<const R: usize>(
+    a: *const f32,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for k in 0..kc {
+        // SAFETY (all loads): in bounds per `run_kernel`'s contract.
+        let b0 = unsafe { _mm512_loadu_ps(b.add(k * 32)) };
+        let b1 = unsafe { _mm512_loadu_ps(b.add(k * 32 + 16)) };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm512_set1_ps(unsafe { *a.add(k * 12 + r) });
+            acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+        }
+    }
+    let low = if cols >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << cols) - 1
+    };
+    let high = if cols >= 32 {
+        0xFFFF
+    } else {
+        (1u16 << cols.saturating_sub(16)) - 1
+    };
+    for (r, acc) in acc.iter().enumerate() {
+        let row = unsafe { c.add(r * ldc) };
+        unsafe {
+            let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(low, row), acc[0]);
+            _mm512_mask_storeu_ps(row, low, sum);
+            let row = row.add(16);
+            let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(high, row), acc[1]);
+            _mm512_mask_storeu_ps(row, high, sum);
+        }
+    }
+}
+
+/// `R` rows (of a 6-row packed block) × 16 columns: 2·R accumulators of 8 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<const R: usize>(
+    a: *const f32,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for k in 0..kc {
+        // SAFETY (all loads): in bounds per `run_kernel`'s contract.
+        let b0 = unsafe { _mm256_loadu_ps(b.add(k * 16)) };
+        let b1 = unsafe { _mm256_loadu_ps(b.add(k * 16 + 8)) };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_ps(unsafe { *a.add(k * 6 + r) });
+            acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let row = unsafe { c.add(r * ldc) };
+        if cols == 16 {
+            unsafe {
+                _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), acc[0]));
+                let row = row.add(8);
+                _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), acc[1]));
+            }
+        } else {
+            let mut sums = [0.0f32; 16];
+            unsafe {
+                _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[1]);
+            }
+            for (j, s) in sums.iter().take(cols).enumerate() {
+                unsafe { *row.add(j) += s };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_avx512_cpu_uses_the_packed_kernel() {
+        if std::env::var_os("CLIPTAG_KERNEL").is_none() {
+            let want = Kernel::Avx512.supported().then_some(Kernel::Avx512);
+            assert_eq!(kernel(), want);
+        }
+    }
+
+    #[test]
+    fn every_kernel_computes_the_product_at_every_edge() {
+        let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2]
+            .into_iter()
+            .filter(|k| k.supported())
+            .collect();
+        if kernels.is_empty() {
+            eprintln!("no vector kernel on this CPU: the gemm crate is used");
+            return;
+        }
+        // Row counts across the kernels' row blocks and the 240-row block, widths across the
+        // panels, depths across the 256-deep block.
+        for (rows, inputs, outputs) in [
+            (1, 1, 1),
+            (5, 7, 3),
+            (13, 33, 17),
+            (50, 300, 48),
+            (97, 257, 65),
+            (250, 520, 100),
+        ] {
+            let x = values(rows * inputs, 1);
+            let w = values(outputs * inputs, 2);
+            let start = values(rows * outputs, 3);
+            let mut want = vec![0.0f64; rows * outputs];
+            for i in 0..rows {
+                for o in 0..outputs {
+                    let dot: f64 = (0..inputs)
+                        .map(|k| f64::from(x[i * inputs + k]) * f64::from(w[o * inputs + k]))
+                        .sum();
+                    want[i * outputs + o] = f64::from(start[i * outputs + o]) + dot;
+                }
+            }
+            for &kernel in &kernels {
+                for threads in [1, 3] {
+                    let packed = Packed::new(kernel, &w, inputs, outputs);
+                    let mut got = start.clone();
+                    packed.multiply_add(&x, &mut got, threads);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (f64::from(*g) - w).abs() < 1e-4 * (1.0 + w.abs()),
+                            "{kernel:?} {rows}×{inputs}×{outputs}, {threads} threads: [{i}] = {g}, want {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
