@@ -229,6 +229,9 @@ pub(super) fn end_to_end(
         reduced_jpeg: true,
     };
     let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
+    // The peak from here counts the loaded model and the vocabulary, and indexing's own buffers.
+    reset_peak_rss();
+    let before = super::rss_mib();
     let summary = library.index(
         &[dir.to_path_buf()],
         options,
@@ -245,6 +248,14 @@ pub(super) fn end_to_end(
         ),
         serde_json::json!({"what": "index", "format": format, "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
     );
+    if let (Some(peak), Some(before)) = (super::peak_rss_mib(), before) {
+        report.line(
+            format!(
+                "  {format} peak RSS while indexing: {peak:.0} MiB, of which {before:.0} MiB before it began (the bench's model and its random weights, the vocabulary)"
+            ),
+            serde_json::json!({"what": "index_peak_rss", "format": format, "mib": peak, "before_mib": before}),
+        );
+    }
     let per = |d: Duration| d.as_secs_f64() * 1e3 / summary.indexed.max(1) as f64;
     report.line(
         format!(
