@@ -6,6 +6,7 @@
 //! The benchmark drives the same public core the app and the command line use; its synthetic
 //! data lives here, not in the library.
 
+mod decode;
 mod duplicates;
 mod learn;
 mod library;
