@@ -119,14 +119,6 @@ impl Packed {
         }
     }
 
-    pub fn inputs(&self) -> usize {
-        self.inputs
-    }
-
-    pub fn outputs(&self) -> usize {
-        self.outputs
-    }
-
     /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
     /// the output panels shared among `threads` threads of the current pool.
     pub fn multiply_add(&self, x: &[f32], dst: &mut [f32], threads: usize) {

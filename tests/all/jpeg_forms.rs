@@ -144,7 +144,8 @@ fn the_coefficient_decoder_survives_damaged_data() {
             decoded += 1;
         }
     }
-    // Most mutations leave a decodable file (the entropy-coded data has no checksum).
+    // Many mutations leave a decodable file (the entropy-coded data has no checksum): 420 of
+    // the 3000 when this was written.
     assert!(decoded > cases / 10, "only {decoded} of {cases} decoded");
     eprintln!("{cases} mutated files: {decoded} decoded by skipping coefficients");
 }
