@@ -201,6 +201,8 @@ def main():
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
             if row.get("what") == "image_encoder":
                 note(("cliptag", row["batch"]), row["images_per_s"])
+            if row.get("what") == "image_encoder_f16":
+                note(("cliptag f16", row["batch"]), row["images_per_s"])
         note(("pytorch", "e2e"), end_to_end(torch_encode))
         note(("onnxruntime", "e2e"), end_to_end(ort_encode))
         note(("best", "e2e"), best_python())
@@ -226,6 +228,12 @@ def main():
     print(" preprocessed and encoded; PyTorch and ONNX Runtime with PIL and CLIPImageProcessor, one photo")
     print(f" at a time; best Py = PIL draft decoding in {args.threads} processes overlapped with ONNX Runtime")
     print(" at batch 32; for the encoder alone, best Py is ONNX Runtime)")
+    if ("cliptag f16", batches[0]) in med:
+        print("cliptag with CLIPTAG_PRECISION=f16 (AVX-512 FP16), images/s, and its ratio to ONNX RT and to f32:")
+        for key in batches:
+            h = med[("cliptag f16", key)]
+            print(f"  batch {key}: {h:.2f}  ({h / med[('onnxruntime', key)]:.2f}x ONNX RT,"
+                  f" {h / med[('cliptag', key)]:.2f}x cliptag f32)")
     pil, ours = med[("pil", "draft_ms")], med[("cliptag", "draft_ms")]
     print(f"reduced-size JPEG decode, one thread, ms per photo: PIL draft {pil:.1f}, cliptag {ours:.1f}"
           f" (cliptag / PIL {ours / pil:.2f})")

@@ -6,7 +6,9 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{BenchArgs, Report, throughput};
 use crate::model::ClipModel;
+use crate::model::clip::MemoryWeights;
 use crate::model::config::ClipConfig;
+use crate::model::matmul::{self, Precision};
 
 /// Floating-point operations of one image through the vision tower (patch embedding, every
 /// layer's projections, attention and MLP; the negligible norms and softmax left out).
@@ -83,8 +85,8 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
         }
         return Ok(());
     }
-    let model = ClipModel::load(config, &weights)?;
-    let kernel = crate::model::matmul::kernel();
+    let model = matmul::loading_in(Precision::F32, || ClipModel::load(config.clone(), &weights))?;
+    let kernel = matmul::kernel();
     report.line(
         format!(
             "  linear layers: {}",
@@ -94,17 +96,25 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
         ),
         serde_json::json!({"what": "matrix_kernel", "kernel": kernel.map(|k| format!("{k:?}"))}),
     );
+    let half = half_model(report, &config, &weights, &model)?;
     for &batch in &args.batches {
         let pixels = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
-        let rate = throughput(args.seconds, batch, || {
-            model.image_features(&pixels)?;
-            Ok(())
-        })?;
+        let rate = image_rate(&model, args, &pixels)?;
         report.line(
             format!("  batch {batch:>3}: {rate:>7.2} images/s  {:>6.1} GFLOP/s", rate * flops / 1e9),
             serde_json::json!({"what": "image_encoder", "batch": batch, "images_per_s": rate, "gflops": rate * flops / 1e9}),
         );
+        if let Some(half) = &half {
+            // Measured right after f32, batch by batch, so that the machine's drift between
+            // the two stays small.
+            let half_rate = image_rate(half, args, &pixels)?;
+            report.line(
+                format!("  batch {batch:>3}, half precision: {half_rate:>7.2} images/s, {:.2}× f32", half_rate / rate),
+                serde_json::json!({"what": "image_encoder_f16", "batch": batch, "images_per_s": half_rate, "ratio_to_f32": half_rate / rate}),
+            );
+        }
     }
+    drop(half);
     if !args.no_text {
         println!("cliptag text encoder ({} prompts per batch):", args.prompts);
         for (what, length) in [("8-token tag prompts", 8), ("padded to 77 tokens", 77)] {
@@ -120,4 +130,52 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
         }
     }
     Ok(())
+}
+
+/// Images per second through `model` for `pixels`.
+fn image_rate(model: &ClipModel, args: &BenchArgs, pixels: &Tensor) -> anyhow::Result<f64> {
+    let batch = pixels.dim(0)?;
+    throughput(args.seconds, batch, || {
+        model.image_features(pixels)?;
+        Ok(())
+    })
+}
+
+/// The image encoder with its linear layers in half precision, where the CPU runs it, after
+/// reporting how far its embeddings are from `f32_model`'s.
+fn half_model(
+    report: &Report,
+    config: &ClipConfig,
+    weights: &MemoryWeights,
+    f32_model: &ClipModel,
+) -> anyhow::Result<Option<ClipModel>> {
+    if !matmul::half_runs() {
+        report.line(
+            "  half precision: not on this CPU (no AVX-512 FP16, or another kernel was chosen); \
+             CLIPTAG_PRECISION=f16 runs f32 here"
+                .to_string(),
+            serde_json::json!({"what": "half_precision", "runs": false}),
+        );
+        return Ok(None);
+    }
+    let model = matmul::loading_in(Precision::F16, || ClipModel::load(config.clone(), weights))?;
+    anyhow::ensure!(
+        model.precision() == Precision::F16,
+        "half precision was not taken"
+    );
+    // Photo-like inputs: smooth random fields, as preprocessed pixels are, not white noise.
+    let pixels = (Tensor::randn(0f32, 1.0, (8, 3, 28, 28), &Device::Cpu)?
+        .upsample_nearest2d(224, 224)?
+        * 0.8)?;
+    let reference = crate::model::clip::l2_normalize(&f32_model.image_features(&pixels)?)?;
+    let half = crate::model::clip::l2_normalize(&model.image_features(&pixels)?)?;
+    let cosines: Vec<f32> = (reference * half)?.sum(1)?.to_vec1()?;
+    let worst = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+    report.line(
+        format!(
+            "  half precision (AVX-512 FP16) loaded; its embeddings against f32's, 8 images: lowest cosine {worst:.6}"
+        ),
+        serde_json::json!({"what": "half_precision", "runs": true, "lowest_cosine": worst}),
+    );
+    Ok(Some(model))
 }

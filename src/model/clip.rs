@@ -426,12 +426,21 @@ impl ClipModel {
     /// A model for `config` with random weights (a model's speed does not depend on its weight
     /// values, so benchmarks use these).
     pub fn random(config: ClipConfig, seed: u64) -> Result<Self> {
-        Self::load(config.clone(), &random_weights(&config, seed)?)
+        let weights = random_weights(&config, seed)?;
+        let model = Self::load(config, &weights)?;
+        drop(weights);
+        kernels::release_free_memory();
+        Ok(model)
     }
 
     /// The model's shape.
     pub fn config(&self) -> &ClipConfig {
         &self.config
+    }
+
+    /// The arithmetic its linear layers multiply in (all are packed alike at load).
+    pub fn precision(&self) -> crate::model::matmul::Precision {
+        self.vision.projection.precision()
     }
 
     /// `exp(logit_scale)`: the factor that turns cosine similarities into logits.
@@ -441,12 +450,18 @@ impl ClipModel {
 
     /// Unnormalised image features for `[batch, 3, size, size]` pixel values.
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
-        Ok(kernels::run(|| self.vision.forward(pixels))?)
+        let batch = pixels.dim(0)?;
+        Ok(kernels::run_split(batch, |part| {
+            self.vision
+                .forward(&pixels.narrow(0, part.start, part.len())?)
+        })?)
     }
 
     /// Unnormalised text features for equally long rows of token ids.
     pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
-        Ok(kernels::run(|| self.text.forward(ids))?)
+        Ok(kernels::run_split(ids.len(), |part| {
+            self.text.forward(&ids[part])
+        })?)
     }
 }
 

@@ -10,10 +10,11 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::model::config::Activation;
-use crate::model::matmul::{self, Packed};
+use crate::model::matmul::half::PackedHalf;
+use crate::model::matmul::{self, Packed, Precision};
 
 fn parallelism() -> gemm::Parallelism {
-    let threads = candle_core::utils::get_num_threads();
+    let threads = rayon::current_num_threads();
     if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -42,12 +43,19 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// A layer's weight, in the form the product reads.
+enum Weights {
+    /// `[outputs, inputs]`, row-major, as PyTorch stores it, for the `gemm` crate.
+    Raw(Vec<f32>),
+    /// In panels for this CPU's vector kernel.
+    Packed(Packed),
+    /// In half precision, in panels for the AVX-512 FP16 kernel.
+    Half(PackedHalf),
+}
+
 /// `y = x Wᵀ + b (+ residual)`, then the activation, for `x` of shape `[rows, inputs]`.
 pub struct Linear {
-    /// `[outputs, inputs]`, row-major, as PyTorch stores it; empty where `packed` holds it.
-    weight: Vec<f32>,
-    /// The weight in panels for this CPU's vector kernel, when it has one.
-    packed: Option<Packed>,
+    weights: Weights,
     pub bias: Option<Vec<f32>>,
     pub inputs: usize,
     pub outputs: usize,
@@ -55,7 +63,8 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A layer with `weight` `[outputs, inputs]`, packed once here for the CPU's kernel.
+    /// A layer with `weight` `[outputs, inputs]`, packed once here for the CPU's kernel in the
+    /// precision [`matmul::load_precision`] gives; the raw copy is not kept when packed.
     pub fn new(
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
@@ -63,14 +72,27 @@ impl Linear {
         outputs: usize,
         activation: Option<Activation>,
     ) -> Linear {
-        let packed = matmul::kernel().map(|k| Packed::new(k, &weight, inputs, outputs));
+        let weights = match (matmul::load_precision(), matmul::kernel()) {
+            (Precision::F16, _) => Weights::Half(PackedHalf::new(&weight, inputs, outputs)),
+            (Precision::F32, Some(kernel)) => {
+                Weights::Packed(Packed::new(kernel, &weight, inputs, outputs))
+            }
+            (Precision::F32, None) => Weights::Raw(weight),
+        };
         Linear {
-            weight: if packed.is_some() { Vec::new() } else { weight },
-            packed,
+            weights,
             bias,
             inputs,
             outputs,
             activation,
+        }
+    }
+
+    /// The arithmetic this layer multiplies in.
+    pub fn precision(&self) -> Precision {
+        match self.weights {
+            Weights::Half(_) => Precision::F16,
+            Weights::Raw(_) | Weights::Packed(_) => Precision::F32,
         }
     }
 
@@ -96,10 +118,11 @@ impl Linear {
                 }
             });
         }
-        if let Some(packed) = &self.packed {
-            packed.multiply_add(x, &mut dst, candle_core::utils::get_num_threads());
-        } else {
-            self.gemm(x, rows, &mut dst);
+        let threads = rayon::current_num_threads();
+        match &self.weights {
+            Weights::Packed(packed) => packed.multiply_add(x, &mut dst, threads),
+            Weights::Half(packed) => packed.multiply_add(x, &mut dst, threads),
+            Weights::Raw(weight) => self.gemm(weight, x, rows, &mut dst),
         }
         if let Some(activation) = self.activation {
             dst.par_chunks_mut(1 << 14)
@@ -109,7 +132,7 @@ impl Linear {
     }
 
     /// `dst += x Wᵀ` through the `gemm` crate, for CPUs without a vector kernel here.
-    fn gemm(&self, x: &[f32], rows: usize, dst: &mut [f32]) {
+    fn gemm(&self, weight: &[f32], x: &[f32], rows: usize, dst: &mut [f32]) {
         let out = self.outputs;
         // SAFETY: dst is rows×out, x is rows×inputs, weight is out×inputs, all row-major; the
         // strides below describe exactly those buffers.
@@ -125,7 +148,7 @@ impl Linear {
                 x.as_ptr(),
                 1,
                 self.inputs as isize,
-                self.weight.as_ptr(),
+                weight.as_ptr(),
                 self.inputs as isize,
                 1,
                 1.0,
@@ -380,21 +403,46 @@ pub fn linear(x: &Tensor, op: &Linear, residual: Option<&Tensor>) -> candle_core
 mod linear_tests {
     use super::*;
 
+    fn product(weight: &[f32], x: &[f32]) -> Vec<f32> {
+        weight
+            .chunks(x.len())
+            .map(|w| w.iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    fn output(layer: &Linear, x: &[f32]) -> Vec<f32> {
+        let (CpuStorage::F32(y), _) = layer.run(x, None).unwrap() else {
+            panic!("not f32")
+        };
+        y
+    }
+
     #[test]
     fn layers_are_packed_once_for_the_chosen_kernel() {
         let weight: Vec<f32> = (0..12).map(|i| i as f32).collect();
-        let layer = Linear::new(weight.clone(), None, 4, 3, None);
-        assert_eq!(layer.packed.is_some(), matmul::kernel().is_some());
+        let layer = matmul::loading_in(Precision::F32, || {
+            Linear::new(weight.clone(), None, 4, 3, None)
+        });
         // Packed, the raw copy is not kept; otherwise it is what the gemm crate reads.
-        assert_eq!(layer.weight.is_empty(), layer.packed.is_some());
+        match (&layer.weights, matmul::kernel()) {
+            (Weights::Packed(_), Some(_)) | (Weights::Raw(_), None) => {}
+            _ => panic!("the layer is not packed for the chosen kernel"),
+        }
         let x = [1.0, 0.0, -1.0, 2.0];
-        let (CpuStorage::F32(y), _) = layer.run(&x, None).unwrap() else {
-            panic!("not f32")
-        };
-        let want: Vec<f32> = weight
-            .chunks(4)
-            .map(|w| w.iter().zip(&x).map(|(a, b)| a * b).sum())
-            .collect();
-        assert_eq!(y, want);
+        assert_eq!(output(&layer, &x), product(&weight, &x));
+    }
+
+    #[test]
+    fn half_precision_is_taken_only_where_the_cpu_runs_it() {
+        let weight: Vec<f32> = (0..12).map(|i| i as f32 * 0.25).collect();
+        let layer = matmul::loading_in(Precision::F16, || {
+            Linear::new(weight.clone(), None, 4, 3, None)
+        });
+        let half = matmul::half_runs();
+        assert_eq!(layer.precision() == Precision::F16, half);
+        assert_eq!(matches!(layer.weights, Weights::Half(_)), half);
+        // These values are exact in half precision, so either way the product is exact.
+        let x = [1.0, 0.5, -1.0, 2.0];
+        assert_eq!(output(&layer, &x), product(&weight, &x));
     }
 }

@@ -13,6 +13,66 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     result
 }
 
+/// Runs `forward` over a batch of `batch` items split into one slice per thread, each slice on
+/// a thread of its own that does all of its work alone, and joins the outputs along the first
+/// dimension. With fewer items than threads it runs as [`run`] does: every thread shares each
+/// operation.
+///
+/// Splitting the images beats splitting each operation: no thread waits for another between
+/// the hundreds of operations of a forward pass, and each works in its own core's cache. On a
+/// 2-core machine the encoder at batch 8 and 32 ran at about the rate of two encoders on one
+/// thread each, which splitting each product had not reached.
+pub fn run_split(
+    batch: usize,
+    forward: impl Fn(std::ops::Range<usize>) -> candle_core::Result<candle_core::Tensor> + Sync,
+) -> candle_core::Result<candle_core::Tensor> {
+    let pools = solo_pools();
+    let parts = pools.len().min(batch);
+    if parts <= 1 {
+        return run(|| forward(0..batch));
+    }
+    let forward = &forward;
+    let outputs = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..parts)
+            .map(|i| {
+                let range = i * batch / parts..(i + 1) * batch / parts;
+                let pool = &pools[i];
+                scope.spawn(move || {
+                    pool.install(|| {
+                        set_flush_denormals();
+                        forward(range)
+                    })
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+    })?;
+    candle_core::Tensor::cat(&outputs, 0)
+}
+
+/// One single-thread pool per thread candle would use: work started in one stays on its
+/// thread, nested parallel loops included.
+fn solo_pools() -> &'static [rayon::ThreadPool] {
+    static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOLS.get_or_init(|| {
+        (0..candle_core::utils::get_num_threads())
+            .map_while(|i| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .thread_name(move |_| format!("cliptag-encode-{i}"))
+                    .build()
+                    .ok()
+            })
+            .collect()
+    })
+}
+
 /// Keeps the encoders' large temporary buffers on the heap instead of mapping and unmapping
 /// them on every operation.
 ///
@@ -26,6 +86,21 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
+/// Hands the memory freed while a model loaded (the weights as read, before packing) back to the
+/// system.
+///
+/// With [`tune_allocator`]'s thresholds glibc keeps freed heap memory for reuse, which is what
+/// the encoders want for their activations, but the copies made while loading are freed once
+/// and never needed again: several hundred MiB for a ViT-B/32 that would otherwise stay
+/// resident for the life of the process.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -66,6 +141,7 @@ fn restore_float_mode(_previous: u32) {}
 
 #[cfg(test)]
 mod tests {
+    use super::run_split;
     use crate::model::config::Activation;
     use crate::model::fused::{apply_activation, exp};
 
@@ -107,5 +183,39 @@ mod tests {
         let q = Activation::QuickGelu.reference(1.0);
         let g = Activation::Gelu.reference(1.0);
         assert!((q - g).abs() > 1e-3, "{q} vs {g}");
+    }
+
+    #[test]
+    fn a_batch_is_split_into_one_slice_per_thread_each_on_its_own_thread() {
+        use std::sync::Mutex;
+        let seen = Mutex::new(Vec::new());
+        let out = run_split(7, |part| {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            seen.lock()
+                .unwrap()
+                .push((part.clone(), thread, rayon::current_num_threads()));
+            let values: Vec<f32> = part.clone().map(|i| i as f32).collect();
+            candle_core::Tensor::from_vec(values, part.len(), &candle_core::Device::Cpu)
+        })
+        .unwrap();
+        // The slices' outputs come back in order.
+        assert_eq!(
+            out.to_vec1::<f32>().unwrap(),
+            (0..7).map(|i| i as f32).collect::<Vec<_>>()
+        );
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_by_key(|(part, _, _)| part.start);
+        let threads = candle_core::utils::get_num_threads();
+        if threads < 2 {
+            assert_eq!(seen.len(), 1);
+            return;
+        }
+        assert_eq!(seen.len(), threads.min(7));
+        assert_eq!(seen.iter().map(|(p, _, _)| p.len()).sum::<usize>(), 7);
+        for (i, (part, thread, pool_threads)) in seen.iter().enumerate() {
+            assert_eq!(thread, &format!("cliptag-encode-{i}"), "{part:?}");
+            // Nested parallel loops stay on that one thread.
+            assert_eq!(*pool_threads, 1);
+        }
     }
 }

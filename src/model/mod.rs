@@ -143,6 +143,9 @@ impl Engine {
                 Towers::Siglip(SiglipModel::load(config, weights.as_ref())?)
             }
         };
+        // The weights as read are dropped; what their copies took goes back to the system.
+        drop(weights);
+        kernels::release_free_memory();
         Ok(Engine {
             towers,
             tokenizer,
@@ -163,6 +166,14 @@ impl Engine {
             tokenizer,
             preprocess,
             model_id,
+        }
+    }
+
+    /// The arithmetic the encoders' linear layers multiply in.
+    pub fn precision(&self) -> matmul::Precision {
+        match &self.towers {
+            Towers::Clip(m) => m.precision(),
+            Towers::Siglip(m) => m.precision(),
         }
     }
 

@@ -249,12 +249,21 @@ impl SiglipModel {
     /// A model for `config` with random weights (for benchmarks: speed does not depend on the
     /// weights' values).
     pub fn random(config: SiglipConfig, seed: u64) -> Result<Self> {
-        Self::load(config.clone(), &random_weights(&config, seed)?)
+        let weights = random_weights(&config, seed)?;
+        let model = Self::load(config, &weights)?;
+        drop(weights);
+        kernels::release_free_memory();
+        Ok(model)
     }
 
     /// The model's shape.
     pub fn config(&self) -> &SiglipConfig {
         &self.config
+    }
+
+    /// The arithmetic its linear layers multiply in (all are packed alike at load).
+    pub fn precision(&self) -> crate::model::matmul::Precision {
+        self.vision.head.kv.precision()
     }
 
     /// `exp(logit_scale)`.
@@ -269,12 +278,18 @@ impl SiglipModel {
 
     /// Unnormalised image features for `[batch, 3, size, size]` pixel values.
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
-        Ok(kernels::run(|| self.vision.forward(pixels))?)
+        let batch = pixels.dim(0)?;
+        Ok(kernels::run_split(batch, |part| {
+            self.vision
+                .forward(&pixels.narrow(0, part.start, part.len())?)
+        })?)
     }
 
     /// Unnormalised text features for rows of token ids padded to the model's positions.
     pub fn text_features(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
-        Ok(kernels::run(|| self.text.forward(ids))?)
+        Ok(kernels::run_split(ids.len(), |part| {
+            self.text.forward(&ids[part])
+        })?)
     }
 }
 

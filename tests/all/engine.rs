@@ -221,6 +221,39 @@ fn image_files_embed_like_the_reference() {
     }
 }
 
+#[test]
+fn a_batch_split_among_threads_embeds_each_photo_as_it_would_alone() {
+    let engine = tiny_engine();
+    let pixels: Vec<_> = reference_images()
+        .iter()
+        .take(5)
+        .map(|(path, _)| {
+            let decoded = imaging::decode_file(path, None).unwrap();
+            preprocess(&decoded.image, engine.preprocess_config())
+        })
+        .collect();
+    let together = engine.embed_images(&pixels).unwrap();
+    for (i, p) in pixels.iter().enumerate() {
+        let alone = engine
+            .embed_images(std::slice::from_ref(p))
+            .unwrap()
+            .remove(0);
+        assert!(max_abs(&together[i], &alone) <= 1e-5, "photo {i}");
+    }
+    let prompts: Vec<String> = ["a dog", "a cat", "a mountain lake"]
+        .iter()
+        .map(|p| format!("a photo of {p}."))
+        .collect();
+    let together = engine.embed_texts(&prompts).unwrap();
+    for (i, p) in prompts.iter().enumerate() {
+        let alone = engine
+            .embed_texts(std::slice::from_ref(p))
+            .unwrap()
+            .remove(0);
+        assert!(max_abs(&together[i], &alone) <= 1e-5, "prompt {i}");
+    }
+}
+
 /// A model shaped unlike the fixture: other widths, patch 16, 64-pixel images, `act`.
 fn second_config(act: &str) -> String {
     format!(

@@ -14,6 +14,7 @@ mod indexing;
 mod jpeg_forms;
 mod learning;
 mod naive_clip;
+mod precision;
 mod retag;
 mod sidecars;
 mod siglip;

@@ -11,6 +11,8 @@
 //! benchmarks; a kernel the CPU lacks falls back to the default).
 use std::sync::OnceLock;
 
+pub mod half;
+
 use rayon::prelude::*;
 
 /// A vector kernel for the packed product.
@@ -70,6 +72,58 @@ pub fn kernel() -> Option<Kernel> {
             _ => detected,
         }
     })
+}
+
+/// The arithmetic linear layers multiply in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// IEEE half precision through AVX-512 FP16 ([`half`]).
+    F16,
+}
+
+impl Precision {
+    /// What `requested` comes to on a CPU where the half-precision kernel `half_runs` or not:
+    /// F16 only where it runs, f32 everywhere else.
+    pub fn resolve(requested: Precision, half_runs: bool) -> Precision {
+        match requested {
+            Precision::F16 if half_runs => Precision::F16,
+            _ => Precision::F32,
+        }
+    }
+}
+
+/// Whether the half-precision kernel runs here: the CPU has AVX-512 FP16 and the 512-bit
+/// kernel is the one chosen (`CLIPTAG_KERNEL` set to another turns it off, too).
+pub fn half_runs() -> bool {
+    kernel() == Some(Kernel::Avx512) && half::supported()
+}
+
+/// The precision `CLIPTAG_PRECISION` asks for (`f16`); f32 when unset or anything else.
+pub fn requested_precision() -> Precision {
+    match std::env::var("CLIPTAG_PRECISION").as_deref() {
+        Ok("f16") => Precision::F16,
+        _ => Precision::F32,
+    }
+}
+
+thread_local! {
+    static LOADING_IN: std::cell::Cell<Option<Precision>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `load` (building a model) with its linear layers packed for `precision` where this CPU
+/// runs it, instead of what `CLIPTAG_PRECISION` asks for: a benchmark compares both in one run.
+pub fn loading_in<R>(precision: Precision, load: impl FnOnce() -> R) -> R {
+    let previous = LOADING_IN.replace(Some(precision));
+    let result = load();
+    LOADING_IN.set(previous);
+    result
+}
+
+/// The precision a layer built now is packed for.
+pub fn load_precision() -> Precision {
+    let requested = LOADING_IN.get().unwrap_or_else(requested_precision);
+    Precision::resolve(requested, half_runs())
 }
 
 /// Inputs a block of the product covers: a panel's slice of weights (`KC × NR`) stays in L1
@@ -151,52 +205,54 @@ impl Packed {
                 }
             }
         });
-        let parts = threads.clamp(1, panels);
-        let per_part = panels.div_ceil(parts);
         let out = SendPtr(dst.as_mut_ptr());
         let packed_rows = &packed_rows[..];
-        (0..parts).into_par_iter().for_each(|part| {
-            let first = part * per_part;
-            let last = (first + per_part).min(panels);
-            // SAFETY: each part writes only the columns of its own panels, in every row; the
-            // buffers have the sizes checked above.
-            unsafe { self.panels(packed_rows, rows, first..last, out) };
+        split_panels(panels, threads, |range| {
+            for_tiles(k, rows, KC, mr, range, |k0, kc, p, r0, r| {
+                let b = self.data[block_start(k0, p, kc, panels, nr)..].as_ptr();
+                let cols = nr.min(n - p * nr);
+                let a = packed_rows[(k0 * blocks + r0 / mr * kc) * mr..].as_ptr();
+                // SAFETY: `a` holds `kc` groups of `mr` values, `b` `kc` rows of `nr`, and the
+                // destination `r` rows of `cols` values `n` apart, all in bounds; each part
+                // writes only its own panels' columns.
+                unsafe {
+                    let c = out.at(r0 * n + p * nr);
+                    run_kernel(self.kernel, r, a, b, kc, c, n, cols);
+                }
+            });
         });
     }
+}
 
-    /// The product for panels `range`, blocked so that a panel's slice of weights (`KC × NR`)
-    /// stays in L1 while the rows pass over it, and `MC` rows' slice of inputs in L2.
-    unsafe fn panels(
-        &self,
-        packed_rows: &[f32],
-        rows: usize,
-        range: std::ops::Range<usize>,
-        out: SendPtr,
-    ) {
-        let (k, n, nr, mr) = (
-            self.inputs,
-            self.outputs,
-            self.kernel.columns(),
-            self.kernel.rows(),
-        );
-        let panels = n.div_ceil(nr);
-        let blocks = rows.div_ceil(mr);
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            for m0 in (0..rows).step_by(MC) {
-                let mc = MC.min(rows - m0);
-                for p in range.clone() {
-                    let b = self.data[block_start(k0, p, kc, panels, nr)..].as_ptr();
-                    let cols = nr.min(n - p * nr);
-                    for r0 in (m0..m0 + mc).step_by(mr) {
-                        let r = mr.min(m0 + mc - r0);
-                        let block = r0 / mr;
-                        let a = packed_rows[(k0 * blocks + block * kc) * mr..].as_ptr();
-                        let c = unsafe { out.at(r0 * n + p * nr) };
-                        // SAFETY: `a` holds `kc` groups of `mr` values, `b` `kc` rows of `nr`,
-                        // and `c` `r` rows of `cols` values `n` apart, all in bounds.
-                        unsafe { run_kernel(self.kernel, r, a, b, kc, c, n, cols) };
-                    }
+/// Runs `part` on up to `threads` threads of the current pool, each with its own run of the
+/// `panels` output panels.
+fn split_panels(panels: usize, threads: usize, part: impl Fn(std::ops::Range<usize>) + Sync) {
+    let parts = threads.clamp(1, panels.max(1));
+    let per_part = panels.div_ceil(parts);
+    (0..parts).into_par_iter().for_each(|i| {
+        let first = (i * per_part).min(panels);
+        part(first..(first + per_part).min(panels));
+    });
+}
+
+/// Walks the tiles of a product over panels `range`, blocked so that a panel's slice of weights
+/// (`kc_block` inputs) stays in L1 while the rows pass over it, and `MC` rows' slice of inputs
+/// in L2: `tile(k0, kc, panel, first_row, rows)` for each kernel call, `rows` at most `mr`.
+fn for_tiles(
+    inputs: usize,
+    rows: usize,
+    kc_block: usize,
+    mr: usize,
+    range: std::ops::Range<usize>,
+    mut tile: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    for k0 in (0..inputs).step_by(kc_block) {
+        let kc = kc_block.min(inputs - k0);
+        for m0 in (0..rows).step_by(MC) {
+            let mc = MC.min(rows - m0);
+            for p in range.clone() {
+                for r0 in (m0..m0 + mc).step_by(mr) {
+                    tile(k0, kc, p, r0, mr.min(m0 + mc - r0));
                 }
             }
         }
