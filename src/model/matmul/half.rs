@@ -2,8 +2,8 @@
 //!
 //! One `vfmadd231ph` does 32 multiply-adds where the f32 kernel's does 16, at the same rate on
 //! the cores that have it (Sapphire Rapids and later), so the product runs up to twice as fast.
-//! BF16's dot product (`vdpbf16ps`) was measured at 0.37× the f32 rate on such a core, so it is
-//! not used. Half precision keeps 11 significant bits but only reaches 65504, and sums in half
+//! BF16's dot product (`vdpbf16ps`) was measured at 0.37–0.49× the f32 FMA rate on such a
+//! core (a register-only loop, two runs), so it is not used. Half precision keeps 11 significant bits but only reaches 65504, and sums in half
 //! precision lose bits as they grow, so:
 //!
 //! - the weights are scaled by a power of two (exact) so that the largest is at most 1, and each
@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use super::{SendPtr, for_tiles, split_panels};
+use super::{SendPtr, column_masks, for_tiles, split_panels};
 
 /// Inputs a block covers (even, so that pairs never straddle blocks).
 const KC: usize = 256;
@@ -113,7 +113,7 @@ impl PackedHalf {
         // `(k0 / 2 · blocks + b · ⌈kc / 2⌉) · MR`. Each block gets its own scale.
         let mut packed_rows = vec![0u32; blocks * MR * pairs];
         let mut unscale = vec![0.0f32; blocks];
-        let rows_out = SendPtrU32(packed_rows.as_mut_ptr());
+        let rows_out = SendPtr(packed_rows.as_mut_ptr());
         unscale
             .par_iter_mut()
             .enumerate()
@@ -166,20 +166,6 @@ impl PackedHalf {
 /// Where panel `p`'s slice of the inputs from `k0` (`kc` of them) starts in `PackedHalf::data`.
 fn block_start(k0: usize, p: usize, kc: usize, panels: usize) -> usize {
     (k0 * panels + p * kc.div_ceil(2) * 2) * NR
-}
-
-#[derive(Clone, Copy)]
-struct SendPtrU32(*mut u32);
-// SAFETY: the blocks that share it write disjoint regions.
-unsafe impl Send for SendPtrU32 {}
-unsafe impl Sync for SendPtrU32 {}
-
-impl SendPtrU32 {
-    /// # Safety
-    /// `offset` must stay within the buffer.
-    unsafe fn at(self, offset: usize) -> *mut u32 {
-        unsafe { self.0.add(offset) }
-    }
 }
 
 /// `values · scale` in half precision into `out` (at least as long), rounding to nearest even.
@@ -313,18 +299,7 @@ unsafe fn avx512fp16<const R: usize>(
     let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     let scale = _mm512_set1_ps(unscale);
-    let masks = [
-        if cols >= 16 {
-            0xFFFF
-        } else {
-            (1u16 << cols) - 1
-        },
-        if cols >= 32 {
-            0xFFFF
-        } else {
-            (1u16 << cols.saturating_sub(16)) - 1
-        },
-    ];
+    let masks = column_masks(cols);
     for (r, acc) in acc.iter().enumerate() {
         for (h, (sums, mask)) in acc.iter().zip(masks).enumerate() {
             let v = _mm512_castph_si512(*sums);

@@ -265,19 +265,25 @@ fn block_start(k0: usize, p: usize, kc: usize, panels: usize, nr: usize) -> usiz
 }
 
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+struct SendPtr<T>(*mut T);
 // SAFETY: the parts that share it write disjoint regions.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
 
-impl SendPtr {
+impl<T> SendPtr<T> {
     /// The pointer `offset` values on (a method, so closures capture the `Send` wrapper).
     ///
     /// # Safety
     /// `offset` must stay within the buffer.
-    unsafe fn at(self, offset: usize) -> *mut f32 {
+    unsafe fn at(self, offset: usize) -> *mut T {
         unsafe { self.0.add(offset) }
     }
+}
+
+/// The store masks for a 32-column tile's two 16-lane halves when only `cols` columns exist.
+fn column_masks(cols: usize) -> [u16; 2] {
+    let lanes = |n: usize| if n >= 16 { 0xFFFF } else { (1u16 << n) - 1 };
+    [lanes(cols), lanes(cols.saturating_sub(16))]
 }
 
 /// Dispatches to the kernel instance for `r` rows.
@@ -332,16 +338,7 @@ unsafe fn avx512<const R: usize>(
             acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
         }
     }
-    let low = if cols >= 16 {
-        0xFFFF
-    } else {
-        (1u16 << cols) - 1
-    };
-    let high = if cols >= 32 {
-        0xFFFF
-    } else {
-        (1u16 << cols.saturating_sub(16)) - 1
-    };
+    let [low, high] = column_masks(cols);
     for (r, acc) in acc.iter().enumerate() {
         let row = unsafe { c.add(r * ldc) };
         unsafe {
