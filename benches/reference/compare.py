@@ -201,8 +201,9 @@ def main():
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
             if row.get("what") == "image_encoder":
                 note(("cliptag", row["batch"]), row["images_per_s"])
-            if row.get("what") == "image_encoder_f16":
-                note(("cliptag f16", row["batch"]), row["images_per_s"])
+            for name in ("bf16", "f16"):
+                if row.get("what") == f"image_encoder_{name}":
+                    note((f"cliptag {name}", row["batch"]), row["images_per_s"])
         note(("pytorch", "e2e"), end_to_end(torch_encode))
         note(("onnxruntime", "e2e"), end_to_end(ort_encode))
         note(("best", "e2e"), best_python())
@@ -228,10 +229,13 @@ def main():
     print(" preprocessed and encoded; PyTorch and ONNX Runtime with PIL and CLIPImageProcessor, one photo")
     print(f" at a time; best Py = PIL draft decoding in {args.threads} processes overlapped with ONNX Runtime")
     print(" at batch 32; for the encoder alone, best Py is ONNX Runtime)")
-    if ("cliptag f16", batches[0]) in med:
-        print("cliptag with CLIPTAG_PRECISION=f16 (AVX-512 FP16), images/s, and its ratio to ONNX RT and to f32:")
+    for name, extension in (("bf16", "AVX-512 BF16"), ("f16", "AVX-512 FP16")):
+        if (f"cliptag {name}", batches[0]) not in med:
+            print(f"cliptag with CLIPTAG_PRECISION={name}: not on this CPU (no {extension}); it runs f32")
+            continue
+        print(f"cliptag with CLIPTAG_PRECISION={name} ({extension}), images/s, and its ratio to ONNX RT and to f32:")
         for key in batches:
-            h = med[("cliptag f16", key)]
+            h = med[(f"cliptag {name}", key)]
             print(f"  batch {key}: {h:.2f}  ({h / med[('onnxruntime', key)]:.2f}x ONNX RT,"
                   f" {h / med[('cliptag', key)]:.2f}x cliptag f32)")
     pil, ours = med[("pil", "draft_ms")], med[("cliptag", "draft_ms")]

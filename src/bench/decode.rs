@@ -8,11 +8,13 @@ use crate::imaging;
 use crate::model::PreprocessConfig;
 
 /// Decoding alone, one thread: for JPEGs, reduced-size DCT decoding against a full decode.
+/// Returns the milliseconds per photo, decoding and preprocessing, of the way the indexer
+/// decodes this format (the last mode timed).
 pub(super) fn decode_times(
     format: &str,
     photos: &[PathBuf],
     report: &Report,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
     let config = PreprocessConfig::default();
     let sample: Vec<&PathBuf> = photos.iter().take(8).collect();
     let modes: &[(&str, Option<u32>)] = if format == "JPEG" {
@@ -24,6 +26,7 @@ pub(super) fn decode_times(
         // HEVC has no reduced-size decoding: every HEIC is decoded whole.
         &[("full decode", Some(config.min_short_side()))]
     };
+    let mut indexer_ms = 0.0;
     for &(what, reduce) in modes {
         let (mut decode, mut preprocess) = (Vec::new(), Vec::new());
         for path in &sample {
@@ -35,6 +38,7 @@ pub(super) fn decode_times(
             preprocess.push((started.elapsed() - decoded_at).as_secs_f64() * 1e3);
         }
         let (d, p) = (median(&mut decode), median(&mut preprocess));
+        indexer_ms = d + p;
         report.line(
             format!(
                 "  {format} {what}: {d:.1} ms + preprocess {p:.1} ms per photo (one thread, median of {})",
@@ -69,5 +73,5 @@ pub(super) fn decode_times(
             serde_json::json!({"what": "decode", "format": format, "mode": "jpeg-decoder reduced", "decode_ms": d}),
         );
     }
-    Ok(())
+    Ok(indexer_ms)
 }

@@ -117,8 +117,8 @@ pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
     let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
     for (format, photos, folder) in [("JPEG", &jpegs, &dir), ("HEIC", &heics, &heic_dir)] {
         describe_folder(format, photos, report);
-        super::decode::decode_times(format, photos, report)?;
-        end_to_end(args, format, folder, &engine, report)?;
+        let decode_ms = super::decode::decode_times(format, photos, report)?;
+        end_to_end(args, format, folder, &engine, Some(decode_ms), report)?;
     }
     Ok(())
 }
@@ -137,11 +137,16 @@ fn describe_folder(format: &str, photos: &[PathBuf], report: &Report) {
 }
 
 /// Indexing a folder from start to finish through the library core, with a random ViT-B/32.
+/// Given the CPU time one photo's decoding takes (`decode_ms`, one thread), it also reports how
+/// close indexing comes to what the cores allow: the encoder's CPU time per photo at the
+/// indexing batch size is measured first, and the most photos/s the threads can give is their
+/// count over the two times' sum.
 pub(super) fn end_to_end(
     args: &BenchArgs,
     format: &str,
     dir: &Path,
     engine: &Arc<dyn Embedder>,
+    decode_ms: Option<f64>,
     report: &Report,
 ) -> anyhow::Result<()> {
     let db_dir = tempfile_dir("cliptag-bench-index")?;
@@ -168,6 +173,10 @@ pub(super) fn end_to_end(
         reduced_jpeg: true,
     };
     let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
+    let encode_ms = match decode_ms {
+        Some(_) => Some(encode_cpu_ms(engine.as_ref(), batch_size)?),
+        None => None,
+    };
     // The peak from here counts the loaded model and the vocabulary, and indexing's own buffers.
     reset_peak_rss();
     let before = super::rss_mib();
@@ -195,6 +204,17 @@ pub(super) fn end_to_end(
             serde_json::json!({"what": "index_peak_rss", "format": format, "mib": peak, "before_mib": before}),
         );
     }
+    if let (Some(decode_ms), Some(encode_ms)) = (decode_ms, encode_ms) {
+        let threads = candle_core::utils::get_num_threads() as f64;
+        let allowed = threads * 1e3 / (decode_ms + encode_ms);
+        report.line(
+            format!(
+                "  {format} CPU time per photo: decode and preprocess {decode_ms:.1} ms (one thread), encode {encode_ms:.1} ms (batch {batch_size}); {threads} threads allow {allowed:.2} photos/s, indexing reached {:.0} % of it",
+                100.0 * rate / allowed
+            ),
+            serde_json::json!({"what": "index_schedule", "format": format, "decode_cpu_ms": decode_ms, "encode_cpu_ms": encode_ms, "allowed_per_s": allowed, "share_of_allowed": rate / allowed}),
+        );
+    }
     let per = |d: Duration| d.as_secs_f64() * 1e3 / summary.indexed.max(1) as f64;
     report.line(
         format!(
@@ -209,6 +229,30 @@ pub(super) fn end_to_end(
     );
     let _ = std::fs::remove_dir_all(&db_dir);
     Ok(())
+}
+
+/// The process CPU time, in ms per image, that `engine` takes to embed batches of `batch`
+/// images (the median of three batches, after one to warm up).
+fn encode_cpu_ms(engine: &dyn Embedder, batch: usize) -> anyhow::Result<f64> {
+    let config = engine.preprocess_config();
+    let (width, height) = (config.crop_width, config.crop_height);
+    let pixels: Vec<imaging::Pixels> = (0..batch.max(1))
+        .map(|i| imaging::Pixels {
+            data: (0..3 * width as usize * height as usize)
+                .map(|j| ((i * 7 + j) % 251) as f32 / 125.0 - 1.0)
+                .collect(),
+            width,
+            height,
+        })
+        .collect();
+    engine.embed_images(&pixels)?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = super::process_cpu_seconds();
+        engine.embed_images(&pixels)?;
+        times.push((super::process_cpu_seconds() - started) * 1e3 / pixels.len() as f64);
+    }
+    Ok(super::median(&mut times))
 }
 
 /// A library of `n` images with random embeddings in a database file.

@@ -96,7 +96,7 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
         ),
         serde_json::json!({"what": "matrix_kernel", "kernel": kernel.map(|k| format!("{k:?}"))}),
     );
-    let half = half_model(report, &config, &weights, &model)?;
+    let reduced = reduced_models(report, &config, &weights, &model)?;
     for &batch in &args.batches {
         let pixels = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
         let rate = image_rate(&model, args, &pixels)?;
@@ -104,17 +104,17 @@ pub(super) fn model_part(args: &BenchArgs, report: &Report, baseline: bool) -> a
             format!("  batch {batch:>3}: {rate:>7.2} images/s  {:>6.1} GFLOP/s", rate * flops / 1e9),
             serde_json::json!({"what": "image_encoder", "batch": batch, "images_per_s": rate, "gflops": rate * flops / 1e9}),
         );
-        if let Some(half) = &half {
+        for (name, reduced) in &reduced {
             // Measured right after f32, batch by batch, so that the machine's drift between
             // the two stays small.
-            let half_rate = image_rate(half, args, &pixels)?;
+            let reduced_rate = image_rate(reduced, args, &pixels)?;
             report.line(
-                format!("  batch {batch:>3}, half precision: {half_rate:>7.2} images/s, {:.2}× f32", half_rate / rate),
-                serde_json::json!({"what": "image_encoder_f16", "batch": batch, "images_per_s": half_rate, "ratio_to_f32": half_rate / rate}),
+                format!("  batch {batch:>3}, {name}: {reduced_rate:>7.2} images/s, {:.2}× f32", reduced_rate / rate),
+                serde_json::json!({"what": format!("image_encoder_{name}"), "batch": batch, "images_per_s": reduced_rate, "ratio_to_f32": reduced_rate / rate}),
             );
         }
     }
-    drop(half);
+    drop(reduced);
     if !args.no_text {
         println!("cliptag text encoder ({} prompts per batch):", args.prompts);
         for (what, length) in [("8-token tag prompts", 8), ("padded to 77 tokens", 77)] {
@@ -141,41 +141,47 @@ fn image_rate(model: &ClipModel, args: &BenchArgs, pixels: &Tensor) -> anyhow::R
     })
 }
 
-/// The image encoder with its linear layers in half precision, where the CPU runs it, after
-/// reporting how far its embeddings are from `f32_model`'s.
-fn half_model(
+/// The image encoder with its linear layers in each reduced precision this CPU runs (bf16, f16),
+/// named as `CLIPTAG_PRECISION` names it, after reporting how far each one's embeddings are from
+/// `f32_model`'s.
+fn reduced_models(
     report: &Report,
     config: &ClipConfig,
     weights: &MemoryWeights,
     f32_model: &ClipModel,
-) -> anyhow::Result<Option<ClipModel>> {
-    if !matmul::half_runs() {
-        report.line(
-            "  half precision: not on this CPU (no AVX-512 FP16, or another kernel was chosen); \
-             CLIPTAG_PRECISION=f16 runs f32 here"
-                .to_string(),
-            serde_json::json!({"what": "half_precision", "runs": false}),
-        );
-        return Ok(None);
-    }
-    let model = matmul::loading_in(Precision::F16, || ClipModel::load(config.clone(), weights))?;
-    anyhow::ensure!(
-        model.precision() == Precision::F16,
-        "half precision was not taken"
-    );
+) -> anyhow::Result<Vec<(&'static str, ClipModel)>> {
     // Photo-like inputs: smooth random fields, as preprocessed pixels are, not white noise.
     let pixels = (Tensor::randn(0f32, 1.0, (8, 3, 28, 28), &Device::Cpu)?
         .upsample_nearest2d(224, 224)?
         * 0.8)?;
     let reference = crate::model::clip::l2_normalize(&f32_model.image_features(&pixels)?)?;
-    let half = crate::model::clip::l2_normalize(&model.image_features(&pixels)?)?;
-    let cosines: Vec<f32> = (reference * half)?.sum(1)?.to_vec1()?;
-    let worst = cosines.iter().copied().fold(f32::INFINITY, f32::min);
-    report.line(
-        format!(
-            "  half precision (AVX-512 FP16) loaded; its embeddings against f32's, 8 images: lowest cosine {worst:.6}"
-        ),
-        serde_json::json!({"what": "half_precision", "runs": true, "lowest_cosine": worst}),
-    );
-    Ok(Some(model))
+    let mut models = Vec::new();
+    for (name, precision, extension) in [
+        ("bf16", Precision::Bf16, "AVX-512 BF16"),
+        ("f16", Precision::F16, "AVX-512 FP16"),
+    ] {
+        if !precision.runs() {
+            report.line(
+                format!(
+                    "  {name}: not on this CPU (no {extension}, or another kernel was chosen); \
+                     CLIPTAG_PRECISION={name} runs f32 here"
+                ),
+                serde_json::json!({"what": "reduced_precision", "precision": name, "runs": false}),
+            );
+            continue;
+        }
+        let model = matmul::loading_in(precision, || ClipModel::load(config.clone(), weights))?;
+        anyhow::ensure!(model.precision() == precision, "{name} was not taken");
+        let got = crate::model::clip::l2_normalize(&model.image_features(&pixels)?)?;
+        let cosines: Vec<f32> = (&reference * got)?.sum(1)?.to_vec1()?;
+        let worst = cosines.iter().copied().fold(f32::INFINITY, f32::min);
+        report.line(
+            format!(
+                "  {name} ({extension}) loaded; its embeddings against f32's, 8 images: lowest cosine {worst:.6}"
+            ),
+            serde_json::json!({"what": "reduced_precision", "precision": name, "runs": true, "lowest_cosine": worst}),
+        );
+        models.push((name, model));
+    }
+    Ok(models)
 }

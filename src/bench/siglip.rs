@@ -119,7 +119,7 @@ pub(super) fn siglip_part(args: &BenchArgs, report: &Report) -> anyhow::Result<(
     for (name, engine, _, _) in &models {
         println!(" {name}:");
         let engine: Arc<dyn Embedder> = engine.clone();
-        super::library::end_to_end(args, "JPEG", &dir, &engine, report)?;
+        super::library::end_to_end(args, "JPEG", &dir, &engine, None, report)?;
     }
     Ok(())
 }

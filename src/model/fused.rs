@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::model::config::Activation;
-use crate::model::matmul::half::PackedHalf;
+use crate::model::matmul::half::{Format, PackedHalf};
 use crate::model::matmul::{self, Packed, Precision};
 
 fn parallelism() -> gemm::Parallelism {
@@ -49,7 +49,7 @@ enum Weights {
     Raw(Vec<f32>),
     /// In panels for this CPU's vector kernel.
     Packed(Packed),
-    /// In half precision, in panels for the AVX-512 FP16 kernel.
+    /// In a 16-bit format, in panels for its AVX-512 kernel.
     Half(PackedHalf),
 }
 
@@ -72,12 +72,11 @@ impl Linear {
         outputs: usize,
         activation: Option<Activation>,
     ) -> Linear {
-        let weights = match (matmul::load_precision(), matmul::kernel()) {
-            (Precision::F16, _) => Weights::Half(PackedHalf::new(&weight, inputs, outputs)),
-            (Precision::F32, Some(kernel)) => {
-                Weights::Packed(Packed::new(kernel, &weight, inputs, outputs))
-            }
-            (Precision::F32, None) => Weights::Raw(weight),
+        let precision = matmul::load_precision();
+        let weights = match (precision.format(), matmul::kernel()) {
+            (Some(format), _) => Weights::Half(PackedHalf::new(format, &weight, inputs, outputs)),
+            (None, Some(kernel)) => Weights::Packed(Packed::new(kernel, &weight, inputs, outputs)),
+            (None, None) => Weights::Raw(weight),
         };
         Linear {
             weights,
@@ -91,7 +90,10 @@ impl Linear {
     /// The arithmetic this layer multiplies in.
     pub fn precision(&self) -> Precision {
         match self.weights {
-            Weights::Half(_) => Precision::F16,
+            Weights::Half(ref packed) => match packed.format() {
+                Format::F16 => Precision::F16,
+                Format::Bf16 => Precision::Bf16,
+            },
             Weights::Raw(_) | Weights::Packed(_) => Precision::F32,
         }
     }
@@ -433,16 +435,17 @@ mod linear_tests {
     }
 
     #[test]
-    fn half_precision_is_taken_only_where_the_cpu_runs_it() {
+    fn a_reduced_precision_is_taken_only_where_the_cpu_runs_it() {
         let weight: Vec<f32> = (0..12).map(|i| i as f32 * 0.25).collect();
-        let layer = matmul::loading_in(Precision::F16, || {
-            Linear::new(weight.clone(), None, 4, 3, None)
-        });
-        let half = matmul::half_runs();
-        assert_eq!(layer.precision() == Precision::F16, half);
-        assert_eq!(matches!(layer.weights, Weights::Half(_)), half);
-        // These values are exact in half precision, so either way the product is exact.
-        let x = [1.0, 0.5, -1.0, 2.0];
-        assert_eq!(output(&layer, &x), product(&weight, &x));
+        for precision in [Precision::F16, Precision::Bf16] {
+            let layer =
+                matmul::loading_in(precision, || Linear::new(weight.clone(), None, 4, 3, None));
+            let runs = precision.runs();
+            assert_eq!(layer.precision() == precision, runs, "{precision:?}");
+            assert_eq!(matches!(layer.weights, Weights::Half(_)), runs);
+            // These values are exact in both formats, so either way the product is exact.
+            let x = [1.0, 0.5, -1.0, 2.0];
+            assert_eq!(output(&layer, &x), product(&weight, &x), "{precision:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Half precision (`CLIPTAG_PRECISION=f16`): taken only where the CPU has AVX-512 FP16, with
-//! embeddings within cosine 0.999 of f32's on every fixture photo; f32 everywhere else.
+//! Reduced precision (`CLIPTAG_PRECISION=bf16` or `f16`): each taken only where the CPU has its
+//! AVX-512 extension (BF16, FP16), with embeddings within cosine 0.999 of f32's on every fixture
+//! photo; f32 everywhere else.
 
 use cliptag::imaging::{self, preprocess};
 use cliptag::model::matmul::{self, Precision};
@@ -39,22 +40,24 @@ fn fixture_pixels(engine: &Engine) -> Vec<(String, imaging::Pixels)> {
         .collect()
 }
 
+const REDUCED: [Precision; 2] = [Precision::Bf16, Precision::F16];
+
 #[test]
-fn half_precision_is_taken_only_where_the_cpu_runs_it() {
-    let half = tiny_engine_in(Precision::F16);
-    let want = if matmul::half_runs() {
-        Precision::F16
-    } else {
-        Precision::F32
-    };
-    assert_eq!(half.precision(), want);
+fn a_reduced_precision_is_taken_only_where_the_cpu_runs_it() {
+    for precision in REDUCED {
+        let want = if precision.runs() {
+            precision
+        } else {
+            Precision::F32
+        };
+        assert_eq!(tiny_engine_in(precision).precision(), want);
+    }
     assert_eq!(tiny_engine_in(Precision::F32).precision(), Precision::F32);
 }
 
 #[test]
-fn half_precision_embeds_every_fixture_photo_within_cosine_0999_of_f32() {
+fn reduced_precision_embeds_every_fixture_photo_within_cosine_0999_of_f32() {
     let full = tiny_engine_in(Precision::F32);
-    let half = tiny_engine_in(Precision::F16);
     let photos = fixture_pixels(&full);
     assert!(
         photos.len() >= 12,
@@ -63,33 +66,37 @@ fn half_precision_embeds_every_fixture_photo_within_cosine_0999_of_f32() {
     );
     let pixels: Vec<_> = photos.iter().map(|(_, p)| p.clone()).collect();
     let want = full.embed_images(&pixels).unwrap();
-    let got = half.embed_images(&pixels).unwrap();
-    let mut report = Vec::new();
-    for (((name, _), w), g) in photos.iter().zip(&want).zip(&got) {
-        let cos = cosine(g, w);
-        report.push(format!("{name}: {cos:.6}"));
-        assert!(cos >= 0.999, "{name}: cosine {cos}\n{}", report.join("\n"));
-        if half.precision() == Precision::F32 {
-            // The fallback is f32 itself.
-            assert_eq!(g, w, "{name}");
-        }
-    }
-    if half.precision() == Precision::F16 {
-        // The half-precision path ran: its embeddings are not f32's to the last bit.
-        assert!(got != want, "half precision gave f32's embeddings exactly");
-    }
-    eprintln!("{}", report.join("\n"));
     let prompts = ["a photo of a cat.", "a photo of a mountain lake at dawn."];
     let prompts: Vec<String> = prompts.iter().map(|p| p.to_string()).collect();
-    let want = full.embed_texts(&prompts).unwrap();
-    let got = half.embed_texts(&prompts).unwrap();
-    for (w, g) in want.iter().zip(&got) {
-        assert!(cosine(g, w) >= 0.999, "text cosine {}", cosine(g, w));
+    let want_texts = full.embed_texts(&prompts).unwrap();
+    for precision in REDUCED {
+        let reduced = tiny_engine_in(precision);
+        let got = reduced.embed_images(&pixels).unwrap();
+        let mut report = Vec::new();
+        for (((name, _), w), g) in photos.iter().zip(&want).zip(&got) {
+            let cos = cosine(g, w);
+            report.push(format!("{precision:?} {name}: {cos:.6}"));
+            assert!(cos >= 0.999, "{name}: cosine {cos}\n{}", report.join("\n"));
+            if reduced.precision() == Precision::F32 {
+                // The fallback is f32 itself.
+                assert_eq!(g, w, "{name}");
+            }
+        }
+        if reduced.precision() == precision {
+            // The reduced path ran: its embeddings are not f32's to the last bit.
+            assert!(got != want, "{precision:?} gave f32's embeddings exactly");
+        }
+        eprintln!("{}", report.join("\n"));
+        let got = reduced.embed_texts(&prompts).unwrap();
+        for (w, g) in want_texts.iter().zip(&got) {
+            let cos = cosine(g, w);
+            assert!(cos >= 0.999, "{precision:?} text cosine {cos}");
+        }
     }
 }
 
 #[test]
-fn cliptag_precision_f16_reaches_the_command_line() {
+fn cliptag_precision_reaches_the_command_line() {
     let model = tiny_clip();
     let image = fixtures().join("images/chelsea.png");
     let args = [
@@ -108,7 +115,10 @@ fn cliptag_precision_f16_reaches_the_command_line() {
         let lines = json_lines(&output.stdout);
         serde_json::from_value(lines[0]["embedding"].clone()).unwrap()
     };
-    let (full, half) = (embedding("f32"), embedding("f16"));
-    assert!(cosine(&half, &full) >= 0.999);
-    assert_eq!(half != full, matmul::half_runs());
+    let full = embedding("f32");
+    for (name, precision) in [("bf16", Precision::Bf16), ("f16", Precision::F16)] {
+        let reduced = embedding(name);
+        assert!(cosine(&reduced, &full) >= 0.999, "{name}");
+        assert_eq!(reduced != full, precision.runs(), "{name}");
+    }
 }

@@ -1,25 +1,30 @@
-//! The reduced-precision product `C += X Wᵀ` in IEEE half precision, for CPUs with AVX-512 FP16.
+//! The reduced-precision products `C += X Wᵀ` in 16-bit formats, on CPUs with AVX-512 FP16 or
+//! AVX-512 BF16 (checked at run time).
 //!
-//! One `vfmadd231ph` does 32 multiply-adds where the f32 kernel's does 16, at the same rate on
-//! the cores that have it (Sapphire Rapids and later), so the product runs up to twice as fast.
-//! BF16's dot product (`vdpbf16ps`) was measured at 0.37–0.49× the f32 FMA rate on such a
-//! core (a register-only loop, two runs), so it is not used. Half precision keeps 11 significant bits but only reaches 65504, and sums in half
-//! precision lose bits as they grow, so:
+//! Both take the inputs in pairs: a 32-bit broadcast of `(x[k], x[k+1])` meets a weight register
+//! that holds `(w[k][j], w[k+1][j])` for 16 columns `j`, so one instruction does 32
+//! multiply-adds where the f32 kernel's `vfmadd231ps` does 16.
 //!
-//! - the weights are scaled by a power of two (exact) so that the largest is at most 1, and each
-//!   block of 12 rows of X so that its largest value is at most 2⁸; the output is scaled back;
-//! - each lane sums at most 128 products in half precision (one block of 256 inputs, taken in
-//!   pairs) before the sum is widened to f32 and added to C, so it stays below 2¹⁵ whatever the
-//!   values;
-//! - the inputs go in pairs: a 32-bit broadcast of `(x[k], x[k+1])` meets a weight register that
-//!   holds `(w[k][j], w[k+1][j])` for 16 columns `j`, and the two lanes of each column are added
-//!   when the sum is widened.
+//! - **bfloat16** ([`Format::Bf16`], `vdpbf16ps`): each f32 lane adds its column's two products
+//!   to a sum kept in f32. BF16 keeps f32's range and 8 significant bits, so nothing is scaled.
+//!   On AMD Zen 4 a register-only loop of it ran at 1.84–2.18× the f32 FMA rate (three runs);
+//!   on an Emerald Rapids core it ran at 0.37–0.49×, so there half precision is the one to take.
+//! - **IEEE half precision** ([`Format::F16`], `vfmadd231ph`): 32 half-precision lanes, at twice
+//!   the f32 rate on the cores that have it (Sapphire Rapids and later). It keeps 11 significant
+//!   bits but only reaches 65504, and sums in half precision lose bits as they grow, so:
+//!   - the weights are scaled by a power of two (exact) so that the largest is at most 1, and
+//!     each block of 12 rows of X so that its largest value is at most 2⁸; the output is scaled
+//!     back;
+//!   - each lane sums at most 128 products in half precision (one block of 256 inputs, taken in
+//!     pairs) before the sum is widened to f32, its two lanes per column added, and added to C,
+//!     so it stays below 2¹⁵ whatever the values.
 //!
-//! Embeddings through it stay within cosine 0.999 of the f32 ones (a test checks every fixture
-//! photo); it is off unless asked for (`CLIPTAG_PRECISION=f16`).
+//! Embeddings through either stay within cosine 0.999 of the f32 ones (a test checks every
+//! fixture photo); they are off unless asked for (`CLIPTAG_PRECISION=bf16` or `f16`).
 
 use rayon::prelude::*;
 
+use super::convert::{convert, to_bf16, to_half};
 use super::{SendPtr, column_masks, for_tiles, split_panels};
 
 /// Inputs a block covers (even, so that pairs never straddle blocks).
@@ -31,8 +36,57 @@ const NR: usize = 32;
 /// Each row block is scaled so that its largest magnitude is at most `2^INPUT_LOG2`.
 const INPUT_LOG2: i32 = 8;
 
-/// A weight matrix `[outputs, inputs]` in half precision, in panels for the FP16 kernel.
+/// A 16-bit format the reduced-precision product runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// IEEE half precision, summed in half precision per block (AVX-512 FP16).
+    F16,
+    /// bfloat16, summed in f32 (AVX-512 BF16).
+    Bf16,
+}
+
+impl Format {
+    /// Whether this CPU runs this format's kernel.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            has!("avx512f")
+                && has!("avx512bw")
+                && match self {
+                    Format::F16 => has!("avx512fp16"),
+                    Format::Bf16 => has!("avx512bf16"),
+                }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = self;
+            false
+        }
+    }
+
+    /// `x` in this format, rounded to nearest even.
+    pub fn round(self, x: f32) -> u16 {
+        match self {
+            Format::F16 => to_half(x),
+            Format::Bf16 => to_bf16(x),
+        }
+    }
+
+    /// The power of two that brings values as large as `largest` into the range this format's
+    /// sums stay safe in: at most `2^log2` for half precision; 1 for bfloat16, which has f32's
+    /// range.
+    fn scale_for(self, largest: f32, log2: i32) -> f32 {
+        match self {
+            Format::F16 => scale_for(largest, log2),
+            Format::Bf16 => 1.0,
+        }
+    }
+}
+
+/// A weight matrix `[outputs, inputs]` in a 16-bit format, in panels for its kernel.
 pub struct PackedHalf {
+    format: Format,
     inputs: usize,
     outputs: usize,
     /// What the product is multiplied by to undo the weights' scaling.
@@ -41,20 +95,6 @@ pub struct PackedHalf {
     /// pair rows of 64 halves, column `j`'s pair at `2j, 2j + 1` (zeros past the last output
     /// and the last input).
     data: Vec<u16>,
-}
-
-/// Whether this CPU runs the half-precision kernel.
-pub fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512fp16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// The power of two that brings `largest` (a magnitude) to at most `2^log2`, and 1 when there is
@@ -68,14 +108,14 @@ fn scale_for(largest: f32, log2: i32) -> f32 {
 }
 
 impl PackedHalf {
-    pub fn new(weight: &[f32], inputs: usize, outputs: usize) -> PackedHalf {
+    pub fn new(format: Format, weight: &[f32], inputs: usize, outputs: usize) -> PackedHalf {
         assert_eq!(
             weight.len(),
             inputs * outputs,
             "weight is not outputs × inputs"
         );
         let largest = weight.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-        let scale = scale_for(largest, 0);
+        let scale = format.scale_for(largest, 0);
         let panels = outputs.div_ceil(NR);
         let pairs = inputs.div_ceil(2);
         let mut data = vec![0u16; panels * pairs * 2 * NR];
@@ -86,17 +126,23 @@ impl PackedHalf {
                 for j in 0..NR.min(outputs - p * NR) {
                     let row = &weight[(p * NR + j) * inputs + k0..][..kc];
                     for (k, w) in row.iter().enumerate() {
-                        panel[(k / 2) * 2 * NR + 2 * j + k % 2] = to_half(w * scale);
+                        panel[(k / 2) * 2 * NR + 2 * j + k % 2] = format.round(w * scale);
                     }
                 }
             }
         }
         PackedHalf {
+            format,
             inputs,
             outputs,
             weight_unscale: 1.0 / scale,
             data,
         }
+    }
+
+    /// The format the product runs in.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
@@ -122,7 +168,7 @@ impl PackedHalf {
                 let count = MR.min(rows - first);
                 let block_rows = &x[first * k..(first + count) * k];
                 let largest = block_rows.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let scale = scale_for(largest, INPUT_LOG2);
+                let scale = self.format.scale_for(largest, INPUT_LOG2);
                 *unscale = self.weight_unscale / scale;
                 for k0 in (0..k).step_by(KC) {
                     let kc = KC.min(k - k0);
@@ -134,7 +180,7 @@ impl PackedHalf {
                     for r in 0..count {
                         halves.clear();
                         halves.resize(kp * 2, 0u16);
-                        convert(&block_rows[r * k + k0..][..kc], scale, halves);
+                        convert(self.format, &block_rows[r * k + k0..][..kc], scale, halves);
                         for (p, pair) in halves.chunks_exact(2).enumerate() {
                             chunk[p * MR + r] = u32::from(pair[0]) | (u32::from(pair[1]) << 16);
                         }
@@ -156,7 +202,7 @@ impl PackedHalf {
                 // writes only its own panels' columns.
                 unsafe {
                     let c = out.at(r0 * n + p * NR);
-                    run_kernel(r, a, b, kp, c, n, cols, unscale[block]);
+                    run_kernel(self.format, r, a, b, kp, c, n, cols, unscale[block]);
                 }
             });
         });
@@ -168,94 +214,10 @@ fn block_start(k0: usize, p: usize, kc: usize, panels: usize) -> usize {
     (k0 * panels + p * kc.div_ceil(2) * 2) * NR
 }
 
-/// `values · scale` in half precision into `out` (at least as long), rounding to nearest even.
-fn convert(values: &[f32], scale: f32, out: &mut [u16]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F.
-        return unsafe { convert_avx512(values, scale, out) };
-    }
-    for (o, v) in out.iter_mut().zip(values) {
-        *o = to_half(v * scale);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn convert_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
-    use std::arch::x86_64::*;
-    let s = _mm512_set1_ps(scale);
-    let mut chunks = values.chunks_exact(16);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        // SAFETY: 16 values in, 16 halves out, both in bounds.
-        unsafe {
-            let v = _mm512_mul_ps(_mm512_loadu_ps(chunk.as_ptr()), s);
-            let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
-            _mm256_storeu_si256(out[at..at + 16].as_mut_ptr().cast(), h);
-        }
-        at += 16;
-    }
-    for (o, v) in out[at..].iter_mut().zip(chunks.remainder()) {
-        *o = to_half(v * scale);
-    }
-}
-
-/// `x` in IEEE half precision, rounded to nearest even (overflow to infinity, NaN kept NaN).
-pub fn to_half(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exponent = ((bits >> 23) & 0xff) as i32;
-    let mantissa = bits & 0x7f_ffff;
-    if exponent == 0xff {
-        return sign | 0x7c00 | if mantissa != 0 { 0x200 } else { 0 };
-    }
-    let e = exponent - 127 + 15;
-    let round = |q: u32, rest: u32, half: u32| {
-        if rest > half || (rest == half && q & 1 == 1) {
-            q + 1
-        } else {
-            q
-        }
-    };
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // A subnormal half: the value is m · 2⁻²⁴.
-        let shift = (14 - e) as u32;
-        if shift > 24 {
-            return sign;
-        }
-        let full = mantissa | 0x80_0000;
-        let q = round(full >> shift, full & ((1 << shift) - 1), 1 << (shift - 1));
-        return sign | q as u16;
-    }
-    let q = round(
-        ((e as u32) << 10) | (mantissa >> 13),
-        mantissa & 0x1fff,
-        0x1000,
-    );
-    // A carry out of the mantissa raises the exponent, up to infinity: still the right value.
-    sign | q as u16
-}
-
-/// The f32 value of half-precision `h`.
-pub fn from_half(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((h >> 10) & 0x1f);
-    let mantissa = f32::from(h & 0x3ff);
-    sign * match exponent {
-        0 => mantissa * 2f32.powi(-24),
-        0x1f if mantissa == 0.0 => f32::INFINITY,
-        0x1f => f32::NAN,
-        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
-    }
-}
-
-/// Dispatches to the kernel instance for `r` rows.
+/// Dispatches to `format`'s kernel instance for `r` rows.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_kernel(
+    format: Format,
     r: usize,
     a: *const u32,
     b: *const u16,
@@ -267,8 +229,9 @@ unsafe fn run_kernel(
 ) {
     macro_rules! rows {
         ($($n:literal)*) => {
-            match r {
-                $($n => unsafe { avx512fp16::<$n>(a, b, pairs, c, ldc, cols, unscale) },)*
+            match (format, r) {
+                $((Format::F16, $n) => unsafe { avx512fp16::<$n>(a, b, pairs, c, ldc, cols, unscale) },)*
+                $((Format::Bf16, $n) => unsafe { avx512bf16::<$n>(a, b, pairs, c, ldc, cols) },)*
                 _ => unreachable!("kernel rows"),
             }
         };
@@ -276,7 +239,7 @@ unsafe fn run_kernel(
     #[cfg(target_arch = "x86_64")]
     rows!(1 2 3 4 5 6 7 8 9 10 11 12);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (r, a, b, pairs, c, ldc, cols, unscale);
+    let _ = (format, r, a, b, pairs, c, ldc, cols, unscale);
 }
 
 /// `R` rows (of a 12-row block) × 32 columns: 2·R accumulators of 16 column pairs, summed in
@@ -345,47 +308,56 @@ unsafe fn accumulate<const R: usize>(
     acc
 }
 
+/// `R` rows (of a 12-row block) × 32 columns in bfloat16: 2·R f32 accumulators of 16 columns,
+/// each `vdpbf16ps` adding a column's two products (inputs `k` and `k + 1`) to its lane; the
+/// sums are added to C. Nothing is scaled: bfloat16 has f32's range.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn avx512bf16<const R: usize>(
+    a: *const u32,
+    b: *const u16,
+    pairs: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for p in 0..pairs {
+        // SAFETY (all loads): in bounds per `run_kernel`'s contract; `__m512bh` and `__m512i`
+        // are the same 512 bits.
+        let (b0, b1) = unsafe {
+            (
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(p * 64).cast())),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    b.add(p * 64 + 32).cast(),
+                )),
+            )
+        };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let av: __m512bh =
+                unsafe { std::mem::transmute(_mm512_set1_epi32(*a.add(p * MR + r) as i32)) };
+            acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+            acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+        }
+    }
+    let masks = column_masks(cols);
+    for (r, acc) in acc.iter().enumerate() {
+        for (h, (sums, mask)) in acc.iter().zip(masks).enumerate() {
+            // SAFETY: row `r`'s columns `16h ..` under `mask` are in bounds.
+            unsafe {
+                let row = c.add(r * ldc + 16 * h);
+                let sum = _mm512_add_ps(*sums, _mm512_maskz_loadu_ps(mask, row));
+                _mm512_mask_storeu_ps(row, mask, sum);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn conversion_to_half_rounds_to_nearest_even() {
-        for (x, want) in [
-            (0.0f32, 0x0000u16),
-            (-0.0, 0x8000),
-            (1.0, 0x3c00),
-            (-2.0, 0xc000),
-            (65504.0, 0x7bff),
-            (65520.0, 0x7c00), // halfway to the next step rounds to even: infinity
-            (1e6, 0x7c00),
-            (f32::INFINITY, 0x7c00),
-            (6.103_515_6e-5, 0x0400), // the smallest normal
-            (5.960_464_5e-8, 0x0001), // the smallest subnormal
-            (2.980_232_2e-8, 0x0000), // half of it rounds to even: zero
-            (1.0 + 1.0 / 2048.0, 0x3c00),
-            (1.0 + 3.0 / 2048.0, 0x3c02),
-        ] {
-            assert_eq!(to_half(x), want, "{x}");
-        }
-        assert!(from_half(to_half(f32::NAN)).is_nan());
-        // Every representable half comes back as itself.
-        for h in (0..0x7c00u16).chain(0x8000..0xfc00) {
-            assert_eq!(to_half(from_half(h)), h, "{h:#06x}");
-        }
-    }
-
-    #[test]
-    fn the_vector_conversion_agrees_with_the_scalar_one() {
-        let values: Vec<f32> = (0..4000)
-            .map(|i| ((i as f32) * 0.7391).sin() * 10f32.powi(i % 13 - 8))
-            .collect();
-        let mut fast = vec![0u16; values.len()];
-        convert(&values, 0.75, &mut fast);
-        for (v, f) in values.iter().zip(&fast) {
-            assert_eq!(*f, to_half(v * 0.75), "{v}");
-        }
-    }
 
     fn values(n: usize, seed: u64, magnitude: f32) -> Vec<f32> {
         let mut state = seed;
@@ -399,13 +371,18 @@ mod tests {
             .collect()
     }
 
-    /// The product against a plain f64 one, each output within `tolerance` of the sum of its
-    /// terms' magnitudes.
-    fn check(rows: usize, inputs: usize, outputs: usize, x_size: f32, w_size: f32) {
+    /// The product in `format` against a plain f64 one, each output within a share of the sum
+    /// of its terms' magnitudes that the format's rounding allows: 2⁻⁸ for half precision's
+    /// 11 bits and half-precision sums, 2⁻⁷ for bfloat16's 8 bits.
+    fn check(format: Format, rows: usize, inputs: usize, outputs: usize, x_size: f32, w_size: f32) {
         let x = values(rows * inputs, 1, x_size);
         let w = values(outputs * inputs, 2, w_size);
         let start = values(rows * outputs, 3, 1.0);
-        let packed = PackedHalf::new(&w, inputs, outputs);
+        let share = match format {
+            Format::F16 => 4e-3,
+            Format::Bf16 => 8e-3,
+        };
+        let packed = PackedHalf::new(format, &w, inputs, outputs);
         for threads in [1, 3] {
             let mut got = start.clone();
             packed.multiply_add(&x, &mut got, threads);
@@ -417,8 +394,8 @@ mod tests {
                     let size: f64 = terms.map(f64::abs).sum();
                     let g = f64::from(got[i * outputs + o]);
                     assert!(
-                        (g - want).abs() <= 4e-3 * size + 1e-6,
-                        "{rows}×{inputs}×{outputs} (x ~{x_size}, w ~{w_size}), {threads} threads: \
+                        (g - want).abs() <= share * size + 1e-6,
+                        "{format:?} {rows}×{inputs}×{outputs} (x ~{x_size}, w ~{w_size}), {threads} threads: \
                          [{i}, {o}] = {g}, want {want} (terms' magnitudes {size})"
                     );
                 }
@@ -426,14 +403,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_half_kernel_computes_the_product_at_every_edge() {
-        if !supported() {
-            eprintln!("no AVX-512 FP16 on this CPU: the f32 kernel is used");
+    /// Row counts across the 12-row and 240-row blocks, widths across the 32-column panels,
+    /// depths odd and across the 256-input block.
+    fn check_every_edge(format: Format) {
+        if !format.supported() {
+            eprintln!("no {format:?} kernel on this CPU: the f32 kernel is used");
             return;
         }
-        // Row counts across the 12-row and 240-row blocks, widths across the 32-column panels,
-        // depths odd and across the 256-input block.
         for (rows, inputs, outputs) in [
             (1, 1, 1),
             (5, 7, 3),
@@ -442,18 +418,37 @@ mod tests {
             (97, 257, 65),
             (250, 521, 100),
         ] {
-            check(rows, inputs, outputs, 2.0, 0.1);
+            check(format, rows, inputs, outputs, 2.0, 0.1);
         }
     }
 
     #[test]
+    fn the_half_kernel_computes_the_product_at_every_edge() {
+        check_every_edge(Format::F16);
+    }
+
+    #[test]
+    fn the_bf16_kernel_computes_the_product_at_every_edge() {
+        check_every_edge(Format::Bf16);
+    }
+
+    #[test]
+    fn bf16_keeps_values_far_outside_half_precisions_range() {
+        if !Format::Bf16.supported() {
+            return;
+        }
+        check(Format::Bf16, 30, 600, 40, 2e5, 20.0);
+        check(Format::Bf16, 30, 600, 40, 2e-6, 1e-4);
+    }
+
+    #[test]
     fn values_beyond_half_precisions_range_are_scaled_into_it() {
-        if !supported() {
+        if !Format::F16.supported() {
             return;
         }
         // Inputs up to 10⁵ overflow half precision (65504) unscaled, and products of 10⁵ by
         // weights of 10 overflow any half sum; inputs of 10⁻⁶ are below its normal range.
-        check(30, 600, 40, 2e5, 20.0);
-        check(30, 600, 40, 2e-6, 1e-4);
+        check(Format::F16, 30, 600, 40, 2e5, 20.0);
+        check(Format::F16, 30, 600, 40, 2e-6, 1e-4);
     }
 }

@@ -11,6 +11,7 @@
 //! benchmarks; a kernel the CPU lacks falls back to the default).
 use std::sync::OnceLock;
 
+pub mod convert;
 pub mod half;
 
 use rayon::prelude::*;
@@ -80,29 +81,49 @@ pub enum Precision {
     F32,
     /// IEEE half precision through AVX-512 FP16 ([`half`]).
     F16,
+    /// bfloat16 through AVX-512 BF16, summed in f32 ([`half`]).
+    Bf16,
 }
 
 impl Precision {
-    /// What `requested` comes to on a CPU where the half-precision kernel `half_runs` or not:
-    /// F16 only where it runs, f32 everywhere else.
-    pub fn resolve(requested: Precision, half_runs: bool) -> Precision {
+    /// What `requested` comes to where `runs` says which reduced precisions this CPU runs: the
+    /// one asked for where it runs, f32 everywhere else.
+    pub fn resolve(requested: Precision, runs: impl Fn(Precision) -> bool) -> Precision {
         match requested {
-            Precision::F16 if half_runs => Precision::F16,
+            Precision::F32 => Precision::F32,
+            reduced if runs(reduced) => reduced,
             _ => Precision::F32,
+        }
+    }
+
+    /// Whether linear layers run in this precision here. F32 always does; a 16-bit format
+    /// needs its AVX-512 extension and the 512-bit kernel chosen (`CLIPTAG_KERNEL` set to
+    /// another turns it off, too).
+    pub fn runs(self) -> bool {
+        let format = match self {
+            Precision::F32 => return true,
+            Precision::F16 => half::Format::F16,
+            Precision::Bf16 => half::Format::Bf16,
+        };
+        kernel() == Some(Kernel::Avx512) && format.supported()
+    }
+
+    /// The 16-bit format a reduced precision packs weights in; `None` for f32.
+    pub fn format(self) -> Option<half::Format> {
+        match self {
+            Precision::F32 => None,
+            Precision::F16 => Some(half::Format::F16),
+            Precision::Bf16 => Some(half::Format::Bf16),
         }
     }
 }
 
-/// Whether the half-precision kernel runs here: the CPU has AVX-512 FP16 and the 512-bit
-/// kernel is the one chosen (`CLIPTAG_KERNEL` set to another turns it off, too).
-pub fn half_runs() -> bool {
-    kernel() == Some(Kernel::Avx512) && half::supported()
-}
-
-/// The precision `CLIPTAG_PRECISION` asks for (`f16`); f32 when unset or anything else.
+/// The precision `CLIPTAG_PRECISION` asks for (`bf16` or `f16`); f32 when unset or anything
+/// else.
 pub fn requested_precision() -> Precision {
     match std::env::var("CLIPTAG_PRECISION").as_deref() {
         Ok("f16") => Precision::F16,
+        Ok("bf16") => Precision::Bf16,
         _ => Precision::F32,
     }
 }
@@ -123,7 +144,7 @@ pub fn loading_in<R>(precision: Precision, load: impl FnOnce() -> R) -> R {
 /// The precision a layer built now is packed for.
 pub fn load_precision() -> Precision {
     let requested = LOADING_IN.get().unwrap_or_else(requested_precision);
-    Precision::resolve(requested, half_runs())
+    Precision::resolve(requested, Precision::runs)
 }
 
 /// Inputs a block of the product covers: a panel's slice of weights (`KC × NR`) stays in L1
