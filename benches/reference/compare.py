@@ -211,6 +211,8 @@ def main():
         for row in cliptag("--part", "index", "--dir", str(folder)):
             if row.get("what") == "index" and row.get("format") == "JPEG":
                 note(("cliptag", "e2e"), row["images_per_s"])
+            if row.get("what") == "index_schedule" and row.get("format") == "JPEG":
+                note(("cliptag", "schedule"), row["share_of_allowed"])
             if row.get("what") == "decode" and row.get("format") == "JPEG" and row.get("mode") == "reduced-size decode":
                 note(("cliptag", "draft_ms"), row["decode_ms"])
 
@@ -238,6 +240,9 @@ def main():
             h = med[(f"cliptag {name}", key)]
             print(f"  batch {key}: {h:.2f}  ({h / med[('onnxruntime', key)]:.2f}x ONNX RT,"
                   f" {h / med[('cliptag', key)]:.2f}x cliptag f32)")
+    if ("cliptag", "schedule") in med:
+        print(f"cliptag indexing reached {100 * med[('cliptag', 'schedule')]:.0f} % of the photos/s its decode and"
+              " encode CPU time per photo allow on these cores")
     pil, ours = med[("pil", "draft_ms")], med[("cliptag", "draft_ms")]
     print(f"reduced-size JPEG decode, one thread, ms per photo: PIL draft {pil:.1f}, cliptag {ours:.1f}"
           f" (cliptag / PIL {ours / pil:.2f})")

@@ -183,8 +183,8 @@ impl Encoder {
 }
 
 struct VisionTower {
-    /// The patch convolution as a `[width, channels·patch·patch]` matrix.
-    patch_embedding: Tensor,
+    /// The patch convolution as a linear layer over each patch's `channels·patch·patch` values.
+    patch_embedding: fused::Linear,
     class_embedding: Tensor,
     position_embedding: Tensor,
     pre_layrnorm: LayerNorm,
@@ -201,12 +201,15 @@ impl VisionTower {
         let v = &config.vision;
         let d = v.encoder.hidden_size;
         let p = v.patch_size;
-        let patch_embedding = w
+        let patch_weight = w
             .tensor(
                 "vision_model.embeddings.patch_embedding.weight",
                 &[d, v.num_channels, p, p],
             )?
-            .reshape((d, v.num_channels * p * p))?;
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let patch_embedding =
+            fused::Linear::new(patch_weight, None, v.num_channels * p * p, d, None);
         Ok(VisionTower {
             patch_embedding,
             class_embedding: w.tensor("vision_model.embeddings.class_embedding", &[d])?,
@@ -252,9 +255,8 @@ impl VisionTower {
             .permute((0, 2, 4, 1, 3, 5))?
             .contiguous()?
             .reshape((batch * g * g, c * p * p))?;
-        let patches = patches
-            .matmul(&self.patch_embedding.t()?)?
-            .reshape((batch, g * g, width))?;
+        let patches =
+            fused::linear(&patches, &self.patch_embedding, None)?.reshape((batch, g * g, width))?;
         let class = self
             .class_embedding
             .reshape((1, 1, width))?

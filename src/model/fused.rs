@@ -9,6 +9,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+pub use crate::model::attention::Attention;
 use crate::model::config::Activation;
 use crate::model::matmul::half::{Format, PackedHalf};
 use crate::model::matmul::{self, Packed, Precision};
@@ -22,7 +23,7 @@ fn parallelism() -> gemm::Parallelism {
     }
 }
 
-fn contiguous<'a>(
+pub(crate) fn contiguous<'a>(
     storage: &'a CpuStorage,
     layout: &Layout,
     what: &str,
@@ -35,13 +36,6 @@ fn contiguous<'a>(
         None => candle_core::bail!("{what}: input must be contiguous"),
     }
 }
-
-/// A raw pointer that may cross threads: each thread writes a disjoint part of the buffer.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint regions from rayon tasks that end before the buffer is read.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// A layer's weight, in the form the product reads.
 enum Weights {
@@ -104,21 +98,25 @@ impl Linear {
         }
         let rows = x.len() / self.inputs;
         let out = self.outputs;
-        let mut dst: Vec<f32> = match residual {
-            Some(r) => {
-                if r.len() != rows * out {
-                    candle_core::bail!("linear: residual has the wrong size");
+        if residual.is_some_and(|r| r.len() != rows * out) {
+            candle_core::bail!("linear: residual has the wrong size");
+        }
+        // The product adds into this: the residual and the bias, written in one pass (or
+        // zeros).
+        let mut dst: Vec<f32> = Vec::with_capacity(rows * out);
+        match (residual, &self.bias) {
+            (Some(residual), Some(bias)) => {
+                for row in residual.chunks_exact(out) {
+                    dst.extend(row.iter().zip(bias).map(|(r, b)| r + b));
                 }
-                r.to_vec()
             }
-            None => vec![0.0; rows * out],
-        };
-        if let Some(bias) = &self.bias {
-            dst.par_chunks_mut(out).for_each(|row| {
-                for (d, b) in row.iter_mut().zip(bias) {
-                    *d += b;
+            (Some(residual), None) => dst.extend_from_slice(residual),
+            (None, Some(bias)) => {
+                for _ in 0..rows {
+                    dst.extend_from_slice(bias);
                 }
-            });
+            }
+            (None, None) => dst.resize(rows * out, 0.0),
         }
         let threads = rayon::current_num_threads();
         match &self.weights {
@@ -196,121 +194,6 @@ impl CustomOp2 for LinearResidual<'_> {
         let x = contiguous(x, x_layout, "linear")?;
         let residual = contiguous(residual, residual_layout, "linear residual")?;
         self.0.run(x, Some(residual))
-    }
-}
-
-/// Multi-head attention over a fused `[batch·tokens, 3·width]` q|k|v matrix (q already scaled),
-/// producing `[batch·tokens, width]`.
-pub struct Attention {
-    pub batch: usize,
-    pub tokens: usize,
-    pub heads: usize,
-    /// Each token sees only itself and earlier tokens (the text tower).
-    pub causal: bool,
-}
-
-impl CustomOp1 for Attention {
-    fn name(&self) -> &'static str {
-        "cliptag-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let qkv = contiguous(storage, layout, "attention")?;
-        let (b, t, h) = (self.batch, self.tokens, self.heads);
-        if !qkv.len().is_multiple_of(3 * b * t) {
-            candle_core::bail!("attention: input is not [batch·tokens, 3·width]");
-        }
-        let width = qkv.len() / (b * t) / 3;
-        if !width.is_multiple_of(h) {
-            candle_core::bail!("attention: width {width} is not divisible by {h} heads");
-        }
-        let dh = width / h;
-        let stride = 3 * width;
-        let mut out = vec![0.0f32; b * t * width];
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        (0..b * h).into_par_iter().for_each_init(
-            || vec![0.0f32; t * t],
-            |scores, job| {
-                let (batch, head) = (job / h, job % h);
-                let base = batch * t * stride;
-                let q = qkv[base + head * dh..].as_ptr();
-                let k = qkv[base + width + head * dh..].as_ptr();
-                let v = qkv[base + 2 * width + head * dh..].as_ptr();
-                // SAFETY: q, k and v address t rows of dh values with row stride 3·width inside
-                // qkv; scores is t×t; each job writes only its own t×dh block of out.
-                unsafe {
-                    gemm::gemm(
-                        t,
-                        t,
-                        dh,
-                        scores.as_mut_ptr(),
-                        1,
-                        t as isize,
-                        false,
-                        q,
-                        1,
-                        stride as isize,
-                        k,
-                        stride as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-                for (i, row) in scores.chunks_mut(t).enumerate() {
-                    let visible = if self.causal { i + 1 } else { t };
-                    softmax_in_place(&mut row[..visible]);
-                    row[visible..].fill(0.0);
-                }
-                let dst = out_ptr;
-                // SAFETY: as above; the destination block is rows batch·t.. of columns head·dh..
-                unsafe {
-                    gemm::gemm(
-                        t,
-                        dh,
-                        t,
-                        dst.0.add(batch * t * width + head * dh),
-                        1,
-                        width as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        t as isize,
-                        v,
-                        1,
-                        stride as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            },
-        );
-        Ok((CpuStorage::F32(out), Shape::from((b * t, width))))
-    }
-}
-
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0;
-    for x in row.iter_mut() {
-        *x = exp(*x - max);
-        total += *x;
-    }
-    let scale = 1.0 / total;
-    for x in row.iter_mut() {
-        *x *= scale;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The model engine: `config.json` → a CLIP or SigLIP model, its tokenizer, preprocessing, hub
 //! download, and the [`Embedder`] trait the rest of cliptag talks to.
 
+pub mod attention;
 pub mod clip;
 pub mod config;
 pub mod fused;

@@ -132,7 +132,9 @@ fn pause_holds_the_indexer_and_resume_lets_it_finish() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
     let photos = jpegs(48);
-    let engine = slow(Duration::from_millis(40));
+    // Slow enough that the two batches left after the first cannot both pass before the pause,
+    // even with every core busy with other tests (at 40 ms a batch, they once did).
+    let engine = slow(Duration::from_millis(150));
     let worker = spawn(&db, engine.clone());
     let request = worker.send(Command::Index {
         roots: vec![photos.path().to_path_buf()],

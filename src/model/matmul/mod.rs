@@ -285,8 +285,9 @@ fn block_start(k0: usize, p: usize, kc: usize, panels: usize, nr: usize) -> usiz
     (k0 * panels + p * kc) * nr
 }
 
+/// A raw pointer that may cross threads: each thread writes a disjoint part of the buffer.
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 // SAFETY: the parts that share it write disjoint regions.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
@@ -296,7 +297,7 @@ impl<T> SendPtr<T> {
     ///
     /// # Safety
     /// `offset` must stay within the buffer.
-    unsafe fn at(self, offset: usize) -> *mut T {
+    pub(crate) unsafe fn at(self, offset: usize) -> *mut T {
         unsafe { self.0.add(offset) }
     }
 }
