@@ -14,7 +14,7 @@ use crate::model::config::{Activation, ClipConfig, EncoderConfig, TextConfig};
 pub use crate::model::weights::{
     MemoryWeights, PthWeights, SafetensorsWeights, WeightSource, random_weights, tensor_shapes,
 };
-use crate::model::{fused, kernels};
+use crate::model::{fused, kernels, layer_norm};
 
 /// Loads a linear layer's weight `[out, in]` (and bias) into a fused kernel.
 pub(crate) fn load_linear(
@@ -71,23 +71,24 @@ pub(crate) fn load_mlp(
     ))
 }
 
-pub(crate) struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f32,
-}
+/// A layer norm read from the checkpoint, run on [`layer_norm::LayerNorm`].
+pub(crate) struct LayerNorm(layer_norm::LayerNorm);
 
 impl LayerNorm {
     pub(crate) fn load(w: &dyn WeightSource, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(LayerNorm {
-            weight: w.tensor(&format!("{prefix}.weight"), &[dim])?,
-            bias: w.tensor(&format!("{prefix}.bias"), &[dim])?,
-            eps: eps as f32,
-        })
+        let weight = w
+            .tensor(&format!("{prefix}.weight"), &[dim])?
+            .to_vec1::<f32>()?;
+        let bias = w
+            .tensor(&format!("{prefix}.bias"), &[dim])?
+            .to_vec1::<f32>()?;
+        Ok(LayerNorm(layer_norm::LayerNorm::new(
+            weight, bias, eps as f32,
+        )?))
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+        self.0.forward(x)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fused;
 pub mod hub;
 pub mod identity;
 pub mod kernels;
+pub mod layer_norm;
 pub mod matmul;
 pub mod preprocess_config;
 pub mod siglip;
