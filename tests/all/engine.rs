@@ -224,9 +224,11 @@ fn image_files_embed_like_the_reference() {
 #[test]
 fn a_batch_split_among_threads_embeds_each_photo_as_it_would_alone() {
     let engine = tiny_engine();
+    // 11 photos: on two threads 5 and 6, each thread's share taken in passes of at most 4.
     let pixels: Vec<_> = reference_images()
         .iter()
-        .take(5)
+        .cycle()
+        .take(11)
         .map(|(path, _)| {
             let decoded = imaging::decode_file(path, None).unwrap();
             preprocess(&decoded.image, engine.preprocess_config())
