@@ -174,7 +174,7 @@ pub(super) fn end_to_end(
     };
     let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
     let encode_ms = match decode_ms {
-        Some(_) => Some(encode_cpu_ms(engine.as_ref(), batch_size)?),
+        Some(_) => Some(super::model::encode_cpu_ms(engine.as_ref(), batch_size)?),
         None => None,
     };
     // The peak from here counts the loaded model and the vocabulary, and indexing's own buffers.
@@ -229,30 +229,6 @@ pub(super) fn end_to_end(
     );
     let _ = std::fs::remove_dir_all(&db_dir);
     Ok(())
-}
-
-/// The process CPU time, in ms per image, that `engine` takes to embed batches of `batch`
-/// images (the median of three batches, after one to warm up).
-fn encode_cpu_ms(engine: &dyn Embedder, batch: usize) -> anyhow::Result<f64> {
-    let config = engine.preprocess_config();
-    let (width, height) = (config.crop_width, config.crop_height);
-    let pixels: Vec<imaging::Pixels> = (0..batch.max(1))
-        .map(|i| imaging::Pixels {
-            data: (0..3 * width as usize * height as usize)
-                .map(|j| ((i * 7 + j) % 251) as f32 / 125.0 - 1.0)
-                .collect(),
-            width,
-            height,
-        })
-        .collect();
-    engine.embed_images(&pixels)?;
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let started = super::process_cpu_seconds();
-        engine.embed_images(&pixels)?;
-        times.push((super::process_cpu_seconds() - started) * 1e3 / pixels.len() as f64);
-    }
-    Ok(super::median(&mut times))
 }
 
 /// A library of `n` images with random embeddings in a database file.

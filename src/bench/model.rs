@@ -185,3 +185,30 @@ fn reduced_models(
     }
     Ok(models)
 }
+
+/// The process CPU time, in ms per image, that `engine` takes to embed batches of `batch`
+/// images (the median of three batches, after one to warm up).
+pub(super) fn encode_cpu_ms(
+    engine: &dyn crate::model::Embedder,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let config = engine.preprocess_config();
+    let (width, height) = (config.crop_width, config.crop_height);
+    let pixels: Vec<crate::imaging::Pixels> = (0..batch.max(1))
+        .map(|i| crate::imaging::Pixels {
+            data: (0..3 * width as usize * height as usize)
+                .map(|j| ((i * 7 + j) % 251) as f32 / 125.0 - 1.0)
+                .collect(),
+            width,
+            height,
+        })
+        .collect();
+    engine.embed_images(&pixels)?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = super::process_cpu_seconds();
+        engine.embed_images(&pixels)?;
+        times.push((super::process_cpu_seconds() - started) * 1e3 / pixels.len() as f64);
+    }
+    Ok(super::median(&mut times))
+}
