@@ -2,7 +2,8 @@
 //!
 //! candle-nn's CPU layer norm sums each row one value at a time (an f32 sum's order is part of its
 //! result, so the compiler may not vectorise it), two dependent adds per value: at 768 values a
-//! row and two norms per encoder layer, that was a few per cent of the image encoder's time.
+//! row and two norms per encoder layer, that was about 0.85 % of a one-thread profile's samples
+//! at batch 8 (0.27 % here).
 //! Here each row is summed in 16 lanes, with the widest vector instructions the CPU has (checked
 //! at run time), and the variance is taken around the mean in a second pass, as PyTorch does,
 //! rather than as E[x²] − mean².
