@@ -188,6 +188,7 @@ def main():
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     results = {}
+    kernels = {"bf16": "AVX-512 BF16", "f16": "AVX-512 FP16"}
 
     def note(key, value):
         results.setdefault(key, []).append(value)
@@ -201,6 +202,8 @@ def main():
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
             if row.get("what") == "image_encoder":
                 note(("cliptag", row["batch"]), row["images_per_s"])
+            if row.get("what") == "reduced_precision" and row.get("kernel"):
+                kernels[row["precision"]] = row["kernel"]
             for name in ("bf16", "f16"):
                 if row.get("what") == f"image_encoder_{name}":
                     note((f"cliptag {name}", row["batch"]), row["images_per_s"])
@@ -231,7 +234,7 @@ def main():
     print(" preprocessed and encoded; PyTorch and ONNX Runtime with PIL and CLIPImageProcessor, one photo")
     print(f" at a time; best Py = PIL draft decoding in {args.threads} processes overlapped with ONNX Runtime")
     print(" at batch 32; for the encoder alone, best Py is ONNX Runtime)")
-    for name, extension in (("bf16", "AVX-512 BF16"), ("f16", "AVX-512 FP16")):
+    for name, extension in kernels.items():
         if (f"cliptag {name}", batches[0]) not in med:
             print(f"cliptag with CLIPTAG_PRECISION={name}: not on this CPU (no {extension}); it runs f32")
             continue

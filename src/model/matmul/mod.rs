@@ -11,6 +11,7 @@
 //! benchmarks; a kernel the CPU lacks falls back to the default).
 use std::sync::OnceLock;
 
+pub mod amx;
 pub mod convert;
 pub mod half;
 
