@@ -113,8 +113,7 @@ impl PackedHalf {
     /// The weights packed for `format`'s fastest kernel on this CPU: AMX tiles for bfloat16
     /// where [`amx_fits`] says so, the AVX-512 kernels elsewhere.
     pub fn new(format: Format, weight: &[f32], inputs: usize, outputs: usize) -> PackedHalf {
-        let amx = format == Format::Bf16 && amx_fits(inputs);
-        Self::with_amx(format, weight, inputs, outputs, amx)
+        Self::with_amx(format, weight, inputs, outputs, true)
     }
 
     /// As [`PackedHalf::new`], with the AMX kernel taken or not as `amx` says (where it cannot
