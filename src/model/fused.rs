@@ -12,7 +12,7 @@ use rayon::prelude::*;
 pub use crate::model::attention::Attention;
 use crate::model::config::Activation;
 use crate::model::matmul::half::{Format, PackedHalf};
-use crate::model::matmul::{self, Packed, Precision};
+use crate::model::matmul::{self, Around, Packed, Precision};
 
 fn parallelism() -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
@@ -101,8 +101,27 @@ impl Linear {
         if residual.is_some_and(|r| r.len() != rows * out) {
             candle_core::bail!("linear: residual has the wrong size");
         }
-        // The product adds into this: the residual and the bias, written in one pass (or
-        // zeros).
+        let threads = rayon::current_num_threads();
+        // The bias, the residual and the activation are applied by each thread to the output
+        // columns it computes, around its share of the product.
+        let finish = self
+            .activation
+            .map(|activation| move |xs: &mut [f32]| apply_activation(xs, activation));
+        let finish = finish.as_ref().map(|f| f as &matmul::Finish);
+        let around = Around::new(self.bias.as_deref(), residual, finish);
+        let dst = match &self.weights {
+            Weights::Packed(packed) => packed.multiply_into(x, threads, &around),
+            Weights::Half(packed) => packed.multiply_into(x, threads, &around),
+            Weights::Raw(weight) => self.gemm_layer(weight, x, residual),
+        };
+        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
+    }
+
+    /// The layer through the `gemm` crate, for CPUs without a vector kernel here: the residual
+    /// and the bias written in one pass (or zeros), the product added, then the activation.
+    fn gemm_layer(&self, weight: &[f32], x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
+        let rows = x.len() / self.inputs;
+        let out = self.outputs;
         let mut dst: Vec<f32> = Vec::with_capacity(rows * out);
         match (residual, &self.bias) {
             (Some(residual), Some(bias)) => {
@@ -118,20 +137,15 @@ impl Linear {
             }
             (None, None) => dst.resize(rows * out, 0.0),
         }
-        let threads = rayon::current_num_threads();
-        match &self.weights {
-            Weights::Packed(packed) => packed.multiply_add(x, &mut dst, threads),
-            Weights::Half(packed) => packed.multiply_add(x, &mut dst, threads),
-            Weights::Raw(weight) => self.gemm(weight, x, rows, &mut dst),
-        }
+        self.gemm(weight, x, rows, &mut dst);
         if let Some(activation) = self.activation {
             dst.par_chunks_mut(1 << 14)
                 .for_each(|chunk| apply_activation(chunk, activation));
         }
-        Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
+        dst
     }
 
-    /// `dst += x Wᵀ` through the `gemm` crate, for CPUs without a vector kernel here.
+    /// `dst += x Wᵀ` through the `gemm` crate.
     fn gemm(&self, weight: &[f32], x: &[f32], rows: usize, dst: &mut [f32]) {
         let out = self.outputs;
         // SAFETY: dst is rows×out, x is rows×inputs, weight is out×inputs, all row-major; the
@@ -315,6 +329,86 @@ mod linear_tests {
         }
         let x = [1.0, 0.0, -1.0, 2.0];
         assert_eq!(output(&layer, &x), product(&weight, &x));
+    }
+
+    /// Values in quarters up to ±2: exact in bfloat16 and half precision, so every product and
+    /// sum below is exact in each precision.
+    fn quarters(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7 + seed * 13) % 17) as f32 / 4.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn bias_residual_and_activation_are_applied_by_the_threads_that_compute_each_column() {
+        // 50 rows (ViT-B/32's tokens) across the kernels' row blocks, 70 outputs across
+        // three panels (the last one partial), split among one, two and three threads.
+        let (rows, inputs, outputs) = (50, 40, 70);
+        let (weight, x) = (quarters(outputs * inputs, 1), quarters(rows * inputs, 2));
+        let (bias, residual) = (quarters(outputs, 3), quarters(rows * outputs, 4));
+        let activation = Activation::QuickGelu;
+        let bias_of = |o: usize| bias[o];
+        let residual_of = |r: usize, o: usize| residual[r * outputs + o];
+        let with = |bias: bool, residual: bool, activation: bool| {
+            let mut want = vec![0.0f32; rows * outputs];
+            for (r, row) in want.chunks_mut(outputs).enumerate() {
+                for (o, value) in row.iter_mut().enumerate() {
+                    let dot: f32 = (0..inputs)
+                        .map(|k| x[r * inputs + k] * weight[o * inputs + k])
+                        .sum();
+                    *value = dot
+                        + if bias { bias_of(o) } else { 0.0 }
+                        + if residual { residual_of(r, o) } else { 0.0 };
+                }
+            }
+            if activation {
+                apply_activation(&mut want, Activation::QuickGelu);
+            }
+            want
+        };
+        for precision in [Precision::F32, Precision::F16, Precision::Bf16] {
+            if !precision.runs() {
+                continue;
+            }
+            for (has_bias, has_residual, has_activation) in [
+                (true, true, false),
+                (true, false, true),
+                (false, true, false),
+                (false, false, true),
+            ] {
+                let layer = matmul::loading_in(precision, || {
+                    Linear::new(
+                        weight.clone(),
+                        has_bias.then(|| bias.clone()),
+                        inputs,
+                        outputs,
+                        has_activation.then_some(activation),
+                    )
+                });
+                let want = with(has_bias, has_residual, has_activation);
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let residual = has_residual.then_some(&residual[..]);
+                    let (CpuStorage::F32(got), shape) =
+                        pool.install(|| layer.run(&x, residual)).unwrap()
+                    else {
+                        panic!("not f32")
+                    };
+                    assert_eq!(shape.dims(), [rows, outputs]);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                            "{precision:?}, bias {has_bias}, residual {has_residual}, activation {has_activation}, {threads} threads: [{}, {}] = {g}, want {w}",
+                            i / outputs,
+                            i % outputs
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@
 use rayon::prelude::*;
 
 use super::convert::{convert, to_bf16, to_half};
-use super::{SendPtr, column_masks, for_tiles, split_panels};
+use super::{Around, Output, SendPtr, column_masks, for_tiles, into_fresh, rows_of, split_panels};
 
 /// Inputs a block covers (even, so that pairs never straddle blocks).
 const KC: usize = 256;
@@ -170,13 +170,34 @@ impl PackedHalf {
     /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
     /// the output panels shared among `threads` threads of the current pool.
     pub fn multiply_add(&self, x: &[f32], dst: &mut [f32], threads: usize) {
-        let (k, n) = (self.inputs, self.outputs);
-        assert!(k > 0 && x.len().is_multiple_of(k), "input width is not {k}");
-        let rows = x.len() / k;
-        assert_eq!(dst.len(), rows * n, "output is not rows × {n}");
+        let rows = rows_of(x, self.inputs);
+        assert_eq!(
+            dst.len(),
+            rows * self.outputs,
+            "output is not rows × {}",
+            self.outputs
+        );
+        let out = Output {
+            at: SendPtr(dst.as_mut_ptr()),
+            rows,
+            outputs: self.outputs,
+        };
+        self.product(x, out, threads, &Around::KEPT);
+    }
+
+    /// `x Wᵀ` added to what `around` starts each output row with, then finished by it, each
+    /// column range on the thread that computes it; returns the `rows × outputs` output.
+    pub fn multiply_into(&self, x: &[f32], threads: usize, around: &Around) -> Vec<f32> {
+        into_fresh(rows_of(x, self.inputs), self.outputs, around, |out| {
+            self.product(x, out, threads, around)
+        })
+    }
+
+    fn product(&self, x: &[f32], out: Output, threads: usize, around: &Around) {
+        let (k, n, rows) = (self.inputs, self.outputs, out.rows);
         #[cfg(target_arch = "x86_64")]
         if self.amx {
-            return self.multiply_add_amx(x, dst, threads);
+            return self.product_amx(x, out, threads, around);
         }
         let blocks = rows.div_ceil(MR);
         let pairs = k.div_ceil(2);
@@ -214,9 +235,8 @@ impl PackedHalf {
                 }
             });
         let panels = n.div_ceil(NR);
-        let out = SendPtr(dst.as_mut_ptr());
         let (packed_rows, unscale) = (&packed_rows[..], &unscale[..]);
-        split_panels(panels, threads, |range| {
+        split_panels(panels, NR, out, threads, around, |range| {
             for_tiles(k, rows, KC, MR, range, |k0, kc, p, r0, r| {
                 let kp = kc.div_ceil(2);
                 let block = r0 / MR;
@@ -227,7 +247,7 @@ impl PackedHalf {
                 // the destination `r` rows of `cols` values `n` apart, all in bounds; each part
                 // writes only its own panels' columns.
                 unsafe {
-                    let c = out.at(r0 * n + p * NR);
+                    let c = out.at.at(r0 * n + p * NR);
                     run_kernel(self.format, r, a, b, kp, c, n, cols, unscale[block]);
                 }
             });
@@ -236,23 +256,21 @@ impl PackedHalf {
 }
 
 impl PackedHalf {
-    /// [`PackedHalf::multiply_add`] on AMX tiles: the rows in bfloat16 (padded with zero rows to
-    /// a multiple of 32), then for each panel each block of 32 rows summed over every input in
-    /// the tiles and added to C.
+    /// [`PackedHalf::product`] on AMX tiles: the rows in bfloat16 (padded with zero rows to a
+    /// multiple of 32), then for each panel each block of 32 rows summed over every input in the
+    /// tiles and added to C.
     #[cfg(target_arch = "x86_64")]
-    fn multiply_add_amx(&self, x: &[f32], dst: &mut [f32], threads: usize) {
+    fn product_amx(&self, x: &[f32], out: Output, threads: usize, around: &Around) {
         use super::amx::{BLOCK, STEP, Tiles, prefetch_rows};
-        let (k, n) = (self.inputs, self.outputs);
-        let rows = x.len() / k;
+        let (k, n, rows) = (self.inputs, self.outputs, out.rows);
         let mut inputs = vec![0u16; rows.div_ceil(BLOCK) * BLOCK * k];
         inputs
             .par_chunks_mut(k)
             .zip(x.par_chunks(k))
             .for_each(|(out, row)| convert(Format::Bf16, row, 1.0, out));
         let panels = n.div_ceil(NR);
-        let out = SendPtr(dst.as_mut_ptr());
         let inputs = &inputs[..];
-        split_panels(panels, threads, |range| {
+        split_panels(panels, NR, out, threads, around, |range| {
             // SAFETY: `amx` is set only where `amx::supported()` said so.
             let mut tiles = unsafe { Tiles::start() };
             let mut sums = [[0.0f32; BLOCK]; BLOCK];
@@ -282,7 +300,7 @@ impl PackedHalf {
                         // SAFETY: row `r0 + r` has `cols` columns from `p · NR`; each part
                         // writes only its own panels' columns.
                         let row = unsafe {
-                            std::slice::from_raw_parts_mut(out.at((r0 + r) * n + p * NR), cols)
+                            std::slice::from_raw_parts_mut(out.at.at((r0 + r) * n + p * NR), cols)
                         };
                         for (c, s) in row.iter_mut().zip(sums) {
                             *c += s;

@@ -14,6 +14,10 @@ use std::sync::OnceLock;
 pub mod amx;
 pub mod convert;
 pub mod half;
+mod split;
+
+pub use split::{Around, Finish};
+use split::{Output, into_fresh, rows_of, split_panels};
 
 use rayon::prelude::*;
 
@@ -198,10 +202,31 @@ impl Packed {
     /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
     /// the output panels shared among `threads` threads of the current pool.
     pub fn multiply_add(&self, x: &[f32], dst: &mut [f32], threads: usize) {
-        let (k, n) = (self.inputs, self.outputs);
-        assert!(k > 0 && x.len().is_multiple_of(k), "input width is not {k}");
-        let rows = x.len() / k;
-        assert_eq!(dst.len(), rows * n, "output is not rows × {n}");
+        let rows = rows_of(x, self.inputs);
+        assert_eq!(
+            dst.len(),
+            rows * self.outputs,
+            "output is not rows × {}",
+            self.outputs
+        );
+        let out = Output {
+            at: SendPtr(dst.as_mut_ptr()),
+            rows,
+            outputs: self.outputs,
+        };
+        self.product(x, out, threads, &Around::KEPT);
+    }
+
+    /// `x Wᵀ` added to what `around` starts each output row with, then finished by it, each
+    /// column range on the thread that computes it; returns the `rows × outputs` output.
+    pub fn multiply_into(&self, x: &[f32], threads: usize, around: &Around) -> Vec<f32> {
+        into_fresh(rows_of(x, self.inputs), self.outputs, around, |out| {
+            self.product(x, out, threads, around)
+        })
+    }
+
+    fn product(&self, x: &[f32], out: Output, threads: usize, around: &Around) {
+        let (k, n, rows) = (self.inputs, self.outputs, out.rows);
         let (nr, mr) = (self.kernel.columns(), self.kernel.rows());
         let panels = n.div_ceil(nr);
         // The rows, copied once (the threads share the copy) in blocks of the kernel's rows,
@@ -227,9 +252,8 @@ impl Packed {
                 }
             }
         });
-        let out = SendPtr(dst.as_mut_ptr());
         let packed_rows = &packed_rows[..];
-        split_panels(panels, threads, |range| {
+        split_panels(panels, nr, out, threads, around, |range| {
             for_tiles(k, rows, KC, mr, range, |k0, kc, p, r0, r| {
                 let b = self.data[block_start(k0, p, kc, panels, nr)..].as_ptr();
                 let cols = nr.min(n - p * nr);
@@ -238,23 +262,12 @@ impl Packed {
                 // destination `r` rows of `cols` values `n` apart, all in bounds; each part
                 // writes only its own panels' columns.
                 unsafe {
-                    let c = out.at(r0 * n + p * nr);
+                    let c = out.at.at(r0 * n + p * nr);
                     run_kernel(self.kernel, r, a, b, kc, c, n, cols);
                 }
             });
         });
     }
-}
-
-/// Runs `part` on up to `threads` threads of the current pool, each with its own run of the
-/// `panels` output panels.
-fn split_panels(panels: usize, threads: usize, part: impl Fn(std::ops::Range<usize>) + Sync) {
-    let parts = threads.clamp(1, panels.max(1));
-    let per_part = panels.div_ceil(parts);
-    (0..parts).into_par_iter().for_each(|i| {
-        let first = (i * per_part).min(panels);
-        part(first..(first + per_part).min(panels));
-    });
 }
 
 /// Walks the tiles of a product over panels `range`, blocked so that a panel's slice of weights
