@@ -214,6 +214,8 @@ def main():
         for row in cliptag("--part", "index", "--dir", str(folder)):
             if row.get("what") == "index" and row.get("format") == "JPEG":
                 note(("cliptag", "e2e"), row["images_per_s"])
+            if row.get("what") == "index_peak_rss" and row.get("format") == "JPEG":
+                note(("cliptag", "peak_rss"), row["mib"])
             if row.get("what") == "index_schedule" and row.get("format") == "JPEG":
                 note(("cliptag", "schedule"), row["share_of_allowed"])
             if row.get("what") == "decode" and row.get("format") == "JPEG" and row.get("mode") == "reduced-size decode":
@@ -246,6 +248,9 @@ def main():
     if ("cliptag", "schedule") in med:
         print(f"cliptag indexing reached {100 * med[('cliptag', 'schedule')]:.0f} % of the photos/s its decode and"
               " encode CPU time per photo allow on these cores")
+    if ("cliptag", "peak_rss") in med:
+        print(f"cliptag peak RSS while indexing the JPEGs: {med[('cliptag', 'peak_rss')]:.0f} MiB"
+              " (the whole process: the model, its random weights and the vocabulary included)")
     pil, ours = med[("pil", "draft_ms")], med[("cliptag", "draft_ms")]
     print(f"reduced-size JPEG decode, one thread, ms per photo: PIL draft {pil:.1f}, cliptag {ours:.1f}"
           f" (cliptag / PIL {ours / pil:.2f})")
