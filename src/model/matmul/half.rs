@@ -167,28 +167,10 @@ impl PackedHalf {
         self.amx
     }
 
-    /// `dst += x Wᵀ` for `x` of `rows × inputs` and `dst` of `rows × outputs`, row-major, with
-    /// the output panels shared among `threads` threads of the current pool.
-    pub fn multiply_add(&self, x: &[f32], dst: &mut [f32], threads: usize) {
-        let rows = rows_of(x, self.inputs);
-        assert_eq!(
-            dst.len(),
-            rows * self.outputs,
-            "output is not rows × {}",
-            self.outputs
-        );
-        let out = Output {
-            at: SendPtr(dst.as_mut_ptr()),
-            rows,
-            outputs: self.outputs,
-        };
-        self.product(x, out, threads, &Around::KEPT);
-    }
-
     /// `x Wᵀ` added to what `around` starts each output row with, then finished by it, each
     /// column range on the thread that computes it; returns the `rows × outputs` output.
     pub fn multiply_into(&self, x: &[f32], threads: usize, around: &Around) -> Vec<f32> {
-        into_fresh(rows_of(x, self.inputs), self.outputs, around, |out| {
+        into_fresh(rows_of(x, self.inputs), self.outputs, |out| {
             self.product(x, out, threads, around)
         })
     }
@@ -497,8 +479,7 @@ mod tests {
         }
         for (packed, threads) in kernels.iter().flat_map(|p| [(p, 1), (p, 3)]) {
             let amx = packed.uses_amx();
-            let mut got = start.clone();
-            packed.multiply_add(&x, &mut got, threads);
+            let got = packed.multiply_into(&x, threads, &Around::new(None, Some(&start), None));
             for i in 0..rows {
                 for o in 0..outputs {
                     let terms = (0..inputs)

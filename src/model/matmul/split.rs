@@ -17,18 +17,9 @@ pub(crate) fn rows_of(x: &[f32], inputs: usize) -> usize {
     x.len() / inputs
 }
 
-/// A fresh `rows × outputs` buffer for a product that `around` starts (every value: a fresh
-/// start writes them all) and `fill` runs through [`split_panels`].
-pub(crate) fn into_fresh(
-    rows: usize,
-    outputs: usize,
-    around: &Around,
-    fill: impl FnOnce(Output),
-) -> Vec<f32> {
-    assert!(
-        matches!(around.start, Start::Fresh { .. }),
-        "a fresh output needs starting values. This is a bug."
-    );
+/// A fresh `rows × outputs` buffer for a product that `fill` runs through [`split_panels`],
+/// which starts every value.
+pub(crate) fn into_fresh(rows: usize, outputs: usize, fill: impl FnOnce(Output)) -> Vec<f32> {
     let len = rows * outputs;
     let mut values: Vec<f32> = Vec::with_capacity(len);
     fill(Output {
@@ -37,7 +28,7 @@ pub(crate) fn into_fresh(
         outputs,
     });
     // SAFETY: `split_panels` started every column of every row (its parts cover all panels, and
-    // a fresh start writes each value) within the capacity reserved above.
+    // `Around::start` writes each value it is given) within the capacity reserved above.
     unsafe { values.set_len(len) };
     values
 }
@@ -51,20 +42,9 @@ pub type Finish = dyn Fn(&mut [f32]) + Sync;
 /// wait, and none needs a parallel region of its own.
 #[derive(Clone, Copy)]
 pub struct Around<'a> {
-    start: Start<'a>,
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [f32]>,
     finish: Option<&'a Finish>,
-}
-
-/// The values a product adds to.
-#[derive(Clone, Copy)]
-enum Start<'a> {
-    /// What the output holds already (only where it holds values).
-    Kept,
-    /// `residual[row] + bias`, either of them left out where `None`.
-    Fresh {
-        bias: Option<&'a [f32]>,
-        residual: Option<&'a [f32]>,
-    },
 }
 
 impl<'a> Around<'a> {
@@ -76,23 +56,16 @@ impl<'a> Around<'a> {
         finish: Option<&'a Finish>,
     ) -> Self {
         Around {
-            start: Start::Fresh { bias, residual },
+            bias,
+            residual,
             finish,
         }
     }
 
-    pub(super) const KEPT: Around<'static> = Around {
-        start: Start::Kept,
-        finish: None,
-    };
-
     /// Writes row `row`'s starting values for columns `cols` (of `outputs`) into `out`.
     fn start(&self, row: usize, cols: &Range<usize>, outputs: usize, out: &mut [MaybeUninit<f32>]) {
-        let Start::Fresh { bias, residual } = self.start else {
-            return;
-        };
-        let residual = residual.map(|r| &r[row * outputs..][cols.clone()]);
-        let bias = bias.map(|b| &b[cols.clone()]);
+        let residual = self.residual.map(|r| &r[row * outputs..][cols.clone()]);
+        let bias = self.bias.map(|b| &b[cols.clone()]);
         match (residual, bias) {
             (Some(residual), Some(bias)) => {
                 for ((o, r), b) in out.iter_mut().zip(residual).zip(bias) {
@@ -162,8 +135,8 @@ pub(crate) fn split_panels(
             return;
         };
         for row in 0..out.rows {
-            // SAFETY: as above; `start` (or, for `Kept`, the caller) initialised these values
-            // and the product has added to them.
+            // SAFETY: as above; `start` initialised these values and the product has added to
+            // them.
             let values = unsafe { out.row(row, &cols) };
             finish(unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) });
         }
@@ -191,7 +164,7 @@ mod tests {
                     .build()
                     .unwrap();
                 let got = pool.install(|| {
-                    into_fresh(rows, outputs, &around, |out| {
+                    into_fresh(rows, outputs, |out| {
                         split_panels(panels, nr, out, threads, &around, |range| {
                             seen.lock().unwrap().push(range);
                         })
