@@ -7,7 +7,6 @@
 //! with no transposes in between.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 pub use crate::model::attention::Attention;
 use crate::model::config::Activation;
@@ -103,7 +102,8 @@ impl Linear {
         }
         let threads = rayon::current_num_threads();
         // The bias, the residual and the activation are applied by each thread to the output
-        // columns it computes, around its share of the product.
+        // columns it computes, around its share of the product (for the `gemm` crate, which
+        // splits the product itself, in passes of their own).
         let finish = self
             .activation
             .map(|activation| move |xs: &mut [f32]| apply_activation(xs, activation));
@@ -112,40 +112,17 @@ impl Linear {
         let dst = match &self.weights {
             Weights::Packed(packed) => packed.multiply_into(x, threads, &around),
             Weights::Half(packed) => packed.multiply_into(x, threads, &around),
-            Weights::Raw(weight) => self.gemm_layer(weight, x, residual),
+            Weights::Raw(weight) => {
+                let mut dst = around.started(rows, out);
+                self.gemm(weight, x, rows, &mut dst);
+                around.finish_all(&mut dst);
+                dst
+            }
         };
         Ok((CpuStorage::F32(dst), Shape::from((rows, out))))
     }
 
-    /// The layer through the `gemm` crate, for CPUs without a vector kernel here: the residual
-    /// and the bias written in one pass (or zeros), the product added, then the activation.
-    fn gemm_layer(&self, weight: &[f32], x: &[f32], residual: Option<&[f32]>) -> Vec<f32> {
-        let rows = x.len() / self.inputs;
-        let out = self.outputs;
-        let mut dst: Vec<f32> = Vec::with_capacity(rows * out);
-        match (residual, &self.bias) {
-            (Some(residual), Some(bias)) => {
-                for row in residual.chunks_exact(out) {
-                    dst.extend(row.iter().zip(bias).map(|(r, b)| r + b));
-                }
-            }
-            (Some(residual), None) => dst.extend_from_slice(residual),
-            (None, Some(bias)) => {
-                for _ in 0..rows {
-                    dst.extend_from_slice(bias);
-                }
-            }
-            (None, None) => dst.resize(rows * out, 0.0),
-        }
-        self.gemm(weight, x, rows, &mut dst);
-        if let Some(activation) = self.activation {
-            dst.par_chunks_mut(1 << 14)
-                .for_each(|chunk| apply_activation(chunk, activation));
-        }
-        dst
-    }
-
-    /// `dst += x Wᵀ` through the `gemm` crate.
+    /// `dst += x Wᵀ` through the `gemm` crate, for CPUs without a vector kernel here.
     fn gemm(&self, weight: &[f32], x: &[f32], rows: usize, dst: &mut [f32]) {
         let out = self.outputs;
         // SAFETY: dst is rows×out, x is rows×inputs, weight is out×inputs, all row-major; the

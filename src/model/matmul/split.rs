@@ -17,8 +17,8 @@ pub(crate) fn rows_of(x: &[f32], inputs: usize) -> usize {
     x.len() / inputs
 }
 
-/// A fresh `rows × outputs` buffer for a product that `fill` runs through [`split_panels`],
-/// which starts every value.
+/// A fresh `rows × outputs` buffer, every value of which `fill` starts (through
+/// [`split_panels`] or [`Around::started`]).
 pub(crate) fn into_fresh(rows: usize, outputs: usize, fill: impl FnOnce(Output)) -> Vec<f32> {
     let len = rows * outputs;
     let mut values: Vec<f32> = Vec::with_capacity(len);
@@ -27,8 +27,9 @@ pub(crate) fn into_fresh(rows: usize, outputs: usize, fill: impl FnOnce(Output))
         rows,
         outputs,
     });
-    // SAFETY: `split_panels` started every column of every row (its parts cover all panels, and
-    // `Around::start` writes each value it is given) within the capacity reserved above.
+    // SAFETY: `fill` started every column of every row (`split_panels`' parts cover all panels,
+    // `started` all rows, and `Around::start` writes each value it is given) within the
+    // capacity reserved above.
     unsafe { values.set_len(len) };
     values
 }
@@ -59,6 +60,26 @@ impl<'a> Around<'a> {
             bias,
             residual,
             finish,
+        }
+    }
+
+    /// A `rows × outputs` output holding only the starting values, rows shared among the
+    /// threads of the current pool: for a product that cannot start its own columns (the
+    /// `gemm` crate's).
+    pub fn started(&self, rows: usize, outputs: usize) -> Vec<f32> {
+        into_fresh(rows, outputs, |out| {
+            let all = 0..outputs;
+            (0..rows).into_par_iter().for_each(|row| {
+                // SAFETY: each row is written by one task only; the row is in bounds.
+                self.start(row, &all, outputs, unsafe { out.row(row, &all) });
+            });
+        })
+    }
+
+    /// Applies the finish to a whole output, in chunks shared among the current pool's threads.
+    pub fn finish_all(&self, values: &mut [f32]) {
+        if let Some(finish) = self.finish {
+            values.par_chunks_mut(1 << 14).for_each(finish);
         }
     }
 
@@ -99,7 +120,7 @@ impl Output {
     ///
     /// # Safety
     /// `row` and `cols` must be in bounds, and no other thread may use those values meanwhile.
-    unsafe fn row(self, row: usize, cols: &Range<usize>) -> &'static mut [MaybeUninit<f32>] {
+    unsafe fn row<'a>(self, row: usize, cols: &Range<usize>) -> &'a mut [MaybeUninit<f32>] {
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.at.at(row * self.outputs + cols.start).cast(),
