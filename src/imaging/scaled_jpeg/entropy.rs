@@ -25,8 +25,8 @@ pub(super) struct Huffman {
     skip: [u16; 1 << FAST_BITS],
     /// For skipping AC coefficients two at a time, indexed by the next [`PAIR_BITS`] bits: the
     /// bits to drop (low 5 bits), the positions to move (next 7), whether the block ends there
-    /// (`END`) and whether two coefficients are skipped (`PAIR`); 0 where the first code is too
-    /// long. A single entry is `skip`'s.
+    /// (`END`) and whether two coefficients are skipped (`PAIR`); [`TOO_LONG`] where the first
+    /// code is too long. A single entry is `skip`'s.
     pairs: [u16; 1 << PAIR_BITS],
     /// For decoding an AC coefficient whose code and value fit in [`FAST_BITS`] bits: the value
     /// (high 16 bits), the run of zeros before it (next 8; `RUN_END` for the end of the block,
@@ -123,7 +123,7 @@ impl Huffman {
         let first = self.skip[index >> spare];
         let (length, advance) = (u32::from(first & 0xFF), u32::from(first >> 8));
         if first == 0 {
-            return 0;
+            return TOO_LONG;
         }
         if advance == 0 {
             return length as u16 | END;
@@ -154,6 +154,9 @@ const RUN_SIXTEEN: i32 = 0xFE;
 const END: u16 = 1 << 12;
 /// In a `pairs` entry: two coefficients are skipped.
 const PAIR: u16 = 1 << 13;
+/// The `pairs` entry where the first code is longer than the lookup: it moves past every
+/// position, so the block loop's one bounds check sends it to the long way.
+const TOO_LONG: u16 = 0x7F << 5;
 
 /// The entropy-coded data, read most significant bit first, with stuffed zero bytes removed.
 ///
@@ -216,10 +219,36 @@ impl<'a> Bits<'a> {
         *self = self.refill_bytewise();
     }
 
+    /// Tops the bits up to at least 56 on every call without asking first whether they are
+    /// needed (a branch the data decides, which the processor mispredicts often), except where
+    /// a 0xFF byte is near and 40 bits are still there: enough for the longest skip entry (a
+    /// code of `FAST_BITS` and a value of 15 bits) with the next lookup's `PAIR_BITS` left.
+    #[inline(always)]
+    fn refill_eagerly(&mut self) {
+        if !self.at_marker
+            && let Some(chunk) = self.data.get(self.pos..self.pos + 8)
+        {
+            let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
+            let inverted = !word;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                self.acc |= word >> self.count;
+                let taken = (63 - self.count) >> 3;
+                self.pos += taken as usize;
+                self.count += taken * 8;
+                return;
+            }
+        }
+        if self.count < 40 {
+            *self = self.refill_bytewise();
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn refill_bytewise(mut self) -> Self {
-        while self.count <= 56 {
+        while self.count < 56 {
             let mut byte = 0u8;
             if self.at_marker {
                 self.padding = self.padding.saturating_add(8);
@@ -390,57 +419,69 @@ pub(super) fn decode_block(
         k += 1;
     }
     // The rest, skipped: one lookup gives the bits to drop and the positions to move, for two
-    // coefficients where their codes and values fit in `PAIR_BITS` bits.
+    // coefficients where their codes and values fit in `PAIR_BITS` bits. The loop has one
+    // branch that depends on the data, the end of the block; the rest are almost never taken.
+    //
+    // The lookup comes before the refill, which then runs beside it instead of in the chain
+    // from one code to the next: the bits looked up are always there, since a refill leaves at
+    // least 32 (40 the eager one) and an entry drops at most 25 (a code and a value).
+    bits.refill();
     while k < 64 {
-        bits.refill();
         let pair = ac.pairs[(bits.acc >> (64 - PAIR_BITS)) as usize];
-        if pair != 0 {
-            let after = k + usize::from((pair >> 5) & 0x7F);
-            // A pair is taken only when both codes belong to this block: the first must not
-            // reach its end (then the second would be the next block's DC).
-            let fits = pair & PAIR == 0
-                || if pair & END != 0 {
-                    after < 64
-                } else {
-                    after <= 64
-                };
-            if fits {
-                bits.consume(u32::from(pair & 31));
-                if pair & END != 0 {
-                    break;
-                }
-                k = after;
-                if k > 64 {
-                    return Err(());
-                }
-                continue;
+        bits.refill_eagerly();
+        let after = k + usize::from((pair >> 5) & 0x7F);
+        // Both codes must belong to this block: a pair that ends it must leave a position for
+        // the end (else the second code is the next block's DC), and no code may move past the
+        // last position. A first code too long for the lookup moves past every position.
+        let last = 64 - usize::from((pair & END != 0) && (pair & PAIR != 0));
+        if after > last {
+            let ended;
+            (bits, k, ended) = skip_one(bits, ac, k)?;
+            if ended {
+                break;
             }
+            continue;
         }
-        let entry = ac.skip[bits.peek()];
-        let (length, advance) = if entry != 0 {
-            (u32::from(entry & 0xFF), usize::from(entry >> 8))
-        } else {
-            let symbol;
-            (bits, symbol) = bits.symbol_long(ac)?;
-            let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
-            let advance = match (run, size) {
-                (15, 0) => 16,
-                (_, 0) => 0,
-                _ => run + 1,
-            };
-            (size, advance)
-        };
-        bits.consume(length);
-        if advance == 0 {
+        bits.consume(u32::from(pair & 31));
+        k = after;
+        if pair & END != 0 {
             break;
-        }
-        k += advance;
-        if k > 64 {
-            return Err(());
         }
     }
     *state = bits;
     Ok(())
+}
+
+/// Skips one AC coefficient the long way (its code too long for the pair lookup, or the pair
+/// not all this block's): the new position, and whether the block ended.
+#[cold]
+#[inline(never)]
+fn skip_one<'a>(
+    mut bits: Bits<'a>,
+    ac: &Huffman,
+    k: usize,
+) -> Result<(Bits<'a>, usize, bool), Declined> {
+    bits.refill();
+    let entry = ac.skip[bits.peek()];
+    let (length, advance) = if entry != 0 {
+        (u32::from(entry & 0xFF), usize::from(entry >> 8))
+    } else {
+        let symbol;
+        (bits, symbol) = bits.symbol_long(ac)?;
+        let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
+        let advance = match (run, size) {
+            (15, 0) => 16,
+            (_, 0) => 0,
+            _ => run + 1,
+        };
+        (size, advance)
+    };
+    bits.consume(length);
+    if k + advance > 64 {
+        return Err(());
+    }
+    bits.refill();
+    Ok((bits, k + advance, advance == 0))
 }
 
 /// Which coded positions a reduced size needs, and where each goes.
@@ -463,5 +504,74 @@ impl Plan {
             }
         }
         Plan { last_needed, slot }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_reader_returns_the_stream_s_bits_whatever_the_mix_of_refills_and_reads() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for case in 0..200 {
+            // Bytes with 0xFF (stuffed in the data as 0xFF 0x00) often or as rarely as in
+            // photos, then a marker.
+            let one_in = [3, 6, 40, 200][case % 4];
+            let payload: Vec<u8> = (0..rng.next() % 600)
+                .map(|_| match rng.next() % one_in {
+                    0 => 0xFF,
+                    _ => rng.next() as u8,
+                })
+                .collect();
+            let mut data = Vec::new();
+            for &b in &payload {
+                data.push(b);
+                if b == 0xFF {
+                    data.push(0x00);
+                }
+            }
+            data.extend([0xFF, 0xD9]);
+            // The stream's bits, most significant first, then the zeros read past the marker.
+            let bit = |i: usize| payload.get(i / 8).map_or(0, |b| (b >> (7 - i % 8)) & 1);
+            let mut bits = Bits::new(&data);
+            let mut at = 0;
+            while at < payload.len() * 8 + 64 {
+                // Either refill: a plain one leaves 32 bits, an eager one 40 (both read with
+                // the next pair lookup's bits to spare, as the block loop does).
+                let most = if rng.next().is_multiple_of(2) {
+                    bits.refill();
+                    32
+                } else {
+                    bits.refill_eagerly();
+                    40 - PAIR_BITS as usize
+                };
+                // Sometimes none: the block loop refills twice in a row at times.
+                let n = (rng.next() as usize) % (most + 1);
+                let got = bits.acc.checked_shr(64 - n as u32).unwrap_or(0) as u32;
+                bits.consume(n as u32);
+                let want = (0..n).fold(0u32, |v, i| v << 1 | u32::from(bit(at + i)));
+                assert_eq!(got, want, "case {case}: {n} bits from bit {at}");
+                at += n;
+                assert_eq!(
+                    bits.overran(),
+                    at > payload.len() * 8,
+                    "case {case}: at bit {at} of {}",
+                    payload.len() * 8
+                );
+            }
+        }
     }
 }
