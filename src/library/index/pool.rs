@@ -99,7 +99,10 @@ impl DecodePool {
                 let (decoding, control) = (decoding.clone(), control.clone());
                 std::thread::Builder::new()
                     .name(format!("cliptag-decode-{i}"))
-                    .spawn(move || decode_loop(&job_rx, &result_tx, &decoding, &control))
+                    .spawn(move || {
+                        lower_priority();
+                        decode_loop(&job_rx, &result_tx, &decoding, &control)
+                    })
                     .expect("spawning a decode thread")
             })
             .collect();
@@ -113,6 +116,33 @@ impl DecodePool {
         for thread in self.threads {
             let _ = thread.join();
         }
+    }
+}
+
+/// How far below the encoder's the decode threads' scheduling priority is, in nice steps.
+///
+/// The encoder is the slower stage and the decode threads run ahead of it. At the same priority
+/// the scheduler shares each core between them, so one of the encoder's threads can be held back
+/// while the other waits for it at the end of the batch. Ten steps down, a decode thread gets
+/// about a tenth of a core the encoder wants. It still has every moment the encoder leaves, and
+/// the whole core once the encoder waits for photos. Measured on the bench's 48 JPEGs, four
+/// interleaved rounds each: indexing reached 92-94 % of what the CPU time allows, against 86-99 %
+/// at the same priority.
+const DECODE_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by [`DECODE_NICENESS`] (on Linux the nice
+/// value is the thread's own); where that fails the thread keeps the priority it has.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: getpriority and setpriority only read and change this thread's nice value.
+    unsafe {
+        let thread = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, thread);
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            thread,
+            (current + DECODE_NICENESS).min(19),
+        );
     }
 }
 
@@ -190,5 +220,70 @@ fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
             started.elapsed(),
             Duration::ZERO,
         ),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The nice value of thread `task` of this process ("thread-self" for the calling one), and
+    /// its name.
+    fn nice_and_name(task: &str) -> Option<(i32, String)> {
+        let dir = if task == "thread-self" {
+            PathBuf::from("/proc/thread-self")
+        } else {
+            PathBuf::from("/proc/self/task").join(task)
+        };
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+        // After the name in parentheses: the state (field 3) … the nice value (field 19).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((fields.get(16)?.parse().ok()?, name.trim().to_string()))
+    }
+
+    #[test]
+    fn decode_threads_run_below_the_priority_of_the_thread_that_starts_them() {
+        let (own, _) = nice_and_name("thread-self").unwrap();
+        let jobs = (0..6)
+            .map(|i| Job {
+                image_id: i,
+                path: PathBuf::from(format!("/nonexistent/cliptag-{i}.jpg")),
+                size: 0,
+                mtime_ns: 0,
+                new: true,
+                expect: None,
+            })
+            .collect();
+        let decoding = Decoding {
+            preprocess: None,
+            reduced_jpeg: true,
+            thumbnails: false,
+            known: Arc::new(HashSet::new()),
+        };
+        // A queue of one: both threads stay, waiting to hand over their next result.
+        let pool = DecodePool::start(jobs, 2, 1, decoding, RunControl::default());
+        let want = (own + DECODE_NICENESS).min(19);
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        while started.elapsed() < Duration::from_secs(10) {
+            seen = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| nice_and_name(task.ok()?.file_name().to_str()?))
+                .filter(|(_, name)| name.starts_with("cliptag-decode"))
+                .collect();
+            if seen.len() >= 2 && seen.iter().all(|(nice, _)| *nice == want) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pool.stop();
+        assert!(seen.len() >= 2, "decode threads seen: {seen:?}");
+        assert!(
+            seen.iter().all(|(nice, _)| *nice == want),
+            "nice {own} here, want {want} on the decode threads: {seen:?}"
+        );
+        // The starting thread keeps its own.
+        assert_eq!(nice_and_name("thread-self").unwrap().0, own);
     }
 }
