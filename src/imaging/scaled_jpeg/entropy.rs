@@ -195,28 +195,9 @@ impl<'a> Bits<'a> {
     /// Makes at least 32 bits available.
     #[inline(always)]
     fn refill(&mut self) {
-        if self.count >= 32 {
-            return;
+        if self.count < 32 && !self.refill_word() {
+            *self = self.refill_bytewise();
         }
-        // Eight bytes at once where none of them is 0xFF (no stuffing, no marker). Bits past
-        // `count` are the stream's next bits too, so a later refill that ORs them in again
-        // changes nothing.
-        if !self.at_marker
-            && let Some(chunk) = self.data.get(self.pos..self.pos + 8)
-        {
-            let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
-            let inverted = !word;
-            let has_ff =
-                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
-            if has_ff == 0 {
-                self.acc |= word >> self.count;
-                let taken = (63 - self.count) >> 3;
-                self.pos += taken as usize;
-                self.count += taken * 8;
-                return;
-            }
-        }
-        *self = self.refill_bytewise();
     }
 
     /// Tops the bits up to at least 56 on every call without asking first whether they are
@@ -225,24 +206,35 @@ impl<'a> Bits<'a> {
     /// code of `FAST_BITS` and a value of 15 bits) with the next lookup's `PAIR_BITS` left.
     #[inline(always)]
     fn refill_eagerly(&mut self) {
-        if !self.at_marker
-            && let Some(chunk) = self.data.get(self.pos..self.pos + 8)
-        {
-            let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
-            let inverted = !word;
-            let has_ff =
-                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
-            if has_ff == 0 {
-                self.acc |= word >> self.count;
-                let taken = (63 - self.count) >> 3;
-                self.pos += taken as usize;
-                self.count += taken * 8;
-                return;
-            }
-        }
-        if self.count < 40 {
+        if !self.refill_word() && self.count < 40 {
             *self = self.refill_bytewise();
         }
+    }
+
+    /// Tops the bits up to 56-63 from the next eight bytes where none of them is 0xFF (no
+    /// stuffing, no marker); false, changing nothing, where one is or the data ends. Bits past
+    /// `count` are the stream's next bits too, so a later refill that ORs them in again changes
+    /// nothing.
+    #[inline(always)]
+    fn refill_word(&mut self) -> bool {
+        if self.at_marker {
+            return false;
+        }
+        let Some(chunk) = self.data.get(self.pos..self.pos + 8) else {
+            return false;
+        };
+        let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0xFF; 8]));
+        let inverted = !word;
+        let has_ff =
+            inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
+        if has_ff != 0 {
+            return false;
+        }
+        self.acc |= word >> self.count;
+        let taken = (63 - self.count) >> 3;
+        self.pos += taken as usize;
+        self.count += taken * 8;
+        true
     }
 
     #[cold]
