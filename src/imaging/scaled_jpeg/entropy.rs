@@ -373,9 +373,14 @@ pub(super) fn decode_block(
     let mut k = 1usize;
     // The coefficients the reduced size uses, decoded (code and value in one lookup where
     // they fit).
+    //
+    // The lookup first, then the refill beside it, as in the skipping loop below. The eager
+    // refill leaves at least 40 bits; a code with its value the long way can take 31, leaving
+    // fewer than the next lookup reads, so that way refills again after it.
+    bits.refill();
     while k <= plan.last_needed {
-        bits.refill();
         let entry = ac.values[bits.peek()];
+        bits.refill_eagerly();
         let (run, value) = if entry != 0 {
             bits.consume((entry & 0xFF) as u32);
             let run = (entry >> 8) & 0xFF;
@@ -399,7 +404,9 @@ pub(super) fn decode_block(
                 k += 16;
                 continue;
             }
-            (run, bits.value(size))
+            let value = bits.value(size);
+            bits.refill();
+            (run, value)
         };
         k += run;
         if k > 63 {
