@@ -62,14 +62,8 @@ impl Huffman {
                 if length <= FAST_BITS {
                     let symbol = symbols[index];
                     let shift = FAST_BITS - length;
-                    let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
-                    let advance = match (run, size) {
-                        (0, 0) => 0,
-                        (15, 0) => 16,
-                        (_, 0) => 0, // not valid in a baseline AC table; read as an end of block
-                        _ => run + 1,
-                    };
-                    let skip = (advance << 8 | (length + size)) as u16;
+                    let size = u32::from(symbol & 15);
+                    let skip = ((advance(symbol) as u32) << 8 | (length + size)) as u16;
                     for low in 0..1u32 << shift {
                         let at = ((code << shift) | low) as usize;
                         table.fast[at] = (length << 8) as u16 | u16::from(symbol);
@@ -467,13 +461,7 @@ fn skip_one<'a>(
     } else {
         let symbol;
         (bits, symbol) = bits.symbol_long(ac)?;
-        let (run, size) = (usize::from(symbol >> 4), u32::from(symbol & 15));
-        let advance = match (run, size) {
-            (15, 0) => 16,
-            (_, 0) => 0,
-            _ => run + 1,
-        };
-        (size, advance)
+        (u32::from(symbol & 15), advance(symbol))
     };
     bits.consume(length);
     if k + advance > 64 {
@@ -481,6 +469,17 @@ fn skip_one<'a>(
     }
     bits.refill();
     Ok((bits, k + advance, advance == 0))
+}
+
+/// The positions an AC symbol moves: its run of zeros and the coefficient after them, 16 for a
+/// run of sixteen zeros, 0 for the end of the block (and for the other zero-size symbols, which a
+/// baseline table should not have).
+fn advance(symbol: u8) -> usize {
+    match (symbol >> 4, symbol & 15) {
+        (15, 0) => 16,
+        (_, 0) => 0,
+        (run, _) => usize::from(run) + 1,
+    }
 }
 
 /// Which coded positions a reduced size needs, and where each goes.
@@ -508,31 +507,21 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+
     use super::*;
-
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
 
     #[test]
     fn the_reader_returns_the_stream_s_bits_whatever_the_mix_of_refills_and_reads() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         for case in 0..200 {
             // Bytes with 0xFF (stuffed in the data as 0xFF 0x00) often or as rarely as in
             // photos, then a marker.
             let one_in = [3, 6, 40, 200][case % 4];
-            let payload: Vec<u8> = (0..rng.next() % 600)
-                .map(|_| match rng.next() % one_in {
+            let payload: Vec<u8> = (0..rng.random_range(0..600))
+                .map(|_| match rng.random_range(0..one_in) {
                     0 => 0xFF,
-                    _ => rng.next() as u8,
+                    _ => rng.random(),
                 })
                 .collect();
             let mut data = Vec::new();
@@ -548,9 +537,9 @@ mod tests {
             let mut bits = Bits::new(&data);
             let mut at = 0;
             while at < payload.len() * 8 + 64 {
-                // Either refill: a plain one leaves 32 bits, an eager one 40 (both read with
-                // the next pair lookup's bits to spare, as the block loop does).
-                let most = if rng.next().is_multiple_of(2) {
+                // Either refill, then as many bits as the block loop may read after it: all
+                // 32 a plain one leaves, or of an eager one's 40 all but the next lookup's.
+                let most = if rng.random() {
                     bits.refill();
                     32
                 } else {
@@ -558,7 +547,7 @@ mod tests {
                     40 - PAIR_BITS as usize
                 };
                 // Sometimes none: the block loop refills twice in a row at times.
-                let n = (rng.next() as usize) % (most + 1);
+                let n = rng.random_range(0..=most);
                 let got = bits.acc.checked_shr(64 - n as u32).unwrap_or(0) as u32;
                 bits.consume(n as u32);
                 let want = (0..n).fold(0u32, |v, i| v << 1 | u32::from(bit(at + i)));
