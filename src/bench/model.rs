@@ -10,8 +10,10 @@ use crate::model::clip::MemoryWeights;
 use crate::model::config::ClipConfig;
 use crate::model::matmul::{self, Precision};
 
-/// Floating-point operations of one image through the vision tower (patch embedding, every
-/// layer's projections, attention and MLP; the negligible norms and softmax left out).
+/// Floating-point operations of one image through the vision tower as cliptag runs it (patch
+/// embedding, every layer's projections, attention and MLP; the negligible norms and softmax
+/// left out). The last layer's output projection and MLP run on the class token alone, the
+/// only row the tower's output is pooled from.
 pub fn vision_flops(config: &ClipConfig) -> f64 {
     let v = &config.vision;
     let (d, i) = (
@@ -21,8 +23,8 @@ pub fn vision_flops(config: &ClipConfig) -> f64 {
     let t = v.num_positions() as f64;
     let patch = (v.patch_size * v.patch_size * v.num_channels) as f64;
     let layer = 2.0 * t * d * (4.0 * d + 2.0 * i) + 4.0 * t * t * d;
-    2.0 * (t - 1.0) * patch * d
-        + v.encoder.num_hidden_layers as f64 * layer
+    let pooled_away = 2.0 * (t - 1.0) * d * (d + 2.0 * i);
+    2.0 * (t - 1.0) * patch * d + v.encoder.num_hidden_layers as f64 * layer - pooled_away
         + 2.0 * d * config.projection_dim as f64
 }
 
