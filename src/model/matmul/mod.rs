@@ -216,24 +216,33 @@ impl Packed {
         // conflicts that rows a power of two apart have. Block `b`'s slice of inputs from `k0`
         // starts at `(k0 · blocks + b · kc) · mr`.
         let blocks = rows.div_ceil(mr);
-        let mut packed_rows = vec![0.0f32; blocks * mr * k];
-        let rows_out = SendPtr(packed_rows.as_mut_ptr());
+        // Every value is written below (the last block's missing rows as zeros), so the buffer
+        // is not zeroed first: that pass cost as much as a fifth of the copy itself.
+        let len = blocks * mr * k;
+        let mut packed_rows: Vec<f32> = Vec::with_capacity(len);
+        let rows_out = SendPtr(packed_rows.spare_capacity_mut().as_mut_ptr());
         (0..blocks).into_par_iter().for_each(|block| {
             let first = block * mr;
             let count = mr.min(rows - first);
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
                 let start = (k0 * blocks + block * kc) * mr;
-                // SAFETY: blocks write disjoint `kc · mr` runs of `packed_rows`.
+                // SAFETY: blocks write disjoint `kc · mr` runs of `packed_rows`' capacity.
                 let chunk = unsafe { std::slice::from_raw_parts_mut(rows_out.at(start), kc * mr) };
+                if count < mr {
+                    chunk.fill(std::mem::MaybeUninit::new(0.0));
+                }
                 for r in 0..count {
                     let source = &x[(first + r) * k + k0..][..kc];
                     for (group, v) in chunk.chunks_exact_mut(mr).zip(source) {
-                        group[r] = *v;
+                        group[r] = std::mem::MaybeUninit::new(*v);
                     }
                 }
             }
         });
+        // SAFETY: the blocks' runs cover `0..len` (each `k0` block holds `blocks · kc · mr`
+        // values, `kc` summing to `k`), and every value of each run was written above.
+        unsafe { packed_rows.set_len(len) };
         let packed_rows = &packed_rows[..];
         split_panels(panels, nr, out, threads, around, |range| {
             for_tiles(k, rows, KC, mr, range, |k0, kc, p, r0, r| {
