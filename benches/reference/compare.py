@@ -41,6 +41,9 @@ def parse_args():
     p.add_argument("--seconds", type=float, default=8.0, help="seconds per encoder measurement")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     p.add_argument("--batches", default="1,8,32")
+    p.add_argument("--cliptag-kernel", choices=["avx512", "avx2", "gemm"],
+                   help="run cliptag with CLIPTAG_KERNEL set to this (e.g. avx2: the kernel an AVX2-only"
+                        " CPU gets); the Python engines still use every extension the CPU has")
     return p.parse_args()
 
 
@@ -183,8 +186,11 @@ def main():
         return statistics.median(times)
 
     def cliptag(*extra):
+        env = dict(os.environ)
+        if args.cliptag_kernel:
+            env["CLIPTAG_KERNEL"] = args.cliptag_kernel
         out = subprocess.run([args.cliptag, "--threads", str(args.threads), "bench", "--json", *extra],
-                             check=True, capture_output=True, text=True).stdout
+                             check=True, capture_output=True, text=True, env=env).stdout
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     results = {}
@@ -200,6 +206,8 @@ def main():
             note(("pytorch", b), timed(args.seconds, b, lambda: torch_encode(pixels)))
             note(("onnxruntime", b), timed(args.seconds, b, lambda: ort_encode(pixels)))
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
+            if row.get("what") == "matrix_kernel":
+                kernels["f32"] = row.get("kernel") or "the gemm crate"
             if row.get("what") == "image_encoder":
                 note(("cliptag", row["batch"]), row["images_per_s"])
             if row.get("what") == "reduced_precision" and row.get("kernel"):
@@ -225,6 +233,8 @@ def main():
     med = {k: statistics.median(v) for k, v in results.items()}
     print()
     print(f"CPU flags: {cpu_flags()}")
+    print(f"cliptag's f32 linear layers ran on: {kernels.pop('f32', 'unknown')}"
+          + (f" (CLIPTAG_KERNEL={args.cliptag_kernel})" if args.cliptag_kernel else ""))
     print(f"{'':14} {'PyTorch':>9} {'ONNX RT':>9} {'best Py':>9} {'cliptag':>9}"
           "   cliptag/PyTorch  cliptag/ONNX RT  cliptag/best Py")
     for key in batches + ["e2e"]:
@@ -238,7 +248,9 @@ def main():
     print(" at batch 32; for the encoder alone, best Py is ONNX Runtime)")
     for name, extension in kernels.items():
         if (f"cliptag {name}", batches[0]) not in med:
-            print(f"cliptag with CLIPTAG_PRECISION={name}: not on this CPU (no {extension}); it runs f32")
+            why = (f"CLIPTAG_KERNEL={args.cliptag_kernel} leaves it off" if args.cliptag_kernel not in (None, "avx512")
+                   else f"not on this CPU (no {extension})")
+            print(f"cliptag with CLIPTAG_PRECISION={name}: {why}; it runs f32")
             continue
         print(f"cliptag with CLIPTAG_PRECISION={name} ({extension}), images/s, and its ratio to ONNX RT and to f32:")
         for key in batches:
