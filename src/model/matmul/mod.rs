@@ -67,9 +67,10 @@ impl Kernel {
 /// CPU runs; `None` means the `gemm` crate.
 ///
 /// On a CPU with AVX2 and FMA but no AVX-512 the 256-bit kernel beats the `gemm` crate, which
-/// repacks the weights on every call: measured on a Zen 4 with the kernel picked by hand (its
-/// 256-bit and 512-bit FMA throughput are the same), 1.35–1.45× at batch 1, 1.0–1.14× at batch
-/// 8 and 1.07–1.11× at batch 32, and level with the 512-bit kernel.
+/// repacks the weights on every call. Measured on a Zen 4 with the kernel picked by hand (its
+/// 256-bit and 512-bit FMA throughput are the same), in the two of three alternating rounds
+/// where neither ran slow: 1.37–1.42× at batch 1, 1.02–1.14× at batch 8, 1.07–1.11× at batch
+/// 32, and 0.89–1.01× the 512-bit kernel's rate.
 pub fn kernel() -> Option<Kernel> {
     static CHOSEN: OnceLock<Option<Kernel>> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
@@ -331,7 +332,7 @@ impl<T> SendPtr<T> {
 /// of rows. Without this, the first tile of each panel waits for it: at batch 1 (50 rows, 9
 /// tiles of the 6-row kernel) that tile needs its weights faster than one core reads memory.
 /// Measured in one process, alternating: the 256-bit kernel 1.13× at batch 1 on one thread,
-/// 1.03–1.04× at batch 4 to 32; the 512-bit kernel, whose tiles are four times as long, 1.02×
+/// 1.02–1.04× at batch 4 to 32; the 512-bit kernel, whose tiles are four times as long, 1.02×
 /// at batch 1.
 #[derive(Clone, Copy)]
 struct Prefetch {
@@ -411,8 +412,7 @@ unsafe fn avx512<const R: usize>(
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for k in 0..kc {
         if k < next.lines {
-            // SAFETY: a prefetch never faults; the line is in bounds anyway.
-            _mm_prefetch::<_MM_HINT_T1>(unsafe { next.at.add(k * 16) } as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(next.at.wrapping_add(k * 16) as *const i8);
         }
         // SAFETY (all loads): in bounds per `run_kernel`'s contract.
         let b0 = unsafe { _mm512_loadu_ps(b.add(k * 32)) };
@@ -452,8 +452,7 @@ unsafe fn avx2<const R: usize>(
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for k in 0..kc {
         if k < next.lines {
-            // SAFETY: a prefetch never faults; the line is in bounds anyway.
-            _mm_prefetch::<_MM_HINT_T1>(unsafe { next.at.add(k * 16) } as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(next.at.wrapping_add(k * 16) as *const i8);
         }
         // SAFETY (all loads): in bounds per `run_kernel`'s contract.
         let b0 = unsafe { _mm256_loadu_ps(b.add(k * 16)) };
