@@ -194,6 +194,7 @@ def main():
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     results = {}
+    f32_kernel = "unknown"
     kernels = {"bf16": "AVX-512 BF16", "f16": "AVX-512 FP16"}
 
     def note(key, value):
@@ -207,7 +208,7 @@ def main():
             note(("onnxruntime", b), timed(args.seconds, b, lambda: ort_encode(pixels)))
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
             if row.get("what") == "matrix_kernel":
-                kernels["f32"] = row.get("kernel") or "the gemm crate"
+                f32_kernel = row.get("kernel") or "the gemm crate"
             if row.get("what") == "image_encoder":
                 note(("cliptag", row["batch"]), row["images_per_s"])
             if row.get("what") == "reduced_precision" and row.get("kernel"):
@@ -233,7 +234,7 @@ def main():
     med = {k: statistics.median(v) for k, v in results.items()}
     print()
     print(f"CPU flags: {cpu_flags()}")
-    print(f"cliptag's f32 linear layers ran on: {kernels.pop('f32', 'unknown')}"
+    print(f"cliptag's f32 linear layers ran on: {f32_kernel}"
           + (f" (CLIPTAG_KERNEL={args.cliptag_kernel})" if args.cliptag_kernel else ""))
     print(f"{'':14} {'PyTorch':>9} {'ONNX RT':>9} {'best Py':>9} {'cliptag':>9}"
           "   cliptag/PyTorch  cliptag/ONNX RT  cliptag/best Py")
