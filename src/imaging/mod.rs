@@ -14,3 +14,14 @@ pub use preprocess::{Pixels, preprocess};
 /// failed files again once the decoders have learnt something (HEIC, for one). Change it
 /// whenever a file that failed before may now decode.
 pub const DECODERS: &str = "2: JPEG PNG WebP GIF BMP TIFF, HEIC/HEIF";
+
+/// The reason recorded for a photo whose processing panicked: a bug in cliptag, reported as that
+/// photo's failure so that the run goes on and the photo is not left waiting.
+pub fn internal_error_reason(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error while reading this photo: {message}; please report it")
+}

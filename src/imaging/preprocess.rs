@@ -40,38 +40,64 @@ fn filter(resample: Resample) -> ResizeAlg {
     }
 }
 
+/// Where preprocessing puts an image: the size it is resized to, and the crop taken from that.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geometry {
+    resized: (u32, u32),
+    out: (u32, u32),
+    /// The crop's offset in the resized image; negative where the image is smaller than the crop
+    /// (zero padding).
+    left: i64,
+    top: i64,
+}
+
+impl Geometry {
+    fn of(width: u32, height: u32, config: &PreprocessConfig) -> Self {
+        let resized = if config.do_resize {
+            config
+                .fixed_size
+                .unwrap_or_else(|| resized_size(width, height, config.shortest_edge))
+        } else {
+            (width, height)
+        };
+        let out = if config.do_center_crop {
+            (config.crop_width, config.crop_height)
+        } else {
+            resized
+        };
+        // transformers' centre crop: offsets floor((size − crop) / 2), zero padding where the
+        // image is smaller than the crop.
+        let left = (i64::from(resized.0) - i64::from(out.0)).div_euclid(2);
+        let top = (i64::from(resized.1) - i64::from(out.1)).div_euclid(2);
+        Geometry {
+            resized,
+            out,
+            left,
+            top,
+        }
+    }
+}
+
 /// Applies `config` to an upright RGB image.
 pub fn preprocess(image: &RgbImage, config: &PreprocessConfig) -> Pixels {
     let (width, height) = (image.width(), image.height());
-    let (resized_w, resized_h) = if config.do_resize {
-        config
-            .fixed_size
-            .unwrap_or_else(|| resized_size(width, height, config.shortest_edge))
-    } else {
-        (width, height)
-    };
-    let (out_w, out_h) = if config.do_center_crop {
-        (config.crop_width, config.crop_height)
-    } else {
-        (resized_w, resized_h)
-    };
-    // transformers' centre crop: offsets floor((size − crop) / 2), zero padding where the image
-    // is smaller than the crop.
-    let left = (i64::from(resized_w) - i64::from(out_w)).div_euclid(2);
-    let top = (i64::from(resized_h) - i64::from(out_h)).div_euclid(2);
+    let Geometry {
+        resized: (resized_w, resized_h),
+        out: (out_w, out_h),
+        left,
+        top,
+    } = Geometry::of(width, height, config);
 
     if config.do_resize && left >= 0 && top >= 0 {
         // Resample only the part the crop keeps. Filter taps still reach into the rest of the
         // image, so the pixels equal those of a full resize followed by the crop; a 4000×20
         // panorama no longer becomes a 44800×224 intermediate (and a 60000×1 strip no longer
         // asks for gigabytes).
-        let sx = f64::from(width) / f64::from(resized_w);
-        let sy = f64::from(height) / f64::from(resized_h);
-        let window = (
-            left as f64 * sx,
-            top as f64 * sy,
-            f64::from(out_w) * sx,
-            f64::from(out_h) * sy,
+        let window = crop_window(
+            (width, height),
+            (resized_w, resized_h),
+            (left as u32, top as u32),
+            (out_w, out_h),
         );
         let cropped = resize_window(image, window, out_w, out_h, config.resample);
         return normalise(&cropped, 0, 0, out_w, out_h, config);
@@ -84,6 +110,34 @@ pub fn preprocess(image: &RgbImage, config: &PreprocessConfig) -> Pixels {
         image
     };
     normalise(source, left, top, out_w, out_h, config)
+}
+
+/// The part of a `width × height` image, in fractional source pixels `(left, top, width,
+/// height)`, that becomes the crop `out` at `offset` of the image resized to `resized`.
+///
+/// Each edge is mapped on its own and clamped to the image: where the crop reaches the resized
+/// image's edge (always on the short side), `out · (side / resized)` can come out a fraction of a
+/// pixel past the source in floating point (`224 · (900 / 224) > 900`), and the resizer refuses a
+/// window that leaves the image.
+fn crop_window(
+    (width, height): (u32, u32),
+    (resized_w, resized_h): (u32, u32),
+    (left, top): (u32, u32),
+    (out_w, out_h): (u32, u32),
+) -> (f64, f64, f64, f64) {
+    let span = |side: u32, resized: u32, start: u32, out: u32| {
+        let scale = f64::from(side) / f64::from(resized);
+        let begin = (f64::from(start) * scale).min(f64::from(side));
+        let end = if start + out >= resized {
+            f64::from(side)
+        } else {
+            (f64::from(start + out) * scale).min(f64::from(side))
+        };
+        (begin, end - begin)
+    };
+    let (x, w) = span(width, resized_w, left, out_w);
+    let (y, h) = span(height, resized_h, top, out_h);
+    (x, y, w, h)
 }
 
 /// Crops `out_w × out_h` at (`left`, `top`) of `source` (zeros outside it) into normalised
@@ -211,5 +265,107 @@ mod tests {
         };
         let px = preprocess(&img, &config);
         assert_eq!(px.data[0], 53.0);
+    }
+
+    fn clip() -> PreprocessConfig {
+        PreprocessConfig::for_image_size(224)
+    }
+
+    /// Every window the resizer is given lies inside the image, for every size from 1×1 to
+    /// 8000×8000 under CLIP's shortest-edge resize and crop and SigLIP's fixed-size resize.
+    #[test]
+    fn the_resize_window_stays_inside_every_image_size_up_to_8000() {
+        for config in [
+            clip(),
+            PreprocessConfig::siglip(224),
+            PreprocessConfig::siglip(384),
+        ] {
+            let mut outside = Vec::new();
+            for width in 1..=8000u32 {
+                for height in 1..=8000u32 {
+                    let g = Geometry::of(width, height, &config);
+                    if g.left < 0 || g.top < 0 {
+                        continue;
+                    }
+                    let (x, y, w, h) = crop_window(
+                        (width, height),
+                        g.resized,
+                        (g.left as u32, g.top as u32),
+                        g.out,
+                    );
+                    let inside = x >= 0.0
+                        && y >= 0.0
+                        && w > 0.0
+                        && h > 0.0
+                        && x + w <= f64::from(width)
+                        && y + h <= f64::from(height);
+                    if !inside && outside.len() < 10 {
+                        outside.push((width, height, (x, y, w, h)));
+                    }
+                }
+            }
+            assert!(
+                outside.is_empty(),
+                "{config:?}: windows outside the image: {outside:?}"
+            );
+        }
+    }
+
+    fn noise(width: u32, height: u32, seed: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            let v = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503) ^ seed)
+                .wrapping_mul(2_246_822_519);
+            image::Rgb([(v >> 24) as u8, (v >> 16) as u8, (v >> 8) as u8])
+        })
+    }
+
+    /// The windowed resize gives the pixels of a plain resize of the whole image followed by the
+    /// crop, for sizes whose window once ended past the image (a short side of 225, 232, 450,
+    /// 900 or 907) and for random ones.
+    #[test]
+    fn the_windowed_resize_equals_a_full_resize_then_crop() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(36);
+        let mut sizes: Vec<(u32, u32)> = [225, 232, 450, 900, 907]
+            .into_iter()
+            .flat_map(|short| [(short * 4 / 3, short), (short, short * 4 / 3)])
+            .collect();
+        sizes.extend((0..30).map(|_| (rng.random_range(1..1300), rng.random_range(1..1300))));
+        for config in [clip(), PreprocessConfig::siglip(224)] {
+            for &(width, height) in &sizes {
+                let image = noise(width, height, width ^ height);
+                let got = preprocess(&image, &config);
+                let g = Geometry::of(width, height, &config);
+                let full = resize(&image, g.resized.0, g.resized.1, config.resample);
+                let want = normalise(&full, g.left, g.top, g.out.0, g.out.1, &config);
+                assert_eq!((got.width, got.height), (want.width, want.height));
+                // The window's filter taps start from the same source positions up to
+                // floating-point rounding, which moves a pixel of this noise (the worst case:
+                // every neighbour differs) by at most two 8-bit levels, and only a few of them.
+                let step = 1.0 / 255.0 / config.std.iter().cloned().fold(f32::MAX, f32::min);
+                let off: Vec<f32> = got
+                    .data
+                    .iter()
+                    .zip(&want.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .collect();
+                let worst = off.iter().cloned().fold(0.0f32, f32::max);
+                let moved = off.iter().filter(|d| **d > step * 0.01).count();
+                assert!(
+                    worst <= 2.0 * step * 1.01 && moved * 100 <= off.len(),
+                    "{width}×{height} {config:?}: off by up to {worst} in {moved} of {} values \
+                     (one level is {step})",
+                    off.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_1200_by_900_photo_preprocesses_both_ways_up() {
+        for (width, height) in [(1200, 900), (900, 1200)] {
+            let pixels = preprocess(&noise(width, height, 7), &clip());
+            assert_eq!((pixels.width, pixels.height), (224, 224));
+        }
     }
 }

@@ -158,7 +158,7 @@ fn decode_loop(
         if control.is_cancelled() {
             return;
         }
-        let (outcome, decode, preprocess) = decode_job(&job, decoding);
+        let (outcome, decode, preprocess) = contained(&job, |job| decode_job(job, decoding));
         let done = Done {
             job,
             outcome,
@@ -171,17 +171,74 @@ fn decode_loop(
     }
 }
 
+/// Runs `work` on `job` so that a panic anywhere in a photo's path (decoding, orientation,
+/// resizing, the thumbnail, hashing) becomes that photo's failure with a reason naming it, and the
+/// thread goes on with the next photo: a photo must never be left waiting without a reason.
+fn contained(
+    job: &Job,
+    work: impl FnOnce(&Job) -> (Outcome, Duration, Duration),
+) -> (Outcome, Duration, Duration) {
+    let started = Instant::now();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(job))) {
+        Ok(done) => done,
+        Err(panic) => {
+            let outcome = Outcome::Failed {
+                hash: None,
+                reason: imaging::internal_error_reason(panic.as_ref()),
+            };
+            (outcome, started.elapsed(), Duration::ZERO)
+        }
+    }
+}
+
+/// The largest file read as a photo: well above any camera's (a 180-megapixel 16-bit TIFF is
+/// about 1 GB), far below what would exhaust a laptop's memory.
+const MAX_PHOTO_BYTES: u64 = 2 << 30;
+
+/// Reads a file that should be a photo: its first bytes decide, so a large file that is not one
+/// (a disk image named `.jpg`) is refused without being read.
+fn read_photo(path: &std::path::Path, size: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if read == 0 {
+        return Err("empty file (0 bytes)".into());
+    }
+    // Any image format is read on (the decoder then names one it does not support); anything
+    // else is not.
+    if image::guess_format(&head[..read]).is_err() && !imaging::heif::is_heif(&head[..read]) {
+        return Err("not an image (unrecognised content)".into());
+    }
+    if size > MAX_PHOTO_BYTES {
+        return Err(format!(
+            "too large to read as a photo ({:.1} GB; at most {} GB)",
+            size as f64 / 1e9,
+            MAX_PHOTO_BYTES >> 30
+        ));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend_from_slice(&head[..read]);
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
 /// Reads, hashes, decodes and preprocesses one file; returns the outcome and the time spent
 /// decoding and preprocessing.
 fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
     let started = Instant::now();
-    let bytes = match std::fs::read(&job.path) {
+    let bytes = match read_photo(&job.path, job.size) {
         Ok(bytes) => bytes,
-        Err(e) => {
-            let outcome = Outcome::Failed {
-                hash: None,
-                reason: e.to_string(),
-            };
+        Err(reason) => {
+            let outcome = Outcome::Failed { hash: None, reason };
             return (outcome, started.elapsed(), Duration::ZERO);
         }
     };
@@ -242,6 +299,26 @@ mod tests {
         // After the name in parentheses: the state (field 3) … the nice value (field 19).
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
         Some((fields.get(16)?.parse().ok()?, name.trim().to_string()))
+    }
+
+    #[test]
+    fn a_panic_while_reading_a_photo_becomes_its_failure() {
+        let job = Job {
+            image_id: 1,
+            path: PathBuf::from("/photos/odd.png"),
+            size: 0,
+            mtime_ns: 0,
+            new: true,
+            expect: None,
+        };
+        let (outcome, _, _) = contained(&job, |_| panic!("window outside the image"));
+        match outcome {
+            Outcome::Failed { reason, .. } => assert_eq!(
+                reason,
+                "internal error while reading this photo: window outside the image; please report it"
+            ),
+            _ => panic!("a panicking photo must fail"),
+        }
     }
 
     #[test]
