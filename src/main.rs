@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         // Output piped into `head` and closed early is not an error worth a message.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("cliptag: {error:#}");
+            eprintln!("cliptag: {}", message(&error));
             ExitCode::FAILURE
         }
     }
@@ -37,4 +37,21 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The error and its causes, each said once: a cause whose text its parent's message already
+/// holds (an I/O error inside "path: reason") is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

@@ -21,13 +21,31 @@ impl CliptagApp {
                 self.worker.control().resume();
             }
             Event::Done { done, .. } => self.apply_done(done),
+            Event::ChangedOutside => {
+                self.say(
+                    "another program changed this library; the counts and tags shown are its \
+                     own now"
+                        .into(),
+                    false,
+                );
+                self.gallery.invalidate();
+            }
             Event::Failed { failure, .. } => {
                 if matches!(failure.operation, worker::Operation::Index { .. }) {
                     self.indexing = false;
                 }
+                if matches!(failure.operation, worker::Operation::Decide { .. }) {
+                    self.decision_answered();
+                }
                 self.say(failure.to_string(), true);
             }
         }
+    }
+
+    /// One decision sent is stored (or failed, and said so).
+    fn decision_answered(&mut self) {
+        let left = self.unsaved_decisions.get().saturating_sub(1);
+        self.unsaved_decisions.set(left);
     }
 
     fn apply_done(&mut self, done: Done) {
@@ -166,7 +184,7 @@ impl CliptagApp {
                     self.detail = Some(detail);
                 }
             }
-            Done::Decided { .. } => {}
+            Done::Decided { .. } => self.decision_answered(),
             Done::ModelLoaded => self.model_loaded(),
             Done::Exported(report) => {
                 if let Some(csv) = &report.csv {

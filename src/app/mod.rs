@@ -9,6 +9,7 @@ mod histogram;
 pub mod model_picker;
 mod paging;
 mod sidebar;
+mod signals;
 mod status;
 pub mod thumbnails;
 pub mod tree;
@@ -105,6 +106,8 @@ pub struct CliptagApp {
     pub frame_times: VecDeque<Duration>,
     /// Gallery cells drawn in the last frame, and how many of them showed their thumbnail.
     pub cells_shown: (usize, usize),
+    /// Decisions sent to the worker and not yet stored (shown until they are).
+    pub unsaved_decisions: std::cell::Cell<usize>,
 }
 
 /// How long a frame may spend draining the worker's events.
@@ -149,11 +152,15 @@ impl CliptagApp {
             dialog_rx,
             frame_times: VecDeque::new(),
             cells_shown: (0, 0),
+            unsaved_decisions: std::cell::Cell::new(0),
         }
     }
 
     /// Sends a command to the worker.
     pub fn send(&self, command: Command) {
+        if matches!(command, Command::Decide { .. }) {
+            self.unsaved_decisions.set(self.unsaved_decisions.get() + 1);
+        }
         self.worker.send(command);
     }
 
@@ -432,13 +439,19 @@ impl eframe::App for CliptagApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        // Closing the window must not wait for a model download or a batch in the encoder.
-        self.worker.shutdown(Duration::from_secs(1));
+        // The person's queued decisions and edits are stored first; closing the window must
+        // not wait long for a model download or a batch in the encoder.
+        self.worker.shutdown(SHUTDOWN_BOUND);
     }
 }
 
+/// How long closing waits for the worker to store what the person queued (a batch in the encoder
+/// finishes first).
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
 /// Opens the desktop app on `db` (or the last library, or the default one).
 pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+    let signals = signals::watch();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("cliptag")
@@ -460,6 +473,11 @@ pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
             let db = db
                 .or_else(|| settings.db.clone())
                 .unwrap_or_else(crate::library::default_db_path);
+            let ctx = cc.egui_ctx.clone();
+            signals.set(Arc::new(move || {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                ctx.request_repaint();
+            }));
             let ctx = cc.egui_ctx.clone();
             let waker: worker::Waker = Arc::new(move || ctx.request_repaint());
             Ok(Box::new(CliptagApp::new(

@@ -52,6 +52,15 @@ impl CliptagApp {
             };
             ui.label(model);
             ui.separator();
+            let unsaved = self.unsaved_decisions.get();
+            if unsaved > 0 {
+                ui.label(format!(
+                    "saving {unsaved} decision{}…",
+                    if unsaved == 1 { "" } else { "s" }
+                ))
+                .on_hover_text("Your decisions are stored in the library as they arrive");
+                ui.separator();
+            }
             match (&self.progress, self.indexing) {
                 (Some(p), _) if matches!(p.stage, Stage::Scoring | Stage::WritingTags) => {
                     let (what, unit) = if p.stage == Stage::Scoring {

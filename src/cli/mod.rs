@@ -26,8 +26,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// Threads for the model's kernels (default: one per core).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub threads: Option<u16>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -150,9 +150,9 @@ pub enum VocabAction {
         /// probability for contrast and topk).
         #[arg(long, allow_negative_numbers = true)]
         threshold: Option<f32>,
-        /// k for topk mode.
-        #[arg(long, default_value_t = 1)]
-        top_k: u32,
+        /// k for topk mode (default 1).
+        #[arg(long)]
+        top_k: Option<u32>,
         /// A photo of what the label means (repeatable): the label learns from these examples.
         #[arg(long = "example", value_name = "PATH")]
         examples: Vec<PathBuf>,

@@ -69,7 +69,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the library, saying on stderr what the model is doing when it must be loaded.
+/// Opens the library at `db` for a command that reads it or changes what it holds: it must exist
+/// (a mistyped `--db` is an error, not a new empty library).
 fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
+    if !db.exists() {
+        bail!(
+            "no cliptag library at {} (`cliptag index FOLDER` makes one; --db chooses another)",
+            db.display()
+        );
+    }
+    create(db, model)
+}
+
+/// Opens the library at `db`, making it if there is none (indexing, adding to the vocabulary).
+fn create(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
     let mut library = Library::open(
         db,
         LibraryOptions {
@@ -104,7 +117,7 @@ fn index(
     options: IndexOptions,
     dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let mut library = open(db, model)?;
+    let mut library = create(db, model)?;
     let bar = progress_bar();
     let mut report = |p: &Progress| show_progress(&bar, p);
     let summary = library.index(dirs, options, RunControl::default(), &mut report)?;
@@ -218,7 +231,10 @@ fn print_retag(retag: &Retag) {
 }
 
 fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
-    let mut library = open(db, None)?;
+    let mut library = match action {
+        VocabAction::Add { .. } | VocabAction::Import { .. } => create(db, None)?,
+        _ => open(db, None)?,
+    };
     match action {
         VocabAction::List => {
             let mut out = std::io::stdout().lock();
@@ -243,6 +259,19 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
             top_k,
             examples,
         } => {
+            if negative.is_some() && mode != crate::domain::Mode::Contrast {
+                bail!(
+                    "--negative is used only with --mode contrast (the label's mode is {})",
+                    mode.as_str()
+                );
+            }
+            if top_k.is_some() && mode != crate::domain::Mode::TopK {
+                bail!(
+                    "--top-k is used only with --mode topk (the label's mode is {})",
+                    mode.as_str()
+                );
+            }
+            let top_k = top_k.unwrap_or(1);
             let new = Label {
                 id: 0,
                 name: label,
@@ -267,10 +296,12 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                     .map(|p| library.find_image(p).map(|row| row.id))
                     .collect::<crate::Result<Vec<_>>>()?;
                 let (added, retag) = library.add_label_from_examples(new, &ids)?;
+                let distinct: std::collections::HashSet<i64> = ids.iter().copied().collect();
                 eprintln!(
-                    "added {:?}, learned from {} example photos (threshold {:.3})",
+                    "added {:?}, learned from {} example photo{} (threshold {:.3})",
                     added.name,
-                    ids.len(),
+                    distinct.len(),
+                    if distinct.len() == 1 { "" } else { "s" },
                     added.threshold
                 );
                 print_retag(&retag);
@@ -348,7 +379,8 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
 fn print_learned(report: &LearnReport, dry_run: bool) {
     let (a, b) = (report.agreement_before, report.agreement_after);
     eprintln!(
-        "{} {:?} from {} accepted and {} rejected photos: threshold {:.3} -> {:.3}; {} {}          automatic tags, {} {}",
+        "{} {:?} from {} accepted and {} rejected photos: threshold {:.3} -> {:.3}; {} {} \
+         automatic tags, {} {}",
         if dry_run { "would learn" } else { "learned" },
         report.label.name,
         report.positives,
@@ -361,7 +393,8 @@ fn print_learned(report: &LearnReport, dry_run: bool) {
         report.removed,
     );
     eprintln!(
-        "agreement with the decisions: {}/{} before; {}/{} learned, each decision predicted from          the others (leave-one-out)",
+        "agreement with the decisions: {}/{} before; {}/{} learned, each decision predicted from \
+         the others (leave-one-out)",
         a.correct, a.total, b.correct, b.total
     );
     if let Some(retag) = &report.retag {
@@ -403,10 +436,19 @@ fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
     };
     let image = library.find_image(&path)?;
     let label = library.label_named(&label)?;
+    let before = library.tag_source(image.id, label.id)?;
     let what = match library.decide(image.id, label.id, decision)? {
         Some(TagSource::Accepted) => "accepted",
         Some(TagSource::Manual) => "added",
         Some(TagSource::Rejected) => "rejected",
+        Some(TagSource::Auto) | None if !before.is_some_and(|s| s.is_personal()) => {
+            eprintln!(
+                "nothing to clear: you had made no decision on {:?} for {}",
+                label.name,
+                image.path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         Some(TagSource::Auto) | None => "cleared",
     };
     eprintln!("{what} {:?} on {}", label.name, image.path.display());
@@ -437,6 +479,9 @@ fn print_matches(matches: &[Match]) -> anyhow::Result<ExitCode> {
 }
 
 fn duplicates(db: &Path, threshold: f32) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&threshold) {
+        bail!("--threshold is a cosine similarity between 0 and 1 (got {threshold})");
+    }
     let groups = open(db, None)?.duplicates(threshold)?;
     let mut out = std::io::stdout().lock();
     for group in groups {
@@ -465,7 +510,20 @@ fn export_tags(db: &Path, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let report = library.export(&request)?;
     let mut code = ExitCode::SUCCESS;
     if let Some(csv) = &report.csv {
-        eprintln!("wrote {} rows to {}", csv.rows, csv.path.display());
+        if csv.path.as_os_str() == "-" {
+            eprintln!("wrote {} rows to standard output", csv.rows);
+        } else {
+            eprintln!("wrote {} rows to {}", csv.rows, csv.path.display());
+        }
+        if csv.lossy_names > 0 {
+            eprintln!(
+                "warning: {} photo name{} not valid UTF-8 and written with U+FFFD in its place: \
+                 exiftool's import will not find {}",
+                csv.lossy_names,
+                if csv.lossy_names == 1 { " is" } else { "s are" },
+                if csv.lossy_names == 1 { "it" } else { "them" }
+            );
+        }
         if let Some(command) = &csv.exiftool {
             eprintln!("to write these tags into the photos themselves, run:\n  {command}");
         }
@@ -511,8 +569,18 @@ fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow::Result<Ex
     }
     for path in images {
         // The exact reference path: no reduced-size decoding.
-        let pixels = imaging::decode_file(path, None)
-            .map(|decoded| imaging::preprocess(&decoded.image, engine.preprocess_config()));
+        let pixels = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            imaging::decode_file(path, None)
+                .map(|decoded| imaging::preprocess(&decoded.image, engine.preprocess_config()))
+                .map_err(|error| error.to_string())
+        }))
+        .unwrap_or_else(|panic| {
+            Err(format!(
+                "{}: {}",
+                path.display(),
+                imaging::internal_error_reason(panic.as_ref())
+            ))
+        });
         match pixels {
             Ok(pixels) => {
                 let embedding = engine

@@ -216,11 +216,33 @@ impl Label {
                 format!("label {:?} has an empty level", self.name)
             }));
         }
-        if self.name.contains('\0') {
+        if let Some(c) = self.name.chars().find(|&c| !fits_xml(c)) {
             return Err(Error::invalid(format!(
-                "label {:?} contains a NUL character",
-                self.name
+                "label {:?} contains the control character U+{:04X}, which keywords in sidecars \
+                 cannot hold",
+                self.name, c as u32
             )));
+        }
+        if self.name.chars().count() > MAX_NAME_CHARS {
+            return Err(Error::invalid(format!(
+                "label {:?}…: a name is at most {MAX_NAME_CHARS} characters",
+                self.name.chars().take(40).collect::<String>()
+            )));
+        }
+        for prompt in self.prompts.iter().chain(&self.negative) {
+            if prompt.chars().count() > MAX_PROMPT_CHARS {
+                return Err(Error::invalid(format!(
+                    "label {:?}: a prompt is at most {MAX_PROMPT_CHARS} characters (the model \
+                     reads only the first 77 tokens)",
+                    self.name
+                )));
+            }
+            if let Some(c) = prompt.chars().find(|&c| !fits_xml(c)) {
+                return Err(Error::invalid(format!(
+                    "label {:?}: a prompt contains the control character U+{:04X}",
+                    self.name, c as u32
+                )));
+            }
         }
         self.name = parts.join("/");
         self.prompts = self
@@ -267,6 +289,17 @@ impl Label {
     }
 }
 
+/// The longest label name, in characters: a keyword in a sidecar and a row of the sidebar.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest prompt, in characters; the text encoders read 64 or 77 tokens of it at most.
+pub const MAX_PROMPT_CHARS: usize = 1000;
+
+/// Whether XML 1.0 can hold `c` at all (escaped or not): sidecars and vocabulary files must stay
+/// well-formed.
+pub fn fits_xml(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
 /// Fills `{}` (or `{label}`) in a template with `name`; a template without a placeholder gets the
 /// name appended.
 pub fn fill_template(template: &str, name: &str) -> String {
@@ -295,6 +328,31 @@ pub fn default_templates() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_characters_xml_cannot_hold_are_refused() {
+        for name in ["Cat\u{1}", "Esc\u{1b}ape", "Not\u{FFFE}char", "NUL\0"] {
+            let error = Label::new(name, "m").validate().unwrap_err().to_string();
+            assert!(error.contains("control character U+"), "{name:?}: {error}");
+        }
+        assert!(Label::new("Tom & \"Jerry\" ☕ 🐱", "m").validate().is_ok());
+        // XML holds tabs and line breaks (as character data).
+        assert!(Label::new("Tab\tbed", "m").validate().is_ok());
+    }
+
+    #[test]
+    fn names_and_prompts_are_bounded() {
+        let long = "x".repeat(MAX_NAME_CHARS + 1);
+        assert!(Label::new(&long, "m").validate().is_err());
+        assert!(
+            Label::new(&"x".repeat(MAX_NAME_CHARS), "m")
+                .validate()
+                .is_ok()
+        );
+        let mut label = Label::new("Cat", "m");
+        label.prompts = vec!["y".repeat(MAX_PROMPT_CHARS + 1)];
+        assert!(label.validate().is_err());
+    }
 
     #[test]
     fn templates_fill_the_leaf_name() {

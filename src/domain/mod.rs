@@ -7,7 +7,10 @@ mod label;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use label::{Label, Learned, Mode, default_cosine_threshold, default_templates, fill_template};
+pub use label::{
+    Label, Learned, MAX_NAME_CHARS, MAX_PROMPT_CHARS, Mode, default_cosine_threshold,
+    default_templates, fill_template, fits_xml,
+};
 
 /// Where a known file stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

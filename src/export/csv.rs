@@ -9,8 +9,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::export::target::Target;
 use crate::export::xmp::Keywords;
-use crate::export::{ImageTags, PathStyle, styled_path, write_atomically};
+use crate::export::{ImageTags, PathStyle, styled_path};
 
 /// exiftool's list separator for the import form (`exiftool -csv=FILE -sep "; "`).
 pub const EXIFTOOL_SEPARATOR: &str = "; ";
@@ -46,6 +47,9 @@ pub struct CsvReport {
     pub rows: usize,
     /// For the exiftool form: the command that writes the tags into the photos.
     pub exiftool: Option<String>,
+    /// Photos whose names are not valid UTF-8: a CSV holds them with U+FFFD in place of the
+    /// odd bytes, so exiftool's import cannot find those files.
+    pub lossy_names: usize,
 }
 
 /// Neutralises a spreadsheet cell against formula injection (see the module's doc).
@@ -177,23 +181,34 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
-/// Writes the photos' tags to `path` atomically.
+/// Writes the photos' tags to `target` (a file atomically; a pipe or standard output through).
 pub fn export(
     images: &[&ImageTags],
     roots: &[PathBuf],
-    path: &Path,
+    target: &Target,
     form: CsvForm,
     style: PathStyle,
 ) -> Result<CsvReport> {
-    let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    // Relative paths are relative to the CSV's folder; for standard output, to the current one.
+    let path = match target {
+        Target::File(path) | Target::Pipe(path) => path.clone(),
+        Target::Stdout => PathBuf::from("-"),
+    };
+    let absolute = match target {
+        Target::Stdout => std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join("-"),
+        _ => std::path::absolute(&path).map_err(|e| Error::io(&path, e))?,
+    };
     let folder = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
     let rows = match form {
         CsvForm::Long => images.iter().map(|i| i.tags.len()).sum(),
         CsvForm::Exiftool => images.iter().filter(|i| !i.tags.is_empty()).count(),
         CsvForm::Wide => images.len(),
     };
-    write_atomically(path, &render(images, roots, &folder, form, style)?)?;
-    let exiftool = (form == CsvForm::Exiftool).then(|| {
+    target.write(&render(images, roots, &folder, form, style)?)?;
+    // exiftool reads the CSV back from a file; a pipe's or standard output's rows are gone.
+    let exiftool = (form == CsvForm::Exiftool && matches!(target, Target::File(_))).then(|| {
         let name = absolute
             .file_name()
             .map_or_else(|| "tags.csv".into(), |n| n.to_string_lossy().into_owned());
@@ -215,10 +230,12 @@ pub fn export(
         );
         format!("cd {} && {command}", shell_quote(&folder.to_string_lossy()))
     });
+    let lossy_names = images.iter().filter(|i| i.path.to_str().is_none()).count();
     Ok(CsvReport {
-        path: path.to_path_buf(),
+        path,
         rows,
         exiftool,
+        lossy_names,
     })
 }
 

@@ -3,6 +3,7 @@
 //! writing.
 
 pub mod csv;
+pub mod target;
 pub mod xmp;
 
 use std::io::Write;
@@ -52,14 +53,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let existing = std::fs::metadata(&target).ok();
     let result = (|| {
-        let mut file = std::fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
-        file.write_all(bytes).map_err(|e| Error::io(&temp, e))?;
+        let mut file = std::fs::File::create(&temp).map_err(|e| Error::io(path, e))?;
+        file.write_all(bytes).map_err(|e| Error::io(path, e))?;
         if let Some(meta) = &existing {
             file.set_permissions(meta.permissions())
                 .map_err(|e| Error::io(&temp, e))?;
             keep_owner(&temp, meta);
         }
-        file.sync_all().map_err(|e| Error::io(&temp, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
         std::fs::rename(&temp, &target).map_err(|e| Error::io(path, e))?;
         // The rename is durable only once the folder is flushed too.
         if let Ok(folder) = std::fs::File::open(&dir) {

@@ -160,6 +160,40 @@ struct Layout {
     /// Where new properties go: before the end tag of the first top-level description, or in
     /// place of an empty one (`<rdf:Description …/>`, whose `/>` is replaced).
     insert: Option<Insert>,
+    /// The RDF containers of `dc:subject` and `lr:hierarchicalSubject` as found (an ordered
+    /// `rdf:Seq` stays a `Seq`).
+    containers: (Container, Container),
+}
+
+/// An RDF container: what a keyword list is written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Container {
+    /// Unordered (what XMP says `dc:subject` is).
+    #[default]
+    Bag,
+    /// Ordered.
+    Seq,
+    /// Alternatives.
+    Alt,
+}
+
+impl Container {
+    fn of(local: &[u8]) -> Option<Self> {
+        match local {
+            b"Bag" => Some(Container::Bag),
+            b"Seq" => Some(Container::Seq),
+            b"Alt" => Some(Container::Alt),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Container::Bag => "Bag",
+            Container::Seq => "Seq",
+            Container::Alt => "Alt",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +254,9 @@ fn layout(source: &str) -> Result<Layout, String> {
         let parent_top = open.last().is_some_and(|o| o.top);
         let parent_rdf = open.last().is_some_and(|o| o.is_rdf);
         match &event {
-            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {
+            // Whitespace between elements is layout; inside a keyword (`Tom &amp; Jerry` reads
+            // as text, a reference, text) it is the keyword's own.
+            Event::Text(t) if value.is_none() && t.iter().all(u8::is_ascii_whitespace) => {
                 space_before = Some(before..after);
                 continue;
             }
@@ -234,6 +270,16 @@ fn layout(source: &str) -> Result<Layout, String> {
                     current = Some((bag, start, open.len()));
                 } else if current.is_some() && is_rdf && local.as_ref() == b"li" {
                     value = Some(String::new());
+                } else if let Some((bag, _, depth)) = current
+                    && is_rdf
+                    && open.len() == depth + 1
+                    && let Some(kind) = Container::of(local.as_ref())
+                {
+                    match bag {
+                        Bag::Subject => layout.containers.0 = kind,
+                        Bag::Hierarchical => layout.containers.1 = kind,
+                        Bag::OldOwnSubject | Bag::OldOwnHierarchical => {}
+                    }
                 }
                 let is_description = is_rdf && local.as_ref() == b"Description";
                 open.push(Open {
@@ -316,17 +362,44 @@ fn layout(source: &str) -> Result<Layout, String> {
 }
 
 /// The text of one managed property.
-fn bag_text(indent: &str, prefix: &str, namespace: &str, local: &str, values: &[String]) -> String {
+fn bag_text(
+    indent: &str,
+    (prefix, namespace, local): (&str, &str, &str),
+    container: Container,
+    values: &[String],
+) -> String {
+    let kind = container.name();
     let mut out = format!(
-        "{indent}<{prefix}:{local} xmlns:{prefix}=\"{namespace}\">\n{indent} <rdf:Bag xmlns:rdf=\"{RDF}\">\n"
+        "{indent}<{prefix}:{local} xmlns:{prefix}=\"{namespace}\">\n{indent} <rdf:{kind} xmlns:rdf=\"{RDF}\">\n"
     );
     for value in values {
         out.push_str(&format!(
             "{indent}  <rdf:li>{}</rdf:li>\n",
-            quick_xml::escape::escape(value.as_str())
+            escape_text(value)
         ));
     }
-    out.push_str(&format!("{indent} </rdf:Bag>\n{indent}</{prefix}:{local}>"));
+    out.push_str(&format!(
+        "{indent} </rdf:{kind}>\n{indent}</{prefix}:{local}>"
+    ));
+    out
+}
+
+/// `value` as XML character data: markup characters escaped, and every character XML 1.0 cannot
+/// hold (labels refuse them; a keyword read from a sidecar cannot have them) dropped rather than
+/// written raw, so the sidecar stays well-formed.
+fn escape_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // Carriage returns would be read back as line feeds.
+            '\r' => out.push_str("&#13;"),
+            c if crate::domain::fits_xml(c) => out.push(c),
+            _ => {}
+        }
+    }
     out
 }
 
@@ -369,17 +442,37 @@ pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
         &merge.wanted.hierarchical,
     );
 
+    // Keywords as the sidecar already has them, and nothing of an old cliptag's to drop: the
+    // text is left exactly as it is (its character references, its layout).
+    if subject == layout.found.subject
+        && hierarchical == layout.found.hierarchical
+        && layout.old_owned.is_empty()
+        && existing.is_some()
+    {
+        return Ok(Merged {
+            text: source.to_string(),
+            owned: Keywords {
+                subject: owned_subject,
+                hierarchical: owned_hierarchical,
+            },
+        });
+    }
+
     let mut properties = String::new();
     let indent = "\n   ";
     if !subject.is_empty() {
-        properties.push_str(&bag_text(indent, "dc", DC, "subject", &subject));
+        properties.push_str(&bag_text(
+            indent,
+            ("dc", DC, "subject"),
+            layout.containers.0,
+            &subject,
+        ));
     }
     if !hierarchical.is_empty() {
         properties.push_str(&bag_text(
             indent,
-            "lr",
-            LR,
-            "hierarchicalSubject",
+            ("lr", LR, "hierarchicalSubject"),
+            layout.containers.1,
             &hierarchical,
         ));
     }
@@ -466,8 +559,22 @@ pub struct XmpReport {
 /// there was nothing to write: no keywords, and no sidecar or none of cliptag's in it) and the
 /// keywords that are cliptag's now.
 pub fn update(sidecar: &Path, merge: &Merge) -> Result<Option<(Written, Keywords)>, String> {
-    let existing = match std::fs::read_to_string(sidecar) {
-        Ok(text) => Some(text),
+    // A pipe or a device in a sidecar's place is never read (reading a pipe would wait forever)
+    // nor replaced.
+    match std::fs::metadata(sidecar) {
+        Ok(meta) if !meta.is_file() => {
+            return Err("not a regular file: left alone".into());
+        }
+        _ => {}
+    }
+    let existing = match std::fs::read(sidecar) {
+        Ok(bytes) if crate::imaging::is_photo(&bytes) => {
+            return Err("it is an image, not a sidecar: left alone".into());
+        }
+        Ok(bytes) => Some(
+            String::from_utf8(bytes)
+                .map_err(|_| "not a text file (not UTF-8): left alone".to_string())?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.to_string()),
     };
@@ -558,6 +665,42 @@ mod tests {
             "{}",
             merged.text
         );
+    }
+
+    fn merged_with(text: &str, wanted: Keywords) -> Merged {
+        merge(
+            Some(text),
+            &Merge {
+                wanted,
+                owned: Keywords::default(),
+            },
+        )
+        .unwrap()
+    }
+
+    const PERSONS: &str = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:subject><rdf:Bag><rdf:li>Tom &amp; &quot;Jerry&quot;</rdf:li><rdf:li>Caf&#xE9; &#x2615; &#x1F431;</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>";
+
+    #[test]
+    fn spaces_between_references_are_the_keywords_own() {
+        let layout = layout(PERSONS).unwrap();
+        assert_eq!(layout.found.subject, ["Tom & \"Jerry\"", "Café ☕ 🐱"]);
+    }
+
+    #[test]
+    fn a_sidecar_that_already_has_the_keywords_is_left_as_it_is() {
+        let merged = merged_with(PERSONS, keywords(&["Tom & \"Jerry\""], &[]));
+        assert_eq!(merged.text, PERSONS);
+    }
+
+    #[test]
+    fn characters_xml_cannot_hold_are_never_written() {
+        let merged = merged_with(PERSONS, keywords(&["Bell\u{7}\u{FFFE}"], &[]));
+        assert!(
+            merged.text.contains("<rdf:li>Bell</rdf:li>"),
+            "{}",
+            merged.text
+        );
+        assert!(layout(&merged.text).is_ok());
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub struct Explanation {
     /// The score under the label's mode (cosine, or a probability).
     pub score: f32,
     pub threshold: f32,
-    /// For top-k labels: k, and the label's rank on this photo (1 = best).
-    pub top_k: Option<(u32, usize)>,
+    /// For top-k labels: k, and where the label ranks on this photo.
+    pub top_k: Option<TopKRank>,
     /// Whether automatic tagging gives the label.
     pub passes: bool,
     /// The best-scoring other label of the same mode on this photo, with its score.
@@ -32,6 +32,17 @@ pub struct Explanation {
     pub zero_shot_passes: Option<bool>,
     /// A person's decision on the pair, if any.
     pub decision: Option<TagSource>,
+}
+
+/// Where a top-k label ranks on a photo.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopKRank {
+    /// How many best labels it tags.
+    pub k: u32,
+    /// Its rank among every enabled label by cosine (1 = best).
+    pub rank: usize,
+    /// How many labels are enabled.
+    pub of: usize,
 }
 
 impl fmt::Display for Explanation {
@@ -54,8 +65,16 @@ impl fmt::Display for Explanation {
             self.threshold,
             self.score - self.threshold
         )?;
-        if let Some((k, rank)) = self.top_k {
-            write!(f, ", rank {rank} of the best {k}")?;
+        if let Some(TopKRank { k, rank, of }) = self.top_k {
+            let verdict = if rank <= k as usize {
+                "within"
+            } else {
+                "outside"
+            };
+            write!(
+                f,
+                ", rank {rank} of {of} enabled labels by cosine ({verdict} the best {k})"
+            )?;
         }
         if let Some((prompt, cosine)) = &self.best_prompt {
             write!(f, "; best prompt {prompt:?} ({cosine:.3})")?;
@@ -99,7 +118,8 @@ impl Library {
         let Some(index) = plan.labels.iter().position(|l| l.label.id == label_id) else {
             return Ok(None);
         };
-        let scores = plan.scores(&single)?;
+        let block = plan.score_block(&single)?;
+        let scores = &block.scores;
         let assigned: Vec<i64> = plan
             .assign(&single)?
             .into_iter()
@@ -107,16 +127,23 @@ impl Library {
             .collect();
         let score = scores[index];
         let mode = label.mode;
-        let rank = 1 + plan
-            .labels
-            .iter()
-            .zip(&scores)
-            .filter(|(l, s)| l.label.mode == mode && **s > score)
-            .count();
+        // A top-k label ranks among every enabled label (by cosine); the others among the labels
+        // of their own mode, whose scores compare.
+        let rank = match block.ranks.get(index) {
+            Some(&rank) if rank != u32::MAX => rank as usize + 1,
+            _ => {
+                1 + plan
+                    .labels
+                    .iter()
+                    .zip(scores)
+                    .filter(|(l, s)| l.label.mode == mode && **s > score)
+                    .count()
+            }
+        };
         let runner_up = plan
             .labels
             .iter()
-            .zip(&scores)
+            .zip(scores)
             .filter(|(l, _)| l.label.id != label_id && l.label.mode == mode)
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(l, s)| (l.label.name.clone(), *s));
@@ -152,7 +179,11 @@ impl Library {
             probability: plan.logit_bias.is_some(),
             score,
             threshold: label.threshold,
-            top_k: (mode == Mode::TopK).then_some((label.top_k, rank)),
+            top_k: (mode == Mode::TopK).then_some(TopKRank {
+                k: label.top_k,
+                rank,
+                of: plan.labels.iter().filter(|l| l.label.enabled).count(),
+            }),
             passes: assigned.contains(&label_id),
             runner_up,
             best_prompt,

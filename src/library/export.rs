@@ -1,12 +1,13 @@
 //! Tags out of the library: gathers each photo's tags and hands them to the CSV and XMP writers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Library;
 use crate::domain::ImageStatus;
 use crate::error::Result;
 use crate::export::csv::{CsvForm, CsvReport};
+use crate::export::target::{self, Target};
 use crate::export::xmp::{self, SidecarNaming, XmpReport};
 use crate::export::{self, ImageTags, PathStyle};
 use crate::store::TagRow;
@@ -61,6 +62,55 @@ impl Library {
         Ok(out)
     }
 
+    /// The files that make up this library: the database with its journal files, the
+    /// embeddings file and the thumbnail cache with its own.
+    fn own_files(&self) -> Vec<PathBuf> {
+        let db = self.store.path().to_path_buf();
+        let with_suffix = |path: &Path, suffix: &str| {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let mut files = Vec::new();
+        let thumbnails = crate::store::thumbnails::cache_path(&db);
+        for base in [db.clone(), thumbnails] {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                files.push(with_suffix(&base, suffix));
+            }
+        }
+        files.push(crate::store::vectors_path(&db));
+        files
+    }
+
+    /// Checks that an export may write `path`: never one of the library's own files, a photo of
+    /// the library or any file cliptag reads as an image, and only a regular file, a new path, a
+    /// named pipe or `-` (standard output).
+    pub fn export_target(&self, path: &Path) -> Result<Target> {
+        let target = Target::of(path)?;
+        if self.own_files().iter().any(|own| target.is_same_file(own)) {
+            return Err(target::refused(
+                path,
+                "it is one of this library's own files",
+            ));
+        }
+        if let Target::File(file) = &target {
+            let resolved = file.canonicalize().ok().or_else(|| target::resolved(file));
+            if let Some(resolved) = resolved
+                && self.store.image_by_path(&resolved)?.is_some()
+            {
+                return Err(target::refused(path, "it is a photo in this library"));
+            }
+            let mut head = [0u8; 64];
+            let read = std::fs::File::open(file)
+                .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+                .unwrap_or(0);
+            if read > 0 && crate::imaging::is_photo(&head[..read]) {
+                return Err(target::refused(path, "it is an image"));
+            }
+        }
+        Ok(target)
+    }
+
     /// Writes the library's tags to a CSV file and/or XMP sidecars beside the photos. A sidecar
     /// that cannot be written is reported in the result and the others are still written.
     pub fn export(&mut self, request: &ExportRequest) -> Result<ExportReport> {
@@ -69,8 +119,9 @@ impl Library {
         if let Some(csv) = &request.csv {
             let roots = self.store.roots()?;
             let all: Vec<&ImageTags> = images.iter().map(|(_, tags)| tags).collect();
+            let target = self.export_target(&csv.path)?;
             report.csv = Some(export::csv::export(
-                &all, &roots, &csv.path, csv.form, csv.style,
+                &all, &roots, &target, csv.form, csv.style,
             )?);
         }
         if let Some(naming) = request.xmp {

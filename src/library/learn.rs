@@ -181,7 +181,7 @@ impl Library {
                 label.name
             )));
         }
-        let (label, _) = self.add_label(label)?;
+        let (label, added) = self.add_label(label)?;
         let unique: HashSet<i64> = examples.iter().copied().collect();
         for image in &unique {
             if self.matrix()?.contains(*image) {
@@ -190,6 +190,11 @@ impl Library {
             }
         }
         let report = self.learn(&label.name, false)?;
-        Ok((report.label, report.retag.unwrap_or(Retag::NothingIndexed)))
+        // What adding the label and learning it did together: the tags the new label has.
+        let retag = match (added, report.retag.unwrap_or(Retag::NothingIndexed)) {
+            (Retag::Done(first), Retag::Done(second)) => Retag::Done(first.then(&second)),
+            (_, learned) => learned,
+        };
+        Ok((report.label, retag))
     }
 }

@@ -27,7 +27,7 @@ use crate::model::{Embedder, ModelSpec, hub};
 use crate::store::{Store, ThumbnailCache, VectorFile};
 use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
-pub use explain::Explanation;
+pub use explain::{Explanation, TopKRank};
 pub use export::{CsvExport, ExportReport, ExportRequest};
 pub use gallery::{GalleryQuery, GalleryReader};
 pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
@@ -97,6 +97,10 @@ struct ScoreCache {
     matrix_loads: u64,
     /// Where they were read from the last time.
     source: Option<EmbeddingsSource>,
+    /// The database's `data_version` the plan was made at: another process's commit (a
+    /// `cliptag` command beside the app) changes it, and the plan is made again from what the
+    /// store holds.
+    data_version: Option<i64>,
 }
 
 /// Where the library's embeddings were read from.
@@ -253,6 +257,20 @@ impl Library {
     /// once, then kept up to date as photos are indexed.
     pub fn matrix_loads(&self) -> u64 {
         self.scores.matrix_loads
+    }
+
+    /// Whether another process (or another connection) committed to the library since this one
+    /// last looked; if so, what was prepared from the vocabulary is dropped, to be made again
+    /// from what the store holds now.
+    pub fn notice_outside_writes(&mut self) -> Result<bool> {
+        let version = self.store.data_version()?;
+        let changed = self.scores.data_version.is_some_and(|seen| seen != version);
+        if changed {
+            self.scores.plan = None;
+            self.scores.columns.clear();
+        }
+        self.scores.data_version = Some(version);
+        Ok(changed)
     }
 
     /// Whether the database has commits waiting for a checkpoint (see [`Library::checkpoint`]).
@@ -456,6 +474,7 @@ impl Library {
 
     /// The prepared vocabulary (enabled labels), embedding only prompts not seen before.
     fn plan(&mut self) -> Result<&TagPlan> {
+        self.notice_outside_writes()?;
         if self.scores.plan.is_none() {
             let labels: Vec<Label> = self
                 .store

@@ -264,7 +264,7 @@ impl ModelSlot {
     }
 
     /// The reason a model failed, with what the person can do about it.
-    fn advice(&self, error: &Error) -> String {
+    pub(crate) fn advice(&self, error: &Error) -> String {
         let hint = match &self.source {
             ModelSpec::Hub { .. } => {
                 "check the network and retry, or choose a local model folder (config.json, \

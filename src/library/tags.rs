@@ -248,39 +248,89 @@ impl Library {
         label_id: i64,
         decision: Decision,
     ) -> Result<Option<TagSource>> {
-        if self.store.image(image_id)?.is_none() {
-            return Err(Error::invalid(format!("no photo with id {image_id}")));
-        }
-        if self.store.label(label_id)?.is_none() {
-            return Err(Error::invalid(format!("no label with id {label_id}")));
-        }
-        let current = self
+        self.decide_many(&[(image_id, label_id, decision)])?
+            .pop()
+            .expect("one answer per decision. This is a bug.")
+    }
+
+    /// Where the tag of `label_id` on `image_id` comes from now, if it has one.
+    pub fn tag_source(&self, image_id: i64, label_id: i64) -> Result<Option<TagSource>> {
+        Ok(self
             .store
             .tag(image_id, label_id)?
-            .map(|(source, _)| source);
-        let source = decision.source(current);
-        self.store.set_decision(image_id, label_id, source)?;
-        if source.is_some() {
-            return Ok(source);
-        }
-        // Let automatic tagging decide this pair again.
-        let Some(vector) = self.matrix()?.vector(image_id)? else {
-            return Ok(None);
-        };
-        let single = EmbeddingMatrix::from_rows(vec![(image_id, vector)])?;
-        let assigned = self
-            .plan()?
-            .assign(&single)?
-            .into_iter()
-            .find(|a| a.label_id == label_id);
-        Ok(match assigned {
-            Some(a) => {
-                self.store
-                    .apply_tag_change(&[], &[(image_id, label_id, a.score)])?;
-                Some(TagSource::Auto)
+            .map(|(source, _)| source))
+    }
+
+    /// Records several decisions at once (keys held down in review): every valid one is stored
+    /// in one durable transaction before this returns; each answer is what the pair has now, or
+    /// why that decision could not be recorded (an unknown photo or label).
+    pub fn decide_many(
+        &mut self,
+        decisions: &[(i64, i64, Decision)],
+    ) -> Result<Vec<Result<Option<TagSource>>>> {
+        let mut answers: Vec<Result<Option<TagSource>>> = Vec::with_capacity(decisions.len());
+        // What each pair holds, as earlier decisions of this same call leave it.
+        let mut now: HashMap<(i64, i64), Option<TagSource>> = HashMap::new();
+        let mut stored = Vec::new();
+        for &(image_id, label_id, decision) in decisions {
+            if self.store.image(image_id)?.is_none() {
+                answers.push(Err(Error::invalid(format!("no photo with id {image_id}"))));
+                continue;
             }
-            None => None,
-        })
+            if self.store.label(label_id)?.is_none() {
+                answers.push(Err(Error::invalid(format!("no label with id {label_id}"))));
+                continue;
+            }
+            let current = match now.get(&(image_id, label_id)) {
+                Some(current) => *current,
+                None => self
+                    .store
+                    .tag(image_id, label_id)?
+                    .map(|(source, _)| source),
+            };
+            let source = decision.source(current);
+            now.insert((image_id, label_id), source);
+            stored.push((image_id, label_id, source));
+            answers.push(Ok(source));
+        }
+        self.store.set_decisions(&stored)?;
+        // Pairs handed back to automatic tagging are decided by it again, as a re-tag would.
+        let cleared: Vec<(i64, i64)> = now
+            .iter()
+            .filter(|(_, source)| source.is_none())
+            .map(|(pair, _)| *pair)
+            .collect();
+        let mut auto = HashSet::new();
+        if !cleared.is_empty() {
+            let mut rows = Vec::new();
+            for &(image_id, _) in &cleared {
+                if let Some(vector) = self.matrix()?.vector(image_id)?
+                    && !rows.iter().any(|(id, _)| *id == image_id)
+                {
+                    rows.push((image_id, vector));
+                }
+            }
+            if !rows.is_empty() {
+                let assigned = self.plan()?.assign(&EmbeddingMatrix::from_rows(rows)?)?;
+                let added: Vec<(i64, i64, f32)> = assigned
+                    .into_iter()
+                    .filter(|a| cleared.contains(&(a.image_id, a.label_id)))
+                    .map(|a| (a.image_id, a.label_id, a.score))
+                    .collect();
+                auto.extend(added.iter().map(|a| (a.0, a.1)));
+                self.store.apply_tag_change(&[], &added)?;
+            }
+        }
+        for (answer, &(image_id, label_id, _)) in answers.iter_mut().zip(decisions) {
+            if let Ok(source) = answer
+                && source.is_none()
+                && now.get(&(image_id, label_id)) == Some(&None)
+                && auto.contains(&(image_id, label_id))
+            {
+                *source = Some(TagSource::Auto);
+            }
+        }
+        Ok(answers)
     }
 
     /// Re-tags the library for one stored label whose tags depend on no other label (not top-k,

@@ -6,7 +6,6 @@ use std::path::Path;
 use super::{Library, Retag};
 use crate::domain::{Label, Mode};
 use crate::error::{Error, Result};
-use crate::export::write_atomically;
 use crate::store::Store;
 use crate::tagging::vocabulary_file::{self, DEFAULT_VOCABULARY};
 
@@ -255,7 +254,7 @@ impl Library {
             scores: vocabulary_file::ScoreKind::of(self.probability_scores()?),
         };
         let text = vocabulary_file::render(&self.store.templates()?, &thresholds_for, &labels)?;
-        write_atomically(path, text.as_bytes())?;
+        self.export_target(path)?.write(text.as_bytes())?;
         Ok(labels.len())
     }
 

@@ -155,18 +155,45 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(())
     }
 
+    /// Gives a record another path (within a transaction that moves several records at once).
+    pub fn set_path(&self, image_id: i64, path: &Path) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET path = ?2 WHERE id = ?1",
+            params![image_id, path_bytes(path).as_ref()],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the record of a file first seen in this run (it turned out to be a known photo).
+    pub fn forget_pending(&self, image_id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM images WHERE id = ?1", [image_id])?;
+        Ok(())
+    }
+
+    /// A record whose file now holds another known photo: kept as missing under `path` (no file
+    /// has it), with its embedding, tags and decisions.
+    pub fn mark_replaced(&self, image_id: i64, path: &Path) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET path = ?2, status = 'missing', error = NULL WHERE id = ?1",
+            params![image_id, path_bytes(path).as_ref()],
+        )?;
+        Ok(())
+    }
+
     /// Moves a known image (its id, embedding and tags) to a new path, dropping the pending row
     /// that the new path got when it was first seen.
     pub fn record_move(
         &self,
         image_id: i64,
-        pending_id: i64,
+        pending_id: Option<i64>,
         new_path: &Path,
         size: u64,
         mtime_ns: i64,
     ) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM images WHERE id = ?1", [pending_id])?;
+        if let Some(pending_id) = pending_id {
+            self.forget_pending(pending_id)?;
+        }
         self.tx.execute(
             "UPDATE images SET path = ?2, size = ?3, mtime_ns = ?4, status = 'ok', error = NULL
              WHERE id = ?1",

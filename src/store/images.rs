@@ -147,6 +147,18 @@ impl Store {
         Error::store(&self.path, format!("damaged row: {error}"))
     }
 
+    /// How many photos wait to be indexed.
+    pub fn pending_count(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM images WHERE status = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Whether any photo has an embedding (of any model).
     pub fn has_embeddings(&self) -> Result<bool> {
         self.conn

@@ -51,6 +51,56 @@ pub fn version(conn: &Connection, path: &Path) -> Result<i64> {
         .map_err(|e| Error::store(path, format!("not a cliptag library database: {e}")))
 }
 
+/// What a cliptag library says it is in its header (`PRAGMA application_id`): "CLPT".
+pub const APPLICATION_ID: i32 = 0x434C_5054;
+
+/// Tables every cliptag library has had since its first schema: a database holding them but no
+/// application id was made by a cliptag from before the id (and is stamped once).
+const OWN_TABLES: [&str; 3] = ["settings", "roots", "images"];
+
+/// Whether the database at `conn` is a cliptag library (or empty); anything else is refused
+/// before cliptag writes a byte to it: another program's SQLite file must never gain cliptag's
+/// tables or be switched to write-ahead logging. Returns whether the header still needs the id.
+pub fn check_identity(conn: &Connection, path: &Path) -> Result<bool> {
+    let fail =
+        |e: rusqlite::Error| Error::store(path, format!("not a cliptag library database: {e}"));
+    let id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(fail)?;
+    if id == APPLICATION_ID {
+        return Ok(false);
+    }
+    if id != 0 {
+        return Err(Error::store(
+            path,
+            format!(
+                "not a cliptag library: this SQLite database belongs to another program \
+                 (application id {id:#x}); it was left untouched"
+            ),
+        ));
+    }
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(fail)?;
+    let own = OWN_TABLES.iter().all(|t| tables.iter().any(|n| n == t));
+    if tables.is_empty() || (own && version(conn, path)? >= 1) {
+        return Ok(true);
+    }
+    let mut shown: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+    if tables.len() > shown.len() {
+        shown.push("…");
+    }
+    Err(Error::store(
+        path,
+        format!(
+            "not a cliptag library: this SQLite database holds other tables ({}); it was left \
+             untouched",
+            shown.join(", ")
+        ),
+    ))
+}
+
 /// Refuses a database from a newer cliptag before anything touches it.
 pub fn check_version(conn: &Connection, path: &Path) -> Result<()> {
     let found = version(conn, path)?;

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 pub use batch::Batch;
 pub use gallery::{GalleryQuery, PROBLEMS_LISTED};
 pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
-pub use migrate::{LATEST_VERSION, MIGRATIONS};
+pub use migrate::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};
 pub use paths::{path_bytes, path_from_bytes};
 pub use tags::{BULK_TAGS, TAGS_PER_LOOK, TagRow};
 pub use thumbnails::ThumbnailCache;
@@ -74,7 +74,9 @@ impl Store {
     fn setup(mut conn: Connection, path: &Path) -> Result<Self> {
         let fail = |e: rusqlite::Error| Error::store(path, e.to_string());
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
-        // Read the version before anything else so that a newer database is left untouched.
+        // Read the identity and the version before anything else, so that another program's
+        // database, or a newer cliptag's, is left untouched.
+        let stamp = migrate::check_identity(&conn, path)?;
         migrate::check_version(&conn, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(fail)?;
@@ -91,6 +93,10 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(fail)?;
         migrate::migrate(&mut conn, path)?;
+        if stamp {
+            conn.pragma_update(None, "application_id", migrate::APPLICATION_ID)
+                .map_err(fail)?;
+        }
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(fail)?;
         Ok(Store {
@@ -179,6 +185,13 @@ impl Store {
     /// transaction: a crash loses the whole batch or nothing.
     pub fn batch<R>(&mut self, f: impl FnOnce(&Batch<'_, '_>) -> Result<R>) -> Result<R> {
         self.write(|tx| f(&Batch::new(tx)))
+    }
+
+    /// SQLite's `data_version`: it changes when another connection commits to the database.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     /// A stored setting.

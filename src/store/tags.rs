@@ -132,23 +132,31 @@ impl Store {
         label_id: i64,
         decision: Option<TagSource>,
     ) -> Result<()> {
-        if decision == Some(TagSource::Auto) {
+        self.set_decisions(&[(image_id, label_id, decision)])
+    }
+
+    /// Several decisions as [`Store::set_decision`] records one, in one durable transaction:
+    /// all of them reach the disk before this returns, or none.
+    pub fn set_decisions(&mut self, decisions: &[(i64, i64, Option<TagSource>)]) -> Result<()> {
+        if decisions.iter().any(|d| d.2 == Some(TagSource::Auto)) {
             return Err(Error::invalid("a person's decision cannot be `auto`"));
         }
         self.durable(|tx| {
-            match decision {
-                Some(source) => {
-                    tx.execute(
-                        "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, NULL, ?3)
-                         ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source",
-                        params![image_id, label_id, source.as_str()],
-                    )?;
-                }
-                None => {
-                    tx.execute(
-                        "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source != 'auto'",
-                        params![image_id, label_id],
-                    )?;
+            let mut set = tx.prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source",
+            )?;
+            let mut clear = tx.prepare_cached(
+                "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source != 'auto'",
+            )?;
+            for &(image_id, label_id, decision) in decisions {
+                match decision {
+                    Some(source) => {
+                        set.execute(params![image_id, label_id, source.as_str()])?;
+                    }
+                    None => {
+                        clear.execute(params![image_id, label_id])?;
+                    }
                 }
             }
             Ok(())

@@ -48,6 +48,35 @@ impl RetagReport {
     pub fn total_removed(&self) -> u64 {
         self.removed.values().sum()
     }
+
+    /// What `self` and then `next` changed together, per label: a tag one added and the other
+    /// removed is neither.
+    pub fn then(self, next: &RetagReport) -> RetagReport {
+        let mut net: BTreeMap<String, i64> = BTreeMap::new();
+        for (report, sign) in [(&self, 1i64), (next, 1)] {
+            for (label, n) in &report.added {
+                *net.entry(label.clone()).or_default() += sign * *n as i64;
+            }
+            for (label, n) in &report.removed {
+                *net.entry(label.clone()).or_default() -= sign * *n as i64;
+            }
+        }
+        let mut merged = RetagReport {
+            kept: next.kept,
+            decided: next.decided,
+            photos: self.photos.max(next.photos),
+            cancelled: self.cancelled || next.cancelled,
+            ..RetagReport::default()
+        };
+        for (label, n) in net {
+            if n > 0 {
+                merged.added.insert(label, n as u64);
+            } else if n < 0 {
+                merged.removed.insert(label, (-n) as u64);
+            }
+        }
+        merged
+    }
 }
 
 /// The difference between the automatic tags `wanted` and the `existing` ones (both covering

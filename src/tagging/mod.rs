@@ -133,11 +133,11 @@ impl TagPlan {
     ) -> Result<Vec<Assignment>> {
         let mut out = Vec::new();
         for rows in images.blocks() {
-            let scores = scoring::scores(images, rows.clone(), &self.labels, self.logits())?;
+            let block = scoring::score_block(images, rows.clone(), &self.labels, self.logits())?;
             out.extend(scoring::assign(
                 &images.ids()[rows.clone()],
                 &self.labels,
-                &scores,
+                &block,
             ));
             if !each(rows.end, images.len()) {
                 return Err(crate::Error::Cancelled);
@@ -152,6 +152,11 @@ impl TagPlan {
         scoring::scores(images, 0..images.len(), &self.labels, self.logits())
     }
 
+    /// Every label's score for each image, with the top-k labels' ranks.
+    pub fn score_block(&self, images: &EmbeddingMatrix) -> Result<scoring::Block> {
+        scoring::score_block(images, 0..images.len(), &self.labels, self.logits())
+    }
+
     /// The score of label `label_id` on every image, and its automatic tags, a block at a time.
     pub fn column_and_tags(
         &self,
@@ -164,10 +169,10 @@ impl TagPlan {
         let width = self.labels.len();
         let (mut column, mut tags) = (Vec::with_capacity(images.len()), Vec::new());
         for rows in images.blocks() {
-            let scores = scoring::scores(images, rows.clone(), &self.labels, self.logits())?;
-            column.extend(scores.iter().skip(j).step_by(width));
+            let block = scoring::score_block(images, rows.clone(), &self.labels, self.logits())?;
+            column.extend(block.scores.iter().skip(j).step_by(width));
             tags.extend(
-                scoring::assign(&images.ids()[rows], &self.labels, &scores)
+                scoring::assign(&images.ids()[rows], &self.labels, &block)
                     .into_iter()
                     .filter(|a| a.label_id == label_id),
             );

@@ -100,6 +100,26 @@ pub fn scores(
     labels: &[PreparedLabel],
     logits: impl Into<Logits>,
 ) -> Result<Vec<f32>> {
+    Ok(score_block(images, rows, labels, logits)?.scores)
+}
+
+/// A block of photos' scores, and where each top-k label ranks on each photo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// `images × labels`, row-major, as [`scores`] gives them.
+    pub scores: Vec<f32>,
+    /// `images × labels`, row-major: a top-k label's rank on the photo among every enabled label
+    /// by cosine (0 = best; ties go to the label listed first); `u32::MAX` for other labels.
+    pub ranks: Vec<u32>,
+}
+
+/// [`scores`], with the top-k labels' ranks.
+pub fn score_block(
+    images: &EmbeddingMatrix,
+    rows: Range<usize>,
+    labels: &[PreparedLabel],
+    logits: impl Into<Logits>,
+) -> Result<Block> {
     let logits = logits.into();
     let logit_scale = logits.scale;
     let m = labels.len();
@@ -121,9 +141,25 @@ pub fn scores(
         .iter()
         .any(|l| l.label.enabled && l.label.mode == Mode::TopK);
     let enabled: Vec<usize> = (0..m).filter(|j| labels[*j].label.enabled).collect();
+    let topk: Vec<usize> = enabled
+        .iter()
+        .copied()
+        .filter(|j| labels[*j].label.mode == Mode::TopK)
+        .collect();
+    let mut ranks = vec![u32::MAX; if has_topk { count * m } else { 0 }];
     let mut probs = vec![0.0f32; m];
     for i in 0..count {
         let row = &mut cos[i * m..(i + 1) * m];
+        // The classic zero-shot classifier: the k best labels of the whole enabled vocabulary
+        // by cosine (the order of the softmax over all of them), whatever the others' modes.
+        for &j in &topk {
+            let mine = row[j];
+            let above = enabled
+                .iter()
+                .filter(|&&l| row[l] > mine || (row[l] == mine && l < j))
+                .count();
+            ranks[i * m + j] = above as u32;
+        }
         if has_topk {
             let max = enabled
                 .iter()
@@ -155,26 +191,19 @@ pub fn scores(
             }
         }
     }
-    Ok(cos)
+    Ok(Block { scores: cos, ranks })
 }
 
-/// The automatic tags `scores` (of the images `ids`, in order) gives: threshold and contrast
-/// labels where the score reaches the threshold; top-k labels where the label ranks within its k
-/// best and reaches its threshold.
-pub fn assign(ids: &[i64], labels: &[PreparedLabel], scores: &[f32]) -> Vec<Assignment> {
+/// The automatic tags a block of scores (of the images `ids`, in order) gives: threshold and
+/// contrast labels where the score reaches the threshold; top-k labels where the label ranks
+/// within the k best of the enabled vocabulary by cosine and its probability reaches the
+/// threshold.
+pub fn assign(ids: &[i64], labels: &[PreparedLabel], block: &Block) -> Vec<Assignment> {
     let m = labels.len();
+    let scores = &block.scores;
     let mut out = Vec::new();
-    let mut order: Vec<usize> = Vec::new();
-    let topk: Vec<usize> = (0..m)
-        .filter(|j| labels[*j].label.enabled && labels[*j].label.mode == Mode::TopK)
-        .collect();
     for (i, image_id) in ids.iter().enumerate() {
         let row = &scores[i * m..(i + 1) * m];
-        if !topk.is_empty() {
-            order.clear();
-            order.extend((0..m).filter(|j| labels[*j].label.enabled));
-            order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-        }
         for (j, prepared) in labels.iter().enumerate() {
             let label = &prepared.label;
             let score = row[j];
@@ -188,8 +217,8 @@ pub fn assign(ids: &[i64], labels: &[PreparedLabel], scores: &[f32]) -> Vec<Assi
                 continue;
             }
             if label.mode == Mode::TopK {
-                let rank = order.iter().position(|o| *o == j).unwrap_or(usize::MAX);
-                if rank >= label.top_k as usize {
+                let rank = block.ranks.get(i * m + j).copied().unwrap_or(u32::MAX);
+                if rank >= label.top_k {
                     continue;
                 }
             }
@@ -350,7 +379,7 @@ mod tests {
                 negative: None,
                 learned: false,
             }];
-            let s = scores(&images, 0..3, &labels, 100.0).unwrap();
+            let s = score_block(&images, 0..3, &labels, 100.0).unwrap();
             assert_eq!(
                 assign(images.ids(), &labels, &s).len(),
                 want,
@@ -377,7 +406,8 @@ mod tests {
         // sigmoid(10 · 1 − 5) and sigmoid(10 · 0.6 − 5).
         let want = [1.0 / (1.0 + (-5.0f32).exp()), 1.0 / (1.0 + (-1.0f32).exp())];
         assert!((s[0] - want[0]).abs() < 1e-6 && (s[1] - want[1]).abs() < 1e-6);
-        assert_eq!(assign(images.ids(), &labels, &s).len(), 2);
+        let block = score_block(&images, 0..2, &labels, logits).unwrap();
+        assert_eq!(assign(images.ids(), &labels, &block).len(), 2);
         // The probability at 0.5 is where scale · cos + bias = 0: cos 0.5.
         assert!((logits.cosine_of(0.5) - 0.5).abs() < 1e-6);
         for cos in [-0.9f32, -0.2, 0.0, 0.3, 0.7] {
@@ -428,7 +458,7 @@ mod tests {
                 negative,
                 learned: false,
             }];
-            let exact = scores(&images, 0..images.len(), &labels, logits).unwrap();
+            let exact = score_block(&images, 0..images.len(), &labels, logits).unwrap();
             let want = assign(images.ids(), &labels, &exact);
             let mut column = LabelColumn::new(&images, &labels[0], logits).unwrap();
             let got = column.assign(&images, &labels[0]).unwrap();
@@ -444,7 +474,7 @@ mod tests {
                 label: label(7, mode, threshold - 0.2),
                 ..labels[0].clone()
             };
-            let exact = scores(
+            let exact = score_block(
                 &images,
                 0..images.len(),
                 std::slice::from_ref(&moved),
@@ -457,5 +487,41 @@ mod tests {
                 pairs(&want)
             );
         }
+    }
+
+    /// A top-k label whose prompt is the closest of all to a photo tags it, though the
+    /// threshold labels beside it score cosines far above its probability.
+    #[test]
+    fn top_k_ranks_among_every_enabled_label_by_cosine() {
+        let images = EmbeddingMatrix::from_rows(vec![(1, vec![1.0, 0.0, 0.0])]).unwrap();
+        let prepared = |id, mode, threshold, positive: Vec<f32>| PreparedLabel {
+            label: label(id, mode, threshold),
+            positive,
+            negative: None,
+            learned: false,
+        };
+        let mut labels = vec![
+            // Threshold labels with cosines 0.4 and 0.3 (well above any probability here).
+            prepared(1, Mode::Threshold, 0.9, vec![0.4, 0.916_515, 0.0]),
+            prepared(2, Mode::Threshold, 0.9, vec![0.3, 0.0, 0.953_939_2]),
+            // The top-k label: cosine 0.487, the best of all.
+            prepared(3, Mode::TopK, 0.0, vec![0.487, 0.873_4, 0.0]),
+        ];
+        let block = score_block(&images, 0..1, &labels, 100.0).unwrap();
+        let tags = assign(images.ids(), &labels, &block);
+        assert_eq!(tags.iter().map(|t| t.label_id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(block.ranks[2], 0);
+        // Second best by cosine: not among the best 1, but among the best 2.
+        labels[2].positive = vec![0.35, 0.936_750_6, 0.0];
+        let block = score_block(&images, 0..1, &labels, 100.0).unwrap();
+        assert_eq!(block.ranks[2], 1);
+        assert!(assign(images.ids(), &labels, &block).is_empty());
+        labels[2].label.top_k = 2;
+        assert_eq!(assign(images.ids(), &labels, &block).len(), 1);
+        // A disabled label does not count.
+        labels[0].label.enabled = false;
+        labels[2].label.top_k = 1;
+        let block = score_block(&images, 0..1, &labels, 100.0).unwrap();
+        assert_eq!(assign(images.ids(), &labels, &block).len(), 1);
     }
 }

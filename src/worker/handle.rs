@@ -38,6 +38,9 @@ impl<T: Clone> Latest<T> {
 pub(super) struct Shared {
     pub(super) progress: Latest<Progress>,
     pub(super) snapshot: Latest<Arc<LibrarySnapshot>>,
+    /// Set when the app closes: the worker stores the person's queued decisions and edits and
+    /// drops everything else.
+    pub(super) closing: std::sync::atomic::AtomicBool,
 }
 
 /// The UI's handle on the worker.
@@ -99,11 +102,13 @@ impl WorkerHandle {
         &self.control
     }
 
-    /// Stops the worker: the running index is cancelled and the thread is given `within` to end.
-    /// A thread still busy then (a model download, a batch in the encoder) is left to end with
-    /// the process; what it had not committed is lost, as with a kill, and nothing else.
+    /// Stops the worker: the running index is cancelled, the decisions and vocabulary edits
+    /// already sent are stored (nothing else queued is done), and the thread is given `within`
+    /// to end. A thread still busy then (a model download, a batch in the encoder) is left to end
+    /// with the process; what it had not committed is lost, as with a kill, and nothing else.
     /// Returns whether the thread ended in time.
     pub fn shutdown(&mut self, within: Duration) -> bool {
+        self.shared.closing.store(true, Ordering::SeqCst);
         self.control.cancel();
         self.requests = None;
         self.gallery = None;

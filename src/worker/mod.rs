@@ -34,6 +34,12 @@ pub fn no_waker() -> Waker {
 const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(1500);
 /// How long a paused run waits for a command before looking at its switch again.
 const PAUSED_POLL: Duration = Duration::from_millis(50);
+/// How often an idle worker looks for writes by other programs.
+const OUTSIDE_POLL: Duration = Duration::from_secs(1);
+/// The most queued decisions stored in one transaction.
+const MAX_DECISIONS_AT_ONCE: usize = 1000;
+/// How many decided photos' details are sent back after a run of decisions (the panel shows one).
+const MAX_DETAILS_AFTER_DECISIONS: usize = 4;
 /// How long the worker waits with nothing asked of it before it checkpoints the database.
 const IDLE_CHECKPOINT: Duration = Duration::from_secs(2);
 
@@ -87,6 +93,7 @@ pub fn spawn(
                 snapshot_due: true,
                 last_snapshot: None,
                 snapshot_cost: Duration::ZERO,
+                next: std::collections::VecDeque::new(),
             };
             worker.run();
         })
@@ -169,6 +176,9 @@ struct Worker {
     last_snapshot: Option<Instant>,
     /// How long the last snapshot took to build.
     snapshot_cost: Duration,
+    /// Commands taken from the queue ahead of their turn (while gathering decisions), handled
+    /// before any newer one.
+    next: std::collections::VecDeque<(RequestId, Command)>,
 }
 
 impl Worker {
@@ -177,6 +187,10 @@ impl Worker {
         // Read while the person looks at the gallery; the first edit then finds them.
         let _ = self.library.preload_embeddings();
         loop {
+            if let Some((request, command)) = self.next.pop_front() {
+                self.handle(request, command);
+                continue;
+            }
             let next = match (&self.run, self.control.get()) {
                 // Idle with commits waiting for a checkpoint: one is made once nothing has
                 // been asked for a moment.
@@ -190,7 +204,18 @@ impl Worker {
                         Err(RecvTimeoutError::Disconnected) => Err(()),
                     }
                 }
-                (None, _) => self.requests.recv().map_err(|_| ()).map(Some),
+                // Idle: every moment the library is looked at for another program's writes.
+                (None, _) => match self.requests.recv_timeout(OUTSIDE_POLL) {
+                    Ok(request) => Ok(Some(request)),
+                    Err(RecvTimeoutError::Timeout) => {
+                        if self.library.notice_outside_writes().unwrap_or(false) {
+                            self.snapshot_due = true;
+                            self.outbox.send(Event::ChangedOutside);
+                        }
+                        Ok(None)
+                    }
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                },
                 (Some(_), RunState::Paused) => match self.requests.recv_timeout(PAUSED_POLL) {
                     Ok(request) => Ok(Some(request)),
                     Err(RecvTimeoutError::Timeout) => Ok(None),
@@ -216,7 +241,97 @@ impl Worker {
         }
     }
 
+    /// Records a decision together with every decision queued behind it (keys held down in
+    /// review send dozens a second): one durable transaction for all, then each is answered.
+    /// The first other command queued is handled next.
+    fn decide(&mut self, request: RequestId, first: (i64, i64, crate::domain::Decision)) {
+        let mut requests = vec![request];
+        let mut decisions = vec![first];
+        while decisions.len() < MAX_DECISIONS_AT_ONCE {
+            match self.requests.try_recv() {
+                Ok((
+                    request,
+                    Command::Decide {
+                        image_id,
+                        label_id,
+                        decision,
+                    },
+                )) => {
+                    requests.push(request);
+                    decisions.push((image_id, label_id, decision));
+                }
+                Ok(other) => {
+                    self.next.push_back(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let answers = match self.library.decide_many(&decisions) {
+            Ok(answers) => answers,
+            Err(error) => {
+                for (request, (image_id, label_id, _)) in requests.iter().zip(&decisions) {
+                    let operation = Operation::Decide {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                    };
+                    self.outbox.fail(*request, operation, &error);
+                }
+                return;
+            }
+        };
+        self.snapshot_due = true;
+        let mut shown = Vec::new();
+        for ((request, (image_id, label_id, _)), answer) in
+            requests.iter().zip(&decisions).zip(answers)
+        {
+            match answer {
+                Ok(tag) => {
+                    let done = Done::Decided {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                        tag,
+                    };
+                    self.outbox.done(*request, done);
+                }
+                Err(error) => {
+                    let operation = Operation::Decide {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                    };
+                    self.outbox.fail(*request, operation, &error);
+                }
+            }
+            // The photo panel shows the decided photo's labels; the last decision on each
+            // photo answers with them.
+            if let Some(at) = shown.iter().position(|(id, _)| id == image_id) {
+                shown.remove(at);
+            }
+            shown.push((*image_id, *request));
+        }
+        for (image_id, request) in shown.into_iter().rev().take(MAX_DETAILS_AFTER_DECISIONS) {
+            match self.library.detail(image_id) {
+                Ok(detail) => self.outbox.done(request, Done::Detail(detail)),
+                Err(error) => {
+                    let operation = Operation::Decide {
+                        image_id,
+                        label_id: decisions[0].1,
+                    };
+                    self.outbox.fail(request, operation, &error);
+                }
+            }
+        }
+    }
+
     fn handle(&mut self, request: RequestId, command: Command) {
+        if self
+            .shared
+            .closing
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && !command.is_persons_edit()
+        {
+            return;
+        }
         let operation = command.operation();
         let outbox = self.outbox.clone();
         let fail = |error: &Error| outbox.fail(request, operation.clone(), error);
@@ -350,22 +465,7 @@ impl Worker {
                 image_id,
                 label_id,
                 decision,
-            } => match library.decide(image_id, label_id, decision) {
-                Ok(tag) => {
-                    self.snapshot_due = true;
-                    let done = Done::Decided {
-                        image_id,
-                        label_id,
-                        tag,
-                    };
-                    outbox.done(request, done);
-                    match self.library.detail(image_id) {
-                        Ok(detail) => outbox.done(request, Done::Detail(detail)),
-                        Err(error) => fail(&error),
-                    }
-                }
-                Err(error) => fail(&error),
-            },
+            } => self.decide(request, (image_id, label_id, decision)),
             Command::Search { text, limit } => match library.search(&text, limit) {
                 Ok(matches) => outbox.done(
                     request,

@@ -85,6 +85,23 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command records something a person decided or edited, which a closing app
+    /// still stores (the rest — indexing, searches, previews, exports — is dropped on closing).
+    pub fn is_persons_edit(&self) -> bool {
+        matches!(
+            self,
+            Command::AddLabel(_)
+                | Command::UpdateLabel(_)
+                | Command::RemoveLabel { .. }
+                | Command::EditGroup { .. }
+                | Command::SetTemplates(_)
+                | Command::Learn { .. }
+                | Command::ResetLearning { .. }
+                | Command::AddLabelFromExamples { .. }
+                | Command::Decide { .. }
+        )
+    }
+
     /// The operation this command asks for, as its answer names it.
     pub fn operation(&self) -> Operation {
         match self {
@@ -331,6 +348,9 @@ pub enum Event {
         request: RequestId,
         failure: Failure,
     },
+    /// Another program (a `cliptag` command, another window) changed the library; what the
+    /// worker had prepared from it was dropped and the snapshot made anew.
+    ChangedOutside,
 }
 
 /// What the gallery asks of its reader, which answers beside the worker (on a connection of

@@ -198,8 +198,9 @@ fn csv_round_trips_awkward_labels_and_paths() {
 
 #[test]
 fn export_to_a_missing_or_unwritable_folder_fails_and_writes_nothing() {
-    let (_dir, mut library) = awkward_library();
-    let library = &mut library.library;
+    let (_dir, mut test_library) = awkward_library();
+    let db = test_library.db();
+    let library = &mut test_library.library;
     let mut export_to = |path: &Path| {
         library.export(&ExportRequest {
             csv: Some(CsvExport {
@@ -226,8 +227,6 @@ fn export_to_a_missing_or_unwritable_folder_fails_and_writes_nothing() {
     assert!(!target.exists());
 
     // Through the command line: a clear message and a failing exit code.
-    let db = tempfile::tempdir().unwrap();
-    let db = db.path().join("lib.sqlite");
     let output = cliptag(&[
         "export",
         "--db",
@@ -521,11 +520,9 @@ fn vocabulary_commands_round_trip_through_a_file() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
-    let listing = run(&["vocab", "list"]);
-    assert!(
-        listing.lines().count() >= 140,
-        "a new library starts with the default vocabulary"
-    );
+    // Reading a library that is not there is an error; adding to one makes it.
+    let missing = cliptag(&["vocab", "list", "--db", db]);
+    assert_clean_failure(&missing, &["no cliptag library at"]);
     run(&[
         "vocab",
         "add",
@@ -539,6 +536,11 @@ fn vocabulary_commands_round_trip_through_a_file() {
         "--threshold",
         "0.7",
     ]);
+    let listing = run(&["vocab", "list"]);
+    assert!(
+        listing.lines().count() >= 140,
+        "a new library starts with the default vocabulary"
+    );
     run(&["vocab", "remove", "Animals/Dog"]);
     let file = dir.path().join("vocabulary.toml");
     run(&["vocab", "export", file.to_str().unwrap()]);
@@ -574,4 +576,194 @@ fn vocabulary_commands_round_trip_through_a_file() {
 
     let bad = cliptag(&["vocab", "add", "Fat red cat", "--db", db]);
     assert_clean_failure(&bad, &["already has a label"]);
+}
+
+/// A library of two indexed photos made through the command line, with its folder.
+fn cli_library() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for photo in crate::indexing::fixture_photos().iter().take(2) {
+        std::fs::copy(photo, photos.join(photo.file_name().unwrap())).unwrap();
+    }
+    let db = dir.path().join("lib.sqlite");
+    let model = tiny_clip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    (dir, db, photos)
+}
+
+/// Both exports as the command line runs them, onto `target`.
+fn both_exports(db: &Path, target: &Path) -> [std::process::Output; 2] {
+    let db = db.to_str().unwrap();
+    let target = target.to_str().unwrap();
+    [
+        cliptag(&["export", "--db", db, "--csv", target]),
+        cliptag(&["vocab", "export", "--db", db, target]),
+    ]
+}
+
+#[test]
+fn exports_onto_the_library_or_a_photo_are_refused_and_leave_them_unchanged() {
+    let (dir, db, photos) = cli_library();
+    let photo = std::fs::read_dir(&photos)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let other_image = dir.path().join("not-indexed.png");
+    std::fs::copy(fixtures().join("images/camera.png"), &other_image).unwrap();
+    let link = dir.path().join("link-to-library");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let cases: [(&Path, &str); 6] = [
+        (&db, "this library's own files"),
+        (&link, "this library's own files"),
+        (
+            &dir.path().join("lib.sqlite-wal"),
+            "this library's own files",
+        ),
+        (
+            &dir.path().join("lib.embeddings"),
+            "this library's own files",
+        ),
+        (&photo, "a photo in this library"),
+        (&other_image, "it is an image"),
+    ];
+    for (target, why) in cases {
+        let before = std::fs::read(target).ok();
+        for output in both_exports(&db, target) {
+            assert_clean_failure(&output, &["refusing to write", why]);
+        }
+        assert_eq!(
+            std::fs::read(target).ok(),
+            before,
+            "{} changed",
+            target.display()
+        );
+    }
+    // The library still opens and answers.
+    let files = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&files.stdout).lines().count(), 2);
+}
+
+#[test]
+fn exports_onto_a_pipe_are_written_through_and_devices_are_refused() {
+    let (dir, db, _) = cli_library();
+    let fifo = dir.path().join("tags.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [vec!["export", "--csv"], vec!["vocab", "export"]] {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(&fifo).unwrap())
+        };
+        let mut full = args.clone();
+        full.extend([fifo.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+        cliptag_ok(&full);
+        let text = reader.join().unwrap();
+        assert!(!text.is_empty(), "{args:?}: nothing came through the pipe");
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+            "the pipe was replaced"
+        );
+    }
+    // A device (through a link too) is refused; the test never writes to one.
+    let link = dir.path().join("null-link");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    for target in [Path::new("/dev/null"), link.as_path()] {
+        for output in both_exports(&db, target) {
+            assert_clean_failure(&output, &["refusing to write", "it is a device"]);
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn a_csv_goes_to_standard_output_with_a_dash() {
+    let (_dir, db, _) = cli_library();
+    let output = cliptag_ok(&["export", "--db", db.to_str().unwrap(), "--csv", "-"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.lines().count() >= 3, "{text}");
+}
+
+/// On a full file system an export fails, says so, and leaves the old file as it was. Needs a
+/// small tmpfs, which only a test run as root may mount; elsewhere it says so and skips.
+#[test]
+fn an_export_onto_a_full_file_system_fails_and_keeps_the_old_file() {
+    let (_dir, db, _) = cli_library();
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(mount.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a small tmpfs here (needs root): the full-disk case is skipped");
+        return;
+    }
+    let target = mount.path().join("tags.csv");
+    std::fs::write(&target, "old").unwrap();
+    // Fill what is left.
+    let filler = mount.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+    let outputs = both_exports(&db, &target);
+    let kept = std::fs::read_to_string(&target);
+    let _ = std::process::Command::new("umount")
+        .arg(mount.path())
+        .status();
+    for output in outputs {
+        assert_clean_failure(&output, &["tags.csv"]);
+    }
+    assert_eq!(kept.unwrap(), "old");
+}
+
+#[test]
+fn read_commands_on_a_missing_library_say_so_and_make_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("typo").join("lib.sqlite");
+    for command in ["files", "tags", "retag"] {
+        let output = cliptag(&[command, "--db", db.to_str().unwrap()]);
+        assert_clean_failure(&output, &["no cliptag library at", "lib.sqlite"]);
+    }
+    assert!(!dir.path().join("typo").exists(), "a folder was made");
+}
+
+#[test]
+fn another_programs_database_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    for args in [
+        vec!["files"],
+        vec!["vocab", "list"],
+        vec!["index", "/nonexistent"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--db", db.to_str().unwrap()]);
+        assert_clean_failure(&cliptag(&full), &["not a cliptag library", "notes"]);
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert!(!dir.path().join("other.sqlite-wal").exists());
 }

@@ -412,3 +412,41 @@ fn hub_refusals_are_named() {
     );
     assert_clean_failure(&offline, &["HF_HUB_OFFLINE", "local folder"]);
 }
+
+/// Offline with no cached model, `index` still registers every photo as waiting, names the
+/// model it could not find, and exits non-zero; `files` lists the photos.
+#[test]
+fn indexing_without_a_model_registers_the_photos_as_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
+    let db = dir.path().join("lib.sqlite");
+    let cache = dir.path().join("hf");
+    let env = [
+        ("HF_HOME", cache.to_str().unwrap()),
+        ("HF_HUB_OFFLINE", "1"),
+    ];
+    let output = cliptag_with_env(
+        &[
+            "index",
+            "--db",
+            db.to_str().unwrap(),
+            photos.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_clean_failure(
+        &output,
+        &[
+            "3 photos are registered and waiting for tags",
+            "openai/clip-vit-base-patch32",
+        ],
+    );
+    let files = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
+    let text = String::from_utf8(files.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.split('\t').nth(1) == Some("pending")),
+        "{text}"
+    );
+}

@@ -647,3 +647,230 @@ fn reduced_size_jpeg_decoding_keeps_the_embedding() {
         "reduced decoding moved the embedding: cosine {cos}"
     );
 }
+
+/// Photos whose short side is 900 once made the resize window end a fraction of a pixel past the
+/// image; the panic left them waiting forever. Both ways up they index as ok, and the stored
+/// vector is the one the photo's own pixels give.
+#[test]
+fn photos_of_1200_by_900_index_as_ok_both_ways_up() {
+    let source = image::open(fixtures().join("images/chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    let landscape =
+        image::imageops::resize(&source, 1200, 900, image::imageops::FilterType::Triangle);
+    let portrait = image::imageops::rotate90(&landscape);
+    let dir = tempfile::tempdir().unwrap();
+    landscape.save(dir.path().join("landscape.png")).unwrap();
+    portrait.save(dir.path().join("portrait.png")).unwrap();
+
+    let engine = tiny_engine();
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(dir.path());
+    assert_eq!((summary.indexed, summary.failed), (2, 0), "{summary:?}");
+    let store = library.store();
+    for (name, pixels) in [("landscape.png", &landscape), ("portrait.png", &portrait)] {
+        let path = dir.path().join(name).canonicalize().unwrap();
+        let row = store.image_by_path(&path).unwrap().unwrap();
+        assert_eq!(row.status, ImageStatus::Ok, "{name}: {:?}", row.error);
+        let stored = store.embedding(row.id, "tiny").unwrap().unwrap();
+        let own = engine
+            .embed_images(&[imaging::preprocess(pixels, engine.preprocess_config())])
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert!(
+            cosine(&stored, &own) > 0.9999,
+            "{name}: {}",
+            cosine(&stored, &own)
+        );
+    }
+}
+
+/// `embed` reports what it cannot embed and never panics; a 1200×900 PNG embeds.
+#[test]
+fn embed_takes_a_1200_by_900_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("wide.png");
+    image::RgbImage::from_fn(1200, 900, |x, y| image::Rgb([x as u8, y as u8, 7]))
+        .save(&photo)
+        .unwrap();
+    let out = cliptag_ok(&[
+        "embed",
+        "--model",
+        tiny_clip().to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert_eq!(json_lines(&out.stdout).len(), 1);
+}
+
+/// Renames `names[i]` to `names[i + 1]` (and the last to the first) under `root`, as a renamer
+/// that re-sorts photos does.
+fn rotate_names(root: &Path, names: &[&str]) {
+    let parked = root.join(".rotating");
+    std::fs::rename(root.join(names[names.len() - 1]), &parked).unwrap();
+    for i in (0..names.len() - 1).rev() {
+        std::fs::rename(root.join(names[i]), root.join(names[i + 1])).unwrap();
+    }
+    std::fs::rename(parked, root.join(names[0])).unwrap();
+}
+
+/// Every record's vector is the one its file's content gives, and no two records share one.
+fn assert_vectors_follow_content(library: &TestLibrary, root: &Path, names: &[&str]) {
+    let engine = tiny_engine();
+    let store = library.store();
+    let mut seen: Vec<Vec<f32>> = Vec::new();
+    for name in names {
+        let row = store.image_by_path(&root.join(name)).unwrap().unwrap();
+        assert_eq!(row.status, ImageStatus::Ok, "{name}");
+        let stored = store.embedding(row.id, "tiny").unwrap().unwrap();
+        let decoded = imaging::decode_file(&root.join(name), Some(224)).unwrap();
+        let own = engine
+            .embed_images(&[imaging::preprocess(
+                &decoded.image,
+                engine.preprocess_config(),
+            )])
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert!(
+            cosine(&stored, &own) > 0.999,
+            "{name}: {}",
+            cosine(&stored, &own)
+        );
+        assert!(!seen.contains(&stored), "{name} shares its vector");
+        seen.push(stored);
+    }
+}
+
+/// Two photos' names swapped, and three rotated: each record (vector, tags, the person's
+/// decisions) follows its content to the new name; nothing is copied.
+#[test]
+fn swapped_and_rotated_names_keep_each_photo_with_its_own_vector_and_decisions() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..5]);
+    let root = dir.path().canonicalize().unwrap();
+    let names: Vec<String> = photos[..5]
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
+    let store = library.store();
+    let (label, _) = library
+        .library
+        .add_label(Label {
+            threshold: 1.0,
+            ..Label::new("Mine", "tiny")
+        })
+        .unwrap();
+    let ids: Vec<i64> = names
+        .iter()
+        .map(|n| store.image_by_path(&root.join(n)).unwrap().unwrap().id)
+        .collect();
+    library
+        .library
+        .decide(ids[0], label.id, Decision::Apply)
+        .unwrap();
+    library
+        .library
+        .decide(ids[2], label.id, Decision::Reject)
+        .unwrap();
+
+    rotate_names(&root, &names[..2]);
+    let swapped = library.index(&root);
+    assert_eq!(
+        (swapped.moved, swapped.duplicates, swapped.indexed),
+        (2, 0, 0),
+        "{swapped:?}"
+    );
+    assert_vectors_follow_content(&library, &root, &names);
+    // The first photo's content is under the second name now, with its record.
+    let row = store.image_by_path(&root.join(names[1])).unwrap().unwrap();
+    assert_eq!(row.id, ids[0]);
+    assert_eq!(
+        store.tag(ids[0], label.id).unwrap().map(|t| t.0),
+        Some(TagSource::Manual)
+    );
+
+    rotate_names(&root, &names[2..5]);
+    let rotated = library.index(&root);
+    assert_eq!(
+        (rotated.moved, rotated.duplicates, rotated.indexed),
+        (3, 0, 0),
+        "{rotated:?}"
+    );
+    assert_vectors_follow_content(&library, &root, &names);
+    let row = store.image_by_path(&root.join(names[3])).unwrap().unwrap();
+    assert_eq!(row.id, ids[2]);
+    assert_eq!(
+        store.tag(ids[2], label.id).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+    // A run after it finds nothing to do.
+    let again = library.index(&root);
+    assert_eq!(
+        (again.unchanged, again.moved, again.indexed),
+        (5, 0, 0),
+        "{again:?}"
+    );
+    assert_eq!(store.images().unwrap().len(), 5);
+}
+
+/// A library an older cliptag left with one photo's vector on two records (after a swap) is
+/// repaired on the next index: the photos are embedded again.
+#[test]
+fn a_library_whose_records_share_another_photos_vector_is_repaired() {
+    let photos = fixture_photos();
+    let dir = photo_folder(&photos[..3]);
+    let root = dir.path().canonicalize().unwrap();
+    let names: Vec<String> = photos[..3]
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
+    let store = library.store();
+    let a = store.image_by_path(&root.join(names[0])).unwrap().unwrap();
+    let b = store.image_by_path(&root.join(names[1])).unwrap().unwrap();
+    drop(store);
+    {
+        let conn = Connection::open(library.db()).unwrap();
+        conn.execute(
+            "UPDATE embeddings SET vector = (SELECT vector FROM embeddings WHERE image_id = ?1)
+             WHERE image_id = ?2",
+            [a.id, b.id],
+        )
+        .unwrap();
+        conn.execute(
+            "DELETE FROM settings WHERE key = 'shared_vectors_checked'",
+            [],
+        )
+        .unwrap();
+    }
+    // A library reopened, as after an upgrade.
+    let (reopened, _) = open_with(&library.db(), std::sync::Arc::new(tiny_engine()));
+    library.library = reopened;
+    let summary = library.index(&root);
+    assert_eq!(summary.indexed, 2, "{summary:?}");
+    assert_vectors_follow_content(&library, &root, &names);
+}
+
+/// A 4 GB file named `.jpg` that is not an image (a sparse disk image) is refused from its first
+/// bytes: indexing says why and goes on.
+#[test]
+fn a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes() {
+    let dir = photo_folder(&fixture_photos()[..1]);
+    let huge = dir.path().join("disk.jpg");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(dir.path());
+    assert_eq!((summary.indexed, summary.failed), (1, 1), "{summary:?}");
+    let (status, reason) = status_of(&library.store(), &huge);
+    assert_eq!(status, ImageStatus::Error);
+    assert!(reason.unwrap_or_default().contains("not an image"));
+}

@@ -233,3 +233,73 @@ fn a_full_retag_reports_progress_and_a_cancel_leaves_every_tag_as_it_was() {
             .all(|w| w[0].stage != w[1].stage || w[0].done <= w[1].done)
     );
 }
+
+/// Two handles on one library, as the app's worker and a `cliptag` command beside it: one adds
+/// labels while the other indexes more photos and re-tags. The indexer tags the new photos with
+/// the labels the other added, its re-tag removes none of their tags, and at the end a dry-run
+/// re-tag finds nothing to change; every decision either made is there.
+#[test]
+fn two_writers_on_one_library_end_with_the_tags_of_its_final_vocabulary() {
+    use cliptag::domain::{Decision, TagSource};
+    let photos = fixture_photos();
+    let first = photo_folder(&photos[..4]);
+    let second = photo_folder(&photos[4..]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let (mut app, _) = open_with(&db, std::sync::Arc::new(tiny_engine()));
+    let (mut command, _) = open_with(&db, std::sync::Arc::new(tiny_engine()));
+    let index = |library: &mut cliptag::library::Library, folder: &std::path::Path| {
+        library
+            .index(
+                &[folder.to_path_buf()],
+                small_batches(),
+                cliptag::library::RunControl::default(),
+                &mut |_| {},
+            )
+            .unwrap()
+    };
+    index(&mut app, first.path());
+    // The app has prepared its vocabulary (a re-tag); then the command adds labels that tag
+    // every photo.
+    app.retag(false).unwrap();
+    for name in ["Everywhere", "Anywhere"] {
+        command
+            .add_label(Label {
+                threshold: -1.0,
+                ..Label::new(name, "")
+            })
+            .unwrap();
+    }
+    let everywhere = command.label_named("Everywhere").unwrap();
+    // The app indexes more photos: they get the command's labels too.
+    index(&mut app, second.path());
+    let store = cliptag::store::Store::open(&db).unwrap();
+    let images = store.images().unwrap();
+    assert_eq!(images.len(), photos.len());
+    for image in &images {
+        assert!(
+            store.tag(image.id, everywhere.id).unwrap().is_some(),
+            "{} was not tagged with the other writer's label",
+            image.path.display()
+        );
+    }
+    // Decisions from both sides.
+    app.decide(images[0].id, everywhere.id, Decision::Reject)
+        .unwrap();
+    command
+        .decide(images[1].id, everywhere.id, Decision::Apply)
+        .unwrap();
+    let report = app.retag(false).unwrap();
+    assert_eq!(report.total_removed(), 0, "{report:?}");
+    let (mut fresh, _) = open_with(&db, std::sync::Arc::new(tiny_engine()));
+    let dry = fresh.retag(true).unwrap();
+    assert_eq!((dry.total_added(), dry.total_removed()), (0, 0), "{dry:?}");
+    assert_eq!(
+        store.tag(images[0].id, everywhere.id).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+    assert_eq!(
+        store.tag(images[1].id, everywhere.id).unwrap().map(|t| t.0),
+        Some(TagSource::Accepted)
+    );
+}

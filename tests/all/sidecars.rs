@@ -557,3 +557,222 @@ fn photos_that_share_a_sidecar_name_share_its_keywords_and_missing_photos_get_no
         "a missing photo got a sidecar"
     );
 }
+
+/// A keyword a person could have typed: any character XML 1.0 holds (markup characters, quotes,
+/// accents, emoji, CJK, private use, astral planes), with leading, trailing and repeated spaces,
+/// never only spaces. No line breaks: exiftool's argument file is one argument a line.
+fn random_keyword(rng: &mut impl rand::Rng) -> String {
+    const PICKS: [char; 16] = [
+        ' ', ' ', '&', '<', '>', '"', '\'', 'é', '☕', '🐱', '中', '|', ',', ';', 'a', 'Z',
+    ];
+    loop {
+        let length = rng.random_range(1..12);
+        let keyword: String = (0..length)
+            .map(|_| match rng.random_range(0..4) {
+                0 => {
+                    // Anywhere XML allows, but not the separators exiftool's JSON would escape
+                    // differently on the two readings (there are none: both readings are JSON).
+                    let code = match rng.random_range(0..3) {
+                        0 => rng.random_range(0xA0..0xD800),
+                        1 => rng.random_range(0xE000..0xFFFE),
+                        _ => rng.random_range(0x10000..0x110000),
+                    };
+                    char::from_u32(code).unwrap_or('x')
+                }
+                1 => (b'a' + rng.random_range(0..26)) as char,
+                _ => PICKS[rng.random_range(0..PICKS.len())],
+            })
+            .collect();
+        if !keyword.trim().is_empty() && keyword.chars().all(cliptag::domain::fits_xml) {
+            return keyword;
+        }
+    }
+}
+
+/// Keyword lists written by exiftool come back from exiftool exactly as they were after cliptag
+/// adds its own keywords, exports again (and then writes nothing), and takes its keywords out
+/// again: over 10,000 generated lists, in `dc:subject` and `lr:hierarchicalSubject`.
+#[test]
+fn a_persons_keywords_survive_exports_byte_for_byte_in_exiftools_reading() {
+    use cliptag::export::xmp::{Keywords, Merge, Written, update};
+    use rand::{Rng, SeedableRng};
+    let Some(tool) = exiftool() else { return };
+    const LISTS: usize = 10_000;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(37);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = String::new();
+    let mut files = Vec::new();
+    for i in 0..LISTS {
+        let file = dir.path().join(format!("{i:05}.xmp"));
+        args.push_str(&format!("-o\n{}\n", file.display()));
+        for _ in 0..rng.random_range(1..5) {
+            args.push_str(&format!("-XMP-dc:Subject={}\n", random_keyword(&mut rng)));
+        }
+        for _ in 0..rng.random_range(0..3) {
+            args.push_str(&format!(
+                "-XMP-lr:HierarchicalSubject={}\n",
+                random_keyword(&mut rng)
+            ));
+        }
+        args.push_str("-execute\n");
+        files.push(file);
+    }
+    let argfile = dir.path().join("args.txt");
+    std::fs::write(&argfile, args).unwrap();
+    run(tool, &["-q", "-@", argfile.to_str().unwrap()]);
+
+    // Every list as exiftool reads it, by file name.
+    let read_all = || -> BTreeMap<String, (Value, Value)> {
+        let json: Value = serde_json::from_str(&run(
+            tool,
+            &[
+                "-j",
+                "-q",
+                "-ext",
+                "xmp",
+                "-XMP-dc:Subject",
+                "-XMP-lr:HierarchicalSubject",
+                dir.path().to_str().unwrap(),
+            ],
+        ))
+        .unwrap();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let name = Path::new(entry["SourceFile"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let get = |key: &str| entry.get(key).cloned().unwrap_or(Value::Null);
+                (name, (get("Subject"), get("HierarchicalSubject")))
+            })
+            .collect()
+    };
+    let before = read_all();
+    assert_eq!(before.len(), LISTS, "exiftool wrote every list");
+
+    let ours = Keywords {
+        subject: vec!["cliptag keyword".into()],
+        hierarchical: vec!["Cliptag|keyword".into()],
+    };
+    for file in &files {
+        let added = update(
+            file,
+            &Merge {
+                wanted: ours.clone(),
+                owned: Keywords::default(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(added.1, ours, "{}", file.display());
+        let bytes = std::fs::read(file).unwrap();
+        let again = update(
+            file,
+            &Merge {
+                wanted: ours.clone(),
+                owned: added.1.clone(),
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(again.0, Written::Unchanged, "{}", file.display());
+        assert_eq!(std::fs::read(file).unwrap(), bytes, "{}", file.display());
+    }
+    let with_ours = read_all();
+    let without = |value: &Value, keyword: &str| -> Value {
+        match value {
+            Value::Array(items) => {
+                let kept: Vec<Value> = items
+                    .iter()
+                    .filter(|v| v.as_str() != Some(keyword))
+                    .cloned()
+                    .collect();
+                match kept.len() {
+                    0 => Value::Null,
+                    1 => kept[0].clone(),
+                    _ => Value::Array(kept),
+                }
+            }
+            Value::String(single) if single == keyword => Value::Null,
+            other => other.clone(),
+        }
+    };
+    for (name, (subject, hierarchical)) in &before {
+        let (s, h) = &with_ours[name];
+        assert_eq!(
+            &without(s, "cliptag keyword"),
+            subject,
+            "{name}: dc:subject"
+        );
+        assert_eq!(
+            &without(h, "Cliptag|keyword"),
+            hierarchical,
+            "{name}: hierarchical"
+        );
+    }
+
+    for file in &files {
+        update(
+            file,
+            &Merge {
+                wanted: Keywords::default(),
+                owned: ours.clone(),
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        read_all(),
+        before,
+        "taking cliptag's keywords out restores every list"
+    );
+}
+
+/// A keyword list in an ordered `rdf:Seq` stays a `Seq`; spaces between references stay.
+#[test]
+fn an_ordered_keyword_list_stays_ordered_and_keeps_its_spaces() {
+    use cliptag::export::xmp::{Keywords, Merge, update};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("photo.jpg.xmp");
+    std::fs::write(
+        &file,
+        "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF \
+         xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description \
+         rdf:about=\"\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"><dc:subject><rdf:Seq>\
+         <rdf:li>Tom &amp; &quot;Jerry&quot;</rdf:li><rdf:li>&quot;Best&quot; &amp; \
+         &quot;Worst&quot;</rdf:li><rdf:li>Caf&#xE9; &#x2615; &#x1F431;</rdf:li></rdf:Seq>\
+         </dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>",
+    )
+    .unwrap();
+    let wanted = Keywords {
+        subject: vec!["Cat".into()],
+        hierarchical: Vec::new(),
+    };
+    update(
+        &file,
+        &Merge {
+            wanted,
+            owned: Keywords::default(),
+        },
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("<rdf:Seq") && !text.contains("<rdf:Bag"),
+        "{text}"
+    );
+    for keyword in [
+        "Tom &amp; \"Jerry\"",
+        "\"Best\" &amp; \"Worst\"",
+        "Café ☕ 🐱",
+        "Cat",
+    ] {
+        assert!(
+            text.contains(&format!("<rdf:li>{keyword}</rdf:li>")),
+            "{keyword}: {text}"
+        );
+    }
+}

@@ -53,6 +53,8 @@ fn a_database_from_a_newer_cliptag_is_refused_untouched() {
             .unwrap();
         conn.pragma_update(None, "user_version", LATEST_VERSION + 7)
             .unwrap();
+        conn.pragma_update(None, "application_id", cliptag::store::APPLICATION_ID)
+            .unwrap();
     }
     let before = std::fs::read(&path).unwrap();
     let error = Store::open(&path).err().expect("refused").to_string();

@@ -408,3 +408,93 @@ fn the_worker_runs_below_the_ui_thread_s_priority() {
         "{workers:?} against {ours}"
     );
 }
+
+/// A library of `photos` indexed photos and `labels` strict labels (they tag nothing by
+/// themselves), made beside the worker; returns the photo and label ids.
+fn decision_library(
+    db: &Path,
+    photos: u32,
+    labels: usize,
+) -> (tempfile::TempDir, Vec<i64>, Vec<i64>) {
+    let dir = jpegs(photos);
+    let (mut library, _) = open_with(db, Arc::new(tiny_engine()));
+    for label in library.labels().unwrap() {
+        library.remove_label(label.id).unwrap();
+    }
+    library
+        .index(
+            &[dir.path().to_path_buf()],
+            small_batches(),
+            cliptag::library::RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let label_ids = (0..labels)
+        .map(|i| {
+            library
+                .add_label(Label {
+                    threshold: 1.0,
+                    ..Label::new(&format!("Label {i}"), "tiny")
+                })
+                .unwrap()
+                .0
+                .id
+        })
+        .collect();
+    drop(library);
+    let store = Store::open(db).unwrap();
+    let image_ids = store.images().unwrap().iter().map(|i| i.id).collect();
+    (dir, image_ids, label_ids)
+}
+
+fn decisions_stored(db: &Path) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM tags WHERE source IN ('rejected', 'accepted', 'manual')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap() as usize
+}
+
+/// 500 decisions sent as fast as a person's keys can send them are all answered and stored, and
+/// a shutdown right after sending another 500 stores those too before the worker ends.
+#[test]
+fn every_decision_sent_is_stored_even_when_the_app_closes_right_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let (_photos, images, labels) = decision_library(&db, 20, 50);
+    let pairs: Vec<(i64, i64)> = images
+        .iter()
+        .flat_map(|i| labels.iter().map(move |l| (*i, *l)))
+        .collect();
+    assert_eq!(pairs.len(), 1000);
+    let mut worker = spawn(&db, Arc::new(tiny_engine()));
+    let decide = |(image_id, label_id): (i64, i64)| Command::Decide {
+        image_id,
+        label_id,
+        decision: cliptag::domain::Decision::Reject,
+    };
+    let requests: Vec<RequestId> = pairs[..500]
+        .iter()
+        .map(|p| worker.send(decide(*p)))
+        .collect();
+    for request in requests {
+        match answer(&worker, request) {
+            Event::Done {
+                done: Done::Decided { .. },
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(decisions_stored(&db), 500);
+    for pair in &pairs[500..] {
+        worker.send(decide(*pair));
+    }
+    assert!(
+        worker.shutdown(Duration::from_secs(30)),
+        "the worker did not end"
+    );
+    assert_eq!(decisions_stored(&db), 1000);
+}

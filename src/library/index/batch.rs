@@ -206,7 +206,7 @@ impl Library {
                         size,
                         mtime_ns,
                     } => {
-                        b.record_move(*from, *pending, path, *size, *mtime_ns)?;
+                        b.record_move(*from, Some(*pending), path, *size, *mtime_ns)?;
                         moved += 1;
                     }
                     Write::Same { id, size, mtime_ns } => {

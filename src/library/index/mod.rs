@@ -11,6 +11,7 @@
 mod batch;
 mod plan;
 mod pool;
+mod renames;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -237,7 +238,31 @@ impl Library {
             run.finished = true;
             return Ok(run);
         }
-        run.model = self.model.id()?;
+        run.model = match self.model.id() {
+            Ok(model) => model,
+            Err(error) => {
+                // Photos first: without a model the photos found are still registered, as
+                // waiting for tags, so the library lists them and a later run (or choosing a
+                // model) embeds them.
+                let model = self.store.setting(super::MODEL_ID)?.unwrap_or_default();
+                let planned = plan::plan(
+                    &mut self.store,
+                    &canonical_roots,
+                    &found,
+                    &model,
+                    &mut run.summary,
+                )?;
+                self.scores.matrix = None;
+                let waiting = self.store.pending_count()?;
+                return Err(Error::invalid(format!(
+                    "{} photo{} registered and waiting for tags ({} found in this run): {}",
+                    waiting,
+                    if waiting == 1 { " is" } else { "s are" },
+                    planned.jobs.len(),
+                    self.model.advice(&error)
+                )));
+            }
+        };
         let stored = self.store.setting(super::MODEL_ID)?;
         if stored.as_deref() != Some(run.model.as_str()) {
             if let Some(from) = stored.as_deref()

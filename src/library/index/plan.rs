@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::IndexSummary;
 use super::pool::Job;
+use super::renames::{self, Before};
 use crate::domain::ImageStatus;
 use crate::error::{Error, Result};
 use crate::imaging;
@@ -14,6 +15,8 @@ use crate::store::{ImageRow, NewImage, Store};
 
 /// The settings key of the decoders that last indexed this library ([`imaging::DECODERS`]).
 const DECODERS_KEY: &str = "decoders";
+/// Set once the library was checked for records holding another photo's vector.
+const VECTORS_CHECKED_KEY: &str = "shared_vectors_checked";
 
 /// Photos known by content hash, for recognising moves and copies.
 #[derive(Debug, Default)]
@@ -74,6 +77,18 @@ pub(super) fn plan(
 
     // Files that failed under older decoders are tried again, once.
     let retry_failed = store.setting(DECODERS_KEY)?.as_deref() != Some(imaging::DECODERS);
+    // Once per library: records an older cliptag gave another photo's vector (after a swap of
+    // names) are embedded again.
+    let check_vectors = store.setting(VECTORS_CHECKED_KEY)?.is_none();
+    let suspects: HashSet<i64> = if check_vectors {
+        let rows: Vec<ImageRow> = known.values().cloned().collect();
+        renames::shared_vectors(store, model, &rows)?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let mut before: HashMap<i64, Before> = HashMap::new();
     let jobs = store.batch(|batch| {
         batch.mark_missing(&vanished)?;
         if retry_failed {
@@ -81,6 +96,9 @@ pub(super) fn plan(
             // transaction as the setting: a run killed after it still has them to index.
             statuses_changed |= batch.retry_failed()? > 0;
             batch.set_setting(DECODERS_KEY, imaging::DECODERS)?;
+        }
+        if check_vectors {
+            batch.set_setting(VECTORS_CHECKED_KEY, "1")?;
         }
         let mut jobs = Vec::new();
         for file in found {
@@ -107,7 +125,8 @@ pub(super) fn plan(
                 }
                 continue;
             };
-            let same = row.size == file.size && row.mtime_ns == file.mtime_ns;
+            let suspect = suspects.contains(&row.id);
+            let same = row.size == file.size && row.mtime_ns == file.mtime_ns && !suspect;
             let has_embedding = embedded_ids.contains(&row.id);
             match row.status {
                 ImageStatus::Ok | ImageStatus::Missing if same && has_embedding => {
@@ -120,16 +139,33 @@ pub(super) fn plan(
                 ImageStatus::Error if same && !retry_failed => summary.unchanged += 1,
                 _ => {
                     batch.mark_changed(row.id, file.size, file.mtime_ns)?;
-                    let expect = row.hash.clone().filter(|_| has_embedding);
+                    let expect = row.hash.clone().filter(|_| has_embedding && !suspect);
+                    if let Some(hash) = &expect {
+                        before.insert(
+                            row.id,
+                            Before {
+                                hash: hash.clone(),
+                                size: row.size,
+                            },
+                        );
+                    }
                     jobs.push(job(row.id, false, expect));
                 }
             }
         }
         Ok(jobs)
     })?;
+    // Names swapped or rotated among these photos: records follow their content.
+    let (jobs, moved) = renames::follow_content(store, jobs, &before)?;
+    summary.moved += moved;
+    statuses_changed |= moved > 0;
 
     let mut maps = KnownMaps::default();
+    // A suspect's stored vector is not its content's: nothing may be copied from it.
     for (id, hash, status) in store.known_content(model)?.rows {
+        if suspects.contains(&id) {
+            continue;
+        }
         if status == ImageStatus::Missing {
             maps.missing.insert(hash.clone(), id);
         }
