@@ -79,6 +79,7 @@ impl Library {
             }
         }
         files.push(crate::store::vectors_path(&db));
+        files.push(with_suffix(&db, ".index-lock"));
         files
     }
 

@@ -160,7 +160,9 @@ impl Library {
 
     /// A library on an already open store (an in-memory one in tests and benchmarks).
     pub fn with_store(mut store: Store, options: LibraryOptions) -> Result<Self> {
-        vocabulary::seed_default(&mut store)?;
+        if store.read_only().is_none() {
+            vocabulary::seed_default(&mut store)?;
+        }
         let stored_id = store.setting(MODEL_ID)?;
         let (source, id) = match (&options.model, stored_id) {
             (Some(model), _) => (ModelSpec::parse(model), None),
@@ -259,6 +261,14 @@ impl Library {
         self.scores.matrix_loads
     }
 
+    /// Drops everything prepared in memory (the tagging plan, the embeddings matrix, score
+    /// columns), to be made again from the store: after a failure that may have left them half
+    /// updated.
+    pub fn forget_prepared(&mut self) {
+        self.scores = ScoreCache::default();
+        self.preload = None;
+    }
+
     /// Whether another process (or another connection) committed to the library since this one
     /// last looked; if so, what was prepared from the vocabulary is dropped, to be made again
     /// from what the store holds now.
@@ -292,6 +302,10 @@ impl Library {
     /// The loaded model, loading it first; remembers what loading taught about the model.
     fn engine(&mut self) -> Result<Arc<dyn Embedder>> {
         let (engine, loaded) = self.model.embedder()?;
+        // A read-only library is read as it is: what loading taught is not written back.
+        if self.store.read_only().is_some() {
+            return Ok(engine);
+        }
         if let Loaded::Renamed { old } = loaded {
             self.store.rename_model(&old, engine.model_id())?;
             self.remember_model(engine.model_id())?;
@@ -465,8 +479,11 @@ impl Library {
                 ));
             }
             let entries: Vec<(String, Vec<f32>)> = missing.into_iter().zip(vectors).collect();
-            self.store
-                .cache_text_embeddings(engine.model_id(), &entries)?;
+            // A read-only library cannot keep them; they are embedded again next time.
+            if self.store.read_only().is_none() {
+                self.store
+                    .cache_text_embeddings(engine.model_id(), &entries)?;
+            }
             out.extend(entries);
         }
         Ok(out)

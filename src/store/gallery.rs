@@ -37,6 +37,9 @@ impl Store {
     /// A connection for reading beside the one that writes (the app's gallery): no migrations
     /// (the library's own connection made the schema current), and every write refused.
     pub fn open_reader(path: &Path) -> Result<Self> {
+        if let Some(why) = super::read_only_reason(path) {
+            return Self::open_read_only(path, why);
+        }
         let fail = |e: rusqlite::Error| Error::store(path, e.to_string());
         let conn = Connection::open(path).map_err(fail)?;
         conn.busy_timeout(super::BUSY_TIMEOUT).map_err(fail)?;
@@ -55,6 +58,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             checkpoint_due: false,
+            read_only: Some("the gallery's reader only reads".into()),
         })
     }
 

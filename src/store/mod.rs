@@ -39,10 +39,53 @@ pub struct Store {
     /// Whether commits are in the write-ahead log that no checkpoint has copied into the
     /// database file yet.
     checkpoint_due: bool,
+    /// Why the library can only be read (a write-protected file or folder, read-only media), or
+    /// `None` where it can be changed.
+    read_only: Option<String>,
 }
 
 /// A write-ahead log larger than this is checkpointed right after the commit that grew it.
 const WAL_LIMIT_BYTES: u64 = 128 << 20;
+
+/// Why an existing library at `path` can only be read: its file or its folder cannot be written
+/// (permissions, read-only media). `None` where it can be written, or does not exist yet.
+pub(crate) fn read_only_reason(path: &Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    if !writable(path) {
+        return Some(format!(
+            "{} cannot be written (read-only file or media)",
+            path.display()
+        ));
+    }
+    let absolute = std::path::absolute(path).ok()?;
+    let folder = absolute.parent()?;
+    if !writable(folder) {
+        return Some(format!(
+            "its folder {} cannot be written (read-only folder or media)",
+            folder.display()
+        ));
+    }
+    None
+}
+
+/// Whether this process may write `path` (a file, or a folder to make files in).
+#[cfg(unix)]
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `name` is a NUL-terminated path that lives across the call.
+    unsafe { libc::access(name.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether this process may write `path`.
+#[cfg(not(unix))]
+fn writable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.permissions().readonly())
+}
 
 /// Milliseconds since the Unix epoch: the unit of every timestamp column.
 pub fn now() -> i64 {
@@ -57,11 +100,81 @@ impl Store {
     ///
     /// A database written by a newer cliptag is refused untouched.
     pub fn open(path: &Path) -> Result<Self> {
+        if let Some(why) = read_only_reason(path) {
+            return Self::open_read_only(path, why);
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let conn = Connection::open(path).map_err(|e| Error::store(path, e.to_string()))?;
         Self::setup(conn, path)
+    }
+
+    /// Opens an existing library that cannot be written: every read works, every write is
+    /// refused with `why`. In a folder that cannot be written SQLite cannot keep its shared
+    /// memory file beside the database, so the file is read as immutable.
+    pub(crate) fn open_read_only(path: &Path, why: String) -> Result<Self> {
+        let fail = |e: rusqlite::Error| Error::store(path, e.to_string());
+        let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        let folder_writable = absolute.parent().is_some_and(writable);
+        let mut uri = String::from("file:");
+        for byte in crate::store::path_bytes(&absolute).iter() {
+            match byte {
+                b'?' | b'#' | b'%' => uri.push_str(&format!("%{byte:02X}")),
+                _ => uri.push(*byte as char),
+            }
+        }
+        uri.push_str(if folder_writable {
+            "?mode=ro"
+        } else {
+            "?mode=ro&immutable=1"
+        });
+        let conn = Connection::open_with_flags(
+            &uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        if migrate::check_identity(&conn, path)? && migrate::version(&conn, path)? == 0 {
+            return Err(Error::store(
+                path,
+                format!("there is no library here, and none can be made: {why}"),
+            ));
+        }
+        migrate::check_version(&conn, path)?;
+        if migrate::version(&conn, path)? < LATEST_VERSION {
+            return Err(Error::store(
+                path,
+                format!(
+                    "this library was written by an older cliptag and must be upgraded, but \
+                     {why}"
+                ),
+            ));
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            checkpoint_due: false,
+            read_only: Some(why),
+        })
+    }
+
+    /// Why the library can only be read, if it can only be read.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// The refusal of a write to a read-only library.
+    fn refuse_write(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => Err(Error::store(
+                &self.path,
+                format!("this library can be read but not changed: {why}"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A private in-memory database, for tests and benchmarks.
@@ -103,6 +216,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             checkpoint_due: false,
+            read_only: None,
         })
     }
 
@@ -116,6 +230,9 @@ impl Store {
     /// reader up to the busy timeout, then copies what it can; the rest waits for the next
     /// checkpoint.
     pub fn checkpoint(&mut self) -> Result<()> {
+        if self.read_only.is_some() {
+            return Ok(());
+        }
         // TRUNCATE leaves the log file empty, so its size says what waits for a checkpoint.
         let busy: i64 = self
             .conn
@@ -152,6 +269,7 @@ impl Store {
     /// reader could not become a writer while another connection writes, and would fail at once
     /// instead of waiting its turn.
     fn write<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+        self.refuse_write()?;
         let path = self.path.clone();
         let tx = self
             .conn
@@ -168,6 +286,7 @@ impl Store {
     /// Like [`Store::write`], but the commit is flushed to disk before returning: for a person's
     /// decisions and vocabulary, which cannot be recomputed.
     fn durable<R>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+        self.refuse_write()?;
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.err(e))?;

@@ -41,6 +41,8 @@ pub(super) struct Shared {
     /// Set when the app closes: the worker stores the person's queued decisions and edits and
     /// drops everything else.
     pub(super) closing: std::sync::atomic::AtomicBool,
+    /// Whether the app was told that the worker is gone.
+    pub(super) gone_reported: std::sync::atomic::AtomicBool,
 }
 
 /// The UI's handle on the worker.
@@ -69,9 +71,30 @@ impl WorkerHandle {
         id
     }
 
-    /// The next event, if any.
+    /// The next event, if any. A worker that is gone while the app still runs (it should not
+    /// be: its panics are caught) is reported once, as a failure a person sees.
     pub fn try_event(&self) -> Option<Event> {
-        self.events.try_recv().ok()
+        match self.events.try_recv() {
+            Ok(event) => Some(event),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                if self.requests.is_none() || self.shared.gone_reported.swap(true, Ordering::SeqCst)
+                {
+                    return None;
+                }
+                Some(Event::Failed {
+                    request: RequestId(u64::MAX),
+                    failure: super::Failure {
+                        operation: super::Operation::Worker,
+                        path: None,
+                        reason: "the background worker stopped: nothing more can be indexed or \
+                                 saved in this window; restart cliptag (what was saved is kept) \
+                                 and please report it"
+                            .into(),
+                    },
+                })
+            }
+        }
     }
 
     /// Asks the gallery reader for a view or rows. Never blocks: the app asks at most once a

@@ -155,10 +155,11 @@ impl Outbox {
     }
 }
 
-/// The running index and the request that started it.
+/// The running index, the request that started it and the folders it was asked for.
 struct ActiveRun {
     request: RequestId,
     run: IndexRun,
+    roots: Vec<PathBuf>,
 }
 
 struct Worker {
@@ -188,7 +189,8 @@ impl Worker {
         let _ = self.library.preload_embeddings();
         loop {
             if let Some((request, command)) = self.next.pop_front() {
-                self.handle(request, command);
+                let operation = command.operation();
+                self.contained(request, operation, |worker| worker.handle(request, command));
                 continue;
             }
             let next = match (&self.run, self.control.get()) {
@@ -231,14 +233,64 @@ impl Worker {
                 // The handle is gone: the app is closing. A running index is dropped as it
                 // stands; its finished batches are committed.
                 Err(()) => return,
-                Ok(Some((request, command))) => self.handle(request, command),
+                Ok(Some((request, command))) => {
+                    let operation = command.operation();
+                    self.contained(request, operation, |worker| worker.handle(request, command));
+                }
                 Ok(None) if self.control.is_paused() || self.run.is_none() => {}
-                Ok(None) => self.step(),
+                Ok(None) => {
+                    let (request, roots) = self
+                        .run
+                        .as_ref()
+                        .map(|a| (a.request, a.roots.clone()))
+                        .expect("running. This is a bug.");
+                    self.contained(request, Operation::Index { roots }, Worker::step);
+                }
             }
             if self.snapshot_due && self.run.is_none() {
                 self.publish_snapshot();
             }
         }
+    }
+
+    /// Runs `work` so that a panic in it (a bug in cliptag) fails the request it was doing with
+    /// a reason a person can report, and the worker goes on with the same library: what was
+    /// committed stays, a transaction in flight is rolled back, and everything prepared in
+    /// memory (the tagging plan, the embeddings) is made again from the store. A running index
+    /// that panicked is ended, reported as failed with its folders.
+    fn contained(
+        &mut self,
+        request: RequestId,
+        operation: Operation,
+        work: impl FnOnce(&mut Worker),
+    ) {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
+        let Err(panic) = caught else {
+            return;
+        };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let error = Error::invalid(format!(
+            "internal error in cliptag ({message}); nothing you decided is lost; please report it"
+        ));
+        if let Some(active) = self.run.take() {
+            self.shared.progress.set(None);
+            let operation = Operation::Index {
+                roots: active.roots,
+            };
+            self.outbox.fail(active.request, operation, &error);
+            if active.request == request {
+                self.library.forget_prepared();
+                self.snapshot_due = true;
+                return;
+            }
+        }
+        self.outbox.fail(request, operation, &error);
+        self.library.forget_prepared();
+        self.snapshot_due = true;
     }
 
     /// Records a decision together with every decision queued behind it (keys held down in
@@ -554,7 +606,13 @@ impl Worker {
             &mut report,
         );
         match started {
-            Ok(run) => self.run = Some(ActiveRun { request, run }),
+            Ok(run) => {
+                self.run = Some(ActiveRun {
+                    request,
+                    run,
+                    roots,
+                })
+            }
             Err(error) => {
                 self.shared.progress.set(None);
                 self.outbox.fail(request, operation, &error);
@@ -585,24 +643,29 @@ impl Worker {
                 }
             }
             Ok(false) => {
-                let ActiveRun { request, run } = self.run.take().expect("running. This is a bug.");
-                let summary = self.library.finish_index(run, &mut report);
-                self.end_run(request, Ok(summary));
+                let active = self.run.take().expect("running. This is a bug.");
+                let summary = self.library.finish_index(active.run, &mut report);
+                self.end_run(active.request, active.roots, Ok(summary));
             }
             Err(error) => {
-                let ActiveRun { request, run } = self.run.take().expect("running. This is a bug.");
-                let _ = self.library.finish_index(run, &mut report);
-                self.end_run(request, Err(error));
+                let active = self.run.take().expect("running. This is a bug.");
+                let _ = self.library.finish_index(active.run, &mut report);
+                self.end_run(active.request, active.roots, Err(error));
             }
         }
     }
 
-    fn end_run(&mut self, request: RequestId, result: crate::Result<crate::library::IndexSummary>) {
+    fn end_run(
+        &mut self,
+        request: RequestId,
+        roots: Vec<PathBuf>,
+        result: crate::Result<crate::library::IndexSummary>,
+    ) {
         self.shared.progress.set(None);
         match result {
             Ok(summary) => self.outbox.done(request, Done::Indexed(summary)),
             Err(error) => {
-                let operation = Operation::Index { roots: Vec::new() };
+                let operation = Operation::Index { roots };
                 self.outbox.fail(request, operation, &error);
             }
         }

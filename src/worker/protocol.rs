@@ -213,6 +213,8 @@ pub enum Operation {
     },
     /// Reading what the gallery shows.
     Gallery,
+    /// The worker itself.
+    Worker,
 }
 
 impl fmt::Display for Operation {
@@ -252,6 +254,7 @@ impl fmt::Display for Operation {
             Operation::LoadModel { model: None } => write!(f, "loading the model"),
             Operation::Open { db } => write!(f, "opening the library {}", db.display()),
             Operation::Gallery => write!(f, "reading the gallery"),
+            Operation::Worker => write!(f, "running the background worker"),
         }
     }
 }

@@ -874,3 +874,34 @@ fn a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes() {
     assert_eq!(status, ImageStatus::Error);
     assert!(reason.unwrap_or_default().contains("not an image"));
 }
+
+/// While one run indexes a library (the app), a `cliptag index` on it says that another cliptag
+/// is indexing and changes nothing; once the run ends, the next one gets in.
+#[test]
+fn a_second_indexer_on_one_library_is_told_to_wait() {
+    let photos = photo_folder(&fixture_photos()[..3]);
+    let mut library = TestLibrary::tiny();
+    let db = library.db();
+    let run = library
+        .library
+        .start_index(
+            &[photos.path().to_path_buf()],
+            small_batches(),
+            cliptag::library::RunControl::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let model = tiny_clip();
+    let args = [
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ];
+    assert_clean_failure(&cliptag(&args), &["another cliptag is indexing"]);
+    let summary = library.library.finish_index(run, &mut |_| {});
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    cliptag_ok(&args);
+}

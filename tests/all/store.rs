@@ -365,3 +365,86 @@ fn a_bulk_tag_write_leaves_the_schema_and_every_tag_as_they_would_be() {
     }
     assert_eq!(store.auto_tags(None).unwrap().len(), upsert.len());
 }
+
+/// A library on read-only media (a read-only tmpfs where the test may mount one; else a
+/// write-protected folder, which root could still write and so is skipped) answers every read
+/// command, search included, and refuses a write with one sentence saying why.
+#[test]
+fn a_read_only_library_answers_reads_and_refuses_writes_in_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
+    let model = tiny_clip();
+    let source = dir.path().join("lib.sqlite");
+    cliptag_ok(&[
+        "index",
+        "--db",
+        source.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    let media = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(media.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let folder = media.path().join("library");
+    std::fs::create_dir(&folder).unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, folder.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let db = folder.join("lib.sqlite");
+    if mounted {
+        let remounted = std::process::Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(media.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(remounted, "remounting read-only");
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+        if std::fs::write(folder.join("probe"), b"x").is_ok() {
+            eprintln!("neither a read-only mount nor a write-protected folder here: skipped");
+            return;
+        }
+    }
+    let run = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend(["--db", db.to_str().unwrap()]);
+        cliptag(&full)
+    };
+    let reads: [&[&str]; 5] = [
+        &["files"],
+        &["tags"],
+        &["vocab", "list"],
+        &["search", "a photo of a cat"],
+        &["duplicates"],
+    ];
+    let mut failures = Vec::new();
+    for args in reads {
+        let output = run(args);
+        if !output.status.success() {
+            failures.push(format!(
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    let write = run(&["vocab", "add", "Newly added"]);
+    if mounted {
+        let _ = std::process::Command::new("umount")
+            .arg(media.path())
+            .status();
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_clean_failure(
+        &write,
+        &["can be read but not changed", "cannot be written"],
+    );
+}

@@ -228,6 +228,8 @@ pub struct Watched {
     pub delay: std::time::Duration,
     /// On this call of `embed_images` (1-based), fail.
     pub fail_on: Option<usize>,
+    /// On this call, panic (a bug in cliptag).
+    pub panic_on: Option<usize>,
     /// On this call, cancel the run.
     pub cancel_on: Option<(usize, cliptag::library::RunControl)>,
 }
@@ -241,6 +243,7 @@ impl Watched {
             started: Default::default(),
             delay: std::time::Duration::ZERO,
             fail_on: None,
+            panic_on: None,
             cancel_on: None,
         }
     }
@@ -280,6 +283,9 @@ impl cliptag::model::Embedder for Watched {
         };
         if self.fail_on == Some(call) {
             return Err(cliptag::Error::invalid("the encoder crashed"));
+        }
+        if self.panic_on == Some(call) {
+            panic!("the encoder panicked");
         }
         if let Some((on, control)) = &self.cancel_on
             && *on == call

@@ -498,3 +498,44 @@ fn every_decision_sent_is_stored_even_when_the_app_closes_right_after() {
     );
     assert_eq!(decisions_stored(&db), 1000);
 }
+
+/// A panic inside the worker (here in the encoder, standing for any bug) fails the index it was
+/// running, named with its folders, and the worker goes on: the next index finishes.
+#[test]
+fn a_panic_in_the_worker_fails_its_run_by_folder_and_the_worker_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = jpegs(6);
+    let engine = Arc::new(Watched {
+        panic_on: Some(1),
+        ..Watched::new()
+    });
+    let worker = spawn(&db, engine);
+    let roots = vec![photos.path().to_path_buf()];
+    let request = worker.send(Command::Index {
+        roots: roots.clone(),
+    });
+    match answer(&worker, request) {
+        Event::Failed { failure, .. } => {
+            assert_eq!(
+                failure.operation,
+                Operation::Index {
+                    roots: roots.clone()
+                }
+            );
+            assert!(
+                failure.reason.contains("internal error") && failure.reason.contains("panicked"),
+                "{failure}"
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let request = worker.send(Command::Index { roots });
+    match answer(&worker, request) {
+        Event::Done {
+            done: Done::Indexed(summary),
+            ..
+        } => assert_eq!(summary.indexed + summary.unchanged, 6, "{summary:?}"),
+        other => panic!("expected the second run to finish, got {other:?}"),
+    }
+}

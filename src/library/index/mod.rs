@@ -9,6 +9,7 @@
 //! must be embedded: re-indexing an unchanged, touched, moved or copied photo does not need it.
 
 mod batch;
+mod lock;
 mod plan;
 mod pool;
 mod renames;
@@ -151,6 +152,8 @@ pub struct IndexRun {
     /// The library moves from another model to this run's: photos are embedded without
     /// touching their tags, and every tag follows the new model at once when the run finishes.
     switching: bool,
+    /// This run's hold on the library's index lock, released when the run ends.
+    _lock: lock::IndexLock,
 }
 
 impl IndexRun {
@@ -185,6 +188,7 @@ impl Library {
         report: &mut dyn FnMut(&Progress),
     ) -> Result<IndexRun> {
         let started = Instant::now();
+        let index_lock = lock::IndexLock::take(self.store.path())?;
         let mut summary = IndexSummary::default();
         let mut throttle = Throttle::default();
         let mut canonical_roots = Vec::new();
@@ -233,6 +237,7 @@ impl Library {
             known: KnownMaps::default(),
             finished: false,
             switching: false,
+            _lock: index_lock,
         };
         if run.control.is_cancelled() {
             run.finished = true;
