@@ -38,12 +38,14 @@ pub enum Command {
     Index {
         #[command(flatten)]
         model: ModelArg,
-        /// Images per encoder batch.
-        #[arg(long, default_value_t = IndexOptions::default().batch_size)]
-        batch_size: usize,
-        /// Threads decoding photos ahead of the encoder.
-        #[arg(long, default_value_t = IndexOptions::default().decode_threads)]
-        decode_threads: usize,
+        /// Images per encoder batch (1-1024).
+        #[arg(long, default_value_t = IndexOptions::default().batch_size as u16,
+              value_parser = clap::value_parser!(u16).range(1..=1024))]
+        batch_size: u16,
+        /// Threads decoding photos ahead of the encoder (1-64).
+        #[arg(long, default_value_t = IndexOptions::default().decode_threads as u16,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        decode_threads: u16,
         /// Decode large JPEGs at full size instead of the faster reduced size.
         #[arg(long)]
         full_decode: bool,

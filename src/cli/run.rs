@@ -33,8 +33,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dirs,
         } => {
             let options = IndexOptions {
-                batch_size,
-                decode_threads,
+                batch_size: batch_size.into(),
+                decode_threads: decode_threads.into(),
                 reduced_jpeg: !full_decode,
             };
             index(&db, model.model, options, &dirs)

@@ -216,7 +216,13 @@ impl Label {
                 format!("label {:?} has an empty level", self.name)
             }));
         }
-        if let Some(c) = self.name.chars().find(|&c| !fits_xml(c)) {
+        // What XML cannot hold, and DEL and the C1 controls, which exiftool drops from a
+        // keyword (the sidecar would no longer say the label's name).
+        if let Some(c) = self
+            .name
+            .chars()
+            .find(|&c| !fits_xml(c) || ('\u{7F}'..='\u{9F}').contains(&c))
+        {
             return Err(Error::invalid(format!(
                 "label {:?} contains the control character U+{:04X}, which keywords in sidecars \
                  cannot hold",
@@ -331,7 +337,15 @@ mod tests {
 
     #[test]
     fn names_with_characters_xml_cannot_hold_are_refused() {
-        for name in ["Cat\u{1}", "Esc\u{1b}ape", "Not\u{FFFE}char", "NUL\0"] {
+        for name in [
+            "Cat\u{1}",
+            "Esc\u{1b}ape",
+            "Not\u{FFFE}char",
+            "NUL\0",
+            "a\u{7f}b",
+            "c1\u{85}x",
+            "c1\u{9b}x",
+        ] {
             let error = Label::new(name, "m").validate().unwrap_err().to_string();
             assert!(error.contains("control character U+"), "{name:?}: {error}");
         }

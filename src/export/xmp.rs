@@ -233,6 +233,82 @@ struct Open {
     top: bool,
 }
 
+/// Keywords a top-level description holds in attribute form (`<rdf:Description
+/// dc:subject="Cat">`, a single literal): read as the list they are, and the attribute cut, so
+/// that the list is written once, as an element, with cliptag's keywords beside them.
+fn attribute_keywords(
+    reader: &NsReader<&[u8]>,
+    tag: &quick_xml::events::BytesStart<'_>,
+    source: &str,
+    at: usize,
+    layout: &mut Layout,
+) -> Result<(), String> {
+    for attribute in tag.attributes().with_checks(false) {
+        let attribute = attribute.map_err(|e| format!("not valid XML: {e}"))?;
+        let (ns, local) = reader.resolver().resolve_attribute(attribute.key);
+        let ResolveResult::Bound(ns) = ns else {
+            continue;
+        };
+        let list = match Bag::of(ns.as_ref(), local.as_ref()) {
+            Some(Bag::Subject) => &mut layout.found.subject,
+            Some(Bag::Hierarchical) => &mut layout.found.hierarchical,
+            _ => continue,
+        };
+        // As an XML reader (exiftool among them) reads an attribute's value.
+        let value = attribute
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| format!("not valid XML: {e}"))?;
+        list.push(value.into_owned());
+        let key = std::str::from_utf8(attribute.key.as_ref()).unwrap_or_default();
+        if let Some(span) = attribute_span(&source[at..], key) {
+            layout.cut.push(at + span.start..at + span.end);
+        }
+    }
+    Ok(())
+}
+
+/// Where the attribute `key` (with the space before it) lies in the start tag at the beginning
+/// of `text`, read attribute by attribute so that a value holding the same words is never taken
+/// for it.
+fn attribute_span(text: &str, key: &str) -> Option<Range<usize>> {
+    let bytes = text.as_bytes();
+    // Past `<` and the element's name.
+    let mut i = 1;
+    while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' && bytes[i] != b'/'
+    {
+        i += 1;
+    }
+    loop {
+        let space = i;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] == b'>' || bytes[i] == b'/' {
+            return None;
+        }
+        let name_start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let name = &text[name_start..i];
+        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'=') {
+            i += 1;
+        }
+        let quote = *bytes.get(i)?;
+        if quote != b'"' && quote != b'\'' {
+            return None;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i] != quote {
+            i += 1;
+        }
+        i += 1;
+        if name == key {
+            return Some(space..i.min(bytes.len()));
+        }
+    }
+}
+
 fn layout(source: &str) -> Result<Layout, String> {
     let bad = |e: quick_xml::Error| format!("not valid XML: {e}");
     let mut reader = NsReader::from_str(source);
@@ -282,6 +358,9 @@ fn layout(source: &str) -> Result<Layout, String> {
                     }
                 }
                 let is_description = is_rdf && local.as_ref() == b"Description";
+                if is_description && parent_rdf {
+                    attribute_keywords(&reader, e, source, before, &mut layout)?;
+                }
                 open.push(Open {
                     is_rdf: is_rdf && local.as_ref() == b"RDF",
                     is_description,
@@ -290,6 +369,9 @@ fn layout(source: &str) -> Result<Layout, String> {
             }
             Event::Empty(e) => {
                 let local = e.local_name();
+                if is_rdf && local.as_ref() == b"Description" && parent_rdf {
+                    attribute_keywords(&reader, e, source, before, &mut layout)?;
+                }
                 if current.is_none() && parent_top && Bag::of(&namespace, local.as_ref()).is_some()
                 {
                     // An empty managed property: cut it too.
@@ -409,7 +491,14 @@ fn escape_text(value: &str) -> String {
 /// the wanted ones not there yet; cliptag owns what it added. Everything else is kept byte for
 /// byte.
 pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
-    let source = existing.unwrap_or(EMPTY_SIDECAR);
+    // A byte-order mark is kept as it is and left out of the positions the merge works with.
+    let (bom, source) = match existing {
+        Some(text) => match text.strip_prefix('\u{FEFF}') {
+            Some(rest) => ("\u{FEFF}", rest),
+            None => ("", text),
+        },
+        None => ("", EMPTY_SIDECAR),
+    };
     let layout = layout(source)?;
     let insert = layout
         .insert
@@ -450,7 +539,7 @@ pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
         && existing.is_some()
     {
         return Ok(Merged {
-            text: source.to_string(),
+            text: format!("{bom}{source}"),
             owned: Keywords {
                 subject: owned_subject,
                 hierarchical: owned_hierarchical,
@@ -476,7 +565,8 @@ pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
             &hierarchical,
         ));
     }
-    let mut text = String::with_capacity(source.len() + properties.len());
+    let mut text = String::with_capacity(bom.len() + source.len() + properties.len());
+    text.push_str(bom);
     let mut at = 0;
     let emit = |text: &mut String, upto: usize, at: &mut usize| {
         text.push_str(&source[*at..upto]);
@@ -555,6 +645,9 @@ pub struct XmpReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+/// The largest sidecar read: XMP packets are kilobytes; a file of this size is something else.
+const MAX_SIDECAR_BYTES: u64 = 64 << 20;
+
 /// Brings the sidecar at `sidecar` up to date with `merge`: returns what happened (`None` when
 /// there was nothing to write: no keywords, and no sidecar or none of cliptag's in it) and the
 /// keywords that are cliptag's now.
@@ -564,6 +657,12 @@ pub fn update(sidecar: &Path, merge: &Merge) -> Result<Option<(Written, Keywords
     match std::fs::metadata(sidecar) {
         Ok(meta) if !meta.is_file() => {
             return Err("not a regular file: left alone".into());
+        }
+        Ok(meta) if meta.len() > MAX_SIDECAR_BYTES => {
+            return Err(format!(
+                "{} MB, too large for a sidecar: left alone",
+                meta.len() >> 20
+            ));
         }
         _ => {}
     }
@@ -701,6 +800,42 @@ mod tests {
             merged.text
         );
         assert!(layout(&merged.text).is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_stays_and_moves_nothing() {
+        let text = format!("\u{FEFF}{PERSONS}");
+        let merged = merged_with(&text, keywords(&["Cat"], &[]));
+        assert!(merged.text.starts_with('\u{FEFF}'));
+        let again = layout(merged.text.trim_start_matches('\u{FEFF}')).unwrap();
+        assert_eq!(
+            again.found.subject,
+            ["Tom & \"Jerry\"", "Café ☕ 🐱", "Cat"]
+        );
+    }
+
+    #[test]
+    fn keywords_in_attribute_form_join_the_list_as_one_element() {
+        let text = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" note=\" dc:subject='no'\" dc:subject=\"attr &amp; form\"/></rdf:RDF></x:xmpmeta>";
+        let merged = merged_with(text, keywords(&["Cat"], &[]));
+        let again = layout(&merged.text).unwrap();
+        assert_eq!(
+            again.found.subject,
+            ["attr & form", "Cat"],
+            "{}",
+            merged.text
+        );
+        assert!(
+            merged.text.contains("note=\" dc:subject='no'\""),
+            "{}",
+            merged.text
+        );
+        assert_eq!(
+            merged.text.matches("dc:subject").count(),
+            3,
+            "{}",
+            merged.text
+        );
     }
 
     #[test]

@@ -57,8 +57,53 @@ pub fn is_photo(bytes: &[u8]) -> bool {
 /// With `reduce_to = Some(n)`, a large JPEG is decoded at the smallest DCT scale whose short side
 /// stays at least `2 n` pixels; every other image is decoded at full size.
 pub fn decode_file(path: &Path, reduce_to: Option<u32>) -> Result<Decoded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_photo(path).map_err(|reason| Error::image(path, reason))?;
     decode_bytes(&bytes, reduce_to).map_err(|reason| Error::image(path, reason))
+}
+
+/// The largest file read as a photo: well above any camera's (a 180-megapixel 16-bit TIFF is
+/// about 1 GB), far below what would exhaust a laptop's memory.
+pub const MAX_PHOTO_BYTES: u64 = 2 << 30;
+
+/// Reads a file that should be a photo; the error is the reason alone. Only a regular file is
+/// read (a pipe would wait forever, a device never end), and its first bytes decide: a large
+/// file that is not an image (a disk image named `.jpg`) is refused without being read.
+pub fn read_photo(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file (a folder, a pipe or a device)".into());
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if read == 0 {
+        return Err("empty file (0 bytes)".into());
+    }
+    // Any image format is read on (the decoder then names one it does not support); anything
+    // else is not.
+    if image::guess_format(&head[..read]).is_err() && !heif::is_heif(&head[..read]) {
+        return Err("not an image (unrecognised content)".into());
+    }
+    if meta.len() > MAX_PHOTO_BYTES {
+        return Err(format!(
+            "too large to read as a photo ({:.1} GB; at most {} GB)",
+            meta.len() as f64 / 1e9,
+            MAX_PHOTO_BYTES >> 30
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    bytes.extend_from_slice(&head[..read]);
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Decodes an image held in memory; the error is the reason alone, for the caller to attach the

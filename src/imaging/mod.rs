@@ -7,7 +7,7 @@ pub mod jpeg;
 pub mod preprocess;
 pub mod scaled_jpeg;
 
-pub use decode::{Decoded, decode_bytes, decode_file, is_photo, sniff_format};
+pub use decode::{Decoded, decode_bytes, decode_file, is_photo, read_photo, sniff_format};
 pub use preprocess::{Pixels, preprocess};
 
 /// What cliptag's decoders read, named so that a library indexed by an older cliptag tries its

@@ -65,21 +65,27 @@ impl Library {
     /// The files that make up this library: the database with its journal files, the
     /// embeddings file and the thumbnail cache with its own.
     fn own_files(&self) -> Vec<PathBuf> {
-        let db = self.store.path().to_path_buf();
         let with_suffix = |path: &Path, suffix: &str| {
             let mut name = path.as_os_str().to_os_string();
             name.push(suffix);
             PathBuf::from(name)
         };
         let mut files = Vec::new();
-        let thumbnails = crate::store::thumbnails::cache_path(&db);
-        for base in [db.clone(), thumbnails] {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                files.push(with_suffix(&base, suffix));
+        // Named from the path the library was opened by and from the file it is (a `--db` that
+        // is a link): SQLite names its journal files after the file, cliptag its side files
+        // after the path.
+        let named = self.store.path().to_path_buf();
+        let real = std::fs::canonicalize(&named).unwrap_or_else(|_| named.clone());
+        for db in [named, real] {
+            let thumbnails = crate::store::thumbnails::cache_path(&db);
+            for base in [db.clone(), thumbnails] {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    files.push(with_suffix(&base, suffix));
+                }
             }
+            files.push(crate::store::vectors_path(&db));
+            files.push(with_suffix(&db, ".index-lock"));
         }
-        files.push(crate::store::vectors_path(&db));
-        files.push(with_suffix(&db, ".index-lock"));
         files
     }
 

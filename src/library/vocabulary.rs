@@ -9,6 +9,12 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::tagging::vocabulary_file::{self, DEFAULT_VOCABULARY};
 
+/// The largest vocabulary file read: far above any real vocabulary, far below a mistaken one.
+const MAX_VOCABULARY_BYTES: u64 = 16 << 20;
+/// The most labels a library keeps: each is embedded, scored on every photo and drawn in the
+/// sidebar; a vocabulary file of a million labels is a mistake, not a vocabulary.
+const MAX_LABELS: usize = 20_000;
+
 /// A change to every label of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupEdit {
@@ -129,6 +135,11 @@ impl Library {
     /// Adds a label and tags the library with it; returns it with its id.
     pub fn add_label(&mut self, label: Label) -> Result<(Label, Retag)> {
         let mut label = self.checked(Label { id: 0, ..label })?;
+        if self.store.labels()?.len() >= MAX_LABELS {
+            return Err(Error::invalid(format!(
+                "the vocabulary already holds {MAX_LABELS} labels, the most a library keeps"
+            )));
+        }
         label.id = self.store.insert_label(&label)?;
         let retag = self.after_label_edit(&label);
         Ok((label, retag))
@@ -228,11 +239,35 @@ impl Library {
     /// Merges a vocabulary file (TOML) into the library, all or nothing: labels with a known
     /// name are replaced, the others added.
     pub fn import_vocabulary(&mut self, path: &Path) -> Result<(ImportSummary, Retag)> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::invalid(format!(
+                "{} is not a vocabulary file (not a regular file)",
+                path.display()
+            )));
+        }
+        if meta.len() > MAX_VOCABULARY_BYTES {
+            return Err(Error::invalid(format!(
+                "{} is {} MB: a vocabulary file is at most {} MB",
+                path.display(),
+                meta.len() >> 20,
+                MAX_VOCABULARY_BYTES >> 20
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut vocabulary =
             vocabulary_file::parse(&text, &path.display().to_string(), self.model_name())?;
         let kind = vocabulary_file::ScoreKind::of(self.probability_scores()?);
         let thresholds_reset = vocabulary.fit_thresholds(kind);
+        let known = self.store.labels()?.len();
+        if known + vocabulary.labels.len() > MAX_LABELS {
+            return Err(Error::invalid(format!(
+                "{} holds {} labels; with the library's {known} that is more than the {MAX_LABELS} \
+                 a library keeps (nothing was imported)",
+                path.display(),
+                vocabulary.labels.len()
+            )));
+        }
         let (added, updated) = self
             .store
             .import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;

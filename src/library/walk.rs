@@ -23,6 +23,21 @@ pub struct FoundFile {
     pub path: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
+    /// The file's identity on the file system (its inode; `None` where there is none).
+    pub inode: Option<u64>,
+}
+
+/// A file's inode, which changes at a path when files swap names there.
+#[cfg(unix)]
+fn inode(metadata: &std::fs::Metadata) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Some(metadata.ino())
+}
+
+/// Elsewhere no such number is read.
+#[cfg(not(unix))]
+fn inode(_metadata: &std::fs::Metadata) -> Option<u64> {
+    None
 }
 
 /// What a walk found.
@@ -143,6 +158,7 @@ pub fn walk(root: &Path, stop: &dyn Fn() -> bool) -> Walk {
                 path,
                 size: metadata.len(),
                 mtime_ns: mtime_ns(&metadata),
+                inode: inode(&metadata),
             });
         }
         subdirs.sort();

@@ -155,6 +155,15 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(())
     }
 
+    /// Records the file system identity (inode) of the file at `path`.
+    pub fn set_inode_at(&self, path: &Path, inode: Option<u64>) -> Result<()> {
+        self.tx.execute(
+            "UPDATE images SET inode = ?2 WHERE path = ?1",
+            params![path_bytes(path).as_ref(), inode.map(|n| n as i64)],
+        )?;
+        Ok(())
+    }
+
     /// Gives a record another path (within a transaction that moves several records at once).
     pub fn set_path(&self, image_id: i64, path: &Path) -> Result<()> {
         self.tx.execute(

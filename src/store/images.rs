@@ -22,9 +22,12 @@ pub struct ImageRow {
     pub status: ImageStatus,
     pub error: Option<String>,
     pub last_indexed: Option<i64>,
+    /// The file's identity on the file system (its inode), as last seen.
+    pub inode: Option<u64>,
 }
 
-const COLUMNS: &str = "id, path, size, mtime_ns, hash, width, height, status, error, last_indexed";
+const COLUMNS: &str =
+    "id, path, size, mtime_ns, hash, width, height, status, error, last_indexed, inode";
 
 /// A row as stored; its status word is checked by [`RawImage::checked`].
 struct RawImage {
@@ -45,6 +48,7 @@ fn image_row(r: &Row<'_>) -> rusqlite::Result<RawImage> {
             status: ImageStatus::Pending,
             error: r.get(8)?,
             last_indexed: r.get(9)?,
+            inode: r.get::<_, Option<i64>>(10)?.map(|n| n as u64),
         },
         status: r.get(7)?,
     })

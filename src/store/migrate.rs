@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_embedding_generation",
         include_str!("../../migrations/0008_embedding_generation.sql"),
     ),
+    (
+        "0009_file_identity",
+        include_str!("../../migrations/0009_file_identity.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

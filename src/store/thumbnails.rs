@@ -1,4 +1,4 @@
-//! The thumbnail cache beside a library (`library.sqlite` → `library.thumbnails.sqlite`): small
+//! The thumbnail cache beside a library (`library.sqlite` → `library.sqlite.thumbnails`): small
 //! JPEGs keyed by the photo's content hash, so that a library opens with its thumbnails at once
 //! and a moved or renamed photo keeps its own. Filled while indexing and by the app as it shows
 //! photos; bounded in size (the least recently used go first) and cleaned of photos the library
@@ -43,10 +43,16 @@ pub struct ThumbnailCache {
     limit_bytes: u64,
 }
 
-/// The cache's file beside the library database `db`.
+/// The cache's file beside the library database `db`: the database's whole file name and
+/// `.thumbnails`, so that no two libraries share one.
 pub fn cache_path(db: &Path) -> PathBuf {
-    db.with_extension("thumbnails.sqlite")
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".thumbnails");
+    PathBuf::from(name)
 }
+
+/// What a thumbnail cache says it is in its header (`PRAGMA application_id`): "CLTH".
+const CACHE_ID: i32 = 0x434C_5448;
 
 impl ThumbnailCache {
     /// Opens (creating if needed) the cache beside the library database `db`.
@@ -65,8 +71,27 @@ impl ThumbnailCache {
         )
         .map_err(fail)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
+        // Another program's database with this name is never written to.
+        let id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(fail)?;
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(fail)?;
+        let ours = id == CACHE_ID || (id == 0 && tables.iter().all(|t| t == "thumbnails"));
+        if !ours {
+            return Err(Error::invalid(format!(
+                "{} is not cliptag's thumbnail cache: it was left alone",
+                path.display()
+            )));
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(fail)?;
+        if id != CACHE_ID {
+            conn.pragma_update(None, "application_id", CACHE_ID)
+                .map_err(fail)?;
+        }
         // A lost thumbnail is made again: no fsync per write.
         conn.pragma_update(None, "synchronous", "OFF")
             .map_err(fail)?;
@@ -233,7 +258,7 @@ mod tests {
         let mut cache = ThumbnailCache::beside(&dir.path().join("library.sqlite")).unwrap();
         assert_eq!(
             cache.path(),
-            dir.path().join("library.thumbnails.sqlite").as_path()
+            dir.path().join("library.sqlite.thumbnails").as_path()
         );
         let entries: Vec<(String, Vec<u8>)> =
             (0..10).map(|i| (format!("h{i}"), jpeg_of(1000))).collect();

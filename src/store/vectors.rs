@@ -1,4 +1,4 @@
-//! The library's embeddings as one flat file beside the database (`library.embeddings`): the
+//! The library's embeddings as one flat file beside the database (`library.sqlite.embeddings`): the
 //! exact rows of the embedding matrix in its row order, read at disk speed when the library
 //! opens instead of row by row from SQLite, and read back a block or a row at a time while
 //! scoring, so they need not stay in memory.
@@ -27,9 +27,28 @@ const CHANGING: i64 = -1;
 /// Rows read at a time when the whole file is scanned.
 const SCAN_ROWS: usize = 8192;
 
-/// Where the embeddings file of the library at `db` lives.
+/// Where the embeddings file of the library at `db` lives: the database's whole file name and
+/// `.embeddings`, so that two libraries whose names differ only in their extension (`a.sqlite`,
+/// `a.db`) never share one, and a database named `x.embeddings` is not its own embeddings file.
 pub fn vectors_path(db: &Path) -> PathBuf {
-    db.with_extension("embeddings")
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".embeddings");
+    PathBuf::from(name)
+}
+
+/// Whether the file at `path` is missing, empty or an embeddings file cliptag wrote: anything
+/// else (another program's file that happens to have the name) is never replaced.
+fn replaceable(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = File::open(path) else {
+        return !path.exists();
+    };
+    let mut head = [0u8; 16];
+    match file.read(&mut head) {
+        Ok(0) => true,
+        Ok(16) => &head == MAGIC,
+        _ => false,
+    }
 }
 
 /// The open embeddings file.
@@ -51,6 +70,13 @@ impl VectorFile {
     /// written beside `path` and takes its place at the first [`RowFile::commit`], so another
     /// cliptag reading the old file keeps reading whole rows of it meanwhile.
     pub fn create(path: &Path, model: &str, dim: usize) -> Result<Self> {
+        if !replaceable(path) {
+            return Err(Error::invalid(format!(
+                "{} is not cliptag's embeddings file: it was left alone (the embeddings stay in \
+                 memory)",
+                path.display()
+            )));
+        }
         remove_abandoned(path);
         let mut name = path.as_os_str().to_os_string();
         name.push(format!(".new-{}", std::process::id()));

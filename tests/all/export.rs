@@ -630,7 +630,7 @@ fn exports_onto_the_library_or_a_photo_are_refused_and_leave_them_unchanged() {
             "this library's own files",
         ),
         (
-            &dir.path().join("lib.embeddings"),
+            &dir.path().join("lib.sqlite.embeddings"),
             "this library's own files",
         ),
         (&photo, "a photo in this library"),
@@ -766,4 +766,142 @@ fn another_programs_database_is_left_untouched() {
     }
     assert_eq!(std::fs::read(&db).unwrap(), before);
     assert!(!dir.path().join("other.sqlite-wal").exists());
+}
+
+/// Two libraries whose names differ only in their extension keep side files of their own: one
+/// never scores with the other's embeddings.
+#[test]
+fn libraries_named_alike_never_share_their_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = crate::indexing::fixture_photos();
+    let first = crate::indexing::photo_folder(&photos[..3]);
+    let second = crate::indexing::photo_folder(&photos[3..6]);
+    let model = tiny_clip();
+    let a = dir.path().join("a.sqlite");
+    let b = dir.path().join("a.db");
+    for (db, folder) in [(&a, &first), (&b, &second)] {
+        cliptag_ok(&[
+            "index",
+            "--db",
+            db.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            folder.path().to_str().unwrap(),
+        ]);
+    }
+    assert_ne!(
+        cliptag::store::vectors_path(&a),
+        cliptag::store::vectors_path(&b)
+    );
+    cliptag_ok(&["search", "--db", b.to_str().unwrap(), "a photo"]);
+    let dry = cliptag_ok(&["retag", "--db", a.to_str().unwrap(), "--dry-run"]);
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(said.contains("would add 0, would remove 0"), "{said}");
+    // A library named like a side file is not its own side file.
+    let odd = dir.path().join("t.embeddings");
+    cliptag_ok(&[
+        "index",
+        "--db",
+        odd.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        first.path().to_str().unwrap(),
+    ]);
+    cliptag_ok(&["search", "--db", odd.to_str().unwrap(), "a photo"]);
+    let files = cliptag_ok(&["files", "--db", odd.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&files.stdout).lines().count(), 3);
+}
+
+/// Files that happen to have a side file's name (another program's database, a person's file)
+/// are left as they were.
+#[test]
+fn files_in_the_place_of_side_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t3.sqlite");
+    let thumbnails = cliptag::store::thumbnails::cache_path(&db);
+    let vectors = cliptag::store::vectors_path(&db);
+    {
+        let conn = rusqlite::Connection::open(&thumbnails).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine');")
+            .unwrap();
+    }
+    std::fs::write(&vectors, "precious").unwrap();
+    let before = (
+        std::fs::read(&thumbnails).unwrap(),
+        std::fs::read(&vectors).unwrap(),
+    );
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
+    let model = tiny_clip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    cliptag_ok(&["search", "--db", db.to_str().unwrap(), "a photo"]);
+    let after = (
+        std::fs::read(&thumbnails).unwrap(),
+        std::fs::read(&vectors).unwrap(),
+    );
+    assert_eq!(after, before);
+}
+
+/// With `--db` a link, the guard knows the library's files by the link's name and by the file's.
+#[test]
+fn exports_through_a_linked_library_still_spare_its_files() {
+    let (dir, db, _) = cli_library();
+    let link = dir.path().join("link.sqlite");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let db_wal = dir.path().join("lib.sqlite-wal");
+    let vectors = cliptag::store::vectors_path(&db);
+    for target in [&db, &db_wal, &vectors] {
+        let before = std::fs::read(target).ok();
+        let output = cliptag(&[
+            "export",
+            "--db",
+            link.to_str().unwrap(),
+            "--csv",
+            target.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&output, &["refusing to write", "own files"]);
+        assert_eq!(std::fs::read(target).ok(), before, "{}", target.display());
+    }
+}
+
+/// Values that would exhaust the machine are refused before anything runs.
+#[test]
+fn huge_option_values_and_endless_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    for (option, value) in [
+        ("--batch-size", "100000000"),
+        ("--decode-threads", "100000"),
+    ] {
+        let output = cliptag(&["index", "--db", db.to_str().unwrap(), option, value, "."]);
+        assert_eq!(output.status.code(), Some(2), "{option} {value}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(option));
+    }
+    cliptag_ok(&["vocab", "add", "Cat", "--db", db.to_str().unwrap()]);
+    let output = cliptag(&["vocab", "import", "/dev/zero", "--db", db.to_str().unwrap()]);
+    assert_clean_failure(&output, &["/dev/zero", "not a regular file"]);
+    let fifo = dir.path().join("photo.jpg");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let model = tiny_clip();
+    for input in [fifo.as_path(), Path::new("/dev/zero")] {
+        let output = cliptag(&[
+            "embed",
+            "--model",
+            model.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&output, &["not a regular file"]);
+    }
 }

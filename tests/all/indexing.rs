@@ -905,3 +905,46 @@ fn a_second_indexer_on_one_library_is_told_to_wait() {
     assert_eq!(summary.failed, 0, "{summary:?}");
     cliptag_ok(&args);
 }
+
+/// Two photos of the same size and modification time swap names (a renamer that keeps times):
+/// the files' identities changed, so the swap is found and each record follows its content.
+#[test]
+fn photos_of_equal_size_and_time_that_swap_names_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let stripes = image::RgbImage::from_fn(64, 64, |x, _| image::Rgb([(x * 4) as u8, 0, 200]));
+    let checker = image::RgbImage::from_fn(64, 64, |x, y| {
+        let on = ((x / 8) + (y / 8)) % 2 == 0;
+        image::Rgb(if on { [255, 255, 255] } else { [0, 0, 0] })
+    });
+    stripes.save(root.join("x.bmp")).unwrap();
+    checker.save(root.join("y.bmp")).unwrap();
+    let when = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800);
+    for name in ["x.bmp", "y.bmp"] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(root.join(name))
+            .unwrap();
+        file.set_modified(when).unwrap();
+    }
+    assert_eq!(
+        std::fs::metadata(root.join("x.bmp")).unwrap().len(),
+        std::fs::metadata(root.join("y.bmp")).unwrap().len()
+    );
+    let mut library = TestLibrary::tiny();
+    library.index(&root);
+    let store = library.store();
+    let x = store.image_by_path(&root.join("x.bmp")).unwrap().unwrap();
+    rotate_names(&root, &["x.bmp", "y.bmp"]);
+    let swapped = library.index(&root);
+    assert_eq!((swapped.moved, swapped.unchanged), (2, 0), "{swapped:?}");
+    assert_eq!(
+        store
+            .image_by_path(&root.join("y.bmp"))
+            .unwrap()
+            .unwrap()
+            .id,
+        x.id
+    );
+    assert_vectors_follow_content(&library, &root, &["x.bmp", "y.bmp"]);
+}

@@ -21,7 +21,7 @@ fn the_embeddings_file_is_read_when_current_and_rebuilt_when_not() {
     let photos = photo_folder(&fixture_photos());
     lib.index(photos.path());
     let db = lib.db();
-    let file = lib.dir.path().join("lib.embeddings");
+    let file = lib.dir.path().join("lib.sqlite.embeddings");
     let want = search(&mut lib.library);
     assert!(want.len() >= 5, "the fixture photos are found: {want:?}");
     assert_eq!(
@@ -105,8 +105,8 @@ fn indexing_keeps_the_file_current_and_other_writers_make_it_stale() {
     // And the truth is the database's: without the file, the same.
     drop(reopened);
     drop(lib.library);
-    std::fs::remove_file(lib.dir.path().join("lib.embeddings")).unwrap();
-    assert!(!db.with_extension("embeddings").exists());
+    std::fs::remove_file(lib.dir.path().join("lib.sqlite.embeddings")).unwrap();
+    assert!(!cliptag::store::vectors_path(&db).exists());
     let mut fresh = reopen(&db);
     assert_eq!(search(&mut fresh), with_new);
 }
@@ -151,7 +151,7 @@ fn embeddings_read_ahead_at_opening_are_used_and_dropped_when_they_changed_meanw
     let photos = photo_folder(&fixture_photos());
     lib.index(photos.path());
     let db = lib.db();
-    let file = lib.dir.path().join("lib.embeddings");
+    let file = lib.dir.path().join("lib.sqlite.embeddings");
     let want = search(&mut lib.library);
     drop(lib.library);
     assert!(file.exists());

@@ -126,7 +126,11 @@ pub(super) fn plan(
                 continue;
             };
             let suspect = suspects.contains(&row.id);
-            let same = row.size == file.size && row.mtime_ns == file.mtime_ns && !suspect;
+            // Another file under the same name (names swapped) has another inode, whatever its
+            // size and time.
+            let same_file = row.inode.is_none() || file.inode.is_none() || row.inode == file.inode;
+            let same =
+                row.size == file.size && row.mtime_ns == file.mtime_ns && same_file && !suspect;
             let has_embedding = embedded_ids.contains(&row.id);
             match row.status {
                 ImageStatus::Ok | ImageStatus::Missing if same && has_embedding => {
@@ -159,6 +163,19 @@ pub(super) fn plan(
     let (jobs, moved) = renames::follow_content(store, jobs, &before)?;
     summary.moved += moved;
     statuses_changed |= moved > 0;
+    // Each name's file identity as seen now (after any record moved), where it changed.
+    let stale: Vec<&FoundFile> = found
+        .iter()
+        .filter(|f| known.get(&f.path).is_none_or(|row| row.inode != f.inode) || moved > 0)
+        .collect();
+    if !stale.is_empty() {
+        store.batch(|b| {
+            for file in &stale {
+                b.set_inode_at(&file.path, file.inode)?;
+            }
+            Ok(())
+        })?;
+    }
 
     let mut maps = KnownMaps::default();
     // A suspect's stored vector is not its content's: nothing may be copied from it.

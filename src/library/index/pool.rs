@@ -191,51 +191,11 @@ fn contained(
     }
 }
 
-/// The largest file read as a photo: well above any camera's (a 180-megapixel 16-bit TIFF is
-/// about 1 GB), far below what would exhaust a laptop's memory.
-const MAX_PHOTO_BYTES: u64 = 2 << 30;
-
-/// Reads a file that should be a photo: its first bytes decide, so a large file that is not one
-/// (a disk image named `.jpg`) is refused without being read.
-fn read_photo(path: &std::path::Path, size: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let mut read = 0;
-    while read < head.len() {
-        match file.read(&mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    if read == 0 {
-        return Err("empty file (0 bytes)".into());
-    }
-    // Any image format is read on (the decoder then names one it does not support); anything
-    // else is not.
-    if image::guess_format(&head[..read]).is_err() && !imaging::heif::is_heif(&head[..read]) {
-        return Err("not an image (unrecognised content)".into());
-    }
-    if size > MAX_PHOTO_BYTES {
-        return Err(format!(
-            "too large to read as a photo ({:.1} GB; at most {} GB)",
-            size as f64 / 1e9,
-            MAX_PHOTO_BYTES >> 30
-        ));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    bytes.extend_from_slice(&head[..read]);
-    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    Ok(bytes)
-}
-
 /// Reads, hashes, decodes and preprocesses one file; returns the outcome and the time spent
 /// decoding and preprocessing.
 fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
     let started = Instant::now();
-    let bytes = match read_photo(&job.path, job.size) {
+    let bytes = match imaging::read_photo(&job.path) {
         Ok(bytes) => bytes,
         Err(reason) => {
             let outcome = Outcome::Failed { hash: None, reason };
