@@ -4,6 +4,7 @@
 mod detail;
 mod editor;
 mod events;
+mod folders;
 mod gallery;
 mod histogram;
 pub mod model_picker;
@@ -46,9 +47,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        // Always absolute: the Documents folder, else the home folder (a launcher starts the
+        // app in `/` or `$HOME`, and a bare name would land wherever that is).
+        let name = "cliptag-tags.csv";
         let export_path = directories::UserDirs::new()
-            .and_then(|d| d.document_dir().map(|p| p.join("cliptag-tags.csv")))
-            .unwrap_or_else(|| PathBuf::from("cliptag-tags.csv"));
+            .map(|d| d.document_dir().unwrap_or(d.home_dir()).join(name))
+            .or_else(|| std::path::absolute(name).ok())
+            .unwrap_or_else(|| PathBuf::from(name));
         Settings {
             db: None,
             export_path: export_path.to_string_lossy().into_owned(),
@@ -76,6 +81,18 @@ enum DialogResult {
     ExportPath(PathBuf),
     ImportVocabulary(PathBuf),
     ExportVocabulary(PathBuf),
+    /// The system's dialog could not open (no desktop portal): the app's own way is used.
+    Unavailable(DialogKind),
+}
+
+/// What a file dialog was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogKind {
+    Folder,
+    ModelFolder,
+    ExportPath,
+    ImportVocabulary,
+    ExportVocabulary,
 }
 
 /// The whole app's state.
@@ -108,6 +125,10 @@ pub struct CliptagApp {
     pub cells_shown: (usize, usize),
     /// Decisions sent to the worker and not yet stored (shown until they are).
     pub unsaved_decisions: std::cell::Cell<usize>,
+    /// Whether the first snapshot was looked at for photos left waiting.
+    resume_checked: bool,
+    /// The folder chooser drawn in the window (where the system's dialog cannot open).
+    pub folders: folders::FolderChooser,
 }
 
 /// How long a frame may spend draining the worker's events.
@@ -153,6 +174,8 @@ impl CliptagApp {
             frame_times: VecDeque::new(),
             cells_shown: (0, 0),
             unsaved_decisions: std::cell::Cell::new(0),
+            resume_checked: false,
+            folders: folders::FolderChooser::default(),
         }
     }
 
@@ -189,6 +212,10 @@ impl CliptagApp {
         }
         if let Some(snapshot) = self.worker.take_snapshot() {
             self.snapshot = snapshot;
+            if !self.resume_checked {
+                self.resume_checked = true;
+                self.resume_waiting();
+            }
         }
         while let Some(answer) = self.worker.try_gallery() {
             let gone = self.gallery.receive(answer);
@@ -221,6 +248,23 @@ impl CliptagApp {
             }
             DialogResult::ImportVocabulary(path) => self.send(Command::ImportVocabulary(path)),
             DialogResult::ExportVocabulary(path) => self.send(Command::ExportVocabulary(path)),
+            DialogResult::Unavailable(kind) => self.dialog_unavailable(kind),
+        }
+    }
+
+    /// Photos found but not yet tagged (a run closed midway, or no model then) are indexed
+    /// now: on opening the library, and when a model becomes available.
+    pub(super) fn resume_waiting(&mut self) {
+        let waiting = self.snapshot.waiting;
+        if waiting > 0 && !self.snapshot.roots.is_empty() && !self.indexing {
+            self.say(
+                format!(
+                    "{waiting} photo{} waiting for tags: indexing goes on",
+                    if waiting == 1 { " was" } else { "s were" }
+                ),
+                false,
+            );
+            self.send(Command::Update);
         }
     }
 
@@ -234,12 +278,29 @@ impl CliptagApp {
         });
     }
 
-    /// Runs a native dialog on its own thread (it blocks until the person answers).
-    fn dialog(&self, run: impl FnOnce() -> Option<DialogResult> + Send + 'static) {
+    /// Runs a native dialog on its own thread (it blocks until the person answers). Where the
+    /// system has none (or it failed before), the app's own way opens instead; a dialog that
+    /// answers "nothing chosen" faster than a person could is taken as one that failed.
+    fn dialog(
+        &mut self,
+        kind: DialogKind,
+        run: impl FnOnce() -> Option<DialogResult> + Send + 'static,
+    ) {
+        if !self.folders.system_dialog {
+            self.dialog_unavailable(kind);
+            return;
+        }
         let tx = self.dialog_tx.clone();
         std::thread::spawn(move || {
-            if let Some(result) = run() {
-                let _ = tx.send(result);
+            let asked = Instant::now();
+            match run() {
+                Some(result) => {
+                    let _ = tx.send(result);
+                }
+                None if asked.elapsed() < folders::FAILED_WITHIN => {
+                    let _ = tx.send(DialogResult::Unavailable(kind));
+                }
+                None => {}
             }
         });
     }
@@ -299,6 +360,8 @@ impl CliptagApp {
         self.export_window(&ctx);
         self.model_window(&ctx);
         self.problems_window(&ctx);
+        self.folders_window(&ctx);
+        self.path_prompt_window(&ctx);
 
         if self.indexing {
             // Keep the progress bar moving even without worker events.
@@ -327,7 +390,7 @@ impl CliptagApp {
     fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             if ui.button("Open folder…").clicked() {
-                self.dialog(|| {
+                self.dialog(DialogKind::Folder, || {
                     rfd::FileDialog::new()
                         .pick_folder()
                         .map(DialogResult::OpenFolder)
@@ -376,7 +439,7 @@ impl CliptagApp {
                     self.send(Command::LoadModel(Some(self.model_text.trim().to_string())));
                 }
                 if ui.button("Choose folder…").clicked() {
-                    self.dialog(|| {
+                    self.dialog(DialogKind::ModelFolder, || {
                         rfd::FileDialog::new()
                             .pick_folder()
                             .map(DialogResult::ModelFolder)
@@ -393,7 +456,9 @@ impl CliptagApp {
             ui.label("Tag your photos with your own words. cliptag runs CLIP on this computer; nothing leaves it.");
             ui.add_space(12.0);
             if ui.button("Open folder…").clicked() {
-                self.dialog(|| rfd::FileDialog::new().pick_folder().map(DialogResult::OpenFolder));
+                self.dialog(DialogKind::Folder, || {
+                    rfd::FileDialog::new().pick_folder().map(DialogResult::OpenFolder)
+                });
             }
             ui.label("or drop a folder onto this window, or type its path:");
             ui.horizontal(|ui| {

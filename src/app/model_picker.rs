@@ -3,7 +3,7 @@
 //! Switching loads the model and then re-embeds the library's photos in the background (the
 //! regular progress bar); the tags follow the new model when that is done.
 
-use super::{CliptagApp, DialogResult};
+use super::{CliptagApp, DialogKind, DialogResult};
 use crate::worker::Command;
 
 /// A model people can pick without knowing its hub id.
@@ -69,7 +69,7 @@ impl CliptagApp {
                 ui.add(egui::TextEdit::singleline(&mut self.picker.choice).desired_width(260.0))
                     .labelled_by(label.id);
                 if ui.button("Choose folder…").clicked() {
-                    self.dialog(|| {
+                    self.dialog(DialogKind::ModelFolder, || {
                         rfd::FileDialog::new()
                             .pick_folder()
                             .map(DialogResult::ModelFolder)
@@ -97,8 +97,13 @@ impl CliptagApp {
 
     /// The model asked for is loaded: re-embed the library with it.
     pub(super) fn model_loaded(&mut self) {
+        // The way out of a model error was taken: its message goes.
+        self.messages
+            .retain(|m| !(m.error && m.text.to_lowercase().contains("model")));
         if std::mem::take(&mut self.picker.switching) && !self.snapshot.roots.is_empty() {
             self.send(Command::Update);
+        } else {
+            self.resume_waiting();
         }
     }
 }

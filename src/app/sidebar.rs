@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::editor::{GroupEditor, LabelEditor};
 use super::tree::{self, Row};
-use super::{CliptagApp, DialogResult};
+use super::{CliptagApp, DialogKind, DialogResult};
 use crate::domain::Label;
 use crate::library::{GroupEdit, Preview};
 use crate::worker::Command;
@@ -77,7 +77,7 @@ impl CliptagApp {
                 .on_hover_text("Merge a vocabulary file (TOML)")
                 .clicked()
             {
-                self.dialog(|| {
+                self.dialog(DialogKind::ImportVocabulary, || {
                     rfd::FileDialog::new()
                         .add_filter("vocabulary", &["toml"])
                         .pick_file()
@@ -89,7 +89,7 @@ impl CliptagApp {
                 .on_hover_text("Save the vocabulary as a TOML file")
                 .clicked()
             {
-                self.dialog(|| {
+                self.dialog(DialogKind::ExportVocabulary, || {
                     rfd::FileDialog::new()
                         .set_file_name("vocabulary.toml")
                         .save_file()

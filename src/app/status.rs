@@ -1,7 +1,7 @@
 //! The status bar (model, stage, progress with rate and ETA, pause, cancel), the export window and
 //! the list of files that could not be read.
 
-use super::{CliptagApp, DialogResult};
+use super::{CliptagApp, DialogKind, DialogResult};
 use crate::domain::ImageStatus;
 use crate::export::PathStyle;
 use crate::export::csv::CsvForm;
@@ -135,6 +135,18 @@ impl CliptagApp {
                         "photo indexed",
                         "photos indexed",
                     ));
+                    if self.snapshot.waiting > 0 {
+                        ui.separator();
+                        ui.label(count(
+                            self.snapshot.waiting,
+                            "photo waiting for tags",
+                            "photos waiting for tags",
+                        ))
+                        .on_hover_text(
+                            "Found and shown, not yet embedded and tagged: indexing goes on when \
+                             a model is available (Update library)",
+                        );
+                    }
                 }
             }
             let problems = self.snapshot.problems;
@@ -173,7 +185,7 @@ impl CliptagApp {
                     )
                     .labelled_by(label.id);
                     if ui.button("Choose…").clicked() {
-                        self.dialog(|| {
+                        self.dialog(DialogKind::ExportPath, || {
                             rfd::FileDialog::new()
                                 .set_file_name("cliptag-tags.csv")
                                 .save_file()

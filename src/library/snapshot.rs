@@ -44,6 +44,8 @@ pub struct LibrarySnapshot {
     pub photos: usize,
     /// How many photos are indexed.
     pub indexed: usize,
+    /// How many photos wait to be indexed (found, not yet embedded and tagged).
+    pub waiting: usize,
     /// Photos tagged with any label of each group, by the group's name in lower case
     /// (`animals/pets` counts `Animals/Pets`, `Animals/Pets/Dog`…).
     pub groups: HashMap<String, usize>,
@@ -97,6 +99,7 @@ impl Library {
             version,
             photos: statuses.iter().map(|(_, n)| *n as usize).sum(),
             indexed: of(ImageStatus::Ok),
+            waiting: of(ImageStatus::Pending),
             problems,
             problem_files: problem_rows
                 .into_iter()

@@ -338,10 +338,100 @@ fn the_app_opens_and_works_without_its_model() {
         "Model folder or hub id:",
         tiny_clip().to_str().unwrap(),
     );
+    // The photos were registered without it, as waiting for tags.
+    step_until(&mut harness, "the waiting photos", |h| {
+        h.state().snapshot.waiting == 2
+    });
     harness.get_by_label("Use this model").click();
     step_until(&mut harness, "the model", |h| {
         matches!(h.state().model, ModelStatus::Ready(_))
     });
+    // With the model chosen they are tagged with no other action, and the model's error goes.
+    step_until(&mut harness, "the photos indexed", |h| {
+        let snapshot = &h.state().snapshot;
+        snapshot.indexed == 2 && snapshot.waiting == 0
+    });
+    assert!(
+        !harness
+            .state()
+            .messages
+            .iter()
+            .any(|m| m.error && m.text.contains("model")),
+        "the model's error stays"
+    );
+}
+
+/// Where the system's folder dialog cannot open (here: it failed, as without a desktop portal),
+/// "Open folder…" opens the app's own chooser, which adds a typed folder.
+#[test]
+fn the_folder_chooser_opens_in_the_window_where_the_system_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let first = indexed_library(&db);
+    let second = photo_folder(&fixture_photos()[..2]);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.indexed > 0
+    });
+    let before = harness.state().snapshot.photos;
+    harness.state_mut().folders.system_dialog = false;
+    harness.get_by_label("Open folder…").click();
+    step_until(&mut harness, "the folder chooser", |h| {
+        has_label(h, "Folder to add")
+    });
+    assert!(has_label(
+        &harness,
+        &first.path().canonicalize().unwrap().display().to_string()
+    ));
+    type_into(
+        &mut harness,
+        "Folder to add",
+        second.path().to_str().unwrap(),
+    );
+    harness.get_by_label("Add folder").click();
+    step_until(&mut harness, "the second folder's photos", |h| {
+        h.state().snapshot.photos == before + 2 && h.state().snapshot.roots.len() == 2
+    });
+}
+
+#[test]
+fn the_default_export_path_is_absolute() {
+    assert!(std::path::Path::new(&Settings::default().export_path).is_absolute());
+}
+
+/// A library closed while photos were still waiting says so on opening and finishes them by
+/// itself.
+#[test]
+fn photos_left_waiting_are_indexed_when_the_library_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = photo_folder(&fixture_photos()[..3]);
+    let cache = dir.path().join("empty-hf-home");
+    // Registered without a model (offline, nothing cached): all three wait.
+    let output = cliptag_with_env(
+        &[
+            "index",
+            "--db",
+            db.to_str().unwrap(),
+            photos.path().to_str().unwrap(),
+        ],
+        &[("HF_HOME", cache.to_str().unwrap())],
+    );
+    assert!(!output.status.success());
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the photos indexed", |h| {
+        let snapshot = &h.state().snapshot;
+        snapshot.indexed == 3 && snapshot.waiting == 0
+    });
+    assert!(
+        harness
+            .state()
+            .messages
+            .iter()
+            .any(|m| m.text.contains("3 photos were waiting for tags")),
+        "{:?}",
+        harness.state().messages
+    );
 }
 
 #[test]

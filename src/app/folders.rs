@@ -1,0 +1,184 @@
+//! Adding folders where the system's folder dialog cannot open: many desktops (a bare window
+//! manager, X11 without a desktop portal) have none, and the dialog then fails without a word. The
+//! app's own chooser lists the library's folders and takes a typed or pasted path; the system
+//! dialog stays one click away where it works.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliptagApp, DialogKind, DialogResult};
+
+/// How quickly a file dialog that answers "nothing chosen" must have failed rather than been
+/// cancelled: no person cancels a dialog this fast.
+pub(super) const FAILED_WITHIN: Duration = Duration::from_millis(400);
+
+/// The in-window folder chooser.
+#[derive(Debug, Clone)]
+pub struct FolderChooser {
+    /// Whether the window is open.
+    pub open: bool,
+    /// The path being typed.
+    pub text: String,
+    /// Whether the system's folder dialog may be tried (no: the chooser opens at once).
+    pub system_dialog: bool,
+    /// Why the system dialog is not used, said once in the window.
+    pub why: Option<String>,
+    /// A path being typed in place of a file dialog, and what it is for.
+    pub prompt: Option<(DialogKind, String)>,
+}
+
+impl Default for FolderChooser {
+    fn default() -> Self {
+        // The dialog goes through the desktop portal over the session bus; without a bus it
+        // cannot open at all.
+        let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
+        FolderChooser {
+            open: false,
+            text: String::new(),
+            system_dialog: bus,
+            why: (!bus).then(|| NO_DIALOG.to_string()),
+            prompt: None,
+        }
+    }
+}
+
+const NO_DIALOG: &str = "This desktop has no file dialog cliptag can open (no desktop portal): \
+                         type or paste the path.";
+
+impl CliptagApp {
+    /// The system's file dialog could not open: the app's own way is used from now on, and
+    /// says why once.
+    pub(super) fn dialog_unavailable(&mut self, kind: DialogKind) {
+        self.folders.system_dialog = false;
+        self.folders
+            .why
+            .get_or_insert_with(|| NO_DIALOG.to_string());
+        match kind {
+            DialogKind::Folder => self.folders.open = true,
+            DialogKind::ImportVocabulary | DialogKind::ExportVocabulary => {
+                let start = match kind {
+                    DialogKind::ExportVocabulary => self
+                        .settings
+                        .export_path
+                        .rsplit_once('/')
+                        .map(|(folder, _)| format!("{folder}/vocabulary.toml"))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                self.folders.prompt = Some((kind, start));
+            }
+            DialogKind::ModelFolder | DialogKind::ExportPath => self.say(
+                "This desktop has no file dialog cliptag can open (no desktop portal): type or \
+                 paste the path in the field beside the button."
+                    .into(),
+                false,
+            ),
+        }
+    }
+
+    /// The folders window: the library's folders, and a folder to add by its path.
+    pub(super) fn folders_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.folders.open;
+        let mut add: Option<PathBuf> = None;
+        egui::Window::new("Folders")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(true)
+            .default_width(460.0)
+            .show(ctx, |ui| {
+                if let Some(why) = &self.folders.why {
+                    ui.label(why);
+                    ui.add_space(4.0);
+                }
+                ui.strong("In this library");
+                if self.snapshot.roots.is_empty() {
+                    ui.label("No folders yet.");
+                }
+                egui::ScrollArea::vertical()
+                    .max_height(160.0)
+                    .show(ui, |ui| {
+                        for root in &self.snapshot.roots {
+                            ui.label(root.display().to_string());
+                        }
+                    });
+                ui.separator();
+                ui.horizontal(|ui| {
+                    let label = ui.label("Folder to add");
+                    let edit = ui
+                        .add(
+                            egui::TextEdit::singleline(&mut self.folders.text)
+                                .desired_width(280.0)
+                                .hint_text("/home/me/Pictures"),
+                        )
+                        .labelled_by(label.id);
+                    let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    let typed = self.folders.text.trim();
+                    let clicked = ui
+                        .add_enabled(!typed.is_empty(), egui::Button::new("Add folder"))
+                        .clicked();
+                    if (clicked || enter) && !typed.is_empty() {
+                        add = Some(PathBuf::from(typed));
+                    }
+                });
+                ui.label("A folder dropped onto the window is added too.");
+            });
+        self.folders.open = open;
+        if let Some(folder) = add {
+            self.folders.text.clear();
+            self.open_folder(folder);
+        }
+    }
+
+    /// A path typed in place of a file dialog (importing or exporting the vocabulary).
+    pub(super) fn path_prompt_window(&mut self, ctx: &egui::Context) {
+        let Some((kind, _)) = &self.folders.prompt else {
+            return;
+        };
+        let kind = *kind;
+        let title = match kind {
+            DialogKind::ImportVocabulary => "Import vocabulary",
+            _ => "Export vocabulary",
+        };
+        let mut open = true;
+        let mut chosen: Option<PathBuf> = None;
+        egui::Window::new(title)
+            .open(&mut open)
+            .collapsible(false)
+            .default_width(460.0)
+            .show(ctx, |ui| {
+                if let Some(why) = &self.folders.why {
+                    ui.label(why);
+                }
+                ui.horizontal(|ui| {
+                    let label = ui.label("Vocabulary file");
+                    let Some((_, text)) = self.folders.prompt.as_mut() else {
+                        return;
+                    };
+                    ui.add(egui::TextEdit::singleline(text).desired_width(300.0))
+                        .labelled_by(label.id);
+                    let typed = text.trim().to_string();
+                    let verb = if kind == DialogKind::ImportVocabulary {
+                        "Import"
+                    } else {
+                        "Export"
+                    };
+                    if ui
+                        .add_enabled(!typed.is_empty(), egui::Button::new(verb))
+                        .clicked()
+                    {
+                        chosen = Some(PathBuf::from(typed));
+                    }
+                });
+            });
+        if let Some(path) = chosen {
+            self.folders.prompt = None;
+            let result = match kind {
+                DialogKind::ImportVocabulary => DialogResult::ImportVocabulary(path),
+                _ => DialogResult::ExportVocabulary(path),
+            };
+            self.apply_dialog(result);
+        } else if !open {
+            self.folders.prompt = None;
+        }
+    }
+}
