@@ -51,17 +51,20 @@ impl CliptagApp {
             }
         });
         let chosen = self.chosen();
+        // The caption on its own line and the field sized to what is left, so the row fits the
+        // narrowest inspector.
+        let label = ui.label(if chosen.len() > 1 {
+            format!("New label from the {} picked photos", chosen.len())
+        } else {
+            "New label from this photo".to_string()
+        });
         ui.horizontal(|ui| {
-            let label = ui.label(if chosen.len() > 1 {
-                format!("New label from the {} picked photos", chosen.len())
-            } else {
-                "New label from this photo".to_string()
-            });
+            let button = 64.0;
             let edit = ui
                 .add(
                     egui::TextEdit::singleline(&mut self.example_label)
                         .hint_text("e.g. Our garden")
-                        .desired_width(140.0),
+                        .desired_width((ui.available_width() - button).clamp(80.0, 220.0)),
                 )
                 .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));

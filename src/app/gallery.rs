@@ -167,11 +167,14 @@ impl CliptagApp {
                     .show_value(false),
             );
         });
-        let cell = self.settings.cell.clamp(64.0, 512.0);
         let spacing = 6.0;
+        // Two photos side by side at least, whatever size was chosen on a wider window.
+        let fits_two = ((ui.available_width() - spacing) / 2.0).max(64.0);
+        let cell = self.settings.cell.clamp(64.0, 512.0).min(fits_two);
         let columns = ((ui.available_width() + spacing) / (cell + spacing))
             .floor()
             .max(1.0) as usize;
+        self.gallery_columns = columns;
         let rows = total.div_ceil(columns);
         self.keyboard_selection(ui, columns, ids);
 

@@ -7,6 +7,7 @@ mod events;
 mod folders;
 mod gallery;
 mod histogram;
+mod inspector;
 pub mod model_picker;
 mod paging;
 mod sidebar;
@@ -127,6 +128,12 @@ pub struct CliptagApp {
     pub unsaved_decisions: std::cell::Cell<usize>,
     /// Whether the first snapshot was looked at for photos left waiting.
     resume_checked: bool,
+    /// The right-hand region: the photo and the label being edited.
+    pub inspector: inspector::Inspector,
+    /// How many photos the gallery showed side by side in the last frame.
+    pub gallery_columns: usize,
+    /// Whether the window was fitted to the screen it opened on.
+    fitted: bool,
     /// The folder chooser drawn in the window (where the system's dialog cannot open).
     pub folders: folders::FolderChooser,
 }
@@ -175,6 +182,9 @@ impl CliptagApp {
             cells_shown: (0, 0),
             unsaved_decisions: std::cell::Cell::new(0),
             resume_checked: false,
+            inspector: inspector::Inspector::default(),
+            gallery_columns: 0,
+            fitted: false,
             folders: folders::FolderChooser::default(),
         }
     }
@@ -322,6 +332,7 @@ impl CliptagApp {
     pub fn ui_root(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         let ctx = ui.ctx().clone();
+        self.fit_to_screen(&ctx);
         self.pump(&ctx);
         self.handle_dropped_files(&ctx);
 
@@ -332,23 +343,16 @@ impl CliptagApp {
             .default_size(300.0)
             .min_size(220.0)
             .show(ui, |ui| self.sidebar_ui(ui));
-        if self.sidebar.editor.is_some() || self.sidebar.group.is_some() {
-            egui::Panel::left("label-editor")
+        self.follow_inspector();
+        if self.inspector_open() {
+            // At most a third of the window, so the gallery keeps two columns on a laptop screen.
+            let most = (ui.available_width() * 0.36).max(280.0);
+            egui::Panel::right("inspector")
                 .resizable(true)
-                .default_size(330.0)
+                .default_size(340.0_f32.min(most))
                 .min_size(260.0)
-                .show(ui, |ui| {
-                    egui::ScrollArea::vertical()
-                        .id_salt("editor-scroll")
-                        .show(ui, |ui| self.editor_panel_ui(ui));
-                });
-        }
-        if self.selected.is_some() {
-            egui::Panel::right("detail")
-                .resizable(true)
-                .default_size(340.0)
-                .min_size(260.0)
-                .show(ui, |ui| self.detail_ui(ui));
+                .max_size(most)
+                .show(ui, |ui| self.inspector_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.snapshot.photos == 0 && self.snapshot.roots.is_empty() && !self.indexing {
@@ -370,6 +374,22 @@ impl CliptagApp {
         self.frame_times.push_back(started.elapsed());
         while self.frame_times.len() > 1000 {
             self.frame_times.pop_front();
+        }
+    }
+
+    /// On a screen smaller than the window's first size (a 13-inch laptop at 1024×640), the
+    /// window is maximised once, so that its status bar is not below the screen's edge.
+    fn fit_to_screen(&mut self, ctx: &egui::Context) {
+        if self.fitted {
+            return;
+        }
+        let (monitor, outer) = ctx.input(|i| (i.viewport().monitor_size, i.viewport().outer_rect));
+        let (Some(monitor), Some(outer)) = (monitor, outer) else {
+            return;
+        };
+        self.fitted = true;
+        if outer.width() > monitor.x || outer.height() > monitor.y {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Maximized(true));
         }
     }
 

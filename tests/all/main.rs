@@ -12,6 +12,7 @@ mod heic;
 mod hub;
 mod indexing;
 mod jpeg_forms;
+mod layout;
 mod learning;
 mod naive_clip;
 mod precision;

@@ -1,0 +1,85 @@
+//! The inspector: the window's right-hand region, whose tabs are the selected photo and the label
+//! (or group) being edited, as in the photo tools people know. One region instead of a column
+//! each keeps the gallery at least two photos wide on a laptop screen.
+
+use super::CliptagApp;
+
+/// Which tab the inspector shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InspectorTab {
+    #[default]
+    Photo,
+    Label,
+}
+
+/// What the inspector shows, and what it saw last frame (to follow what was opened last).
+#[derive(Debug, Clone, Default)]
+pub struct Inspector {
+    pub tab: InspectorTab,
+    seen_photo: Option<i64>,
+    seen_editing: bool,
+}
+
+impl CliptagApp {
+    /// Whether a label or group is open in the editor.
+    fn editing(&self) -> bool {
+        self.sidebar.editor.is_some() || self.sidebar.group.is_some()
+    }
+
+    /// Whether the inspector has anything to show.
+    pub(super) fn inspector_open(&self) -> bool {
+        self.selected.is_some() || self.editing()
+    }
+
+    /// Turns to what was opened last: a photo just selected, a label just opened.
+    pub(super) fn follow_inspector(&mut self) {
+        let editing = self.editing();
+        if editing && !self.inspector.seen_editing {
+            self.inspector.tab = InspectorTab::Label;
+        } else if self.selected.is_some() && self.selected != self.inspector.seen_photo {
+            self.inspector.tab = InspectorTab::Photo;
+        }
+        if self.selected.is_none() && editing {
+            self.inspector.tab = InspectorTab::Label;
+        } else if !editing && self.selected.is_some() {
+            self.inspector.tab = InspectorTab::Photo;
+        }
+        self.inspector.seen_editing = editing;
+        self.inspector.seen_photo = self.selected;
+    }
+
+    /// The inspector's tabs and the open tab's contents.
+    pub(super) fn inspector_ui(&mut self, ui: &mut egui::Ui) {
+        let editing = self.editing();
+        let label_tab = if self.sidebar.group.is_some() {
+            "Group"
+        } else {
+            "Label"
+        };
+        ui.horizontal(|ui| {
+            let photo = ui.add_enabled(
+                self.selected.is_some(),
+                egui::Button::selectable(self.inspector.tab == InspectorTab::Photo, "Photo"),
+            );
+            if photo.clicked() {
+                self.inspector.tab = InspectorTab::Photo;
+            }
+            let label = ui.add_enabled(
+                editing,
+                egui::Button::selectable(self.inspector.tab == InspectorTab::Label, label_tab),
+            );
+            if label.clicked() {
+                self.inspector.tab = InspectorTab::Label;
+            }
+        });
+        ui.separator();
+        match self.inspector.tab {
+            InspectorTab::Photo => self.detail_ui(ui),
+            InspectorTab::Label => {
+                egui::ScrollArea::vertical()
+                    .id_salt("editor-scroll")
+                    .show(ui, |ui| self.editor_panel_ui(ui));
+            }
+        }
+    }
+}

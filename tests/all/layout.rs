@@ -1,0 +1,144 @@
+//! The window's geometry, read from the accessibility tree as a person meets it: at 1024×640 (a
+//! 13-inch laptop) and 1920×1080, in each main state, no two controls overlap, every control lies
+//! inside the window, and the gallery keeps at least two photos side by side.
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+use cliptag::app::CliptagApp;
+use cliptag::domain::Label;
+use cliptag::store::Store;
+
+use crate::app::{app_harness, has_label, indexed_library, step_until};
+use crate::support::*;
+
+/// Controls a person clicks, types into or drags.
+fn interactive(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Button
+            | Role::DefaultButton
+            | Role::TextInput
+            | Role::MultilineTextInput
+            | Role::SearchInput
+            | Role::SpinButton
+            | Role::Slider
+            | Role::CheckBox
+            | Role::RadioButton
+            | Role::ComboBox
+            | Role::Link
+            | Role::Tab
+    )
+}
+
+/// Every visible control with its name and rectangle: of the whole window, or of the floating
+/// window called `on_top` alone (what it covers is covered by design).
+fn controls(
+    harness: &Harness<'static, CliptagApp>,
+    on_top: Option<&str>,
+) -> Vec<(String, egui::Rect)> {
+    let root = match on_top {
+        Some(title) => harness.get_by_role_and_label(Role::Window, title),
+        None => harness.root(),
+    };
+    root.children_recursive()
+        .filter(|n| interactive(n.accesskit_node().role()) && !n.accesskit_node().is_hidden())
+        .map(|n| {
+            let node = n.accesskit_node();
+            let name = node.label().or_else(|| node.value()).unwrap_or_default();
+            (format!("{:?} {name:?}", node.role()), n.rect())
+        })
+        .filter(|(_, rect)| rect.area() > 0.0)
+        .collect()
+}
+
+/// Asserts the window's geometry in the state called `state`.
+fn assert_layout(
+    harness: &Harness<'static, CliptagApp>,
+    size: egui::Vec2,
+    state: &str,
+    on_top: Option<&str>,
+) {
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size).expand(0.5);
+    let all = controls(harness, on_top);
+    let mut problems = Vec::new();
+    // A control cut by the window's sides or top is cut off. Rows of a scrolling list (photos,
+    // labels, scores) run on below the bottom edge, where the list scrolls them into view.
+    for (name, rect) in &all {
+        if rect.left() < window.left() || rect.right() > window.right() || rect.top() < window.top()
+        {
+            problems.push(format!("{name} at {rect:?} is cut off by the window"));
+        }
+    }
+    // Controls wholly in view must not cover one another.
+    let controls: Vec<&(String, egui::Rect)> = all
+        .iter()
+        .filter(|(_, r)| window.contains_rect(*r))
+        .collect();
+    for (i, (a, ra)) in controls.iter().enumerate() {
+        for (b, rb) in controls[i + 1..].iter().map(|c| (&c.0, &c.1)) {
+            let shared = ra.intersect(*rb);
+            // Touching edges are not an overlap.
+            if shared.width() > 1.0 && shared.height() > 1.0 {
+                problems.push(format!("{a} at {ra:?} overlaps {b} at {rb:?}"));
+            }
+        }
+    }
+    let columns = harness.state().gallery_columns;
+    if columns < 2 {
+        problems.push(format!("the gallery is {columns} photo wide"));
+    }
+    assert!(
+        problems.is_empty(),
+        "{state} at {}×{}: {} controls, problems:\n{}",
+        size.x,
+        size.y,
+        controls.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    Store::open(&db)
+        .unwrap()
+        .insert_label(&Label::new("Anything", ""))
+        .unwrap();
+    for size in [egui::vec2(1024.0, 640.0), egui::vec2(1920.0, 1080.0)] {
+        let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+        harness.set_size(size);
+        step_until(&mut harness, "the gallery", |h| {
+            h.state().snapshot.indexed > 0
+                && has_label(h, "Anything (")
+                && !h.state().gallery.visible().is_empty()
+        });
+        assert_layout(&harness, size, "the gallery", None);
+
+        let first = harness.state().gallery.visible().first().copied();
+        harness.state_mut().select(first);
+        step_until(&mut harness, "the photo", |h| h.state().detail.is_some());
+        assert_layout(&harness, size, "a photo open", None);
+
+        harness.get_by_label_contains("Anything (").click();
+        step_until(&mut harness, "the label editor", |h| {
+            h.query_by_label("Score histogram of Anything").is_some()
+        });
+        assert_layout(&harness, size, "a photo and a label open", None);
+
+        harness.state_mut().select(None);
+        step_until(&mut harness, "the label alone", |h| {
+            h.state().detail.is_none()
+        });
+        assert_layout(&harness, size, "a label open", None);
+
+        harness.state_mut().show_export = true;
+        step_until(&mut harness, "the export window", |h| {
+            has_label(h, "CSV file")
+        });
+        assert_layout(&harness, size, "the export window", Some("Export tags"));
+    }
+}
