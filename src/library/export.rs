@@ -39,9 +39,11 @@ pub struct ExportReport {
 impl Library {
     /// Every photo with the tags that apply to it (rejections left out), ordered by path: the
     /// indexed ones, and missing ones that still carry tags.
-    fn image_tags(&self) -> Result<Vec<(ImageStatus, ImageTags)>> {
+    fn image_tags(&mut self) -> Result<Vec<(ImageStatus, ImageTags)>> {
         let mut by_image: HashMap<i64, Vec<TagRow>> = HashMap::new();
-        for tag in self.store.tags()? {
+        let mut rows = self.store.tags()?;
+        self.rescore_decided(&mut rows);
+        for tag in rows {
             if tag.source.applies() {
                 by_image.entry(tag.image_id).or_default().push(tag);
             }

@@ -1,6 +1,7 @@
 //! Looking things up: the files and tags a library knows, photos by text, by example, and
 //! groups of near-duplicates.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::Library;
@@ -43,15 +44,68 @@ impl Library {
 
     /// Every tag (rejections included) of the photos at `paths`, or of every photo when `paths`
     /// is empty; ordered by path and label.
-    pub fn tags(&self, paths: &[PathBuf]) -> Result<Vec<TagRow>> {
-        if paths.is_empty() {
-            return self.store.tags();
-        }
-        let mut rows = Vec::new();
-        for path in paths {
-            rows.extend(self.store.tags_of(self.find_image(path)?.id)?);
-        }
+    pub fn tags(&mut self, paths: &[PathBuf]) -> Result<Vec<TagRow>> {
+        let mut rows = if paths.is_empty() {
+            self.store.tags()?
+        } else {
+            let mut rows = Vec::new();
+            for path in paths {
+                rows.extend(self.store.tags_of(self.find_image(path)?.id)?);
+            }
+            rows
+        };
+        self.rescore_decided(&mut rows);
         Ok(rows)
+    }
+
+    /// Gives the tags a person decided the label's score as it is now (an automatic tag's is
+    /// current already): the stored one is the score of the moment of the decision, stale once
+    /// the label's prompts or learning changed. Where the scores cannot be made now (no model for
+    /// new prompts, a disabled label) the stored ones stay.
+    pub(crate) fn rescore_decided(&mut self, rows: &mut [TagRow]) {
+        let decided: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].source.is_personal())
+            .collect();
+        if decided.is_empty() {
+            return;
+        }
+        let mut images: Vec<i64> = decided.iter().map(|&i| rows[i].image_id).collect();
+        images.sort_unstable();
+        images.dedup();
+        let scores = (|| -> Result<HashMap<(i64, i64), f32>> {
+            let mut vectors = Vec::new();
+            for id in &images {
+                if let Some(vector) = self.matrix()?.vector(*id)? {
+                    vectors.push((*id, vector));
+                }
+            }
+            let mut out = HashMap::new();
+            if vectors.is_empty() {
+                return Ok(out);
+            }
+            let matrix = crate::tagging::EmbeddingMatrix::from_rows(vectors)?;
+            let plan = self.plan()?;
+            let scores = plan.scores(&matrix)?;
+            let width = plan.labels.len();
+            for (row, image_id) in matrix.ids().iter().enumerate() {
+                for (j, prepared) in plan.labels.iter().enumerate() {
+                    let score = scores[row * width + j];
+                    if !score.is_nan() {
+                        out.insert((*image_id, prepared.label.id), score);
+                    }
+                }
+            }
+            Ok(out)
+        })();
+        let Ok(scores) = scores else {
+            return;
+        };
+        for i in decided {
+            let row = &mut rows[i];
+            if let Some(score) = scores.get(&(row.image_id, row.label_id)) {
+                row.score = Some(*score);
+            }
+        }
     }
 
     fn matches(&self, found: Vec<(i64, f32)>) -> Result<Vec<Match>> {

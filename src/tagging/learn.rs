@@ -16,6 +16,8 @@ const WEIGHTS: [f32; 6] = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0];
 /// How far below the lowest accepted photo (or above the highest rejected one) a threshold set by
 /// one kind of decision alone is placed.
 const MARGIN: f32 = 0.01;
+/// How far one or two decisions of one kind alone may move a threshold.
+const ONE_KIND_STEP: f32 = 0.05;
 
 /// How well a label agrees with the decisions it is measured on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,13 +94,18 @@ fn direction(prompt: &[f32], positives: &[&[f32]], negatives: &[&[f32]], weight:
 pub fn fit_threshold(positives: &[f32], negatives: &[f32], current: f32) -> f32 {
     match (positives.is_empty(), negatives.is_empty()) {
         (true, true) => return current,
+        // One kind alone says where the label's photos are, not where others begin: the
+        // threshold moves only as far as the decided photos' own spread, so that one odd
+        // accepted photo cannot lower it until it tags nearly everything (the person's decision
+        // keeps that photo tagged anyway).
         (false, true) => {
             let lowest = positives.iter().copied().fold(f32::INFINITY, f32::min);
-            return current.min(lowest - MARGIN);
+            return current.min((lowest - MARGIN).max(spread_floor(positives, current)));
         }
         (true, false) => {
             let highest = negatives.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            return current.max(highest + MARGIN);
+            let negated: Vec<f32> = negatives.iter().map(|s| -s).collect();
+            return current.max((highest + MARGIN).min(-spread_floor(&negated, -current)));
         }
         _ => {}
     }
@@ -138,6 +145,28 @@ pub fn fit_threshold(positives: &[f32], negatives: &[f32], current: f32) -> f32 
         }
     }
     best.2.clamp(-1.0, 1.0)
+}
+
+/// How low decisions of one kind may move a threshold from `current`: three robust standard
+/// deviations (1.4826 median absolute deviations, which one odd photo does not inflate) below
+/// their median, where nearly all photos like them score; with fewer than three of them (no
+/// spread to speak of) at most `ONE_KIND_STEP` below `current`.
+fn spread_floor(scores: &[f32], current: f32) -> f32 {
+    if scores.len() < 3 {
+        return current - ONE_KIND_STEP;
+    }
+    let median = |values: &mut Vec<f32>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        let n = values.len();
+        if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        }
+    };
+    let middle = median(&mut scores.to_vec());
+    let deviation = 1.4826 * median(&mut scores.iter().map(|s| (s - middle).abs()).collect());
+    middle - 3.0 * deviation
 }
 
 fn fit_with(
@@ -277,8 +306,10 @@ mod tests {
         let t = fit_threshold(&[0.5, 0.6, 0.15], &[0.3], 0.0);
         assert!(t > 0.3 && t < 0.5, "{t}");
         // Accepts alone lower the threshold just enough; rejects alone raise it.
-        assert!((fit_threshold(&[0.2], &[], 0.3) - 0.19).abs() < 1e-6);
-        assert!((fit_threshold(&[], &[0.4], 0.3) - 0.41).abs() < 1e-6);
+        assert!((fit_threshold(&[0.2], &[], 0.3) - 0.25).abs() < 1e-6);
+        assert!((fit_threshold(&[0.27], &[], 0.3) - 0.26).abs() < 1e-6);
+        assert!((fit_threshold(&[], &[0.4], 0.3) - 0.35).abs() < 1e-6);
+        assert!((fit_threshold(&[], &[0.32], 0.3) - 0.33).abs() < 1e-6);
     }
 
     #[test]
@@ -313,5 +344,19 @@ mod tests {
         );
         assert!(before.correct <= 5, "{before:?}");
         assert!(fit.weight > 0.0);
+    }
+
+    /// Accepted photos alone, one of them far below the others: the threshold goes no lower than
+    /// where nearly all photos like them score, not down to the odd one (which would tag nearly
+    /// every photo of a library).
+    #[test]
+    fn one_odd_accepted_photo_does_not_drag_the_threshold_down() {
+        let accepted = [0.31, 0.33, 0.30, 0.32, 0.34, 0.29, 0.31, 0.33, 0.32, -0.365];
+        let threshold = fit_threshold(&accepted, &[], 0.3);
+        assert!(threshold > 0.2, "{threshold}");
+        assert!(threshold <= 0.29 - MARGIN + 1e-6, "{threshold}");
+        let rejected: Vec<f32> = accepted.iter().map(|s| -s).collect();
+        let threshold = fit_threshold(&[], &rejected, -0.3);
+        assert!(threshold < -0.2, "{threshold}");
     }
 }

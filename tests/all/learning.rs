@@ -36,7 +36,7 @@ fn id(library: &Library, dir: &Path, name: &str) -> i64 {
 
 /// Names of the photos `label` is on (automatically or by a person), and of those it was
 /// rejected for.
-fn tagged(library: &Library, label: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+fn tagged(library: &mut Library, label: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut on, mut rejected) = (BTreeSet::new(), BTreeSet::new());
     for tag in library
         .tags(&[])
@@ -179,7 +179,7 @@ fn what_a_label_learned_survives_reindexing_retagging_and_a_vocabulary_file() {
     } = taught();
     library.library.learn("Zorblax", false).unwrap();
     let learned = library.library.label_named("Zorblax").unwrap();
-    let tags = tagged(&library.library, "Zorblax");
+    let tags = tagged(&mut library.library, "Zorblax");
 
     // Re-index (a new photo too) and re-tag: the label keeps what it learned.
     std::fs::copy(
@@ -190,7 +190,7 @@ fn what_a_label_learned_survives_reindexing_retagging_and_a_vocabulary_file() {
     library.index(photos.path());
     library.library.retag(false).unwrap();
     assert_eq!(library.library.label_named("Zorblax").unwrap(), learned);
-    let (on, _) = tagged(&library.library, "Zorblax");
+    let (on, _) = tagged(&mut library.library, "Zorblax");
     assert!(on.is_superset(&tags.0), "re-indexing dropped learned tags");
     assert!(
         on.contains("cool99.jpg"),
@@ -214,8 +214,8 @@ fn what_a_label_learned_survives_reindexing_retagging_and_a_vocabulary_file() {
         },
         learned
     );
-    let (on_other, _) = tagged(&other.library, "Zorblax");
-    let (on_here, _) = tagged(&library.library, "Zorblax");
+    let (on_other, _) = tagged(&mut other.library, "Zorblax");
+    let (on_here, _) = tagged(&mut library.library, "Zorblax");
     let automatic_here: BTreeSet<String> = on_here
         .iter()
         .filter(|n| n[4..6].parse::<u32>().is_ok_and(|i| i >= 5))

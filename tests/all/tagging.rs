@@ -134,7 +134,7 @@ fn photo(library: &Library, name: &str) -> i64 {
 }
 
 /// (photo name, label name, source) of every tag.
-fn tag_set(library: &Library) -> BTreeSet<(String, String, &'static str)> {
+fn tag_set(library: &mut Library) -> BTreeSet<(String, String, &'static str)> {
     library
         .tags(&[])
         .unwrap()
@@ -234,7 +234,7 @@ fn contrast_mode_compares_the_prompt_with_its_negative() {
     l.negative = Some(neg.into());
     hand.library.add_label(l).unwrap();
     assert_eq!(
-        tag_set(&hand.library),
+        tag_set(&mut hand.library),
         auto(&[("fat_red_cat.jpg", "Fat red cat")])
     );
     // The stored score is the positive side's probability.
@@ -272,7 +272,7 @@ fn topk_mode_keeps_the_best_labels_of_the_vocabulary() {
     }
     // The unsure photo's best label has a probability of only a third: nothing passes 0.5.
     assert_eq!(
-        tag_set(&hand.library),
+        tag_set(&mut hand.library),
         auto(&[("dog.jpg", "Dog"), ("cat.jpg", "Cat"), ("bird.jpg", "Bird")])
     );
     for tag in hand.library.tags(&[]).unwrap() {
@@ -302,7 +302,7 @@ fn topk_with_k_of_two_tags_the_two_best_labels_and_not_the_third() {
         ids.push(hand.library.add_label(l).unwrap().0);
     }
     assert_eq!(
-        tag_set(&hand.library),
+        tag_set(&mut hand.library),
         auto(&[("close.jpg", "A"), ("close.jpg", "B")])
     );
     // C's probability passes its threshold; its rank (third) is what keeps it off.
@@ -744,7 +744,14 @@ fn command_line_decisions_search_and_duplicates() {
         after.contains("\tEverything\t") && after.contains("\trejected"),
         "{after}"
     );
-    assert!(after.contains("\tNothing\t\tmanual"), "{after}");
+    // A tag added by hand shows the label's score on the photo as it is now.
+    let nothing = after
+        .lines()
+        .find(|l| l.contains("\tNothing\t"))
+        .unwrap_or_default();
+    let fields: Vec<&str> = nothing.split('\t').collect();
+    assert_eq!(fields.get(3), Some(&"manual"), "{after}");
+    assert!(fields[2].parse::<f32>().is_ok(), "{after}");
     // Clearing hands the pair back to automatic tagging at once.
     run(&["tag", "clear", cat, "Everything"]);
     assert!(
@@ -779,5 +786,45 @@ fn command_line_decisions_search_and_duplicates() {
                 .to_string()
         ),
         "{like}"
+    );
+}
+
+/// A decided tag shows the label's score as it is now, in `tags` as in `--explain`, after the
+/// label's prompts changed (not the score of the moment of the decision).
+#[test]
+fn a_decided_tags_score_is_the_current_one() {
+    let mut lib = TestLibrary::tiny();
+    let photos = photo_folder(&fixture_photos()[..3]);
+    lib.index(photos.path());
+    lib.clear_vocabulary();
+    let (label, _) = lib
+        .library
+        .add_label(Label {
+            threshold: -1.0,
+            prompts: vec!["a photo of a rocket.".into()],
+            ..Label::new("Thing", "tiny")
+        })
+        .unwrap();
+    let image = lib.store().images().unwrap()[0].id;
+    lib.library
+        .decide(image, label.id, Decision::Apply)
+        .unwrap();
+    let before = lib.library.tags(&[]).unwrap();
+    let decided = before.iter().find(|t| t.image_id == image).unwrap();
+    assert_eq!(decided.source, TagSource::Accepted);
+    let old_score = decided.score.unwrap();
+    lib.library
+        .update_label(Label {
+            prompts: vec!["a close-up photo of a cup of coffee.".into()],
+            ..label.clone()
+        })
+        .unwrap();
+    let after = lib.library.tags(&[]).unwrap();
+    let decided = after.iter().find(|t| t.image_id == image).unwrap();
+    let now = lib.library.explain(image, label.id).unwrap().unwrap().score;
+    assert_eq!(decided.score, Some(now));
+    assert!(
+        (now - old_score).abs() > 1e-4,
+        "the prompts changed the score"
     );
 }
