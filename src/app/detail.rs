@@ -70,7 +70,7 @@ impl CliptagApp {
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if (ui.button("Create").clicked() || enter) && !self.example_label.trim().is_empty() {
                 let name = std::mem::take(&mut self.example_label);
-                self.worker.send(Command::AddLabelFromExamples {
+                self.send(Command::AddLabelFromExamples {
                     label: crate::domain::Label::new(name.trim(), ""),
                     image_ids: chosen.clone(),
                 });
@@ -94,7 +94,7 @@ impl CliptagApp {
                                 .selectable_label(false, &entry_label.label.name)
                                 .clicked()
                         {
-                            self.worker.send(Command::Decide {
+                            self.send(Command::Decide {
                                 image_id,
                                 label_id: entry_label.label.id,
                                 decision: Decision::Apply,
@@ -111,74 +111,74 @@ impl CliptagApp {
             return;
         };
         ui.label("Scores: accept or reject a tag; \"undo\" hands it back to cliptag");
-        egui::ScrollArea::vertical()
-            .id_salt("scores")
-            .show(ui, |ui| {
-                egui::Grid::new("scores-grid")
-                    .num_columns(4)
-                    .striped(true)
-                    .show(ui, |ui| {
-                        for score in &detail.scores {
-                            let state = match score.tag {
-                                Some(TagSource::Auto) => "auto",
-                                Some(TagSource::Accepted) => "accepted",
-                                Some(TagSource::Rejected) => "rejected",
-                                Some(TagSource::Manual) => "manual",
-                                None if score.passes => "auto",
-                                None => "",
-                            };
-                            let text = egui::RichText::new(&score.name);
-                            let text = if score.tag.is_some_and(TagSource::applies) {
-                                text.strong()
-                            } else {
-                                text
-                            };
-                            ui.label(text);
-                            let value = ui.label(if score.score.is_nan() {
-                                "–".to_string()
-                            } else {
-                                format!("{:.3}", score.score)
-                            });
-                            if let Some(why) = &score.why {
-                                value.on_hover_text(why);
-                            }
-                            ui.label(state);
-                            ui.horizontal(|ui| {
-                                let decide = |decision| Command::Decide {
-                                    image_id,
-                                    label_id: score.label_id,
-                                    decision,
-                                };
-                                if ui
-                                    .small_button("accept")
-                                    .on_hover_text(format!("Accept {:?}", score.name))
-                                    .clicked()
-                                {
-                                    self.worker.send(decide(Decision::Apply));
-                                }
-                                if ui
-                                    .small_button("reject")
-                                    .on_hover_text(format!("Reject {:?}", score.name))
-                                    .clicked()
-                                {
-                                    self.worker.send(decide(Decision::Reject));
-                                }
-                                if score.tag.is_some_and(|t| t != TagSource::Auto)
-                                    && ui
-                                        .small_button("undo")
-                                        .on_hover_text(format!(
-                                            "Let cliptag decide {:?}",
-                                            score.name
-                                        ))
-                                        .clicked()
-                                {
-                                    self.worker.send(decide(Decision::Clear));
-                                }
-                            });
-                            ui.end_row();
-                        }
-                    });
+        // Each label takes two lines: its name, score and state, then the buttons that decide
+        // it, so that a row fits the narrowest inspector.
+        let name_width = (ui.available_width() - 120.0).max(60.0);
+        for score in &detail.scores {
+            let state = match score.tag {
+                Some(TagSource::Auto) => "auto",
+                Some(TagSource::Accepted) => "accepted",
+                Some(TagSource::Rejected) => "rejected",
+                Some(TagSource::Manual) => "manual",
+                None if score.passes => "auto",
+                None => "",
+            };
+            let text = egui::RichText::new(&score.name);
+            let text = if score.tag.is_some_and(TagSource::applies) {
+                text.strong()
+            } else {
+                text
+            };
+            ui.horizontal(|ui| {
+                ui.add_sized(
+                    [name_width, 18.0],
+                    egui::Label::new(text).truncate().halign(egui::Align::Min),
+                )
+                .on_hover_text(&score.name);
+                let value = ui.label(if score.score.is_nan() {
+                    "–".to_string()
+                } else {
+                    format!("{:.3}", score.score)
+                });
+                if let Some(why) = &score.why {
+                    value.on_hover_text(why);
+                }
+                ui.weak(state);
             });
+            ui.horizontal(|ui| {
+                ui.add_space(12.0);
+                let decide = |decision| Command::Decide {
+                    image_id,
+                    label_id: score.label_id,
+                    decision,
+                };
+                if ui
+                    .small_button("accept")
+                    .on_hover_text(format!("Accept {:?}", score.name))
+                    .clicked()
+                {
+                    self.send(decide(Decision::Apply));
+                }
+                if ui
+                    .small_button("reject")
+                    .on_hover_text(format!("Reject {:?}", score.name))
+                    .clicked()
+                {
+                    self.send(decide(Decision::Reject));
+                }
+                // Always there (greyed out without a decision), so that deciding never moves
+                // the buttons around it.
+                let decided = score.tag.is_some_and(|t| t != TagSource::Auto);
+                if ui
+                    .add_enabled(decided, egui::Button::new("undo").small())
+                    .on_hover_text(format!("Let cliptag decide {:?}", score.name))
+                    .on_disabled_hover_text("No decision of yours to undo")
+                    .clicked()
+                {
+                    self.send(decide(Decision::Clear));
+                }
+            });
+        }
     }
 }
 

@@ -106,7 +106,11 @@ impl CliptagApp {
                 .on_hover_text("Rename it, or move it under another group: Pets → Animals/Pets");
             if let Some(editor) = &mut self.sidebar.group {
                 let edit = ui
-                    .add(egui::TextEdit::singleline(&mut editor.new_path).desired_width(160.0))
+                    .add(
+                        // What the row leaves beside its caption and button.
+                        egui::TextEdit::singleline(&mut editor.new_path)
+                            .desired_width((ui.available_width() - 80.0).clamp(80.0, 220.0)),
+                    )
                     .labelled_by(label.id);
                 rename = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             }

@@ -185,6 +185,19 @@ impl CliptagApp {
                 }
             }
             Done::Decided { .. } => self.decision_answered(),
+            Done::Pruned { photos, decisions } => {
+                self.gallery.invalidate();
+                self.say(
+                    format!(
+                        "removed {photos} missing photo{} and the {decisions} decision{} made on \
+                         {}",
+                        if photos == 1 { "" } else { "s" },
+                        if decisions == 1 { "" } else { "s" },
+                        if photos == 1 { "it" } else { "them" }
+                    ),
+                    false,
+                );
+            }
             Done::ModelLoaded => self.model_loaded(),
             Done::Exported(report) => {
                 if let Some(csv) = &report.csv {

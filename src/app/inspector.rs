@@ -17,7 +17,8 @@ pub enum InspectorTab {
 pub struct Inspector {
     pub tab: InspectorTab,
     seen_photo: Option<i64>,
-    seen_editing: bool,
+    /// What the editor held last frame (a label's id, or a group's path).
+    seen_editing: Option<String>,
 }
 
 impl CliptagApp {
@@ -31,10 +32,20 @@ impl CliptagApp {
         self.selected.is_some() || self.editing()
     }
 
-    /// Turns to what was opened last: a photo just selected, a label just opened.
+    /// What the editor holds: a label (by id) or a group (by path).
+    fn edited(&self) -> Option<String> {
+        match (&self.sidebar.editor, &self.sidebar.group) {
+            (_, Some(group)) => Some(format!("group {}", group.path)),
+            (Some(editor), None) => Some(format!("label {}", editor.draft.id)),
+            (None, None) => None,
+        }
+    }
+
+    /// Turns to what was opened last: a photo just selected, a label or group just opened.
     pub(super) fn follow_inspector(&mut self) {
         let editing = self.editing();
-        if editing && !self.inspector.seen_editing {
+        let edited = self.edited();
+        if edited.is_some() && edited != self.inspector.seen_editing {
             self.inspector.tab = InspectorTab::Label;
         } else if self.selected.is_some() && self.selected != self.inspector.seen_photo {
             self.inspector.tab = InspectorTab::Photo;
@@ -44,7 +55,7 @@ impl CliptagApp {
         } else if !editing && self.selected.is_some() {
             self.inspector.tab = InspectorTab::Photo;
         }
-        self.inspector.seen_editing = editing;
+        self.inspector.seen_editing = edited;
         self.inspector.seen_photo = self.selected;
     }
 
@@ -73,13 +84,15 @@ impl CliptagApp {
             }
         });
         ui.separator();
-        match self.inspector.tab {
-            InspectorTab::Photo => self.detail_ui(ui),
-            InspectorTab::Label => {
-                egui::ScrollArea::vertical()
-                    .id_salt("editor-scroll")
-                    .show(ui, |ui| self.editor_panel_ui(ui));
-            }
-        }
+        // Scrolled both ways: content wider than a narrow inspector (a long name, a row of
+        // buttons) scrolls inside it instead of widening the panel over the gallery.
+        let tab = self.inspector.tab;
+        egui::ScrollArea::both()
+            .id_salt(("inspector", tab == InspectorTab::Photo))
+            .auto_shrink([false, false])
+            .show(ui, |ui| match tab {
+                InspectorTab::Photo => self.detail_ui(ui),
+                InspectorTab::Label => self.editor_panel_ui(ui),
+            });
     }
 }

@@ -134,6 +134,8 @@ pub struct CliptagApp {
     pub gallery_columns: usize,
     /// Whether the window was fitted to the screen it opened on.
     fitted: bool,
+    /// Whether the problems window asks to confirm removing the missing photos.
+    pub confirm_prune: bool,
     /// The folder chooser drawn in the window (where the system's dialog cannot open).
     pub folders: folders::FolderChooser,
 }
@@ -185,6 +187,7 @@ impl CliptagApp {
             inspector: inspector::Inspector::default(),
             gallery_columns: 0,
             fitted: false,
+            confirm_prune: false,
             folders: folders::FolderChooser::default(),
         }
     }
@@ -345,8 +348,9 @@ impl CliptagApp {
             .show(ui, |ui| self.sidebar_ui(ui));
         self.follow_inspector();
         if self.inspector_open() {
-            // At most a third of the window, so the gallery keeps two columns on a laptop screen.
-            let most = (ui.available_width() * 0.36).max(280.0);
+            // At most under half of what the sidebar leaves: the gallery's cells shrink to keep two
+            // columns beside it on a laptop screen.
+            let most = (ui.available_width() * 0.46).max(280.0);
             egui::Panel::right("inspector")
                 .resizable(true)
                 .default_size(340.0_f32.min(most))

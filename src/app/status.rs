@@ -270,6 +270,37 @@ impl CliptagApp {
                         snapshot.problem_files.len()
                     ));
                 }
+                let missing = snapshot
+                    .problem_files
+                    .iter()
+                    .filter(|i| i.status == ImageStatus::Missing)
+                    .count();
+                if missing > 0 {
+                    ui.horizontal(|ui| {
+                        if self.confirm_prune {
+                            ui.label(
+                                "Remove every missing photo from the library, with its tags and \
+                                 your decisions on it?",
+                            );
+                            if ui.button("Remove").clicked() {
+                                self.confirm_prune = false;
+                                self.send(Command::Prune);
+                            }
+                            if ui.button("Keep them").clicked() {
+                                self.confirm_prune = false;
+                            }
+                        } else if ui
+                            .button("Remove missing photos…")
+                            .on_hover_text(
+                                "Forget photos that are no longer on disk (a photo that comes \
+                                 back is indexed as new)",
+                            )
+                            .clicked()
+                        {
+                            self.confirm_prune = true;
+                        }
+                    });
+                }
                 ui.separator();
                 egui::ScrollArea::vertical()
                     .id_salt("problems")

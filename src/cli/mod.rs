@@ -80,6 +80,13 @@ pub enum Command {
     },
     /// Print every known file as TSV: path, status (ok/error/missing/pending), reason.
     Files,
+    /// Remove the photos missing from disk from the library, with their tags and decisions
+    /// (prints each, and how many decisions go with it).
+    Prune {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the photos that best match a text, as TSV: path, score.
     Search {
         #[arg(long, default_value_t = 20)]

@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags { explain, paths } => tags(&db, &paths, explain),
         Command::Tag { action } => tag(&db, action),
         Command::Files => files(&db),
+        Command::Prune { dry_run } => prune(&db, dry_run),
         Command::Search { limit, text } => {
             let matches = open(&db, None)?.search(&text, limit)?;
             print_matches(&matches)
@@ -452,6 +453,26 @@ fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
         Some(TagSource::Auto) | None => "cleared",
     };
     eprintln!("{what} {:?} on {}", label.name, image.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    let removed = library.prune(dry_run)?;
+    let mut out = std::io::stdout().lock();
+    for (path, decisions) in &removed {
+        writeln!(out, "{}\t{decisions}", tsv::path(path))?;
+    }
+    out.flush()?;
+    let decisions: usize = removed.iter().map(|(_, d)| d).sum();
+    let photos = removed.len();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    eprintln!(
+        "{verb} {photos} missing photo{} and the {decisions} decision{} you made on {}",
+        if photos == 1 { "" } else { "s" },
+        if decisions == 1 { "" } else { "s" },
+        if photos == 1 { "it" } else { "them" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -122,6 +122,23 @@ impl Library {
         Ok(out)
     }
 
+    /// Removes the photos missing from disk from the library (with `dry_run`, only says which
+    /// it would): each with how many of a person's decisions go with it. Their embeddings and
+    /// tags go too; a photo that comes back later is indexed as a new one.
+    pub fn prune(&mut self, dry_run: bool) -> Result<Vec<(PathBuf, usize)>> {
+        let missing = self.store.missing_with_decisions()?;
+        if !dry_run && !missing.is_empty() {
+            let ids: Vec<i64> = missing.iter().map(|(row, _)| row.id).collect();
+            self.store.forget_images(&ids)?;
+            self.scores.matrix = None;
+            self.scores.columns.clear();
+        }
+        Ok(missing
+            .into_iter()
+            .map(|(row, decisions)| (row.path, decisions))
+            .collect())
+    }
+
     /// The `limit` photos that best match `text`, best first.
     pub fn search(&mut self, text: &str, limit: usize) -> Result<Vec<Match>> {
         let text = text.trim().to_string();

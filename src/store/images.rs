@@ -151,6 +151,34 @@ impl Store {
         Error::store(&self.path, format!("damaged row: {error}"))
     }
 
+    /// Every photo missing from disk, with how many decisions a person made on it.
+    pub fn missing_with_decisions(&self) -> Result<Vec<(ImageRow, usize)>> {
+        let missing = self.image_query("status = 'missing'", &[])?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM tags WHERE image_id = ?1 AND source != 'auto'")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(missing.len());
+        for row in missing {
+            let decisions: i64 = stmt
+                .query_row([row.id], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            out.push((row, decisions as usize));
+        }
+        Ok(out)
+    }
+
+    /// Forgets photos: their records, embeddings and tags (decisions included) go.
+    pub fn forget_images(&mut self, image_ids: &[i64]) -> Result<()> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
+            for id in image_ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
     /// How many photos wait to be indexed.
     pub fn pending_count(&self) -> Result<u64> {
         self.conn

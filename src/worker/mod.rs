@@ -543,6 +543,17 @@ impl Worker {
                 Ok(report) => outbox.done(request, Done::Exported(report)),
                 Err(error) => fail(&error),
             },
+            Command::Prune => match library.prune(false) {
+                Ok(removed) => {
+                    self.snapshot_due = true;
+                    let done = Done::Pruned {
+                        photos: removed.len(),
+                        decisions: removed.iter().map(|(_, d)| d).sum(),
+                    };
+                    outbox.done(request, done);
+                }
+                Err(error) => fail(&error),
+            },
             Command::LoadModel(model) => {
                 library.switch_model(model.as_deref());
                 match library.load_model() {

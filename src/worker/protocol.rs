@@ -82,6 +82,8 @@ pub enum Command {
     Export(ExportRequest),
     /// Load (or retry loading) the model; `Some` switches to another model.
     LoadModel(Option<String>),
+    /// Remove the photos missing from disk, with their tags and decisions.
+    Prune,
 }
 
 impl Command {
@@ -99,6 +101,7 @@ impl Command {
                 | Command::ResetLearning { .. }
                 | Command::AddLabelFromExamples { .. }
                 | Command::Decide { .. }
+                | Command::Prune
         )
     }
 
@@ -152,6 +155,7 @@ impl Command {
             Command::LoadModel(model) => Operation::LoadModel {
                 model: model.clone(),
             },
+            Command::Prune => Operation::Prune,
         }
     }
 }
@@ -215,6 +219,8 @@ pub enum Operation {
     Gallery,
     /// The worker itself.
     Worker,
+    /// Removing missing photos.
+    Prune,
 }
 
 impl fmt::Display for Operation {
@@ -255,6 +261,7 @@ impl fmt::Display for Operation {
             Operation::Open { db } => write!(f, "opening the library {}", db.display()),
             Operation::Gallery => write!(f, "reading the gallery"),
             Operation::Worker => write!(f, "running the background worker"),
+            Operation::Prune => write!(f, "removing the missing photos"),
         }
     }
 }
@@ -315,6 +322,11 @@ pub enum Done {
     /// A folder to index was kept for when the running index finishes.
     Queued {
         roots: Vec<PathBuf>,
+    },
+    /// Missing photos removed, and how many decisions went with them.
+    Pruned {
+        photos: usize,
+        decisions: usize,
     },
 }
 

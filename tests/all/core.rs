@@ -601,3 +601,58 @@ fn the_command_line_edits_groups_and_templates() {
         &["no label in the group \"Nothing\""],
     );
 }
+
+/// `prune --dry-run` lists the photos gone from disk and the decisions that would go with them,
+/// changing nothing; `prune` removes them, and only them.
+#[test]
+fn prune_lists_then_removes_the_missing_photos() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
+    let model = tiny_clip();
+    let db_arg = db.to_str().unwrap();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    let gone = std::fs::read_dir(photos.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    cliptag_ok(&["vocab", "add", "Keeper", "--db", db_arg]);
+    cliptag_ok(&[
+        "tag",
+        "add",
+        "--db",
+        db_arg,
+        gone.to_str().unwrap(),
+        "Keeper",
+    ]);
+    std::fs::remove_file(&gone).unwrap();
+    cliptag_ok(&["index", "--db", db_arg, photos.path().to_str().unwrap()]);
+    let dry = cliptag_ok(&["prune", "--dry-run", "--db", db_arg]);
+    let listed = String::from_utf8(dry.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.ends_with("\t1\n"), "{listed}");
+    assert!(
+        String::from_utf8_lossy(&dry.stderr)
+            .contains("would remove 1 missing photo and the 1 decision")
+    );
+    let count = |db: &str| {
+        String::from_utf8(cliptag_ok(&["files", "--db", db]).stdout)
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(count(db_arg), 3, "a dry run changes nothing");
+    cliptag_ok(&["prune", "--db", db_arg]);
+    let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
+    assert_eq!(files.lines().count(), 2, "{files}");
+    assert!(files.lines().all(|l| l.contains("\tok\t")), "{files}");
+}
