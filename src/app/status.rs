@@ -62,11 +62,16 @@ impl CliptagApp {
                 ui.separator();
             }
             match (&self.progress, self.indexing) {
-                (Some(p), _) if matches!(p.stage, Stage::Scoring | Stage::WritingTags) => {
-                    let (what, unit) = if p.stage == Stage::Scoring {
-                        ("re-tagging: scoring photos", "photos/s")
-                    } else {
-                        ("re-tagging: writing tags", "tags/s")
+                (Some(p), _)
+                    if matches!(
+                        p.stage,
+                        Stage::Scoring | Stage::WritingTags | Stage::EmbeddingPrompts
+                    ) =>
+                {
+                    let (what, unit) = match p.stage {
+                        Stage::Scoring => ("re-tagging: scoring photos", "photos/s"),
+                        Stage::WritingTags => ("re-tagging: writing tags", "tags/s"),
+                        _ => ("importing the vocabulary: embedding prompts", "prompts/s"),
                     };
                     ui.label(what);
                     let fraction = p.done as f32 / p.total.max(1) as f32;
@@ -89,6 +94,7 @@ impl CliptagApp {
                         Stage::Scanning => "scanning",
                         Stage::Indexing => "indexing",
                         Stage::Scoring | Stage::WritingTags => "re-tagging",
+                        Stage::EmbeddingPrompts => "importing",
                         Stage::Done => "finishing",
                     };
                     let fraction = if p.total > 0 {

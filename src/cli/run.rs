@@ -146,6 +146,7 @@ fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
         Stage::Indexing => "indexing",
         Stage::Scoring => "scoring",
         Stage::WritingTags => "writing",
+        Stage::EmbeddingPrompts => "embedding prompts",
         Stage::Done => "done",
     });
     bar.set_length(p.total);
@@ -356,7 +357,12 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
             }
         }
         VocabAction::Import { file } => {
-            let (summary, retag) = library.import_vocabulary(&file)?;
+            let bar = progress_bar();
+            let (summary, retag) =
+                library.import_vocabulary_watched(&file, &RunControl::default(), &mut |p| {
+                    show_progress(&bar, &p)
+                })?;
+            bar.finish_and_clear();
             eprintln!(
                 "imported {}: {} added, {} updated",
                 file.display(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Library, Retag};
+use super::{Library, Progress, Retag, RunControl, Stage};
 use crate::domain::{Label, Mode};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -14,6 +14,8 @@ const MAX_VOCABULARY_BYTES: u64 = 16 << 20;
 /// The most labels a library keeps: each is embedded, scored on every photo and drawn in the
 /// sidebar; a vocabulary file of a million labels is a mistake, not a vocabulary.
 const MAX_LABELS: usize = 20_000;
+/// Prompts embedded between two looks at the cancel switch.
+const PROMPTS_AT_ONCE: usize = 64;
 
 /// A change to every label of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +241,21 @@ impl Library {
     /// Merges a vocabulary file (TOML) into the library, all or nothing: labels with a known
     /// name are replaced, the others added.
     pub fn import_vocabulary(&mut self, path: &Path) -> Result<(ImportSummary, Retag)> {
+        self.import_vocabulary_watched(path, &RunControl::default(), &mut |_| {})
+    }
+
+    /// [`Library::import_vocabulary`] that embeds the file's prompts before it commits, saying
+    /// how far it got (`progress`, about ten times a second) and stopping at a cancel through
+    /// `control`: until the prompts are embedded nothing of the file is stored, so a cancel, a
+    /// failure or a kill leaves the vocabulary as it was (only the prompts' embeddings stay
+    /// cached). Where the model cannot be loaded, the labels are stored and their tags follow
+    /// once it can.
+    pub fn import_vocabulary_watched(
+        &mut self,
+        path: &Path,
+        control: &RunControl,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(ImportSummary, Retag)> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {
             return Err(Error::invalid(format!(
@@ -268,6 +285,7 @@ impl Library {
                 vocabulary.labels.len()
             )));
         }
+        self.embed_prompts_first(&vocabulary, control, progress)?;
         let (added, updated) = self
             .store
             .import_vocabulary(vocabulary.templates.as_deref(), &vocabulary.labels)?;
@@ -279,6 +297,56 @@ impl Library {
             },
             self.after_vocabulary_edit(),
         ))
+    }
+
+    /// Embeds the prompts an imported vocabulary's labels will use (those not embedded yet), a
+    /// block at a time, reporting progress and stopping at a cancel.
+    fn embed_prompts_first(
+        &mut self,
+        vocabulary: &vocabulary_file::Vocabulary,
+        control: &RunControl,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let templates = match &vocabulary.templates {
+            Some(templates) => templates.clone(),
+            None => self.store.templates()?,
+        };
+        let enabled: Vec<Label> = vocabulary
+            .labels
+            .iter()
+            .filter(|l| l.enabled)
+            .cloned()
+            .collect();
+        let texts = crate::tagging::TagPlan::texts(&enabled, &templates);
+        let Ok(model) = self.model.id() else {
+            return Ok(());
+        };
+        let cached = self.store.cached_text_embeddings(&model, &texts)?;
+        let missing: Vec<String> = texts
+            .into_iter()
+            .zip(cached)
+            .filter(|(_, vector)| vector.is_none())
+            .map(|(text, _)| text)
+            .collect();
+        let started = std::time::Instant::now();
+        let total = missing.len() as u64;
+        for (done, block) in missing.chunks(PROMPTS_AT_ONCE).enumerate() {
+            if control.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let done = (done * PROMPTS_AT_ONCE) as u64;
+            progress(Progress {
+                stage: Stage::EmbeddingPrompts,
+                done,
+                total,
+                rate: done as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            });
+            if self.text_embeddings(block).is_err() {
+                // No model now: the labels are stored, their tags follow when it can be had.
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Writes the vocabulary to a file (TOML) atomically; returns how many labels it holds.

@@ -462,18 +462,35 @@ impl Worker {
                 }
                 Err(error) => fail(&error),
             },
-            Command::ImportVocabulary(path) => match library.import_vocabulary(&path) {
-                Ok((summary, retag)) => {
-                    self.snapshot_due = true;
-                    let done = Done::VocabularyImported {
-                        path,
-                        summary,
-                        retag,
-                    };
-                    outbox.done(request, done);
+            Command::ImportVocabulary(path) => {
+                // As a re-tag: the switch is the running index's when one runs.
+                let idle = self.run.is_none();
+                if idle {
+                    self.control.reset();
                 }
-                Err(error) => fail(&error),
-            },
+                let (shared, waker) = (self.shared.clone(), self.outbox.waker.clone());
+                let result =
+                    library.import_vocabulary_watched(&path, &self.control, &mut |progress| {
+                        shared.progress.set(Some(progress));
+                        waker();
+                    });
+                if idle {
+                    self.shared.progress.set(None);
+                    self.control.reset();
+                }
+                match result {
+                    Ok((summary, retag)) => {
+                        self.snapshot_due = true;
+                        let done = Done::VocabularyImported {
+                            path,
+                            summary,
+                            retag,
+                        };
+                        outbox.done(request, done);
+                    }
+                    Err(error) => fail(&error),
+                }
+            }
             Command::ExportVocabulary(path) => match library.export_vocabulary(&path) {
                 Ok(labels) => outbox.done(request, Done::VocabularyExported { path, labels }),
                 Err(error) => fail(&error),

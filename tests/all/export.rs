@@ -915,3 +915,48 @@ fn huge_option_values_and_endless_inputs_are_refused() {
         assert_clean_failure(&output, &["not a regular file"]);
     }
 }
+
+/// A vocabulary import embeds its prompts before it stores anything, saying how far it got; a
+/// cancel meanwhile leaves the vocabulary as it was.
+#[test]
+fn a_vocabulary_import_embeds_first_shows_progress_and_can_be_cancelled() {
+    use cliptag::library::{RunControl, Stage};
+    let dir = tempfile::tempdir().unwrap();
+    let mut lib = TestLibrary::tiny();
+    let before = lib.library.labels().unwrap();
+    let file = dir.path().join("many.toml");
+    let mut text = String::new();
+    for i in 0..100 {
+        text.push_str(&format!("[[label]]\nname = \"Imported/Thing {i}\"\n\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+
+    let control = RunControl::default();
+    let mut seen = Vec::new();
+    let cancelled = lib
+        .library
+        .import_vocabulary_watched(&file, &control, &mut |p| {
+            seen.push(p.clone());
+            control.cancel();
+        });
+    assert!(
+        matches!(cancelled, Err(cliptag::Error::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(
+        lib.library.labels().unwrap(),
+        before,
+        "a cancelled import stored labels"
+    );
+    assert_eq!(seen.len(), 1, "it stopped at the first look at the switch");
+    assert_eq!(seen[0].stage, Stage::EmbeddingPrompts);
+    assert!(seen[0].total >= 100, "{:?}", seen[0]);
+
+    let mut reports = 0;
+    let (summary, _) = lib
+        .library
+        .import_vocabulary_watched(&file, &RunControl::default(), &mut |_| reports += 1)
+        .unwrap();
+    assert_eq!(summary.added, 100);
+    assert!(reports >= 2, "{reports} progress reports");
+}

@@ -60,6 +60,9 @@ pub enum Stage {
     Scoring,
     /// A full re-tag writing what changed (`done` and `total` count tags).
     WritingTags,
+    /// A vocabulary import embedding its prompts before it commits (`done` and `total` count
+    /// prompts).
+    EmbeddingPrompts,
     /// Finished (or cancelled).
     Done,
 }
