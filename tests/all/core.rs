@@ -337,6 +337,22 @@ fn file_names_that_are_not_utf8_are_indexed_listed_and_escaped() {
             .any(|l| l.starts_with(&prefix) && l.ends_with("\trejected")),
         "{tags:?}"
     );
+    // exiftool's import form cannot name such a file: the export says so.
+    let csv = Path::new(db).with_file_name("exiftool.csv");
+    let exported = cliptag(&[
+        "export",
+        "--db",
+        db,
+        "--form",
+        "exiftool",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&exported.stderr).contains("not valid UTF-8"),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
     let (library, _) = open_with(Path::new(db), Arc::new(tiny_engine()));
     let image = library.find_image(&odd).unwrap();
     assert_eq!(image.status, ImageStatus::Ok);
@@ -655,4 +671,112 @@ fn prune_lists_then_removes_the_missing_photos() {
     let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
     assert_eq!(files.lines().count(), 2, "{files}");
     assert!(files.lines().all(|l| l.contains("\tok\t")), "{files}");
+}
+
+/// The command line's smaller promises: errors say their cause once, options that do nothing in
+/// a mode are refused, a cosine must be one, clearing nothing says so, learning's report reads as
+/// one sentence, and a vocabulary of more labels than a library keeps is refused whole.
+#[test]
+fn the_command_line_says_what_happened_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
+    let model = tiny_clip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        model.to_str().unwrap(),
+        photos.path().to_str().unwrap(),
+    ]);
+    // A cause said once.
+    let missing = dir.path().join("no-such-folder");
+    let output = cliptag(&["index", "--db", db_arg, missing.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        said.matches("No such file or directory").count(),
+        1,
+        "{said}"
+    );
+    // Options outside their mode.
+    let output = cliptag(&[
+        "vocab",
+        "add",
+        "Cat2",
+        "--negative",
+        "not a cat",
+        "--db",
+        db_arg,
+    ]);
+    assert_clean_failure(&output, &["--negative is used only with --mode contrast"]);
+    let output = cliptag(&["vocab", "add", "Cat3", "--top-k", "3", "--db", db_arg]);
+    assert_clean_failure(&output, &["--top-k is used only with --mode topk"]);
+    // A cosine is a number between 0 and 1.
+    for bad in ["NaN", "2", "-5"] {
+        let threshold = format!("--threshold={bad}");
+        let output = cliptag(&["duplicates", &threshold, "--db", db_arg]);
+        assert_clean_failure(
+            &output,
+            &["--threshold is a cosine similarity between 0 and 1"],
+        );
+    }
+    // Clearing a decision that was never made.
+    let photo = std::fs::read_dir(photos.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    cliptag_ok(&["vocab", "add", "Strict", "--threshold", "1", "--db", db_arg]);
+    let output = cliptag_ok(&[
+        "tag",
+        "clear",
+        "--db",
+        db_arg,
+        photo.to_str().unwrap(),
+        "Strict",
+    ]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to clear"));
+    // Learning's report has no runs of spaces.
+    cliptag_ok(&[
+        "tag",
+        "add",
+        "--db",
+        db_arg,
+        photo.to_str().unwrap(),
+        "Strict",
+    ]);
+    let output = cliptag_ok(&["vocab", "learn", "--dry-run", "Strict", "--db", db_arg]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!said.contains("  "), "{said:?}");
+    // Adding by example reports the label's own tags, from the distinct photos given.
+    let output = cliptag_ok(&[
+        "vocab",
+        "add",
+        "Like this",
+        "--example",
+        photo.to_str().unwrap(),
+        "--example",
+        photo.to_str().unwrap(),
+        "--db",
+        db_arg,
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("learned from 1 example photo "), "{said}");
+    // More labels than a library keeps: refused, nothing imported.
+    let file = dir.path().join("huge.toml");
+    let mut text = String::new();
+    for i in 0..20_001 {
+        text.push_str(&format!("[[label]]\nname = \"L{i}\"\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let before = cliptag_ok(&["vocab", "list", "--db", db_arg]).stdout;
+    let output = cliptag(&["vocab", "import", file.to_str().unwrap(), "--db", db_arg]);
+    assert_clean_failure(&output, &["a library keeps", "nothing was imported"]);
+    assert_eq!(
+        cliptag_ok(&["vocab", "list", "--db", db_arg]).stdout,
+        before
+    );
 }

@@ -867,12 +867,24 @@ fn a_huge_file_that_is_not_an_image_is_refused_from_its_first_bytes() {
         .unwrap()
         .set_len(4 << 30)
         .unwrap();
+    // A 4 GB file that starts like a JPEG is refused by its size before it is read.
+    let big = dir.path().join("big.jpg");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&big).unwrap();
+        file.write_all(&[0xFF, 0xD8, 0xFF, 0xE0]).unwrap();
+        file.set_len(4 << 30).unwrap();
+    }
     let mut library = TestLibrary::tiny();
     let summary = library.index(dir.path());
-    assert_eq!((summary.indexed, summary.failed), (1, 1), "{summary:?}");
+    assert_eq!((summary.indexed, summary.failed), (1, 2), "{summary:?}");
     let (status, reason) = status_of(&library.store(), &huge);
     assert_eq!(status, ImageStatus::Error);
     assert!(reason.unwrap_or_default().contains("not an image"));
+    let (status, reason) = status_of(&library.store(), &big);
+    assert_eq!(status, ImageStatus::Error);
+    let reason = reason.unwrap_or_default();
+    assert!(reason.contains("too large to read as a photo"), "{reason}");
 }
 
 /// While one run indexes a library (the app), a `cliptag index` on it says that another cliptag
