@@ -1,6 +1,7 @@
 //! The command line: headless access to everything the app does, over the same library core.
 //! This module is argument parsing; `run` calls the core and prints.
 
+mod model;
 mod run;
 mod tsv;
 

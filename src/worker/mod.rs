@@ -3,8 +3,10 @@
 //! commands between batches, so a vocabulary edit, a decision or a cancel takes effect within
 //! one batch. It wakes the UI through a callback, so it runs with or without a GUI.
 
+mod decisions;
 mod gallery;
 mod handle;
+mod outbox;
 pub mod protocol;
 
 use std::path::PathBuf;
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError, unbounded};
 
 use crate::error::Error;
 use crate::library::{
@@ -20,6 +22,7 @@ use crate::library::{
 };
 use handle::Shared;
 pub use handle::WorkerHandle;
+use outbox::Outbox;
 pub use protocol::*;
 
 /// Wakes the UI when there is something new (in the app: `ctx.request_repaint()`).
@@ -129,32 +132,6 @@ fn yield_to_the_ui() {
 #[cfg(target_os = "linux")]
 const BACKGROUND_NICE: libc::c_int = 10;
 
-#[derive(Clone)]
-struct Outbox {
-    events: Sender<Event>,
-    waker: Waker,
-}
-
-impl Outbox {
-    fn send(&self, event: Event) {
-        let _ = self.events.send(event);
-        (self.waker)();
-    }
-
-    fn done(&self, request: RequestId, done: Done) {
-        self.send(Event::Done { request, done });
-    }
-
-    fn fail(&self, request: RequestId, operation: Operation, error: &Error) {
-        let failure = Failure {
-            operation,
-            path: error.path().map(PathBuf::from),
-            reason: error.to_string(),
-        };
-        self.send(Event::Failed { request, failure });
-    }
-}
-
 /// The running index, the request that started it and the folders it was asked for.
 struct ActiveRun {
     request: RequestId,
@@ -249,128 +226,6 @@ impl Worker {
             }
             if self.snapshot_due && self.run.is_none() {
                 self.publish_snapshot();
-            }
-        }
-    }
-
-    /// Runs `work` so that a panic in it (a bug in cliptag) fails the request it was doing with
-    /// a reason a person can report, and the worker goes on with the same library: what was
-    /// committed stays, a transaction in flight is rolled back, and everything prepared in
-    /// memory (the tagging plan, the embeddings) is made again from the store. A running index
-    /// that panicked is ended, reported as failed with its folders.
-    fn contained(
-        &mut self,
-        request: RequestId,
-        operation: Operation,
-        work: impl FnOnce(&mut Worker),
-    ) {
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
-        let Err(panic) = caught else {
-            return;
-        };
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let error = Error::invalid(format!(
-            "internal error in cliptag ({message}); nothing you decided is lost; please report it"
-        ));
-        if let Some(active) = self.run.take() {
-            self.shared.progress.set(None);
-            let operation = Operation::Index {
-                roots: active.roots,
-            };
-            self.outbox.fail(active.request, operation, &error);
-            if active.request == request {
-                self.library.forget_prepared();
-                self.snapshot_due = true;
-                return;
-            }
-        }
-        self.outbox.fail(request, operation, &error);
-        self.library.forget_prepared();
-        self.snapshot_due = true;
-    }
-
-    /// Records a decision together with every decision queued behind it (keys held down in
-    /// review send dozens a second): one durable transaction for all, then each is answered.
-    /// The first other command queued is handled next.
-    fn decide(&mut self, request: RequestId, first: (i64, i64, crate::domain::Decision)) {
-        let mut requests = vec![request];
-        let mut decisions = vec![first];
-        while decisions.len() < MAX_DECISIONS_AT_ONCE {
-            match self.requests.try_recv() {
-                Ok((
-                    request,
-                    Command::Decide {
-                        image_id,
-                        label_id,
-                        decision,
-                    },
-                )) => {
-                    requests.push(request);
-                    decisions.push((image_id, label_id, decision));
-                }
-                Ok(other) => {
-                    self.next.push_back(other);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        let answers = match self.library.decide_many(&decisions) {
-            Ok(answers) => answers,
-            Err(error) => {
-                for (request, (image_id, label_id, _)) in requests.iter().zip(&decisions) {
-                    let operation = Operation::Decide {
-                        image_id: *image_id,
-                        label_id: *label_id,
-                    };
-                    self.outbox.fail(*request, operation, &error);
-                }
-                return;
-            }
-        };
-        self.snapshot_due = true;
-        let mut shown = Vec::new();
-        for ((request, (image_id, label_id, _)), answer) in
-            requests.iter().zip(&decisions).zip(answers)
-        {
-            match answer {
-                Ok(tag) => {
-                    let done = Done::Decided {
-                        image_id: *image_id,
-                        label_id: *label_id,
-                        tag,
-                    };
-                    self.outbox.done(*request, done);
-                }
-                Err(error) => {
-                    let operation = Operation::Decide {
-                        image_id: *image_id,
-                        label_id: *label_id,
-                    };
-                    self.outbox.fail(*request, operation, &error);
-                }
-            }
-            // The photo panel shows the decided photo's labels; the last decision on each
-            // photo answers with them.
-            if let Some(at) = shown.iter().position(|(id, _)| id == image_id) {
-                shown.remove(at);
-            }
-            shown.push((*image_id, *request));
-        }
-        for (image_id, request) in shown.into_iter().rev().take(MAX_DETAILS_AFTER_DECISIONS) {
-            match self.library.detail(image_id) {
-                Ok(detail) => self.outbox.done(request, Done::Detail(detail)),
-                Err(error) => {
-                    let operation = Operation::Decide {
-                        image_id,
-                        label_id: decisions[0].1,
-                    };
-                    self.outbox.fail(request, operation, &error);
-                }
             }
         }
     }

@@ -1,0 +1,135 @@
+//! The worker's two ways of taking what arrives: decisions, stored many at a time, and any
+//! command, run so that a bug in it fails that command and not the worker.
+
+use super::{
+    Command, Done, Error, MAX_DECISIONS_AT_ONCE, MAX_DETAILS_AFTER_DECISIONS, Operation, RequestId,
+    Worker,
+};
+
+impl Worker {
+    /// Runs `work` so that a panic in it (a bug in cliptag) fails the request it was doing with
+    /// a reason a person can report, and the worker goes on with the same library: what was
+    /// committed stays, a transaction in flight is rolled back, and everything prepared in
+    /// memory (the tagging plan, the embeddings) is made again from the store. A running index
+    /// that panicked is ended, reported as failed with its folders.
+    pub(super) fn contained(
+        &mut self,
+        request: RequestId,
+        operation: Operation,
+        work: impl FnOnce(&mut Worker),
+    ) {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(self)));
+        let Err(panic) = caught else {
+            return;
+        };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let error = Error::invalid(format!(
+            "internal error in cliptag ({message}); nothing you decided is lost; please report it"
+        ));
+        if let Some(active) = self.run.take() {
+            self.shared.progress.set(None);
+            let operation = Operation::Index {
+                roots: active.roots,
+            };
+            self.outbox.fail(active.request, operation, &error);
+            if active.request == request {
+                self.library.forget_prepared();
+                self.snapshot_due = true;
+                return;
+            }
+        }
+        self.outbox.fail(request, operation, &error);
+        self.library.forget_prepared();
+        self.snapshot_due = true;
+    }
+
+    /// Records a decision together with every decision queued behind it (keys held down in
+    /// review send dozens a second): one durable transaction for all, then each is answered.
+    /// The first other command queued is handled next.
+    pub(super) fn decide(
+        &mut self,
+        request: RequestId,
+        first: (i64, i64, crate::domain::Decision),
+    ) {
+        let mut requests = vec![request];
+        let mut decisions = vec![first];
+        while decisions.len() < MAX_DECISIONS_AT_ONCE {
+            match self.requests.try_recv() {
+                Ok((
+                    request,
+                    Command::Decide {
+                        image_id,
+                        label_id,
+                        decision,
+                    },
+                )) => {
+                    requests.push(request);
+                    decisions.push((image_id, label_id, decision));
+                }
+                Ok(other) => {
+                    self.next.push_back(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let answers = match self.library.decide_many(&decisions) {
+            Ok(answers) => answers,
+            Err(error) => {
+                for (request, (image_id, label_id, _)) in requests.iter().zip(&decisions) {
+                    let operation = Operation::Decide {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                    };
+                    self.outbox.fail(*request, operation, &error);
+                }
+                return;
+            }
+        };
+        self.snapshot_due = true;
+        let mut shown = Vec::new();
+        for ((request, (image_id, label_id, _)), answer) in
+            requests.iter().zip(&decisions).zip(answers)
+        {
+            match answer {
+                Ok(tag) => {
+                    let done = Done::Decided {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                        tag,
+                    };
+                    self.outbox.done(*request, done);
+                }
+                Err(error) => {
+                    let operation = Operation::Decide {
+                        image_id: *image_id,
+                        label_id: *label_id,
+                    };
+                    self.outbox.fail(*request, operation, &error);
+                }
+            }
+            // The photo panel shows the decided photo's labels; the last decision on each
+            // photo answers with them.
+            if let Some(at) = shown.iter().position(|(id, _)| id == image_id) {
+                shown.remove(at);
+            }
+            shown.push((*image_id, *request));
+        }
+        for (image_id, request) in shown.into_iter().rev().take(MAX_DETAILS_AFTER_DECISIONS) {
+            match self.library.detail(image_id) {
+                Ok(detail) => self.outbox.done(request, Done::Detail(detail)),
+                Err(error) => {
+                    let operation = Operation::Decide {
+                        image_id,
+                        label_id: decisions[0].1,
+                    };
+                    self.outbox.fail(request, operation, &error);
+                }
+            }
+        }
+    }
+}
