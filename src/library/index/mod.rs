@@ -262,12 +262,15 @@ impl Library {
                 )?;
                 self.scores.matrix = None;
                 let waiting = self.store.pending_count()?;
+                let advice = self.model.advice(&error);
+                if waiting == 0 {
+                    return Err(Error::invalid(advice));
+                }
                 return Err(Error::invalid(format!(
-                    "{} photo{} registered and waiting for tags ({} found in this run): {}",
+                    "{} photo{} registered and waiting for tags ({} found in this run): {advice}",
                     waiting,
                     if waiting == 1 { " is" } else { "s are" },
                     planned.jobs.len(),
-                    self.model.advice(&error)
                 )));
             }
         };
