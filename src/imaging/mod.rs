@@ -18,10 +18,8 @@ pub const DECODERS: &str = "2: JPEG PNG WebP GIF BMP TIFF, HEIC/HEIF";
 /// The reason recorded for a photo whose processing panicked: a bug in cliptag, reported as that
 /// photo's failure so that the run goes on and the photo is not left waiting.
 pub fn internal_error_reason(panic: &(dyn std::any::Any + Send)) -> String {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    format!("internal error while reading this photo: {message}; please report it")
+    format!(
+        "internal error while reading this photo: {}; please report it",
+        crate::error::panic_message(panic)
+    )
 }

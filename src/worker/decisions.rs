@@ -22,27 +22,23 @@ impl Worker {
         let Err(panic) = caught else {
             return;
         };
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
         let error = Error::invalid(format!(
-            "internal error in cliptag ({message}); nothing you decided is lost; please report it"
+            "internal error in cliptag ({}); nothing you decided is lost; please report it",
+            crate::error::panic_message(panic.as_ref())
         ));
+        // A running index that panicked (or was running beside the command that did) ends,
+        // reported with its folders.
+        let mut failed_run = None;
         if let Some(active) = self.run.take() {
             self.shared.progress.set(None);
-            let operation = Operation::Index {
-                roots: active.roots,
-            };
-            self.outbox.fail(active.request, operation, &error);
-            if active.request == request {
-                self.library.forget_prepared();
-                self.snapshot_due = true;
-                return;
-            }
+            let roots = active.roots;
+            self.outbox
+                .fail(active.request, Operation::Index { roots }, &error);
+            failed_run = Some(active.request);
         }
-        self.outbox.fail(request, operation, &error);
+        if failed_run != Some(request) {
+            self.outbox.fail(request, operation, &error);
+        }
         self.library.forget_prepared();
         self.snapshot_due = true;
     }

@@ -19,15 +19,7 @@ use crate::support::*;
 /// A library at `db` with the fixture photos indexed by the tiny model (no vocabulary).
 pub(crate) fn indexed_library(db: &Path) -> tempfile::TempDir {
     let photos = photo_folder(&fixture_photos());
-    let model = tiny_clip();
-    cliptag_ok(&[
-        "index",
-        "--db",
-        db.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        photos.path().to_str().unwrap(),
-    ]);
+    index_with_tiny(db, photos.path());
     // Start from an empty vocabulary so the tests see only their own labels.
     let mut store = Store::open(db).unwrap();
     for label in store.labels().unwrap() {

@@ -597,15 +597,7 @@ fn cli_library() -> (tempfile::TempDir, PathBuf, PathBuf) {
         std::fs::copy(photo, photos.join(photo.file_name().unwrap())).unwrap();
     }
     let db = dir.path().join("lib.sqlite");
-    let model = tiny_clip();
-    cliptag_ok(&[
-        "index",
-        "--db",
-        db.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        photos.to_str().unwrap(),
-    ]);
+    index_with_tiny(&db, &photos);
     (dir, db, photos)
 }
 
@@ -774,18 +766,10 @@ fn libraries_named_alike_never_share_their_side_files() {
     let photos = crate::indexing::fixture_photos();
     let first = crate::indexing::photo_folder(&photos[..3]);
     let second = crate::indexing::photo_folder(&photos[3..6]);
-    let model = tiny_clip();
     let a = dir.path().join("a.sqlite");
     let b = dir.path().join("a.db");
     for (db, folder) in [(&a, &first), (&b, &second)] {
-        cliptag_ok(&[
-            "index",
-            "--db",
-            db.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            folder.path().to_str().unwrap(),
-        ]);
+        index_with_tiny(db, folder.path());
     }
     assert_ne!(
         cliptag::store::vectors_path(&a),
@@ -797,14 +781,7 @@ fn libraries_named_alike_never_share_their_side_files() {
     assert!(said.contains("would add 0, would remove 0"), "{said}");
     // A library named like a side file is not its own side file.
     let odd = dir.path().join("t.embeddings");
-    cliptag_ok(&[
-        "index",
-        "--db",
-        odd.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        first.path().to_str().unwrap(),
-    ]);
+    index_with_tiny(&odd, first.path());
     cliptag_ok(&["search", "--db", odd.to_str().unwrap(), "a photo"]);
     let files = cliptag_ok(&["files", "--db", odd.to_str().unwrap()]);
     assert_eq!(String::from_utf8_lossy(&files.stdout).lines().count(), 3);
@@ -829,15 +806,7 @@ fn files_in_the_place_of_side_files_are_left_alone() {
         std::fs::read(&vectors).unwrap(),
     );
     let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
-    let model = tiny_clip();
-    cliptag_ok(&[
-        "index",
-        "--db",
-        db.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        photos.path().to_str().unwrap(),
-    ]);
+    index_with_tiny(&db, photos.path());
     cliptag_ok(&["search", "--db", db.to_str().unwrap(), "a photo"]);
     let after = (
         std::fs::read(&thumbnails).unwrap(),

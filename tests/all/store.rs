@@ -373,16 +373,8 @@ fn a_bulk_tag_write_leaves_the_schema_and_every_tag_as_they_would_be() {
 fn a_read_only_library_answers_reads_and_refuses_writes_in_one_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos()[..3]);
-    let model = tiny_clip();
     let source = dir.path().join("lib.sqlite");
-    cliptag_ok(&[
-        "index",
-        "--db",
-        source.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        photos.path().to_str().unwrap(),
-    ]);
+    index_with_tiny(&source, photos.path());
     let media = tempfile::tempdir().unwrap();
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])

@@ -78,6 +78,19 @@ pub fn cliptag_ok(args: &[&str]) -> Output {
     output
 }
 
+/// Indexes `folder` into the library `db` with the tiny CLIP, through the command line.
+pub fn index_with_tiny(db: impl AsRef<Path>, folder: impl AsRef<Path>) {
+    let model = tiny_clip();
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db.as_ref().to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        folder.as_ref().to_str().unwrap(),
+    ]);
+}
+
 /// Runs the `cliptag` binary with `args` and extra environment variables.
 pub fn cliptag_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cliptag"));
