@@ -260,6 +260,11 @@ impl CliptagApp {
     }
 
     pub(super) fn problems_window(&mut self, ctx: &egui::Context) {
+        // Once the last problem is gone (missing photos removed), the window has nothing to say.
+        if self.snapshot.problems == 0 {
+            self.show_problems = false;
+            self.confirm_prune = false;
+        }
         let mut open = self.show_problems;
         let snapshot = self.snapshot.clone();
         egui::Window::new("Problems")
