@@ -6,6 +6,7 @@
 //! The benchmark drives the same public core the app and the command line use; its synthetic
 //! data lives here, not in the library.
 
+mod decisions;
 mod decode;
 mod duplicates;
 mod learn;
@@ -47,6 +48,8 @@ pub enum BenchPart {
     Siglip,
     /// Near-duplicate groups in a library of random embeddings with planted near-copies.
     Duplicates,
+    /// A person's decisions stored by the app's worker: a burst, and one at a time.
+    Decisions,
 }
 
 #[derive(Args, Debug)]
@@ -207,6 +210,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Ui => ui::ui_part(args, &report)?,
             BenchPart::Siglip => siglip::siglip_part(args, &report)?,
             BenchPart::Duplicates => duplicates::duplicates_part(args, &report)?,
+            BenchPart::Decisions => decisions::decisions_part(args, &report)?,
         }
     }
     if let Some(peak) = peak_rss_mib() {

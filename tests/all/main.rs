@@ -5,6 +5,7 @@ mod app;
 mod support;
 
 mod core;
+mod durability;
 mod engine;
 mod export;
 mod gallery;

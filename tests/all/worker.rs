@@ -23,7 +23,7 @@ fn slow(delay: Duration) -> Arc<Watched> {
     })
 }
 
-fn spawn(db: &Path, engine: Arc<dyn Embedder>) -> WorkerHandle {
+pub(crate) fn spawn(db: &Path, engine: Arc<dyn Embedder>) -> WorkerHandle {
     worker::spawn(
         db.to_path_buf(),
         None,
@@ -34,7 +34,7 @@ fn spawn(db: &Path, engine: Arc<dyn Embedder>) -> WorkerHandle {
 
 /// Events until one answers `request` with more than a start (or the time runs out); the
 /// events before it are dropped.
-fn answer(worker: &WorkerHandle, request: RequestId) -> Event {
+pub(crate) fn answer(worker: &WorkerHandle, request: RequestId) -> Event {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         match worker.try_event() {
@@ -54,7 +54,7 @@ fn answer(worker: &WorkerHandle, request: RequestId) -> Event {
     panic!("no answer to {request:?}");
 }
 
-fn jpegs(count: u32) -> tempfile::TempDir {
+pub(crate) fn jpegs(count: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..count {
         let image = image::RgbImage::from_fn(80, 60, |x, y| {
@@ -411,7 +411,7 @@ fn the_worker_runs_below_the_ui_thread_s_priority() {
 
 /// A library of `photos` indexed photos and `labels` strict labels (they tag nothing by
 /// themselves), made beside the worker; returns the photo and label ids.
-fn decision_library(
+pub(crate) fn decision_library(
     db: &Path,
     photos: u32,
     labels: usize,
@@ -447,7 +447,7 @@ fn decision_library(
     (dir, image_ids, label_ids)
 }
 
-fn decisions_stored(db: &Path) -> usize {
+pub(crate) fn decisions_stored(db: &Path) -> usize {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row(
         "SELECT COUNT(*) FROM tags WHERE source IN ('rejected', 'accepted', 'manual')",
