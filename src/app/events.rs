@@ -18,6 +18,7 @@ impl CliptagApp {
             }
             Event::Started { .. } => {
                 self.indexing = true;
+                self.run_began = Some(std::time::Instant::now());
                 self.worker.control().resume();
             }
             Event::Done { done, .. } => self.apply_done(done),

@@ -70,6 +70,7 @@ impl CliptagApp {
         }
         if self.gallery.search.is_some() && ui.button("Clear search").clicked() {
             self.gallery.search = None;
+            self.gallery.search_text.clear();
             self.gallery.invalidate();
         }
     }
@@ -176,7 +177,9 @@ impl CliptagApp {
             .max(1.0) as usize;
         self.gallery_columns = columns;
         let rows = total.div_ceil(columns);
-        self.keyboard_selection(ui, columns, ids);
+        // A row's height in the scroll area, its spacing included.
+        let stride = cell + 20.0 + ui.spacing().item_spacing.y;
+        self.keyboard_selection(ui, columns, stride, ids);
 
         let snapshot = self.snapshot.clone();
         let names: HashMap<i64, &str> = snapshot
@@ -187,36 +190,39 @@ impl CliptagApp {
         let mut clicked = None;
         let mut drawn = total..0;
         self.cells_shown = (0, 0);
-        egui::ScrollArea::vertical()
+        let mut area = egui::ScrollArea::vertical()
             .id_salt("gallery")
-            .auto_shrink(false)
-            .show_rows(ui, cell + 20.0, rows, |ui, row_range| {
-                drawn =
-                    (row_range.start * columns).min(total)..(row_range.end * columns).min(total);
-                for row in row_range {
-                    ui.horizontal(|ui| {
-                        for col in 0..columns {
-                            let Some(&id) = ids.get(row * columns + col) else {
-                                break;
-                            };
-                            let selected =
-                                self.selected == Some(id) || self.gallery.picked.contains(&id);
-                            // A row not read yet is an empty cell for a frame or two.
-                            let Some(entry) = self.gallery.entry(id).cloned() else {
-                                ui.allocate_exact_size(
-                                    egui::vec2(cell, cell + 14.0),
-                                    egui::Sense::hover(),
-                                );
-                                continue;
-                            };
-                            if self.cell_ui(ui, &entry, cell, selected, &names).clicked() {
-                                clicked = Some(id);
-                                self.sidebar.has_keys = false;
-                            }
+            .auto_shrink(false);
+        if let Some(offset) = self.gallery.scroll_to.take() {
+            area = area.vertical_scroll_offset(offset);
+        }
+        let shown = area.show_rows(ui, cell + 20.0, rows, |ui, row_range| {
+            drawn = (row_range.start * columns).min(total)..(row_range.end * columns).min(total);
+            for row in row_range {
+                ui.horizontal(|ui| {
+                    for col in 0..columns {
+                        let Some(&id) = ids.get(row * columns + col) else {
+                            break;
+                        };
+                        let selected =
+                            self.selected == Some(id) || self.gallery.picked.contains(&id);
+                        // A row not read yet is an empty cell for a frame or two.
+                        let Some(entry) = self.gallery.entry(id).cloned() else {
+                            ui.allocate_exact_size(
+                                egui::vec2(cell, cell + 14.0),
+                                egui::Sense::hover(),
+                            );
+                            continue;
+                        };
+                        if self.cell_ui(ui, &entry, cell, selected, &names).clicked() {
+                            clicked = Some(id);
+                            self.sidebar.has_keys = false;
                         }
-                    });
-                }
-            });
+                    }
+                });
+            }
+        });
+        self.gallery.viewport = (shown.state.clamped_offset().y, shown.inner_rect.height());
         let version = self.snapshot.version;
         let wanted = self.gallery.rows_wanted(drawn, version);
         if !wanted.is_empty() {
@@ -462,11 +468,13 @@ impl CliptagApp {
         }
     }
 
-    /// Arrow keys move the selection through the visible photos; Ctrl-A picks them all. With the
-    /// gallery filtered to one label, `A` accepts and `R` rejects that label on the selected
-    /// photo and moves on to the next one (review from the keyboard), or on every picked photo.
-    fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize, ids: &[i64]) {
-        if ui.ctx().memory(|m| m.focused().is_some()) || self.sidebar.has_keys {
+    /// Arrow keys move the selection through the visible photos, Page Up and Page Down a
+    /// screen at a time, Home and End to the first and last; the selection is scrolled into
+    /// view. Ctrl-A picks them all. With the gallery filtered to one label, `A` accepts and `R`
+    /// rejects that label on the selected photo and moves on to the next one (review from the
+    /// keyboard), or on every picked photo.
+    fn keyboard_selection(&mut self, ui: &egui::Ui, columns: usize, stride: f32, ids: &[i64]) {
+        if self.typing || ui.ctx().memory(|m| m.focused().is_some()) || self.sidebar.has_keys {
             return; // typing in a text field, or moving through the vocabulary
         }
         if ui.input(|i| i.modifiers.command && i.key_pressed(egui::Key::A)) {
@@ -481,6 +489,9 @@ impl CliptagApp {
             } else {
                 None
             };
+            let page =
+                columns as isize * (self.gallery.viewport.1 / stride).floor().max(1.0) as isize;
+            let everything = ids.len() as isize;
             let step = if i.key_pressed(egui::Key::ArrowRight) || decision.is_some() {
                 1
             } else if i.key_pressed(egui::Key::ArrowLeft) {
@@ -489,6 +500,14 @@ impl CliptagApp {
                 columns as isize
             } else if i.key_pressed(egui::Key::ArrowUp) {
                 -(columns as isize)
+            } else if i.key_pressed(egui::Key::PageDown) {
+                page
+            } else if i.key_pressed(egui::Key::PageUp) {
+                -page
+            } else if i.key_pressed(egui::Key::End) {
+                everything
+            } else if i.key_pressed(egui::Key::Home) {
+                -everything
             } else {
                 0
             };
@@ -499,7 +518,20 @@ impl CliptagApp {
         }
         if let Some(decision) = decision {
             let [label_id] = self.gallery.tags.as_slice() else {
-                return; // reviewing needs one label in the filter
+                let verb = if decision == Decision::Apply {
+                    "A accepts"
+                } else {
+                    "R rejects"
+                };
+                let now = match self.gallery.tags.len() {
+                    0 => "it shows no label now".to_string(),
+                    n => format!("it shows {n} labels now"),
+                };
+                self.say(
+                    format!("{verb} a label when the gallery shows one label ({now}): choose one label to review"),
+                    false,
+                );
+                return;
             };
             let label_id = *label_id;
             let chosen = self.chosen();
@@ -526,5 +558,33 @@ impl CliptagApp {
             None => 0,
         };
         self.select(Some(ids[next]));
+        self.gallery.scroll_to = into_view(next / columns, stride, self.gallery.viewport);
+    }
+}
+
+/// The scroll offset that brings row `row` (rows `stride` apart) fully into a view scrolled to
+/// `offset` and `height` tall; `None` if it is in view already.
+fn into_view(row: usize, stride: f32, (offset, height): (f32, f32)) -> Option<f32> {
+    let top = row as f32 * stride;
+    if top < offset {
+        Some(top)
+    } else if top + stride > offset + height {
+        Some((top + stride - height).max(0.0))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::into_view;
+
+    #[test]
+    fn a_row_off_screen_is_scrolled_into_view_and_one_on_screen_is_left() {
+        // Rows 100 apart, a view 350 tall scrolled to 1000: rows 10, 11 and 12 are in it.
+        assert_eq!(into_view(11, 100.0, (1000.0, 350.0)), None);
+        assert_eq!(into_view(9, 100.0, (1000.0, 350.0)), Some(900.0));
+        assert_eq!(into_view(13, 100.0, (1000.0, 350.0)), Some(1050.0));
+        assert_eq!(into_view(0, 100.0, (1000.0, 350.0)), Some(0.0));
     }
 }

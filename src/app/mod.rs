@@ -138,6 +138,13 @@ pub struct CliptagApp {
     pub confirm_prune: bool,
     /// The folder chooser drawn in the window (where the system's dialog cannot open).
     pub folders: folders::FolderChooser,
+    /// Whether a text field had the keyboard when this frame began: the keys it took (Enter
+    /// ends its editing) are not also the gallery's or the vocabulary tree's.
+    typing: bool,
+    /// When the run now shown in the status bar began: messages from before it are old news.
+    run_began: Option<Instant>,
+    /// When the export window was last opened: it shows only what happened since.
+    export_opened: Instant,
 }
 
 /// How long a frame may spend draining the worker's events.
@@ -178,6 +185,9 @@ impl CliptagApp {
             folder_text: String::new(),
             model_text: String::new(),
             example_label: String::new(),
+            typing: false,
+            run_began: None,
+            export_opened: Instant::now(),
             dialog_tx,
             dialog_rx,
             frame_times: VecDeque::new(),
@@ -236,7 +246,11 @@ impl CliptagApp {
                 self.select(None);
             }
         }
-        self.progress = self.worker.progress();
+        let progress = self.worker.progress();
+        if progress.is_some() && self.progress.is_none() {
+            self.run_began = Some(Instant::now());
+        }
+        self.progress = progress;
         while let Ok(result) = self.dialog_rx.try_recv() {
             self.apply_dialog(result);
         }
@@ -318,6 +332,11 @@ impl CliptagApp {
         });
     }
 
+    /// How far the gallery is scrolled down, in points, as last drawn.
+    pub fn gallery_scroll_offset(&self) -> f32 {
+        self.gallery.viewport.0
+    }
+
     /// Selects a photo and asks for its scores.
     pub fn select(&mut self, image_id: Option<i64>) {
         if self.selected == image_id {
@@ -335,6 +354,7 @@ impl CliptagApp {
     pub fn ui_root(&mut self, ui: &mut egui::Ui) {
         let started = Instant::now();
         let ctx = ui.ctx().clone();
+        self.typing = ctx.memory(|m| m.focused().is_some());
         self.fit_to_screen(&ctx);
         self.pump(&ctx);
         self.handle_dropped_files(&ctx);
@@ -433,6 +453,7 @@ impl CliptagApp {
             }
             if ui.button("Export tags…").clicked() {
                 self.show_export = !self.show_export;
+                self.export_opened = Instant::now();
             }
             if ui
                 .button("Model…")

@@ -86,6 +86,11 @@ impl CliptagApp {
             let can = !choice.is_empty() && !self.indexing;
             if ui
                 .add_enabled(can, egui::Button::new("Switch to this model"))
+                .on_disabled_hover_text(if self.indexing {
+                    "Indexing is running: wait for it to finish or cancel it, then switch"
+                } else {
+                    "Type a model above or choose one first"
+                })
                 .clicked()
             {
                 self.picker.switching = true;

@@ -51,6 +51,10 @@ pub struct GalleryState {
     pending: HashMap<i64, u64>,
     /// Scores to show under thumbnails (search results).
     pub(super) scores: HashMap<i64, f32>,
+    /// The gallery's scroll offset and visible height in the last frame.
+    pub(super) viewport: (f32, f32),
+    /// An offset to scroll to in the next frame (the keyboard moved the selection off screen).
+    pub(super) scroll_to: Option<f32>,
 }
 
 impl Default for GalleryState {
@@ -71,6 +75,8 @@ impl Default for GalleryState {
             rows: HashMap::new(),
             pending: HashMap::new(),
             scores: HashMap::new(),
+            viewport: (0.0, 0.0),
+            scroll_to: None,
         }
     }
 }

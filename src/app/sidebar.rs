@@ -334,7 +334,11 @@ impl CliptagApp {
         rows: &[Row],
         snapshot: &crate::library::LibrarySnapshot,
     ) {
-        if rows.is_empty() || ui.ctx().memory(|m| m.focused().is_some()) || !self.sidebar.has_keys {
+        if rows.is_empty()
+            || self.typing
+            || ui.ctx().memory(|m| m.focused().is_some())
+            || !self.sidebar.has_keys
+        {
             return;
         }
         let pressed = |key| ui.input(|i| i.key_pressed(key));

@@ -117,7 +117,10 @@ impl CliptagApp {
                             .desired_width(220.0)
                             .text(format!("{} / {}", p.done, p.total)),
                     );
-                    ui.label(format!("{:.1} photos/s{eta}", p.rate));
+                    // A paused run has no rate and no time left: it goes on when resumed.
+                    if !paused {
+                        ui.label(format!("{:.1} photos/s{eta}", p.rate));
+                    }
                     if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
                         if paused {
                             self.worker.control().resume();
@@ -166,7 +169,13 @@ impl CliptagApp {
                     self.show_problems = !self.show_problems;
                 }
             }
-            if let Some(message) = self.messages.back() {
+            // While a run goes on, what was said before it began (the last run's summary) is
+            // not shown beside its progress.
+            let current = self
+                .messages
+                .back()
+                .filter(|m| self.run_began.is_none_or(|began| m.at >= began));
+            if let Some(message) = current {
                 ui.separator();
                 let color = if message.error {
                     ui.visuals().error_fg_color
@@ -246,7 +255,13 @@ impl CliptagApp {
                         xmp: self.settings.export_xmp.then_some(naming),
                     }));
                 }
-                let recent: Vec<&super::Message> = self.messages.iter().rev().take(3).collect();
+                let recent: Vec<&super::Message> = self
+                    .messages
+                    .iter()
+                    .rev()
+                    .take_while(|m| m.at >= self.export_opened)
+                    .take(3)
+                    .collect();
                 for message in recent {
                     let color = if message.error {
                         ui.visuals().error_fg_color

@@ -2,6 +2,7 @@
 
 mod allocation;
 mod app;
+mod app_keys;
 mod support;
 
 mod core;

@@ -1,0 +1,136 @@
+//! The app's keys act where the person is: Enter in a text field is that field's only, paging
+//! keys move through the gallery and keep the selection on screen, and review keys that cannot
+//! act say why.
+
+use cliptag::app::CliptagApp;
+use cliptag::domain::Label;
+use cliptag::store::Store;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use crate::app::{app_harness, has_label, indexed_library, step_until, type_into};
+use crate::support::*;
+
+fn add_label(db: &std::path::Path, name: &str) -> i64 {
+    Store::open(db)
+        .unwrap()
+        .insert_label(&Label {
+            threshold: -1.0,
+            ..Label::new(name, "")
+        })
+        .unwrap()
+}
+
+fn gallery_ready(harness: &mut Harness<'static, CliptagApp>) {
+    step_until(harness, "the gallery", |h| {
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
+    });
+}
+
+/// With the vocabulary tree holding the keys on a group, Enter pressed to run a search runs the
+/// search and does not also open the group's editor.
+#[test]
+fn enter_in_the_search_field_does_not_also_open_the_tree_s_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for name in ["Animals/Cat", "Animals/Dog"] {
+        add_label(&db, name);
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Animals (0)"));
+    harness.get_by_label("Animals (0)").click();
+    harness.step();
+    assert!(
+        harness.state().sidebar.has_keys,
+        "the tree did not take the keys"
+    );
+    // The click opened the group's editor; close it, leaving the tree's cursor on the group.
+    harness.state_mut().sidebar.group = None;
+    harness.step();
+    type_into(&mut harness, "Search photos", "a cat");
+    harness.key_press(egui::Key::Enter);
+    step_until(&mut harness, "the search's answer", |h| {
+        h.state().gallery.search.is_some()
+    });
+    assert!(
+        harness.state().sidebar.group.is_none(),
+        "Enter in the search field opened the group's editor too"
+    );
+}
+
+/// Page Down, End and Home move the selection a screen, to the last and to the first photo; a
+/// selection moved off screen is scrolled into view.
+#[test]
+fn paging_keys_move_the_selection_and_the_gallery_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    // The largest thumbnails: two columns, about one row on screen.
+    harness.state_mut().settings.cell = 512.0;
+    gallery_ready(&mut harness);
+    harness.step();
+    let ids = harness.state().gallery.visible().to_vec();
+    let columns = harness.state().gallery_columns;
+    assert!(columns >= 2, "{columns} columns");
+    harness.state_mut().select(Some(ids[0]));
+    harness.step();
+    harness.key_press(egui::Key::PageDown);
+    harness.step();
+    let selected = harness.state().selected.unwrap();
+    let at = ids.iter().position(|id| *id == selected).unwrap();
+    assert!(
+        at >= columns && at % columns == 0,
+        "Page Down moved to photo {at} of {}",
+        ids.len()
+    );
+    harness.key_press(egui::Key::End);
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state().selected, ids.last().copied());
+    let offset = harness.state().gallery_scroll_offset();
+    assert!(offset > 0.0, "the gallery did not scroll to the last photo");
+    harness.key_press(egui::Key::Home);
+    harness.step();
+    harness.step();
+    assert_eq!(harness.state().selected, Some(ids[0]));
+    assert_eq!(harness.state().gallery_scroll_offset(), 0.0);
+}
+
+/// A and R decide the one label the gallery shows; with none or several, they say so instead
+/// of doing nothing.
+#[test]
+fn review_keys_without_one_label_say_what_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let (sky, sea) = (add_label(&db, "Sky"), add_label(&db, "Sea"));
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    gallery_ready(&mut harness);
+    let first = harness.state().gallery.visible()[0];
+    harness.state_mut().select(Some(first));
+    harness.step();
+    harness.key_press(egui::Key::A);
+    harness.step();
+    step_until(&mut harness, "what A needs", |h| {
+        has_label(
+            h,
+            "A accepts a label when the gallery shows one label (it shows no label now)",
+        )
+    });
+    harness.state_mut().gallery.tags = vec![sky, sea];
+    harness.state_mut().gallery.invalidate();
+    harness.step();
+    harness.key_press(egui::Key::R);
+    harness.step();
+    step_until(&mut harness, "what R needs", |h| {
+        has_label(
+            h,
+            "R rejects a label when the gallery shows one label (it shows 2 labels now)",
+        )
+    });
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.tag(first, sky).unwrap(), None);
+    assert_eq!(store.tag(first, sea).unwrap(), None);
+}
