@@ -10,6 +10,7 @@
 //! the weighted sum of V rows is kept in registers too. Elsewhere the `gemm` crate runs both
 //! products.
 
+use crate::model::kernels::Detected;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 use rayon::prelude::*;
 
@@ -29,23 +30,21 @@ pub struct Attention {
 /// How one head is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeadKernel {
-    /// cliptag's own (AVX-512F, head width a multiple of 16).
-    Avx512,
+    /// cliptag's own (head width a multiple of 16), with the proof that this CPU has AVX-512F:
+    /// only [`head_kernel`] makes one.
+    Avx512(Detected),
     /// Both products through the `gemm` crate.
     Gemm,
 }
 
 /// The kernel heads `head_width` values wide run on, on this CPU.
 pub fn head_kernel(head_width: usize) -> HeadKernel {
-    #[cfg(target_arch = "x86_64")]
-    if head_width > 0
-        && head_width.is_multiple_of(LANES)
-        && std::arch::is_x86_feature_detected!("avx512f")
-    {
-        return HeadKernel::Avx512;
+    match Detected::avx512f() {
+        Some(avx512) if head_width > 0 && head_width.is_multiple_of(LANES) => {
+            HeadKernel::Avx512(avx512)
+        }
+        _ => HeadKernel::Gemm,
     }
-    let _ = head_width;
-    HeadKernel::Gemm
 }
 
 /// Values in one 512-bit register.
@@ -84,6 +83,9 @@ impl Attention {
             candle_core::bail!("attention: width {width} is not divisible by {h} heads");
         }
         let dh = width / h;
+        if matches!(kernel, HeadKernel::Avx512(_)) && !dh.is_multiple_of(LANES) {
+            candle_core::bail!("attention: heads {dh} wide do not fit the 16-lane kernel");
+        }
         let stride = 3 * width;
         let mut out = vec![0.0f32; b * t * width];
         let out_ptr = SendPtr(out.as_mut_ptr());
@@ -103,12 +105,13 @@ impl Attention {
                     causal: self.causal,
                 };
                 // SAFETY: each job writes only its own t × dh block of `out`: rows batch·t.., columns
-                // head·dh.., `width` apart.
+                // head·dh.., `width` apart. The 16-lane kernel holds the proof that this CPU has
+                // AVX-512F, and its heads are a whole number of lanes wide (checked above).
                 unsafe {
                     let dst = out_ptr.at(batch * t * width + head * dh);
                     match kernel {
                         #[cfg(target_arch = "x86_64")]
-                        HeadKernel::Avx512 => head_avx512(&job, scratch, dst, width),
+                        HeadKernel::Avx512(_) => head_avx512(&job, scratch, dst, width),
                         _ => head_gemm(&job, scratch, dst, width),
                     }
                 }
@@ -282,37 +285,35 @@ impl Block<'_> {
         let queries: [&[f32]; R] =
             std::array::from_fn(|r| &job.qkv[job.q + (i + r) * job.stride..][..job.width]);
         let mut j = 0;
-        // SAFETY (both loops): the CPU has AVX-512F, the queries are head-width slices, Kᵀ has
-        // `width` rows of `padded`, `scores` R rows of `padded`, and `columns <= padded`.
         while j + 4 * LANES <= columns {
-            unsafe { self.scores::<R, 4>(&queries, j, scores) };
+            self.scores::<R, 4>(&queries, j, scores);
             j += 4 * LANES;
         }
-        unsafe {
-            match (columns - j) / LANES {
-                3 => self.scores::<R, 3>(&queries, j, scores),
-                2 => self.scores::<R, 2>(&queries, j, scores),
-                1 => self.scores::<R, 1>(&queries, j, scores),
-                _ => {}
-            }
+        match (columns - j) / LANES {
+            3 => self.scores::<R, 3>(&queries, j, scores),
+            2 => self.scores::<R, 2>(&queries, j, scores),
+            1 => self.scores::<R, 1>(&queries, j, scores),
+            _ => {}
         }
         for r in 0..R {
             let row = &mut scores[r * padded..][..seen];
             let visible = job.visible(i + r);
-            // SAFETY: the CPU has AVX-512F.
-            unsafe { softmax_avx512(&mut row[..visible]) };
+            softmax_avx512(&mut row[..visible]);
             row[visible..].fill(0.0);
         }
         let weights: [&[f32]; R] = std::array::from_fn(|r| &scores[r * padded..][..seen]);
         let mut d = 0;
-        // SAFETY (both loops): the CPU has AVX-512F; the weights are `seen` keys long, and
-        // `out` holds rows i .. i + R of the head's width.
+        // SAFETY: `out` addresses the head's rows (this function's contract), so row `i` is
+        // inside them.
+        let out = unsafe { out.add(i * out_stride) };
         while d + 4 * LANES <= job.width {
-            unsafe { self.weighted::<R, 4>(&weights, d, out.add(i * out_stride), out_stride) };
+            // SAFETY: the weights are `seen` keys long and `out` holds rows i .. i + R of the
+            // head's width, `out_stride` apart; values d .. d + 64 lie within that width.
+            unsafe { self.weighted::<R, 4>(&weights, d, out, out_stride) };
             d += 4 * LANES;
         }
+        // SAFETY: as above, for the last 16, 32 or 48 values of the width.
         unsafe {
-            let out = out.add(i * out_stride);
             match (job.width - d) / LANES {
                 3 => self.weighted::<R, 3>(&weights, d, out, out_stride),
                 2 => self.weighted::<R, 2>(&weights, d, out, out_stride),
@@ -323,9 +324,9 @@ impl Block<'_> {
     }
 
     /// The R queries' scores for keys `j0 .. j0 + 16·C`, kept in R·C registers over the head
-    /// width.
+    /// width. Safe: every bound it relies on is asserted.
     #[target_feature(enable = "avx512f")]
-    unsafe fn scores<const R: usize, const C: usize>(
+    fn scores<const R: usize, const C: usize>(
         &self,
         queries: &[&[f32]; R],
         j0: usize,
@@ -361,6 +362,10 @@ impl Block<'_> {
 
     /// Values `d0 .. d0 + 16·C` of the R rows' weighted sums of V rows, kept in R·C registers
     /// over the keys, stored to `out` (rows `out_stride` apart).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F, and `out` addresses R rows of at least `d0 + 16·C` values,
+    /// `out_stride` apart, that no other thread uses meanwhile.
     #[target_feature(enable = "avx512f")]
     unsafe fn weighted<const R: usize, const C: usize>(
         &self,
@@ -389,7 +394,7 @@ impl Block<'_> {
         }
         for (r, acc) in acc.iter().enumerate() {
             for (c, acc) in acc.iter().enumerate() {
-                // SAFETY: `out` holds R rows of the head width (this function's contract).
+                // SAFETY: `out` holds R rows of `d0 + 16·C` values (this function's contract).
                 unsafe { _mm512_storeu_ps(out.add(r * out_stride + d0 + c * LANES), *acc) };
             }
         }
@@ -399,7 +404,7 @@ impl Block<'_> {
 /// A softmax over `row` in place, 16 lanes at a time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn softmax_avx512(row: &mut [f32]) {
+fn softmax_avx512(row: &mut [f32]) {
     use std::arch::x86_64::*;
     let lanes = |n: usize| -> u16 { if n >= LANES { 0xFFFF } else { (1u16 << n) - 1 } };
     let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
@@ -482,10 +487,11 @@ mod tests {
     #[test]
     fn every_head_kernel_matches_plain_attention() {
         let mut kernels = vec![HeadKernel::Gemm];
-        if head_kernel(64) == HeadKernel::Avx512 {
-            kernels.push(HeadKernel::Avx512);
-        } else {
-            eprintln!("no AVX-512F: only the gemm kernel runs here");
+        match head_kernel(64) {
+            own @ HeadKernel::Avx512(_) => kernels.push(own),
+            HeadKernel::Gemm => {
+                eprintln!("SKIPPED in part: no AVX-512F, only the gemm kernel runs")
+            }
         }
         // Tokens across the 16-key registers and the 64-key groups (ViT-B/32's 50, the text
         // tower's 77); head widths across the 64-value groups.
@@ -523,13 +529,24 @@ mod tests {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
         #[cfg(not(target_arch = "x86_64"))]
         let avx512 = false;
-        let want = if avx512 {
-            HeadKernel::Avx512
-        } else {
-            HeadKernel::Gemm
-        };
-        assert_eq!(head_kernel(64), want);
+        assert_eq!(matches!(head_kernel(64), HeadKernel::Avx512(_)), avx512);
         assert_eq!(head_kernel(72), HeadKernel::Gemm);
         assert_eq!(head_kernel(0), HeadKernel::Gemm);
+    }
+
+    #[test]
+    fn the_own_kernel_refuses_heads_that_are_not_whole_lanes_wide() {
+        let HeadKernel::Avx512(proof) = head_kernel(64) else {
+            eprintln!("SKIPPED: no AVX-512F on this CPU");
+            return;
+        };
+        let op = Attention {
+            batch: 1,
+            tokens: 3,
+            heads: 1,
+            causal: false,
+        };
+        let error = op.run(&values(3 * 3 * 20, 1), HeadKernel::Avx512(proof));
+        assert!(error.is_err());
     }
 }

@@ -66,8 +66,11 @@ impl Linear {
         activation: Option<Activation>,
     ) -> Linear {
         let precision = matmul::load_precision();
-        let weights = match (precision.format(), matmul::kernel()) {
-            (Some(format), _) => Weights::Half(PackedHalf::new(format, &weight, inputs, outputs)),
+        let half = precision
+            .format()
+            .and_then(|format| PackedHalf::new(format, &weight, inputs, outputs));
+        let weights = match (half, matmul::kernel()) {
+            (Some(packed), _) => Weights::Half(packed),
             (None, Some(kernel)) => Weights::Packed(Packed::new(kernel, &weight, inputs, outputs)),
             (None, None) => Weights::Raw(weight),
         };
@@ -241,13 +244,13 @@ fn activation_loop(xs: &mut [f32], activation: Activation) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn activation_avx512(xs: &mut [f32], activation: Activation) {
+fn activation_avx512(xs: &mut [f32], activation: Activation) {
     activation_loop(xs, activation);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn activation_avx2(xs: &mut [f32], activation: Activation) {
+fn activation_avx2(xs: &mut [f32], activation: Activation) {
     activation_loop(xs, activation);
 }
 

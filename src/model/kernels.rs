@@ -1,4 +1,50 @@
-//! The floating-point mode and thread pool the encoders run in.
+//! The floating-point mode and thread pool the encoders run in, and the proof that the CPU runs
+//! the instructions a vector kernel is chosen for.
+
+/// Proof that this CPU was asked whether it runs an instruction set and said yes. Only the
+/// detecting constructors below make one (its field is private), so a kernel choice that holds
+/// one cannot be made by safe code on a CPU without those instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detected(());
+
+impl Detected {
+    /// AVX-512F, where this CPU has it.
+    pub fn avx512f() -> Option<Detected> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Detected(()));
+        }
+        None
+    }
+
+    /// AVX2 with FMA, where this CPU has both.
+    pub fn avx2_fma() -> Option<Detected> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(Detected(()));
+        }
+        None
+    }
+
+    /// AVX-512F and BW with the 16-bit extension `format` needs (FP16 or BF16).
+    pub fn avx512_half(format: crate::model::matmul::half::Format) -> Option<Detected> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::model::matmul::half::Format;
+            use std::arch::is_x86_feature_detected as has;
+            let extension = match format {
+                Format::F16 => has!("avx512fp16"),
+                Format::Bf16 => has!("avx512bf16"),
+            };
+            if has!("avx512f") && has!("avx512bw") && extension {
+                return Some(Detected(()));
+            }
+        }
+        let _ = format;
+        None
+    }
+}
 
 /// Runs `f` on candle's thread pool with denormal floats flushed to zero on this thread (and on
 /// any thread it starts, which inherits the mode).

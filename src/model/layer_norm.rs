@@ -72,13 +72,13 @@ impl LayerNorm {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn row_avx512(norm: &LayerNorm, x: &[f32], out: &mut [f32]) {
+fn row_avx512(norm: &LayerNorm, x: &[f32], out: &mut [f32]) {
     row_lanes(norm, x, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2(norm: &LayerNorm, x: &[f32], out: &mut [f32]) {
+fn row_avx2(norm: &LayerNorm, x: &[f32], out: &mut [f32]) {
     row_lanes(norm, x, out);
 }
 

@@ -60,17 +60,16 @@ fn dot_f16_plain(row: &[f16], query: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_f16_avx2(rows: &[f16], dim: usize, query: &[f32], out: &mut [f32]) {
+fn dots_f16_avx2(rows: &[f16], dim: usize, query: &[f32], out: &mut [f32]) {
     for (row, out) in rows.chunks_exact(dim).zip(out) {
-        // SAFETY: the caller checked the CPU's features.
-        *out = unsafe { dot_f16_avx2(row, query) };
+        *out = dot_f16_avx2(row, query);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn dot_f16_avx2(row: &[f16], query: &[f32]) -> f32 {
+fn dot_f16_avx2(row: &[f16], query: &[f32]) -> f32 {
     use std::arch::x86_64::*;
     let n = row.len().min(query.len());
     let (a, b) = (row.as_ptr() as *const u16, query.as_ptr());

@@ -12,8 +12,8 @@ pub fn convert(format: Format, values: &[f32], scale: f32, out: &mut [u16]) {
         match format {
             // SAFETY: the CPU has AVX-512F.
             Format::F16 if has!("avx512f") => return unsafe { convert_avx512(values, scale, out) },
-            // SAFETY: the CPU has AVX-512F and AVX-512 BF16.
             Format::Bf16 if has!("avx512f") && has!("avx512bf16") => {
+                // SAFETY: the CPU has AVX-512F and AVX-512 BF16.
                 return unsafe { convert_bf16_avx512(values, scale, out) };
             }
             _ => {}
@@ -26,7 +26,7 @@ pub fn convert(format: Format, values: &[f32], scale: f32, out: &mut [u16]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn convert_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
+fn convert_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
     use std::arch::x86_64::*;
     let s = _mm512_set1_ps(scale);
     let mut chunks = values.chunks_exact(16);
@@ -47,7 +47,7 @@ unsafe fn convert_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn convert_bf16_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
+fn convert_bf16_avx512(values: &[f32], scale: f32, out: &mut [u16]) {
     use std::arch::x86_64::*;
     let s = _mm512_set1_ps(scale);
     let mut chunks = values.chunks_exact(16);

@@ -48,21 +48,7 @@ pub enum Format {
 impl Format {
     /// Whether this CPU runs this format's kernel.
     pub fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            has!("avx512f")
-                && has!("avx512bw")
-                && match self {
-                    Format::F16 => has!("avx512fp16"),
-                    Format::Bf16 => has!("avx512bf16"),
-                }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = self;
-            false
-        }
+        crate::model::kernels::Detected::avx512_half(self).is_some()
     }
 
     /// `x` in this format, rounded to nearest even.
@@ -87,6 +73,8 @@ impl Format {
 /// A weight matrix `[outputs, inputs]` in a 16-bit format, in panels for its kernel.
 pub struct PackedHalf {
     format: Format,
+    /// That this CPU runs `format`'s kernel: only then is a `PackedHalf` made.
+    _runs: crate::model::kernels::Detected,
     inputs: usize,
     outputs: usize,
     /// What the product is multiplied by to undo the weights' scaling.
@@ -111,8 +99,14 @@ fn scale_for(largest: f32, log2: i32) -> f32 {
 
 impl PackedHalf {
     /// The weights packed for `format`'s fastest kernel on this CPU: AMX tiles for bfloat16
-    /// where [`amx_fits`] says so, the AVX-512 kernels elsewhere.
-    pub fn new(format: Format, weight: &[f32], inputs: usize, outputs: usize) -> PackedHalf {
+    /// where [`amx_fits`] says so, the AVX-512 kernels elsewhere; `None` where this CPU does not
+    /// run `format` at all.
+    pub fn new(
+        format: Format,
+        weight: &[f32],
+        inputs: usize,
+        outputs: usize,
+    ) -> Option<PackedHalf> {
         Self::with_amx(format, weight, inputs, outputs, true)
     }
 
@@ -124,7 +118,8 @@ impl PackedHalf {
         inputs: usize,
         outputs: usize,
         amx: bool,
-    ) -> PackedHalf {
+    ) -> Option<PackedHalf> {
+        let runs = crate::model::kernels::Detected::avx512_half(format)?;
         assert_eq!(
             weight.len(),
             inputs * outputs,
@@ -147,14 +142,15 @@ impl PackedHalf {
                 }
             }
         }
-        PackedHalf {
+        Some(PackedHalf {
             format,
+            _runs: runs,
             inputs,
             outputs,
             weight_unscale: 1.0 / scale,
             amx: amx && format == Format::Bf16 && amx_fits(inputs),
             data,
-        }
+        })
     }
 
     /// The format the product runs in.
@@ -306,6 +302,12 @@ fn block_start(k0: usize, p: usize, kc: usize, panels: usize) -> usize {
 }
 
 /// Dispatches to `format`'s kernel instance for `r` rows.
+///
+/// # Safety
+/// The CPU runs `format`'s kernel (a [`PackedHalf`] of it exists); `r` is at most 12; `a`
+/// holds `pairs` groups of 12 input pairs, `b` `pairs` rows of 32 column pairs, and `c`
+/// addresses `r` rows of `cols` (at most 32) values `ldc` apart that no other thread uses
+/// meanwhile.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_kernel(
     format: Format,
@@ -321,7 +323,9 @@ unsafe fn run_kernel(
     macro_rules! rows {
         ($($n:literal)*) => {
             match (format, r) {
+                // SAFETY: as this function's contract.
                 $((Format::F16, $n) => unsafe { avx512fp16::<$n>(a, b, pairs, c, ldc, cols, unscale) },)*
+                // SAFETY: as this function's contract.
                 $((Format::Bf16, $n) => unsafe { avx512bf16::<$n>(a, b, pairs, c, ldc, cols) },)*
                 _ => unreachable!("kernel rows"),
             }
@@ -329,13 +333,20 @@ unsafe fn run_kernel(
     }
     #[cfg(target_arch = "x86_64")]
     rows!(1 2 3 4 5 6 7 8 9 10 11 12);
+    // No CPU of another architecture detects these formats, so no `PackedHalf` exists there.
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (format, r, a, b, pairs, c, ldc, cols, unscale);
+    {
+        let _ = (r, a, b, pairs, c, ldc, cols, unscale);
+        unreachable!("{format:?} weights were packed on a CPU that is not x86-64")
+    }
 }
 
 /// `R` rows (of a 12-row block) × 32 columns: 2·R accumulators of 16 column pairs, summed in
 /// half precision over one block of inputs, then widened, their pairs added, scaled back and
 /// added to C.
+///
+/// # Safety
+/// The CPU has AVX-512 FP16 and BW, and the pointers are as [`run_kernel`]'s contract says.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512fp16")]
 unsafe fn avx512fp16<const R: usize>(
@@ -376,6 +387,10 @@ unsafe fn avx512fp16<const R: usize>(
 /// The half-precision sums of [`avx512fp16`]. A function of its own: inlined, the widening
 /// that follows made LLVM keep nine of the 24 accumulators on the stack, which halved the
 /// kernel's speed.
+///
+/// # Safety
+/// The CPU has AVX-512 FP16 and BW; `a` holds `pairs` groups of 12 input pairs and `b`
+/// `pairs` rows of 32 column pairs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512fp16")]
 #[inline(never)]
@@ -387,11 +402,18 @@ unsafe fn accumulate<const R: usize>(
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ph(); 2]; R];
     for p in 0..pairs {
-        // SAFETY (all loads): in bounds per `run_kernel`'s contract.
-        let b0 = _mm512_castsi512_ph(unsafe { _mm512_loadu_si512(b.add(p * 64).cast()) });
-        let b1 = _mm512_castsi512_ph(unsafe { _mm512_loadu_si512(b.add(p * 64 + 32).cast()) });
+        // SAFETY: `b` holds `pairs` rows of 64 halves (the contract), and `p < pairs`.
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_si512(b.add(p * 64).cast()),
+                _mm512_loadu_si512(b.add(p * 64 + 32).cast()),
+            )
+        };
+        let (b0, b1) = (_mm512_castsi512_ph(b0), _mm512_castsi512_ph(b1));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let av = _mm512_castsi512_ph(_mm512_set1_epi32(unsafe { *a.add(p * MR + r) } as i32));
+            // SAFETY: `a` holds `pairs` groups of 12 pairs (the contract), and `r < R <= 12`.
+            let pair = unsafe { *a.add(p * MR + r) };
+            let av = _mm512_castsi512_ph(_mm512_set1_epi32(pair as i32));
             acc[0] = _mm512_fmadd_ph(av, b0, acc[0]);
             acc[1] = _mm512_fmadd_ph(av, b1, acc[1]);
         }
@@ -402,6 +424,9 @@ unsafe fn accumulate<const R: usize>(
 /// `R` rows (of a 12-row block) × 32 columns in bfloat16: 2·R f32 accumulators of 16 columns,
 /// each `vdpbf16ps` adding a column's two products (inputs `k` and `k + 1`) to its lane; the
 /// sums are added to C. Nothing is scaled: bfloat16 has f32's range.
+///
+/// # Safety
+/// The CPU has AVX-512 BF16 and BW, and the pointers are as [`run_kernel`]'s contract says.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn avx512bf16<const R: usize>(
@@ -415,8 +440,8 @@ unsafe fn avx512bf16<const R: usize>(
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     for p in 0..pairs {
-        // SAFETY (all loads): in bounds per `run_kernel`'s contract; `__m512bh` and `__m512i`
-        // are the same 512 bits.
+        // SAFETY: `b` holds `pairs` rows of 64 halves (the contract), and `p < pairs`;
+        // `__m512bh` and `__m512i` are the same 512 bits.
         let (b0, b1) = unsafe {
             (
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(p * 64).cast())),
@@ -426,7 +451,8 @@ unsafe fn avx512bf16<const R: usize>(
             )
         };
         for (r, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: as above.
+            // SAFETY: `a` holds `pairs` groups of 12 pairs (the contract), and `r < R <= 12`;
+            // the transmute is between two 512-bit vectors.
             let av: __m512bh =
                 unsafe { std::mem::transmute(_mm512_set1_epi32(*a.add(p * MR + r) as i32)) };
             acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
@@ -473,9 +499,13 @@ mod tests {
             Format::F16 => 4e-3,
             Format::Bf16 => 8e-3,
         };
-        let mut kernels = vec![PackedHalf::with_amx(format, &w, inputs, outputs, false)];
+        let pack = |amx| {
+            PackedHalf::with_amx(format, &w, inputs, outputs, amx)
+                .expect("checked only where the CPU runs the format")
+        };
+        let mut kernels = vec![pack(false)];
         if format == Format::Bf16 && amx_fits(inputs) {
-            kernels.push(PackedHalf::with_amx(format, &w, inputs, outputs, true));
+            kernels.push(pack(true));
         }
         for (packed, threads) in kernels.iter().flat_map(|p| [(p, 1), (p, 3)]) {
             let amx = packed.uses_amx();
@@ -501,7 +531,7 @@ mod tests {
     /// panels, depths odd, in whole tiles of 32 (where AMX runs) and across the 256-input block.
     fn check_every_edge(format: Format) {
         if !format.supported() {
-            eprintln!("no {format:?} kernel on this CPU: the f32 kernel is used");
+            eprintln!("SKIPPED: this CPU has no {format:?} kernel (AVX-512 FP16 or BF16)");
             return;
         }
         for (rows, inputs, outputs) in [
@@ -532,19 +562,39 @@ mod tests {
     }
 
     #[test]
+    fn weights_are_packed_only_for_a_format_this_cpu_runs() {
+        let w = values(64 * 40, 2, 0.1);
+        for format in [Format::F16, Format::Bf16] {
+            assert_eq!(
+                PackedHalf::new(format, &w, 64, 40).is_some(),
+                format.supported(),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bf16_runs_on_amx_tiles_where_the_cpu_has_them_and_the_inputs_fill_whole_tiles() {
+        if !Format::Bf16.supported() {
+            eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
+            return;
+        }
         let w = values(64 * 40, 2, 0.1);
         let amx = super::super::amx::supported();
-        assert_eq!(PackedHalf::new(Format::Bf16, &w, 64, 40).uses_amx(), amx);
-        assert!(!PackedHalf::new(Format::Bf16, &w, 40, 64).uses_amx());
-        assert!(!PackedHalf::new(Format::F16, &w, 64, 40).uses_amx());
-        assert!(!PackedHalf::with_amx(Format::Bf16, &w, 64, 40, false).uses_amx());
+        let uses_amx = |format, inputs, outputs, allowed| {
+            PackedHalf::with_amx(format, &w, inputs, outputs, allowed).is_some_and(|p| p.uses_amx())
+        };
+        assert_eq!(uses_amx(Format::Bf16, 64, 40, true), amx);
+        assert!(!uses_amx(Format::Bf16, 40, 64, true));
+        assert!(!uses_amx(Format::F16, 64, 40, true));
+        assert!(!uses_amx(Format::Bf16, 64, 40, false));
         eprintln!("AMX on this CPU: {amx}");
     }
 
     #[test]
     fn bf16_keeps_values_far_outside_half_precisions_range() {
         if !Format::Bf16.supported() {
+            eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
             return;
         }
         check(Format::Bf16, 30, 600, 40, 2e5, 20.0);
@@ -556,6 +606,7 @@ mod tests {
     #[test]
     fn values_beyond_half_precisions_range_are_scaled_into_it() {
         if !Format::F16.supported() {
+            eprintln!("SKIPPED: this CPU has no AVX-512 FP16");
             return;
         }
         // Inputs up to 10⁵ overflow half precision (65504) unscaled, and products of 10⁵ by

@@ -20,45 +20,40 @@ use split::{Output, into_fresh, rows_of, split_panels};
 
 use rayon::prelude::*;
 
-/// A vector kernel for the packed product.
+use crate::model::kernels::Detected;
+
+/// A vector kernel for the packed product, holding the proof that this CPU runs it: made only by
+/// [`Kernel::avx512`] and [`Kernel::avx2`], which ask the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
-    Avx512,
-    Avx2,
+    Avx512(Detected),
+    Avx2(Detected),
 }
 
 impl Kernel {
+    /// The 512-bit kernel, where this CPU has AVX-512F.
+    pub fn avx512() -> Option<Kernel> {
+        Detected::avx512f().map(Kernel::Avx512)
+    }
+
+    /// The 256-bit kernel, where this CPU has AVX2 and FMA.
+    pub fn avx2() -> Option<Kernel> {
+        Detected::avx2_fma().map(Kernel::Avx2)
+    }
+
     /// Rows of X one kernel call covers.
     fn rows(self) -> usize {
         match self {
-            Kernel::Avx512 => 12,
-            Kernel::Avx2 => 6,
+            Kernel::Avx512(_) => 12,
+            Kernel::Avx2(_) => 6,
         }
     }
 
     /// Output columns in a panel.
     fn columns(self) -> usize {
         match self {
-            Kernel::Avx512 => 32,
-            Kernel::Avx2 => 16,
-        }
-    }
-
-    /// Whether this CPU runs it.
-    pub fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-                Kernel::Avx2 => {
-                    std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
+            Kernel::Avx512(_) => 32,
+            Kernel::Avx2(_) => 16,
         }
     }
 }
@@ -75,13 +70,11 @@ pub fn kernel() -> Option<Kernel> {
     static CHOSEN: OnceLock<Option<Kernel>> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
         let wanted = std::env::var("CLIPTAG_KERNEL").ok();
-        let detected = [Kernel::Avx512, Kernel::Avx2]
-            .into_iter()
-            .find(|k| k.supported());
+        let detected = Kernel::avx512().or_else(Kernel::avx2);
         match wanted.as_deref() {
             Some("gemm") => None,
-            Some("avx2") if Kernel::Avx2.supported() => Some(Kernel::Avx2),
-            Some("avx512") if Kernel::Avx512.supported() => Some(Kernel::Avx512),
+            Some("avx2") => Kernel::avx2().or(detected),
+            Some("avx512") => Kernel::avx512().or(detected),
             _ => detected,
         }
     })
@@ -117,7 +110,7 @@ impl Precision {
             Precision::F16 => half::Format::F16,
             Precision::Bf16 => half::Format::Bf16,
         };
-        kernel() == Some(Kernel::Avx512) && format.supported()
+        matches!(kernel(), Some(Kernel::Avx512(_))) && format.supported()
     }
 
     /// The 16-bit format a reduced precision packs weights in; `None` for f32.
@@ -177,6 +170,7 @@ pub struct Packed {
 }
 
 impl Packed {
+    /// `weight` packed for `kernel`, which (holding its proof of detection) runs on this CPU.
     pub fn new(kernel: Kernel, weight: &[f32], inputs: usize, outputs: usize) -> Packed {
         assert_eq!(
             weight.len(),
@@ -269,7 +263,7 @@ impl Packed {
                 };
                 // SAFETY: `a` holds `kc` groups of `mr` values, `b` `kc` rows of `nr`, and the
                 // destination `r` rows of `cols` values `n` apart, all in bounds; each part
-                // writes only its own panels' columns.
+                // writes only its own panels' columns. The kernel was detected on this CPU.
                 unsafe {
                     let c = out.at.at(r0 * n + p * nr);
                     run_kernel(self.kernel, r, a, b, kc, c, n, cols, next);
@@ -311,9 +305,12 @@ fn block_start(k0: usize, p: usize, kc: usize, panels: usize, nr: usize) -> usiz
 /// A raw pointer that may cross threads: each thread writes a disjoint part of the buffer.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr<T>(pub(crate) *mut T);
-// SAFETY: the parts that share it write disjoint regions.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
+// SAFETY: the threads that share it write disjoint regions of values that may be sent between
+// threads (`T: Send`); every place that makes one says which region each thread writes.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as for `Send`: shared, it only hands out the pointer, and each thread writes its own
+// region.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
     /// The pointer `offset` values on (a method, so closures capture the `Send` wrapper).
@@ -321,6 +318,7 @@ impl<T> SendPtr<T> {
     /// # Safety
     /// `offset` must stay within the buffer.
     pub(crate) unsafe fn at(self, offset: usize) -> *mut T {
+        // SAFETY: the caller keeps `offset` within the buffer.
         unsafe { self.0.add(offset) }
     }
 }
@@ -367,6 +365,12 @@ fn column_masks(cols: usize) -> [u16; 2] {
 }
 
 /// Dispatches to the kernel instance for `r` rows.
+///
+/// # Safety
+/// `r` is at most the kernel's rows; `a` holds `kc` groups of the kernel's rows of values
+/// (packed as [`Packed::product`] packs them), `b` `kc` rows of its columns, and `c` addresses
+/// `r` rows of `cols` (at most the kernel's columns) values `ldc` apart that no other thread
+/// uses meanwhile. `next` may point anywhere: it is only prefetched.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_kernel(
     kernel: Kernel,
@@ -382,6 +386,8 @@ unsafe fn run_kernel(
     macro_rules! rows {
         ($f:ident, $($n:literal)*) => {
             match r {
+                // SAFETY: the kernel's proof says the CPU has its instructions; the pointers
+                // are as this function's contract says.
                 $($n => unsafe { $f::<$n>(a, b, kc, c, ldc, cols, next) },)*
                 _ => unreachable!("kernel rows"),
             }
@@ -389,14 +395,22 @@ unsafe fn run_kernel(
     }
     #[cfg(target_arch = "x86_64")]
     match kernel {
-        Kernel::Avx512 => rows!(avx512, 1 2 3 4 5 6 7 8 9 10 11 12),
-        Kernel::Avx2 => rows!(avx2, 1 2 3 4 5 6),
+        Kernel::Avx512(_) => rows!(avx512, 1 2 3 4 5 6 7 8 9 10 11 12),
+        Kernel::Avx2(_) => rows!(avx2, 1 2 3 4 5 6),
     }
+    // No CPU of another architecture detects these kernels, so no `Kernel` exists there.
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (kernel, r, a, b, kc, c, ldc, cols, next);
+    {
+        let _ = (r, a, b, kc, c, ldc, cols, next);
+        unreachable!("{kernel:?} was detected on a CPU that is not x86-64")
+    }
 }
 
 /// `R` rows (of a 12-row packed block) × 32 columns: 2·R accumulators of 16 floats.
+///
+/// # Safety
+/// The CPU has AVX-512F, and the pointers are as [`run_kernel`]'s contract says (12-row groups,
+/// 32-column rows).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512<const R: usize>(
@@ -414,10 +428,15 @@ unsafe fn avx512<const R: usize>(
         if k < next.lines {
             _mm_prefetch::<_MM_HINT_T1>(next.at.wrapping_add(k * 16) as *const i8);
         }
-        // SAFETY (all loads): in bounds per `run_kernel`'s contract.
-        let b0 = unsafe { _mm512_loadu_ps(b.add(k * 32)) };
-        let b1 = unsafe { _mm512_loadu_ps(b.add(k * 32 + 16)) };
+        // SAFETY: `b` holds `kc` rows of 32 values (the contract), and `k < kc`.
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_ps(b.add(k * 32)),
+                _mm512_loadu_ps(b.add(k * 32 + 16)),
+            )
+        };
         for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `a` holds `kc` groups of 12 values (the contract), and `r < R <= 12`.
             let av = _mm512_set1_ps(unsafe { *a.add(k * 12 + r) });
             acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
             acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
@@ -425,11 +444,15 @@ unsafe fn avx512<const R: usize>(
     }
     let [low, high] = column_masks(cols);
     for (r, acc) in acc.iter().enumerate() {
-        let row = unsafe { c.add(r * ldc) };
+        // SAFETY: `c` addresses R rows `ldc` apart, and the masks cover only the row's `cols`
+        // values (the contract).
         unsafe {
+            let row = c.add(r * ldc);
             let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(low, row), acc[0]);
             _mm512_mask_storeu_ps(row, low, sum);
-            let row = row.add(16);
+            // Wrapping: with 16 columns or fewer this half is masked off entirely and its
+            // address may lie past the buffer.
+            let row = row.wrapping_add(16);
             let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(high, row), acc[1]);
             _mm512_mask_storeu_ps(row, high, sum);
         }
@@ -437,6 +460,10 @@ unsafe fn avx512<const R: usize>(
 }
 
 /// `R` rows (of a 6-row packed block) × 16 columns: 2·R accumulators of 8 floats.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and the pointers are as [`run_kernel`]'s contract says (6-row
+/// groups, 16-column rows).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2<const R: usize>(
@@ -454,18 +481,25 @@ unsafe fn avx2<const R: usize>(
         if k < next.lines {
             _mm_prefetch::<_MM_HINT_T1>(next.at.wrapping_add(k * 16) as *const i8);
         }
-        // SAFETY (all loads): in bounds per `run_kernel`'s contract.
-        let b0 = unsafe { _mm256_loadu_ps(b.add(k * 16)) };
-        let b1 = unsafe { _mm256_loadu_ps(b.add(k * 16 + 8)) };
+        // SAFETY: `b` holds `kc` rows of 16 values (the contract), and `k < kc`.
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_ps(b.add(k * 16)),
+                _mm256_loadu_ps(b.add(k * 16 + 8)),
+            )
+        };
         for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `a` holds `kc` groups of 6 values (the contract), and `r < R <= 6`.
             let av = _mm256_set1_ps(unsafe { *a.add(k * 6 + r) });
             acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
             acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
         }
     }
     for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: `c` addresses R rows `ldc` apart (the contract); the row is only offset here.
         let row = unsafe { c.add(r * ldc) };
         if cols == 16 {
+            // SAFETY: a full tile: the row holds 16 values.
             unsafe {
                 _mm256_storeu_ps(row, _mm256_add_ps(_mm256_loadu_ps(row), acc[0]));
                 let row = row.add(8);
@@ -473,11 +507,13 @@ unsafe fn avx2<const R: usize>(
             }
         } else {
             let mut sums = [0.0f32; 16];
+            // SAFETY: `sums` holds the 16 values stored.
             unsafe {
                 _mm256_storeu_ps(sums.as_mut_ptr(), acc[0]);
                 _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[1]);
             }
             for (j, s) in sums.iter().take(cols).enumerate() {
+                // SAFETY: `j < cols`, and the row holds `cols` values.
                 unsafe { *row.add(j) += s };
             }
         }
@@ -503,14 +539,7 @@ mod tests {
     #[test]
     fn the_widest_kernel_the_cpu_runs_is_chosen() {
         if std::env::var_os("CLIPTAG_KERNEL").is_none() {
-            let want = if Kernel::Avx512.supported() {
-                Some(Kernel::Avx512)
-            } else if Kernel::Avx2.supported() {
-                Some(Kernel::Avx2)
-            } else {
-                None
-            };
-            assert_eq!(kernel(), want);
+            assert_eq!(kernel(), Kernel::avx512().or_else(Kernel::avx2));
         }
     }
 
@@ -535,12 +564,14 @@ mod tests {
 
     #[test]
     fn every_kernel_computes_the_product_at_every_edge() {
-        let kernels: Vec<Kernel> = [Kernel::Avx512, Kernel::Avx2]
+        let kernels: Vec<Kernel> = [Kernel::avx512(), Kernel::avx2()]
             .into_iter()
-            .filter(|k| k.supported())
+            .flatten()
             .collect();
+        if kernels.len() < 2 {
+            eprintln!("SKIPPED in part: this CPU runs {kernels:?} of the 512- and 256-bit kernels");
+        }
         if kernels.is_empty() {
-            eprintln!("no vector kernel on this CPU: the gemm crate is used");
             return;
         }
         // Row counts across the kernels' row blocks and the 240-row block, widths across the

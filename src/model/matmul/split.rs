@@ -121,6 +121,7 @@ impl Output {
     /// # Safety
     /// `row` and `cols` must be in bounds, and no other thread may use those values meanwhile.
     unsafe fn row<'a>(self, row: usize, cols: &Range<usize>) -> &'a mut [MaybeUninit<f32>] {
+        // SAFETY: in bounds and not shared, as the caller guarantees.
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.at.at(row * self.outputs + cols.start).cast(),
@@ -159,7 +160,10 @@ pub(crate) fn split_panels(
             // SAFETY: as above; `start` initialised these values and the product has added to
             // them.
             let values = unsafe { out.row(row, &cols) };
-            finish(unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) });
+            // SAFETY: every value was initialised (above), and `MaybeUninit<f32>` has `f32`'s
+            // layout.
+            let values = unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            finish(values);
         }
     });
 }
