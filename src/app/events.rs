@@ -186,18 +186,17 @@ impl CliptagApp {
                 }
             }
             Done::Decided { .. } => self.decision_answered(),
-            Done::Pruned { photos, decisions } => {
+            Done::Pruned {
+                report,
+                dry_run: true,
+            } => self.prune_preview = Some(report),
+            Done::Pruned {
+                report,
+                dry_run: false,
+            } => {
+                self.prune_preview = None;
                 self.gallery.invalidate();
-                self.say(
-                    format!(
-                        "removed {photos} missing photo{} and the {decisions} decision{} made on \
-                         {}",
-                        if photos == 1 { "" } else { "s" },
-                        if decisions == 1 { "" } else { "s" },
-                        if photos == 1 { "it" } else { "them" }
-                    ),
-                    false,
-                );
+                self.say(crate::library::prune_summary(&report, false), false);
             }
             Done::ModelLoaded => self.model_loaded(),
             Done::Exported(report) => {

@@ -481,41 +481,53 @@ impl CliptagApp {
             self.gallery.picked.extend(ids.iter().copied());
             return;
         }
-        let (step, decision) = ui.input(|i| {
-            let decision = if i.key_pressed(egui::Key::A) {
-                Some(Decision::Apply)
-            } else if i.key_pressed(egui::Key::R) {
-                Some(Decision::Reject)
-            } else {
-                None
-            };
-            let page =
-                columns as isize * (self.gallery.viewport.1 / stride).floor().max(1.0) as isize;
-            let everything = ids.len() as isize;
-            let step = if i.key_pressed(egui::Key::ArrowRight) || decision.is_some() {
-                1
-            } else if i.key_pressed(egui::Key::ArrowLeft) {
-                -1
-            } else if i.key_pressed(egui::Key::ArrowDown) {
-                columns as isize
-            } else if i.key_pressed(egui::Key::ArrowUp) {
-                -(columns as isize)
-            } else if i.key_pressed(egui::Key::PageDown) {
-                page
-            } else if i.key_pressed(egui::Key::PageUp) {
-                -page
-            } else if i.key_pressed(egui::Key::End) {
-                everything
-            } else if i.key_pressed(egui::Key::Home) {
-                -everything
-            } else {
-                0
-            };
-            (step, decision)
+        let page = columns as isize * (self.gallery.viewport.1 / stride).floor().max(1.0) as isize;
+        let everything = ids.len() as isize;
+        // Every press of this frame, in order: keys held down or typed fast (a person reviewing
+        // at speed) arrive several to a frame, and each one counts.
+        let presses: Vec<(isize, Option<Decision>)> = ui.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|event| match event {
+                    egui::Event::Key {
+                        key,
+                        pressed: true,
+                        modifiers,
+                        ..
+                    } if !modifiers.command && !modifiers.alt => match key {
+                        egui::Key::A => Some((1, Some(Decision::Apply))),
+                        egui::Key::R => Some((1, Some(Decision::Reject))),
+                        egui::Key::ArrowRight => Some((1, None)),
+                        egui::Key::ArrowLeft => Some((-1, None)),
+                        egui::Key::ArrowDown => Some((columns as isize, None)),
+                        egui::Key::ArrowUp => Some((-(columns as isize), None)),
+                        egui::Key::PageDown => Some((page, None)),
+                        egui::Key::PageUp => Some((-page, None)),
+                        egui::Key::End => Some((everything, None)),
+                        egui::Key::Home => Some((-everything, None)),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
         });
-        if step == 0 || ids.is_empty() {
-            return;
+        for (step, decision) in presses {
+            if !self.key_step(ids, columns, stride, step, decision) {
+                break;
+            }
         }
+    }
+
+    /// One key's move (and decision, for A and R) in the gallery; false where the key could not
+    /// act and said why.
+    fn key_step(
+        &mut self,
+        ids: &[i64],
+        columns: usize,
+        stride: f32,
+        step: isize,
+        decision: Option<Decision>,
+    ) -> bool {
         if let Some(decision) = decision {
             let [label_id] = self.gallery.tags.as_slice() else {
                 let verb = if decision == Decision::Apply {
@@ -531,12 +543,15 @@ impl CliptagApp {
                     format!("{verb} a label when the gallery shows one label ({now}): choose one label to review"),
                     false,
                 );
-                return;
+                return false;
             };
             let label_id = *label_id;
+            if ids.is_empty() {
+                return false;
+            }
             let chosen = self.chosen();
             if chosen.is_empty() {
-                return;
+                return false;
             }
             for image_id in &chosen {
                 self.send(Command::Decide {
@@ -547,8 +562,11 @@ impl CliptagApp {
             }
             if chosen.len() > 1 {
                 // A decision on many photos at once: they stay picked, the selection stays.
-                return;
+                return false;
             }
+        }
+        if ids.is_empty() {
+            return false;
         }
         let at = self
             .selected
@@ -559,6 +577,7 @@ impl CliptagApp {
         };
         self.select(Some(ids[next]));
         self.gallery.scroll_to = into_view(next / columns, stride, self.gallery.viewport);
+        true
     }
 }
 

@@ -136,6 +136,8 @@ pub struct CliptagApp {
     fitted: bool,
     /// Whether the problems window asks to confirm removing the missing photos.
     pub confirm_prune: bool,
+    /// What removing the missing photos would remove, counted on disk (a dry run's answer).
+    prune_preview: Option<crate::library::PruneReport>,
     /// The folder chooser drawn in the window (where the system's dialog cannot open).
     pub folders: folders::FolderChooser,
     /// Whether a text field had the keyboard when this frame began: the keys it took (Enter
@@ -186,6 +188,7 @@ impl CliptagApp {
             model_text: String::new(),
             example_label: String::new(),
             typing: false,
+            prune_preview: None,
             run_began: None,
             export_opened: Instant::now(),
             dialog_tx,

@@ -111,6 +111,24 @@ impl CliptagApp {
                         String::new()
                     };
                     let paused = self.worker.control().is_paused();
+                    // The buttons first and Pause as wide as Resume: nothing moves under the
+                    // pointer as the words and figures after them change.
+                    let toggle = egui::Button::new(if paused { "Resume" } else { "Pause" })
+                        .min_size(egui::vec2(64.0, 0.0));
+                    if ui
+                        .add(toggle)
+                        .on_hover_text("The batch being embedded finishes first")
+                        .clicked()
+                    {
+                        if paused {
+                            self.worker.control().resume();
+                        } else {
+                            self.worker.control().pause();
+                        }
+                    }
+                    if ui.button("Cancel").clicked() {
+                        self.worker.control().cancel();
+                    }
                     ui.label(if paused { "paused" } else { stage });
                     ui.add(
                         egui::ProgressBar::new(fraction)
@@ -120,16 +138,6 @@ impl CliptagApp {
                     // A paused run has no rate and no time left: it goes on when resumed.
                     if !paused {
                         ui.label(format!("{:.1} photos/s{eta}", p.rate));
-                    }
-                    if ui.button(if paused { "Resume" } else { "Pause" }).clicked() {
-                        if paused {
-                            self.worker.control().resume();
-                        } else {
-                            self.worker.control().pause();
-                        }
-                    }
-                    if ui.button("Cancel").clicked() {
-                        self.worker.control().cancel();
                     }
                 }
                 (None, true) => {
@@ -279,6 +287,7 @@ impl CliptagApp {
         if self.snapshot.problems == 0 {
             self.show_problems = false;
             self.confirm_prune = false;
+            self.prune_preview = None;
         }
         let mut open = self.show_problems;
         let snapshot = self.snapshot.clone();
@@ -304,19 +313,41 @@ impl CliptagApp {
                 if missing > 0 {
                     ui.horizontal(|ui| {
                         if self.confirm_prune {
-                            ui.label(
-                                "Remove every missing photo from the library, with its tags and \
-                                 your decisions on it?",
-                            );
-                            if ui.button("Remove").clicked() {
+                            match &self.prune_preview {
+                                // What would go, counted on disk now, before the person agrees.
+                                Some(preview) => {
+                                    let said = crate::library::prune_summary(preview, true);
+                                    ui.label(format!(
+                                        "{}{}?",
+                                        said[..1].to_uppercase(),
+                                        &said[1..]
+                                    ));
+                                }
+                                None => {
+                                    ui.label("looking at the disk…");
+                                }
+                            }
+                            let can = self
+                                .prune_preview
+                                .as_ref()
+                                .is_some_and(|p| !p.removed.is_empty());
+                            if ui.add_enabled(can, egui::Button::new("Remove")).clicked() {
                                 self.confirm_prune = false;
-                                self.send(Command::Prune);
+                                self.prune_preview = None;
+                                self.send(Command::Prune { dry_run: false });
                             }
                             if ui.button("Keep them").clicked() {
                                 self.confirm_prune = false;
+                                self.prune_preview = None;
                             }
                         } else if ui
-                            .button("Remove missing photos…")
+                            .add_enabled(
+                                !self.indexing,
+                                egui::Button::new("Remove missing photos…"),
+                            )
+                            .on_disabled_hover_text(
+                                "Indexing is running: it may find some of them under new names",
+                            )
                             .on_hover_text(
                                 "Forget photos that are no longer on disk (a photo that comes \
                                  back is indexed as new)",
@@ -324,6 +355,8 @@ impl CliptagApp {
                             .clicked()
                         {
                             self.confirm_prune = true;
+                            self.prune_preview = None;
+                            self.send(Command::Prune { dry_run: true });
                         }
                     });
                 }

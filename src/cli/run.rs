@@ -462,21 +462,13 @@ fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
 
 fn prune(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
     let mut library = open(db, None)?;
-    let removed = library.prune(dry_run)?;
+    let report = library.prune(dry_run)?;
     let mut out = std::io::stdout().lock();
-    for (path, decisions) in &removed {
+    for (path, decisions) in &report.removed {
         writeln!(out, "{}\t{decisions}", tsv::path(path))?;
     }
     out.flush()?;
-    let decisions: usize = removed.iter().map(|(_, d)| d).sum();
-    let photos = removed.len();
-    let verb = if dry_run { "would remove" } else { "removed" };
-    eprintln!(
-        "{verb} {photos} missing photo{} and the {decisions} decision{} you made on {}",
-        if photos == 1 { "" } else { "s" },
-        if decisions == 1 { "" } else { "s" },
-        if photos == 1 { "it" } else { "them" }
-    );
+    eprintln!("{}", crate::library::prune_summary(&report, dry_run));
     Ok(ExitCode::SUCCESS)
 }
 

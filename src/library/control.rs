@@ -114,9 +114,16 @@ mod tests {
         let control = RunControl::default();
         control.pause();
         let other = control.clone();
-        let waiter = std::thread::spawn(move || other.wait_while_paused(Duration::from_secs(10)));
+        // Waiting far longer than the test may take: only the resume's notify ends it early.
+        let waiter = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let state = other.wait_while_paused(Duration::from_secs(3600));
+            (state, started.elapsed())
+        });
         std::thread::sleep(Duration::from_millis(20));
         control.resume();
-        assert_eq!(waiter.join().unwrap(), RunState::Running);
+        let (state, waited) = waiter.join().unwrap();
+        assert_eq!(state, RunState::Running);
+        assert!(waited < Duration::from_secs(60), "woke after {waited:?}");
     }
 }

@@ -116,6 +116,13 @@ impl Library {
             if read > 0 && crate::imaging::is_photo(&head[..read]) {
                 return Err(target::refused(path, "it is an image"));
             }
+            // Another library, a backup of this one, any program's database: never a CSV.
+            if head[..read].starts_with(b"SQLite format 3\0") {
+                return Err(target::refused(
+                    path,
+                    "it is a database (another cliptag library or a backup?)",
+                ));
+            }
         }
         Ok(target)
     }

@@ -34,7 +34,7 @@ pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
 pub use learn::LearnReport;
 pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};
 use model::{Loaded, ModelSlot};
-pub use queries::Match;
+pub use queries::{Match, PruneReport, prune_summary};
 pub use snapshot::{ImageEntry, LabelEntry, LibrarySnapshot};
 pub use tags::{Histogram, ImageDetail, LabelScore, Preview, Retag};
 pub use vocabulary::{GroupEdit, ImportSummary, in_group};

@@ -125,18 +125,87 @@ impl Library {
     /// Removes the photos missing from disk from the library (with `dry_run`, only says which
     /// it would): each with how many of a person's decisions go with it. Their embeddings and
     /// tags go too; a photo that comes back later is indexed as a new one.
-    pub fn prune(&mut self, dry_run: bool) -> Result<Vec<(PathBuf, usize)>> {
-        let missing = self.store.missing_with_decisions()?;
-        if !dry_run && !missing.is_empty() {
-            let ids: Vec<i64> = missing.iter().map(|(row, _)| row.id).collect();
+    ///
+    /// The disk is looked at now, not only what the last index saw: a photo is removed only
+    /// where its file is gone (not unreadable) from a library folder that is there and not
+    /// empty. Photos of a folder that cannot be reached or is empty (an unplugged drive, an
+    /// unmounted share, its bare mount point) are kept, and so are photos marked missing whose
+    /// files have come back. Decisions on a removed photo of which an identical copy stays in
+    /// the library (the same content under another name) move to that copy. Refused while an
+    /// index runs: the index may be about to find a missing photo under its new name.
+    pub fn prune(&mut self, dry_run: bool) -> Result<PruneReport> {
+        let _no_index = super::index::lock::IndexLock::take(self.store.path())?;
+        let roots = self.store.roots()?;
+        // Whether a folder holds anything: a bare mount point is an empty folder.
+        let mut reachable: HashMap<PathBuf, bool> = HashMap::new();
+        let mut is_reachable = |folder: &Path| {
+            *reachable.entry(folder.to_path_buf()).or_insert_with(|| {
+                std::fs::read_dir(folder).is_ok_and(|mut entries| entries.next().is_some())
+            })
+        };
+        let mut report = PruneReport::default();
+        let mut gone = Vec::new();
+        let mut present: HashMap<String, i64> = HashMap::new();
+        for row in self.store.images()? {
+            match std::fs::symlink_metadata(&row.path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // The folder the photo was indexed under, or its own where no root holds it.
+                    let folder = roots
+                        .iter()
+                        .filter(|root| row.path.starts_with(root))
+                        .max_by_key(|root| root.as_os_str().len())
+                        .cloned()
+                        .or_else(|| row.path.parent().map(Path::to_path_buf));
+                    match folder {
+                        Some(folder) if !is_reachable(&folder) => {
+                            if !report.unreachable.contains(&folder) {
+                                report.unreachable.push(folder);
+                            }
+                            report.kept_unreachable += 1;
+                        }
+                        _ => gone.push(row),
+                    }
+                }
+                Ok(_) if row.status == crate::domain::ImageStatus::Missing => report.back += 1,
+                Ok(_) => {
+                    if let Some(hash) = &row.hash
+                        && row.status == crate::domain::ImageStatus::Ok
+                    {
+                        present.entry(hash.clone()).or_insert(row.id);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        // Decisions that move to an identical copy rather than go.
+        let mut carried = Vec::new();
+        for row in &gone {
+            let Some(copy) = row.hash.as_ref().and_then(|h| present.get(h)) else {
+                continue;
+            };
+            for tag in self.store.tags_of(row.id)? {
+                let on_copy = self.store.tag(*copy, tag.label_id)?;
+                if tag.source.is_personal() && !on_copy.is_some_and(|(s, _)| s.is_personal()) {
+                    carried.push((*copy, tag.label_id, Some(tag.source)));
+                }
+            }
+        }
+        report.carried = carried.len();
+        let gone = self.store.with_decisions(gone)?;
+        if !dry_run && !gone.is_empty() {
+            // The copies get their decisions first: a kill between the two leaves them twice,
+            // never nowhere.
+            self.store.set_decisions(&carried)?;
+            let ids: Vec<i64> = gone.iter().map(|(row, _)| row.id).collect();
             self.store.forget_images(&ids)?;
             self.scores.matrix = None;
             self.scores.columns.clear();
         }
-        Ok(missing
+        report.removed = gone
             .into_iter()
             .map(|(row, decisions)| (row.path, decisions))
-            .collect())
+            .collect();
+        Ok(report)
     }
 
     /// The `limit` photos that best match `text`, best first.
@@ -175,4 +244,82 @@ impl Library {
             })
             .collect()
     }
+}
+
+/// What `prune` removed (or would), and what it kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PruneReport {
+    /// The photos gone from disk, each with how many of a person's decisions went with it.
+    pub removed: Vec<(PathBuf, usize)>,
+    /// Photos kept because their library folder cannot be reached now.
+    pub kept_unreachable: usize,
+    /// Those folders.
+    pub unreachable: Vec<PathBuf>,
+    /// Photos marked missing by the last index whose files are there again (the next index
+    /// picks them up).
+    pub back: usize,
+    /// Decisions moved to an identical copy of a removed photo instead of going with it.
+    pub carried: usize,
+}
+
+impl PruneReport {
+    /// The decisions that went (or would go) with the removed photos, not counting those moved
+    /// to an identical copy.
+    pub fn decisions(&self) -> usize {
+        let total: usize = self.removed.iter().map(|(_, d)| d).sum();
+        total.saturating_sub(self.carried)
+    }
+}
+
+/// `report` in words, as the command line and the app say it.
+pub fn prune_summary(report: &PruneReport, dry_run: bool) -> String {
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let photos = report.removed.len();
+    let mut text = format!(
+        "{} {} and the {} you made on {}",
+        if dry_run { "would remove" } else { "removed" },
+        plural(photos, "missing photo", "missing photos"),
+        plural(report.decisions(), "decision", "decisions"),
+        if photos == 1 { "it" } else { "them" }
+    );
+    if report.carried > 0 {
+        text += &format!(
+            "; {} {} to identical copies that stay",
+            plural(report.carried, "decision", "decisions"),
+            if dry_run { "would move" } else { "moved" }
+        );
+    }
+    if report.kept_unreachable > 0 {
+        let folders: Vec<String> = report
+            .unreachable
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        text += &format!(
+            "; kept {} in {} that cannot be reached or {} empty now ({}): an unplugged drive's photos stay",
+            plural(report.kept_unreachable, "photo", "photos"),
+            if folders.len() == 1 {
+                "a folder"
+            } else {
+                "folders"
+            },
+            if folders.len() == 1 { "is" } else { "are" },
+            folders.join(", ")
+        );
+    }
+    if report.back > 0 {
+        text += &format!(
+            "; {} marked missing {} back on disk: the next index picks {} up",
+            plural(report.back, "photo", "photos"),
+            if report.back == 1 { "is" } else { "are" },
+            if report.back == 1 { "it" } else { "them" }
+        );
+    }
+    text
 }

@@ -46,6 +46,9 @@ pub struct Walk {
     pub files: Vec<FoundFile>,
     /// Folders or files that could not be read.
     pub errors: Vec<Error>,
+    /// Folders whose list of files could not be read (wholly or in part): what the library
+    /// knows under them is not missing, only unseen.
+    pub unreadable: Vec<PathBuf>,
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -118,6 +121,7 @@ pub fn walk(root: &Path, stop: &dyn Fn() -> bool) -> Walk {
             Ok(entries) => entries,
             Err(e) => {
                 out.errors.push(Error::io(&dir, e));
+                out.unreadable.push(dir);
                 continue;
             }
         };
@@ -127,6 +131,9 @@ pub fn walk(root: &Path, stop: &dyn Fn() -> bool) -> Walk {
                 Ok(entry) => entry,
                 Err(e) => {
                     out.errors.push(Error::io(&dir, e));
+                    if !out.unreadable.contains(&dir) {
+                        out.unreadable.push(dir.clone());
+                    }
                     continue;
                 }
             };

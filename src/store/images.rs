@@ -154,12 +154,26 @@ impl Store {
     /// Every photo missing from disk, with how many decisions a person made on it.
     pub fn missing_with_decisions(&self) -> Result<Vec<(ImageRow, usize)>> {
         let missing = self.image_query("status = 'missing'", &[])?;
+        self.with_decisions(missing)
+    }
+
+    /// How many photos under `folder` the library holds that are not marked missing.
+    pub fn count_present_under(&self, folder: &Path) -> Result<u64> {
+        Ok(self
+            .image_query("status != 'missing'", &[])?
+            .iter()
+            .filter(|row| row.path.starts_with(folder))
+            .count() as u64)
+    }
+
+    /// Each of `rows` with how many of a person's decisions it holds.
+    pub fn with_decisions(&self, rows: Vec<ImageRow>) -> Result<Vec<(ImageRow, usize)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM tags WHERE image_id = ?1 AND source != 'auto'")
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(missing.len());
-        for row in missing {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
             let decisions: i64 = stmt
                 .query_row([row.id], |r| r.get(0))
                 .map_err(|e| self.err(e))?;

@@ -415,14 +415,14 @@ impl Worker {
                 Ok(report) => outbox.done(request, Done::Exported(report)),
                 Err(error) => fail(&error),
             },
-            Command::Prune => match library.prune(false) {
-                Ok(removed) => {
-                    self.snapshot_due = true;
-                    let done = Done::Pruned {
-                        photos: removed.len(),
-                        decisions: removed.iter().map(|(_, d)| d).sum(),
-                    };
-                    outbox.done(request, done);
+            Command::Prune { .. } if self.run.is_some() => fail(&Error::invalid(
+                "indexing is running: remove the missing photos when it has finished (it may \
+                 find some of them under new names)",
+            )),
+            Command::Prune { dry_run } => match library.prune(dry_run) {
+                Ok(report) => {
+                    self.snapshot_due = !dry_run;
+                    outbox.done(request, Done::Pruned { report, dry_run });
                 }
                 Err(error) => fail(&error),
             },

@@ -82,8 +82,11 @@ pub enum Command {
     Export(ExportRequest),
     /// Load (or retry loading) the model; `Some` switches to another model.
     LoadModel(Option<String>),
-    /// Remove the photos missing from disk, with their tags and decisions.
-    Prune,
+    /// Remove the photos missing from disk, with their tags and decisions (with `dry_run`,
+    /// only say which and what goes with them).
+    Prune {
+        dry_run: bool,
+    },
 }
 
 impl Command {
@@ -101,7 +104,7 @@ impl Command {
                 | Command::ResetLearning { .. }
                 | Command::AddLabelFromExamples { .. }
                 | Command::Decide { .. }
-                | Command::Prune
+                | Command::Prune { dry_run: false }
         )
     }
 
@@ -155,7 +158,7 @@ impl Command {
             Command::LoadModel(model) => Operation::LoadModel {
                 model: model.clone(),
             },
-            Command::Prune => Operation::Prune,
+            Command::Prune { .. } => Operation::Prune,
         }
     }
 }
@@ -323,10 +326,11 @@ pub enum Done {
     Queued {
         roots: Vec<PathBuf>,
     },
-    /// Missing photos removed, and how many decisions went with them.
+    /// Missing photos removed (or, in a dry run, that would be), with how many decisions went
+    /// with them, and what was kept.
     Pruned {
-        photos: usize,
-        decisions: usize,
+        report: crate::library::PruneReport,
+        dry_run: bool,
     },
 }
 

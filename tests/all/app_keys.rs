@@ -134,3 +134,45 @@ fn review_keys_without_one_label_say_what_they_need() {
     assert_eq!(store.tag(first, sky).unwrap(), None);
     assert_eq!(store.tag(first, sea).unwrap(), None);
 }
+
+/// Keys pressed faster than frames come (several to a frame) each decide a photo: three
+/// rejections sent in one frame are three rejections stored, on three photos in a row.
+#[test]
+fn every_review_key_counts_even_several_to_a_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let label = add_label(&db, "Zorblax");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    gallery_ready(&mut harness);
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        h.state()
+            .snapshot
+            .labels
+            .iter()
+            .any(|l| l.label.name == "Zorblax" && l.count == 10)
+    });
+    harness.state_mut().gallery.tags = vec![label];
+    harness.state_mut().gallery.invalidate();
+    step_until(&mut harness, "the filtered gallery", |h| {
+        let app = h.state();
+        app.gallery.is_current(app.snapshot.version)
+    });
+    let ids = harness.state().gallery.visible().to_vec();
+    harness.state_mut().select(Some(ids[0]));
+    harness.step();
+    for _ in 0..3 {
+        harness.key_press(egui::Key::R);
+    }
+    harness.step();
+    step_until(&mut harness, "the decisions stored", |h| {
+        h.state().unsaved_decisions.get() == 0
+    });
+    let store = Store::open(&db).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let rejected = store.tag(*id, label).unwrap().map(|t| t.0)
+            == Some(cliptag::domain::TagSource::Rejected);
+        assert_eq!(rejected, i < 3, "photo {i} of the review");
+    }
+}

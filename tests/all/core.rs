@@ -3,7 +3,7 @@
 //! cancels and crashes lose at most the batch in flight, any file name is indexed, and the
 //! command line's tables stay one row per line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -43,14 +43,16 @@ fn touched_photos_are_not_embedded_again_and_need_no_model() {
     let (embedded, loads) = (engine.embedded(), library.loads.load(Ordering::Relaxed));
     assert_eq!((embedded, loads), (10, 1));
 
-    // A touch (or a restore from a backup) changes the time, not the bytes.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A touch (or a restore from a backup) changes the time, not the bytes: set a minute on,
+    // not left to the clock's granularity.
     for entry in std::fs::read_dir(photos.path()).unwrap() {
         let file = std::fs::File::options()
             .write(true)
             .open(entry.unwrap().path())
             .unwrap();
-        file.set_modified(std::time::SystemTime::now()).unwrap();
+        let was = file.metadata().unwrap().modified().unwrap();
+        file.set_modified(was + std::time::Duration::from_secs(60))
+            .unwrap();
     }
     let (mut reopened, loads) = open_with(&library.db(), engine.clone());
     let summary = reopened
@@ -671,6 +673,152 @@ fn prune_lists_then_removes_the_missing_photos() {
     let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
     assert_eq!(files.lines().count(), 2, "{files}");
     assert!(files.lines().all(|l| l.contains("\tok\t")), "{files}");
+}
+
+/// `prune` looks at the disk as it is now: a photo deleted since the last index goes; a photo
+/// marked missing whose file came back stays (and is said to be back); photos of a library
+/// folder that cannot be reached (an unplugged drive) stay, with the folder named.
+#[test]
+fn prune_removes_only_what_is_gone_from_a_folder_that_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let photos = crate::indexing::fixture_photos();
+    let here = dir.path().join("here");
+    let drive = dir.path().join("drive");
+    for (folder, files) in [(&here, &photos[..3]), (&drive, &photos[3..5])] {
+        std::fs::create_dir(folder).unwrap();
+        for file in files {
+            std::fs::copy(file, folder.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let model = tiny_clip();
+    for folder in [&here, &drive] {
+        cliptag_ok(&[
+            "index",
+            "--db",
+            db_arg,
+            "--model",
+            model.to_str().unwrap(),
+            folder.to_str().unwrap(),
+        ]);
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&here)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    // A decision on a photo of which an identical copy stays (copied to the NAS, the original
+    // deleted): it moves to the copy.
+    let original = &names[2];
+    let copy = here.join("copy-of-it.jpg");
+    cliptag_ok(&["vocab", "add", "Keeper", "--db", db_arg]);
+    cliptag_ok(&[
+        "tag",
+        "reject",
+        "--db",
+        db_arg,
+        original.to_str().unwrap(),
+        "Keeper",
+    ]);
+    std::fs::copy(original, &copy).unwrap();
+    cliptag_ok(&["index", "--db", db_arg, here.to_str().unwrap()]);
+    // Marked missing by an index, then put back.
+    let back = &names[0];
+    let saved = std::fs::read(back).unwrap();
+    std::fs::remove_file(back).unwrap();
+    cliptag_ok(&["index", "--db", db_arg, here.to_str().unwrap()]);
+    std::fs::write(back, saved).unwrap();
+    // Deleted after the last index.
+    std::fs::remove_file(&names[1]).unwrap();
+    // The drive is unplugged: its bare mount point stays.
+    std::fs::rename(&drive, dir.path().join("elsewhere")).unwrap();
+    std::fs::create_dir(&drive).unwrap();
+    std::fs::remove_file(original).unwrap();
+
+    let dry = cliptag_ok(&["prune", "--dry-run", "--db", db_arg]);
+    let listed = String::from_utf8(dry.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains(names[1].to_str().unwrap()), "{listed}");
+    assert!(listed.contains(original.to_str().unwrap()), "{listed}");
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(said.contains("would remove 2 missing photos"), "{said}");
+    assert!(
+        said.contains("1 decision would move to identical copies that stay"),
+        "{said}"
+    );
+    assert!(
+        said.contains("kept 2 photos in a folder that cannot be reached or is empty now")
+            && said.contains(drive.to_str().unwrap()),
+        "{said}"
+    );
+    assert!(
+        said.contains("1 photo marked missing is back on disk"),
+        "{said}"
+    );
+
+    cliptag_ok(&["prune", "--db", db_arg]);
+    let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
+    // The one back, the copy, and the two of the unplugged drive.
+    assert_eq!(files.lines().count(), 4, "{files}");
+    assert!(!files.contains(names[1].to_str().unwrap()), "{files}");
+    assert!(files.contains(back.to_str().unwrap()), "{files}");
+    let tags =
+        String::from_utf8(cliptag_ok(&["tags", "--db", db_arg, copy.to_str().unwrap()]).stdout)
+            .unwrap();
+    assert!(
+        tags.lines()
+            .any(|l| l.contains("Keeper") && l.ends_with("rejected")),
+        "{tags}"
+    );
+}
+
+/// A library folder that is empty on the next index (an unplugged drive's bare mount point)
+/// keeps its photos as they were, with the folder named among the failures, instead of marking
+/// every one of them missing; prune refuses to run while an index holds the library.
+#[test]
+fn an_empty_mount_point_marks_nothing_missing_and_prune_waits_for_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let drive = dir.path().join("drive");
+    std::fs::create_dir(&drive).unwrap();
+    for file in &crate::indexing::fixture_photos()[..3] {
+        std::fs::copy(file, drive.join(file.file_name().unwrap())).unwrap();
+    }
+    index_with_tiny(&db, &drive);
+    std::fs::rename(&drive, dir.path().join("unplugged")).unwrap();
+    std::fs::create_dir(&drive).unwrap();
+    let output = cliptag(&["index", "--db", db_arg, drive.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("missing 0"), "{said}");
+    assert!(
+        said.contains("this folder is empty now, yet 3 photos of the library were indexed from it"),
+        "{said}"
+    );
+    let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
+    assert_eq!(
+        files.lines().filter(|l| l.contains("\tok\t")).count(),
+        3,
+        "{files}"
+    );
+
+    // An index holds the library's lock (standing for one running): prune waits for it.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join("lib.sqlite.index-lock"))
+        .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock only reads the descriptor, which `lock` keeps open.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let output = cliptag(&["prune", "--db", db_arg]);
+        assert_clean_failure(&output, &["another cliptag is indexing the library"]);
+    }
+    drop(lock);
 }
 
 /// The command line's smaller promises: errors say their cause once, options that do nothing in

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use cliptag::imaging::{self, preprocess};
-use cliptag::model::clip::{ClipModel, MemoryWeights, l2_normalize, tensor_shapes};
+use cliptag::model::clip::{ClipModel, MemoryWeights, tensor_shapes};
 use cliptag::model::config::{Activation, ClipConfig};
 use cliptag::model::{ClipTokenizer, Embedder, Engine, ModelFiles};
 use serde_json::Value;
@@ -388,19 +388,41 @@ fn second_config_loads_and_each_activation_matches_its_definition() {
 
 #[test]
 fn random_model_runs_any_batch_size() {
+    // Every batch size gives each image the features it has alone: batching must not mix
+    // images, drop rows or read padding.
     let config = ClipConfig::from_json(&second_config("quick_gelu")).unwrap();
     let model = ClipModel::load(config.clone(), &MemoryWeights(spread_weights(&config))).unwrap();
-    let pixels = Tensor::zeros((3, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
-    let features = model.image_features(&pixels).unwrap();
-    assert_eq!(features.dims(), &[3, 20]);
-    let norms = l2_normalize(&features)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum(1)
-        .unwrap();
-    for n in norms.to_vec1::<f32>().unwrap() {
-        assert!((n - 1.0).abs() < 1e-5);
+    let images = 5;
+    let values: Vec<f32> = (0..images * 3 * 64 * 64)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let pixels = Tensor::from_vec(values, (images, 3, 64, 64), &Device::Cpu).unwrap();
+    let alone: Vec<Vec<f32>> = (0..images)
+        .map(|i| {
+            let one = model
+                .image_features(&pixels.narrow(0, i, 1).unwrap())
+                .unwrap();
+            assert_eq!(one.dims(), &[1, 20]);
+            one.squeeze(0).unwrap().to_vec1::<f32>().unwrap()
+        })
+        .collect();
+    assert!(
+        max_abs(&alone[0], &alone[1]) > 1e-3,
+        "different images gave the same features"
+    );
+    for batch in [2, 3, 5] {
+        let features = model
+            .image_features(&pixels.narrow(0, 0, batch).unwrap())
+            .unwrap();
+        assert_eq!(features.dims(), &[batch, 20]);
+        for (i, row) in rows(&features).iter().enumerate() {
+            assert!(row.iter().all(|v| v.is_finite()));
+            let diff = max_abs(row, &alone[i]);
+            assert!(
+                diff < 1e-4,
+                "batch {batch}, image {i}: {diff} from the image alone"
+            );
+        }
     }
 }
 

@@ -624,7 +624,9 @@ fn exports_onto_the_library_or_a_photo_are_refused_and_leave_them_unchanged() {
     std::fs::copy(fixtures().join("images/camera.png"), &other_image).unwrap();
     let link = dir.path().join("link-to-library");
     std::os::unix::fs::symlink(&db, &link).unwrap();
-    let cases: [(&Path, &str); 6] = [
+    let backup = dir.path().join("backup-of-the-library.sqlite");
+    std::fs::copy(&db, &backup).unwrap();
+    let cases: [(&Path, &str); 7] = [
         (&db, "this library's own files"),
         (&link, "this library's own files"),
         (
@@ -637,6 +639,7 @@ fn exports_onto_the_library_or_a_photo_are_refused_and_leave_them_unchanged() {
         ),
         (&photo, "a photo in this library"),
         (&other_image, "it is an image"),
+        (&backup, "it is a database"),
     ];
     for (target, why) in cases {
         let before = std::fs::read(target).ok();

@@ -482,9 +482,16 @@ fn edited_files_are_embedded_again_and_deleted_ones_marked_missing() {
         .decide(gone.id, label.id, Decision::Reject)
         .unwrap();
 
-    // Replace the photo's content (another picture, another size).
-    std::thread::sleep(Duration::from_millis(20));
+    // Replace the photo's content (another picture, another size), stamped a minute later
+    // rather than left to the clock's granularity.
+    let was = std::fs::metadata(&edited).unwrap().modified().unwrap();
     write_jpeg(&edited, 300, 200, 7);
+    std::fs::File::options()
+        .write(true)
+        .open(&edited)
+        .unwrap()
+        .set_modified(was + Duration::from_secs(60))
+        .unwrap();
     std::fs::remove_file(&deleted).unwrap();
     let summary = library.index(&root);
     assert_eq!(

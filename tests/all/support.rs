@@ -332,3 +332,26 @@ pub fn insert_photos(store: &mut cliptag::store::Store, count: usize, dim: usize
         })
         .unwrap();
 }
+
+/// Runs the test `name` (its path in this binary, e.g. `worker::some_test`) again in a process
+/// of its own, where no other test's threads run beside it, and asserts that it passed there.
+/// Returns true in that process, where the caller goes on with its body; false in the first,
+/// where the caller returns.
+pub fn alone_in_a_process(name: &str) -> bool {
+    const ALONE: &str = "CLIPTAG_TEST_ALONE";
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name} in a process of its own:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
+}

@@ -613,8 +613,14 @@ fn decisions_survive_reindexing() {
         let path = entry.unwrap().path();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(b"edited");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        let was = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::fs::write(&path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(was + std::time::Duration::from_secs(60))
+            .unwrap();
     }
     let summary = library.index(dir.path());
     assert_eq!(summary.indexed, 3, "{summary:?}");

@@ -9,7 +9,7 @@
 //! must be embedded: re-indexing an unchanged, touched, moved or copied photo does not need it.
 
 mod batch;
-mod lock;
+pub(super) mod lock;
 mod plan;
 mod pool;
 mod renames;
@@ -206,6 +206,8 @@ impl Library {
             canonical_roots.push(canonical);
         }
         let mut found: Vec<FoundFile> = Vec::new();
+        // Folders whose photos the library keeps as they were, unseen rather than missing.
+        let mut unseen: Vec<PathBuf> = Vec::new();
         for root in &canonical_roots {
             self.store.add_root(root)?;
             let stop = control.clone();
@@ -213,6 +215,25 @@ impl Library {
             for error in walked.errors {
                 let (path, reason) = split_error(error, root);
                 summary.fail(&path, reason);
+            }
+            unseen.extend(walked.unreadable);
+            if walked.files.is_empty() && !control.is_cancelled() {
+                // An empty folder where the library has photos is far more often a drive's bare
+                // mount point than a folder emptied on purpose.
+                let known = self.store.count_present_under(root)?;
+                if known > 0 {
+                    summary.fail(
+                        root,
+                        format!(
+                            "this folder is empty now, yet {known} photo{} of the library {} \
+                             indexed from it (an unplugged drive's mount point?): kept as they \
+                             were, not marked missing",
+                            if known == 1 { "" } else { "s" },
+                            if known == 1 { "was" } else { "were" },
+                        ),
+                    );
+                    unseen.push(root.clone());
+                }
             }
             found.extend(walked.files);
             let progress = Progress {
@@ -256,6 +277,7 @@ impl Library {
                 let planned = plan::plan(
                     &mut self.store,
                     &canonical_roots,
+                    &unseen,
                     &found,
                     &model,
                     &mut run.summary,
@@ -291,6 +313,7 @@ impl Library {
         let planned = plan::plan(
             &mut self.store,
             &canonical_roots,
+            &unseen,
             &found,
             &run.model,
             &mut run.summary,

@@ -47,15 +47,20 @@ pub(super) struct Planned {
     pub statuses_changed: bool,
 }
 
-/// Compares the files on disk under `roots` with the database, for `model`'s embeddings.
+/// Compares the files on disk under `roots` with the database, for `model`'s embeddings; what
+/// is under `unseen` (folders that could not be read, or looked like a bare mount point) is
+/// not marked missing.
 pub(super) fn plan(
     store: &mut Store,
     roots: &[PathBuf],
+    unseen: &[PathBuf],
     found: &[FoundFile],
     model: &str,
     summary: &mut IndexSummary,
 ) -> Result<Planned> {
-    let under_roots = |path: &Path| roots.iter().any(|r| path.starts_with(r));
+    let under_roots = |path: &Path| {
+        roots.iter().any(|r| path.starts_with(r)) && !unseen.iter().any(|u| path.starts_with(u))
+    };
     let known: HashMap<PathBuf, ImageRow> = store
         .images()?
         .into_iter()
