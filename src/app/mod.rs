@@ -415,7 +415,11 @@ impl CliptagApp {
             return;
         };
         self.fitted = true;
-        if outer.width() > monitor.x || outer.height() > monitor.y {
+        // A window manager that clamps a too-large window to the screen leaves it exactly as
+        // tall as the screen, under its title bar and beside any panel: the status bar is then
+        // off screen. Such a window is maximised too, which fits it to what the desktop leaves.
+        const DECORATIONS: f32 = 64.0;
+        if outer.width() > monitor.x || outer.height() > monitor.y - DECORATIONS {
             ctx.send_viewport_cmd(egui::ViewportCommand::Maximized(true));
         }
     }

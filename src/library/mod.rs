@@ -87,6 +87,8 @@ struct ScoreCache {
     matrix: Option<EmbeddingMatrix>,
     /// The prepared vocabulary; `None` when the vocabulary changed.
     plan: Option<TagPlan>,
+    /// The vocabulary generation the plan was made from (see [`Store::vocabulary_generation`]).
+    plan_generation: i64,
     /// Per label: the label its column was computed for, and every photo's score (previews,
     /// and the label-local re-tag).
     columns: HashMap<i64, (Label, crate::tagging::LabelColumn)>,
@@ -493,6 +495,9 @@ impl Library {
     fn plan(&mut self) -> Result<&TagPlan> {
         self.notice_outside_writes()?;
         if self.scores.plan.is_none() {
+            // Read before the labels: a writer in between makes the plan newer than its
+            // generation says, which only ever leaves a re-tag owed, never one skipped.
+            let generation = self.store.vocabulary_generation()?.0;
             let labels: Vec<Label> = self
                 .store
                 .labels()?
@@ -513,6 +518,7 @@ impl Library {
             };
             let plan = TagPlan::new(labels, &templates, &vectors, logits, &model)?;
             self.scores.plan = Some(plan);
+            self.scores.plan_generation = generation;
         }
         Ok(self
             .scores

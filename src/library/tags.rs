@@ -2,6 +2,7 @@
 //! label would do (the preview), and one photo's scores. The preview and real tagging share one
 //! path (the tagger's `assign`), so what the slider says is what applying does, in every mode.
 
+use crate::store::Basis;
 use std::collections::{HashMap, HashSet};
 
 use std::time::{Duration, Instant};
@@ -226,16 +227,20 @@ impl Library {
         let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
         report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
         report.photos = photos;
+        let basis = Basis::Whole(self.scores.plan_generation);
         if !dry_run && !change.is_empty() {
             let written = self.store.apply_tag_change_watched(
                 &change.remove,
                 &change.upsert,
+                basis,
                 &mut |done, total| watch(Stage::WritingTags, done, total),
             );
             match written {
                 Err(Error::Cancelled) => return Ok(cancelled()),
                 result => result?,
             }
+        } else if !dry_run && self.store.read_only().is_none() {
+            self.store.tags_agree_with(self.scores.plan_generation)?;
         }
         Ok(report)
     }
@@ -318,7 +323,8 @@ impl Library {
                     .map(|a| (a.image_id, a.label_id, a.score))
                     .collect();
                 auto.extend(added.iter().map(|a| (a.0, a.1)));
-                self.store.apply_tag_change(&[], &added)?;
+                let basis = Basis::Part(self.scores.plan_generation);
+                self.store.apply_tag_change(&[], &added, basis)?;
             }
         }
         for (answer, &(image_id, label_id, _)) in answers.iter_mut().zip(decisions) {
@@ -370,12 +376,26 @@ impl Library {
         let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
         report.decided = decided.iter().filter(|(i, _)| matrix.contains(*i)).count() as u64;
         report.photos = photos;
+        // This label's tags are its vocabulary's; right after its own edit, the library's tags
+        // agree with the edited vocabulary as far as they did with the one before.
+        let edit = self.store.take_last_vocabulary_edit();
+        let basis = match edit {
+            Some((before, after)) => Basis::Edit { before, after },
+            None => Basis::Part(self.store.vocabulary_generation()?.0),
+        };
         if !change.is_empty() {
             self.store
-                .apply_tag_change(&change.remove, &change.upsert)?;
+                .apply_tag_change(&change.remove, &change.upsert, basis)?;
+        } else {
+            self.store.apply_tag_change(&[], &[], basis)?;
         }
-        if let Some(plan) = &self.scores.plan {
-            self.scores.plan = Some(plan.with_label(prepared));
+        match (&self.scores.plan, edit) {
+            (Some(plan), Some((before, after))) if self.scores.plan_generation == before => {
+                self.scores.plan = Some(plan.with_label(prepared));
+                self.scores.plan_generation = after;
+            }
+            (Some(plan), None) => self.scores.plan = Some(plan.with_label(prepared)),
+            _ => self.scores.plan = None,
         }
         Ok(report)
     }

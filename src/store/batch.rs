@@ -229,7 +229,12 @@ impl<'a, 'c> Batch<'a, 'c> {
 
     /// Replaces the automatic tags of `image_ids` with `tags` (`(image, label, score)`); a
     /// person's decisions on these images stay as they are.
-    pub fn replace_auto_tags(&self, image_ids: &[i64], tags: &[(i64, i64, f32)]) -> Result<()> {
+    pub fn replace_auto_tags(
+        &self,
+        image_ids: &[i64],
+        tags: &[(i64, i64, f32)],
+        basis: super::Basis,
+    ) -> Result<()> {
         let mut clear = self
             .tx
             .prepare_cached("DELETE FROM tags WHERE image_id = ?1 AND source = 'auto'")?;
@@ -243,6 +248,7 @@ impl<'a, 'c> Batch<'a, 'c> {
         for (image, label, score) in tags {
             insert.execute(params![image, label, f64::from(*score)])?;
         }
+        super::follow(self.tx, basis)?;
         Ok(())
     }
 }

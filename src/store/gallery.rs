@@ -59,6 +59,7 @@ impl Store {
             path: path.to_path_buf(),
             checkpoint_due: false,
             read_only: Some("the gallery's reader only reads".into()),
+            last_vocabulary_edit: None,
         })
     }
 

@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_file_identity",
         include_str!("../../migrations/0009_file_identity.sql"),
     ),
+    (
+        "0010_vocabulary_generation",
+        include_str!("../../migrations/0010_vocabulary_generation.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

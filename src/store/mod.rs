@@ -42,6 +42,49 @@ pub struct Store {
     /// Why the library can only be read (a write-protected file or folder, read-only media), or
     /// `None` where it can be changed.
     read_only: Option<String>,
+    /// The vocabulary generations before and after this connection's last durable write that
+    /// changed the vocabulary (read inside its transaction, so no other writer's edit is
+    /// counted in), for the label re-tag that follows it.
+    last_vocabulary_edit: Option<(i64, i64)>,
+}
+
+/// What a write of automatic tags was computed from, so the library knows whether its tags
+/// agree with its vocabulary (see `migrations/0010_vocabulary_generation.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// Every automatic tag, from vocabulary generation `n` (a full re-tag).
+    Whole(i64),
+    /// Some tags (new photos, a decision cleared), from generation `n`.
+    Part(i64),
+    /// One label's tags right after its edit took the vocabulary from generation `before` to
+    /// `after`.
+    Edit { before: i64, after: i64 },
+}
+
+/// Records in `tx` what tags written from `basis` mean for their agreement with the vocabulary.
+pub(crate) fn follow(tx: &Transaction<'_>, basis: Basis) -> rusqlite::Result<()> {
+    match basis {
+        Basis::Whole(n) => tx.execute(
+            "UPDATE vocabulary_generation SET tagged = ?1 WHERE n = ?1",
+            [n],
+        )?,
+        Basis::Part(n) => tx.execute(
+            "UPDATE vocabulary_generation SET tagged = -1 WHERE n != ?1",
+            [n],
+        )?,
+        Basis::Edit { before, after } => tx.execute(
+            "UPDATE vocabulary_generation SET tagged = CASE
+                 WHEN n != ?2 THEN -1
+                 WHEN tagged = ?1 THEN ?2
+                 ELSE tagged END",
+            [before, after],
+        )?,
+    };
+    Ok(())
+}
+
+fn generation(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT n FROM vocabulary_generation", [], |r| r.get(0))
 }
 
 /// A write-ahead log larger than this is checkpointed right after the commit that grew it.
@@ -158,6 +201,7 @@ impl Store {
             path: path.to_path_buf(),
             checkpoint_due: false,
             read_only: Some(why),
+            last_vocabulary_edit: None,
         })
     }
 
@@ -217,7 +261,32 @@ impl Store {
             path: path.to_path_buf(),
             checkpoint_due: false,
             read_only: None,
+            last_vocabulary_edit: None,
         })
+    }
+
+    /// The vocabulary's generation and the one every automatic tag agrees with (they differ
+    /// where the tags owe a re-tag).
+    pub fn vocabulary_generation(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row("SELECT n, tagged FROM vocabulary_generation", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// The generations before and after this connection's last vocabulary edit, once.
+    pub fn take_last_vocabulary_edit(&mut self) -> Option<(i64, i64)> {
+        self.last_vocabulary_edit.take()
+    }
+
+    /// Records that every automatic tag is what vocabulary generation `n` gives, where that is
+    /// still the vocabulary (a full re-tag that found nothing to change).
+    pub fn tags_agree_with(&mut self, n: i64) -> Result<()> {
+        if self.vocabulary_generation()? == (n, n) {
+            return Ok(());
+        }
+        self.write(|tx| Ok(follow(tx, Basis::Whole(n))?))
     }
 
     /// Whether commits wait for a checkpoint ([`Store::checkpoint`]).
@@ -290,7 +359,28 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.err(e))?;
-        let result = self.write(f);
+        let mut edit = None;
+        let result = self.write(|tx| {
+            let before = generation(tx)?;
+            let result = f(tx)?;
+            let after = generation(tx)?;
+            if after != before {
+                edit = Some((before, after));
+                // With no photo embedded there is nothing to tag: the tags agree with any
+                // vocabulary (a new library's first one, seeded before its first index).
+                let nothing_embedded: bool =
+                    tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM embeddings)", [], |r| {
+                        r.get(0)
+                    })?;
+                if nothing_embedded {
+                    follow(tx, Basis::Whole(after))?;
+                }
+            }
+            Ok(result)
+        });
+        if result.is_ok() && edit.is_some() {
+            self.last_vocabulary_edit = edit;
+        }
         let restore = self
             .conn
             .pragma_update(None, "synchronous", "NORMAL")

@@ -228,8 +228,9 @@ impl Store {
         &mut self,
         remove: &[(i64, i64)],
         upsert: &[(i64, i64, f32)],
+        basis: super::Basis,
     ) -> Result<()> {
-        self.apply_tag_change_watched(remove, upsert, &mut |_, _| true)
+        self.apply_tag_change_watched(remove, upsert, basis, &mut |_, _| true)
     }
 
     /// [`Store::apply_tag_change`], calling `each(tags written, tags to write)` every
@@ -239,6 +240,7 @@ impl Store {
         &mut self,
         remove: &[(i64, i64)],
         upsert: &[(i64, i64, f32)],
+        basis: super::Basis,
         each: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<()> {
         let bulk = upsert.len() >= BULK_TAGS;
@@ -273,6 +275,7 @@ impl Store {
                 // As migration 0002 made it.
                 tx.execute_batch(TAGS_LABEL_INDEX)?;
             }
+            super::follow(tx, basis)?;
             Ok(())
         })
     }

@@ -53,8 +53,10 @@ fn mixed_library(db: &std::path::Path) -> Vec<i64> {
             }
         }
     }
+    let generation = store.vocabulary_generation().unwrap().0;
+    let basis = cliptag::store::Basis::Part(generation);
     store
-        .batch(|batch| batch.replace_auto_tags(&ids, &auto))
+        .batch(|batch| batch.replace_auto_tags(&ids, &auto, basis))
         .unwrap();
     for &id in ids.iter().step_by(4) {
         store

@@ -2,6 +2,7 @@
 
 use cliptag::domain::{Label, Mode};
 use cliptag::library::Retag;
+use cliptag::store::Store;
 
 use crate::indexing::{fixture_photos, photo_folder};
 use crate::support::*;
@@ -302,4 +303,47 @@ fn two_writers_on_one_library_end_with_the_tags_of_its_final_vocabulary() {
         store.tag(images[1].id, everywhere.id).unwrap().map(|t| t.0),
         Some(TagSource::Accepted)
     );
+}
+
+/// A vocabulary edit whose re-tag never ran (the process was killed between the two, or
+/// another program edited the vocabulary while photos were being tagged) leaves the tags owing
+/// a re-tag: the next index, even one that finds nothing new, brings them up to the vocabulary.
+/// Edits through the library that re-tag as they go owe nothing, so no index re-tags for them.
+#[test]
+fn an_edit_whose_re_tag_never_ran_is_caught_up_by_the_next_index() {
+    let photos = photo_folder(&fixture_photos()[..4]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    index_with_tiny(&db, photos.path());
+    // Edits that re-tag as they go leave the tags agreeing with the vocabulary.
+    cliptag_ok(&["vocab", "add", "Sunsets", "--db", db_arg]);
+    let (n, tagged) = Store::open(&db).unwrap().vocabulary_generation().unwrap();
+    assert_eq!(n, tagged, "an edit that re-tagged still owes one");
+
+    // The label is stored, and the process dies before re-tagging.
+    Store::open(&db)
+        .unwrap()
+        .insert_label(&Label {
+            threshold: -1.0,
+            ..Label::new("Everywhere", "")
+        })
+        .unwrap();
+    let dry = cliptag_ok(&["retag", "--dry-run", "--db", db_arg]);
+    assert!(
+        String::from_utf8_lossy(&dry.stderr).contains("would add 4,"),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let index = cliptag_ok(&["index", "--db", db_arg, photos.path().to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&index.stderr).contains("unchanged 4"),
+        "{}",
+        String::from_utf8_lossy(&index.stderr)
+    );
+    let dry = cliptag_ok(&["retag", "--dry-run", "--db", db_arg]);
+    let said = String::from_utf8_lossy(&dry.stderr);
+    assert!(said.contains("would add 0, would remove 0,"), "{said}");
+    let (n, tagged) = Store::open(&db).unwrap().vocabulary_generation().unwrap();
+    assert_eq!(n, tagged);
 }

@@ -358,7 +358,8 @@ fn a_bulk_tag_write_leaves_the_schema_and_every_tag_as_they_would_be() {
         .flat_map(|i| labels.iter().map(move |l| (*i, *l, 0.3)))
         .collect();
     assert!(upsert.len() >= cliptag::store::BULK_TAGS);
-    store.apply_tag_change(&[], &upsert).unwrap();
+    let basis = cliptag::store::Basis::Part(store.vocabulary_generation().unwrap().0);
+    store.apply_tag_change(&[], &upsert, basis).unwrap();
     assert_eq!(schema(&db), before);
     for label in &labels {
         assert_eq!(store.tags_for_label(*label).unwrap().len(), photos);

@@ -2,6 +2,7 @@
 //! decided in order, and everything the batch found (embeddings, statuses, automatic tags)
 //! commits in one transaction. A kept matrix of embeddings follows.
 
+use crate::store::Basis;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -180,6 +181,7 @@ impl Library {
         let storing = Instant::now();
         let model = run.model.clone();
         let plan = self.scores.plan.as_ref().filter(|_| planned);
+        let generation = self.scores.plan_generation;
         let (counts, copied, generations) = self.store.batch(|b| {
             let before = b.embedding_generation()?;
             let (mut indexed, mut moved, mut copies, mut same) = (0, 0, 0, 0);
@@ -230,7 +232,7 @@ impl Library {
             }
             if plan.is_some() {
                 let ids: Vec<i64> = embedded.iter().chain(&copied).map(|(id, _)| *id).collect();
-                b.replace_auto_tags(&ids, &all_tags)?;
+                b.replace_auto_tags(&ids, &all_tags, Basis::Part(generation))?;
             }
             let after = b.embedding_generation()?;
             Ok(((indexed, moved, copies, same), copied, (before, after)))

@@ -406,6 +406,20 @@ impl Library {
                 }
             }
         }
+        // Tags that owe a re-tag — the vocabulary was edited by another program during this run,
+        // or an edit was killed before its own re-tag — are brought up to the vocabulary now.
+        let owed = self
+            .store
+            .vocabulary_generation()
+            .is_ok_and(|(n, tagged)| n != tagged);
+        if owed && !run.summary.cancelled && !self.switching().unwrap_or(true) {
+            self.vocabulary_changed();
+            if let Err(error) =
+                self.retag_from_embeddings(false, &RunControl::default(), &mut |_| {})
+            {
+                run.summary.tagging_error.get_or_insert(error.to_string());
+            }
+        }
         self.trim_thumbnails();
         run.summary.timings.wall = run.started.elapsed();
         run.report(report, Stage::Done, true);
