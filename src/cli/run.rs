@@ -237,6 +237,12 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
     };
     match action {
         VocabAction::List => {
+            if let Some((from, to)) = library.unfinished_switch()? {
+                eprintln!(
+                    "the library is switching from {from} to {to}: the thresholds listed are \
+                     {to}'s; its tags stay {from}'s until `cliptag index` has embedded every photo"
+                );
+            }
             let mut out = std::io::stdout().lock();
             for l in library.labels()? {
                 writeln!(
@@ -285,6 +291,7 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                 top_k,
                 enabled: true,
                 learned: None,
+                learned_elsewhere: Vec::new(),
             };
             if examples.is_empty() {
                 let (added, retag) = library.add_label(new)?;
@@ -409,6 +416,16 @@ fn print_learned(report: &LearnReport, dry_run: bool) {
 
 fn tags(db: &Path, paths: &[PathBuf], explain: bool) -> anyhow::Result<ExitCode> {
     let mut library = open(db, None)?;
+    if let Some((from, to)) = library.unfinished_switch()? {
+        eprintln!(
+            "the library is switching from {from} to {to}: the tags listed are still {from}'s{}",
+            if explain {
+                format!(", and their explanations give {to}'s scores")
+            } else {
+                String::new()
+            }
+        );
+    }
     let rows = library.tags(paths)?;
     let mut out = std::io::stdout().lock();
     for t in rows {

@@ -105,9 +105,14 @@ pub struct Label {
     pub top_k: u32,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// What the label learned from a person's decisions (see [`Learned`]).
+    /// What the label learned from a person's decisions under the model the library scores
+    /// with (see [`Learned`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<Learned>,
+    /// What it learned under other models the library used: kept for a switch back, and
+    /// carried in vocabulary files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned_elsewhere: Vec<Learned>,
 }
 
 /// What a label learned from a person's accepts and rejects, for one model: the direction its
@@ -189,6 +194,7 @@ impl Label {
             top_k: 1,
             enabled: true,
             learned: None,
+            learned_elsewhere: Vec::new(),
         }
     }
 

@@ -233,6 +233,19 @@ impl Library {
     /// A library opened with another model than its own (`--model`, or the app's Model window)
     /// counts as switching from then on, before any photo is embedded: until a run has embedded
     /// them all, nothing re-tags them from a part of the library.
+    /// The models of an unfinished switch, from and to (their ids, and the new one's name where
+    /// known), read from the library alone; `None` when no switch is under way.
+    pub fn unfinished_switch(&self) -> Result<Option<(String, String)>> {
+        let Some(from) = self.store.setting(SWITCHING_FROM)? else {
+            return Ok(None);
+        };
+        let to = match self.store.setting(MODEL_NAME)? {
+            Some(name) if !name.is_empty() => name,
+            _ => self.store.setting(MODEL_ID)?.unwrap_or_default(),
+        };
+        Ok(Some((from, to)))
+    }
+
     pub fn switching(&mut self) -> Result<bool> {
         if self.store.setting(SWITCHING_FROM)?.is_some() {
             return Ok(true);

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{Library, Progress, Retag, RunControl, Stage};
-use crate::domain::{Label, Mode};
+use crate::domain::{Label, Learned, Mode};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::tagging::vocabulary_file::{self, DEFAULT_VOCABULARY};
@@ -276,6 +276,16 @@ impl Library {
             vocabulary_file::parse(&text, &path.display().to_string(), self.model_name())?;
         let kind = vocabulary_file::ScoreKind::of(self.probability_scores()?);
         let thresholds_reset = vocabulary.fit_thresholds(kind);
+        // What a label learned under the model the library scores with goes in its slot; what
+        // it learned under others is kept for them.
+        let current = self.store.thresholds_model()?;
+        for label in &mut vocabulary.labels {
+            let mut all: Vec<Learned> = label.learned.take().into_iter().collect();
+            all.append(&mut label.learned_elsewhere);
+            let slot = all.iter().position(|l| Some(&l.model) == current.as_ref());
+            label.learned = slot.map(|at| all.remove(at));
+            label.learned_elsewhere = all;
+        }
         let known = self.store.labels()?.len();
         if known + vocabulary.labels.len() > MAX_LABELS {
             return Err(Error::invalid(format!(

@@ -96,6 +96,7 @@ impl RawLabel {
         };
         Ok(Label {
             learned,
+            learned_elsewhere: Vec::new(),
             id: self.id,
             name: self.name,
             prompts,
@@ -152,9 +153,41 @@ fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusql
     Ok(changed > 0)
 }
 
-/// Stores (or clears) what a label learned.
+/// Stores (or clears) what a label learned under the model scored with now, and keeps what it
+/// learned under others.
 fn write_learned(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite::Result<()> {
     let learned = label.learned.as_ref();
+    // The slot's model before this write: cleared (a reset), its learning goes for that model
+    // only.
+    let previous: Option<String> = tx
+        .query_row(
+            "SELECT learned_model FROM labels WHERE id = ?1",
+            [label_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let (None, Some(model)) = (learned, &previous) {
+        tx.execute(
+            "DELETE FROM label_learning WHERE label_id = ?1 AND model = ?2",
+            params![label_id, model],
+        )?;
+    }
+    let mut keep = tx.prepare_cached(
+        "INSERT OR REPLACE INTO label_learning
+             (label_id, model, direction, zero_shot_threshold, positives, negatives)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for l in learned.into_iter().chain(&label.learned_elsewhere) {
+        keep.execute(params![
+            label_id,
+            l.model,
+            vector_to_blob(&l.direction),
+            f64::from(l.zero_shot_threshold),
+            i64::from(l.positives),
+            i64::from(l.negatives),
+        ])?;
+    }
     tx.execute(
         "UPDATE labels SET learned_model = ?2, learned_direction = ?3, zero_shot_threshold = ?4,
          learned_positives = ?5, learned_negatives = ?6 WHERE id = ?1",
@@ -179,8 +212,60 @@ impl Store {
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map(args, raw_label).map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))?.checked(self))
-            .collect()
+        let mut labels: Vec<Label> = rows
+            .map(|r| r.map_err(|e| self.err(e))?.checked(self))
+            .collect::<Result<_>>()?;
+        let mut elsewhere = self.learning_by_label()?;
+        for label in &mut labels {
+            let slot = label.learned.as_ref().map(|l| l.model.clone());
+            label.learned_elsewhere = elsewhere
+                .remove(&label.id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| Some(&l.model) != slot.as_ref())
+                .collect();
+        }
+        Ok(labels)
+    }
+
+    /// Everything every label learned, under every model, by label.
+    fn learning_by_label(&self) -> Result<HashMap<i64, Vec<Learned>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT label_id, model, direction, zero_shot_threshold, positives, negatives
+                 FROM label_learning ORDER BY label_id, model",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out: HashMap<i64, Vec<Learned>> = HashMap::new();
+        for row in rows {
+            let (label_id, model, blob, zero_shot, positives, negatives) =
+                row.map_err(|e| self.err(e))?;
+            // A damaged direction is left out here; the label's own slot reports damage.
+            let Some(direction) = blob_to_vector(&blob).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            out.entry(label_id).or_default().push(Learned {
+                model,
+                direction,
+                zero_shot_threshold: zero_shot as f32,
+                positives: positives.max(0) as u32,
+                negatives: negatives.max(0) as u32,
+            });
+        }
+        Ok(out)
     }
 
     /// The whole vocabulary, ordered by name.
@@ -402,6 +487,22 @@ impl Store {
                         rusqlite::params![model, f64::from(default)],
                     )?;
                 }
+                // What each label learned under this model comes back into its slot; a label
+                // that learned nothing under it is scored by its prompts.
+                tx.execute(
+                    "UPDATE labels SET
+                         learned_model = (SELECT l.model FROM label_learning l
+                                          WHERE l.label_id = labels.id AND l.model = ?1),
+                         learned_direction = (SELECT l.direction FROM label_learning l
+                                              WHERE l.label_id = labels.id AND l.model = ?1),
+                         zero_shot_threshold = (SELECT l.zero_shot_threshold FROM label_learning l
+                                                WHERE l.label_id = labels.id AND l.model = ?1),
+                         learned_positives = (SELECT l.positives FROM label_learning l
+                                              WHERE l.label_id = labels.id AND l.model = ?1),
+                         learned_negatives = (SELECT l.negatives FROM label_learning l
+                                              WHERE l.label_id = labels.id AND l.model = ?1)",
+                    [model],
+                )?;
                 set_setting(tx, THRESHOLDS_MODEL, model)?;
             }
             Ok(changed)

@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_vocabulary_generation",
         include_str!("../../migrations/0010_vocabulary_generation.sql"),
     ),
+    (
+        "0011_learning_per_model",
+        include_str!("../../migrations/0011_learning_per_model.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

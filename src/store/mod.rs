@@ -490,6 +490,17 @@ impl Store {
                 "UPDATE OR REPLACE text_embeddings SET model = ?2 WHERE model = ?1",
                 [old, new],
             )?;
+            // What labels keep per model (thresholds, learning) is the renamed model's too.
+            for table in ["label_thresholds", "label_learning", "model_scoring"] {
+                tx.execute(
+                    &format!("UPDATE OR REPLACE {table} SET model = ?2 WHERE model = ?1"),
+                    [old, new],
+                )?;
+            }
+            tx.execute(
+                "UPDATE labels SET learned_model = ?2 WHERE learned_model = ?1",
+                [old, new],
+            )?;
             Ok(())
         })
     }

@@ -354,6 +354,7 @@ mod tests {
             top_k: 1,
             enabled: true,
             learned: None,
+            learned_elsewhere: Vec::new(),
         }
     }
 

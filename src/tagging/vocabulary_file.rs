@@ -23,6 +23,7 @@ struct FileLabel {
     top_k: Option<u32>,
     enabled: Option<bool>,
     learned: Option<Learned>,
+    learned_elsewhere: Option<Vec<Learned>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,7 @@ pub fn parse(text: &str, source: &str, model: &str) -> Result<Vocabulary> {
             top_k: raw.top_k.unwrap_or(1),
             enabled: raw.enabled.unwrap_or(true),
             learned: raw.learned,
+            learned_elsewhere: raw.learned_elsewhere.unwrap_or_default(),
         };
         label
             .validate()

@@ -551,6 +551,16 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     let refused = library.retag(false).unwrap_err().to_string();
     assert!(refused.contains("switching"), "{refused}");
     drop(library);
+    // Lists and explanations say which model they describe meanwhile.
+    let db_arg = db.to_str().unwrap();
+    for args in [&["vocab", "list"][..], &["tags", "--explain"][..]] {
+        let output = cliptag_ok(&[args, &["--db", db_arg]].concat());
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains("the library is switching from"),
+            "{args:?}: {said}"
+        );
+    }
 
     // Reopened without --model (as after a crash): the next run finishes the switch.
     let mut library = Library::open(&db, Default::default()).unwrap();
@@ -666,4 +676,94 @@ fn reduced_size_jpeg_decoding_keeps_enough_pixels_for_a_fixed_size_resize() {
     let embeddings = engine.embed_images(&[a, b]).unwrap();
     let cos = cosine(&embeddings[0], &embeddings[1]);
     assert!(cos >= 0.9995, "reduced decoding moved the embedding: {cos}");
+}
+
+/// What a label learned is kept per model: under SigLIP a label learned under CLIP starts from
+/// SigLIP's own threshold and has nothing to reset there, learning under SigLIP leaves CLIP's
+/// learning alone, switching back brings CLIP's learning and learned threshold back exactly, and
+/// a vocabulary file carries both (imported into a CLIP library, the CLIP learning is scored).
+#[test]
+fn what_a_label_learned_belongs_to_its_model() {
+    use cliptag::domain::{Decision, Mode};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = five_photos(dir.path());
+    let db = dir.path().join("lib.sqlite");
+    let images = || {
+        cliptag::store::Store::open(&db)
+            .unwrap()
+            .images()
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    let teach = |library: &mut cliptag::library::Library, name: &str| {
+        let label = library.label_named(name).unwrap();
+        let ids = images();
+        for (i, id) in ids.iter().enumerate().take(4) {
+            let decision = if i < 2 {
+                Decision::Apply
+            } else {
+                Decision::Reject
+            };
+            library.decide(*id, label.id, decision).unwrap();
+        }
+        library.learn(name, false).unwrap().label
+    };
+
+    let mut library = open_library(&db, &tiny_clip());
+    index(&mut library, &photos);
+    let name = library
+        .labels()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.mode == Mode::Threshold)
+        .unwrap()
+        .name;
+    let under_clip = teach(&mut library, &name);
+    let clip_learning = under_clip.learned.clone().expect("learned under CLIP");
+    drop(library);
+
+    let mut library = open_library(&db, &tiny_siglip());
+    index(&mut library, &photos);
+    let label = library.label_named(&name).unwrap();
+    assert_eq!(label.learned, None, "CLIP's direction is not SigLIP's");
+    assert_eq!(label.learned_elsewhere, vec![clip_learning.clone()]);
+    assert_eq!(label.threshold, 0.1, "SigLIP's own starting probability");
+    let reset = library.reset_learning(&name);
+    assert!(
+        reset.is_err_and(|e| e.to_string().contains("learned nothing to reset")),
+        "a reset under SigLIP must not erase what the label learned under CLIP"
+    );
+    let under_siglip = teach(&mut library, &name);
+    let siglip_learning = under_siglip.learned.clone().expect("learned under SigLIP");
+    assert_eq!(siglip_learning.zero_shot_threshold, 0.1);
+    assert!((0.0..=1.0).contains(&under_siglip.threshold));
+    assert_eq!(under_siglip.learned_elsewhere, vec![clip_learning.clone()]);
+    let file = dir.path().join("vocabulary.toml");
+    library.export_vocabulary(&file).unwrap();
+    drop(library);
+
+    let mut library = open_library(&db, &tiny_clip());
+    assert_eq!(index(&mut library, &photos), 0);
+    let label = library.label_named(&name).unwrap();
+    assert_eq!(
+        label.learned,
+        Some(clip_learning.clone()),
+        "CLIP's learning is back"
+    );
+    assert_eq!(label.threshold, under_clip.threshold);
+    assert_eq!(label.learned_elsewhere, vec![siglip_learning.clone()]);
+    let dry = library.retag(true).unwrap();
+    assert!(dry.added.is_empty() && dry.removed.is_empty(), "{dry:?}");
+    drop(library);
+
+    // The file carries both; a CLIP library that imports it scores CLIP's learning.
+    let other = dir.path().join("other.sqlite");
+    let mut fresh = open_library(&other, &tiny_clip());
+    index(&mut fresh, &photos);
+    fresh.import_vocabulary(&file).unwrap();
+    let imported = fresh.label_named(&name).unwrap();
+    assert_eq!(imported.learned, Some(clip_learning));
+    assert_eq!(imported.learned_elsewhere, vec![siglip_learning]);
 }

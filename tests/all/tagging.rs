@@ -122,6 +122,7 @@ fn label(name: &str, prompts: &[&str], mode: Mode, threshold: f32) -> Label {
         top_k: 1,
         enabled: true,
         learned: None,
+        learned_elsewhere: Vec::new(),
     }
 }
 
