@@ -17,6 +17,7 @@ mod jpeg_forms;
 mod layout;
 mod learning;
 mod naive_clip;
+mod oracle;
 mod precision;
 mod retag;
 mod sidecars;
