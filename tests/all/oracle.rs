@@ -1,15 +1,15 @@
 //! An oracle for automatic tags: every tag recomputed from the stored embeddings and label
 //! definitions by the README's rules ("How tags are computed"), with nothing of cliptag's
 //! tagging code, and compared with what the library stores after each step of random sequences
-//! of edits, decisions and learning.
+//! of edits, decisions, learning, swapped photo names and switches between CLIP and SigLIP.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use cliptag::domain::{Decision, Label, Mode};
-use cliptag::library::{Library, RunControl};
-use cliptag::model::{Embedder, Engine};
+use cliptag::library::{FixedLoader, Library, LibraryOptions, RunControl};
+use cliptag::model::{Embedder, Engine, ModelFiles};
 use cliptag::store::Store;
 
 use crate::support::*;
@@ -54,23 +54,32 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The README's rules, from the model's text embeddings and the store's contents.
+/// The README's rules, from the models' text embeddings and the store's contents.
 struct Oracle {
-    engine: Engine,
-    texts: HashMap<String, Vec<f32>>,
+    /// Each model by its id, and the id of the one the library scores with now.
+    engines: HashMap<String, Arc<Engine>>,
+    model: String,
+    texts: HashMap<(String, String), Vec<f32>>,
 }
 
 impl Oracle {
     fn embed(&mut self, text: &str) -> Vec<f32> {
-        if !self.texts.contains_key(text) {
-            let v = self
-                .engine
-                .embed_texts(&[text.to_string()])
-                .unwrap()
-                .remove(0);
-            self.texts.insert(text.to_string(), normalized(&v));
+        let key = (self.model.clone(), text.to_string());
+        if !self.texts.contains_key(&key) {
+            let engine = &self.engines[&self.model];
+            let v = engine.embed_texts(&[text.to_string()]).unwrap().remove(0);
+            self.texts.insert(key.clone(), normalized(&v));
         }
-        self.texts[text].clone()
+        self.texts[&key].clone()
+    }
+
+    /// A threshold label's score from its cosine: the cosine itself under CLIP, the label's own
+    /// probability `sigmoid(scale · cosine + bias)` under a sigmoid-trained model.
+    fn threshold_score(cosine: f32, scale: f32, bias: Option<f32>) -> f32 {
+        match bias {
+            None => cosine,
+            Some(bias) => 1.0 / (1.0 + (-(scale * cosine + bias)).exp()),
+        }
     }
 
     /// A label's prompts: its own, or each template with its name's last part, in lower case,
@@ -112,9 +121,12 @@ impl Oracle {
     }
 
     /// The automatic tags the rules give, and the pairs too close to call.
-    fn tags(&mut self, store: &Store, model: &str) -> (BTreeSet<Pair>, HashSet<Pair>) {
+    fn tags(&mut self, store: &Store) -> (BTreeSet<Pair>, HashSet<Pair>) {
+        let model = self.model.clone();
+        let model = model.as_str();
         let templates = store.templates().unwrap();
         let scale = store.logit_scale().unwrap();
+        let bias = store.logit_bias().unwrap();
         let labels: Vec<Label> = store
             .labels()
             .unwrap()
@@ -149,7 +161,10 @@ impl Oracle {
             for (i, (label, _, negative)) in prepared.iter().enumerate() {
                 let pair = (image.id, label.id);
                 let (score, tagged) = match label.mode {
-                    Mode::Threshold => (cosines[i], cosines[i] >= label.threshold),
+                    Mode::Threshold => {
+                        let score = Self::threshold_score(cosines[i], scale, bias);
+                        (score, score >= label.threshold)
+                    }
                     Mode::Contrast => {
                         let against = dot(&embedding, negative.as_ref().unwrap());
                         let p = 1.0 / (1.0 + (-scale * (cosines[i] - against)).exp());
@@ -180,24 +195,52 @@ impl Oracle {
     }
 }
 
-/// The library every sequence starts from: `PHOTOS` photos, a few labels of each mode.
-fn base_library(dir: &Path) -> std::path::PathBuf {
-    let photos = crate::worker::jpegs(PHOTOS);
+/// The library every sequence starts from: the photos in `photos`, indexed by the tiny CLIP,
+/// with no labels.
+fn base_library(dir: &Path, photos: &Path, clip: Arc<Engine>) -> std::path::PathBuf {
     let db = dir.join("base.sqlite");
-    let (mut library, _) = open_with(&db, Arc::new(tiny_engine()));
+    let (mut library, _) = open_with(&db, clip);
     for label in library.labels().unwrap() {
         library.remove_label(label.id).unwrap();
     }
-    library
+    index(&mut library, photos);
+    drop(library);
+    db
+}
+
+/// Indexes the photo folder (again, after names were swapped, or to switch models).
+fn index(library: &mut Library, photos: &Path) {
+    let summary = library
         .index(
-            &[photos.path().to_path_buf()],
+            &[photos.to_path_buf()],
             small_batches(),
             RunControl::default(),
             &mut |_| {},
         )
         .unwrap();
-    drop(library);
-    db
+    assert!(summary.tagging_error.is_none(), "{summary:?}");
+}
+
+/// Swaps the names of two photos in `photos` (as a renaming tool does).
+fn swap_names(rng: &mut Rng, photos: &Path) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(photos)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let (a, b) = (rng.below(names.len()), rng.below(names.len()));
+    if a == b {
+        return "swap nothing".into();
+    }
+    let aside = photos.join("swapping.tmp");
+    std::fs::rename(&names[a], &aside).unwrap();
+    std::fs::rename(&names[b], &names[a]).unwrap();
+    std::fs::rename(&aside, &names[b]).unwrap();
+    format!(
+        "swap {:?} and {:?}",
+        names[a].file_name(),
+        names[b].file_name()
+    )
 }
 
 const WORDS: [&str; 12] = [
@@ -209,29 +252,37 @@ const WORDS: [&str; 12] = [
 /// labels tag some photos and not all.
 fn quantile_threshold(oracle: &mut Oracle, store: &Store, label: &Label, q: f32) -> f32 {
     let templates = store.templates().unwrap();
-    let direction = oracle.direction(label, &templates, "tiny");
+    let model = oracle.model.clone();
+    let direction = oracle.direction(label, &templates, &model);
+    let (scale, bias) = (store.logit_scale().unwrap(), store.logit_bias().unwrap());
     let mut scores: Vec<f32> = store
         .images()
         .unwrap()
         .iter()
-        .filter_map(|i| store.embedding(i.id, "tiny").unwrap())
-        .map(|e| dot(&normalized(&e), &direction))
+        .filter_map(|i| store.embedding(i.id, &model).unwrap())
+        .map(|e| Oracle::threshold_score(dot(&normalized(&e), &direction), scale, bias))
         .collect();
     scores.sort_by(f32::total_cmp);
     scores[((scores.len() - 1) as f32 * q) as usize] + EDGE * 3.0
 }
 
-/// One random step; what it did, for the failure message.
-fn step(rng: &mut Rng, library: &mut Library, oracle: &mut Oracle, db: &Path) -> String {
+/// One random step within one model; what it did, for the failure message.
+fn step(
+    rng: &mut Rng,
+    library: &mut Library,
+    oracle: &mut Oracle,
+    db: &Path,
+    photos: &Path,
+) -> String {
     let store = Store::open(db).unwrap();
     let labels = store.labels().unwrap();
     let images: Vec<i64> = store.images().unwrap().iter().map(|i| i.id).collect();
     let pick = |rng: &mut Rng| labels[rng.below(labels.len())].clone();
-    match rng.below(10) {
+    match rng.below(11) {
         0 | 1 => {
             let word = WORDS[rng.below(WORDS.len())];
             let mode = [Mode::Threshold, Mode::Contrast, Mode::TopK][rng.below(3)];
-            let mut label = Label::new(&format!("{word} {}", rng.below(1000)), "tiny");
+            let mut label = Label::new(&format!("{word} {}", rng.below(1000)), &oracle.model);
             label.mode = mode;
             match mode {
                 Mode::Threshold => {
@@ -251,6 +302,11 @@ fn step(rng: &mut Rng, library: &mut Library, oracle: &mut Oracle, db: &Path) ->
                 label.name, mode, label.threshold, label.top_k
             );
             library.add_label(label).unwrap();
+            said
+        }
+        10 => {
+            let said = swap_names(rng, photos);
+            index(library, photos);
             said
         }
         _ if labels.is_empty() => "nothing (no label)".into(),
@@ -316,33 +372,75 @@ fn step(rng: &mut Rng, library: &mut Library, oracle: &mut Oracle, db: &Path) ->
 #[test]
 fn stored_tags_equal_the_readme_s_rules_after_every_step_of_random_sequences() {
     let dir = tempfile::tempdir().unwrap();
-    let base = base_library(dir.path());
-    let engine = Arc::new(tiny_engine());
+    let photos = crate::worker::jpegs(PHOTOS);
+    let clip = Arc::new(tiny_engine());
+    let siglip = Arc::new(
+        Engine::from_files(
+            &ModelFiles::from_dir(&fixtures().join("tiny-siglip")).unwrap(),
+            "tiny-siglip".into(),
+        )
+        .unwrap(),
+    );
+    let base = base_library(dir.path(), photos.path(), clip.clone());
     let mut oracle = Oracle {
-        engine: tiny_engine(),
+        engines: HashMap::from([
+            ("tiny".to_string(), clip.clone()),
+            ("tiny-siglip".to_string(), siglip.clone()),
+        ]),
+        model: "tiny".into(),
         texts: HashMap::new(),
     };
-    let mut compared = 0usize;
-    let mut excluded = 0usize;
+    let (mut compared, mut excluded, mut switches) = (0usize, 0usize, 0usize);
     let mut steps_said = Vec::new();
     for sequence in 0..SEQUENCES {
         let db = dir.path().join(format!("sequence-{sequence}.sqlite"));
         std::fs::copy(&base, &db).unwrap();
-        let (mut library, _) = open_with(&db, engine.clone());
+        oracle.model = "tiny".into();
+        let (mut library, _) = open_with(&db, clip.clone());
         let mut rng = Rng(sequence * 7919 + 1);
         let mut done = Vec::new();
         for _ in 0..STEPS {
-            done.push(step(&mut rng, &mut library, &mut oracle, &db));
+            if rng.below(12) == 0 {
+                // A switch to the other model: every photo embedded by it, then one re-tag.
+                drop(library);
+                let to = if oracle.model == "tiny" {
+                    "tiny-siglip"
+                } else {
+                    "tiny"
+                };
+                oracle.model = to.to_string();
+                let engine: Arc<dyn Embedder> = oracle.engines[to].clone();
+                // Named, as `--model` names it: the library's own model is not this one.
+                library = Library::open(
+                    &db,
+                    LibraryOptions {
+                        model: Some(to.to_string()),
+                        loader: Box::new(FixedLoader::new(engine)),
+                    },
+                )
+                .unwrap();
+                index(&mut library, photos.path());
+                switches += 1;
+                done.push(format!("switch to {to}"));
+            } else {
+                done.push(step(
+                    &mut rng,
+                    &mut library,
+                    &mut oracle,
+                    &db,
+                    photos.path(),
+                ));
+            }
             let store = Store::open(&db).unwrap();
-            let (wanted, close) = oracle.tags(&store, "tiny");
+            let (wanted, close) = oracle.tags(&store);
             let decided = store.decided_pairs().unwrap();
-            let stored: BTreeSet<(i64, i64)> = store
+            let stored: BTreeSet<Pair> = store
                 .auto_tags(None)
                 .unwrap()
                 .into_keys()
                 .filter(|p| !close.contains(p))
                 .collect();
-            let wanted: BTreeSet<(i64, i64)> = wanted
+            let wanted: BTreeSet<Pair> = wanted
                 .into_iter()
                 .filter(|p| !decided.contains(p) && !close.contains(p))
                 .collect();
@@ -352,7 +450,7 @@ fn stored_tags_equal_the_readme_s_rules_after_every_step_of_random_sequences() {
             );
             assert_eq!(
                 stored.symmetric_difference(&wanted).collect::<Vec<_>>(),
-                Vec::<&(i64, i64)>::new(),
+                Vec::<&Pair>::new(),
                 "sequence {sequence}: stored tags differ from the rules; steps: {done:#?}"
             );
             compared += wanted.len();
@@ -366,10 +464,13 @@ fn stored_tags_equal_the_readme_s_rules_after_every_step_of_random_sequences() {
         .iter()
         .filter(|s| s.starts_with("learn ") && !s.contains("refused"))
         .count();
-    let topk = steps_said.iter().filter(|s| s.contains("TopK")).count();
+    let count = |what: &str| steps_said.iter().filter(|s| s.contains(what)).count();
     eprintln!(
-        "{compared} tags compared; {} steps, {learned} learned, {topk} top-k labels added, {excluded} pairs too close to call",
-        steps_said.len()
+        "{compared} tags compared over {} steps: {learned} labels learned, {} top-k labels added, \
+         {} names swapped, {switches} model switches; {excluded} pairs too close to call",
+        steps_said.len(),
+        count("TopK"),
+        count("swap \"") + count("swap Some"),
     );
     assert!(compared > 0, "the sequences never tagged anything");
 }
