@@ -13,6 +13,10 @@ pub struct LabelEditor {
     pub draft: Label,
     pub prompts_text: String,
     pub negative_text: String,
+    /// The label as the library held it when the editor last looked: a change underneath (a
+    /// switch of model, another program) shows in the editor instead of being overwritten by
+    /// the next Apply.
+    stored: Label,
 }
 
 impl LabelEditor {
@@ -21,11 +25,38 @@ impl LabelEditor {
             draft: label.clone(),
             prompts_text: label.prompts.join("\n"),
             negative_text: label.negative.clone().unwrap_or_default(),
+            stored: label.clone(),
         }
     }
 
+    /// Follows the library's `stored` label: the person's own edit landing changes nothing
+    /// here; a change from elsewhere replaces the draft (thresholds and learning are the
+    /// library's, per model), keeping prompts typed and not applied yet. True when it did.
+    pub(super) fn follow(&mut self, stored: &Label) -> bool {
+        if *stored == self.stored {
+            return false;
+        }
+        let own = *stored == self.label();
+        let typed = (
+            self.prompts_text.clone(),
+            self.negative_text.clone(),
+            self.prompts_text != self.stored.prompts.join("\n")
+                || self.negative_text != self.stored.negative.clone().unwrap_or_default(),
+        );
+        if own {
+            self.stored = stored.clone();
+            return false;
+        }
+        *self = LabelEditor::new(stored);
+        if typed.2 {
+            self.prompts_text = typed.0;
+            self.negative_text = typed.1;
+        }
+        true
+    }
+
     /// The draft with the text fields folded in.
-    fn label(&self) -> Label {
+    pub(super) fn label(&self) -> Label {
         Label {
             prompts: self
                 .prompts_text
@@ -48,6 +79,32 @@ pub struct GroupEditor {
 }
 
 impl CliptagApp {
+    /// The label editor follows what the library holds now (see [`LabelEditor::follow`]).
+    pub(super) fn editor_follows_library(&mut self) {
+        let Some(editor) = &mut self.sidebar.editor else {
+            return;
+        };
+        let stored = self
+            .snapshot
+            .labels
+            .iter()
+            .find(|l| l.label.id == editor.draft.id)
+            .map(|l| l.label.clone());
+        if let Some(stored) = stored
+            && editor.follow(&stored)
+        {
+            let name = stored.name.clone();
+            self.say(
+                format!(
+                    "{name:?} changed in the library (another model, or another program): the \
+                     editor shows it as it is now"
+                ),
+                false,
+            );
+            self.send(Command::PreviewLabel(stored));
+        }
+    }
+
     /// The editor of the selected label or group, in a panel of its own beside the tree.
     pub(super) fn editor_panel_ui(&mut self, ui: &mut egui::Ui) {
         if self.sidebar.group.is_some() {

@@ -238,6 +238,7 @@ impl CliptagApp {
         }
         if let Some(snapshot) = self.worker.take_snapshot() {
             self.snapshot = snapshot;
+            self.editor_follows_library();
             if !self.resume_checked {
                 self.resume_checked = true;
                 self.resume_waiting();

@@ -142,6 +142,9 @@ impl Library {
         let mut library = Self::with_store(Store::open(db)?, options)?;
         library.thumbnails = ThumbnailCache::beside(db).ok();
         library.vectors = Some(crate::store::vectors_path(db));
+        // Another program's writes are noticed from the moment the library is open, not from
+        // the first time something is tagged.
+        library.notice_outside_writes()?;
         Ok(library)
     }
 

@@ -176,3 +176,38 @@ fn every_review_key_counts_even_several_to_a_frame() {
         assert_eq!(rejected, i < 3, "photo {i} of the review");
     }
 }
+
+/// An open label editor follows the library: a threshold changed underneath (by a switch of
+/// model, or another program) shows in the editor, so that its next Apply cannot write the old
+/// value back.
+#[test]
+fn the_label_editor_shows_a_change_made_underneath_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let id = add_label(&db, "Zorblax");
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    gallery_ready(&mut harness);
+    harness.get_by_label_contains("Zorblax (").click();
+    step_until(&mut harness, "the editor", |h| {
+        h.state()
+            .sidebar
+            .editor
+            .as_ref()
+            .is_some_and(|e| e.draft.id == id)
+    });
+    // Another program sets the threshold.
+    let mut store = Store::open(&db).unwrap();
+    let mut label = store.label(id).unwrap().unwrap();
+    label.threshold = 0.4321;
+    store.update_label(&label).unwrap();
+    drop(store);
+    step_until(&mut harness, "the editor following the library", |h| {
+        h.state()
+            .sidebar
+            .editor
+            .as_ref()
+            .is_some_and(|e| e.draft.threshold == 0.4321)
+    });
+    assert!(has_label(&harness, "\"Zorblax\" changed in the library"));
+}
