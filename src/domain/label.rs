@@ -133,6 +133,10 @@ pub struct Learned {
     pub positives: u32,
     /// The rejected photos it learned from.
     pub negatives: u32,
+    /// For what it learned under a model other than the library's: the label's threshold under
+    /// that model, which its learning set (the library's own model's is the label's threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
 }
 
 impl Label {
@@ -273,6 +277,19 @@ impl Label {
                 "label {:?}: the threshold must be a number",
                 self.name
             )));
+        }
+        // A learned direction scores every photo: one of zero length or with a value that is
+        // not a number would give every photo the same meaningless score.
+        for learned in self.learned.iter().chain(&self.learned_elsewhere) {
+            let norm: f32 = learned.direction.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if !norm.is_finite() || norm < 1e-6 || !learned.zero_shot_threshold.is_finite() {
+                return Err(Error::invalid(format!(
+                    "label {:?}: what it learned under {} is damaged (its direction is not a \
+                     finite, non-zero vector); remove `learned` from the file to import it \
+                     scored by its prompts",
+                    self.name, learned.model
+                )));
+            }
         }
         match self.mode {
             Mode::Threshold if !(-1.0..=1.0).contains(&self.threshold) => {

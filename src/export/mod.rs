@@ -45,6 +45,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             path.display()
         )));
     }
+    remove_stale_temporaries(&dir);
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let temp = dir.join(format!(
         ".cliptag-{}-{}.tmp",
@@ -117,4 +118,53 @@ pub fn styled_path(path: &Path, roots: &[PathBuf], style: PathStyle) -> String {
         }
     }
     path.to_string_lossy().into_owned()
+}
+
+/// Removes, once per folder and process, the temporary files an earlier cliptag left in `dir`
+/// when it was killed mid-write (`.cliptag-PID-N.tmp` of a process that no longer runs): they
+/// are cliptag's own, never a person's, and would otherwise stay beside their photos for good.
+fn remove_stale_temporaries(dir: &Path) {
+    static CLEANED: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+        std::sync::Mutex::new(None);
+    {
+        let mut cleaned = CLEANED.lock().unwrap_or_else(|p| p.into_inner());
+        if !cleaned
+            .get_or_insert_with(Default::default)
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".cliptag-"))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.split_once('-'))
+            .filter(|(_, n)| n.chars().all(|c| c.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_runs(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id runs (on systems where that cannot be asked: assume it does).
+fn process_runs(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        Path::new("/proc").join(pid.to_string()).exists()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
 }

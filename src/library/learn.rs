@@ -120,6 +120,7 @@ impl Library {
                 zero_shot_threshold,
                 positives: positives.len() as u32,
                 negatives: negatives.len() as u32,
+                threshold: None,
             }),
             ..stored.clone()
         };

@@ -274,16 +274,27 @@ impl Library {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut vocabulary =
             vocabulary_file::parse(&text, &path.display().to_string(), self.model_name())?;
+        // The file's own learning was fitted with the label's threshold in the file.
+        for label in &mut vocabulary.labels {
+            if let Some(learned) = &mut label.learned {
+                learned.threshold.get_or_insert(label.threshold);
+            }
+        }
         let kind = vocabulary_file::ScoreKind::of(self.probability_scores()?);
         let thresholds_reset = vocabulary.fit_thresholds(kind);
-        // What a label learned under the model the library scores with goes in its slot; what
-        // it learned under others is kept for them.
+        // What a label learned under the model the library scores with goes in its slot, with
+        // the threshold it learned; what it learned under others is kept for them.
         let current = self.store.thresholds_model()?;
         for label in &mut vocabulary.labels {
             let mut all: Vec<Learned> = label.learned.take().into_iter().collect();
             all.append(&mut label.learned_elsewhere);
             let slot = all.iter().position(|l| Some(&l.model) == current.as_ref());
             label.learned = slot.map(|at| all.remove(at));
+            if let Some(learned) = &mut label.learned
+                && let Some(threshold) = learned.threshold.take()
+            {
+                label.threshold = threshold;
+            }
             label.learned_elsewhere = all;
         }
         let known = self.store.labels()?.len();

@@ -90,6 +90,7 @@ impl RawLabel {
                     zero_shot_threshold: self.zero_shot_threshold.unwrap_or(self.threshold) as f32,
                     positives: self.learned_positives.unwrap_or(0).max(0) as u32,
                     negatives: self.learned_negatives.unwrap_or(0).max(0) as u32,
+                    threshold: None,
                 })
             }
             _ => None,
@@ -188,6 +189,17 @@ fn write_learned(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite
             i64::from(l.negatives),
         ])?;
     }
+    // Another model's learned threshold (from a vocabulary file) waits with that model's
+    // thresholds, for a switch to it.
+    for l in &label.learned_elsewhere {
+        if let Some(threshold) = l.threshold {
+            tx.execute(
+                "INSERT OR REPLACE INTO label_thresholds (label_id, model, threshold)
+                 VALUES (?1, ?2, ?3)",
+                params![label_id, l.model, f64::from(threshold)],
+            )?;
+        }
+    }
     tx.execute(
         "UPDATE labels SET learned_model = ?2, learned_direction = ?3, zero_shot_threshold = ?4,
          learned_positives = ?5, learned_negatives = ?6 WHERE id = ?1",
@@ -233,8 +245,11 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT label_id, model, direction, zero_shot_threshold, positives, negatives
-                 FROM label_learning ORDER BY label_id, model",
+                "SELECT l.label_id, l.model, l.direction, l.zero_shot_threshold, l.positives,
+                        l.negatives, t.threshold
+                 FROM label_learning l
+                 LEFT JOIN label_thresholds t ON t.label_id = l.label_id AND t.model = l.model
+                 ORDER BY l.label_id, l.model",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -246,12 +261,13 @@ impl Store {
                     r.get::<_, f64>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, Option<f64>>(6)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out: HashMap<i64, Vec<Learned>> = HashMap::new();
         for row in rows {
-            let (label_id, model, blob, zero_shot, positives, negatives) =
+            let (label_id, model, blob, zero_shot, positives, negatives, threshold) =
                 row.map_err(|e| self.err(e))?;
             // A damaged direction is left out here; the label's own slot reports damage.
             let Some(direction) = blob_to_vector(&blob).filter(|v| !v.is_empty()) else {
@@ -263,6 +279,7 @@ impl Store {
                 zero_shot_threshold: zero_shot as f32,
                 positives: positives.max(0) as u32,
                 negatives: negatives.max(0) as u32,
+                threshold: threshold.map(|t| t as f32),
             });
         }
         Ok(out)

@@ -174,6 +174,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_damaged_learned_direction_is_refused_with_its_label() {
+        // Two zeros, and a NaN beside a one.
+        for direction in ["AAAAAAAAAAA=", "AADAfwAAgD8="] {
+            let text = format!(
+                "[[label]]\nname = \"Dog\"\nthreshold = 0.3\n\
+                 [label.learned]\nmodel = \"m\"\ndirection = \"{direction}\"\n\
+                 zero_shot_threshold = 0.2\npositives = 1\nnegatives = 1\n"
+            );
+            let error = parse(&text, "v.toml", "m").unwrap_err().to_string();
+            assert!(
+                error.contains("\"Dog\": what it learned under m is damaged"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn default_vocabulary_parses() {
         let v = parse(DEFAULT_VOCABULARY, "default", "m").unwrap();
         assert!(v.labels.len() >= 140, "{}", v.labels.len());

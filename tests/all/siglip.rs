@@ -728,7 +728,12 @@ fn what_a_label_learned_belongs_to_its_model() {
     index(&mut library, &photos);
     let label = library.label_named(&name).unwrap();
     assert_eq!(label.learned, None, "CLIP's direction is not SigLIP's");
-    assert_eq!(label.learned_elsewhere, vec![clip_learning.clone()]);
+    // Kept with the threshold it learned under CLIP.
+    let clip_elsewhere = cliptag::domain::Learned {
+        threshold: Some(under_clip.threshold),
+        ..clip_learning.clone()
+    };
+    assert_eq!(label.learned_elsewhere, vec![clip_elsewhere.clone()]);
     assert_eq!(label.threshold, 0.1, "SigLIP's own starting probability");
     let reset = library.reset_learning(&name);
     assert!(
@@ -739,7 +744,7 @@ fn what_a_label_learned_belongs_to_its_model() {
     let siglip_learning = under_siglip.learned.clone().expect("learned under SigLIP");
     assert_eq!(siglip_learning.zero_shot_threshold, 0.1);
     assert!((0.0..=1.0).contains(&under_siglip.threshold));
-    assert_eq!(under_siglip.learned_elsewhere, vec![clip_learning.clone()]);
+    assert_eq!(under_siglip.learned_elsewhere, vec![clip_elsewhere.clone()]);
     let file = dir.path().join("vocabulary.toml");
     library.export_vocabulary(&file).unwrap();
     drop(library);
@@ -753,7 +758,11 @@ fn what_a_label_learned_belongs_to_its_model() {
         "CLIP's learning is back"
     );
     assert_eq!(label.threshold, under_clip.threshold);
-    assert_eq!(label.learned_elsewhere, vec![siglip_learning.clone()]);
+    let siglip_elsewhere = cliptag::domain::Learned {
+        threshold: Some(under_siglip.threshold),
+        ..siglip_learning.clone()
+    };
+    assert_eq!(label.learned_elsewhere, vec![siglip_elsewhere.clone()]);
     let dry = library.retag(true).unwrap();
     assert!(dry.added.is_empty() && dry.removed.is_empty(), "{dry:?}");
     drop(library);
@@ -765,5 +774,103 @@ fn what_a_label_learned_belongs_to_its_model() {
     fresh.import_vocabulary(&file).unwrap();
     let imported = fresh.label_named(&name).unwrap();
     assert_eq!(imported.learned, Some(clip_learning));
-    assert_eq!(imported.learned_elsewhere, vec![siglip_learning]);
+    assert_eq!(
+        imported.threshold, under_clip.threshold,
+        "CLIP's learned threshold with it"
+    );
+    assert_eq!(imported.learned_elsewhere, vec![siglip_elsewhere]);
+}
+
+/// Photos renamed while the library switches models keep their records: decisions and the
+/// other model's embeddings follow the content, not the names. And a photo moved over another
+/// known name takes its record there, the other's record kept as missing with its decisions.
+#[test]
+fn records_follow_their_content_through_a_switch_and_a_move_over_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in ["chelsea.png", "camera.png", "coffee.jpg"] {
+        std::fs::copy(fixtures().join("images").join(name), photos.join(name)).unwrap();
+    }
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let (clip, siglip) = (tiny_clip(), tiny_siglip());
+    cliptag_ok(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        clip.to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    cliptag_ok(&["vocab", "add", "Cat", "--db", db_arg]);
+    let at = |name: &str| photos.join(name).to_str().unwrap().to_string();
+    cliptag_ok(&["tag", "add", "--db", db_arg, &at("chelsea.png"), "Cat"]);
+    cliptag_ok(&["tag", "reject", "--db", db_arg, &at("camera.png"), "Cat"]);
+    let store = || cliptag::store::Store::open(&db).unwrap();
+    let clip_id = store().setting("model").unwrap().unwrap();
+    let vector_of = |name: &str| {
+        let s = store();
+        let row = s
+            .image_by_path(&photos.join(name).canonicalize().unwrap())
+            .unwrap()
+            .unwrap();
+        s.embedding(row.id, &clip_id).unwrap().unwrap()
+    };
+    let (cat, camera) = (vector_of("chelsea.png"), vector_of("camera.png"));
+    let cat_source = |name: &str| {
+        let output = cliptag_ok(&["tags", "--db", db_arg, &at(name)]);
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .find(|l| l.split('\t').nth(1) == Some("Cat"))
+            .map(|l| l.rsplit('\t').next().unwrap().to_string())
+    };
+
+    // Swap the two names, then switch to SigLIP.
+    std::fs::rename(photos.join("chelsea.png"), photos.join("aside")).unwrap();
+    std::fs::rename(photos.join("camera.png"), photos.join("chelsea.png")).unwrap();
+    std::fs::rename(photos.join("aside"), photos.join("camera.png")).unwrap();
+    let output = cliptag_ok(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        siglip.to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("moved 2"), "{said}");
+    assert_eq!(
+        cat_source("camera.png").as_deref(),
+        Some("accepted"),
+        "the cat is camera.png now"
+    );
+    assert_eq!(cat_source("chelsea.png").as_deref(), Some("rejected"));
+    // CLIP's embeddings followed too: back on CLIP nothing is embedded and each name has its
+    // content's vector.
+    let output = cliptag_ok(&[
+        "index",
+        "--db",
+        db_arg,
+        "--model",
+        clip.to_str().unwrap(),
+        photos.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unchanged 3"));
+    assert_eq!(vector_of("camera.png"), cat);
+    assert_eq!(vector_of("chelsea.png"), camera);
+
+    // `mv camera.png coffee.jpg`: the cat's record moves to coffee.jpg; coffee's own record is
+    // kept as missing, replaced by another photo.
+    std::fs::rename(photos.join("camera.png"), photos.join("coffee.jpg")).unwrap();
+    let output = cliptag_ok(&["index", "--db", db_arg, photos.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("moved 1") && said.contains("missing 0"),
+        "{said}"
+    );
+    assert_eq!(cat_source("coffee.jpg").as_deref(), Some("accepted"));
+    let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
+    assert!(files.contains("replaced by another photo"), "{files}");
 }

@@ -94,6 +94,23 @@ pub(super) fn plan(
         HashSet::new()
     };
     let mut before: HashMap<i64, Before> = HashMap::new();
+    // A photo whose file vanished may have been moved over another known name (`mv a b`): its
+    // content, found there, takes its record along.
+    let vanished_set: HashSet<i64> = vanished.iter().copied().collect();
+    for row in known.values() {
+        if let Some(hash) = &row.hash
+            && vanished_set.contains(&row.id)
+            && !suspects.contains(&row.id)
+        {
+            before.insert(
+                row.id,
+                Before {
+                    hash: hash.clone(),
+                    size: row.size,
+                },
+            );
+        }
+    }
     let jobs = store.batch(|batch| {
         batch.mark_missing(&vanished)?;
         if retry_failed {
@@ -149,11 +166,13 @@ pub(super) fn plan(
                 _ => {
                     batch.mark_changed(row.id, file.size, file.mtime_ns)?;
                     let expect = row.hash.clone().filter(|_| has_embedding && !suspect);
-                    if let Some(hash) = &expect {
+                    // Its content is known even where this model has not embedded it yet (a
+                    // switch of model): names swapped meanwhile still move records.
+                    if let Some(hash) = row.hash.clone().filter(|_| !suspect) {
                         before.insert(
                             row.id,
                             Before {
-                                hash: hash.clone(),
+                                hash,
                                 size: row.size,
                             },
                         );
@@ -165,8 +184,14 @@ pub(super) fn plan(
         Ok(jobs)
     })?;
     // Names swapped or rotated among these photos: records follow their content.
-    let (jobs, moved) = renames::follow_content(store, jobs, &before)?;
+    let (jobs, moved_records) = renames::follow_content(store, jobs, &before, &embedded_ids)?;
+    let moved = moved_records.len() as u64;
     summary.moved += moved;
+    // A vanished photo found under another name was moved, not lost.
+    summary.missing -= moved_records
+        .iter()
+        .filter(|r| vanished_set.contains(r))
+        .count() as u64;
     statuses_changed |= moved > 0;
     // Each name's file identity as seen now (after any record moved), where it changed.
     let stale: Vec<&FoundFile> = found

@@ -30,13 +30,14 @@ pub(super) fn follow_content(
     store: &mut Store,
     jobs: Vec<Job>,
     before: &HashMap<i64, Before>,
-) -> Result<(Vec<Job>, u64)> {
+    embedded: &HashSet<i64>,
+) -> Result<(Vec<Job>, Vec<i64>)> {
     let owner: HashMap<&str, i64> = before
         .iter()
         .map(|(id, b)| (b.hash.as_str(), *id))
         .collect();
     if owner.is_empty() {
-        return Ok((jobs, 0));
+        return Ok((jobs, Vec::new()));
     }
     let sizes: HashSet<u64> = before.values().map(|b| b.size).collect();
     // Destination job index → the record whose content it holds. Each record moves once (to the
@@ -63,7 +64,7 @@ pub(super) fn follow_content(
         }
     }
     if moves.is_empty() {
-        return Ok((jobs, 0));
+        return Ok((jobs, Vec::new()));
     }
 
     let job_of: HashMap<i64, usize> = jobs
@@ -72,6 +73,21 @@ pub(super) fn follow_content(
         .map(|(index, job)| (job.image_id, index))
         .collect();
     let destinations: HashSet<usize> = moves.iter().map(|(index, _)| *index).collect();
+    // A record that moved without an embedding by the model indexing now (a switch of model
+    // under way) is embedded at its new name.
+    let mut to_embed: HashMap<usize, Job> = moves
+        .iter()
+        .filter(|(_, record)| !embedded.contains(record))
+        .map(|&(index, record)| {
+            let job = Job {
+                image_id: record,
+                new: false,
+                expect: None,
+                ..jobs[index].clone()
+            };
+            (index, job)
+        })
+        .collect();
     let mut replaced: HashMap<usize, Job> = HashMap::new();
     store.batch(|b| {
         // Paths are unique: every moving record first steps aside.
@@ -129,7 +145,7 @@ pub(super) fn follow_content(
         .enumerate()
         .filter_map(|(index, job)| {
             if destinations.contains(&index) {
-                None
+                to_embed.remove(&index)
             } else if vacated.contains(&index) {
                 replaced.remove(&index)
             } else {
@@ -137,7 +153,7 @@ pub(super) fn follow_content(
             }
         })
         .collect();
-    Ok((left, moves.len() as u64))
+    Ok((left, moves.iter().map(|(_, record)| *record).collect()))
 }
 
 /// A path no file can have, for a record between two names inside one transaction.
