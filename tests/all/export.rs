@@ -936,3 +936,34 @@ fn a_vocabulary_import_embeds_first_shows_progress_and_can_be_cancelled() {
     assert_eq!(summary.added, 100);
     assert!(reports >= 2, "{reports} progress reports");
 }
+
+/// A temporary file a killed export left (`.cliptag-PID-N.tmp` of a process that is gone) is
+/// removed by the next export into that folder; one of a process still running stays.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_export_removes_what_a_killed_export_left_behind() {
+    let (dir, db, _) = cli_library();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // No process has an id this large (Linux's are at most 2^22).
+    let stale = out.join(".cliptag-4194305-0.tmp");
+    let running = out.join(format!(".cliptag-{}-0.tmp", std::process::id()));
+    let mine = out.join("notes.tmp");
+    for file in [&stale, &running, &mine] {
+        std::fs::write(file, b"half a CSV").unwrap();
+    }
+    let csv = out.join("tags.csv");
+    cliptag_ok(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(csv.exists());
+    assert!(!stale.exists(), "the dead process's temporary file stayed");
+    assert!(
+        running.exists() && mine.exists(),
+        "a file not left by a dead cliptag went"
+    );
+}
