@@ -66,7 +66,9 @@ impl Library {
         let decided: Vec<usize> = (0..rows.len())
             .filter(|&i| rows[i].source.is_personal())
             .collect();
-        if decided.is_empty() {
+        // While a switch of model is unfinished, every tag listed is still the old model's:
+        // decided tags keep the score they were stored with rather than mix in the new model's.
+        if decided.is_empty() || self.unfinished_switch().is_ok_and(|s| s.is_some()) {
             return;
         }
         let mut images: Vec<i64> = decided.iter().map(|&i| rows[i].image_id).collect();

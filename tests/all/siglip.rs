@@ -505,6 +505,27 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     };
     let mut library = open_library(&db, &tiny_clip());
     index(&mut library, &photos);
+    // Every photo decided on, so that some are re-embedded before the switch is cancelled.
+    let decided_label = library.labels().unwrap()[3].clone();
+    let images: Vec<i64> = cliptag::store::Store::open(&db)
+        .unwrap()
+        .images()
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    for image in &images {
+        library
+            .decide(*image, decided_label.id, cliptag::domain::Decision::Apply)
+            .unwrap();
+    }
+    let clip_scores: Vec<Option<f32>> = library
+        .tags(&[])
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.label_id == decided_label.id)
+        .map(|t| t.score)
+        .collect();
     let clip_tags = auto_tags();
     assert!(!clip_tags.is_empty());
     drop(library);
@@ -535,6 +556,16 @@ fn a_cancelled_switch_keeps_the_old_models_tags_until_a_later_run_finishes_it() 
     let first = library.finish_index(run, &mut |_| {});
     assert!(first.cancelled);
     assert!(first.indexed >= 1 && first.indexed < 5, "{}", first.indexed);
+    // The tags listed are the old model's, decided ones too: each with the score stored with
+    // it (the old model's), no new-model score mixed in.
+    let store = cliptag::store::Store::open(&db).unwrap();
+    for t in library.tags(&[]).unwrap() {
+        if t.label_id == decided_label.id {
+            let stored = store.tag(t.image_id, t.label_id).unwrap().unwrap().1;
+            assert_eq!(t.score, stored, "{}", t.path.display());
+        }
+    }
+    assert!(clip_scores.iter().all(Option::is_some), "{clip_scores:?}");
     assert_eq!(auto_tags(), clip_tags, "the old model's tags, untouched");
 
     // An edit meanwhile is stored; the tags wait for the switch, and a re-tag is refused.
