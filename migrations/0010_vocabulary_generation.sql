@@ -4,9 +4,15 @@
 -- label's own re-tag right after its edit carries it along, and tags written from an older
 -- vocabulary (another program edited it meanwhile) leave it behind. Where the two differ, the
 -- next index re-tags the library (an edit killed before its re-tag, two programs at once).
+-- `writes` counts writes of automatic tags: a full re-tag vouches for the whole library only if
+-- no other write of tags came between its reading the library and its own write.
 
-CREATE TABLE vocabulary_generation (n INTEGER NOT NULL, tagged INTEGER NOT NULL);
-INSERT INTO vocabulary_generation (n, tagged) VALUES (0, 0);
+CREATE TABLE vocabulary_generation (
+    n      INTEGER NOT NULL,
+    tagged INTEGER NOT NULL,
+    writes INTEGER NOT NULL
+);
+INSERT INTO vocabulary_generation (n, tagged, writes) VALUES (0, 0, 0);
 
 CREATE TRIGGER label_inserted AFTER INSERT ON labels
 BEGIN

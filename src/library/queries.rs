@@ -1,7 +1,7 @@
 //! Looking things up: the files and tags a library knows, photos by text, by example, and
 //! groups of near-duplicates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::Library;
@@ -138,28 +138,44 @@ impl Library {
     pub fn prune(&mut self, dry_run: bool) -> Result<PruneReport> {
         let _no_index = super::index::lock::IndexLock::take(self.store.path())?;
         let roots = self.store.roots()?;
-        // Whether a folder holds anything: a bare mount point is an empty folder.
-        let mut reachable: HashMap<PathBuf, bool> = HashMap::new();
-        let mut is_reachable = |folder: &Path| {
-            *reachable.entry(folder.to_path_buf()).or_insert_with(|| {
-                std::fs::read_dir(folder).is_ok_and(|mut entries| entries.next().is_some())
+        let rows = self.store.images()?;
+        // What is on disk now, for every record.
+        let on_disk: Vec<Option<bool>> = rows
+            .iter()
+            .map(|row| match std::fs::symlink_metadata(&row.path) {
+                Ok(_) => Some(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+                Err(_) => None,
             })
-        };
+            .collect();
+        // A folder none of whose photos is left looks like an unplugged drive (or its bare mount
+        // point, or a share not mounted): its photos are kept. So is every photo of a library
+        // folder that is gone or holds nothing.
+        let mut alive: HashSet<PathBuf> = HashSet::new();
+        for (row, there) in rows.iter().zip(&on_disk) {
+            if *there == Some(true)
+                && let Some(parent) = row.path.parent()
+            {
+                alive.insert(parent.to_path_buf());
+            }
+        }
         let mut report = PruneReport::default();
         let mut gone = Vec::new();
         let mut present: HashMap<String, i64> = HashMap::new();
-        for row in self.store.images()? {
-            match std::fs::symlink_metadata(&row.path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // The folder the photo was indexed under, or its own where no root holds it.
-                    let folder = roots
+        for (row, there) in rows.into_iter().zip(on_disk) {
+            match there {
+                Some(false) => {
+                    let root = roots
                         .iter()
                         .filter(|root| row.path.starts_with(root))
-                        .max_by_key(|root| root.as_os_str().len())
-                        .cloned()
-                        .or_else(|| row.path.parent().map(Path::to_path_buf));
-                    match folder {
-                        Some(folder) if !is_reachable(&folder) => {
+                        .max_by_key(|root| root.as_os_str().len());
+                    let parent = row.path.parent().map(Path::to_path_buf);
+                    let root_there = root.is_none_or(|r| {
+                        std::fs::read_dir(r).is_ok_and(|mut entries| entries.next().is_some())
+                    });
+                    match parent {
+                        Some(parent) if !root_there || !alive.contains(&parent) => {
+                            let folder = root.cloned().filter(|_| !root_there).unwrap_or(parent);
                             if !report.unreachable.contains(&folder) {
                                 report.unreachable.push(folder);
                             }
@@ -168,38 +184,45 @@ impl Library {
                         _ => gone.push(row),
                     }
                 }
-                Ok(_) if row.status == crate::domain::ImageStatus::Missing => report.back += 1,
-                Ok(_) => {
+                Some(true) if row.status == crate::domain::ImageStatus::Missing => report.back += 1,
+                Some(true) => {
                     if let Some(hash) = &row.hash
                         && row.status == crate::domain::ImageStatus::Ok
                     {
                         present.entry(hash.clone()).or_insert(row.id);
                     }
                 }
-                Err(_) => {}
+                None => {}
             }
         }
-        // Decisions that move to an identical copy rather than go.
-        let mut carried = Vec::new();
-        for row in &gone {
-            let Some(copy) = row.hash.as_ref().and_then(|h| present.get(h)) else {
-                continue;
-            };
-            for tag in self.store.tags_of(row.id)? {
-                let on_copy = self.store.tag(*copy, tag.label_id)?;
-                if tag.source.is_personal() && !on_copy.is_some_and(|(s, _)| s.is_personal()) {
-                    carried.push((*copy, tag.label_id, Some(tag.source)));
+        let copy_of: HashMap<i64, i64> = gone
+            .iter()
+            .filter_map(|row| {
+                let copy = row.hash.as_ref().and_then(|h| present.get(h))?;
+                Some((row.id, *copy))
+            })
+            .collect();
+        let gone = self.store.with_decisions(gone)?;
+        if dry_run {
+            // What would move: the decisions of photos with a copy that has none of its own.
+            for (row, _) in &gone {
+                let Some(copy) = copy_of.get(&row.id) else {
+                    continue;
+                };
+                for tag in self.store.tags_of(row.id)? {
+                    let on_copy = self.store.tag(*copy, tag.label_id)?;
+                    if tag.source.is_personal() && !on_copy.is_some_and(|(s, _)| s.is_personal()) {
+                        report.carried += 1;
+                    }
                 }
             }
-        }
-        report.carried = carried.len();
-        let gone = self.store.with_decisions(gone)?;
-        if !dry_run && !gone.is_empty() {
-            // The copies get their decisions first: a kill between the two leaves them twice,
-            // never nowhere.
-            self.store.set_decisions(&carried)?;
+            let total: usize = gone.iter().map(|(_, d)| d).sum();
+            report.decisions_gone = total.saturating_sub(report.carried);
+        } else if !gone.is_empty() {
             let ids: Vec<i64> = gone.iter().map(|(row, _)| row.id).collect();
-            self.store.forget_images(&ids)?;
+            let (went, moved) = self.store.forget_images_keeping_decisions(&ids, &copy_of)?;
+            report.decisions_gone = went;
+            report.carried = moved;
             self.scores.matrix = None;
             self.scores.columns.clear();
         }
@@ -262,14 +285,15 @@ pub struct PruneReport {
     pub back: usize,
     /// Decisions moved to an identical copy of a removed photo instead of going with it.
     pub carried: usize,
+    /// Decisions that went with the removed photos (or would go).
+    pub decisions_gone: usize,
 }
 
 impl PruneReport {
     /// The decisions that went (or would go) with the removed photos, not counting those moved
     /// to an identical copy.
     pub fn decisions(&self) -> usize {
-        let total: usize = self.removed.iter().map(|(_, d)| d).sum();
-        total.saturating_sub(self.carried)
+        self.decisions_gone
     }
 }
 
@@ -304,14 +328,13 @@ pub fn prune_summary(report: &PruneReport, dry_run: bool) -> String {
             .map(|f| f.display().to_string())
             .collect();
         text += &format!(
-            "; kept {} in {} that cannot be reached or {} empty now ({}): an unplugged drive's photos stay",
+            "; kept {} in {} that cannot be reached or where none of its photos is left ({}): an unplugged drive's photos stay",
             plural(report.kept_unreachable, "photo", "photos"),
             if folders.len() == 1 {
                 "a folder"
             } else {
                 "folders"
             },
-            if folders.len() == 1 { "is" } else { "are" },
             folders.join(", ")
         );
     }

@@ -166,6 +166,9 @@ impl Library {
         control: &RunControl,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<RetagReport> {
+        // Read before the embeddings: tags another writer adds after this (new photos indexed
+        // beside it) keep the re-tag from vouching for the whole library.
+        let writes = self.store.tag_writes()?;
         if self.matrix()?.is_empty() {
             return Ok(RetagReport::default());
         }
@@ -227,7 +230,10 @@ impl Library {
         let (mut report, change) = retag_change(&wanted, &existing, &decided, &names);
         report.decided = decided.iter().filter(|(i, _)| in_scope.contains(i)).count() as u64;
         report.photos = photos;
-        let basis = Basis::Whole(self.scores.plan_generation);
+        let basis = Basis::Whole {
+            n: self.scores.plan_generation,
+            writes,
+        };
         if !dry_run && !change.is_empty() {
             let written = self.store.apply_tag_change_watched(
                 &change.remove,
@@ -240,7 +246,8 @@ impl Library {
                 result => result?,
             }
         } else if !dry_run && self.store.read_only().is_none() {
-            self.store.tags_agree_with(self.scores.plan_generation)?;
+            self.store
+                .tags_agree_with(self.scores.plan_generation, writes)?;
         }
         Ok(report)
     }

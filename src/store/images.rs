@@ -1,5 +1,6 @@
 //! Reading the `images` and `embeddings` tables.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -180,6 +181,53 @@ impl Store {
             out.push((row, decisions as usize));
         }
         Ok(out)
+    }
+
+    /// Forgets the photos `gone`, first giving each one's decisions to its identical copy
+    /// (`copy_of`), where the copy has no decision of its own on that label; all in one write
+    /// transaction, so that decisions read and written here are the ones stored when it began
+    /// (a person's decision made meanwhile waits for it, and is never overwritten by it).
+    /// Returns how many decisions went with the photos and how many moved to copies.
+    pub fn forget_images_keeping_decisions(
+        &mut self,
+        gone: &[i64],
+        copy_of: &HashMap<i64, i64>,
+    ) -> Result<(usize, usize)> {
+        self.write(|tx| {
+            let mut decisions_of = tx.prepare_cached(
+                "SELECT label_id, source FROM tags WHERE image_id = ?1 AND source != 'auto'",
+            )?;
+            let mut decided = tx.prepare_cached(
+                "SELECT 1 FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source != 'auto'",
+            )?;
+            let mut give = tx.prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source",
+            )?;
+            let mut forget = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
+            let (mut went, mut moved) = (0, 0);
+            for id in gone {
+                let decisions: Vec<(i64, String)> = decisions_of
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (label, source) in decisions {
+                    let copy = copy_of.get(id).filter(|copy| {
+                        !decided
+                            .exists(rusqlite::params![copy, label])
+                            .unwrap_or(true)
+                    });
+                    match copy {
+                        Some(copy) => {
+                            give.execute(rusqlite::params![copy, label, source])?;
+                            moved += 1;
+                        }
+                        None => went += 1,
+                    }
+                }
+                forget.execute([id])?;
+            }
+            Ok((went, moved))
+        })
     }
 
     /// Forgets photos: their records, embeddings and tags (decisions included) go.

@@ -52,8 +52,9 @@ pub struct Store {
 /// agree with its vocabulary (see `migrations/0010_vocabulary_generation.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
-    /// Every automatic tag, from vocabulary generation `n` (a full re-tag).
-    Whole(i64),
+    /// Every automatic tag, from vocabulary generation `n`, over the library as it was when
+    /// the count of tag writes was `writes` (a full re-tag).
+    Whole { n: i64, writes: i64 },
     /// Some tags (new photos, a decision cleared), from generation `n`.
     Part(i64),
     /// One label's tags right after its edit took the vocabulary from generation `before` to
@@ -64,9 +65,9 @@ pub enum Basis {
 /// Records in `tx` what tags written from `basis` mean for their agreement with the vocabulary.
 pub(crate) fn follow(tx: &Transaction<'_>, basis: Basis) -> rusqlite::Result<()> {
     match basis {
-        Basis::Whole(n) => tx.execute(
-            "UPDATE vocabulary_generation SET tagged = ?1 WHERE n = ?1",
-            [n],
+        Basis::Whole { n, writes } => tx.execute(
+            "UPDATE vocabulary_generation SET tagged = ?1 WHERE n = ?1 AND writes = ?2",
+            [n, writes],
         )?,
         Basis::Part(n) => tx.execute(
             "UPDATE vocabulary_generation SET tagged = -1 WHERE n != ?1",
@@ -80,6 +81,7 @@ pub(crate) fn follow(tx: &Transaction<'_>, basis: Basis) -> rusqlite::Result<()>
             [before, after],
         )?,
     };
+    tx.execute("UPDATE vocabulary_generation SET writes = writes + 1", [])?;
     Ok(())
 }
 
@@ -265,6 +267,13 @@ impl Store {
         })
     }
 
+    /// How many writes of automatic tags the library has seen (see [`Basis::Whole`]).
+    pub fn tag_writes(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT writes FROM vocabulary_generation", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// The vocabulary's generation and the one every automatic tag agrees with (they differ
     /// where the tags owe a re-tag).
     pub fn vocabulary_generation(&self) -> Result<(i64, i64)> {
@@ -282,11 +291,11 @@ impl Store {
 
     /// Records that every automatic tag is what vocabulary generation `n` gives, where that is
     /// still the vocabulary (a full re-tag that found nothing to change).
-    pub fn tags_agree_with(&mut self, n: i64) -> Result<()> {
+    pub fn tags_agree_with(&mut self, n: i64, writes: i64) -> Result<()> {
         if self.vocabulary_generation()? == (n, n) {
             return Ok(());
         }
-        self.write(|tx| Ok(follow(tx, Basis::Whole(n))?))
+        self.write(|tx| Ok(follow(tx, Basis::Whole { n, writes })?))
     }
 
     /// Whether commits wait for a checkpoint ([`Store::checkpoint`]).
@@ -373,7 +382,10 @@ impl Store {
                         r.get(0)
                     })?;
                 if nothing_embedded {
-                    follow(tx, Basis::Whole(after))?;
+                    tx.execute(
+                        "UPDATE vocabulary_generation SET tagged = n, writes = writes + 1",
+                        [],
+                    )?;
                 }
             }
             Ok(result)

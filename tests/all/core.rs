@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use cliptag::domain::{ImageStatus, Label, Mode};
 use cliptag::library::RunControl;
+use cliptag::store::Store;
 
 use crate::indexing::{fixture_photos, photo_folder};
 use crate::support::*;
@@ -731,9 +732,10 @@ fn prune_removes_only_what_is_gone_from_a_folder_that_is_there() {
     std::fs::write(back, saved).unwrap();
     // Deleted after the last index.
     std::fs::remove_file(&names[1]).unwrap();
-    // The drive is unplugged: its bare mount point stays.
+    // The drive is unplugged: its bare mount point stays, with a stray entry in it.
     std::fs::rename(&drive, dir.path().join("elsewhere")).unwrap();
     std::fs::create_dir(&drive).unwrap();
+    std::fs::create_dir(drive.join("lost+found")).unwrap();
     std::fs::remove_file(original).unwrap();
 
     let dry = cliptag_ok(&["prune", "--dry-run", "--db", db_arg]);
@@ -748,8 +750,9 @@ fn prune_removes_only_what_is_gone_from_a_folder_that_is_there() {
         "{said}"
     );
     assert!(
-        said.contains("kept 2 photos in a folder that cannot be reached or is empty now")
-            && said.contains(drive.to_str().unwrap()),
+        said.contains(
+            "kept 2 photos in a folder that cannot be reached or where none of its photos is left"
+        ) && said.contains(drive.to_str().unwrap()),
         "{said}"
     );
     assert!(
@@ -819,6 +822,85 @@ fn an_empty_mount_point_marks_nothing_missing_and_prune_waits_for_the_index() {
         assert_clean_failure(&output, &["another cliptag is indexing the library"]);
     }
     drop(lock);
+}
+
+/// A photo an interrupted index marked missing (it was moved, and the run was killed before
+/// it found the new name) is found under its new name by the next index, with its decisions;
+/// and prune never overwrites a decision a photo's identical copy holds.
+#[test]
+fn a_photo_left_missing_by_a_killed_index_is_found_again_and_copies_keep_their_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(photos.join("moved")).unwrap();
+    for name in ["chelsea.png", "camera.png", "coffee.jpg"] {
+        std::fs::copy(fixtures().join("images").join(name), photos.join(name)).unwrap();
+    }
+    index_with_tiny(&db, &photos);
+    cliptag_ok(&["vocab", "add", "Keeper", "--db", db_arg]);
+    let at = |name: &str| photos.join(name).to_str().unwrap().to_string();
+    cliptag_ok(&["tag", "add", "--db", db_arg, &at("chelsea.png"), "Keeper"]);
+    // Moved; the run that saw it gone was killed after marking it missing.
+    std::fs::rename(photos.join("chelsea.png"), photos.join("moved/chelsea.png")).unwrap();
+    let mut store = Store::open(&db).unwrap();
+    let row = store
+        .image_by_path(
+            &photos
+                .join("chelsea.png")
+                .canonicalize()
+                .unwrap_or(photos.join("chelsea.png")),
+        )
+        .unwrap();
+    let row = row.unwrap_or_else(|| {
+        store
+            .images()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.path.ends_with("chelsea.png"))
+            .unwrap()
+    });
+    store.batch(|b| b.mark_missing(&[row.id])).unwrap();
+    drop(store);
+    let output = cliptag_ok(&["index", "--db", db_arg, photos.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("moved 1"), "{said}");
+    let tags =
+        String::from_utf8(cliptag_ok(&["tags", "--db", db_arg, &at("moved/chelsea.png")]).stdout)
+            .unwrap();
+    assert!(
+        tags.lines()
+            .any(|l| l.contains("Keeper") && l.ends_with("accepted")),
+        "{tags}"
+    );
+
+    // An identical copy with its own decision: prune gives it none of the removed photo's.
+    std::fs::copy(photos.join("camera.png"), photos.join("camera-copy.png")).unwrap();
+    cliptag_ok(&["index", "--db", db_arg, photos.to_str().unwrap()]);
+    cliptag_ok(&["tag", "add", "--db", db_arg, &at("camera.png"), "Keeper"]);
+    cliptag_ok(&[
+        "tag",
+        "reject",
+        "--db",
+        db_arg,
+        &at("camera-copy.png"),
+        "Keeper",
+    ]);
+    std::fs::remove_file(photos.join("camera.png")).unwrap();
+    let output = cliptag_ok(&["prune", "--db", db_arg]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("removed 1 missing photo and the 1 decision"),
+        "{said}"
+    );
+    let tags =
+        String::from_utf8(cliptag_ok(&["tags", "--db", db_arg, &at("camera-copy.png")]).stdout)
+            .unwrap();
+    assert!(
+        tags.lines()
+            .any(|l| l.contains("Keeper") && l.ends_with("rejected")),
+        "{tags}"
+    );
 }
 
 /// The command line's smaller promises: errors say their cause once, options that do nothing in

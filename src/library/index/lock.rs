@@ -28,7 +28,9 @@ impl IndexLock {
         if db.as_os_str() == ":memory:" {
             return Ok(IndexLock { _file: None });
         }
-        let path = lock_path(db);
+        // The database's real path: a link to it, or another spelling, takes the same lock.
+        let real = db.canonicalize().unwrap_or_else(|_| db.to_path_buf());
+        let path = lock_path(&real);
         let Ok(file) = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

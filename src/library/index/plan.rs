@@ -97,9 +97,12 @@ pub(super) fn plan(
     // A photo whose file vanished may have been moved over another known name (`mv a b`): its
     // content, found there, takes its record along.
     let vanished_set: HashSet<i64> = vanished.iter().copied().collect();
+    // So may one an earlier run marked missing (killed before it could find the new name).
     for row in known.values() {
+        let gone = vanished_set.contains(&row.id)
+            || (row.status == ImageStatus::Missing && !seen.contains(row.path.as_path()));
         if let Some(hash) = &row.hash
-            && vanished_set.contains(&row.id)
+            && gone
             && !suspects.contains(&row.id)
         {
             before.insert(
