@@ -576,34 +576,8 @@ impl CliptagApp {
             None => 0,
         };
         self.select(Some(ids[next]));
-        self.gallery.scroll_to = into_view(next / columns, stride, self.gallery.viewport);
+        self.gallery.scroll_to =
+            super::paging::into_view(next / columns, stride, self.gallery.viewport);
         true
-    }
-}
-
-/// The scroll offset that brings row `row` (rows `stride` apart) fully into a view scrolled to
-/// `offset` and `height` tall; `None` if it is in view already.
-fn into_view(row: usize, stride: f32, (offset, height): (f32, f32)) -> Option<f32> {
-    let top = row as f32 * stride;
-    if top < offset {
-        Some(top)
-    } else if top + stride > offset + height {
-        Some((top + stride - height).max(0.0))
-    } else {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::into_view;
-
-    #[test]
-    fn a_row_off_screen_is_scrolled_into_view_and_one_on_screen_is_left() {
-        // Rows 100 apart, a view 350 tall scrolled to 1000: rows 10, 11 and 12 are in it.
-        assert_eq!(into_view(11, 100.0, (1000.0, 350.0)), None);
-        assert_eq!(into_view(9, 100.0, (1000.0, 350.0)), Some(900.0));
-        assert_eq!(into_view(13, 100.0, (1000.0, 350.0)), Some(1050.0));
-        assert_eq!(into_view(0, 100.0, (1000.0, 350.0)), Some(0.0));
     }
 }

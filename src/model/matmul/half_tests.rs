@@ -1,0 +1,141 @@
+//! The 16-bit products against a plain f64 one, within what each format's rounding allows.
+use super::*;
+
+fn values(n: usize, seed: u64, magnitude: f32) -> Vec<f32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5) * magnitude
+        })
+        .collect()
+}
+
+/// The product in `format` against a plain f64 one, each output within a share of the sum
+/// of its terms' magnitudes that the format's rounding allows: 2⁻⁸ for half precision's
+/// 11 bits and half-precision sums, 2⁻⁷ for bfloat16's 8 bits.
+fn check(format: Format, rows: usize, inputs: usize, outputs: usize, x_size: f32, w_size: f32) {
+    let x = values(rows * inputs, 1, x_size);
+    let w = values(outputs * inputs, 2, w_size);
+    let start = values(rows * outputs, 3, 1.0);
+    let share = match format {
+        Format::F16 => 4e-3,
+        Format::Bf16 => 8e-3,
+    };
+    let pack = |amx| {
+        PackedHalf::with_amx(format, &w, inputs, outputs, amx)
+            .expect("checked only where the CPU runs the format")
+    };
+    let mut kernels = vec![pack(false)];
+    if format == Format::Bf16 && amx_fits(inputs) {
+        kernels.push(pack(true));
+    }
+    for (packed, threads) in kernels.iter().flat_map(|p| [(p, 1), (p, 3)]) {
+        let amx = packed.uses_amx();
+        let got = packed.multiply_into(&x, threads, &Around::new(None, Some(&start), None));
+        for i in 0..rows {
+            for o in 0..outputs {
+                let terms = (0..inputs)
+                    .map(|k| f64::from(x[i * inputs + k]) * f64::from(w[o * inputs + k]));
+                let want = f64::from(start[i * outputs + o]) + terms.clone().sum::<f64>();
+                let size: f64 = terms.map(f64::abs).sum();
+                let g = f64::from(got[i * outputs + o]);
+                assert!(
+                    (g - want).abs() <= share * size + 1e-6,
+                    "{format:?} (AMX {amx}) {rows}×{inputs}×{outputs} (x ~{x_size}, w ~{w_size}), {threads} threads: \
+                     [{i}, {o}] = {g}, want {want} (terms' magnitudes {size})"
+                );
+            }
+        }
+    }
+}
+
+/// Row counts across the 12-row, 32-row and 240-row blocks, widths across the 32-column
+/// panels, depths odd, in whole tiles of 32 (where AMX runs) and across the 256-input block.
+fn check_every_edge(format: Format) {
+    if !format.supported() {
+        eprintln!("SKIPPED: this CPU has no {format:?} kernel (AVX-512 FP16 or BF16)");
+        return;
+    }
+    for (rows, inputs, outputs) in [
+        (1, 1, 1),
+        (5, 7, 3),
+        (13, 33, 17),
+        (1, 32, 1),
+        (33, 64, 31),
+        (50, 300, 48),
+        (50, 288, 48),
+        (97, 257, 65),
+        (97, 544, 65),
+        (250, 521, 100),
+        (250, 768, 100),
+    ] {
+        check(format, rows, inputs, outputs, 2.0, 0.1);
+    }
+}
+
+#[test]
+fn the_half_kernel_computes_the_product_at_every_edge() {
+    check_every_edge(Format::F16);
+}
+
+#[test]
+fn the_bf16_kernel_computes_the_product_at_every_edge() {
+    check_every_edge(Format::Bf16);
+}
+
+#[test]
+fn weights_are_packed_only_for_a_format_this_cpu_runs() {
+    let w = values(64 * 40, 2, 0.1);
+    for format in [Format::F16, Format::Bf16] {
+        assert_eq!(
+            PackedHalf::new(format, &w, 64, 40).is_some(),
+            format.supported(),
+            "{format:?}"
+        );
+    }
+}
+
+#[test]
+fn bf16_runs_on_amx_tiles_where_the_cpu_has_them_and_the_inputs_fill_whole_tiles() {
+    if !Format::Bf16.supported() {
+        eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let w = values(64 * 40, 2, 0.1);
+    let amx = super::super::amx::supported();
+    let uses_amx = |format, inputs, outputs, allowed| {
+        PackedHalf::with_amx(format, &w, inputs, outputs, allowed).is_some_and(|p| p.uses_amx())
+    };
+    assert_eq!(uses_amx(Format::Bf16, 64, 40, true), amx);
+    assert!(!uses_amx(Format::Bf16, 40, 64, true));
+    assert!(!uses_amx(Format::F16, 64, 40, true));
+    assert!(!uses_amx(Format::Bf16, 64, 40, false));
+    eprintln!("AMX on this CPU: {amx}");
+}
+
+#[test]
+fn bf16_keeps_values_far_outside_half_precisions_range() {
+    if !Format::Bf16.supported() {
+        eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
+        return;
+    }
+    check(Format::Bf16, 30, 600, 40, 2e5, 20.0);
+    check(Format::Bf16, 30, 600, 40, 2e-6, 1e-4);
+    check(Format::Bf16, 30, 640, 40, 2e5, 20.0);
+    check(Format::Bf16, 30, 640, 40, 2e-6, 1e-4);
+}
+
+#[test]
+fn values_beyond_half_precisions_range_are_scaled_into_it() {
+    if !Format::F16.supported() {
+        eprintln!("SKIPPED: this CPU has no AVX-512 FP16");
+        return;
+    }
+    // Inputs up to 10⁵ overflow half precision (65504) unscaled, and products of 10⁵ by
+    // weights of 10 overflow any half sum; inputs of 10⁻⁶ are below its normal range.
+    check(Format::F16, 30, 600, 40, 2e5, 20.0);
+    check(Format::F16, 30, 600, 40, 2e-6, 1e-4);
+}
