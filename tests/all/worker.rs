@@ -405,9 +405,14 @@ fn the_worker_runs_below_the_ui_thread_s_priority() {
     // Once it has answered, it has set its priority.
     let added = worker.send(Command::AddLabel(Label::new("Sunsets", "tiny")));
     assert!(matches!(answer(&worker, added), Event::Done { .. }));
+    // Every thread of this process named so is this worker's (it may run a helper thread of
+    // the same name beside it): each runs below this thread.
     let workers = niceness_of("cliptag-worker");
-    assert_eq!(workers.len(), 1, "one worker in this process");
-    assert!(workers[0] > ours, "{workers:?} against {ours}");
+    assert!(!workers.is_empty(), "no worker thread found");
+    assert!(
+        workers.iter().all(|n| *n > ours),
+        "{workers:?} against {ours}"
+    );
 }
 
 /// A library of `photos` indexed photos and `labels` strict labels (they tag nothing by
