@@ -98,6 +98,7 @@ impl CliptagApp {
                                 image_id,
                                 label_id: entry_label.label.id,
                                 decision: Decision::Apply,
+                                continues: false,
                             });
                         }
                     }
@@ -151,6 +152,7 @@ impl CliptagApp {
                     image_id,
                     label_id: score.label_id,
                     decision,
+                    continues: false,
                 };
                 if ui
                     .small_button("accept")

@@ -2,7 +2,7 @@
 //! each operation's outcome, said to the person where it is worth saying.
 
 use super::CliptagApp;
-use crate::library::{ModelStatus, Retag};
+use crate::library::{Direction, HistoryReport, ModelStatus, Retag, history_summary};
 use crate::worker::{self, Command, Done, Event};
 
 impl CliptagApp {
@@ -47,6 +47,26 @@ impl CliptagApp {
     fn decision_answered(&mut self) {
         let left = self.unsaved_decisions.get().saturating_sub(1);
         self.unsaved_decisions.set(left);
+    }
+
+    /// A step undone or redone: said, and its first photo selected and brought into view, so
+    /// a photo that a rejection took out of a filtered gallery comes back under the cursor.
+    fn history_answered(&mut self, direction: Direction, report: Option<HistoryReport>) {
+        let Some(report) = report else {
+            let text = match direction {
+                Direction::Undo => "nothing to undo",
+                Direction::Redo => "nothing to redo",
+            };
+            self.say(text.into(), false);
+            return;
+        };
+        self.say(history_summary(&report), false);
+        if let Some(first) = report.changes.first() {
+            let image_id = first.change.image_id;
+            self.select(Some(image_id));
+            self.gallery.reveal = Some((image_id, self.snapshot.version));
+        }
+        self.gallery.invalidate();
     }
 
     fn apply_done(&mut self, done: Done) {
@@ -186,6 +206,7 @@ impl CliptagApp {
                 }
             }
             Done::Decided { .. } => self.decision_answered(),
+            Done::History { direction, report } => self.history_answered(direction, report),
             Done::Pruned {
                 report,
                 dry_run: true,

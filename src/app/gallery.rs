@@ -180,6 +180,20 @@ impl CliptagApp {
         // A row's height in the scroll area, its spacing included.
         let stride = cell + 20.0 + ui.spacing().item_spacing.y;
         self.keyboard_selection(ui, columns, stride, ids);
+        if let Some((id, asked_under)) = self.gallery.reveal {
+            if let Some(at) = ids.iter().position(|i| *i == id) {
+                self.gallery.reveal = None;
+                self.gallery.scroll_to =
+                    super::paging::into_view(at / columns, stride, self.gallery.viewport);
+            } else if self
+                .gallery
+                .view
+                .as_ref()
+                .is_some_and(|v| v.version > asked_under)
+            {
+                self.gallery.reveal = None;
+            }
+        }
 
         let snapshot = self.snapshot.clone();
         let names: HashMap<i64, &str> = snapshot
@@ -553,11 +567,13 @@ impl CliptagApp {
             if chosen.is_empty() {
                 return false;
             }
-            for image_id in &chosen {
+            // One decision on many picked photos is one step of the history: one undo.
+            for (at, image_id) in chosen.iter().enumerate() {
                 self.send(Command::Decide {
                     image_id: *image_id,
                     label_id,
                     decision,
+                    continues: at > 0,
                 });
             }
             if chosen.len() > 1 {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::export::csv::CsvForm;
 use crate::library::{
-    ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress,
+    Direction, ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress,
 };
 use crate::worker::{self, Command, WorkerHandle};
 
@@ -363,6 +363,7 @@ impl CliptagApp {
         self.fit_to_screen(&ctx);
         self.pump(&ctx);
         self.handle_dropped_files(&ctx);
+        self.history_keys(&ctx);
 
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
@@ -420,6 +421,30 @@ impl CliptagApp {
         }
     }
 
+    /// Ctrl+Z undoes the last step of the person's decisions, Ctrl+Shift+Z (or Ctrl+Y) redoes
+    /// it; a text field being typed in keeps the keys for its own undo.
+    fn history_keys(&mut self, ctx: &egui::Context) {
+        if self.typing {
+            return;
+        }
+        let shortcut = |modifiers, key| egui::KeyboardShortcut::new(modifiers, key);
+        let redo = ctx.input_mut(|i| {
+            i.consume_shortcut(&shortcut(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::Z,
+            )) || i.consume_shortcut(&shortcut(egui::Modifiers::COMMAND, egui::Key::Y))
+        });
+        let undo = !redo
+            && ctx.input_mut(|i| {
+                i.consume_shortcut(&shortcut(egui::Modifiers::COMMAND, egui::Key::Z))
+            });
+        if undo {
+            self.send(Command::History(Direction::Undo));
+        } else if redo {
+            self.send(Command::History(Direction::Redo));
+        }
+    }
+
     fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             if ui.button("Open folder…").clicked() {
@@ -450,6 +475,24 @@ impl CliptagApp {
                 .clicked()
             {
                 self.picker.open = !self.picker.open;
+            }
+            ui.separator();
+            let (undo, redo) = self.snapshot.history;
+            if ui
+                .add_enabled(undo > 0, egui::Button::new("Undo"))
+                .on_hover_text("Undo the last decision (Ctrl+Z)")
+                .on_disabled_hover_text("No decision to undo")
+                .clicked()
+            {
+                self.send(Command::History(Direction::Undo));
+            }
+            if ui
+                .add_enabled(redo > 0, egui::Button::new("Redo"))
+                .on_hover_text("Redo what was undone (Ctrl+Shift+Z)")
+                .on_disabled_hover_text("Nothing undone to redo")
+                .clicked()
+            {
+                self.send(Command::History(Direction::Redo));
             }
             ui.separator();
             self.search_ui(ui);

@@ -55,6 +55,9 @@ pub struct GalleryState {
     pub(super) viewport: (f32, f32),
     /// An offset to scroll to in the next frame (the keyboard moved the selection off screen).
     pub(super) scroll_to: Option<f32>,
+    /// A photo to bring into view once the gallery shows it (an undo brought it back), and the
+    /// snapshot it was asked under: a view answered for a later one without it gives up.
+    pub(super) reveal: Option<(i64, u64)>,
 }
 
 impl Default for GalleryState {
@@ -77,6 +80,7 @@ impl Default for GalleryState {
             scores: HashMap::new(),
             viewport: (0.0, 0.0),
             scroll_to: None,
+            reveal: None,
         }
     }
 }

@@ -48,6 +48,7 @@ fn decisions_in(dir: &Path, args: &BenchArgs, report: &Report) -> anyhow::Result
         image_id,
         label_id,
         decision: Decision::Reject,
+        continues: false,
     };
     let acknowledged = |worker: &worker::WorkerHandle, mut wanted: usize| -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);

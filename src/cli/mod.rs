@@ -79,6 +79,10 @@ pub enum Command {
         #[command(subcommand)]
         action: TagAction,
     },
+    /// Undo the last step of decisions (the app's and the command line's, one history).
+    Undo,
+    /// Redo the last step undone.
+    Redo,
     /// Print every known file as TSV: path, status (ok/error/missing/pending), reason.
     Files,
     /// Remove the photos missing from disk from the library, with their tags and decisions

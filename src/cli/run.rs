@@ -12,8 +12,9 @@ use super::{Cli, Command, ExportArgs, GroupAction, TagAction, VocabAction, tsv};
 use crate::domain::{Decision, Label, TagSource};
 use crate::export::PathStyle;
 use crate::library::{
-    self, CsvExport, ExportRequest, GroupEdit, IndexOptions, IndexSummary, LearnReport, Library,
-    LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
+    self, CsvExport, Direction, ExportRequest, GroupEdit, IndexOptions, IndexSummary, LearnReport,
+    Library, LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
+    history_summary,
 };
 
 /// Runs a parsed command line (a subcommand; without one, `main` opens the app).
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vocab { action } => vocab(&db, action),
         Command::Tags { explain, paths } => tags(&db, &paths, explain),
         Command::Tag { action } => tag(&db, action),
+        Command::Undo => history(&db, Direction::Undo),
+        Command::Redo => history(&db, Direction::Redo),
         Command::Files => files(&db),
         Command::Prune { dry_run } => prune(&db, dry_run),
         Command::Search { limit, text } => {
@@ -474,6 +477,21 @@ fn tag(db: &Path, action: TagAction) -> anyhow::Result<ExitCode> {
         Some(TagSource::Auto) | None => "cleared",
     };
     eprintln!("{what} {:?} on {}", label.name, image.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(db: &Path, direction: Direction) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    match library.undo_or_redo(direction)? {
+        Some(report) => eprintln!("{}", history_summary(&report)),
+        None => eprintln!(
+            "nothing to {}",
+            match direction {
+                Direction::Undo => "undo",
+                Direction::Redo => "redo",
+            }
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

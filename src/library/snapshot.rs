@@ -57,6 +57,8 @@ pub struct LibrarySnapshot {
     pub probability_scores: bool,
     /// The library's model, as people know it.
     pub model_name: String,
+    /// How many steps of the person's decisions can be undone, and redone.
+    pub history: (i64, i64),
 }
 
 impl ImageEntry {
@@ -111,6 +113,7 @@ impl Library {
             groups,
             probability_scores: self.store.logit_bias()?.is_some(),
             model_name: self.model.name.clone(),
+            history: self.store.history_depth()?,
         })
     }
 }

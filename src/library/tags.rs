@@ -7,9 +7,12 @@ use std::collections::{HashMap, HashSet};
 
 use std::time::{Duration, Instant};
 
-use super::{Library, Progress, RunControl, Stage};
+use super::{
+    Change, Direction, HistoryChange, HistoryReport, Library, Progress, RunControl, Stage,
+};
 use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
 use crate::error::{Error, Result};
+use crate::store::history::NewStep;
 use crate::tagging::{
     Assignment, EmbeddingMatrix, LabelColumn, Logits, PreparedLabel, RetagReport, TagPlan,
     retag_change,
@@ -275,16 +278,37 @@ impl Library {
 
     /// Records several decisions at once (keys held down in review): every valid one is stored
     /// in one durable transaction before this returns; each answer is what the pair has now, or
-    /// why that decision could not be recorded (an unknown photo or label).
+    /// why that decision could not be recorded (an unknown photo or label). Each decision is one
+    /// step of the library's history (see [`Library::decide_steps`]).
     pub fn decide_many(
         &mut self,
         decisions: &[(i64, i64, Decision)],
+    ) -> Result<Vec<Result<Option<TagSource>>>> {
+        let continues = vec![false; decisions.len()];
+        self.decide_steps(decisions, &continues)
+    }
+
+    /// [`Library::decide_many`], where `continues[i]` says that decision `i` belongs to the
+    /// same step of the history (one undo) as the decision before it, also when that one came
+    /// in an earlier call: a decision on many picked photos is one step.
+    pub fn decide_steps(
+        &mut self,
+        decisions: &[(i64, i64, Decision)],
+        continues: &[bool],
     ) -> Result<Vec<Result<Option<TagSource>>>> {
         let mut answers: Vec<Result<Option<TagSource>>> = Vec::with_capacity(decisions.len());
         // What each pair holds, as earlier decisions of this same call leave it.
         let mut now: HashMap<(i64, i64), Option<TagSource>> = HashMap::new();
         let mut stored = Vec::new();
-        for &(image_id, label_id, decision) in decisions {
+        let mut steps: Vec<NewStep> = Vec::new();
+        for (at, &(image_id, label_id, decision)) in decisions.iter().enumerate() {
+            let continues = continues.get(at).copied().unwrap_or(false);
+            if !continues || steps.is_empty() {
+                steps.push(NewStep {
+                    continues,
+                    changes: Vec::new(),
+                });
+            }
             if self.store.image(image_id)?.is_none() {
                 answers.push(Err(Error::invalid(format!("no photo with id {image_id}"))));
                 continue;
@@ -304,36 +328,25 @@ impl Library {
             now.insert((image_id, label_id), source);
             stored.push((image_id, label_id, source));
             answers.push(Ok(source));
+            let before = current.filter(|s| *s != TagSource::Auto);
+            if before != source {
+                let step = steps.last_mut().expect("pushed above. This is a bug.");
+                step.changes.push(Change {
+                    image_id,
+                    label_id,
+                    before,
+                    after: source,
+                });
+            }
         }
-        self.store.set_decisions(&stored)?;
+        self.store.set_decisions_recorded(&stored, &steps)?;
         // Pairs handed back to automatic tagging are decided by it again, as a re-tag would.
         let cleared: Vec<(i64, i64)> = now
             .iter()
             .filter(|(_, source)| source.is_none())
             .map(|(pair, _)| *pair)
             .collect();
-        let mut auto = HashSet::new();
-        if !cleared.is_empty() {
-            let mut rows = Vec::new();
-            for &(image_id, _) in &cleared {
-                if let Some(vector) = self.matrix()?.vector(image_id)?
-                    && !rows.iter().any(|(id, _)| *id == image_id)
-                {
-                    rows.push((image_id, vector));
-                }
-            }
-            if !rows.is_empty() {
-                let assigned = self.plan()?.assign(&EmbeddingMatrix::from_rows(rows)?)?;
-                let added: Vec<(i64, i64, f32)> = assigned
-                    .into_iter()
-                    .filter(|a| cleared.contains(&(a.image_id, a.label_id)))
-                    .map(|a| (a.image_id, a.label_id, a.score))
-                    .collect();
-                auto.extend(added.iter().map(|a| (a.0, a.1)));
-                let basis = Basis::Part(self.scores.plan_generation);
-                self.store.apply_tag_change(&[], &added, basis)?;
-            }
-        }
+        let auto = self.retag_pairs(&cleared)?;
         for (answer, &(image_id, label_id, _)) in answers.iter_mut().zip(decisions) {
             if let Ok(source) = answer
                 && source.is_none()
@@ -344,6 +357,74 @@ impl Library {
             }
         }
         Ok(answers)
+    }
+
+    /// Lets automatic tagging decide pairs no decision holds any more, as a re-tag would;
+    /// returns the pairs it tagged.
+    fn retag_pairs(&mut self, cleared: &[(i64, i64)]) -> Result<HashSet<(i64, i64)>> {
+        let mut auto = HashSet::new();
+        if cleared.is_empty() {
+            return Ok(auto);
+        }
+        let mut rows = Vec::new();
+        for &(image_id, _) in cleared {
+            if let Some(vector) = self.matrix()?.vector(image_id)?
+                && !rows.iter().any(|(id, _)| *id == image_id)
+            {
+                rows.push((image_id, vector));
+            }
+        }
+        if !rows.is_empty() {
+            let assigned = self.plan()?.assign(&EmbeddingMatrix::from_rows(rows)?)?;
+            let added: Vec<(i64, i64, f32)> = assigned
+                .into_iter()
+                .filter(|a| cleared.contains(&(a.image_id, a.label_id)))
+                .map(|a| (a.image_id, a.label_id, a.score))
+                .collect();
+            auto.extend(added.iter().map(|a| (a.0, a.1)));
+            let basis = Basis::Part(self.scores.plan_generation);
+            self.store.apply_tag_change(&[], &added, basis)?;
+        }
+        Ok(auto)
+    }
+
+    /// Undoes the person's last step of decisions (or redoes the last undone one): each pair
+    /// goes back to what it was, a pair handed back to automatic tagging is tagged by it again,
+    /// and a pair someone decided since is left alone. `None` when there is nothing to undo.
+    pub fn undo_or_redo(&mut self, direction: Direction) -> Result<Option<HistoryReport>> {
+        let Some(applied) = self.store.undo_or_redo(direction)? else {
+            return Ok(None);
+        };
+        let to = |change: &Change| match direction {
+            Direction::Undo => change.before,
+            Direction::Redo => change.after,
+        };
+        let cleared: Vec<(i64, i64)> = applied
+            .changed
+            .iter()
+            .filter(|c| to(c).is_none())
+            .map(|c| (c.image_id, c.label_id))
+            .collect();
+        self.retag_pairs(&cleared)?;
+        let mut report = HistoryReport {
+            direction,
+            changed_since: applied.changed_since.len(),
+            ..HistoryReport::default()
+        };
+        for change in &applied.changed {
+            let (Some(image), Some(label)) = (
+                self.store.image(change.image_id)?,
+                self.store.label(change.label_id)?,
+            ) else {
+                continue;
+            };
+            report.changes.push(HistoryChange {
+                change: *change,
+                path: image.path,
+                label: label.name,
+            });
+        }
+        Ok(Some(report))
     }
 
     /// Re-tags the library for one stored label whose tags depend on no other label (not top-k,

@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_learning_per_model",
         include_str!("../../migrations/0011_learning_per_model.sql"),
     ),
+    (
+        "0012_history",
+        include_str!("../../migrations/0012_history.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

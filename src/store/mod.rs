@@ -4,6 +4,7 @@
 
 mod batch;
 mod gallery;
+pub mod history;
 mod images;
 mod labels;
 mod migrate;

@@ -138,6 +138,16 @@ impl Store {
     /// Several decisions as [`Store::set_decision`] records one, in one durable transaction:
     /// all of them reach the disk before this returns, or none.
     pub fn set_decisions(&mut self, decisions: &[(i64, i64, Option<TagSource>)]) -> Result<()> {
+        self.set_decisions_recorded(decisions, &[])
+    }
+
+    /// Several decisions as [`Store::set_decisions`] records them, and the steps of the
+    /// library's history they make (for undo), in the same durable transaction.
+    pub fn set_decisions_recorded(
+        &mut self,
+        decisions: &[(i64, i64, Option<TagSource>)],
+        steps: &[super::history::NewStep],
+    ) -> Result<()> {
         if decisions.iter().any(|d| d.2 == Some(TagSource::Auto)) {
             return Err(Error::invalid("a person's decision cannot be `auto`"));
         }
@@ -159,7 +169,7 @@ impl Store {
                     }
                 }
             }
-            Ok(())
+            super::history::record(tx, steps)
         })
     }
 

@@ -6,6 +6,8 @@ use super::{
     Worker,
 };
 
+use crate::library::Direction;
+
 impl Worker {
     /// Runs `work` so that a panic in it (a bug in cliptag) fails the request it was doing with
     /// a reason a person can report, and the worker goes on with the same library: what was
@@ -50,9 +52,11 @@ impl Worker {
         &mut self,
         request: RequestId,
         first: (i64, i64, crate::domain::Decision),
+        first_continues: bool,
     ) {
         let mut requests = vec![request];
         let mut decisions = vec![first];
+        let mut continues = vec![first_continues];
         while decisions.len() < MAX_DECISIONS_AT_ONCE {
             match self.requests.try_recv() {
                 Ok((
@@ -61,10 +65,12 @@ impl Worker {
                         image_id,
                         label_id,
                         decision,
+                        continues: joins,
                     },
                 )) => {
                     requests.push(request);
                     decisions.push((image_id, label_id, decision));
+                    continues.push(joins);
                 }
                 Ok(other) => {
                     self.next.push_back(other);
@@ -73,7 +79,7 @@ impl Worker {
                 Err(_) => break,
             }
         }
-        let answers = match self.library.decide_many(&decisions) {
+        let answers = match self.library.decide_steps(&decisions, &continues) {
             Ok(answers) => answers,
             Err(error) => {
                 for (request, (image_id, label_id, _)) in requests.iter().zip(&decisions) {
@@ -125,6 +131,31 @@ impl Worker {
                     };
                     self.outbox.fail(request, operation, &error);
                 }
+            }
+        }
+    }
+
+    /// Undoes or redoes one step of the history, then answers with the photos it changed, as
+    /// a decision does.
+    pub(super) fn undo_or_redo(&mut self, request: RequestId, direction: Direction) {
+        let operation = Operation::History(direction);
+        let report = match self.library.undo_or_redo(direction) {
+            Ok(report) => report,
+            Err(error) => return self.outbox.fail(request, operation, &error),
+        };
+        self.snapshot_due = true;
+        let mut photos: Vec<i64> = Vec::new();
+        for change in report.iter().flat_map(|r| &r.changes) {
+            if !photos.contains(&change.change.image_id) {
+                photos.push(change.change.image_id);
+            }
+        }
+        self.outbox
+            .done(request, Done::History { direction, report });
+        for image_id in photos.into_iter().take(MAX_DETAILS_AFTER_DECISIONS) {
+            match self.library.detail(image_id) {
+                Ok(detail) => self.outbox.done(request, Done::Detail(detail)),
+                Err(error) => self.outbox.fail(request, operation.clone(), &error),
             }
         }
     }

@@ -389,7 +389,9 @@ impl Worker {
                 image_id,
                 label_id,
                 decision,
-            } => self.decide(request, (image_id, label_id, decision)),
+                continues,
+            } => self.decide(request, (image_id, label_id, decision), continues),
+            Command::History(direction) => self.undo_or_redo(request, direction),
             Command::Search { text, limit } => match library.search(&text, limit) {
                 Ok(matches) => outbox.done(
                     request,

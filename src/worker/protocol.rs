@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::domain::{Decision, Label, TagSource};
 use crate::library::{
-    ExportReport, ExportRequest, GalleryQuery, GroupEdit, ImageDetail, ImageEntry, ImportSummary,
-    IndexSummary, LearnReport, Match, ModelStatus, Preview, Retag,
+    Direction, ExportReport, ExportRequest, GalleryQuery, GroupEdit, HistoryReport, ImageDetail,
+    ImageEntry, ImportSummary, IndexSummary, LearnReport, Match, ModelStatus, Preview, Retag,
 };
 use crate::tagging::RetagReport;
 
@@ -59,12 +59,17 @@ pub enum Command {
         label: Label,
         image_ids: Vec<i64>,
     },
-    /// A person's decision on one photo's tag.
+    /// A person's decision on one photo's tag. `continues` puts it in the same step of the
+    /// library's history (one undo) as the decision sent before it: one decision on several
+    /// picked photos.
     Decide {
         image_id: i64,
         label_id: i64,
         decision: Decision,
+        continues: bool,
     },
+    /// Undoes the last step of decisions, or redoes the last one undone.
+    History(Direction),
     /// Photos that best match a text.
     Search {
         text: String,
@@ -104,6 +109,7 @@ impl Command {
                 | Command::ResetLearning { .. }
                 | Command::AddLabelFromExamples { .. }
                 | Command::Decide { .. }
+                | Command::History(_)
                 | Command::Prune { dry_run: false }
         )
     }
@@ -147,6 +153,7 @@ impl Command {
                 image_id: *image_id,
                 label_id: *label_id,
             },
+            Command::History(direction) => Operation::History(*direction),
             Command::Search { text, .. } => Operation::Search { text: text.clone() },
             Command::MoreLike { .. } => Operation::MoreLike,
             Command::Detail { image_id } => Operation::Detail {
@@ -201,6 +208,7 @@ pub enum Operation {
         image_id: i64,
         label_id: i64,
     },
+    History(Direction),
     Search {
         text: String,
     },
@@ -254,6 +262,8 @@ impl fmt::Display for Operation {
                     "recording a decision (photo #{image_id}, label #{label_id})"
                 )
             }
+            Operation::History(Direction::Undo) => write!(f, "undoing"),
+            Operation::History(Direction::Redo) => write!(f, "redoing"),
             Operation::Search { text } => write!(f, "searching for {text:?}"),
             Operation::MoreLike => write!(f, "finding similar photos"),
             Operation::Detail { image_id } => write!(f, "scoring photo #{image_id}"),
@@ -319,6 +329,11 @@ pub enum Done {
         image_id: i64,
         label_id: i64,
         tag: Option<TagSource>,
+    },
+    /// A step of the history undone or redone; `None` when there was none to go through.
+    History {
+        direction: Direction,
+        report: Option<HistoryReport>,
     },
     Exported(ExportReport),
     ModelLoaded,

@@ -29,7 +29,7 @@ pub(crate) fn indexed_library(db: &Path) -> tempfile::TempDir {
 }
 
 /// Stores a label with threshold -1, which tags every photo once the library is re-tagged.
-fn add_label_that_tags_everything(db: &Path, name: &str) {
+pub(crate) fn add_label_that_tags_everything(db: &Path, name: &str) {
     let mut store = Store::open(db).unwrap();
     store
         .insert_label(&Label {
@@ -89,12 +89,12 @@ pub(crate) fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str,
 }
 
 /// Whether the gallery shows the answer to its filter as the library is now.
-fn gallery_is_current(harness: &Harness<'static, CliptagApp>) -> bool {
+pub(crate) fn gallery_is_current(harness: &Harness<'static, CliptagApp>) -> bool {
     let app = harness.state();
     app.gallery.is_current(app.snapshot.version)
 }
 
-fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
+pub(crate) fn label_count(app: &CliptagApp, name: &str) -> Option<usize> {
     app.snapshot
         .labels
         .iter()

@@ -42,6 +42,7 @@ fn deciding_child() {
                 image_id,
                 label_id,
                 decision: Decision::Reject,
+                continues: false,
             });
         }
         while let Some(event) = worker.try_event() {
@@ -192,6 +193,7 @@ fn the_app_s_worker_and_a_cliptag_command_on_one_library_lose_nothing() {
         image_id: images[0].id,
         label_id: everywhere.id,
         decision: Decision::Reject,
+        continues: false,
     });
     assert!(matches!(answer(&worker, rejected), Event::Done { .. }));
     let accepted: &Path = &images[1].path;

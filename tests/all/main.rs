@@ -11,6 +11,7 @@ mod engine;
 mod export;
 mod gallery;
 mod heic;
+mod history;
 mod hub;
 mod indexing;
 mod jpeg_forms;

@@ -480,6 +480,7 @@ fn every_decision_sent_is_stored_even_when_the_app_closes_right_after() {
         image_id,
         label_id,
         decision: cliptag::domain::Decision::Reject,
+        continues: false,
     };
     let requests: Vec<RequestId> = pairs[..500]
         .iter()

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// How often, and how far apart, a busy lock is asked for again.
+const LOCK_TRIES: u32 = 50;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Held while a run indexes the library; dropping it lets the next one in.
 #[derive(Debug)]
 pub(crate) struct IndexLock {
@@ -42,8 +46,21 @@ impl IndexLock {
         #[cfg(unix)]
         {
             use std::os::unix::io::AsRawFd;
-            // SAFETY: flock only reads the descriptor, which `file` keeps open.
-            let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            // A lock released a moment ago can still be held for a few milliseconds: a process
+            // forked by another thread (an exiftool, a file opener, a test's child) shares every
+            // open file until it runs its program. So a busy lock is asked again for a second
+            // before it counts as another cliptag's.
+            let mut tries = 0;
+            let taken = loop {
+                // SAFETY: flock only reads the descriptor, which `file` keeps open.
+                let taken =
+                    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                tries += 1;
+                if taken == 0 || tries >= LOCK_TRIES {
+                    break taken;
+                }
+                std::thread::sleep(LOCK_RETRY);
+            };
             if taken != 0 {
                 return Err(Error::invalid(format!(
                     "another cliptag is indexing the library {} (the app or a `cliptag index`): \
@@ -59,6 +76,23 @@ impl IndexLock {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_a_forked_child_still_shares_is_taken_once_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("lib.sqlite");
+        let first = IndexLock::take(&db).unwrap();
+        // A copy of the locked file, as a child between its fork and its exec holds one, let go
+        // of shortly after the run that held the lock finished.
+        let shared = first._file.as_ref().unwrap().try_clone().unwrap();
+        drop(first);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(shared);
+        });
+        assert!(IndexLock::take(&db).is_ok());
+        releaser.join().unwrap();
+    }
 
     #[test]
     fn a_second_indexer_is_told_and_the_next_one_gets_in() {

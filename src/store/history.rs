@@ -1,0 +1,207 @@
+//! The library's history of a person's decisions, for undo and redo (migration 0012): each step
+//! is written in the transaction that makes its decisions, and undone or redone in one that
+//! reads, checks and changes the pairs together, so another program's decision made in between
+//! is seen and never overwritten.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::Store;
+use crate::domain::TagSource;
+use crate::error::{Error, Result};
+
+/// How many steps a library keeps; older ones are forgotten as new ones are recorded.
+pub const HISTORY_STEPS: i64 = 10_000;
+
+/// One pair's change within a step: the person's decision before and after it (`None` where
+/// automatic tagging decides the pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub image_id: i64,
+    pub label_id: i64,
+    pub before: Option<TagSource>,
+    pub after: Option<TagSource>,
+}
+
+/// A step to record: its changes, and whether it continues the step recorded just before
+/// (one decision on many picked photos arrives as many decisions).
+#[derive(Debug, Clone, Default)]
+pub struct NewStep {
+    pub continues: bool,
+    pub changes: Vec<Change>,
+}
+
+/// Which way through the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Undo,
+    Redo,
+}
+
+/// What undoing or redoing one step did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// The pairs put back, each with the decision it has now.
+    pub changed: Vec<Change>,
+    /// Pairs left alone because something else decided them after the step.
+    pub changed_since: Vec<Change>,
+}
+
+fn word(source: Option<TagSource>) -> Option<&'static str> {
+    source.map(TagSource::as_str)
+}
+
+/// Reads a stored decision word; `auto` is not a decision.
+fn decision(text: Option<String>) -> Result<Option<TagSource>> {
+    match text {
+        None => Ok(None),
+        Some(text) => match TagSource::parse(&text)? {
+            TagSource::Auto => Ok(None),
+            source => Ok(Some(source)),
+        },
+    }
+}
+
+/// The person's decision on a pair as stored now (`None` for none, an automatic tag included).
+fn current(tx: &Transaction<'_>, image_id: i64, label_id: i64) -> Result<Option<TagSource>> {
+    let source: Option<String> = tx
+        .query_row(
+            "SELECT source FROM tags WHERE image_id = ?1 AND label_id = ?2",
+            params![image_id, label_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    decision(source)
+}
+
+/// Records steps inside the transaction that made their decisions. A new step drops the steps
+/// that were undone (the history is one line), and the oldest beyond [`HISTORY_STEPS`] go.
+pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
+    let steps: Vec<&NewStep> = steps.iter().filter(|s| !s.changes.is_empty()).collect();
+    if steps.is_empty() {
+        return Ok(());
+    }
+    tx.execute("DELETE FROM history_steps WHERE undone = 1", [])?;
+    let mut add = tx.prepare_cached(
+        "INSERT INTO history_decisions (step_id, image_id, label_id, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for step in steps {
+        let last: Option<i64> =
+            tx.query_row("SELECT MAX(id) FROM history_steps", [], |r| r.get(0))?;
+        let id = match (step.continues, last) {
+            (true, Some(last)) => last,
+            _ => {
+                tx.execute("INSERT INTO history_steps (undone) VALUES (0)", [])?;
+                tx.last_insert_rowid()
+            }
+        };
+        for change in &step.changes {
+            add.execute(params![
+                id,
+                change.image_id,
+                change.label_id,
+                word(change.before),
+                word(change.after)
+            ])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM history_steps WHERE id <= (SELECT MAX(id) FROM history_steps) - ?1",
+        [HISTORY_STEPS],
+    )?;
+    Ok(())
+}
+
+/// Writes one pair's decision, as `Store::set_decisions` does.
+fn set(tx: &Transaction<'_>, image_id: i64, label_id: i64, to: Option<TagSource>) -> Result<()> {
+    match to {
+        Some(source) => {
+            tx.prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, NULL, ?3)
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source",
+            )?
+            .execute(params![image_id, label_id, source.as_str()])?;
+        }
+        None => {
+            tx.prepare_cached(
+                "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source != 'auto'",
+            )?
+            .execute(params![image_id, label_id])?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Undoes the last step not undone, or redoes the first undone one, in one durable
+    /// transaction; `None` when there is nothing to undo (or redo). A pair that something else
+    /// decided after the step is left as it is and reported. Steps whose photos or labels are
+    /// all gone are removed on the way.
+    pub fn undo_or_redo(&mut self, direction: Direction) -> Result<Option<Applied>> {
+        let path = self.path.clone();
+        self.durable(|tx| {
+            loop {
+                let query = match direction {
+                    Direction::Undo => {
+                        "SELECT id FROM history_steps WHERE undone = 0 ORDER BY id DESC LIMIT 1"
+                    }
+                    Direction::Redo => {
+                        "SELECT id FROM history_steps WHERE undone = 1 ORDER BY id ASC LIMIT 1"
+                    }
+                };
+                let Some(step): Option<i64> = tx.query_row(query, [], |r| r.get(0)).optional()?
+                else {
+                    return Ok(None);
+                };
+                let rows: Vec<(i64, i64, Option<String>, Option<String>)> = tx
+                    .prepare_cached(
+                        "SELECT image_id, label_id, before, after FROM history_decisions
+                         WHERE step_id = ?1 ORDER BY rowid",
+                    )?
+                    .query_map([step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if rows.is_empty() {
+                    tx.execute("DELETE FROM history_steps WHERE id = ?1", [step])?;
+                    continue;
+                }
+                let mut applied = Applied::default();
+                for (image_id, label_id, before, after) in rows {
+                    let change = Change {
+                        image_id,
+                        label_id,
+                        before: decision(before)
+                            .map_err(|e| Error::store(&path, format!("damaged history: {e}")))?,
+                        after: decision(after)
+                            .map_err(|e| Error::store(&path, format!("damaged history: {e}")))?,
+                    };
+                    let (expected, to) = match direction {
+                        Direction::Undo => (change.after, change.before),
+                        Direction::Redo => (change.before, change.after),
+                    };
+                    if current(tx, image_id, label_id)? != expected {
+                        applied.changed_since.push(change);
+                        continue;
+                    }
+                    set(tx, image_id, label_id, to)?;
+                    applied.changed.push(change);
+                }
+                tx.execute(
+                    "UPDATE history_steps SET undone = ?2 WHERE id = ?1",
+                    params![step, direction == Direction::Undo],
+                )?;
+                return Ok(Some(applied));
+            }
+        })
+    }
+
+    /// How many steps could be undone and redone now.
+    pub fn history_depth(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(undone = 0), 0), COALESCE(SUM(undone = 1), 0) FROM history_steps",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,246 @@
+//! Undo and redo of a person's decisions: one history in the library, shared by the app
+//! (Ctrl+Z, Ctrl+Shift+Z) and the command line (`cliptag undo`, `cliptag redo`).
+
+use std::path::Path;
+
+use cliptag::domain::{Decision, Label, TagSource};
+use cliptag::library::{Direction, Library};
+
+use crate::app::{
+    add_label_that_tags_everything, app_harness, gallery_is_current, has_label, indexed_library,
+    label_count, step_until,
+};
+use crate::support::*;
+use egui_kittest::kittest::Queryable;
+
+/// What the library holds for the pair: `None` where it has no tag.
+fn tag(library: &Library, image_id: i64, label_id: i64) -> Option<TagSource> {
+    library.tag_source(image_id, label_id).unwrap()
+}
+
+/// A library of the fixture photos with one label on every photo (automatically).
+fn tagged_everywhere() -> (tempfile::TempDir, TestLibrary, i64, Vec<i64>) {
+    let photos = crate::indexing::photo_folder(&crate::indexing::fixture_photos());
+    let mut library = TestLibrary::tiny();
+    library.clear_vocabulary();
+    library.index(photos.path());
+    let label = Label {
+        threshold: -1.0,
+        ..Label::new("Everywhere", "")
+    };
+    let (label, _) = library.library.add_label(label).unwrap();
+    let images: Vec<i64> = library
+        .library
+        .tags(&[])
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.label == "Everywhere")
+        .map(|t| t.image_id)
+        .collect();
+    assert!(images.len() >= 4, "{} photos tagged", images.len());
+    (photos, library, label.id, images)
+}
+
+#[test]
+fn undo_puts_each_decision_back_and_redo_makes_it_again() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    let lib = &mut library.library;
+    let (a, b) = (images[0], images[1]);
+    assert_eq!(tag(lib, a, label), Some(TagSource::Auto));
+    lib.decide(a, label, Decision::Reject).unwrap();
+    lib.decide(b, label, Decision::Apply).unwrap();
+    lib.decide(b, label, Decision::Reject).unwrap();
+
+    // Last first: b goes back from rejected to accepted, then to its automatic tag.
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(undone.changes.len(), 1);
+    assert_eq!(tag(lib, b, label), Some(TagSource::Accepted));
+    lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(tag(lib, b, label), Some(TagSource::Auto), "tagged again");
+    lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(tag(lib, a, label), Some(TagSource::Auto));
+    assert_eq!(lib.undo_or_redo(Direction::Undo).unwrap(), None);
+
+    // Redo in the order they were made.
+    lib.undo_or_redo(Direction::Redo).unwrap().unwrap();
+    assert_eq!(tag(lib, a, label), Some(TagSource::Rejected));
+    lib.undo_or_redo(Direction::Redo).unwrap().unwrap();
+    assert_eq!(tag(lib, b, label), Some(TagSource::Accepted));
+
+    // A new decision drops what was left to redo.
+    lib.decide(images[2], label, Decision::Reject).unwrap();
+    assert_eq!(lib.undo_or_redo(Direction::Redo).unwrap(), None);
+    assert_eq!(tag(lib, b, label), Some(TagSource::Accepted));
+
+    // A decision that changes nothing is no step.
+    lib.decide(images[2], label, Decision::Reject).unwrap();
+    lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(tag(lib, images[2], label), Some(TagSource::Auto));
+    lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(tag(lib, b, label), Some(TagSource::Auto));
+}
+
+#[test]
+fn one_decision_on_picked_photos_is_one_step() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    let lib = &mut library.library;
+    lib.decide(images[0], label, Decision::Apply).unwrap();
+    // Three picked photos rejected at once, sent over two calls as the worker may batch them.
+    let rejections: Vec<(i64, i64, Decision)> = images[1..4]
+        .iter()
+        .map(|id| (*id, label, Decision::Reject))
+        .collect();
+    lib.decide_steps(&rejections[..2], &[false, true]).unwrap();
+    lib.decide_steps(&rejections[2..], &[true]).unwrap();
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(undone.changes.len(), 3);
+    assert_eq!(
+        cliptag::library::history_summary(&undone),
+        "undid rejecting “Everywhere” on 3 photos"
+    );
+    for id in &images[1..4] {
+        assert_eq!(tag(lib, *id, label), Some(TagSource::Auto));
+    }
+    assert_eq!(tag(lib, images[0], label), Some(TagSource::Accepted));
+}
+
+#[test]
+fn undo_leaves_alone_a_pair_someone_decided_since() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    let db = library.db();
+    library
+        .library
+        .decide(images[0], label, Decision::Reject)
+        .unwrap();
+    // Another program (the app beside this command) accepts the photo afterwards, outside the
+    // history this step wrote: undo must not turn that back into an automatic tag.
+    cliptag::store::Store::open(&db)
+        .unwrap()
+        .set_decision(images[0], label, Some(TagSource::Accepted))
+        .unwrap();
+    let undone = library
+        .library
+        .undo_or_redo(Direction::Undo)
+        .unwrap()
+        .unwrap();
+    assert!(undone.changes.is_empty());
+    assert_eq!(undone.changed_since, 1);
+    assert!(cliptag::library::history_summary(&undone).contains("decided again since"));
+    assert_eq!(
+        tag(&library.library, images[0], label),
+        Some(TagSource::Accepted)
+    );
+}
+
+#[test]
+fn the_command_line_undoes_what_the_library_recorded() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    library
+        .library
+        .decide(images[0], label, Decision::Reject)
+        .unwrap();
+    let path = library
+        .library
+        .tags(&[])
+        .unwrap()
+        .into_iter()
+        .find(|t| t.image_id == images[0])
+        .unwrap()
+        .path;
+    let db = library.db();
+    let db = db.to_str().unwrap();
+    let said = String::from_utf8(cliptag_ok(&["--db", db, "undo"]).stderr).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy();
+    assert_eq!(
+        said.trim(),
+        format!("undid rejecting “Everywhere” on {name}")
+    );
+    let said = String::from_utf8(cliptag_ok(&["--db", db, "undo"]).stderr).unwrap();
+    assert_eq!(said.trim(), "nothing to undo");
+    let said = String::from_utf8(cliptag_ok(&["--db", db, "redo"]).stderr).unwrap();
+    assert!(said.starts_with("redid rejecting"), "{said}");
+    let store = library.store();
+    assert_eq!(
+        store.tag(images[0], label).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+}
+
+fn gallery_has(
+    harness: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>,
+    id: i64,
+) -> bool {
+    harness.state().gallery.visible().contains(&id)
+}
+
+#[test]
+fn r_then_ctrl_z_brings_the_photo_and_its_tag_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add_label_that_tags_everything(&db, "Zorblax");
+    review(&db);
+}
+
+fn review(db: &Path) {
+    let mut harness = app_harness(db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().snapshot.photos == 10 && h.state().gallery.visible().len() == 10
+    });
+    harness.get_by_label("Re-tag").click();
+    step_until(&mut harness, "the tags", |h| {
+        label_count(h.state(), "Zorblax") == Some(10)
+    });
+    // Review the label: the gallery shows the photos it is on, so a rejected photo leaves it.
+    harness.get_by_label("show").click();
+    step_until(&mut harness, "the filtered gallery", |h| {
+        gallery_is_current(h)
+    });
+    let first = harness.state().gallery.visible()[3];
+    harness.state_mut().select(Some(first));
+    harness.step();
+    harness.key_press(egui::Key::R);
+    step_until(
+        &mut harness,
+        "the rejected photo to leave the gallery",
+        |h| gallery_is_current(h) && !gallery_has(h, first),
+    );
+    assert_ne!(harness.state().selected, Some(first));
+
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    step_until(
+        &mut harness,
+        "the photo back, selected, with its tag",
+        |h| {
+            let tag = h
+                .state()
+                .gallery
+                .entry(first)
+                .map(|e| e.tags.iter().map(|t| t.1).collect::<Vec<_>>());
+            gallery_is_current(h)
+                && gallery_has(h, first)
+                && h.state().selected == Some(first)
+                && tag == Some(vec![TagSource::Auto])
+        },
+    );
+    assert!(
+        has_label(&harness, "undid rejecting “Zorblax”"),
+        "the status says what was undone"
+    );
+
+    // Ctrl+Shift+Z rejects it again.
+    harness.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    step_until(&mut harness, "the photo gone again", |h| {
+        gallery_is_current(h) && !gallery_has(h, first)
+    });
+    drop(harness);
+    let store = cliptag::store::Store::open(db).unwrap();
+    let (label, _) = store.label_id_by_name("Zorblax").unwrap().unwrap();
+    assert_eq!(
+        store.tag(first, label).unwrap().map(|t| t.0),
+        Some(TagSource::Rejected)
+    );
+}
