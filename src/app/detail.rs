@@ -2,7 +2,7 @@
 
 use super::CliptagApp;
 use super::thumbnails::PREVIEW_SIZE;
-use crate::domain::{Decision, TagSource};
+use crate::domain::{Decision, ImageStatus, TagSource};
 use crate::worker::Command;
 
 impl CliptagApp {
@@ -39,17 +39,24 @@ impl CliptagApp {
         if let Some(error) = &entry.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
+        // A photo that could not be read, or is gone, has no embedding: what needs one is not
+        // offered.
+        let readable = !matches!(entry.status, ImageStatus::Error | ImageStatus::Missing);
         ui.horizontal(|ui| {
-            if ui.button("More like this").clicked() {
+            if readable && ui.button("More like this").clicked() {
                 self.send(Command::MoreLike {
                     image_ids: vec![entry.id],
                     limit: 200,
                 });
             }
             if ui.button("Show in folder").clicked() {
-                show_in_folder(&entry.path);
+                let folder = entry.path.parent().unwrap_or(&entry.path).to_path_buf();
+                self.show_folder(folder);
             }
         });
+        if !readable {
+            return;
+        }
         let chosen = self.chosen();
         // The caption on its own line and the field sized to what is left, so the row fits the
         // narrowest inspector.
@@ -111,7 +118,7 @@ impl CliptagApp {
             ui.label("computing scores…");
             return;
         };
-        ui.label("Scores: accept or reject a tag; \"undo\" hands it back to cliptag");
+        ui.label("Scores: accept or reject a tag; \"clear\" lets cliptag decide it again");
         // Each label takes two lines: its name, score and state, then the buttons that decide
         // it, so that a row fits the narrowest inspector.
         let name_width = (ui.available_width() - 120.0).max(60.0);
@@ -172,9 +179,12 @@ impl CliptagApp {
                 // the buttons around it.
                 let decided = score.tag.is_some_and(|t| t != TagSource::Auto);
                 if ui
-                    .add_enabled(decided, egui::Button::new("undo").small())
-                    .on_hover_text(format!("Let cliptag decide {:?}", score.name))
-                    .on_disabled_hover_text("No decision of yours to undo")
+                    .add_enabled(decided, egui::Button::new("clear").small())
+                    .on_hover_text(format!(
+                        "Let cliptag decide {:?} again (Ctrl+Z undoes your last decision)",
+                        score.name
+                    ))
+                    .on_disabled_hover_text("No decision of yours to clear")
                     .clicked()
                 {
                     self.send(decide(Decision::Clear));
@@ -182,19 +192,4 @@ impl CliptagApp {
             });
         }
     }
-}
-
-/// Opens the photo's folder in the system's file manager (never the photo itself).
-fn show_in_folder(path: &std::path::Path) {
-    let folder = path.parent().unwrap_or(path).to_path_buf();
-    let program = if cfg!(target_os = "macos") {
-        "open"
-    } else if cfg!(target_os = "windows") {
-        "explorer"
-    } else {
-        "xdg-open"
-    };
-    std::thread::spawn(move || {
-        let _ = std::process::Command::new(program).arg(folder).status();
-    });
 }

@@ -250,6 +250,13 @@ impl CliptagApp {
                         ),
                     }
                 }
+                // The CSV's folder, one click away (a person looks for the file next).
+                if let Some(csv) = &report.csv
+                    && let Some(folder) = csv.path.parent()
+                    && let Some(last) = self.messages.back_mut()
+                {
+                    last.folder = Some(folder.to_path_buf());
+                }
             }
         }
     }

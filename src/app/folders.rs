@@ -25,6 +25,10 @@ pub struct FolderChooser {
     pub why: Option<String>,
     /// A path being typed in place of a file dialog, and what it is for.
     pub prompt: Option<(DialogKind, String)>,
+    /// The program that shows a folder in the file manager.
+    pub opener: String,
+    /// A folder the file manager could not show, and why: shown with its path to copy.
+    pub not_shown: Option<(PathBuf, String)>,
 }
 
 impl Default for FolderChooser {
@@ -38,6 +42,15 @@ impl Default for FolderChooser {
             system_dialog: bus,
             why: (!bus).then(|| NO_DIALOG.to_string()),
             prompt: None,
+            opener: if cfg!(target_os = "macos") {
+                "open"
+            } else if cfg!(target_os = "windows") {
+                "explorer"
+            } else {
+                "xdg-open"
+            }
+            .to_string(),
+            not_shown: None,
         }
     }
 }
@@ -46,6 +59,61 @@ const NO_DIALOG: &str = "This desktop has no file dialog cliptag can open (no de
                          type or paste the path.";
 
 impl CliptagApp {
+    /// Opens `folder` in the system's file manager, on a thread of its own (the opener may take
+    /// a while); where that fails (no opener installed, none configured), the folder's path is
+    /// shown with a button that copies it.
+    pub(super) fn show_folder(&mut self, folder: PathBuf) {
+        let tx = self.dialog_tx.clone();
+        let opener = self.folders.opener.clone();
+        std::thread::spawn(move || {
+            let reason = match std::process::Command::new(&opener)
+                .arg(&folder)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+            {
+                Ok(status) if status.success() => return,
+                Ok(status) => format!("{opener} could not open it ({status})"),
+                Err(e) => format!("{opener} could not run: {e}"),
+            };
+            let _ = tx.send(DialogResult::NotShown { folder, reason });
+        });
+    }
+
+    /// The folder the file manager could not show: its path, selectable and copyable.
+    pub(super) fn not_shown_window(&mut self, ctx: &egui::Context) {
+        let Some((folder, reason)) = self.folders.not_shown.clone() else {
+            return;
+        };
+        let mut open = true;
+        let mut close = false;
+        egui::Window::new("Open the folder yourself")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .default_width(420.0)
+            .show(ctx, |ui| {
+                ui.label(format!("The file manager could not be opened: {reason}."));
+                let mut text = folder.display().to_string();
+                ui.add(
+                    egui::TextEdit::singleline(&mut text)
+                        .desired_width(ui.available_width().min(400.0))
+                        .interactive(true),
+                );
+                ui.horizontal(|ui| {
+                    if ui.button("Copy path").clicked() {
+                        ui.ctx().copy_text(folder.display().to_string());
+                        self.say(format!("copied {}", folder.display()), false);
+                    }
+                    close = ui.button("Close").clicked();
+                });
+            });
+        if !open || close {
+            self.folders.not_shown = None;
+        }
+    }
+
     /// The system's file dialog could not open: the app's own way is used from now on, and
     /// says why once.
     pub(super) fn dialog_unavailable(&mut self, kind: DialogKind) {

@@ -14,6 +14,9 @@ use crate::worker::{Command, GalleryRequest};
 /// How many results a text search asks for.
 const SEARCH_LIMIT: usize = 500;
 
+/// How many tags a photo's tooltip names.
+const HOVER_TAGS: usize = 8;
+
 impl CliptagApp {
     /// Asks the reader for the shown photos when the library or the filter changed (never per
     /// frame otherwise).
@@ -147,6 +150,9 @@ impl CliptagApp {
                 self.gallery.invalidate();
             }
         });
+        if self.gallery.tags.len() == 1 {
+            ui.weak(super::shortcuts::REVIEW_HINT);
+        }
     }
 
     pub(super) fn gallery_ui(&mut self, ui: &mut egui::Ui) {
@@ -317,15 +323,17 @@ impl CliptagApp {
             .into_owned();
         let (rect, response) =
             ui.allocate_exact_size(egui::vec2(cell, cell + 14.0), egui::Sense::click());
-        // The photo's tags, a person's decisions first: chips on the thumbnail, and the cell's
-        // accessible value.
-        let mut tags: Vec<(&str, bool)> = entry
+        // The photo's tags: the labels the gallery is filtered to (the one under review) first,
+        // then the person's decisions, then the rest by score (the reader gives them best
+        // first): chips on the thumbnail, and the cell's accessible value.
+        let mut tags: Vec<(i64, &str, bool)> = entry
             .tags
             .iter()
             .filter(|(_, source)| source.applies())
-            .filter_map(|(id, source)| names.get(id).map(|n| (*n, source.is_personal())))
+            .filter_map(|(id, source)| names.get(id).map(|n| (*id, *n, source.is_personal())))
             .collect();
-        tags.sort_by_key(|(name, personal)| (!personal, *name));
+        tags.sort_by_key(|(id, _, personal)| (!self.gallery.tags.contains(id), !personal));
+        let tags: Vec<(&str, bool)> = tags.into_iter().map(|(_, n, p)| (n, p)).collect();
         let tag_text = tags
             .iter()
             .map(|(n, personal)| {
@@ -337,14 +345,35 @@ impl CliptagApp {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let response = response.on_hover_text(if tag_text.is_empty() {
-            entry.path.display().to_string()
-        } else {
-            format!("{}\n{tag_text}", entry.path.display())
+        // The tooltip names a few tags, one per line, so it stays small beside the pointer
+        // (a photo can carry dozens).
+        let response = response.on_hover_ui(|ui| {
+            ui.set_max_width(360.0);
+            ui.label(entry.path.display().to_string());
+            for (name, personal) in tags.iter().take(HOVER_TAGS) {
+                ui.label(if *personal {
+                    format!("{name} (yours)")
+                } else {
+                    name.to_string()
+                });
+            }
+            if tags.len() > HOVER_TAGS {
+                ui.weak(format!("and {} more", tags.len() - HOVER_TAGS));
+            }
         });
+        // A problem's reason is what its tile says (tags it has none).
+        let value = match (&entry.error, entry.status) {
+            (_, ImageStatus::Missing) => "missing from disk".to_string(),
+            (Some(reason), ImageStatus::Error) => format!("cannot read: {reason}"),
+            _ => tag_text.clone(),
+        };
+        let response = match entry.status {
+            ImageStatus::Error | ImageStatus::Missing => response.on_hover_text(&value),
+            _ => response,
+        };
         response.widget_info(|| {
             let mut info = egui::WidgetInfo::labeled(egui::Role::Button, true, &name);
-            info.current_text_value = Some(tag_text.clone());
+            info.current_text_value = Some(value.clone());
             info
         });
         if !ui.is_rect_visible(rect) {
@@ -355,18 +384,22 @@ impl CliptagApp {
         painter.rect_filled(image_rect, 4.0, ui.visuals().extreme_bg_color);
         match entry.status {
             ImageStatus::Error | ImageStatus::Missing => {
-                let text = if entry.status == ImageStatus::Missing {
-                    "missing"
-                } else {
-                    "cannot read"
+                // The reason itself, as much of it as the tile holds (the tooltip and the photo
+                // panel have all of it).
+                let text = match entry.status {
+                    ImageStatus::Error if entry.error.is_none() => "cannot read".to_string(),
+                    _ => value,
                 };
-                painter.text(
-                    image_rect.center(),
-                    egui::Align2::CENTER_CENTER,
+                let mut job = egui::text::LayoutJob::simple(
                     text,
-                    egui::FontId::proportional(13.0),
+                    egui::FontId::proportional(11.0),
                     ui.visuals().error_fg_color,
+                    image_rect.width() - 12.0,
                 );
+                job.wrap.max_rows = ((image_rect.height() - 12.0) / 14.0).max(1.0) as usize;
+                let galley = painter.layout_job(job);
+                let at = image_rect.center() - galley.size() / 2.0;
+                painter.galley(at, galley, ui.visuals().error_fg_color);
             }
             _ => {
                 self.cells_shown.0 += 1;

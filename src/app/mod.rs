@@ -10,6 +10,7 @@ mod histogram;
 mod inspector;
 pub mod model_picker;
 mod paging;
+mod shortcuts;
 mod sidebar;
 mod signals;
 mod status;
@@ -74,6 +75,8 @@ pub struct Message {
     pub text: String,
     pub error: bool,
     pub at: Instant,
+    /// A folder the message is about (where an export went), offered to open.
+    pub folder: Option<PathBuf>,
 }
 
 /// Results of native dialogs, which run on their own threads.
@@ -85,6 +88,11 @@ enum DialogResult {
     ExportVocabulary(PathBuf),
     /// The system's dialog could not open (no desktop portal): the app's own way is used.
     Unavailable(DialogKind),
+    /// The file manager could not show a folder, and why.
+    NotShown {
+        folder: PathBuf,
+        reason: String,
+    },
 }
 
 /// What a file dialog was asked for.
@@ -141,6 +149,8 @@ pub struct CliptagApp {
     prune_preview: Option<crate::library::PruneReport>,
     /// The folder chooser drawn in the window (where the system's dialog cannot open).
     pub folders: folders::FolderChooser,
+    /// Whether the keyboard-shortcut sheet is open (F1).
+    pub show_shortcuts: bool,
     /// Whether a text field had the keyboard when this frame began: the keys it took (Enter
     /// ends its editing) are not also the gallery's or the vocabulary tree's.
     typing: bool,
@@ -203,6 +213,7 @@ impl CliptagApp {
             fitted: false,
             confirm_prune: false,
             folders: folders::FolderChooser::default(),
+            show_shortcuts: false,
         }
     }
 
@@ -219,6 +230,7 @@ impl CliptagApp {
             text,
             error,
             at: Instant::now(),
+            folder: None,
         });
         while self.messages.len() > 50 {
             self.messages.pop_front();
@@ -281,6 +293,9 @@ impl CliptagApp {
             DialogResult::ImportVocabulary(path) => self.send(Command::ImportVocabulary(path)),
             DialogResult::ExportVocabulary(path) => self.send(Command::ExportVocabulary(path)),
             DialogResult::Unavailable(kind) => self.dialog_unavailable(kind),
+            DialogResult::NotShown { folder, reason } => {
+                self.folders.not_shown = Some((folder, reason))
+            }
         }
     }
 
@@ -395,6 +410,8 @@ impl CliptagApp {
         self.model_window(&ctx);
         self.problems_window(&ctx);
         self.folders_window(&ctx);
+        self.not_shown_window(&ctx);
+        self.shortcuts_window(&ctx);
         self.path_prompt_window(&ctx);
 
         if self.indexing {

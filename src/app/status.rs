@@ -183,14 +183,26 @@ impl CliptagApp {
                 .messages
                 .back()
                 .filter(|m| self.run_began.is_none_or(|began| m.at >= began));
-            if let Some(message) = current {
+            if let Some(message) = current.cloned() {
                 ui.separator();
                 let color = if message.error {
                     ui.visuals().error_fg_color
                 } else {
                     ui.visuals().text_color()
                 };
-                ui.colored_label(color, &message.text);
+                if let Some(folder) = message.folder
+                    && ui
+                        .button("Open folder")
+                        .on_hover_text(folder.display().to_string())
+                        .clicked()
+                {
+                    self.show_folder(folder);
+                }
+                // Cut to the bar's width where it is long (a path), whole on hover.
+                ui.add(
+                    egui::Label::new(egui::RichText::new(&message.text).color(color)).truncate(),
+                )
+                .on_hover_text(&message.text);
             }
         });
     }

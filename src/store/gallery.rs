@@ -109,12 +109,16 @@ impl Store {
         Ok(ids)
     }
 
-    /// The rows of these photos with their tags (rejections included), in the order asked; a
-    /// photo that is no longer known is left out.
+    /// The rows of these photos with their tags (rejections included, best score first), in the
+    /// order asked; a photo that is no longer known is left out.
     pub fn gallery_rows(&self, ids: &[i64]) -> Result<Vec<(ImageRow, PhotoTags)>> {
         let mut tags_of = self
             .conn
-            .prepare_cached("SELECT label_id, source FROM tags WHERE image_id = ?1")
+            .prepare_cached(
+                // Best first (a person's tag without a score last): the gallery's chips show
+                // the first few.
+                "SELECT label_id, source FROM tags WHERE image_id = ?1 ORDER BY score DESC",
+            )
             .map_err(|e| self.err(e))?;
         let mut rows = Vec::with_capacity(ids.len());
         for &id in ids {

@@ -867,7 +867,7 @@ fn gallery_cells_show_their_tags_and_filters_combine() {
     );
 }
 
-fn label_id(app: &CliptagApp, name: &str) -> i64 {
+pub(crate) fn label_id(app: &CliptagApp, name: &str) -> i64 {
     app.snapshot
         .labels
         .iter()

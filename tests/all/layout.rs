@@ -85,8 +85,9 @@ fn assert_layout(
             }
         }
     }
+    // (An empty library shows its welcome instead of a gallery.)
     let columns = harness.state().gallery_columns;
-    if columns < 2 {
+    if harness.state().snapshot.photos > 0 && columns < 2 {
         problems.push(format!("the gallery is {columns} photo wide"));
     }
     assert!(
@@ -103,7 +104,10 @@ fn assert_layout(
 fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("lib.sqlite");
-    let _photos = indexed_library(&db);
+    let photos = indexed_library(&db);
+    // One photo that cannot be read, for the problems window.
+    std::fs::write(photos.path().join("broken.jpg"), b"\xff\xd8 not a photo").unwrap();
+    index_with_tiny(&db, photos.path());
     Store::open(&db)
         .unwrap()
         .insert_label(&Label::new("Anything", ""))
@@ -140,5 +144,49 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
             has_label(h, "CSV file")
         });
         assert_layout(&harness, size, "the export window", Some("Export tags"));
+        harness.state_mut().show_export = false;
+
+        harness.state_mut().show_problems = true;
+        step_until(&mut harness, "the problems window", |h| {
+            h.query_by_label("Remove missing photos…").is_some() || has_label(h, "broken.jpg")
+        });
+        assert_layout(&harness, size, "the problems window", Some("Problems"));
+        harness.state_mut().show_problems = false;
+
+        harness.state_mut().show_shortcuts = true;
+        step_until(&mut harness, "the shortcut sheet", |h| {
+            has_label(h, "undo your last decision")
+        });
+        assert_layout(
+            &harness,
+            size,
+            "the shortcut sheet",
+            Some("Keyboard shortcuts"),
+        );
+        harness.state_mut().show_shortcuts = false;
+
+        // Review: the gallery filtered to one label, with its hint line and a photo open.
+        let anything = crate::app::label_id(harness.state(), "Anything");
+        harness.state_mut().gallery.toggle_tag(anything);
+        harness.state_mut().select(first);
+        step_until(&mut harness, "review", |h| {
+            has_label(h, "A accept · R reject") && h.state().detail.is_some()
+        });
+        assert_layout(&harness, size, "review of one label", None);
+    }
+}
+
+#[test]
+fn an_empty_library_holds_at_both_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    Store::open(&db).unwrap();
+    for size in [egui::vec2(1024.0, 640.0), egui::vec2(1920.0, 1080.0)] {
+        let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+        harness.set_size(size);
+        step_until(&mut harness, "the welcome", |h| {
+            h.query_all_by_label("Open folder…").count() == 2
+        });
+        assert_layout(&harness, size, "an empty library", None);
     }
 }

@@ -3,6 +3,7 @@
 mod allocation;
 mod app;
 mod app_keys;
+mod app_surface;
 mod support;
 
 mod core;

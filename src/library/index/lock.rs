@@ -53,8 +53,7 @@ impl IndexLock {
             let mut tries = 0;
             let taken = loop {
                 // SAFETY: flock only reads the descriptor, which `file` keeps open.
-                let taken =
-                    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+                let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
                 tries += 1;
                 if taken == 0 || tries >= LOCK_TRIES {
                     break taken;
