@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cliptag::cli::Cli::parse();
-    if let Some(threads) = cli.threads.filter(|t| *t > 0) {
+    if let Some(threads) = cli.threads().filter(|t| *t > 0) {
         // SAFETY: no other thread exists yet; candle reads these once, when it sizes its pool.
         unsafe {
             std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());

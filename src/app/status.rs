@@ -43,7 +43,15 @@ impl CliptagApp {
     pub(super) fn status_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             let model = match &self.model {
-                ModelStatus::NotLoaded => "model: not loaded yet".to_string(),
+                // Loaded on first use (indexing, a new label): nothing is wrong meanwhile.
+                ModelStatus::NotLoaded if !self.snapshot.model_name.is_empty() => {
+                    let name = &self.snapshot.model_name;
+                    format!(
+                        "model: {} (loads when needed)",
+                        name.rsplit('/').next().unwrap_or(name)
+                    )
+                }
+                ModelStatus::NotLoaded => "model: loads when needed".to_string(),
                 ModelStatus::Loading(what) => format!("model: {what}"),
                 ModelStatus::Ready(name) => {
                     format!("model: {}", name.rsplit('/').next().unwrap_or(name))

@@ -54,6 +54,8 @@ pub enum BenchPart {
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub threads: crate::cli::Threads,
     /// What to measure (repeatable).
     #[arg(long = "part", value_enum, default_values_t = [BenchPart::Model])]
     pub parts: Vec<BenchPart>,

@@ -26,11 +26,48 @@ pub struct Cli {
     /// The library database (default: the platform's data folder).
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
-    /// Threads for the model's kernels (default: one per core).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    /// Threads for the app's model and scoring (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub threads: Option<u16>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--threads`, offered by the commands that run the model or score the library, and only
+/// those.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Threads {
+    /// Threads for the model's kernels and for scoring (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub threads: Option<u16>,
+}
+
+/// [`Threads`] for a command whose subcommands all take it (`vocab`).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct SharedThreads {
+    /// Threads for the model's kernels and for scoring (default: one per core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub threads: Option<u16>,
+}
+
+impl Cli {
+    /// The threads asked for, on the command line before the subcommand (the app) or after it.
+    pub fn threads(&self) -> Option<u16> {
+        let of_command = match &self.command {
+            Some(
+                Command::Index { threads, .. }
+                | Command::Retag { threads, .. }
+                | Command::Search { threads, .. }
+                | Command::Similar { threads, .. }
+                | Command::Duplicates { threads, .. }
+                | Command::Embed { threads, .. },
+            ) => threads.threads,
+            Some(Command::Vocab { threads, .. }) => threads.threads,
+            Some(Command::Bench(args)) => args.threads.threads,
+            _ => None,
+        };
+        of_command.or(self.threads)
+    }
 }
 
 #[derive(Subcommand)]
@@ -39,6 +76,8 @@ pub enum Command {
     Index {
         #[command(flatten)]
         model: ModelArg,
+        #[command(flatten)]
+        threads: Threads,
         /// Images per encoder batch (1-1024).
         #[arg(long, default_value_t = IndexOptions::default().batch_size as u16,
               value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -56,12 +95,16 @@ pub enum Command {
     },
     /// Recompute automatic tags from stored embeddings (the image encoder is not run).
     Retag {
+        #[command(flatten)]
+        threads: Threads,
         /// Report what would change without changing anything.
         #[arg(long)]
         dry_run: bool,
     },
     /// Edit the tag vocabulary.
     Vocab {
+        #[command(flatten)]
+        threads: SharedThreads,
         #[command(subcommand)]
         action: VocabAction,
     },
@@ -94,19 +137,29 @@ pub enum Command {
     },
     /// Print the photos that best match a text, as TSV: path, score.
     Search {
+        /// How many photos to print, best first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        threads: Threads,
+        /// What to look for, in words ("a dog on the beach").
         text: String,
     },
     /// Print the photos most like the given ones, as TSV: path, score.
     Similar {
+        /// How many photos to print, most alike first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        #[command(flatten)]
+        threads: Threads,
+        /// Photos of the library to find others like.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Print groups of near-duplicate photos, one group per paragraph.
     Duplicates {
+        #[command(flatten)]
+        threads: Threads,
         /// Minimum cosine similarity of two photos in a group.
         #[arg(long, default_value_t = 0.95)]
         threshold: f32,
@@ -115,6 +168,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Print L2-normalised embeddings as JSON lines: {"input", "kind", "embedding"}.
     Embed {
+        #[command(flatten)]
+        threads: Threads,
         /// A Hugging Face repo id (org/name[@revision]) or a local model folder.
         #[arg(long, default_value = hub::DEFAULT_MODEL)]
         model: String,

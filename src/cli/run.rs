@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Index {
             model,
+            threads: _,
             batch_size,
             decode_threads,
             full_decode,
@@ -38,19 +39,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             index(&db, model.model, options, &dirs)
         }
-        Command::Retag { dry_run } => retag(&db, dry_run),
-        Command::Vocab { action } => vocab(&db, action),
+        Command::Retag { dry_run, .. } => retag(&db, dry_run),
+        Command::Vocab { action, .. } => vocab(&db, action),
         Command::Tags { explain, paths } => tags(&db, &paths, explain),
         Command::Tag { action } => tag(&db, action),
         Command::Undo => history(&db, Direction::Undo),
         Command::Redo => history(&db, Direction::Redo),
         Command::Files => files(&db),
         Command::Prune { dry_run } => prune(&db, dry_run),
-        Command::Search { limit, text } => {
+        Command::Search { limit, text, .. } => {
             let matches = open(&db, None)?.search(&text, limit)?;
             print_matches(&matches)
         }
-        Command::Similar { limit, paths } => {
+        Command::Similar { limit, paths, .. } => {
             let mut library = open(&db, None)?;
             let ids = paths
                 .iter()
@@ -58,12 +59,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect::<crate::Result<Vec<_>>>()?;
             print_matches(&library.similar(&ids, limit)?)
         }
-        Command::Duplicates { threshold } => duplicates(&db, threshold),
+        Command::Duplicates { threshold, .. } => duplicates(&db, threshold),
         Command::Export(args) => export_tags(&db, &args),
         Command::Embed {
             model,
             texts,
             images,
+            ..
         } => super::model::embed(&model, &texts, &images),
         Command::Tokenize { model, texts } => super::model::tokenize(&model, &texts),
         Command::Bench(args) => crate::bench::run(&args),

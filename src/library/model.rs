@@ -263,8 +263,34 @@ impl ModelSlot {
         Ok((engine, outcome))
     }
 
-    /// The reason a model failed, with what the person can do about it.
+    /// The reason a model failed, with what the person can do about it: one plain sentence
+    /// for what people meet most (no network, downloads switched off), the whole reason for the
+    /// rest.
     pub(crate) fn advice(&self, error: &Error) -> String {
+        if let Error::Hub { model, reason } = error {
+            // The pinned revision is cliptag's business, not the person's.
+            let name = model.split('@').next().unwrap_or(model);
+            let unreachable = [
+                "Dns Failed",
+                "Connection refused",
+                "Connection Failed",
+                "timed out",
+                "Network is unreachable",
+                "cannot reach the Hugging Face hub",
+            ];
+            if reason.contains("HF_HUB_OFFLINE is set") {
+                return format!(
+                    "{name} is not downloaded yet and downloads are switched off \
+                     (HF_HUB_OFFLINE): connect and retry, or choose a local model folder"
+                );
+            }
+            if unreachable.iter().any(|cause| reason.contains(cause)) {
+                return format!(
+                    "{name} could not be downloaded because huggingface.co cannot be reached: \
+                     check the network and retry, or choose a local model folder"
+                );
+            }
+        }
         let hint = match &self.source {
             ModelSpec::Hub { .. } => {
                 "check the network and retry, or choose a local model folder (config.json, \

@@ -887,9 +887,20 @@ fn huge_option_values_and_endless_inputs_are_refused() {
         photo.to_str().unwrap(),
     ]);
     assert_clean_failure(&output, &["not a regular file"]);
-    let output = cliptag(&["files", "--threads", "100000", "--db", db.to_str().unwrap()]);
+    let output = cliptag(&[
+        "search",
+        "--threads",
+        "100000",
+        "--db",
+        db.to_str().unwrap(),
+        "x",
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--threads"));
+    // Offered only where it acts: `files` runs no model and scores nothing.
+    let output = cliptag(&["files", "--threads", "2", "--db", db.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unexpected argument '--threads'"));
 }
 
 /// A vocabulary import embeds its prompts before it stores anything, saying how far it got; a

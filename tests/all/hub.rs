@@ -438,9 +438,14 @@ fn indexing_without_a_model_registers_the_photos_as_waiting() {
         &output,
         &[
             "3 photos are registered and waiting for tags",
-            "openai/clip-vit-base-patch32",
+            "openai/clip-vit-base-patch32 is not downloaded yet",
+            "choose a local model folder",
         ],
     );
+    // One plain line: no pinned revision, no cache path, no transport error.
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(!said.contains('@') && !said.contains("/hub"), "{said}");
     let files = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
     let text = String::from_utf8(files.stdout).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
