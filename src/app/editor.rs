@@ -185,9 +185,12 @@ impl CliptagApp {
                     group: group.path.clone(),
                     edit: GroupEdit::Rename(to.clone()),
                 });
-                // The tree keeps the group open under its new name.
+                // The tree keeps the group open, and the keyboard on it, under its new name.
                 if self.sidebar.expanded.remove(&group.path) {
                     self.sidebar.expanded.insert(to.clone());
+                }
+                if self.sidebar.cursor == Some(super::sidebar::RowKey::Group(group.path.clone())) {
+                    self.sidebar.cursor = Some(super::sidebar::RowKey::Group(to.clone()));
                 }
                 self.sidebar.group = Some(GroupEditor {
                     path: to.clone(),

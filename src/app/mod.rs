@@ -18,6 +18,8 @@ pub mod thumbnails;
 pub mod tree;
 mod window;
 
+pub use sidebar::RowKey;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -20,8 +20,9 @@ pub struct SidebarState {
     pub expanded: HashSet<String>,
     /// The prompt templates being edited, one per line (none while closed).
     pub templates: Option<String>,
-    /// The tree row with the keyboard focus, by position among the rows shown.
-    pub cursor: Option<usize>,
+    /// The tree row with the keyboard focus, by what it shows (a group's name, a label's id),
+    /// so that it stays on the same label through renames, moves and filtering.
+    pub cursor: Option<RowKey>,
     /// Whether the keyboard moves through the tree (after a click on one of its rows) rather
     /// than through the gallery (after a click there, or on "show").
     pub has_keys: bool,
@@ -121,8 +122,9 @@ impl CliptagApp {
         // no more than one of twenty.
         let row_height = ui.spacing().interact_size.y;
         let mut area = egui::ScrollArea::vertical().id_salt("labels");
+        let cursor = cursor_position(&rows, &snapshot.labels, self.sidebar.cursor.as_ref());
         if std::mem::take(&mut self.sidebar.follow_cursor)
-            && let Some(cursor) = self.sidebar.cursor
+            && let Some(cursor) = cursor
         {
             let (shown, height) = self.sidebar.shown.clone();
             let step = row_height + ui.spacing().item_spacing.y;
@@ -135,7 +137,7 @@ impl CliptagApp {
         let output = area.show_rows(ui, row_height, rows.len(), |ui, range| {
             self.sidebar.shown.0 = range.clone();
             for (position, row) in rows.iter().enumerate().skip(range.start).take(range.len()) {
-                let focused = self.sidebar.cursor == Some(position);
+                let focused = cursor == Some(position);
                 ui.horizontal(|ui| match row {
                     Row::Group {
                         path,
@@ -158,7 +160,7 @@ impl CliptagApp {
                             )
                         });
                         if toggle.on_hover_text(format!("{what} {path}")).clicked() {
-                            self.sidebar.cursor = Some(position);
+                            self.sidebar.cursor = Some(RowKey::Group(path.clone()));
                             self.sidebar.has_keys = true;
                             self.toggle_group(path);
                         }
@@ -189,7 +191,7 @@ impl CliptagApp {
                         let text = egui::RichText::new(format!("{name} ({count})")).strong();
                         let selected = editing_group.as_deref() == Some(path) || focused;
                         if ui.selectable_label(selected, text).clicked() {
-                            self.sidebar.cursor = Some(position);
+                            self.sidebar.cursor = Some(RowKey::Group(path.clone()));
                             self.sidebar.has_keys = true;
                             self.open_group(path);
                         }
@@ -220,7 +222,7 @@ impl CliptagApp {
                         let text = format!("{name} ({})", entry.count);
                         let selected = editing == Some(label.id) || focused;
                         if ui.selectable_label(selected, text).clicked() {
-                            self.sidebar.cursor = Some(position);
+                            self.sidebar.cursor = Some(RowKey::Label(label.id));
                             self.sidebar.has_keys = true;
                             self.open_label(label);
                         }
@@ -343,12 +345,15 @@ impl CliptagApp {
         }
         let pressed = |key| ui.input(|i| i.key_pressed(key));
         let last = rows.len() - 1;
-        let cursor = self.sidebar.cursor.unwrap_or(0).min(last);
+        let key = |at: usize| Some(RowKey::of(&rows[at], &snapshot.labels));
+        let cursor = cursor_position(rows, &snapshot.labels, self.sidebar.cursor.as_ref())
+            .unwrap_or(0)
+            .min(last);
         if pressed(egui::Key::ArrowDown) {
-            self.sidebar.cursor = Some((cursor + 1).min(last));
+            self.sidebar.cursor = key((cursor + 1).min(last));
             self.sidebar.follow_cursor = true;
         } else if pressed(egui::Key::ArrowUp) {
-            self.sidebar.cursor = Some(cursor.saturating_sub(1));
+            self.sidebar.cursor = key(cursor.saturating_sub(1));
             self.sidebar.follow_cursor = true;
         } else if pressed(egui::Key::ArrowRight) || pressed(egui::Key::ArrowLeft) {
             if let Row::Group { path, expanded, .. } = &rows[cursor] {
@@ -357,7 +362,7 @@ impl CliptagApp {
                     self.toggle_group(path);
                 }
             }
-            self.sidebar.cursor = Some(cursor);
+            self.sidebar.cursor = key(cursor);
         } else if pressed(egui::Key::Enter) {
             match &rows[cursor] {
                 Row::Group { path, .. } => self.open_group(path),
@@ -373,4 +378,33 @@ impl CliptagApp {
             _ => String::new(),
         }
     }
+}
+
+/// What a tree row shows, as the keyboard cursor remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowKey {
+    /// A group, by its full name.
+    Group(String),
+    /// A label, by its id.
+    Label(i64),
+}
+
+impl RowKey {
+    pub fn of(row: &Row, labels: &[crate::library::LabelEntry]) -> Self {
+        match row {
+            Row::Group { path, .. } => RowKey::Group(path.clone()),
+            Row::Label { index, .. } => RowKey::Label(labels[*index].label.id),
+        }
+    }
+}
+
+/// Where the cursor's row is among the rows shown, if it is shown.
+fn cursor_position(
+    rows: &[Row],
+    labels: &[crate::library::LabelEntry],
+    cursor: Option<&RowKey>,
+) -> Option<usize> {
+    let cursor = cursor?;
+    rows.iter()
+        .position(|row| RowKey::of(row, labels) == *cursor)
 }

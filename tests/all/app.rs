@@ -800,7 +800,11 @@ fn a_long_vocabulary_scrolls_to_the_row_the_keys_move_to() {
     step_until(&mut harness, "the cursor's row in view", |h| {
         has_label(h, "Label 070 (0)")
     });
-    assert_eq!(harness.state().sidebar.cursor, Some(70));
+    let seventy = label_id(harness.state(), "Label 070");
+    assert_eq!(
+        harness.state().sidebar.cursor,
+        Some(cliptag::app::RowKey::Label(seventy))
+    );
     assert!(
         !has_label(&harness, "Label 000 (0)"),
         "the tree did not scroll"

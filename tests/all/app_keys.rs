@@ -211,3 +211,72 @@ fn the_label_editor_shows_a_change_made_underneath_it() {
     });
     assert!(has_label(&harness, "\"Zorblax\" changed in the library"));
 }
+
+/// The vocabulary rows shown as selected (highlighted), by their text.
+fn highlighted(harness: &Harness<'static, CliptagApp>) -> Vec<String> {
+    use egui_kittest::kittest::NodeT;
+    harness
+        .root()
+        .children_recursive()
+        .filter(|n| n.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True))
+        .filter_map(|n| n.accesskit_node().label())
+        .filter(|label| label.ends_with(')'))
+        // The name without its count, which a re-tag changes.
+        .filter_map(|label| label.rsplit_once(" (").map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The tree's highlight stays on the label the person chose while a filter hides rows above it
+/// and while its group is renamed: it follows the label, not the row's position.
+#[test]
+fn the_tree_s_highlight_follows_the_label_through_a_filter_and_a_group_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for name in ["Animals/Cat", "Animals/Dog", "Birds/Owl", "Birds/Robin"] {
+        add_label(&db, name);
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Animals (0)"));
+    for group in ["Animals", "Birds"] {
+        harness.state_mut().sidebar.expanded.insert(group.into());
+    }
+    step_until(&mut harness, "the open groups", |h| has_label(h, "Dog (0)"));
+    harness.get_by_label("Dog (0)").click();
+    harness.step();
+    // The editor highlights what it edits; close it to see the keyboard's own highlight.
+    harness.state_mut().sidebar.editor = None;
+    harness.step();
+    assert_eq!(highlighted(&harness), vec!["Dog".to_string()]);
+
+    // "o" hides Cat, above Dog: the row Dog held now holds another.
+    type_into(&mut harness, "Filter labels", "o");
+    step_until(&mut harness, "the filtered tree", |h| {
+        !has_label(h, "Cat (0)")
+    });
+    assert_eq!(highlighted(&harness), vec!["Dog".to_string()]);
+    harness.state_mut().sidebar.filter.clear();
+    // Leave the filter field, so that the keys go to the tree again.
+    harness.key_press(egui::Key::Escape);
+    harness.step();
+    harness.state_mut().sidebar.has_keys = true;
+    harness.step();
+
+    // The group moves below Birds; Dog stays the highlighted label, and the keys go on from it.
+    harness.state().send(cliptag::worker::Command::EditGroup {
+        group: "Animals".into(),
+        edit: cliptag::library::GroupEdit::Rename("Wildlife".into()),
+    });
+    harness
+        .state_mut()
+        .sidebar
+        .expanded
+        .insert("Wildlife".into());
+    step_until(&mut harness, "the renamed group", |h| {
+        has_label(h, "Wildlife (")
+    });
+    assert_eq!(highlighted(&harness), vec!["Dog".to_string()]);
+    harness.key_press(egui::Key::ArrowUp);
+    harness.step();
+    assert_eq!(highlighted(&harness), vec!["Cat".to_string()]);
+}
