@@ -42,6 +42,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// Indexing found photos and registered them, but no model was available to tag them: they
+    /// wait, shown, for one.
+    #[error("{waiting} photo{} registered and waiting for tags: {advice}", if *waiting == 1 { " is" } else { "s are" })]
+    WaitingForModel { waiting: u64, advice: String },
+
     /// The work was cancelled by the person.
     #[error("cancelled")]
     Cancelled,

@@ -7,12 +7,21 @@ use crate::domain::{Label, Mode};
 use crate::library::{GroupEdit, in_group};
 use crate::worker::Command;
 
-/// A label being edited; changes reach the worker when applied (the threshold at once).
+/// A label being edited. Every change is a draft, previewed as it is made (counts, histogram,
+/// what would change), and nothing reaches the library until *Apply*; *Revert* goes back to
+/// what the library holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelEditor {
     pub draft: Label,
     pub prompts_text: String,
     pub negative_text: String,
+    /// The draft last sent for a preview, and when the draft last changed: typing is previewed
+    /// once it pauses.
+    previewed: Option<Label>,
+    changed_at: Option<std::time::Instant>,
+    /// Whether the gallery shows what this draft would change (a filter the editor set, and
+    /// removes when it applies or closes).
+    pub(super) shows_changes: bool,
     /// The label as the library held it when the editor last looked: a change underneath (a
     /// switch of model, another program) shows in the editor instead of being overwritten by
     /// the next Apply.
@@ -25,8 +34,16 @@ impl LabelEditor {
             draft: label.clone(),
             prompts_text: label.prompts.join("\n"),
             negative_text: label.negative.clone().unwrap_or_default(),
+            previewed: Some(label.clone()),
+            changed_at: None,
+            shows_changes: false,
             stored: label.clone(),
         }
+    }
+
+    /// Whether the draft differs from what the library holds.
+    pub fn unsaved(&self) -> bool {
+        self.label() != self.stored
     }
 
     /// Follows the library's `stored` label: the person's own edit landing changes nothing
@@ -277,13 +294,14 @@ impl CliptagApp {
                 .clamping(egui::SliderClamping::Edits)
                 .fixed_decimals(3),
         );
-        if slider.changed() {
-            preview = true;
-            // While dragging only the preview follows; letting go (or a keyboard step) applies.
-            apply |= !slider.dragged();
-        }
-        apply |= slider.drag_stopped();
+        preview |= slider.changed();
         let mut show_changes = None;
+        let stored_count = self
+            .snapshot
+            .labels
+            .iter()
+            .find(|l| l.label.id == editor.draft.id)
+            .map_or(0, |l| l.count);
         if let Some(p) = self.sidebar.previews.get(&editor.draft.id)
             && p.label.mode == editor.draft.mode
         {
@@ -294,15 +312,17 @@ impl CliptagApp {
                 &editor.draft.name,
             );
             preview |= drawn.changed;
-            apply |= drawn.released;
-            let stale = (p.label.threshold - editor.draft.threshold).abs() > 1e-6;
-            ui.label(format!(
-                "Would tag {} photos (+{} / -{} automatic){}",
-                p.count,
-                p.added,
-                p.removed,
-                if stale { " …" } else { "" }
-            ));
+            let current = editor.previewed.as_ref() == Some(&p.label);
+            ui.label(format!("Tags {stored_count} photos as stored"));
+            if editor.unsaved() {
+                ui.label(format!(
+                    "With these changes: {} photos (+{} / -{}){}",
+                    p.count,
+                    p.added,
+                    p.removed,
+                    if current { "" } else { " …" }
+                ));
+            }
             if (p.added > 0 || p.removed > 0)
                 && ui
                     .button("Show what would change")
@@ -334,19 +354,56 @@ impl CliptagApp {
                 learned.positives, learned.negatives
             ));
         }
+        // One way to save, and it says where it stands.
+        let unsaved = editor.unsaved();
+        let mut revert = false;
+        if unsaved {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "Not saved: Apply stores these changes and re-tags",
+            );
+        } else {
+            ui.weak("Saved");
+        }
         ui.horizontal(|ui| {
-            apply |= ui.button("Apply").clicked();
-            if ui
-                .button("Preview")
-                .on_hover_text("Count what the edited prompts would tag")
-                .clicked()
-            {
-                preview = true;
-            }
+            apply |= ui
+                .add_enabled(unsaved, egui::Button::new("Apply"))
+                .on_hover_text("Store the label as edited here; the tags follow")
+                .clicked();
+            revert = ui
+                .add_enabled(unsaved, egui::Button::new("Revert"))
+                .on_hover_text("Go back to the label as the library holds it")
+                .clicked();
             delete = ui.button("Delete label").clicked();
             close = ui.button("Close").clicked();
         });
+        if revert {
+            let stored = editor.stored.clone();
+            *editor = LabelEditor::new(&stored);
+            preview = true;
+        }
         let label = editor.label();
+        // A change is previewed at once (the slider, the histogram, the mode); typed text once
+        // the typing pauses.
+        let now = std::time::Instant::now();
+        if editor.previewed.as_ref() != Some(&label) {
+            let since = *editor.changed_at.get_or_insert(now);
+            if preview || now.duration_since(since) >= PREVIEW_AFTER_TYPING {
+                preview = true;
+            } else {
+                ui.ctx().request_repaint_after(PREVIEW_AFTER_TYPING);
+            }
+        } else {
+            editor.changed_at = None;
+        }
+        if preview || apply {
+            editor.previewed = Some(label.clone());
+            editor.changed_at = None;
+        }
+        let shows_changes = editor.shows_changes;
+        if show_changes.is_some() {
+            editor.shows_changes = true;
+        }
         if learn {
             self.send(Command::Learn {
                 label: label.name.clone(),
@@ -361,11 +418,20 @@ impl CliptagApp {
             self.gallery
                 .show_only(format!("what would change for {name:?}"), ids);
         }
-        if preview {
-            self.send(Command::PreviewLabel(label.clone()));
-        }
         if apply {
-            self.send(Command::UpdateLabel(label));
+            // The preview after the update counts against the new tags.
+            self.send(Command::UpdateLabel(label.clone()));
+            self.send(Command::PreviewLabel(label));
+        } else if preview {
+            self.send(Command::PreviewLabel(label));
+        }
+        // The editor's "what would change" goes when that is applied or the editor closes.
+        if shows_changes && (apply || close || delete) && self.gallery.only.is_some() {
+            self.gallery.only = None;
+            self.gallery.invalidate();
+            if let Some(editor) = self.sidebar.editor.as_mut() {
+                editor.shows_changes = false;
+            }
         }
         if delete {
             let id = self
@@ -377,8 +443,21 @@ impl CliptagApp {
             self.send(Command::RemoveLabel { label_id: id });
             close = true;
         }
-        if close {
-            self.sidebar.editor = None;
+        if close
+            && let Some(editor) = self.sidebar.editor.take()
+            && editor.unsaved()
+            && !delete
+        {
+            self.say(
+                format!(
+                    "closed {:?} without storing its changes",
+                    editor.stored.name
+                ),
+                false,
+            );
         }
     }
 }
+
+/// How long typing in the editor pauses before the draft is previewed.
+const PREVIEW_AFTER_TYPING: std::time::Duration = std::time::Duration::from_millis(400);

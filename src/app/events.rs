@@ -38,7 +38,12 @@ impl CliptagApp {
                 if matches!(failure.operation, worker::Operation::Decide { .. }) {
                     self.decision_answered();
                 }
-                self.say(failure.to_string(), true);
+                if failure.waiting_for_model {
+                    // The photos are in the gallery; the model banner says what to do.
+                    self.say(failure.reason, false);
+                } else {
+                    self.say(failure.to_string(), true);
+                }
             }
         }
     }
@@ -124,6 +129,8 @@ impl CliptagApp {
             ),
             Done::LabelAdded { label, retag } => {
                 self.say(format!("added {:?}", label.name), false);
+                // A label just made is edited next.
+                self.open_label(&label);
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }

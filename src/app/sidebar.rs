@@ -314,7 +314,7 @@ impl CliptagApp {
         }
     }
 
-    fn open_label(&mut self, label: &Label) {
+    pub(super) fn open_label(&mut self, label: &Label) {
         self.sidebar.group = None;
         self.sidebar.editor = Some(LabelEditor::new(label));
         self.send(Command::PreviewLabel(label.clone()));

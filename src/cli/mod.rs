@@ -51,6 +51,23 @@ pub struct SharedThreads {
 }
 
 impl Cli {
+    /// Whether the command (or the app, without one) runs the model or scores the library.
+    pub fn takes_threads(&self) -> bool {
+        matches!(
+            self.command,
+            None | Some(
+                Command::Index { .. }
+                    | Command::Retag { .. }
+                    | Command::Search { .. }
+                    | Command::Similar { .. }
+                    | Command::Duplicates { .. }
+                    | Command::Embed { .. }
+                    | Command::Vocab { .. }
+                    | Command::Bench(_)
+            )
+        )
+    }
+
     /// The threads asked for, on the command line before the subcommand (the app) or after it.
     pub fn threads(&self) -> Option<u16> {
         let of_command = match &self.command {

@@ -20,6 +20,12 @@ use crate::library::{
 /// Runs a parsed command line (a subcommand; without one, `main` opens the app).
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let db = cli.db.clone().unwrap_or_else(library::default_db_path);
+    if cli.threads.is_some() && !cli.takes_threads() {
+        bail!(
+            "--threads does nothing for this command (it sizes the model's and the scoring's \
+             threads: the app, index, retag, vocab, search, similar, duplicates, embed, bench)"
+        );
+    }
     let Some(command) = cli.command else {
         bail!("no subcommand given");
     };
@@ -79,6 +85,14 @@ fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
     if !db.exists() {
         bail!(
             "no cliptag library at {} (`cliptag index FOLDER` makes one; --db chooses another)",
+            db.display()
+        );
+    }
+    // An empty file is no library either: a command that only reads must not make it one.
+    if db.metadata().is_ok_and(|m| m.is_file() && m.len() == 0) {
+        bail!(
+            "no cliptag library at {}: the file is empty (`cliptag index FOLDER` makes one; \
+             --db chooses another)",
             db.display()
         );
     }
@@ -352,7 +366,8 @@ fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
                 GroupEdit::Enable(false) => "disabled".to_string(),
                 GroupEdit::Rename(to) => format!("moved to {to:?}"),
             };
-            eprintln!("{group:?}: {changed} labels {what}");
+            let labels = if changed == 1 { "label" } else { "labels" };
+            eprintln!("{group:?}: {changed} {labels} {what}");
             print_retag(&retag);
         }
         VocabAction::Templates { set } => {

@@ -42,7 +42,8 @@ fn action(after: Option<TagSource>) -> &'static str {
     }
 }
 
-/// One line for the status bar or the command line: "undid rejecting “cat” on IMG_1.jpg".
+/// One line for the status bar or the command line: `undid rejecting "cat" on /photos/1.jpg`,
+/// as `cliptag tag` names what it decided.
 pub fn history_summary(report: &HistoryReport) -> String {
     let verb = match report.direction {
         Direction::Undo => "undid",
@@ -51,13 +52,10 @@ pub fn history_summary(report: &HistoryReport) -> String {
     let mut text = match report.changes.as_slice() {
         [] => format!("{verb} nothing"),
         [one] => format!(
-            "{verb} {} “{}” on {}",
+            "{verb} {} {:?} on {}",
             action(one.change.after),
             one.label,
-            one.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| one.path.display().to_string())
+            one.path.display()
         ),
         [first, rest @ ..] => {
             let labels_alike = rest.iter().all(|c| c.label == first.label);
@@ -66,7 +64,7 @@ pub fn history_summary(report: &HistoryReport) -> String {
                 .all(|c| action(c.change.after) == action(first.change.after));
             match (labels_alike, actions_alike) {
                 (true, true) => format!(
-                    "{verb} {} “{}” on {} photos",
+                    "{verb} {} {:?} on {} photos",
                     action(first.change.after),
                     first.label,
                     report.changes.len()

@@ -281,7 +281,8 @@ impl ModelSlot {
             if reason.contains("HF_HUB_OFFLINE is set") {
                 return format!(
                     "{name} is not downloaded yet and downloads are switched off \
-                     (HF_HUB_OFFLINE): connect and retry, or choose a local model folder"
+                     (HF_HUB_OFFLINE is set): allow downloads and retry with a network, or \
+                     choose a local model folder"
                 );
             }
             if unreachable.iter().any(|cause| reason.contains(cause)) {

@@ -339,14 +339,18 @@ impl Library {
                 });
             }
         }
-        self.store.set_decisions_recorded(&stored, &steps)?;
-        // Pairs handed back to automatic tagging are decided by it again, as a re-tag would.
+        // Pairs handed back to automatic tagging are decided by it again, as a re-tag would, in
+        // the transaction that hands them back.
         let cleared: Vec<(i64, i64)> = now
             .iter()
             .filter(|(_, source)| source.is_none())
             .map(|(pair, _)| *pair)
             .collect();
-        let auto = self.retag_pairs(&cleared)?;
+        let added = self.auto_for(&cleared)?;
+        let basis = (!added.is_empty()).then_some(Basis::Part(self.scores.plan_generation));
+        self.store
+            .set_decisions_recorded(&stored, &steps, &added, basis)?;
+        let auto: HashSet<(i64, i64)> = added.iter().map(|a| (a.0, a.1)).collect();
         for (answer, &(image_id, label_id, _)) in answers.iter_mut().zip(decisions) {
             if let Ok(source) = answer
                 && source.is_none()
@@ -359,12 +363,11 @@ impl Library {
         Ok(answers)
     }
 
-    /// Lets automatic tagging decide pairs no decision holds any more, as a re-tag would;
-    /// returns the pairs it tagged.
-    fn retag_pairs(&mut self, cleared: &[(i64, i64)]) -> Result<HashSet<(i64, i64)>> {
-        let mut auto = HashSet::new();
+    /// The automatic tags automatic tagging gives pairs no decision holds, as a re-tag would
+    /// (computed, not written).
+    fn auto_for(&mut self, cleared: &[(i64, i64)]) -> Result<Vec<(i64, i64, f32)>> {
         if cleared.is_empty() {
-            return Ok(auto);
+            return Ok(Vec::new());
         }
         let mut rows = Vec::new();
         for &(image_id, _) in cleared {
@@ -376,36 +379,40 @@ impl Library {
         }
         if !rows.is_empty() {
             let assigned = self.plan()?.assign(&EmbeddingMatrix::from_rows(rows)?)?;
-            let added: Vec<(i64, i64, f32)> = assigned
+            return Ok(assigned
                 .into_iter()
                 .filter(|a| cleared.contains(&(a.image_id, a.label_id)))
                 .map(|a| (a.image_id, a.label_id, a.score))
-                .collect();
-            auto.extend(added.iter().map(|a| (a.0, a.1)));
-            let basis = Basis::Part(self.scores.plan_generation);
-            self.store.apply_tag_change(&[], &added, basis)?;
+                .collect());
         }
-        Ok(auto)
+        Ok(Vec::new())
     }
 
     /// Undoes the person's last step of decisions (or redoes the last undone one): each pair
     /// goes back to what it was, a pair handed back to automatic tagging is tagged by it again,
     /// and a pair someone decided since is left alone. `None` when there is nothing to undo.
     pub fn undo_or_redo(&mut self, direction: Direction) -> Result<Option<HistoryReport>> {
-        let Some(applied) = self.store.undo_or_redo(direction)? else {
-            return Ok(None);
-        };
         let to = |change: &Change| match direction {
             Direction::Undo => change.before,
             Direction::Redo => change.after,
         };
-        let cleared: Vec<(i64, i64)> = applied
-            .changed
+        // What automatic tagging gives the pairs the step hands back, written with them.
+        let handed_back: Vec<(i64, i64)> = self
+            .store
+            .next_step(direction)?
             .iter()
             .filter(|c| to(c).is_none())
             .map(|c| (c.image_id, c.label_id))
             .collect();
-        self.retag_pairs(&cleared)?;
+        let auto: HashMap<(i64, i64), f32> = self
+            .auto_for(&handed_back)?
+            .into_iter()
+            .map(|(image, label, score)| ((image, label), score))
+            .collect();
+        let basis = (!auto.is_empty()).then_some(Basis::Part(self.scores.plan_generation));
+        let Some(applied) = self.store.undo_or_redo(direction, &auto, basis)? else {
+            return Ok(None);
+        };
         let mut report = HistoryReport {
             direction,
             changed_since: applied.changed_since.len(),

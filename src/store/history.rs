@@ -137,7 +137,15 @@ impl Store {
     /// transaction; `None` when there is nothing to undo (or redo). A pair that something else
     /// decided after the step is left as it is and reported. Steps whose photos or labels are
     /// all gone are removed on the way.
-    pub fn undo_or_redo(&mut self, direction: Direction) -> Result<Option<Applied>> {
+    ///
+    /// `auto` holds the automatic tag of pairs that automatic tagging would tag once no
+    /// decision holds them: written in the same transaction where a pair is handed back.
+    pub fn undo_or_redo(
+        &mut self,
+        direction: Direction,
+        auto: &std::collections::HashMap<(i64, i64), f32>,
+        basis: Option<super::Basis>,
+    ) -> Result<Option<Applied>> {
         let path = self.path.clone();
         self.durable(|tx| {
             loop {
@@ -165,6 +173,7 @@ impl Store {
                     continue;
                 }
                 let mut applied = Applied::default();
+                let mut handed_back = Vec::new();
                 for (image_id, label_id, before, after) in rows {
                     let change = Change {
                         image_id,
@@ -183,8 +192,14 @@ impl Store {
                         continue;
                     }
                     set(tx, image_id, label_id, to)?;
+                    if to.is_none()
+                        && let Some(score) = auto.get(&(image_id, label_id))
+                    {
+                        handed_back.push((image_id, label_id, *score));
+                    }
                     applied.changed.push(change);
                 }
+                super::tags::put_auto(tx, &handed_back, basis)?;
                 tx.execute(
                     "UPDATE history_steps SET undone = ?2 WHERE id = ?1",
                     params![step, direction == Direction::Undo],
@@ -192,6 +207,42 @@ impl Store {
                 return Ok(Some(applied));
             }
         })
+    }
+
+    /// The changes of the step undo (or redo) would go through now, without changing anything.
+    pub fn next_step(&self, direction: Direction) -> Result<Vec<Change>> {
+        let query = match direction {
+            Direction::Undo => {
+                "SELECT image_id, label_id, before, after FROM history_decisions WHERE step_id =
+                 (SELECT id FROM history_steps WHERE undone = 0 ORDER BY id DESC LIMIT 1)"
+            }
+            Direction::Redo => {
+                "SELECT image_id, label_id, before, after FROM history_decisions WHERE step_id =
+                 (SELECT id FROM history_steps WHERE undone = 1 ORDER BY id ASC LIMIT 1)"
+            }
+        };
+        let mut stmt = self.conn.prepare(query).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut changes = Vec::new();
+        for row in rows {
+            let (image_id, label_id, before, after) = row.map_err(|e| self.err(e))?;
+            changes.push(Change {
+                image_id,
+                label_id,
+                before: decision(before)?,
+                after: decision(after)?,
+            });
+        }
+        Ok(changes)
     }
 
     /// How many steps could be undone and redone now.

@@ -138,15 +138,19 @@ impl Store {
     /// Several decisions as [`Store::set_decision`] records one, in one durable transaction:
     /// all of them reach the disk before this returns, or none.
     pub fn set_decisions(&mut self, decisions: &[(i64, i64, Option<TagSource>)]) -> Result<()> {
-        self.set_decisions_recorded(decisions, &[])
+        self.set_decisions_recorded(decisions, &[], &[], None)
     }
 
-    /// Several decisions as [`Store::set_decisions`] records them, and the steps of the
-    /// library's history they make (for undo), in the same durable transaction.
+    /// Several decisions as [`Store::set_decisions`] records them, the steps of the library's
+    /// history they make (for undo), and the automatic tags of pairs handed back to automatic
+    /// tagging (made under `basis`), all in one durable transaction: a kill in between never
+    /// leaves a cleared pair without the tag automatic tagging gives it.
     pub fn set_decisions_recorded(
         &mut self,
         decisions: &[(i64, i64, Option<TagSource>)],
         steps: &[super::history::NewStep],
+        auto: &[(i64, i64, f32)],
+        basis: Option<super::Basis>,
     ) -> Result<()> {
         if decisions.iter().any(|d| d.2 == Some(TagSource::Auto)) {
             return Err(Error::invalid("a person's decision cannot be `auto`"));
@@ -169,7 +173,8 @@ impl Store {
                     }
                 }
             }
-            super::history::record(tx, steps)
+            super::history::record(tx, steps)?;
+            put_auto(tx, auto, basis)
         })
     }
 
@@ -299,3 +304,27 @@ pub const BULK_TAGS: usize = 100_000;
 
 /// The by-label index of tags, exactly as migration 0002 creates it.
 const TAGS_LABEL_INDEX: &str = "CREATE INDEX tags_label ON tags (label_id, source)";
+
+/// Writes automatic tags of pairs no decision holds (a decision cleared, an undo), inside the
+/// transaction that cleared them, and records what they agree with.
+pub(super) fn put_auto(
+    tx: &rusqlite::Transaction<'_>,
+    auto: &[(i64, i64, f32)],
+    basis: Option<super::Basis>,
+) -> Result<()> {
+    if auto.is_empty() {
+        return Ok(());
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, ?3, 'auto')
+         ON CONFLICT (image_id, label_id) DO UPDATE SET score = excluded.score
+         WHERE source = 'auto'",
+    )?;
+    for (image, label, score) in auto {
+        put.execute(params![image, label, f64::from(*score)])?;
+    }
+    if let Some(basis) = basis {
+        super::follow(tx, basis)?;
+    }
+    Ok(())
+}

@@ -91,6 +91,7 @@ impl WorkerHandle {
                                  saved in this window; restart cliptag (what was saved is kept) \
                                  and please report it"
                             .into(),
+                        waiting_for_model: false,
                     },
                 })
             }

@@ -29,6 +29,7 @@ impl Outbox {
             operation,
             path: error.path().map(PathBuf::from),
             reason: error.to_string(),
+            waiting_for_model: matches!(error, Error::WaitingForModel { .. }),
         };
         self.send(Event::Failed { request, failure });
     }

@@ -357,6 +357,8 @@ pub struct Failure {
     pub path: Option<PathBuf>,
     /// The reason, in words.
     pub reason: String,
+    /// The photos were found and registered and wait for a model: not a failure of theirs.
+    pub waiting_for_model: bool,
 }
 
 impl fmt::Display for Failure {

@@ -11,7 +11,7 @@ use cliptag::library::{ClipLoader, ModelStatus};
 use cliptag::store::Store;
 use cliptag::worker;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::indexing::{fixture_photos, photo_folder};
 use crate::support::*;
@@ -147,28 +147,55 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     add_label_that_tags_everything(&db, "Anything");
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the label", |h| has_label(h, "Anything (0)"));
-    // Opening the label for editing previews what it would tag.
+    // Opening the label for editing previews it: saved as it is.
     harness.get_by_label("Anything (0)").click();
-    step_until(&mut harness, "the first preview", |h| {
-        has_label(h, "Would tag 10 photos")
+    step_until(&mut harness, "the editor", |h| {
+        has_label(h, "Tags 0 photos as stored") && has_label(h, "Saved")
     });
+    assert!(harness.get_by_label("Apply").accesskit_node().is_disabled());
 
-    // Move the threshold to the top: nothing passes; the preview and then the tags follow.
+    // Move the threshold to the top: a draft, previewed, not stored.
     threshold(&harness).set_value_accesskit(1.0);
     step_until(&mut harness, "the strict preview", |h| {
-        has_label(h, "Would tag 0 photos")
+        has_label(h, "With these changes: 0 photos") && has_label(h, "Not saved")
     });
-    // Back to the bottom: every photo is tagged, and the sidebar count shows it.
-    threshold(&harness).set_value_accesskit(-1.0);
+    // Near the bottom: the preview counts every photo; nothing is tagged until Apply.
+    threshold(&harness).set_value_accesskit(-0.99);
+    step_until(&mut harness, "the loose preview", |h| {
+        has_label(h, "With these changes: 10 photos (+10 / -0)")
+    });
+    assert_eq!(label_count(harness.state(), "Anything"), Some(0));
+    harness.get_by_label("Apply").click();
     step_until(&mut harness, "every photo tagged", |h| {
-        label_count(h.state(), "Anything") == Some(10)
+        label_count(h.state(), "Anything") == Some(10) && has_label(h, "Saved")
     });
     assert!(has_label(&harness, "Anything (10)"));
+    assert!(has_label(&harness, "Tags 10 photos as stored"));
     // A middle value tags some but not all (the tiny model's cosines spread across it).
     threshold(&harness).set_value_accesskit(0.3);
+    step_until(&mut harness, "the middle preview", |h| {
+        has_label(h, "Not saved")
+    });
+    harness.get_by_label("Apply").click();
     step_until(&mut harness, "some photos tagged", |h| {
         label_count(h.state(), "Anything").is_some_and(|n| n > 0 && n < 10)
     });
+    // Revert goes back to what is stored.
+    threshold(&harness).set_value_accesskit(0.9);
+    step_until(&mut harness, "another draft", |h| has_label(h, "Not saved"));
+    harness.get_by_label("Revert").click();
+    step_until(&mut harness, "the stored label", |h| has_label(h, "Saved"));
+    assert_eq!(
+        harness
+            .state()
+            .sidebar
+            .editor
+            .as_ref()
+            .unwrap()
+            .draft
+            .threshold,
+        0.3
+    );
     let shown = label_count(harness.state(), "Anything").unwrap();
     drop(harness);
     let store = Store::open(&db).unwrap();
@@ -463,9 +490,10 @@ fn the_label_editor_draws_a_histogram_whose_threshold_can_be_dragged() {
         modifiers: egui::Modifiers::default(),
     });
     step_until(&mut harness, "the preview of the dragged threshold", |h| {
-        has_label(h, "Would tag 10 photos")
+        has_label(h, "With these changes: 10 photos")
     });
-    // Letting go applied it.
+    // Apply stores it.
+    harness.get_by_label("Apply").click();
     step_until(&mut harness, "the tags", |h| {
         label_count(h.state(), "Anything") == Some(10)
     });
@@ -558,7 +586,7 @@ fn showing_a_threshold_off_the_sliders_steps_does_not_change_it() {
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     step_until(&mut harness, "the label", |h| has_label(h, "Precise ("));
     harness.get_by_label_contains("Precise (").click();
-    step_until(&mut harness, "the preview", |h| has_label(h, "Would tag"));
+    step_until(&mut harness, "the preview", |h| has_label(h, "as stored"));
     for _ in 0..10 {
         harness.step();
     }

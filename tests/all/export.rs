@@ -901,6 +901,15 @@ fn huge_option_values_and_endless_inputs_are_refused() {
     let output = cliptag(&["files", "--threads", "2", "--db", db.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unexpected argument '--threads'"));
+    // Before the command too: said, not ignored.
+    let output = cliptag(&["--threads", "2", "files", "--db", db.to_str().unwrap()]);
+    assert_clean_failure(&output, &["--threads does nothing for this command"]);
+    // An empty file is not a library, and a read command does not make it one.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let output = cliptag(&["undo", "--db", empty.to_str().unwrap()]);
+    assert_clean_failure(&output, &["the file is empty"]);
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
 }
 
 /// A vocabulary import embeds its prompts before it stores anything, saying how far it got; a

@@ -96,7 +96,7 @@ fn one_decision_on_picked_photos_is_one_step() {
     assert_eq!(undone.changes.len(), 3);
     assert_eq!(
         cliptag::library::history_summary(&undone),
-        "undid rejecting “Everywhere” on 3 photos"
+        "undid rejecting \"Everywhere\" on 3 photos"
     );
     for id in &images[1..4] {
         assert_eq!(tag(lib, *id, label), Some(TagSource::Auto));
@@ -150,10 +150,9 @@ fn the_command_line_undoes_what_the_library_recorded() {
     let db = library.db();
     let db = db.to_str().unwrap();
     let said = String::from_utf8(cliptag_ok(&["--db", db, "undo"]).stderr).unwrap();
-    let name = path.file_name().unwrap().to_string_lossy();
     assert_eq!(
         said.trim(),
-        format!("undid rejecting “Everywhere” on {name}")
+        format!("undid rejecting \"Everywhere\" on {}", path.display())
     );
     let said = String::from_utf8(cliptag_ok(&["--db", db, "undo"]).stderr).unwrap();
     assert_eq!(said.trim(), "nothing to undo");
@@ -224,7 +223,7 @@ fn review(db: &Path) {
         },
     );
     assert!(
-        has_label(&harness, "undid rejecting “Zorblax”"),
+        has_label(&harness, "undid rejecting \"Zorblax\""),
         "the status says what was undone"
     );
 
@@ -243,4 +242,45 @@ fn review(db: &Path) {
         store.tag(first, label).unwrap().map(|t| t.0),
         Some(TagSource::Rejected)
     );
+}
+
+/// Refuses every automatic tag written to the library at `db`, as a kill between two writes
+/// would leave it: an undo or a clear that hands a pair back must then change nothing at all.
+fn refuse_automatic_tags(db: &Path, refuse: bool) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    if refuse {
+        conn.execute_batch(
+            "CREATE TRIGGER refuse_auto BEFORE INSERT ON tags WHEN NEW.source = 'auto'
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+        )
+        .unwrap();
+    } else {
+        conn.execute_batch("DROP TRIGGER refuse_auto").unwrap();
+    }
+}
+
+#[test]
+fn handing_a_pair_back_is_one_write_with_its_automatic_tag() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    let db = library.db();
+    let (a, b) = (images[0], images[1]);
+    library.library.decide(a, label, Decision::Reject).unwrap();
+    library.library.decide(b, label, Decision::Reject).unwrap();
+    refuse_automatic_tags(&db, true);
+    // The undo cannot write b's automatic tag back: it must leave b rejected and the step
+    // undoable, not a pair with neither decision nor tag.
+    assert!(library.library.undo_or_redo(Direction::Undo).is_err());
+    assert_eq!(tag(&library.library, b, label), Some(TagSource::Rejected));
+    // The same for a cleared decision.
+    assert!(library.library.decide(a, label, Decision::Clear).is_err());
+    assert_eq!(tag(&library.library, a, label), Some(TagSource::Rejected));
+    refuse_automatic_tags(&db, false);
+    library
+        .library
+        .undo_or_redo(Direction::Undo)
+        .unwrap()
+        .unwrap();
+    assert_eq!(tag(&library.library, b, label), Some(TagSource::Auto));
+    library.library.decide(a, label, Decision::Clear).unwrap();
+    assert_eq!(tag(&library.library, a, label), Some(TagSource::Auto));
 }

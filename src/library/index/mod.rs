@@ -274,7 +274,7 @@ impl Library {
                 // waiting for tags, so the library lists them and a later run (or choosing a
                 // model) embeds them.
                 let model = self.store.setting(super::MODEL_ID)?.unwrap_or_default();
-                let planned = plan::plan(
+                plan::plan(
                     &mut self.store,
                     &canonical_roots,
                     &unseen,
@@ -288,12 +288,7 @@ impl Library {
                 if waiting == 0 {
                     return Err(Error::invalid(advice));
                 }
-                return Err(Error::invalid(format!(
-                    "{} photo{} registered and waiting for tags ({} found in this run): {advice}",
-                    waiting,
-                    if waiting == 1 { " is" } else { "s are" },
-                    planned.jobs.len(),
-                )));
+                return Err(Error::WaitingForModel { waiting, advice });
             }
         };
         let stored = self.store.setting(super::MODEL_ID)?;
