@@ -156,8 +156,10 @@ impl CliptagApp {
                 self.sidebar.group = None;
             }
         });
+        let labels = if total == 1 { "label" } else { "labels" };
         ui.label(format!(
-            "{total} labels, {enabled} of them used for tagging; {photos} photos tagged with one of them"
+            "{total} {labels}, {enabled} of them used for tagging; {photos} photos tagged with \
+             one of them"
         ));
         ui.horizontal(|ui| {
             if ui.button("Use all").clicked() {

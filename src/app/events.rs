@@ -212,7 +212,26 @@ impl CliptagApp {
                     self.detail = Some(detail);
                 }
             }
-            Done::Decided { .. } => self.decision_answered(),
+            Done::Decided { label_id, tag, .. } => {
+                self.decision_answered();
+                // Said, so a key pressed in review shows it did something, and how to take it
+                // back.
+                let name = self
+                    .snapshot
+                    .labels
+                    .iter()
+                    .find(|l| l.label.id == label_id)
+                    .map(|l| l.label.name.clone());
+                let verb = match tag {
+                    Some(crate::domain::TagSource::Accepted) => "accepted",
+                    Some(crate::domain::TagSource::Rejected) => "rejected",
+                    Some(crate::domain::TagSource::Manual) => "added",
+                    _ => "cleared",
+                };
+                if let Some(name) = name {
+                    self.say(format!("{verb} {name:?} (Ctrl+Z undoes)"), false);
+                }
+            }
             Done::History { direction, report } => self.history_answered(direction, report),
             Done::Pruned {
                 report,

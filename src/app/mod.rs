@@ -48,6 +48,8 @@ pub struct Settings {
     pub xmp_adobe_names: bool,
     /// Gallery cell size in points.
     pub cell: f32,
+    /// Whether the vocabulary panel is shown (it folds away for a wider gallery).
+    pub show_vocabulary: bool,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             export_xmp: false,
             xmp_adobe_names: false,
             cell: 160.0,
+            show_vocabulary: true,
         }
     }
 }
@@ -384,11 +387,16 @@ impl CliptagApp {
 
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::left("vocabulary")
-            .resizable(true)
-            .default_size(300.0)
-            .min_size(220.0)
-            .show(ui, |ui| self.sidebar_ui(ui));
+        // At most 40 % of the window: dragged wider, it would squeeze the gallery to nothing.
+        let widest = (ui.available_width() * 0.4).max(220.0);
+        if self.settings.show_vocabulary {
+            egui::Panel::left("vocabulary")
+                .resizable(true)
+                .default_size(300.0_f32.min(widest))
+                .min_size(200.0)
+                .max_size(widest)
+                .show(ui, |ui| self.sidebar_ui(ui));
+        }
         self.follow_inspector();
         if self.inspector_open() {
             // At most under half of what the sidebar leaves: the gallery's cells shrink to keep two
@@ -466,6 +474,8 @@ impl CliptagApp {
 
     fn toolbar_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            ui.toggle_value(&mut self.settings.show_vocabulary, "Vocabulary")
+                .on_hover_text("Show or fold away the vocabulary panel");
             if ui.button("Open folder…").clicked() {
                 self.dialog(DialogKind::Folder, || {
                     rfd::FileDialog::new()

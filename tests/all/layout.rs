@@ -71,10 +71,18 @@ fn assert_layout(
             problems.push(format!("{name} at {rect:?} is cut off by the window"));
         }
     }
-    // Controls wholly in view must not cover one another.
+    // Controls wholly in view must not cover one another. A row of a scrolling list that runs
+    // on under the status bar is partly scrolled off: its list clips it at the bar's top.
+    let status_top = harness
+        .query_all_by_label_contains("model:")
+        .map(|n| n.rect().top())
+        .fold(window.bottom(), f32::min);
     let controls: Vec<&(String, egui::Rect)> = all
         .iter()
         .filter(|(_, r)| window.contains_rect(*r))
+        .filter(|(_, r)| {
+            on_top.is_some() || !(r.top() < status_top && r.bottom() > status_top + 1.0)
+        })
         .collect();
     for (i, (a, ra)) in controls.iter().enumerate() {
         for (b, rb) in controls[i + 1..].iter().map(|c| (&c.0, &c.1)) {
@@ -173,6 +181,56 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
             has_label(h, "A accept · R reject") && h.state().detail.is_some()
         });
         assert_layout(&harness, size, "review of one label", None);
+
+        // The vocabulary dragged as wide as it goes still leaves the gallery two columns.
+        let edge = harness.get_by_label("Filter labels").rect().right() + 4.0;
+        let from = egui::pos2(edge, size.y / 2.0);
+        let to = egui::pos2(size.x - 10.0, size.y / 2.0);
+        harness.event(egui::Event::PointerMoved(from));
+        harness.step();
+        harness.event(egui::Event::PointerButton {
+            pos: from,
+            button: egui::PointerButton::Primary,
+            pressed: true,
+            modifiers: egui::Modifiers::default(),
+        });
+        for i in 1..=8 {
+            harness.event(egui::Event::PointerMoved(from.lerp(to, i as f32 / 8.0)));
+            harness.step();
+        }
+        harness.event(egui::Event::PointerButton {
+            pos: to,
+            button: egui::PointerButton::Primary,
+            pressed: false,
+            modifiers: egui::Modifiers::default(),
+        });
+        for _ in 0..4 {
+            harness.step();
+        }
+        let dragged = harness.get_by_label("Filter labels").rect().right();
+        assert!(dragged > edge, "the drag did not widen the vocabulary");
+        assert!(
+            dragged < size.x * 0.45,
+            "the vocabulary took {dragged} of {}",
+            size.x
+        );
+        assert_layout(&harness, size, "the vocabulary dragged wide", None);
+
+        // Folded away: the gallery takes its place.
+        let columns = harness.state().gallery_columns;
+        harness
+            .get_by_role_and_label(Role::Button, "Vocabulary")
+            .click();
+        for _ in 0..3 {
+            harness.step();
+        }
+        assert!(harness.query_by_label("Filter labels").is_none());
+        assert!(harness.state().gallery_columns > columns);
+        assert_layout(&harness, size, "the vocabulary folded away", None);
+        harness
+            .get_by_role_and_label(Role::Button, "Vocabulary")
+            .click();
+        harness.step();
     }
 }
 
