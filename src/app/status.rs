@@ -200,7 +200,7 @@ impl CliptagApp {
                 };
                 if let Some(folder) = message.folder
                     && ui
-                        .button("Open folder")
+                        .button("Show in folder")
                         .on_hover_text(folder.display().to_string())
                         .clicked()
                 {
@@ -249,7 +249,7 @@ impl CliptagApp {
                     });
                 ui.checkbox(
                     &mut self.settings.export_relative,
-                    "Paths relative to the library folder",
+                    "Paths relative to each photo's library folder",
                 );
                 ui.checkbox(
                     &mut self.settings.export_xmp,

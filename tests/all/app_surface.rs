@@ -176,7 +176,12 @@ fn a_folder_no_file_manager_can_show_is_given_as_a_path_to_copy() {
     step_until(&mut harness, "the export", |h| {
         has_label(h, "wrote 10 rows")
     });
-    harness.get_by_label("Open folder").click();
+    // The status bar's, below the photo panel's.
+    harness
+        .get_all_by_label("Show in folder")
+        .max_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
+        .unwrap()
+        .click();
     step_until(&mut harness, "the export's folder", |h| {
         h.query_all_by_value(&dir.path().display().to_string())
             .next()
