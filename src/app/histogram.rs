@@ -23,8 +23,15 @@ pub fn histogram_ui(
     let width = ui.available_width().max(120.0);
     let (rect, response) =
         ui.allocate_exact_size(egui::vec2(width, 72.0), egui::Sense::click_and_drag());
+    // A line under it for the axis, allocated whether or not it is drawn, so the layout below
+    // never moves.
+    let (axis, _) = ui.allocate_exact_size(egui::vec2(width, 13.0), egui::Sense::hover());
     let label = format!("Score histogram of {name}");
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, &label));
+    let response = response.on_hover_text(
+        "Photos by score; the line is the threshold (drag it); green marks are your accepts, red \
+         your rejects",
+    );
     let span = (histogram.high - histogram.low).max(1e-6);
     let x_of = |score: f32| rect.left() + (score - histogram.low) / span * rect.width();
     let mut result = HistogramResponse::default();
@@ -91,5 +98,33 @@ pub fn histogram_ui(
         [egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())],
         (2.0, visuals.strong_text_color()),
     );
+    // The axes, in words: the score range along the bottom, and what the marks mean.
+    let font = egui::FontId::proportional(10.0);
+    let weak = visuals.weak_text_color();
+    let below = axis.left_top() + egui::vec2(0.0, 1.0);
+    {
+        let painter = ui.painter_at(axis);
+        painter.text(
+            below,
+            egui::Align2::LEFT_TOP,
+            format!("{:.2}", histogram.low),
+            font.clone(),
+            weak,
+        );
+        painter.text(
+            egui::pos2(rect.center().x, below.y),
+            egui::Align2::CENTER_TOP,
+            "score (bars: photos)",
+            font.clone(),
+            weak,
+        );
+        painter.text(
+            axis.right_top() + egui::vec2(0.0, 1.0),
+            egui::Align2::RIGHT_TOP,
+            format!("{:.2}", histogram.high),
+            font.clone(),
+            weak,
+        );
+    }
     result
 }

@@ -272,20 +272,26 @@ impl CliptagApp {
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect();
-        // What a label gets from them: the selected one, else the first in the vocabulary.
-        let example = self
-            .sidebar
-            .editor
-            .as_ref()
-            .map(|e| e.draft.clone())
-            .or_else(|| self.snapshot.labels.first().map(|e| e.label.clone()));
+        // What a label gets: the selected one, else the first without prompts of its own (the
+        // labels the templates act on). A label with its own prompts keeps them, and says so.
+        let example = self.sidebar.editor.as_ref().map(|e| e.label()).or_else(|| {
+            let labels = &self.snapshot.labels;
+            labels
+                .iter()
+                .find(|e| e.label.prompts.is_empty())
+                .or(labels.first())
+                .map(|e| e.label.clone())
+        });
         if let Some(example) = example {
-            let prompts = Label {
-                prompts: Vec::new(),
-                ..example.clone()
+            let prompts = example.prompts(&templates);
+            if example.prompts.is_empty() {
+                ui.label(format!("{:?} becomes:", example.name));
+            } else {
+                ui.label(format!(
+                    "{:?} has prompts of its own, which it keeps:",
+                    example.name
+                ));
             }
-            .prompts(&templates);
-            ui.label(format!("{:?} becomes:", example.name));
             for prompt in prompts.iter().take(6) {
                 ui.weak(format!("  {prompt}"));
             }

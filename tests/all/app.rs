@@ -943,3 +943,27 @@ fn prompt_templates_are_edited_in_the_sidebar_with_a_preview() {
     let store = Store::open(&db).unwrap();
     assert_eq!(store.templates().unwrap(), ["an old photo of my {}"]);
 }
+
+#[test]
+fn the_template_preview_of_a_label_with_its_own_prompts_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    Store::open(&db)
+        .unwrap()
+        .insert_label(&Label {
+            prompts: vec!["a tabby cat asleep on a sofa".into()],
+            ..Label::new("Housecat", "")
+        })
+        .unwrap();
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Housecat ("));
+    harness.get_by_label_contains("Housecat (").click();
+    step_until(&mut harness, "its editor", |h| has_label(h, "as stored"));
+    harness.get_by_label_contains("Prompt templates (").click();
+    step_until(&mut harness, "the templates editor", |h| {
+        has_label(h, "has prompts of its own")
+    });
+    assert!(has_label(&harness, "a tabby cat asleep on a sofa"));
+    assert!(!has_label(&harness, "a photo of a housecat."));
+}
