@@ -4,6 +4,7 @@
 mod model;
 mod run;
 mod tsv;
+mod vocab;
 
 use std::path::PathBuf;
 

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::{Cli, Command, ExportArgs, GroupAction, TagAction, VocabAction, tsv};
-use crate::domain::{Decision, Label, TagSource};
+use super::{Cli, Command, ExportArgs, TagAction, tsv};
+use crate::domain::{Decision, TagSource};
 use crate::export::PathStyle;
 use crate::library::{
-    self, CsvExport, Direction, ExportRequest, GroupEdit, IndexOptions, IndexSummary, LearnReport,
-    Library, LibraryOptions, Match, ModelStatus, Progress, Retag, RunControl, Stage,
-    history_summary,
+    self, CsvExport, Direction, ExportRequest, IndexOptions, IndexSummary, Library, LibraryOptions,
+    Match, ModelStatus, Progress, Retag, RunControl, Stage, history_summary,
 };
 
 /// Runs a parsed command line (a subcommand; without one, `main` opens the app).
@@ -46,7 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             index(&db, model.model, options, &dirs)
         }
         Command::Retag { dry_run, .. } => retag(&db, dry_run),
-        Command::Vocab { action, .. } => vocab(&db, action),
+        Command::Vocab { action, .. } => super::vocab::vocab(&db, action),
         Command::Tags { explain, paths } => tags(&db, &paths, explain),
         Command::Tag { action } => tag(&db, action),
         Command::Undo => history(&db, Direction::Undo),
@@ -81,7 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Opens the library, saying on stderr what the model is doing when it must be loaded.
 /// Opens the library at `db` for a command that reads it or changes what it holds: it must exist
 /// (a mistyped `--db` is an error, not a new empty library).
-fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
+pub(super) fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
     if !db.exists() {
         bail!(
             "no cliptag library at {} (`cliptag index FOLDER` makes one; --db chooses another)",
@@ -100,7 +99,7 @@ fn open(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
 }
 
 /// Opens the library at `db`, making it if there is none (indexing, adding to the vocabulary).
-fn create(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
+pub(super) fn create(db: &Path, model: Option<String>) -> anyhow::Result<Library> {
     let mut library = Library::open(
         db,
         LibraryOptions {
@@ -145,7 +144,7 @@ fn index(
 }
 
 /// A progress bar on standard error (hidden when it is not a terminal).
-fn progress_bar() -> indicatif::ProgressBar {
+pub(super) fn progress_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -157,7 +156,7 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
+pub(super) fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
     bar.set_message(match p.stage {
         Stage::Scanning => "scanning",
         Stage::Indexing => "indexing",
@@ -228,7 +227,7 @@ fn retag(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Says how the tags followed a vocabulary edit.
-fn print_retag(retag: &Retag) {
+pub(super) fn print_retag(retag: &Retag) {
     match retag {
         Retag::Done(report) => eprintln!(
             "re-tagged {} photos: {} tags added, {} removed",
@@ -246,191 +245,6 @@ fn print_retag(retag: &Retag) {
                 "the tags could not follow yet ({reason}); `cliptag retag` brings them up to date"
             )
         }
-    }
-}
-
-fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
-    let mut library = match action {
-        VocabAction::Add { .. } | VocabAction::Import { .. } => create(db, None)?,
-        _ => open(db, None)?,
-    };
-    match action {
-        VocabAction::List => {
-            if let Some((from, to)) = library.unfinished_switch()? {
-                eprintln!(
-                    "the library is switching from {from} to {to}: the thresholds listed are \
-                     {to}'s; its tags stay {from}'s until `cliptag index` has embedded every photo"
-                );
-            }
-            let mut out = std::io::stdout().lock();
-            for l in library.labels()? {
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}\t{}",
-                    tsv::field(&l.name),
-                    l.mode.as_str(),
-                    l.threshold,
-                    if l.enabled { "enabled" } else { "disabled" },
-                    tsv::field(&l.prompts.join(" | "))
-                )?;
-            }
-        }
-        VocabAction::Add {
-            label,
-            prompts,
-            negative,
-            mode,
-            threshold,
-            top_k,
-            examples,
-        } => {
-            if negative.is_some() && mode != crate::domain::Mode::Contrast {
-                bail!(
-                    "--negative is used only with --mode contrast (the label's mode is {})",
-                    mode.as_str()
-                );
-            }
-            if top_k.is_some() && mode != crate::domain::Mode::TopK {
-                bail!(
-                    "--top-k is used only with --mode topk (the label's mode is {})",
-                    mode.as_str()
-                );
-            }
-            let top_k = top_k.unwrap_or(1);
-            let new = Label {
-                id: 0,
-                name: label,
-                prompts,
-                negative,
-                mode,
-                threshold: match threshold {
-                    Some(threshold) => threshold,
-                    None => mode.default_threshold_in(library.probability_scores()?),
-                },
-                top_k,
-                enabled: true,
-                learned: None,
-                learned_elsewhere: Vec::new(),
-            };
-            if examples.is_empty() {
-                let (added, retag) = library.add_label(new)?;
-                eprintln!("added {:?}", added.name);
-                print_retag(&retag);
-            } else {
-                let ids = examples
-                    .iter()
-                    .map(|p| library.find_image(p).map(|row| row.id))
-                    .collect::<crate::Result<Vec<_>>>()?;
-                let (added, retag) = library.add_label_from_examples(new, &ids)?;
-                let distinct: std::collections::HashSet<i64> = ids.iter().copied().collect();
-                eprintln!(
-                    "added {:?}, learned from {} example photo{} (threshold {:.3})",
-                    added.name,
-                    distinct.len(),
-                    if distinct.len() == 1 { "" } else { "s" },
-                    added.threshold
-                );
-                print_retag(&retag);
-            }
-        }
-        VocabAction::Learn {
-            dry_run,
-            reset,
-            label,
-        } => {
-            if reset {
-                let (label, retag) = library.reset_learning(&label)?;
-                eprintln!(
-                    "{:?} forgot what it learned: threshold {:.3}, scored by its prompts",
-                    label.name, label.threshold
-                );
-                print_retag(&retag);
-            } else {
-                print_learned(&library.learn(&label, dry_run)?, dry_run);
-            }
-        }
-        VocabAction::Remove { label } => {
-            let (name, retag) = library.remove_label_named(&label)?;
-            eprintln!("removed {name:?} and its tags");
-            print_retag(&retag);
-        }
-        VocabAction::Group { group, action } => {
-            let edit = match action {
-                GroupAction::Enable => GroupEdit::Enable(true),
-                GroupAction::Disable => GroupEdit::Enable(false),
-                GroupAction::Rename { to } => GroupEdit::Rename(to),
-            };
-            let (changed, retag) = library.edit_group(&group, &edit)?;
-            let what = match &edit {
-                GroupEdit::Enable(true) => "enabled".to_string(),
-                GroupEdit::Enable(false) => "disabled".to_string(),
-                GroupEdit::Rename(to) => format!("moved to {to:?}"),
-            };
-            let labels = if changed == 1 { "label" } else { "labels" };
-            eprintln!("{group:?}: {changed} {labels} {what}");
-            print_retag(&retag);
-        }
-        VocabAction::Templates { set } => {
-            if set.is_empty() {
-                for template in library.templates()? {
-                    println!("{}", tsv::field(&template));
-                }
-            } else {
-                let (templates, retag) = library.set_templates(&set)?;
-                eprintln!("{} prompt templates", templates.len());
-                print_retag(&retag);
-            }
-        }
-        VocabAction::Import { file } => {
-            let bar = progress_bar();
-            let (summary, retag) =
-                library.import_vocabulary_watched(&file, &RunControl::default(), &mut |p| {
-                    show_progress(&bar, &p)
-                })?;
-            bar.finish_and_clear();
-            eprintln!(
-                "imported {}: {} added, {} updated",
-                file.display(),
-                summary.added,
-                summary.updated
-            );
-            if let Some(note) = summary.thresholds_note() {
-                eprintln!("{note}");
-            }
-            print_retag(&retag);
-        }
-        VocabAction::Export { file } => {
-            let n = library.export_vocabulary(&file)?;
-            eprintln!("wrote {n} labels to {}", file.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Says what learning changed (or would change).
-fn print_learned(report: &LearnReport, dry_run: bool) {
-    let (a, b) = (report.agreement_before, report.agreement_after);
-    eprintln!(
-        "{} {:?} from {} accepted and {} rejected photos: threshold {:.3} -> {:.3}; {} {} \
-         automatic tags, {} {}",
-        if dry_run { "would learn" } else { "learned" },
-        report.label.name,
-        report.positives,
-        report.negatives,
-        report.threshold_before,
-        report.label.threshold,
-        if dry_run { "would add" } else { "added" },
-        report.added,
-        if dry_run { "would remove" } else { "removed" },
-        report.removed,
-    );
-    eprintln!(
-        "agreement with the decisions: {}/{} before; {}/{} learned, each decision predicted from \
-         the others (leave-one-out)",
-        a.correct, a.total, b.correct, b.total
-    );
-    if let Some(retag) = &report.retag {
-        print_retag(retag);
     }
 }
 

@@ -5,6 +5,7 @@
 //! does is written twice.
 
 mod control;
+mod decisions;
 mod explain;
 mod export;
 mod gallery;

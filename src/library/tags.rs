@@ -1,18 +1,16 @@
-//! Tags from stored embeddings: re-tagging the library, a person's decisions, what an edited
-//! label would do (the preview), and one photo's scores. The preview and real tagging share one
-//! path (the tagger's `assign`), so what the slider says is what applying does, in every mode.
+//! Tags from stored embeddings: re-tagging the library, what an edited label would do (the
+//! preview), and one photo's scores (a person's decisions are in `decisions.rs`). The preview
+//! and real tagging share one path (the tagger's `assign`), so what the slider says is what
+//! applying does, in every mode.
 
 use crate::store::Basis;
 use std::collections::{HashMap, HashSet};
 
 use std::time::{Duration, Instant};
 
-use super::{
-    Change, Direction, HistoryChange, HistoryReport, Library, Progress, RunControl, Stage,
-};
-use crate::domain::{Decision, ImageStatus, Label, Mode, TagSource};
+use super::{Library, Progress, RunControl, Stage};
+use crate::domain::{ImageStatus, Label, Mode, TagSource};
 use crate::error::{Error, Result};
-use crate::store::history::NewStep;
 use crate::tagging::{
     Assignment, EmbeddingMatrix, LabelColumn, Logits, PreparedLabel, RetagReport, TagPlan,
     retag_change,
@@ -253,185 +251,6 @@ impl Library {
                 .tags_agree_with(self.scores.plan_generation, writes)?;
         }
         Ok(report)
-    }
-
-    /// Records a person's decision on one photo's tag. Clearing it hands the pair back to
-    /// automatic tagging at once. Returns the tag the photo has now.
-    pub fn decide(
-        &mut self,
-        image_id: i64,
-        label_id: i64,
-        decision: Decision,
-    ) -> Result<Option<TagSource>> {
-        self.decide_many(&[(image_id, label_id, decision)])?
-            .pop()
-            .expect("one answer per decision. This is a bug.")
-    }
-
-    /// Where the tag of `label_id` on `image_id` comes from now, if it has one.
-    pub fn tag_source(&self, image_id: i64, label_id: i64) -> Result<Option<TagSource>> {
-        Ok(self
-            .store
-            .tag(image_id, label_id)?
-            .map(|(source, _)| source))
-    }
-
-    /// Records several decisions at once (keys held down in review): every valid one is stored
-    /// in one durable transaction before this returns; each answer is what the pair has now, or
-    /// why that decision could not be recorded (an unknown photo or label). Each decision is one
-    /// step of the library's history (see [`Library::decide_steps`]).
-    pub fn decide_many(
-        &mut self,
-        decisions: &[(i64, i64, Decision)],
-    ) -> Result<Vec<Result<Option<TagSource>>>> {
-        let continues = vec![false; decisions.len()];
-        self.decide_steps(decisions, &continues)
-    }
-
-    /// [`Library::decide_many`], where `continues[i]` says that decision `i` belongs to the
-    /// same step of the history (one undo) as the decision before it, also when that one came
-    /// in an earlier call: a decision on many picked photos is one step.
-    pub fn decide_steps(
-        &mut self,
-        decisions: &[(i64, i64, Decision)],
-        continues: &[bool],
-    ) -> Result<Vec<Result<Option<TagSource>>>> {
-        let mut answers: Vec<Result<Option<TagSource>>> = Vec::with_capacity(decisions.len());
-        // What each pair holds, as earlier decisions of this same call leave it.
-        let mut now: HashMap<(i64, i64), Option<TagSource>> = HashMap::new();
-        let mut stored = Vec::new();
-        let mut steps: Vec<NewStep> = Vec::new();
-        for (at, &(image_id, label_id, decision)) in decisions.iter().enumerate() {
-            let continues = continues.get(at).copied().unwrap_or(false);
-            if !continues || steps.is_empty() {
-                steps.push(NewStep {
-                    continues,
-                    changes: Vec::new(),
-                });
-            }
-            if self.store.image(image_id)?.is_none() {
-                answers.push(Err(Error::invalid(format!("no photo with id {image_id}"))));
-                continue;
-            }
-            if self.store.label(label_id)?.is_none() {
-                answers.push(Err(Error::invalid(format!("no label with id {label_id}"))));
-                continue;
-            }
-            let current = match now.get(&(image_id, label_id)) {
-                Some(current) => *current,
-                None => self
-                    .store
-                    .tag(image_id, label_id)?
-                    .map(|(source, _)| source),
-            };
-            let source = decision.source(current);
-            now.insert((image_id, label_id), source);
-            stored.push((image_id, label_id, source));
-            answers.push(Ok(source));
-            let before = current.filter(|s| *s != TagSource::Auto);
-            if before != source {
-                let step = steps.last_mut().expect("pushed above. This is a bug.");
-                step.changes.push(Change {
-                    image_id,
-                    label_id,
-                    before,
-                    after: source,
-                });
-            }
-        }
-        // Pairs handed back to automatic tagging are decided by it again, as a re-tag would, in
-        // the transaction that hands them back.
-        let cleared: Vec<(i64, i64)> = now
-            .iter()
-            .filter(|(_, source)| source.is_none())
-            .map(|(pair, _)| *pair)
-            .collect();
-        let added = self.auto_for(&cleared)?;
-        let basis = (!added.is_empty()).then_some(Basis::Part(self.scores.plan_generation));
-        self.store
-            .set_decisions_recorded(&stored, &steps, &added, basis)?;
-        let auto: HashSet<(i64, i64)> = added.iter().map(|a| (a.0, a.1)).collect();
-        for (answer, &(image_id, label_id, _)) in answers.iter_mut().zip(decisions) {
-            if let Ok(source) = answer
-                && source.is_none()
-                && now.get(&(image_id, label_id)) == Some(&None)
-                && auto.contains(&(image_id, label_id))
-            {
-                *source = Some(TagSource::Auto);
-            }
-        }
-        Ok(answers)
-    }
-
-    /// The automatic tags automatic tagging gives pairs no decision holds, as a re-tag would
-    /// (computed, not written).
-    fn auto_for(&mut self, cleared: &[(i64, i64)]) -> Result<Vec<(i64, i64, f32)>> {
-        if cleared.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut rows = Vec::new();
-        for &(image_id, _) in cleared {
-            if let Some(vector) = self.matrix()?.vector(image_id)?
-                && !rows.iter().any(|(id, _)| *id == image_id)
-            {
-                rows.push((image_id, vector));
-            }
-        }
-        if !rows.is_empty() {
-            let assigned = self.plan()?.assign(&EmbeddingMatrix::from_rows(rows)?)?;
-            return Ok(assigned
-                .into_iter()
-                .filter(|a| cleared.contains(&(a.image_id, a.label_id)))
-                .map(|a| (a.image_id, a.label_id, a.score))
-                .collect());
-        }
-        Ok(Vec::new())
-    }
-
-    /// Undoes the person's last step of decisions (or redoes the last undone one): each pair
-    /// goes back to what it was, a pair handed back to automatic tagging is tagged by it again,
-    /// and a pair someone decided since is left alone. `None` when there is nothing to undo.
-    pub fn undo_or_redo(&mut self, direction: Direction) -> Result<Option<HistoryReport>> {
-        let to = |change: &Change| match direction {
-            Direction::Undo => change.before,
-            Direction::Redo => change.after,
-        };
-        // What automatic tagging gives the pairs the step hands back, written with them.
-        let handed_back: Vec<(i64, i64)> = self
-            .store
-            .next_step(direction)?
-            .iter()
-            .filter(|c| to(c).is_none())
-            .map(|c| (c.image_id, c.label_id))
-            .collect();
-        let auto: HashMap<(i64, i64), f32> = self
-            .auto_for(&handed_back)?
-            .into_iter()
-            .map(|(image, label, score)| ((image, label), score))
-            .collect();
-        let basis = (!auto.is_empty()).then_some(Basis::Part(self.scores.plan_generation));
-        let Some(applied) = self.store.undo_or_redo(direction, &auto, basis)? else {
-            return Ok(None);
-        };
-        let mut report = HistoryReport {
-            direction,
-            changed_since: applied.changed_since.len(),
-            ..HistoryReport::default()
-        };
-        for change in &applied.changed {
-            let (Some(image), Some(label)) = (
-                self.store.image(change.image_id)?,
-                self.store.label(change.label_id)?,
-            ) else {
-                continue;
-            };
-            report.changes.push(HistoryChange {
-                change: *change,
-                path: image.path,
-                label: label.name,
-            });
-        }
-        Ok(Some(report))
     }
 
     /// Re-tags the library for one stored label whose tags depend on no other label (not top-k,
