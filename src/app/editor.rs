@@ -22,6 +22,8 @@ pub struct LabelEditor {
     /// Whether the gallery shows what this draft would change (a filter the editor set, and
     /// removes when it applies or closes).
     pub(super) shows_changes: bool,
+    /// Close was pressed with changes not applied: the editor asks before dropping them.
+    pub(super) asking_to_discard: bool,
     /// The label as the library held it when the editor last looked: a change underneath (a
     /// switch of model, another program) shows in the editor instead of being overwritten by
     /// the next Apply.
@@ -37,6 +39,7 @@ impl LabelEditor {
             previewed: Some(label.clone()),
             changed_at: None,
             shows_changes: false,
+            asking_to_discard: false,
             stored: label.clone(),
         }
     }
@@ -93,6 +96,9 @@ impl LabelEditor {
 pub struct GroupEditor {
     pub path: String,
     pub new_path: String,
+    /// A rename onto a group that exists, waiting for the person to say merge (labels of the
+    /// same name would become one).
+    pub merge_into: Option<String>,
 }
 
 impl CliptagApp {
@@ -192,14 +198,39 @@ impl CliptagApp {
             }
             rename |= ui.button("Rename").clicked();
         });
-        if rename {
+        // A rename onto a group that already has labels merges the two: asked first.
+        let mut merge = false;
+        if let Some(into) = group.merge_into.clone() {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("{into:?} already exists: its labels and these would be one group."),
+            );
+            ui.horizontal(|ui| {
+                merge = ui.button("Merge").clicked();
+                if ui.button("Cancel").clicked()
+                    && let Some(editor) = &mut self.sidebar.group
+                {
+                    editor.merge_into = None;
+                }
+            });
+        }
+        if rename || merge {
             let to = self
                 .sidebar
                 .group
                 .as_ref()
                 .map(|g| g.new_path.trim().trim_matches('/').to_string())
                 .unwrap_or_default();
-            if !to.is_empty() && to != group.path {
+            let exists = self
+                .snapshot
+                .labels
+                .iter()
+                .any(|l| in_group(&l.label.name, &to) && !in_group(&l.label.name, &group.path));
+            if exists && !merge && !to.is_empty() && to != group.path {
+                if let Some(editor) = &mut self.sidebar.group {
+                    editor.merge_into = Some(to.clone());
+                }
+            } else if !to.is_empty() && to != group.path {
                 self.send(Command::EditGroup {
                     group: group.path.clone(),
                     edit: GroupEdit::Rename(to.clone()),
@@ -214,6 +245,7 @@ impl CliptagApp {
                 self.sidebar.group = Some(GroupEditor {
                     path: to.clone(),
                     new_path: to,
+                    merge_into: None,
                 });
             }
         }
@@ -283,9 +315,22 @@ impl CliptagApp {
             });
         // A cosine runs from −1 to 1; probabilities (SigLIP's threshold labels, and every
         // contrast and top-k label) from 0 to 1.
-        let range = match editor.draft.mode {
+        let full = match editor.draft.mode {
             Mode::Threshold if !probability => -1.0..=1.0,
             _ => 0.0..=1.0,
+        };
+        // The slider spans where the library's scores are (and the threshold), not the whole
+        // possible range: CLIP's cosines sit within a few tenths, and a slider over −1…1 moved
+        // the threshold by 0.6 in a short drag.
+        let range = match self.sidebar.previews.get(&editor.draft.id) {
+            Some(p) if p.label.mode == editor.draft.mode && p.histogram.high > p.histogram.low => {
+                // Whole hundredths at the ends, so the slider's steps land on round values.
+                let low = ((p.histogram.low - 0.05).min(editor.draft.threshold) * 100.0).floor();
+                let high = ((p.histogram.high + 0.05).max(editor.draft.threshold) * 100.0).ceil();
+                let (low, high) = (low / 100.0, high / 100.0);
+                low.max(*full.start())..=high.min(*full.end())
+            }
+            _ => full,
         };
         let slider = ui.add(
             egui::Slider::new(&mut editor.draft.threshold, range)
@@ -379,6 +424,29 @@ impl CliptagApp {
             delete = ui.button("Delete label").clicked();
             close = ui.button("Close").clicked();
         });
+        // Closing with changes not applied asks first.
+        if close && unsaved && !editor.asking_to_discard {
+            editor.asking_to_discard = true;
+            close = false;
+        }
+        if editor.asking_to_discard {
+            if unsaved {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    "Close without storing these changes?",
+                );
+                ui.horizontal(|ui| {
+                    apply |= ui.button("Apply and close").clicked();
+                    close |= apply;
+                    close |= ui.button("Discard").clicked();
+                    if ui.button("Keep editing").clicked() {
+                        editor.asking_to_discard = false;
+                    }
+                });
+            } else {
+                editor.asking_to_discard = false;
+            }
+        }
         if revert {
             let stored = editor.stored.clone();
             *editor = LabelEditor::new(&stored);
@@ -449,6 +517,7 @@ impl CliptagApp {
             && let Some(editor) = self.sidebar.editor.take()
             && editor.unsaved()
             && !delete
+            && !apply
         {
             self.say(
                 format!(

@@ -135,10 +135,24 @@ impl CliptagApp {
                     self.say(text, error);
                 }
             }
-            Done::LabelUpdated { retag, .. }
-            | Done::LabelRemoved { retag, .. }
-            | Done::GroupEdited { retag, .. }
-            | Done::TemplatesSet { retag, .. } => {
+            Done::LabelUpdated { label, retag } => {
+                self.say(format!("saved {:?}", label.name), false);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
+                }
+            }
+            Done::GroupEdited {
+                group,
+                labels,
+                retag,
+            } => {
+                let what = if labels == 1 { "label" } else { "labels" };
+                self.say(format!("{group:?}: {labels} {what} changed"), false);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
+                }
+            }
+            Done::LabelRemoved { retag, .. } | Done::TemplatesSet { retag, .. } => {
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }

@@ -95,6 +95,13 @@ impl CliptagApp {
             }
             let chosen = self.chosen();
             if chosen.is_empty() {
+                // Nothing selected yet: the first photo is, and the next press decides it.
+                self.select(Some(ids[0]));
+                self.gallery.scroll_to = Some(0.0);
+                self.say(
+                    "no photo was selected: the first one is now; press again to decide it".into(),
+                    false,
+                );
                 return false;
             }
             // One decision on many picked photos is one step of the history: one undo.

@@ -292,8 +292,14 @@ impl CliptagApp {
                     example.name
                 ));
             }
-            for prompt in prompts.iter().take(6) {
-                ui.weak(format!("  {prompt}"));
+            // As many lines whichever label is shown, so the tree below does not jump when
+            // another is selected.
+            let lines = templates.len().clamp(1, 6);
+            for at in 0..lines.max(prompts.len().min(6)) {
+                ui.weak(match prompts.get(at) {
+                    Some(prompt) => format!("  {prompt}"),
+                    None => String::new(),
+                });
             }
         }
         let changed = templates != self.snapshot.templates;
@@ -331,6 +337,7 @@ impl CliptagApp {
         self.sidebar.group = Some(GroupEditor {
             path: path.to_string(),
             new_path: path.to_string(),
+            merge_into: None,
         });
     }
 

@@ -2,6 +2,7 @@
 
 mod allocation;
 mod app;
+mod app_editing;
 mod app_keys;
 mod app_surface;
 mod support;

@@ -1,0 +1,126 @@
+//! Editing the vocabulary in the window asks before it loses or merges anything: closing a
+//! label's editor with changes not applied, and renaming a group onto one that exists.
+
+use cliptag::domain::Label;
+use cliptag::store::Store;
+use egui_kittest::kittest::Queryable;
+
+use crate::app::{app_harness, has_label, indexed_library, step_until, type_into};
+use crate::support::*;
+
+fn add(db: &std::path::Path, name: &str, threshold: f32) {
+    Store::open(db)
+        .unwrap()
+        .insert_label(&Label {
+            threshold,
+            ..Label::new(name, "")
+        })
+        .unwrap();
+}
+
+fn stored_threshold(db: &std::path::Path, name: &str) -> f32 {
+    let store = Store::open(db).unwrap();
+    let (id, _) = store.label_id_by_name(name).unwrap().unwrap();
+    store.label(id).unwrap().unwrap().threshold
+}
+
+#[test]
+fn closing_an_editor_with_changes_not_applied_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add(&db, "Anything", 0.2);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Anything ("));
+    harness.get_by_label_contains("Anything (").click();
+    step_until(&mut harness, "the editor", |h| has_label(h, "as stored"));
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+        .set_value_accesskit(0.25);
+    step_until(&mut harness, "a draft", |h| has_label(h, "Not saved"));
+
+    let close = |h: &mut egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
+        // The editor's Close: the last one drawn (the photo panel has none open here).
+        h.get_all_by_label("Close").last().unwrap().click();
+        h.step();
+        h.step();
+    };
+    close(&mut harness);
+    assert!(has_label(&harness, "Close without storing these changes?"));
+    assert!(
+        harness.state().sidebar.editor.is_some(),
+        "closed without asking"
+    );
+    harness.get_by_label("Keep editing").click();
+    step_until(&mut harness, "the question gone", |h| {
+        !has_label(h, "Close without storing these changes?")
+    });
+    assert!(harness.state().sidebar.editor.is_some());
+
+    close(&mut harness);
+    harness.get_by_label("Discard").click();
+    step_until(&mut harness, "the editor closed", |h| {
+        h.state().sidebar.editor.is_none()
+    });
+    assert_eq!(stored_threshold(&db, "Anything"), 0.2);
+
+    // Apply and close stores the draft.
+    harness.get_by_label_contains("Anything (").click();
+    step_until(&mut harness, "the editor again", |h| {
+        has_label(h, "as stored")
+    });
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+        .set_value_accesskit(0.25);
+    step_until(&mut harness, "a draft", |h| has_label(h, "Not saved"));
+    close(&mut harness);
+    harness.get_by_label("Apply and close").click();
+    step_until(&mut harness, "stored and closed", |h| {
+        h.state().sidebar.editor.is_none() && has_label(h, "saved \"Anything\"")
+    });
+    drop(harness);
+    assert_eq!(stored_threshold(&db, "Anything"), 0.25);
+}
+
+#[test]
+fn renaming_a_group_onto_one_that_exists_asks_before_merging() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add(&db, "Animals/Cat", 0.2);
+    add(&db, "Pets/Dog", 0.2);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Animals ("));
+    harness.get_by_label_contains("Animals (").click();
+    step_until(&mut harness, "the group editor", |h| {
+        h.query_by_label("Group name").is_some()
+    });
+    harness.get_by_label("Group name").focus();
+    harness.step();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    type_into(&mut harness, "Group name", "Pets");
+    harness.get_by_label("Rename").click();
+    step_until(&mut harness, "the question", |h| {
+        has_label(h, "\"Pets\" already exists")
+    });
+    for _ in 0..5 {
+        harness.step();
+    }
+    assert!(
+        Store::open(&db)
+            .unwrap()
+            .label_id_by_name("Animals/Cat")
+            .unwrap()
+            .is_some(),
+        "merged without asking"
+    );
+    harness.get_by_label("Merge").click();
+    step_until(&mut harness, "the merged group", |h| {
+        h.state()
+            .snapshot
+            .labels
+            .iter()
+            .any(|l| l.label.name == "Pets/Cat")
+    });
+    assert!(has_label(&harness, "\"Animals\": 1 label changed"));
+}
