@@ -121,7 +121,10 @@ impl CliptagApp {
         // Only the rows in view are laid out: a vocabulary of hundreds of labels costs a frame
         // no more than one of twenty.
         let row_height = ui.spacing().interact_size.y;
-        let mut area = egui::ScrollArea::vertical().id_salt("labels");
+        // The full width of the panel: its scroll bar at the panel's edge, not after the widest row.
+        let mut area = egui::ScrollArea::vertical()
+            .id_salt("labels")
+            .auto_shrink([false, true]);
         let cursor = cursor_position(&rows, &snapshot.labels, self.sidebar.cursor.as_ref());
         if std::mem::take(&mut self.sidebar.follow_cursor)
             && let Some(cursor) = cursor
