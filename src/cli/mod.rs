@@ -282,7 +282,12 @@ pub enum GroupAction {
     /// Use none of them.
     Disable,
     /// Rename the group, or move it under another: `Pets` to `Animals/Pets`.
-    Rename { to: String },
+    Rename {
+        to: String,
+        /// Merge into TO where that group exists (labels of the same name become one).
+        #[arg(long)]
+        merge: bool,
+    },
 }
 
 #[derive(Subcommand)]

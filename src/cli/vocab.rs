@@ -10,7 +10,7 @@ use anyhow::bail;
 use super::run::{create, open, print_retag, progress_bar, show_progress};
 use super::{GroupAction, VocabAction, tsv};
 use crate::domain::Label;
-use crate::library::{GroupEdit, LearnReport, RunControl};
+use crate::library::{GroupEdit, LearnReport, RunControl, in_group};
 
 pub(super) fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> {
     let mut library = match action {
@@ -121,7 +121,20 @@ pub(super) fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> 
             let edit = match action {
                 GroupAction::Enable => GroupEdit::Enable(true),
                 GroupAction::Disable => GroupEdit::Enable(false),
-                GroupAction::Rename { to } => GroupEdit::Rename(to),
+                GroupAction::Rename { to, merge } => {
+                    let target = to.trim().trim_matches('/');
+                    let exists = library
+                        .labels()?
+                        .iter()
+                        .any(|l| in_group(&l.name, target) && !in_group(&l.name, &group));
+                    if exists && !merge {
+                        bail!(
+                            "the group {target:?} exists: renaming {group:?} onto it merges the \
+                             two (labels of the same name become one); add --merge to do that"
+                        );
+                    }
+                    GroupEdit::Rename(to)
+                }
             };
             let (changed, retag) = library.edit_group(&group, &edit)?;
             let what = match &edit {

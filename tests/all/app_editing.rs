@@ -124,3 +124,34 @@ fn renaming_a_group_onto_one_that_exists_asks_before_merging() {
     });
     assert!(has_label(&harness, "\"Animals\": 1 label changed"));
 }
+
+#[test]
+fn the_command_line_renames_onto_an_existing_group_only_with_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add(&db, "Animals/Cat", 0.2);
+    add(&db, "Pets/Dog", 0.2);
+    let db_arg = db.to_str().unwrap();
+    let refused = cliptag(&[
+        "vocab", "group", "--db", db_arg, "Animals", "rename", "Pets",
+    ]);
+    assert_clean_failure(&refused, &["\"Pets\" exists", "--merge"]);
+    assert!(
+        Store::open(&db)
+            .unwrap()
+            .label_id_by_name("Animals/Cat")
+            .unwrap()
+            .is_some()
+    );
+    cliptag_ok(&[
+        "vocab", "group", "--db", db_arg, "Animals", "rename", "Pets", "--merge",
+    ]);
+    assert!(
+        Store::open(&db)
+            .unwrap()
+            .label_id_by_name("Pets/Cat")
+            .unwrap()
+            .is_some()
+    );
+}
