@@ -51,6 +51,10 @@ impl CliptagApp {
     pub(super) fn model_window(&mut self, ctx: &egui::Context) {
         let mut open = self.picker.open;
         let current = self.snapshot.model_name.clone();
+        // The model in use is the one chosen until another is.
+        if self.picker.choice.is_empty() && KNOWN_MODELS.iter().any(|k| k.id == current) {
+            self.picker.choice = current.clone();
+        }
         egui::Window::new("Model").open(&mut open).show(ctx, |ui| {
             ui.label(format!("This library tags with: {current}"));
             ui.label(if self.snapshot.probability_scores {
@@ -83,11 +87,14 @@ impl CliptagApp {
                      nothing.",
             );
             let choice = self.picker.choice.trim().to_string();
-            let can = !choice.is_empty() && !self.indexing;
+            let in_use = choice == current;
+            let can = !choice.is_empty() && !self.indexing && !in_use;
             if ui
                 .add_enabled(can, egui::Button::new("Switch to this model"))
                 .on_disabled_hover_text(if self.indexing {
                     "Indexing is running: wait for it to finish or cancel it, then switch"
+                } else if in_use {
+                    "This library tags with this model already"
                 } else {
                     "Type a model above or choose one first"
                 })

@@ -2,7 +2,7 @@
 //! reviewed label first, problem tiles with their reason, and folders shown where no file
 //! manager opens.
 
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::app::{
     add_label_that_tags_everything, app_harness, gallery_is_current, has_label, indexed_library,
@@ -187,4 +187,31 @@ fn a_folder_no_file_manager_can_show_is_given_as_a_path_to_copy() {
             .next()
             .is_some()
     });
+}
+
+#[test]
+fn the_model_window_shows_the_model_in_use_as_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    cliptag::store::Store::open(&db).unwrap();
+    // The default hub model, not downloaded here: its name is known all the same.
+    let mut harness = app_harness(&db, "openai/clip-vit-base-patch32");
+    step_until(&mut harness, "the library's model", |h| {
+        h.state().snapshot.model_name == "openai/clip-vit-base-patch32"
+    });
+    harness.state_mut().picker.open = true;
+    step_until(&mut harness, "the model window", |h| {
+        has_label(h, "This library tags with")
+    });
+    assert_eq!(
+        harness.state().picker.choice,
+        "openai/clip-vit-base-patch32"
+    );
+    assert!(
+        harness
+            .get_by_label("Switch to this model")
+            .accesskit_node()
+            .is_disabled(),
+        "switching to the model in use"
+    );
 }
