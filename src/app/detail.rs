@@ -138,11 +138,16 @@ impl CliptagApp {
                 text
             };
             ui.horizontal(|ui| {
-                ui.add_sized(
-                    [name_width, 18.0],
-                    egui::Label::new(text).truncate().halign(egui::Align::Min),
-                )
-                .on_hover_text(&score.name);
+                // Names start at one edge, so the scores beside them line up.
+                ui.allocate_ui_with_layout(
+                    egui::vec2(name_width, 18.0),
+                    egui::Layout::left_to_right(egui::Align::Center),
+                    |ui| {
+                        ui.set_min_width(name_width);
+                        ui.add(egui::Label::new(text).truncate())
+                            .on_hover_text(&score.name);
+                    },
+                );
                 let value = ui.label(if score.score.is_nan() {
                     "–".to_string()
                 } else {
