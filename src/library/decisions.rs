@@ -81,7 +81,15 @@ impl Library {
                     .tag(image_id, label_id)?
                     .map(|(source, _)| source),
             };
-            let source = decision.source(current);
+            let mut source = decision.source(current);
+            // Accepting over a rejection: the tag is "accepted" where automatic tagging would
+            // put it there, as when the rejection had been cleared first; else "added".
+            if decision == Decision::Apply
+                && current == Some(TagSource::Rejected)
+                && !self.auto_for(&[(image_id, label_id)])?.is_empty()
+            {
+                source = Some(TagSource::Accepted);
+            }
             now.insert((image_id, label_id), source);
             stored.push((image_id, label_id, source));
             answers.push(Ok(source));

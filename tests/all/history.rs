@@ -284,3 +284,24 @@ fn handing_a_pair_back_is_one_write_with_its_automatic_tag() {
     library.library.decide(a, label, Decision::Clear).unwrap();
     assert_eq!(tag(&library.library, a, label), Some(TagSource::Auto));
 }
+
+#[test]
+fn accepting_over_a_rejection_is_accepted_where_automatic_tagging_agrees() {
+    let (_photos, mut library, label, images) = tagged_everywhere();
+    let lib = &mut library.library;
+    lib.decide(images[0], label, Decision::Reject).unwrap();
+    // Automatic tagging puts this label on every photo: accepting it is "accepted", as after
+    // clearing the rejection first.
+    lib.decide(images[0], label, Decision::Apply).unwrap();
+    assert_eq!(tag(lib, images[0], label), Some(TagSource::Accepted));
+    // A label automatic tagging puts nowhere: the same keys make an added tag.
+    let (nowhere, _) = lib
+        .add_label(Label {
+            threshold: 1.0,
+            ..Label::new("Nowhere", "")
+        })
+        .unwrap();
+    lib.decide(images[0], nowhere.id, Decision::Reject).unwrap();
+    lib.decide(images[0], nowhere.id, Decision::Apply).unwrap();
+    assert_eq!(tag(lib, images[0], nowhere.id), Some(TagSource::Manual));
+}
