@@ -112,8 +112,14 @@ pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
     Ok(())
 }
 
-/// Writes one pair's decision, as `Store::set_decisions` does.
-fn set(tx: &Transaction<'_>, image_id: i64, label_id: i64, to: Option<TagSource>) -> Result<()> {
+/// Writes one pair's decision (`None` hands it back to automatic tagging), for
+/// `Store::set_decisions` and for undo and redo alike.
+pub(super) fn set(
+    tx: &Transaction<'_>,
+    image_id: i64,
+    label_id: i64,
+    to: Option<TagSource>,
+) -> Result<()> {
     match to {
         Some(source) => {
             tx.prepare_cached(

@@ -156,22 +156,8 @@ impl Store {
             return Err(Error::invalid("a person's decision cannot be `auto`"));
         }
         self.durable(|tx| {
-            let mut set = tx.prepare_cached(
-                "INSERT INTO tags (image_id, label_id, score, source) VALUES (?1, ?2, NULL, ?3)
-                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source",
-            )?;
-            let mut clear = tx.prepare_cached(
-                "DELETE FROM tags WHERE image_id = ?1 AND label_id = ?2 AND source != 'auto'",
-            )?;
             for &(image_id, label_id, decision) in decisions {
-                match decision {
-                    Some(source) => {
-                        set.execute(params![image_id, label_id, source.as_str()])?;
-                    }
-                    None => {
-                        clear.execute(params![image_id, label_id])?;
-                    }
-                }
+                super::history::set(tx, image_id, label_id, decision)?;
             }
             super::history::record(tx, steps)?;
             put_auto(tx, auto, basis)
