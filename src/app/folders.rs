@@ -88,7 +88,7 @@ impl CliptagApp {
         };
         let mut open = true;
         let mut close = false;
-        egui::Window::new("Open the folder yourself")
+        super::floating("Open the folder yourself", ctx)
             .open(&mut open)
             .collapsible(false)
             .resizable(false)
@@ -148,7 +148,7 @@ impl CliptagApp {
     pub(super) fn folders_window(&mut self, ctx: &egui::Context) {
         let mut open = self.folders.open;
         let mut add: Option<PathBuf> = None;
-        egui::Window::new("Folders")
+        super::floating("Folders", ctx)
             .open(&mut open)
             .collapsible(false)
             .resizable(true)
@@ -209,7 +209,7 @@ impl CliptagApp {
         };
         let mut open = true;
         let mut chosen: Option<PathBuf> = None;
-        egui::Window::new(title)
+        super::floating(title, ctx)
             .open(&mut open)
             .collapsible(false)
             .default_width(460.0)

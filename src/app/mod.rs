@@ -86,6 +86,18 @@ pub struct Message {
     pub folder: Option<PathBuf>,
 }
 
+/// A floating window of the app, first placed below the toolbar, across from the vocabulary:
+/// opened where egui puts windows by default (the top left corner) it covered the toolbar's
+/// buttons.
+pub(super) fn floating<'a>(
+    title: impl Into<egui::WidgetText>,
+    ctx: &egui::Context,
+) -> egui::Window<'a> {
+    let area = ctx.content_rect();
+    let x = (area.center().x - 240.0).max(area.left() + 8.0);
+    egui::Window::new(title).default_pos(egui::pos2(x, area.top() + 64.0))
+}
+
 /// Results of native dialogs, which run on their own threads.
 enum DialogResult {
     OpenFolder(PathBuf),

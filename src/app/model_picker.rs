@@ -55,55 +55,59 @@ impl CliptagApp {
         if self.picker.choice.is_empty() && KNOWN_MODELS.iter().any(|k| k.id == current) {
             self.picker.choice = current.clone();
         }
-        egui::Window::new("Model").open(&mut open).show(ctx, |ui| {
-            ui.label(format!("This library tags with: {current}"));
-            ui.label(if self.snapshot.probability_scores {
-                "Threshold labels score as probabilities (0 to 1)."
-            } else {
-                "Threshold labels score as cosines (−1 to 1)."
-            });
-            ui.separator();
-            for known in &KNOWN_MODELS {
-                ui.radio_value(&mut self.picker.choice, known.id.to_string(), known.title)
-                    .on_hover_text(known.id);
-                ui.indent(known.id, |ui| ui.weak(known.about));
-            }
-            ui.horizontal(|ui| {
-                let label = ui.label("Or a folder or hub id:");
-                ui.add(egui::TextEdit::singleline(&mut self.picker.choice).desired_width(260.0))
-                    .labelled_by(label.id);
-                if ui.button("Choose folder…").clicked() {
-                    self.dialog(DialogKind::ModelFolder, || {
-                        rfd::FileDialog::new()
-                            .pick_folder()
-                            .map(DialogResult::ModelFolder)
-                    });
+        super::floating("Model", ctx)
+            .open(&mut open)
+            .show(ctx, |ui| {
+                ui.label(format!("This library tags with: {current}"));
+                ui.label(if self.snapshot.probability_scores {
+                    "Threshold labels score as probabilities (0 to 1)."
+                } else {
+                    "Threshold labels score as cosines (−1 to 1)."
+                });
+                ui.separator();
+                for known in &KNOWN_MODELS {
+                    ui.radio_value(&mut self.picker.choice, known.id.to_string(), known.title)
+                        .on_hover_text(known.id);
+                    ui.indent(known.id, |ui| ui.weak(known.about));
                 }
-            });
-            ui.weak(
-                "Switching embeds every photo again with the new model, in the background; \
+                ui.horizontal(|ui| {
+                    let label = ui.label("Or a folder or hub id:");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.picker.choice).desired_width(260.0),
+                    )
+                    .labelled_by(label.id);
+                    if ui.button("Choose folder…").clicked() {
+                        self.dialog(DialogKind::ModelFolder, || {
+                            rfd::FileDialog::new()
+                                .pick_folder()
+                                .map(DialogResult::ModelFolder)
+                        });
+                    }
+                });
+                ui.weak(
+                    "Switching embeds every photo again with the new model, in the background; \
                      tags stay as they are until that is done. Your decisions and vocabulary stay, \
                      each label keeps its threshold for each model, and switching back embeds \
                      nothing.",
-            );
-            let choice = self.picker.choice.trim().to_string();
-            let in_use = choice == current;
-            let can = !choice.is_empty() && !self.indexing && !in_use;
-            if ui
-                .add_enabled(can, egui::Button::new("Switch to this model"))
-                .on_disabled_hover_text(if self.indexing {
-                    "Indexing is running: wait for it to finish or cancel it, then switch"
-                } else if in_use {
-                    "This library tags with this model already"
-                } else {
-                    "Type a model above or choose one first"
-                })
-                .clicked()
-            {
-                self.picker.switching = true;
-                self.send(Command::LoadModel(Some(choice)));
-            }
-        });
+                );
+                let choice = self.picker.choice.trim().to_string();
+                let in_use = choice == current;
+                let can = !choice.is_empty() && !self.indexing && !in_use;
+                if ui
+                    .add_enabled(can, egui::Button::new("Switch to this model"))
+                    .on_disabled_hover_text(if self.indexing {
+                        "Indexing is running: wait for it to finish or cancel it, then switch"
+                    } else if in_use {
+                        "This library tags with this model already"
+                    } else {
+                        "Type a model above or choose one first"
+                    })
+                    .clicked()
+                {
+                    self.picker.switching = true;
+                    self.send(Command::LoadModel(Some(choice)));
+                }
+            });
         self.picker.open = open;
     }
 

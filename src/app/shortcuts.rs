@@ -38,7 +38,7 @@ impl CliptagApp {
             self.show_shortcuts = false;
         }
         let mut open = self.show_shortcuts;
-        egui::Window::new("Keyboard shortcuts")
+        super::floating("Keyboard shortcuts", ctx)
             .open(&mut open)
             .collapsible(false)
             .resizable(false)

@@ -217,7 +217,7 @@ impl CliptagApp {
 
     pub(super) fn export_window(&mut self, ctx: &egui::Context) {
         let mut open = self.show_export;
-        egui::Window::new("Export tags")
+        super::floating("Export tags", ctx)
             .open(&mut open)
             .show(ctx, |ui| {
                 ui.horizontal(|ui| {
@@ -311,7 +311,7 @@ impl CliptagApp {
         }
         let mut open = self.show_problems;
         let snapshot = self.snapshot.clone();
-        egui::Window::new("Problems")
+        super::floating("Problems", ctx)
             .open(&mut open)
             .default_width(560.0)
             .show(ctx, |ui| {

@@ -80,6 +80,26 @@ pub(crate) fn step_until(
     panic!("timed out waiting for {what}; messages: {messages:?}");
 }
 
+/// Drags the primary button from `from` to `to` in a few steps, as a hand does.
+pub(crate) fn drag(harness: &mut Harness<'static, CliptagApp>, from: egui::Pos2, to: egui::Pos2) {
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::default(),
+    };
+    harness.event(egui::Event::PointerMoved(from));
+    harness.step();
+    harness.event(button(from, true));
+    harness.step();
+    for i in 1..=8 {
+        harness.event(egui::Event::PointerMoved(from.lerp(to, i as f32 / 8.0)));
+        harness.step();
+    }
+    harness.event(button(to, false));
+    harness.step();
+}
+
 /// Focuses the field labelled `label` and types `text` into it.
 pub(crate) fn type_into(harness: &mut Harness<'static, CliptagApp>, label: &str, text: &str) {
     harness.get_by_label(label).focus();
@@ -470,25 +490,11 @@ fn the_label_editor_draws_a_histogram_whose_threshold_can_be_dragged() {
     });
     // Drag the threshold line to the histogram's left end: every photo passes.
     let rect = harness.get_by_label("Score histogram of Anything").rect();
-    let (from, to) = (rect.center(), rect.left_center() - egui::vec2(5.0, 0.0));
-    harness.event(egui::Event::PointerMoved(from));
-    harness.event(egui::Event::PointerButton {
-        pos: from,
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: egui::Modifiers::default(),
-    });
-    harness.step();
-    for i in 1..=5 {
-        harness.event(egui::Event::PointerMoved(from.lerp(to, i as f32 / 5.0)));
-        harness.step();
-    }
-    harness.event(egui::Event::PointerButton {
-        pos: to,
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: egui::Modifiers::default(),
-    });
+    drag(
+        &mut harness,
+        rect.center(),
+        rect.left_center() - egui::vec2(5.0, 0.0),
+    );
     step_until(&mut harness, "the preview of the dragged threshold", |h| {
         has_label(h, "With these changes: 10 photos")
     });

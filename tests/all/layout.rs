@@ -93,6 +93,19 @@ fn assert_layout(
             }
         }
     }
+    // A floating window opens below the toolbar, not over its buttons.
+    if let Some(title) = on_top {
+        let window = harness.get_by_role_and_label(Role::Window, title).rect();
+        let toolbar = harness
+            .query_all_by_label("Update library")
+            .map(|n| n.rect().bottom())
+            .fold(0.0_f32, f32::max);
+        if window.top() < toolbar {
+            problems.push(format!(
+                "the window {title:?} at {window:?} covers the toolbar"
+            ));
+        }
+    }
     // (An empty library shows its welcome instead of a gallery.)
     let columns = harness.state().gallery_columns;
     if harness.state().snapshot.photos > 0 && columns < 2 {
@@ -186,24 +199,7 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         let edge = harness.get_by_label("Filter labels").rect().right() + 4.0;
         let from = egui::pos2(edge, size.y / 2.0);
         let to = egui::pos2(size.x - 10.0, size.y / 2.0);
-        harness.event(egui::Event::PointerMoved(from));
-        harness.step();
-        harness.event(egui::Event::PointerButton {
-            pos: from,
-            button: egui::PointerButton::Primary,
-            pressed: true,
-            modifiers: egui::Modifiers::default(),
-        });
-        for i in 1..=8 {
-            harness.event(egui::Event::PointerMoved(from.lerp(to, i as f32 / 8.0)));
-            harness.step();
-        }
-        harness.event(egui::Event::PointerButton {
-            pos: to,
-            button: egui::PointerButton::Primary,
-            pressed: false,
-            modifiers: egui::Modifiers::default(),
-        });
+        crate::app::drag(&mut harness, from, to);
         for _ in 0..4 {
             harness.step();
         }
