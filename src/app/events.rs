@@ -89,7 +89,7 @@ impl CliptagApp {
         match done {
             Done::Indexed(summary) => {
                 self.indexing = false;
-                let text = format!(
+                let mut text = format!(
                     "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
                     if summary.cancelled {
                         "indexing cancelled"
@@ -102,6 +102,12 @@ impl CliptagApp {
                     summary.missing,
                     summary.failed
                 );
+                if summary.restored > 0 {
+                    text += &format!(
+                        "; {} from a removed folder came back",
+                        crate::library::count(summary.restored, "decision", "decisions")
+                    );
+                }
                 self.say(text, false);
                 self.last_summary = Some(summary);
             }
@@ -258,6 +264,14 @@ impl CliptagApp {
                 self.prune_preview = None;
                 self.gallery.invalidate();
                 self.say(crate::library::prune_summary(&report, false), false);
+            }
+            Done::FolderRemoved(removed) => {
+                self.gallery.invalidate();
+                let shown = self.selected.and_then(|id| self.gallery.entry(id));
+                if shown.is_some_and(|entry| entry.path.starts_with(&removed.path)) {
+                    self.select(None);
+                }
+                self.say(crate::library::removed_folder_summary(&removed), false);
             }
             Done::ModelLoaded => self.model_loaded(),
             Done::Exported(report) => {

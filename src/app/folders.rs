@@ -29,6 +29,8 @@ pub struct FolderChooser {
     pub opener: String,
     /// A folder the file manager could not show, and why: shown with its path to copy.
     pub not_shown: Option<(PathBuf, String)>,
+    /// The library folder whose removal waits for the person to confirm it.
+    pub removing: Option<PathBuf>,
 }
 
 impl Default for FolderChooser {
@@ -51,6 +53,7 @@ impl Default for FolderChooser {
             }
             .to_string(),
             not_shown: None,
+            removing: None,
         }
     }
 }
@@ -148,6 +151,7 @@ impl CliptagApp {
     pub(super) fn folders_window(&mut self, ctx: &egui::Context) {
         let mut open = self.folders.open;
         let mut add: Option<PathBuf> = None;
+        let mut remove: Option<PathBuf> = None;
         super::floating("Folders", ctx)
             .open(&mut open)
             .collapsible(false)
@@ -159,16 +163,13 @@ impl CliptagApp {
                     ui.add_space(4.0);
                 }
                 ui.strong("In this library");
-                if self.snapshot.roots.is_empty() {
+                if self.snapshot.folders.is_empty() {
                     ui.label("No folders yet.");
                 }
                 egui::ScrollArea::vertical()
-                    .max_height(160.0)
-                    .show(ui, |ui| {
-                        for root in &self.snapshot.roots {
-                            ui.label(root.display().to_string());
-                        }
-                    });
+                    .max_height(220.0)
+                    .auto_shrink([false, true])
+                    .show(ui, |ui| self.library_folders(ui, &mut remove));
                 ui.separator();
                 ui.horizontal(|ui| {
                     let label = ui.label("Folder to add");
@@ -191,9 +192,81 @@ impl CliptagApp {
                 ui.label("A folder dropped onto the window is added too.");
             });
         self.folders.open = open;
+        if !open {
+            self.folders.removing = None;
+        }
         if let Some(folder) = add {
             self.folders.text.clear();
             self.open_folder(folder);
+        }
+        if let Some(folder) = remove {
+            self.folders.removing = None;
+            self.say(
+                format!("removing {} from the library…", folder.display()),
+                false,
+            );
+            self.send(crate::worker::Command::RemoveFolder(folder));
+        }
+    }
+
+    /// The library's folders, each with what it holds and a way to take it out of the library
+    /// (asked first: it says what goes and what is kept).
+    fn library_folders(&mut self, ui: &mut egui::Ui, remove: &mut Option<PathBuf>) {
+        let count = crate::library::count;
+        for folder in &self.snapshot.folders {
+            ui.add(
+                egui::Label::new(egui::RichText::new(folder.path.display().to_string()).strong())
+                    .truncate(),
+            )
+            .on_hover_text(folder.path.display().to_string());
+            ui.horizontal(|ui| {
+                let mut what = vec![count(folder.photos, "photo", "photos")];
+                if folder.waiting > 0 {
+                    what.push(format!("{} waiting", folder.waiting));
+                }
+                if folder.problems > 0 {
+                    what.push(count(folder.problems, "problem", "problems"));
+                }
+                ui.label(what.join(" · "));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let asking = self.folders.removing.as_ref() == Some(&folder.path);
+                    let button = ui
+                        .add_enabled(!self.indexing && !asking, egui::Button::new("Remove…"))
+                        .on_hover_text(
+                            "Take this folder out of the library; its files stay on disk",
+                        )
+                        .on_disabled_hover_text(if self.indexing {
+                            "Wait for indexing to finish, or stop it, to remove a folder"
+                        } else {
+                            "Confirm below"
+                        });
+                    if button.clicked() {
+                        self.folders.removing = Some(folder.path.clone());
+                    }
+                });
+            });
+            if self.folders.removing.as_ref() == Some(&folder.path) {
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.label(format!(
+                        "Take this folder out of the library? Its {} leave the library; the \
+                         files stay on disk. The decisions you made on them are kept, and come \
+                         back if you add the folder again.",
+                        count(folder.photos, "photo", "photos")
+                    ));
+                    ui.horizontal(|ui| {
+                        if ui
+                            .add_enabled(!self.indexing, egui::Button::new("Remove folder"))
+                            .clicked()
+                        {
+                            *remove = Some(folder.path.clone());
+                        }
+                        if ui.button("Cancel").clicked() {
+                            self.folders.removing = None;
+                        }
+                    });
+                });
+            }
+            ui.add_space(4.0);
         }
     }
 

@@ -57,11 +57,18 @@ impl CliptagApp {
 
     pub(super) fn search_ui(&mut self, ui: &mut egui::Ui) {
         let label = ui.label("Search photos");
+        // The field gives way on a narrow window so that its buttons stay inside it.
+        let buttons = if self.gallery.search.is_some() {
+            125.0
+        } else {
+            70.0
+        };
+        let width = (ui.available_width() - buttons).clamp(100.0, 220.0);
         let edit = ui
             .add(
                 egui::TextEdit::singleline(&mut self.gallery.search_text)
                     .hint_text("e.g. a dog on the beach")
-                    .desired_width(220.0),
+                    .desired_width(width),
             )
             .labelled_by(label.id);
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
@@ -71,7 +78,12 @@ impl CliptagApp {
                 limit: SEARCH_LIMIT,
             });
         }
-        if self.gallery.search.is_some() && ui.button("Clear search").clicked() {
+        if self.gallery.search.is_some()
+            && ui
+                .button("Clear")
+                .on_hover_text("Clear the search: show the gallery as before it")
+                .clicked()
+        {
             self.gallery.search = None;
             self.gallery.search_text.clear();
             self.gallery.invalidate();

@@ -1,4 +1,4 @@
-//! The toolbar (adding folders, updating, exporting, the model, undo and redo, search), the
+//! The toolbar (adding and managing folders, updating, exporting, the model, undo and redo, search), the
 //! welcome of an empty library, and the undo keys.
 
 use super::{CliptagApp, DialogKind, DialogResult};
@@ -42,6 +42,15 @@ impl CliptagApp {
                         .pick_folder()
                         .map(DialogResult::OpenFolder)
                 });
+            }
+            if ui
+                .button("Folders…")
+                .on_hover_text(
+                    "The library's folders, what each holds; add one by its path, or remove one",
+                )
+                .clicked()
+            {
+                self.folders.open = !self.folders.open;
             }
             let has_roots = !self.snapshot.roots.is_empty();
             if ui

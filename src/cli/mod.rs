@@ -146,6 +146,12 @@ pub enum Command {
     Redo,
     /// Print every known file as TSV: path, status (ok/error/missing/pending), reason.
     Files,
+    /// Print the library's folders as TSV: folder, photos, indexed, waiting, problems; or take
+    /// one out of the library.
+    Folders {
+        #[command(subcommand)]
+        action: Option<FolderAction>,
+    },
     /// Remove the photos missing from disk from the library, with their tags and decisions
     /// (prints each, and how many decisions go with it).
     Prune {
@@ -288,6 +294,14 @@ pub enum GroupAction {
         #[arg(long)]
         merge: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum FolderAction {
+    /// Take DIR and its photos out of the library (the files stay on disk). The decisions you
+    /// made on its photos are kept and come back when the folder, or a copy of it, is indexed
+    /// again.
+    Remove { dir: PathBuf },
 }
 
 #[derive(Subcommand)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::{Cli, Command, ExportArgs, TagAction, tsv};
+use super::{Cli, Command, ExportArgs, FolderAction, TagAction, tsv};
 use crate::domain::{Decision, TagSource};
 use crate::export::PathStyle;
 use crate::library::{
@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Undo => history(&db, Direction::Undo),
         Command::Redo => history(&db, Direction::Redo),
         Command::Files => files(&db),
+        Command::Folders { action } => folders(&db, action),
         Command::Prune { dry_run } => prune(&db, dry_run),
         Command::Search { limit, text, .. } => {
             let matches = open(&db, None)?.search(&text, limit)?;
@@ -174,6 +175,12 @@ fn print_summary(s: &IndexSummary) {
         "indexed {}, unchanged {}, moved {}, copies {}, missing {}, failed {}",
         s.indexed, s.unchanged, s.moved, s.duplicates, s.missing, s.failed
     );
+    if s.restored > 0 {
+        eprintln!(
+            "{} kept from a removed folder given back to its photos",
+            crate::library::count(s.restored, "decision", "decisions")
+        );
+    }
     if let Some(reason) = &s.tagging_error {
         eprintln!("photos were embedded but not tagged ({reason}); `cliptag retag` tags them");
     }
@@ -335,6 +342,32 @@ fn prune(db: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     eprintln!("{}", crate::library::prune_summary(&report, dry_run));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn folders(db: &Path, action: Option<FolderAction>) -> anyhow::Result<ExitCode> {
+    let mut library = open(db, None)?;
+    match action {
+        None => {
+            let mut out = std::io::stdout().lock();
+            for folder in library.folders()? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    tsv::path(&folder.path),
+                    folder.photos,
+                    folder.indexed,
+                    folder.waiting,
+                    folder.problems
+                )?;
+            }
+            out.flush()?;
+        }
+        Some(FolderAction::Remove { dir }) => {
+            let removed = library.remove_folder(&dir)?;
+            eprintln!("{}", library::removed_folder_summary(&removed));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,8 @@ pub struct LibrarySnapshot {
     pub version: u64,
     pub labels: Vec<LabelEntry>,
     pub roots: Vec<PathBuf>,
+    /// The same folders with what each holds, for the Folders window.
+    pub folders: Vec<super::FolderCounts>,
     pub templates: Vec<String>,
     /// How many files the library knows, whatever their state.
     pub photos: usize,
@@ -109,6 +111,7 @@ impl Library {
                 .collect(),
             labels,
             roots: self.store.roots()?,
+            folders: self.store.folder_counts()?,
             templates: self.store.templates()?,
             groups,
             probability_scores: self.store.logit_bias()?.is_some(),

@@ -98,7 +98,9 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(())
     }
 
-    /// Records a successfully indexed file and its embedding.
+    /// Records a successfully indexed file and its embedding, and gives it back the decisions a
+    /// person made on the same photo before its folder was removed from the library (a
+    /// decision made on this record meanwhile stays). Returns how many came back.
     pub fn record_ok(
         &self,
         image_id: i64,
@@ -106,7 +108,7 @@ impl<'a, 'c> Batch<'a, 'c> {
         size: (u32, u32),
         model: &str,
         vector: &[f32],
-    ) -> Result<()> {
+    ) -> Result<usize> {
         self.tx.execute(
             "UPDATE images SET hash = ?2, width = ?3, height = ?4, status = 'ok', error = NULL,
              last_indexed = ?5 WHERE id = ?1",
@@ -117,7 +119,21 @@ impl<'a, 'c> Batch<'a, 'c> {
              ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
             params![image_id, model, vector.len() as i64, vector_to_blob(vector)],
         )?;
-        Ok(())
+        let restored = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source)
+                 SELECT ?1, label_id, NULL, source FROM kept_decisions WHERE hash = ?2
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source
+                     WHERE tags.source = 'auto'",
+            )?
+            .execute(params![image_id, hash])?;
+        if restored > 0 {
+            self.tx
+                .prepare_cached("DELETE FROM kept_decisions WHERE hash = ?1")?
+                .execute([hash])?;
+        }
+        Ok(restored)
     }
 
     /// Records `image_id` as an exact copy of the indexed `from`: same embedding, same size.
@@ -128,7 +144,7 @@ impl<'a, 'c> Batch<'a, 'c> {
         hash: &str,
         from: i64,
         model: &str,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, usize)> {
         let (blob, width, height): (Vec<u8>, Option<u32>, Option<u32>) = self.tx.query_row(
             "SELECT e.vector, i.width, i.height FROM embeddings e JOIN images i ON i.id = e.image_id
              WHERE e.image_id = ?1 AND e.model = ?2",
@@ -138,8 +154,8 @@ impl<'a, 'c> Batch<'a, 'c> {
         let vector = blob_to_vector(&blob)
             .ok_or_else(|| Error::invalid(format!("the embedding of image {from} is damaged")))?;
         let size = (width.unwrap_or(0), height.unwrap_or(0));
-        self.record_ok(image_id, hash, size, model, &vector)?;
-        Ok(vector)
+        let restored = self.record_ok(image_id, hash, size, model, &vector)?;
+        Ok((vector, restored))
     }
 
     /// Records a file that could not be indexed, with the reason.

@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0012_history",
         include_str!("../../migrations/0012_history.sql"),
     ),
+    (
+        "0013_kept_decisions",
+        include_str!("../../migrations/0013_kept_decisions.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

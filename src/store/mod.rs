@@ -3,6 +3,7 @@
 //! everything above it reads and writes the library through the typed methods here.
 
 mod batch;
+mod folders;
 mod gallery;
 pub mod history;
 mod images;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 pub use batch::Batch;
+pub use folders::{FolderCounts, RemovedFolder};
 pub use gallery::{GalleryQuery, PROBLEMS_LISTED};
 pub use images::{EmbeddingRow, ImageRow, KnownContent, NewImage};
 pub use migrate::{APPLICATION_ID, LATEST_VERSION, MIGRATIONS};

@@ -428,6 +428,16 @@ impl Worker {
                 }
                 Err(error) => fail(&error),
             },
+            Command::RemoveFolder(_) if self.run.is_some() => fail(&Error::invalid(
+                "indexing is running: remove the folder when it has finished or is stopped",
+            )),
+            Command::RemoveFolder(path) => match library.remove_folder(&path) {
+                Ok(removed) => {
+                    self.snapshot_due = true;
+                    outbox.done(request, Done::FolderRemoved(removed));
+                }
+                Err(error) => fail(&error),
+            },
             Command::LoadModel(model) => {
                 library.switch_model(model.as_deref());
                 match library.load_model() {

@@ -92,6 +92,9 @@ pub enum Command {
     Prune {
         dry_run: bool,
     },
+    /// Take a folder and its photos out of the library, keeping the person's decisions on them
+    /// for when the folder comes back.
+    RemoveFolder(PathBuf),
 }
 
 impl Command {
@@ -111,6 +114,7 @@ impl Command {
                 | Command::Decide { .. }
                 | Command::History(_)
                 | Command::Prune { dry_run: false }
+                | Command::RemoveFolder(_)
         )
     }
 
@@ -166,6 +170,7 @@ impl Command {
                 model: model.clone(),
             },
             Command::Prune { .. } => Operation::Prune,
+            Command::RemoveFolder(path) => Operation::RemoveFolder { path: path.clone() },
         }
     }
 }
@@ -232,6 +237,9 @@ pub enum Operation {
     Worker,
     /// Removing missing photos.
     Prune,
+    RemoveFolder {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Operation {
@@ -275,6 +283,9 @@ impl fmt::Display for Operation {
             Operation::Gallery => write!(f, "reading the gallery"),
             Operation::Worker => write!(f, "running the background worker"),
             Operation::Prune => write!(f, "removing the missing photos"),
+            Operation::RemoveFolder { path } => {
+                write!(f, "removing the folder {} from the library", path.display())
+            }
         }
     }
 }
@@ -347,6 +358,8 @@ pub enum Done {
         report: crate::library::PruneReport,
         dry_run: bool,
     },
+    /// A folder taken out of the library.
+    FolderRemoved(crate::library::RemovedFolder),
 }
 
 /// What failed and why.

@@ -143,6 +143,15 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         });
         assert_layout(&harness, size, "the gallery", None);
 
+        crate::app::type_into(&mut harness, "Search photos", "a dog on the beach");
+        harness.get_by_label("Search").click();
+        step_until(&mut harness, "the search's answer", |h| {
+            h.query_by_label("Clear").is_some()
+        });
+        assert_layout(&harness, size, "a search", None);
+        harness.get_by_label("Clear").click();
+        harness.step();
+
         let first = harness.state().gallery.visible().first().copied();
         harness.state_mut().select(first);
         step_until(&mut harness, "the photo", |h| h.state().detail.is_some());
@@ -173,6 +182,20 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         });
         assert_layout(&harness, size, "the problems window", Some("Problems"));
         harness.state_mut().show_problems = false;
+
+        // The folders window, asking whether to remove a folder.
+        harness.state_mut().folders.open = true;
+        step_until(&mut harness, "the folders window", |h| {
+            h.query_by_label("Remove…").is_some()
+        });
+        harness.get_by_label("Remove…").click();
+        step_until(&mut harness, "the question", |h| {
+            h.query_by_label("Remove folder").is_some()
+        });
+        assert_layout(&harness, size, "removing a folder", Some("Folders"));
+        harness.get_by_label("Cancel").click();
+        harness.state_mut().folders.open = false;
+        harness.step();
 
         harness.state_mut().show_shortcuts = true;
         step_until(&mut harness, "the shortcut sheet", |h| {

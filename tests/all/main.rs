@@ -11,6 +11,7 @@ mod core;
 mod durability;
 mod engine;
 mod export;
+mod folders;
 mod gallery;
 mod heic;
 mod history;

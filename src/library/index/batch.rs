@@ -184,7 +184,7 @@ impl Library {
         let generation = self.scores.plan_generation;
         let (counts, copied, generations) = self.store.batch(|b| {
             let before = b.embedding_generation()?;
-            let (mut indexed, mut moved, mut copies, mut same) = (0, 0, 0, 0);
+            let (mut indexed, mut moved, mut copies, mut same, mut restored) = (0, 0, 0, 0, 0);
             let mut copied: Vec<(i64, Vec<f32>)> = Vec::new();
             for write in &writes {
                 match write {
@@ -194,11 +194,13 @@ impl Library {
                         display,
                         vector,
                     } => {
-                        b.record_ok(*id, hash, *display, &model, vector)?;
+                        restored += b.record_ok(*id, hash, *display, &model, vector)?;
                         indexed += 1;
                     }
                     Write::Copy { id, hash, from } => {
-                        copied.push((*id, b.record_copy(*id, hash, *from, &model)?));
+                        let (vector, back) = b.record_copy(*id, hash, *from, &model)?;
+                        copied.push((*id, vector));
+                        restored += back;
                         copies += 1;
                     }
                     Write::Move {
@@ -235,13 +237,18 @@ impl Library {
                 b.replace_auto_tags(&ids, &all_tags, Basis::Part(generation))?;
             }
             let after = b.embedding_generation()?;
-            Ok(((indexed, moved, copies, same), copied, (before, after)))
+            Ok((
+                (indexed, moved, copies, same, restored as u64),
+                copied,
+                (before, after),
+            ))
         })?;
         run.summary.timings.store += storing.elapsed();
         run.summary.indexed += counts.0;
         run.summary.moved += counts.1;
         run.summary.duplicates += counts.2;
         run.summary.unchanged += counts.3;
+        run.summary.restored += counts.4;
         // After the photos' own writes: a thumbnail that cannot be cached is made again when
         // the gallery shows the photo, and never fails indexing.
         if let Some(cache) = &mut self.thumbnails {

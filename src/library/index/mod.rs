@@ -92,6 +92,8 @@ pub struct IndexSummary {
     pub duplicates: u64,
     /// Files that vanished since the last run (kept, with their tags, as missing).
     pub missing: u64,
+    /// A person's decisions given back to photos of a folder once removed from the library.
+    pub restored: u64,
     /// Files or folders that could not be read or decoded.
     pub failed: u64,
     /// The first failures, with their reasons.

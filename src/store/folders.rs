@@ -1,0 +1,159 @@
+//! The library's folders: what each one holds, and taking one out of the library while keeping
+//! a person's decisions on its photos for when they come back (`kept_decisions`).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::params;
+
+use super::{Store, now, path_bytes, path_from_bytes};
+use crate::error::{Error, Result};
+
+/// One of the library's folders and what it holds. A photo under two nested folders counts in
+/// both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderCounts {
+    pub path: PathBuf,
+    /// Every file the library knows under it, whatever its state.
+    pub photos: u64,
+    pub indexed: u64,
+    /// Found and not yet embedded and tagged.
+    pub waiting: u64,
+    /// Unreadable, or gone from disk.
+    pub problems: u64,
+}
+
+/// What removing a folder took out of the library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovedFolder {
+    pub path: PathBuf,
+    /// Photos that left the library (those also under another of its folders stay).
+    pub photos: u64,
+    /// A person's decisions on them, kept for when the photos come back.
+    pub decisions_kept: u64,
+    /// Decisions on photos never read to the end (no content hash to find them by again).
+    pub decisions_lost: u64,
+}
+
+/// The bounds of the byte range of every path strictly under `folder`: `folder/` up to, not
+/// including, `folder0` (`'0'` follows `'/'`).
+fn under(folder: &Path) -> (Vec<u8>, Vec<u8>) {
+    let mut low = path_bytes(folder).into_owned();
+    if low.last() != Some(&b'/') {
+        low.push(b'/');
+    }
+    let mut high = low.clone();
+    if let Some(last) = high.last_mut() {
+        *last = b'0';
+    }
+    (low, high)
+}
+
+impl Store {
+    /// Each of the library's folders with its counts, in the order they were added.
+    pub fn folder_counts(&self) -> Result<Vec<FolderCounts>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT status, COUNT(*) FROM images WHERE path >= ?1 AND path < ?2
+                 GROUP BY status",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for path in self.roots()? {
+            let (low, high) = under(&path);
+            let mut counts = FolderCounts {
+                path,
+                ..FolderCounts::default()
+            };
+            let rows = stmt
+                .query_map(params![low, high], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (status, n) = row.map_err(|e| self.err(e))?;
+                counts.photos += n;
+                match status.as_str() {
+                    "ok" => counts.indexed += n,
+                    "pending" => counts.waiting += n,
+                    _ => counts.problems += n,
+                }
+            }
+            out.push(counts);
+        }
+        Ok(out)
+    }
+
+    /// Takes the library folder `folder` (as stored) out of the library with every photo under
+    /// it that no other library folder holds: their records, embeddings, tags and history go,
+    /// and each decision a person made on them is kept by the photo's content, given back when
+    /// the indexer meets the same photo again (see [`super::Batch::record_ok`]). One durable
+    /// transaction: a crash keeps the folder whole or removes it whole. The files are not
+    /// touched.
+    pub fn remove_root(&mut self, folder: &Path) -> Result<RemovedFolder> {
+        let roots = self.roots()?;
+        if !roots.iter().any(|root| root == folder) {
+            return Err(Error::invalid(format!(
+                "{} is not one of the library's folders",
+                folder.display()
+            )));
+        }
+        let others: Vec<PathBuf> = roots.into_iter().filter(|r| r != folder).collect();
+        let (low, high) = under(folder);
+        let folder_bytes = path_bytes(folder).into_owned();
+        self.durable(|tx| {
+            let mut removed = RemovedFolder {
+                path: folder.to_path_buf(),
+                ..RemovedFolder::default()
+            };
+            let photos: Vec<(i64, Vec<u8>, Option<String>)> = tx
+                .prepare("SELECT id, path, hash FROM images WHERE path >= ?1 AND path < ?2")?
+                .query_map(params![low, high], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut decisions = tx.prepare_cached(
+                "SELECT COUNT(*) FROM tags WHERE image_id = ?1 AND source != 'auto'",
+            )?;
+            let mut keep = tx.prepare_cached(
+                "INSERT INTO kept_decisions (hash, label_id, source, folder, removed_at)
+                 SELECT ?2, label_id, source, ?3, ?4 FROM tags
+                 WHERE image_id = ?1 AND source != 'auto'
+                 ON CONFLICT (hash, label_id) DO UPDATE SET source = excluded.source,
+                     folder = excluded.folder, removed_at = excluded.removed_at",
+            )?;
+            let mut forget = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
+            let when = now();
+            for (id, path, hash) in photos {
+                let path = path_from_bytes(path);
+                if others.iter().any(|other| path.starts_with(other)) {
+                    continue;
+                }
+                match hash {
+                    Some(hash) => {
+                        removed.decisions_kept +=
+                            keep.execute(params![id, hash, folder_bytes, when])? as u64;
+                    }
+                    None => {
+                        removed.decisions_lost +=
+                            decisions.query_row([id], |r| r.get::<_, i64>(0))? as u64;
+                    }
+                }
+                forget.execute([id])?;
+                removed.photos += 1;
+            }
+            tx.execute("DELETE FROM roots WHERE path = ?1", [&folder_bytes])?;
+            Ok(removed)
+        })
+    }
+
+    /// How many decisions are kept from removed folders, waiting for their photos.
+    pub fn kept_decisions(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM kept_decisions", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+}

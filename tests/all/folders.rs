@@ -1,0 +1,256 @@
+//! The library's folders: listed with what they hold, removed with the person's decisions kept
+//! by content, and given back when the folder (or a copy of it) is indexed again.
+
+use std::path::Path;
+
+use cliptag::store::Store;
+use egui_kittest::kittest::Queryable;
+
+use crate::app::{app_harness, has_label, indexed_library, step_until};
+use crate::indexing::fixture_photos;
+use crate::support::*;
+
+/// `cliptag --db DB ARGS…`'s stdout, which must succeed.
+fn out(db: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--db", db.to_str().unwrap()];
+    all.extend_from_slice(args);
+    String::from_utf8(cliptag_ok(&all).stdout).unwrap()
+}
+
+/// The `tags` rows (path, label, source) a person decided.
+fn decisions(db: &Path) -> Vec<(String, String, String)> {
+    let mut rows: Vec<(String, String, String)> = out(db, &["tags"])
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            (f[0].to_string(), f[1].to_string(), f[3].to_string())
+        })
+        .filter(|(_, _, source)| source != "auto")
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_removed_folder_s_decisions_come_back_with_its_photos_wherever_they_are_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let db = dir.join("lib.sqlite");
+    let photos = fixture_photos();
+    // trips/ with a sub-folder that is a library folder of its own.
+    let trips = dir.join("trips");
+    let sub = trips.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    for photo in &photos[..4] {
+        std::fs::copy(photo, trips.join(photo.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(&photos[4], sub.join(photos[4].file_name().unwrap())).unwrap();
+    let bytes_before: Vec<Vec<u8>> = photos[..4]
+        .iter()
+        .map(|p| std::fs::read(trips.join(p.file_name().unwrap())).unwrap())
+        .collect();
+    index_with_tiny(&db, &trips);
+    index_with_tiny(&db, &sub);
+    let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    let (a, b, c) = (
+        trips.join(name(&photos[0])),
+        trips.join(name(&photos[1])),
+        sub.join(name(&photos[4])),
+    );
+    let label = "Keepsake";
+    out(&db, &["vocab", "add", label]);
+    out(&db, &["tag", "reject", a.to_str().unwrap(), label]);
+    out(&db, &["tag", "add", b.to_str().unwrap(), label]);
+    out(&db, &["tag", "add", c.to_str().unwrap(), label]);
+    let decided = decisions(&db);
+    assert_eq!(decided.len(), 3, "{decided:?}");
+
+    let folders = out(&db, &["folders"]);
+    assert_eq!(
+        folders,
+        format!(
+            "{}\t5\t5\t0\t0\n{}\t1\t1\t0\t0\n",
+            trips.display(),
+            sub.display()
+        )
+    );
+
+    // Not a library folder: refused, nothing changes.
+    let refused = cliptag(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        dir.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&refused, &["is not one of the library's folders"]);
+    assert_eq!(out(&db, &["folders"]), folders);
+
+    // Removed by a path that names it another way (a trailing slash).
+    let removed = cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        &format!("{}/", trips.display()),
+    ]);
+    let said = String::from_utf8_lossy(&removed.stderr);
+    assert!(
+        said.contains("with its 4 photos")
+            && said.contains("2 decisions you made on them are kept"),
+        "{said}"
+    );
+    // The sub-folder is a library folder of its own: its photo and decision stay.
+    assert_eq!(
+        out(&db, &["folders"]),
+        format!("{}\t1\t1\t0\t0\n", sub.display())
+    );
+    let files = out(&db, &["files"]);
+    assert_eq!(files.lines().count(), 1, "{files}");
+    assert_eq!(
+        decisions(&db),
+        vec![(c.display().to_string(), label.into(), "accepted".into())]
+    );
+    assert_eq!(Store::open(&db).unwrap().kept_decisions().unwrap(), 2);
+    // The photos themselves are untouched.
+    for (photo, before) in photos[..4].iter().zip(&bytes_before) {
+        assert_eq!(
+            &std::fs::read(trips.join(photo.file_name().unwrap())).unwrap(),
+            before
+        );
+    }
+
+    // Added again: the photos come back with the person's decisions, not automatic tags.
+    let again = cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "index",
+        "--model",
+        tiny_clip().to_str().unwrap(),
+        trips.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("2 decisions kept from a removed folder"),
+        "{said}"
+    );
+    assert_eq!(decisions(&db), decided);
+    assert_eq!(Store::open(&db).unwrap().kept_decisions().unwrap(), 0);
+    // A re-tag keeps them.
+    out(&db, &["retag"]);
+    assert_eq!(decisions(&db), decided);
+
+    // Removed again, the same photos added from somewhere else get them too: by content.
+    cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        trips.to_str().unwrap(),
+    ]);
+    let elsewhere = dir.join("copied");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for photo in &photos[..4] {
+        std::fs::copy(photo, elsewhere.join(photo.file_name().unwrap())).unwrap();
+    }
+    index_with_tiny(&db, &elsewhere);
+    let moved: Vec<(String, String, String)> = decided
+        .iter()
+        .map(|(path, label, source)| {
+            // The sub-folder's photo stayed where it was.
+            let path = if Path::new(path).starts_with(&sub) {
+                path.clone()
+            } else {
+                path.replace(
+                    &format!("{}/", trips.display()),
+                    &format!("{}/", elsewhere.display()),
+                )
+            };
+            (path, label.clone(), source.clone())
+        })
+        .collect();
+    let mut moved = moved;
+    moved.sort();
+    assert_eq!(decisions(&db), moved);
+}
+
+#[test]
+fn the_folders_window_lists_adds_and_removes_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let first = indexed_library(&db);
+    let first_path = first.path().canonicalize().unwrap();
+    let second = crate::indexing::photo_folder(&fixture_photos()[..2]);
+    let second_path = second.path().canonicalize().unwrap();
+    // A decision on a photo of the first folder, to be kept when it is removed.
+    let photo = std::fs::read_dir(&first_path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    out(&db, &["vocab", "add", "Keepsake"]);
+    out(&db, &["tag", "add", photo.to_str().unwrap(), "Keepsake"]);
+
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        h.state().gallery.visible().len() == 10
+    });
+    harness.state_mut().folders.open = true;
+    step_until(&mut harness, "the folders window", |h| {
+        has_label(h, &first_path.display().to_string()) && has_label(h, "10 photos")
+    });
+
+    // Adding a typed path.
+    crate::app::type_into(&mut harness, "Folder to add", second_path.to_str().unwrap());
+    harness.get_by_label("Add folder").click();
+    step_until(&mut harness, "the second folder, indexed", |h| {
+        h.state().snapshot.folders.len() == 2
+            && h.state().snapshot.photos == 12
+            && h.state().snapshot.waiting == 0
+            && !h.state().indexing
+    });
+    assert!(has_label(&harness, &second_path.display().to_string()));
+    assert!(has_label(&harness, "2 photos"));
+
+    // Removing asks first, and says what is kept.
+    harness.get_all_by_label("Remove…").next().unwrap().click();
+    step_until(&mut harness, "the question", |h| {
+        has_label(h, "Take this folder out of the library?")
+    });
+    assert!(
+        has_label(&harness, "Its 10 photos leave the library"),
+        "the question says what goes"
+    );
+    harness.get_by_label("Cancel").click();
+    step_until(&mut harness, "the question withdrawn", |h| {
+        !has_label(h, "Take this folder out of the library?")
+    });
+    assert_eq!(harness.state().snapshot.folders.len(), 2);
+    harness.get_all_by_label("Remove…").next().unwrap().click();
+    step_until(&mut harness, "the question again", |h| {
+        h.query_by_label("Remove folder").is_some()
+    });
+    harness.get_by_label("Remove folder").click();
+    step_until(&mut harness, "the folder removed", |h| {
+        h.state().snapshot.folders.len() == 1 && h.state().gallery.visible().len() == 2
+    });
+    assert_eq!(harness.state().snapshot.folders[0].path, second_path);
+    assert!(
+        harness
+            .state()
+            .messages
+            .iter()
+            .any(|m| m.text.contains("1 decision you made on them is kept")),
+        "the status says the decision is kept"
+    );
+    harness.step();
+    assert_eq!(
+        harness.get_all_by_label("Remove…").count(),
+        1,
+        "the folder is no longer listed"
+    );
+    drop(harness);
+    assert_eq!(Store::open(&db).unwrap().kept_decisions().unwrap(), 1);
+    // The photos themselves stay on disk.
+    assert_eq!(std::fs::read_dir(&first_path).unwrap().count(), 10);
+}
