@@ -65,7 +65,19 @@ impl CliptagApp {
             self.say(text.into(), false);
             return;
         };
-        self.say(history_summary(&report), false);
+        let mut text = history_summary(&report);
+        let mut problem = false;
+        if let Some(crate::library::Retag::Failed(reason)) = &report.retag {
+            text += &format!("; the tags could not follow yet: {reason}");
+            problem = true;
+        }
+        self.say(text, problem);
+        if !report.labels.is_empty()
+            && let Some(image_id) = self.selected
+        {
+            // The photo's scores and tags follow the labels put back.
+            self.send(Command::Detail { image_id });
+        }
         if let Some(first) = report.changes.first() {
             let image_id = first.change.image_id;
             self.select(Some(image_id));

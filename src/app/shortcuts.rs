@@ -15,7 +15,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
         "accept the reviewed label on the selected (or picked) photos",
     ),
     ("R", "reject it"),
-    ("Ctrl+Z", "undo your last decision"),
+    ("Ctrl+Z", "undo your last decision or label edit"),
     ("Ctrl+Shift+Z, Ctrl+Y", "redo it"),
     (
         "Up, Down in the vocabulary",

@@ -78,8 +78,8 @@ impl CliptagApp {
             let (undo, redo) = self.snapshot.history;
             if ui
                 .add_enabled(undo > 0, egui::Button::new("Undo"))
-                .on_hover_text("Undo the last decision (Ctrl+Z)")
-                .on_disabled_hover_text("No decision to undo")
+                .on_hover_text("Undo the last decision or label edit (Ctrl+Z)")
+                .on_disabled_hover_text("Nothing to undo")
                 .clicked()
             {
                 self.send(Command::History(Direction::Undo));

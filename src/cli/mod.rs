@@ -140,7 +140,7 @@ pub enum Command {
         #[command(subcommand)]
         action: TagAction,
     },
-    /// Undo the last step of decisions (the app's and the command line's, one history).
+    /// Undo the last decision or label edit (the app's and the command line's, one history).
     Undo,
     /// Redo the last step undone.
     Redo,

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Change, Direction, HistoryChange, HistoryReport, Library};
+use super::{Change, Direction, HistoryChange, HistoryReport, LabelChange, Library};
 use crate::domain::{Decision, TagSource};
 use crate::error::{Error, Result};
 use crate::store::Basis;
@@ -63,7 +63,7 @@ impl Library {
             if !continues || steps.is_empty() {
                 steps.push(NewStep {
                     continues,
-                    changes: Vec::new(),
+                    ..NewStep::default()
                 });
             }
             if self.store.image(image_id)?.is_none() {
@@ -181,8 +181,26 @@ impl Library {
         let mut report = HistoryReport {
             direction,
             changed_since: applied.changed_since.len(),
+            labels_changed_since: applied.labels_changed_since.len(),
             ..HistoryReport::default()
         };
+        if !applied.labels.is_empty() {
+            // Labels put back tag as they did before the step: their automatic tags follow.
+            report.retag = Some(match applied.labels.as_slice() {
+                [
+                    LabelChange {
+                        before: Some(_),
+                        after: Some(_),
+                        label_id,
+                    },
+                ] => match self.store.label(*label_id)? {
+                    Some(label) => self.after_label_edit(&label),
+                    None => self.after_vocabulary_edit(),
+                },
+                _ => self.after_vocabulary_edit(),
+            });
+            report.labels = applied.labels;
+        }
         for change in &applied.changed {
             let (Some(image), Some(label)) = (
                 self.store.image(change.image_id)?,

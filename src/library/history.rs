@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::domain::TagSource;
-pub use crate::store::history::{Change, Direction};
+use crate::domain::{Label, TagSource};
+pub use crate::store::history::{Change, Direction, LabelChange};
 
 /// One pair put back by undo or redo, named for the person.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,12 @@ pub struct HistoryReport {
     pub changes: Vec<HistoryChange>,
     /// Pairs left alone because something else decided them after the step.
     pub changed_since: usize,
+    /// Labels put back (a step of vocabulary edits).
+    pub labels: Vec<LabelChange>,
+    /// Labels left alone because something else changed them after the step.
+    pub labels_changed_since: usize,
+    /// What the automatic tags did after labels were put back.
+    pub retag: Option<super::Retag>,
 }
 
 impl Default for HistoryReport {
@@ -28,6 +34,69 @@ impl Default for HistoryReport {
             direction: Direction::Undo,
             changes: Vec::new(),
             changed_since: 0,
+            labels: Vec::new(),
+            labels_changed_since: 0,
+            retag: None,
+        }
+    }
+}
+
+/// A label edit as a verb phrase: `adding "Cat"`, `the threshold of "Cat" (0.26 to 0.31)`.
+fn label_action(change: &LabelChange) -> String {
+    match (&change.before, &change.after) {
+        (None, Some(after)) => format!("adding {:?}", after.name),
+        (Some(before), None) => format!("removing {:?}", before.name),
+        (Some(before), Some(after)) => edit_words(before, after),
+        (None, None) => "a label edit".to_string(),
+    }
+}
+
+fn edit_words(before: &Label, after: &Label) -> String {
+    let name = &after.name;
+    if before.name != after.name {
+        return format!("renaming {:?} to {name:?}", before.name);
+    }
+    if before.learned != after.learned {
+        return match after.learned {
+            Some(_) => format!("learning {name:?} from your decisions"),
+            None => format!("resetting what {name:?} learned"),
+        };
+    }
+    if before.enabled != after.enabled {
+        let verb = if after.enabled {
+            "enabling"
+        } else {
+            "disabling"
+        };
+        return format!("{verb} {name:?}");
+    }
+    let same_but_threshold = Label {
+        threshold: after.threshold,
+        ..before.clone()
+    };
+    if &same_but_threshold == after {
+        return format!(
+            "the threshold of {name:?} ({:.2} to {:.2})",
+            before.threshold, after.threshold
+        );
+    }
+    format!("changing {name:?}")
+}
+
+/// A step of label edits in words.
+fn labels_summary(verb: &str, report: &HistoryReport) -> String {
+    match report.labels.as_slice() {
+        [] => format!("{verb} nothing"),
+        [one] => format!("{verb} {}", label_action(one)),
+        many => {
+            let renamed = many
+                .iter()
+                .all(|c| matches!((&c.before, &c.after), (Some(b), Some(a)) if b.name != a.name));
+            if renamed {
+                format!("{verb} renaming {} labels", many.len())
+            } else {
+                format!("{verb} changing {} labels", many.len())
+            }
         }
     }
 }
@@ -50,6 +119,9 @@ pub fn history_summary(report: &HistoryReport) -> String {
         Direction::Redo => "redid",
     };
     let mut text = match report.changes.as_slice() {
+        [] if !report.labels.is_empty() || report.labels_changed_since > 0 => {
+            labels_summary(verb, report)
+        }
         [] => format!("{verb} nothing"),
         [one] => format!(
             "{verb} {} {:?} on {}",
@@ -73,6 +145,17 @@ pub fn history_summary(report: &HistoryReport) -> String {
             }
         }
     };
+    if report.labels_changed_since > 0 {
+        text.push_str(&format!(
+            "; {} left as {}: changed again since",
+            super::count(report.labels_changed_since as u64, "label", "labels"),
+            if report.labels_changed_since == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
+        ));
+    }
     if report.changed_since > 0 {
         text.push_str(&format!(
             "; {} left as they are: decided again since",

@@ -134,7 +134,8 @@ impl Library {
         Ok(label)
     }
 
-    /// Adds a label and tags the library with it; returns it with its id.
+    /// Adds a label and tags the library with it; returns it with its id. One step of the
+    /// library's history, as every label edit below: undo takes it back.
     pub fn add_label(&mut self, label: Label) -> Result<(Label, Retag)> {
         let mut label = self.checked(Label { id: 0, ..label })?;
         if self.store.labels()?.len() >= MAX_LABELS {
@@ -142,7 +143,7 @@ impl Library {
                 "the vocabulary already holds {MAX_LABELS} labels, the most a library keeps"
             )));
         }
-        label.id = self.store.insert_label(&label)?;
+        label.id = self.store.insert_label_recorded(&label)?;
         let retag = self.after_label_edit(&label);
         Ok((label, retag))
     }
@@ -150,7 +151,11 @@ impl Library {
     /// Replaces a stored label (rename, prompts, mode, threshold, enabled) and re-tags.
     pub fn update_label(&mut self, label: Label) -> Result<(Label, Retag)> {
         let label = self.checked(label)?;
-        if !self.store.update_label(&label)? {
+        if self
+            .store
+            .update_labels_recorded(std::slice::from_ref(&label))?
+            == 0
+        {
             return Err(Error::invalid(format!("no label with id {}", label.id)));
         }
         let retag = self.after_label_edit(&label);
@@ -213,7 +218,7 @@ impl Library {
         if changed.is_empty() {
             return Ok((0, Retag::Done(Default::default())));
         }
-        self.store.update_labels(&changed)?;
+        self.store.update_labels_recorded(&changed)?;
         Ok((changed.len(), self.after_vocabulary_edit()))
     }
 
@@ -386,7 +391,7 @@ impl Library {
     /// no enabled label ranks against the vocabulary (top-k), no other label's tags can change:
     /// only this label's column is scored (or reused, when its prompts stayed the same) and only
     /// its tags are compared and written. Otherwise the whole library is re-tagged.
-    fn after_label_edit(&mut self, label: &Label) -> Retag {
+    pub(super) fn after_label_edit(&mut self, label: &Label) -> Retag {
         let local = match self.store.labels() {
             Ok(labels) => !labels.iter().any(|l| l.enabled && l.mode == Mode::TopK),
             Err(_) => false,
@@ -405,7 +410,7 @@ impl Library {
     }
 
     /// Brings automatic tags up to date after a vocabulary edit.
-    fn after_vocabulary_edit(&mut self) -> Retag {
+    pub(super) fn after_vocabulary_edit(&mut self) -> Retag {
         self.vocabulary_changed();
         if self.switching().unwrap_or(false) {
             return Retag::AfterSwitch;

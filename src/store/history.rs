@@ -6,7 +6,8 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Store;
-use crate::domain::TagSource;
+use super::labels::{insert_label, insert_label_as, label_in, update_label_row};
+use crate::domain::{Label, TagSource};
 use crate::error::{Error, Result};
 
 /// How many steps a library keeps; older ones are forgotten as new ones are recorded.
@@ -22,12 +23,22 @@ pub struct Change {
     pub after: Option<TagSource>,
 }
 
-/// A step to record: its changes, and whether it continues the step recorded just before
-/// (one decision on many picked photos arrives as many decisions).
+/// One label's change within a step: the label before and after it (`None` where it did not
+/// exist), without what it learned under models other than the one scored with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelChange {
+    pub label_id: i64,
+    pub before: Option<Label>,
+    pub after: Option<Label>,
+}
+
+/// A step to record: its changes (decisions, or labels), and whether it continues the step
+/// recorded just before (one decision on many picked photos arrives as many decisions).
 #[derive(Debug, Clone, Default)]
 pub struct NewStep {
     pub continues: bool,
     pub changes: Vec<Change>,
+    pub labels: Vec<LabelChange>,
 }
 
 /// Which way through the history.
@@ -44,6 +55,10 @@ pub struct Applied {
     pub changed: Vec<Change>,
     /// Pairs left alone because something else decided them after the step.
     pub changed_since: Vec<Change>,
+    /// The labels put back, each as it is now.
+    pub labels: Vec<LabelChange>,
+    /// Labels left alone because something else changed them after the step.
+    pub labels_changed_since: Vec<LabelChange>,
 }
 
 fn word(source: Option<TagSource>) -> Option<&'static str> {
@@ -73,10 +88,67 @@ fn current(tx: &Transaction<'_>, image_id: i64, label_id: i64) -> Result<Option<
     decision(source)
 }
 
+/// A label as the history keeps it: its own fields and what it learned under the model scored
+/// with, not what it learned under others (which no step changes).
+fn own(label: Label) -> Label {
+    Label {
+        learned_elsewhere: Vec::new(),
+        ..label
+    }
+}
+
+fn label_json(label: &Label) -> String {
+    serde_json::to_string(&own(label.clone())).expect("a label serialises. This is a bug.")
+}
+
+fn label_from_json(label_id: i64, text: Option<String>) -> Result<Option<Label>> {
+    text.map(|text| {
+        serde_json::from_str::<Label>(&text)
+            .map(|label| Label {
+                id: label_id,
+                ..label
+            })
+            .map_err(|e| Error::invalid(format!("a label in the history is damaged: {e}")))
+    })
+    .transpose()
+}
+
+/// Undoes (`to` is the label's state before) or redoes (after) one label's change, where the
+/// label is as the step left it (`expected`); whether it was.
+fn put_label(
+    tx: &Transaction<'_>,
+    library: &std::path::Path,
+    label_id: i64,
+    expected: Option<&Label>,
+    to: Option<&Label>,
+) -> Result<bool> {
+    let now = label_in(tx, library, label_id)?.map(own);
+    if now.as_ref() != expected {
+        return Ok(false);
+    }
+    Ok(match (now, to) {
+        (Some(_), None) => tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0,
+        (None, Some(label)) => insert_label_as(tx, label_id, label)?,
+        (Some(_), Some(label)) => {
+            // A rename back onto a name another label took since is left alone.
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM labels WHERE id != ?1 AND name = ?2 COLLATE NOCASE)",
+                params![label_id, label.name],
+                |r| r.get(0),
+            )?;
+            !taken && update_label_row(tx, label_id, label)?
+        }
+        (None, None) => true,
+    })
+}
+
 /// Records steps inside the transaction that made their decisions. A new step drops the steps
 /// that were undone (the history is one line), and the oldest beyond [`HISTORY_STEPS`] go.
 pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
-    let steps: Vec<&NewStep> = steps.iter().filter(|s| !s.changes.is_empty()).collect();
+    let steps: Vec<&NewStep> = steps
+        .iter()
+        .filter(|s| !s.changes.is_empty() || !s.labels.is_empty())
+        .collect();
     if steps.is_empty() {
         return Ok(());
     }
@@ -88,8 +160,17 @@ pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
     for step in steps {
         let last: Option<i64> =
             tx.query_row("SELECT MAX(id) FROM history_steps", [], |r| r.get(0))?;
+        // A step of decisions never continues one of label changes (another program's edit
+        // came in between).
+        let of_labels = |last: i64| -> rusqlite::Result<bool> {
+            tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM history_labels WHERE step_id = ?1)",
+                [last],
+                |r| r.get(0),
+            )
+        };
         let id = match (step.continues, last) {
-            (true, Some(last)) => last,
+            (true, Some(last)) if step.labels.is_empty() && !of_labels(last)? => last,
             _ => {
                 tx.execute("INSERT INTO history_steps (undone) VALUES (0)", [])?;
                 tx.last_insert_rowid()
@@ -102,6 +183,17 @@ pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
                 change.label_id,
                 word(change.before),
                 word(change.after)
+            ])?;
+        }
+        let mut add_label = tx.prepare_cached(
+            "INSERT INTO history_labels (step_id, label_id, before, after) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for change in &step.labels {
+            add_label.execute(params![
+                id,
+                change.label_id,
+                change.before.as_ref().map(label_json),
+                change.after.as_ref().map(label_json)
             ])?;
         }
     }
@@ -174,11 +266,45 @@ impl Store {
                     )?
                     .query_map([step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                if rows.is_empty() {
+                let labels: Vec<(i64, Option<String>, Option<String>)> = tx
+                    .prepare_cached(
+                        "SELECT label_id, before, after FROM history_labels
+                         WHERE step_id = ?1 ORDER BY rowid",
+                    )?
+                    .query_map([step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if rows.is_empty() && labels.is_empty() {
                     tx.execute("DELETE FROM history_steps WHERE id = ?1", [step])?;
                     continue;
                 }
                 let mut applied = Applied::default();
+                let mut labels = labels
+                    .into_iter()
+                    .map(|(label_id, before, after)| {
+                        let damaged =
+                            |e: Error| Error::store(&path, format!("damaged history: {e}"));
+                        Ok(LabelChange {
+                            label_id,
+                            before: label_from_json(label_id, before).map_err(damaged)?,
+                            after: label_from_json(label_id, after).map_err(damaged)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                // Undone last change first, so that names swapped within a step free each other.
+                if direction == Direction::Undo {
+                    labels.reverse();
+                }
+                for change in labels {
+                    let (expected, to) = match direction {
+                        Direction::Undo => (&change.after, &change.before),
+                        Direction::Redo => (&change.before, &change.after),
+                    };
+                    if put_label(tx, &path, change.label_id, expected.as_ref(), to.as_ref())? {
+                        applied.labels.push(change);
+                    } else {
+                        applied.labels_changed_since.push(change);
+                    }
+                }
                 let mut handed_back = Vec::new();
                 for (image_id, label_id, before, after) in rows {
                     let change = Change {
@@ -212,6 +338,54 @@ impl Store {
                 )?;
                 return Ok(Some(applied));
             }
+        })
+    }
+
+    /// Stores a new label (checked by the caller) as one step of the history; returns its id.
+    pub fn insert_label_recorded(&mut self, label: &Label) -> Result<i64> {
+        let path = self.path.clone();
+        self.durable(|tx| {
+            let id = insert_label(tx, label)?;
+            let after = label_in(tx, &path, id)?.map(own);
+            record(
+                tx,
+                &[NewStep {
+                    labels: vec![LabelChange {
+                        label_id: id,
+                        before: None,
+                        after,
+                    }],
+                    ..NewStep::default()
+                }],
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Replaces stored labels in one transaction, as one step of the history; how many
+    /// existed.
+    pub fn update_labels_recorded(&mut self, labels: &[Label]) -> Result<usize> {
+        let path = self.path.clone();
+        self.durable(|tx| {
+            let mut step = NewStep::default();
+            let mut existed = 0;
+            for label in labels {
+                let before = label_in(tx, &path, label.id)?.map(own);
+                if !update_label_row(tx, label.id, label)? {
+                    continue;
+                }
+                existed += 1;
+                let after = label_in(tx, &path, label.id)?.map(own);
+                if before != after {
+                    step.labels.push(LabelChange {
+                        label_id: label.id,
+                        before,
+                        after,
+                    });
+                }
+            }
+            record(tx, &[step])?;
+            Ok(existed)
         })
     }
 

@@ -59,10 +59,10 @@ fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
 impl RawLabel {
     /// The label, or an error naming the damaged row (never a silent default that the next edit
     /// would write back).
-    fn checked(self, store: &Store) -> Result<Label> {
+    fn checked(self, library: &std::path::Path) -> Result<Label> {
         let damaged = |what: String| {
             Error::store(
-                &store.path,
+                library,
                 format!(
                     "label {} ({:?}) is damaged: {what}; remove it (`cliptag vocab remove {:?}`) or \
                      import it again from a vocabulary file",
@@ -114,7 +114,7 @@ fn prompts_json(label: &Label) -> String {
     serde_json::to_string(&label.prompts).expect("a list of strings serialises. This is a bug.")
 }
 
-fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
+pub(super) fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at,
          updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
@@ -134,7 +134,58 @@ fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
     Ok(id)
 }
 
-fn update_label_row(tx: &Transaction<'_>, label_id: i64, label: &Label) -> rusqlite::Result<bool> {
+/// Stores `label` again under the id it had (redoing its addition); whether its name was free.
+pub(super) fn insert_label_as(
+    tx: &Transaction<'_>,
+    label_id: i64,
+    label: &Label,
+) -> rusqlite::Result<bool> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM labels WHERE id = ?1 OR name = ?2 COLLATE NOCASE)",
+        params![label_id, label.name],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO labels (id, name, prompts, negative, mode, threshold, top_k, enabled,
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            label_id,
+            label.name,
+            prompts_json(label),
+            label.negative,
+            label.mode.as_str(),
+            f64::from(label.threshold),
+            i64::from(label.top_k),
+            label.enabled,
+            now()
+        ],
+    )?;
+    write_learned(tx, label_id, label)?;
+    Ok(true)
+}
+
+/// The label with this id as `tx` sees it, without what it learned under other models (the
+/// history keeps a label's own fields and the model scored with now).
+pub(super) fn label_in(
+    tx: &Transaction<'_>,
+    library: &std::path::Path,
+    label_id: i64,
+) -> Result<Option<Label>> {
+    let raw = tx
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM labels WHERE id = ?1"))?
+        .query_row([label_id], raw_label)
+        .optional()?;
+    raw.map(|raw| raw.checked(library)).transpose()
+}
+
+pub(super) fn update_label_row(
+    tx: &Transaction<'_>,
+    label_id: i64,
+    label: &Label,
+) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE labels SET name = ?2, prompts = ?3, negative = ?4, mode = ?5, threshold = ?6,
          top_k = ?7, enabled = ?8, updated_at = ?9 WHERE id = ?1",
@@ -225,7 +276,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map(args, raw_label).map_err(|e| self.err(e))?;
         let mut labels: Vec<Label> = rows
-            .map(|r| r.map_err(|e| self.err(e))?.checked(self))
+            .map(|r| r.map_err(|e| self.err(e))?.checked(&self.path))
             .collect::<Result<_>>()?;
         let mut elsewhere = self.learning_by_label()?;
         for label in &mut labels {
@@ -322,17 +373,6 @@ impl Store {
     /// Replaces the fields of label `label.id`; whether such a label exists.
     pub fn update_label(&mut self, label: &Label) -> Result<bool> {
         self.durable(|tx| Ok(update_label_row(tx, label.id, label)?))
-    }
-
-    /// Replaces several stored labels in one transaction; how many existed.
-    pub fn update_labels(&mut self, labels: &[Label]) -> Result<usize> {
-        self.durable(|tx| {
-            let mut changed = 0;
-            for label in labels {
-                changed += usize::from(update_label_row(tx, label.id, label)?);
-            }
-            Ok(changed)
-        })
     }
 
     /// Removes a label and every tag it gave, a person's decisions included; whether it existed.

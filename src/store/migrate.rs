@@ -61,6 +61,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_kept_decisions",
         include_str!("../../migrations/0013_kept_decisions.sql"),
     ),
+    (
+        "0014_vocabulary_history",
+        include_str!("../../migrations/0014_vocabulary_history.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use cliptag::domain::{Decision, Label, TagSource};
-use cliptag::library::{Direction, Library};
+use cliptag::library::{Direction, GroupEdit, HistoryReport, Library, history_summary};
 
 use crate::app::{
     add_label_that_tags_everything, app_harness, gallery_is_current, has_label, indexed_library,
     label_count, step_until,
 };
 use crate::support::*;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 /// What the library holds for the pair: `None` where it has no tag.
 fn tag(library: &Library, image_id: i64, label_id: i64) -> Option<TagSource> {
@@ -28,7 +28,10 @@ fn tagged_everywhere() -> (tempfile::TempDir, TestLibrary, i64, Vec<i64>) {
         threshold: -1.0,
         ..Label::new("Everywhere", "")
     };
-    let (label, _) = library.library.add_label(label).unwrap();
+    // Stored directly, as a vocabulary seeded before these tests: not a step of the history.
+    let id = library.store().insert_label(&label).unwrap();
+    library.library.retag(false).unwrap();
+    let label = Label { id, ..label };
     let images: Vec<i64> = library
         .library
         .tags(&[])
@@ -304,4 +307,226 @@ fn accepting_over_a_rejection_is_accepted_where_automatic_tagging_agrees() {
     lib.decide(images[0], nowhere.id, Decision::Reject).unwrap();
     lib.decide(images[0], nowhere.id, Decision::Apply).unwrap();
     assert_eq!(tag(lib, images[0], nowhere.id), Some(TagSource::Manual));
+}
+
+/// Photos the label called `name` is on, automatically or by a person's decision.
+fn tagged_with(library: &mut Library, name: &str) -> usize {
+    library
+        .tags(&[])
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.label == name && t.source != TagSource::Rejected)
+        .count()
+}
+
+#[test]
+fn label_edits_are_undone_and_redone_in_one_history_with_decisions() {
+    let (_photos, mut library, everywhere, images) = tagged_everywhere();
+    let lib = &mut library.library;
+    let everywhere_photos = tagged_with(lib, "Everywhere");
+
+    // Added: tags every photo.
+    let (cat, _) = lib
+        .add_label(Label {
+            threshold: -1.0,
+            ..Label::new("Cat", "")
+        })
+        .unwrap();
+    assert_eq!(tagged_with(lib, "Cat"), everywhere_photos);
+    // Its threshold applied: tags none.
+    lib.update_label(Label {
+        threshold: 0.99,
+        ..cat.clone()
+    })
+    .unwrap();
+    assert_eq!(tagged_with(lib, "Cat"), 0);
+    // A decision between two label edits.
+    lib.decide(images[0], everywhere, Decision::Reject).unwrap();
+    // Moved into a group, then the group disabled.
+    let cat = lib.label_named("Cat").unwrap();
+    lib.update_label(Label {
+        name: "Pets/Cat".into(),
+        ..cat
+    })
+    .unwrap();
+    lib.edit_group("Pets", &GroupEdit::Enable(false)).unwrap();
+    assert!(!lib.label_named("Pets/Cat").unwrap().enabled);
+
+    // Undone newest first, whichever kind each step is.
+    let said = |report: &HistoryReport| history_summary(report);
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(said(&undone), "undid disabling \"Pets/Cat\"");
+    assert!(lib.label_named("Pets/Cat").unwrap().enabled);
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(said(&undone), "undid renaming \"Cat\" to \"Pets/Cat\"");
+    assert!(lib.label_named("Pets/Cat").is_err());
+    lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(tag(lib, images[0], everywhere), Some(TagSource::Auto));
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(
+        said(&undone),
+        "undid the threshold of \"Cat\" (-1.00 to 0.99)"
+    );
+    assert_eq!(lib.label_named("Cat").unwrap().threshold, -1.0);
+    assert_eq!(
+        tagged_with(lib, "Cat"),
+        everywhere_photos,
+        "the tags follow the threshold put back"
+    );
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(said(&undone), "undid adding \"Cat\"");
+    assert!(lib.label_named("Cat").is_err());
+    assert_eq!(tagged_with(lib, "Cat"), 0);
+
+    // Redone oldest first: the label comes back as it was, under its id, and tags again.
+    let redone = lib.undo_or_redo(Direction::Redo).unwrap().unwrap();
+    assert_eq!(said(&redone), "redid adding \"Cat\"");
+    assert_eq!(lib.label_named("Cat").unwrap().id, cat_id(&redone));
+    assert_eq!(tagged_with(lib, "Cat"), everywhere_photos);
+    for _ in 0..4 {
+        lib.undo_or_redo(Direction::Redo).unwrap().unwrap();
+    }
+    let cat = lib.label_named("Pets/Cat").unwrap();
+    assert!(!cat.enabled && cat.threshold == 0.99);
+    assert_eq!(tag(lib, images[0], everywhere), Some(TagSource::Rejected));
+    assert_eq!(lib.undo_or_redo(Direction::Redo).unwrap(), None);
+}
+
+/// The label a report's single label change is about.
+fn cat_id(report: &HistoryReport) -> i64 {
+    assert_eq!(report.labels.len(), 1, "{report:?}");
+    report.labels[0].label_id
+}
+
+#[test]
+fn learning_is_undone_and_a_label_changed_since_is_left_alone() {
+    let (_photos, mut library, everywhere, images) = tagged_everywhere();
+    let lib = &mut library.library;
+    lib.decide(images[0], everywhere, Decision::Apply).unwrap();
+    lib.decide(images[1], everywhere, Decision::Reject).unwrap();
+    let before = lib.label_named("Everywhere").unwrap();
+    lib.learn("Everywhere", false).unwrap();
+    assert!(lib.label_named("Everywhere").unwrap().learned.is_some());
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert_eq!(
+        history_summary(&undone),
+        "undid learning \"Everywhere\" from your decisions"
+    );
+    let now = lib.label_named("Everywhere").unwrap();
+    assert_eq!(now.learned, None);
+    assert_eq!(
+        now.threshold, before.threshold,
+        "the threshold before learning"
+    );
+    // The decisions it learned from are not touched.
+    assert_eq!(tag(lib, images[1], everywhere), Some(TagSource::Rejected));
+
+    // Redo it, then change the label elsewhere: undoing the learning leaves that change.
+    lib.undo_or_redo(Direction::Redo).unwrap().unwrap();
+    let db = library.db();
+    let mut other = cliptag::store::Store::open(&db).unwrap();
+    let mut changed = other.label(before.id).unwrap().unwrap();
+    changed.threshold = 0.5;
+    other.update_label(&changed).unwrap();
+    let lib = &mut library.library;
+    let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
+    assert!(
+        history_summary(&undone).contains("1 label left as it is: changed again since"),
+        "{}",
+        history_summary(&undone)
+    );
+    assert_eq!(lib.label_named("Everywhere").unwrap().threshold, 0.5);
+}
+
+#[test]
+fn the_command_line_undoes_a_label_it_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    let db = db.to_str().unwrap();
+    cliptag_ok(&[
+        "--db",
+        db,
+        "vocab",
+        "add",
+        "Lighthouse",
+        "--threshold",
+        "-1",
+    ]);
+    let undone = cliptag_ok(&["--db", db, "undo"]);
+    assert_eq!(
+        String::from_utf8_lossy(&undone.stderr).trim(),
+        "undid adding \"Lighthouse\""
+    );
+    let list = cliptag_ok(&["--db", db, "vocab", "list"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("Lighthouse"));
+    cliptag_ok(&["--db", db, "redo"]);
+    let tags = cliptag_ok(&["--db", db, "tags"]);
+    assert_eq!(
+        String::from_utf8_lossy(&tags.stdout)
+            .lines()
+            .filter(|l| l.contains("\tLighthouse\t"))
+            .count(),
+        10,
+        "the label is back and tags every photo"
+    );
+}
+
+#[test]
+fn an_applied_threshold_is_undone_from_the_toolbar_and_the_editor_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    cliptag::store::Store::open(&db)
+        .unwrap()
+        .insert_label(&Label {
+            threshold: 0.99,
+            ..Label::new("Strict", "")
+        })
+        .unwrap();
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Strict (0)"));
+    let undo = |h: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
+        !h.get_by_role_and_label(egui::accesskit::Role::Button, "Undo")
+            .accesskit_node()
+            .is_disabled()
+    };
+    assert!(!undo(&harness), "nothing to undo yet");
+    harness.get_by_label("Strict (0)").click();
+    step_until(&mut harness, "the editor", |h| has_label(h, "Saved"));
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+        .set_value_accesskit(-0.99);
+    step_until(&mut harness, "the draft", |h| has_label(h, "Not saved"));
+    harness.get_by_label("Apply").click();
+    step_until(&mut harness, "every photo tagged", |h| {
+        label_count(h.state(), "Strict") == Some(10) && undo(h)
+    });
+
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Undo")
+        .click();
+    step_until(&mut harness, "the threshold put back", |h| {
+        label_count(h.state(), "Strict") == Some(0)
+            && h.state().sidebar.editor.as_ref().unwrap().draft.threshold == 0.99
+            && has_label(h, "Saved")
+    });
+    let said: Vec<String> = harness
+        .state()
+        .messages
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m == "undid the threshold of \"Strict\" (0.99 to -0.99)"),
+        "{said:?}"
+    );
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Redo")
+        .click();
+    step_until(&mut harness, "the threshold applied again", |h| {
+        label_count(h.state(), "Strict") == Some(10)
+            && h.state().sidebar.editor.as_ref().unwrap().draft.threshold == -0.99
+    });
 }
