@@ -192,7 +192,7 @@ impl CliptagApp {
         loader: Box<dyn ModelLoader>,
     ) -> Self {
         let worker = worker::spawn(db.clone(), model, loader, waker.clone());
-        let thumbnail_cache = Some(crate::store::thumbnails::cache_path(&db));
+        let thumbnail_db = Some(db.clone());
         let (dialog_tx, dialog_rx) = crossbeam_channel::unbounded();
         CliptagApp {
             settings: Settings {
@@ -200,7 +200,7 @@ impl CliptagApp {
                 ..settings
             },
             worker,
-            thumbnails: thumbnails::Thumbnails::new(2, thumbnail_cache, waker),
+            thumbnails: thumbnails::Thumbnails::new(2, thumbnail_db, waker),
             snapshot: Arc::new(LibrarySnapshot::default()),
             model: ModelStatus::NotLoaded,
             indexing: false,

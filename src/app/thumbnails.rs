@@ -1,7 +1,7 @@
-//! Thumbnails: read from the library's thumbnail cache on disk (filled while indexing), else
-//! decoded on their own threads (reduced-size JPEG decoding makes a 12 MP photo cheap) and
-//! added to that cache; kept as textures in a bounded set, and uploaded to the GPU within a
-//! per-frame budget so that scrolling a large library never stalls a frame.
+//! Thumbnails: read through the library's [`ThumbnailReader`] (its cache on disk, filled while
+//! indexing, else the photo decoded at reduced size) on their own threads; kept as textures in
+//! a bounded set, and uploaded to the GPU within a per-frame budget so that scrolling a large
+//! library never stalls a frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::imaging;
-use crate::model::config::Resample;
-use crate::store::ThumbnailCache;
-use crate::store::thumbnails::{THUMBNAIL_SIZE, make_thumbnail};
+use crate::library::ThumbnailReader;
 
 /// Longest side of a grid thumbnail, in pixels.
 pub const GRID_SIZE: u32 = 256;
@@ -65,21 +62,23 @@ pub struct Thumbnails {
 }
 
 impl Thumbnails {
-    /// Starts `threads` loader threads, reading and filling the thumbnail cache at `cache`;
-    /// `waker` is called when a thumbnail is ready.
-    pub fn new(threads: usize, cache: Option<PathBuf>, waker: Arc<dyn Fn() + Send + Sync>) -> Self {
+    /// Starts `threads` loader threads, reading and filling the thumbnail cache of the library
+    /// at `db` (`None`: decoding every photo); `waker` is called when a thumbnail is ready.
+    pub fn new(threads: usize, db: Option<PathBuf>, waker: Arc<dyn Fn() + Send + Sync>) -> Self {
         let queue = Arc::new(Queue::default());
         let (tx, results) = unbounded();
         let threads = (0..threads.max(1))
             .map(|i| {
                 let (queue, tx, waker) = (queue.clone(), tx.clone(), waker.clone());
-                let cache = cache.clone();
+                let db = db.clone();
                 std::thread::Builder::new()
                     .name(format!("cliptag-thumbnail-{i}"))
                     .spawn(move || {
-                        // Without its cache the loader still decodes every photo itself.
-                        let mut cache = cache.and_then(|c| ThumbnailCache::open(&c).ok());
-                        load_loop(&queue, &tx, cache.as_mut(), &*waker)
+                        let mut reader = match db {
+                            Some(db) => ThumbnailReader::open(&db),
+                            None => ThumbnailReader::uncached(),
+                        };
+                        load_loop(&queue, &tx, &mut reader, &*waker)
                     })
                     .expect("spawning a thumbnail thread")
             })
@@ -183,7 +182,7 @@ impl Drop for Thumbnails {
 fn load_loop(
     queue: &Queue,
     results: &Sender<Decoded>,
-    mut cache: Option<&mut ThumbnailCache>,
+    reader: &mut ThumbnailReader,
     waker: &(dyn Fn() + Send + Sync),
 ) {
     loop {
@@ -208,59 +207,17 @@ fn load_loop(
             }
         };
         let Request { key, path, hash } = next;
-        let image = match (&mut cache, &hash) {
-            (Some(cache), Some(hash)) if key.1 <= THUMBNAIL_SIZE => {
-                load_cached(cache, hash, &path, key.1)
-            }
-            _ => load(&path, key.1),
-        };
+        let image = reader
+            .thumbnail(&path, hash.as_deref(), key.1)
+            .map(|image| {
+                egui::ColorImage::from_rgb(
+                    [image.width() as usize, image.height() as usize],
+                    image.as_raw(),
+                )
+            });
         if results.send(Decoded { key, image }).is_err() {
             return;
         }
         waker();
     }
-}
-
-/// A grid thumbnail from the cache, else from the photo (and then into the cache).
-pub fn load_cached(
-    cache: &mut ThumbnailCache,
-    hash: &str,
-    path: &std::path::Path,
-    size: u32,
-) -> Option<egui::ColorImage> {
-    if let Ok(Some(jpeg)) = cache.get(hash)
-        && let Ok(image) = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
-    {
-        let image = image.to_rgb8();
-        return Some(egui::ColorImage::from_rgb(
-            [image.width() as usize, image.height() as usize],
-            image.as_raw(),
-        ));
-    }
-    let decoded = imaging::decode_file(path, Some(size / 2)).ok()?;
-    let jpeg = make_thumbnail(&decoded.image)?;
-    let _ = cache.put(hash, jpeg.clone());
-    let image = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
-        .ok()?
-        .to_rgb8();
-    Some(egui::ColorImage::from_rgb(
-        [image.width() as usize, image.height() as usize],
-        image.as_raw(),
-    ))
-}
-
-/// Decodes a photo into a thumbnail whose longest side is at most `size`.
-pub fn load(path: &std::path::Path, size: u32) -> Option<egui::ColorImage> {
-    let decoded = imaging::decode_file(path, Some(size / 2)).ok()?;
-    let (w, h) = (decoded.image.width(), decoded.image.height());
-    let scale = (size as f32 / w.max(h) as f32).min(1.0);
-    let (tw, th) = (
-        ((w as f32 * scale) as u32).max(1),
-        ((h as f32 * scale) as u32).max(1),
-    );
-    let small = imaging::preprocess::resize(&decoded.image, tw, th, Resample::Bilinear);
-    Some(egui::ColorImage::from_rgb(
-        [tw as usize, th as usize],
-        small.as_raw(),
-    ))
 }

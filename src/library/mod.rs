@@ -17,6 +17,7 @@ mod model;
 mod queries;
 mod snapshot;
 mod tags;
+mod thumbnails;
 mod vocabulary;
 pub mod walk;
 
@@ -42,6 +43,7 @@ use model::{Loaded, ModelSlot};
 pub use queries::{Match, PruneReport, prune_summary};
 pub use snapshot::{ImageEntry, LabelEntry, LibrarySnapshot};
 pub use tags::{Histogram, ImageDetail, LabelScore, Preview, Retag};
+pub use thumbnails::ThumbnailReader;
 pub use vocabulary::{GroupEdit, ImportSummary, in_group};
 
 /// The BLAKE3 hash of `bytes`, in hex: how a moved or renamed file is recognised.

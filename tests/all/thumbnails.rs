@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use cliptag::app::thumbnails::load_cached;
+use cliptag::library::ThumbnailReader;
 use cliptag::store::ThumbnailCache;
 
 use crate::indexing::{fixture_photos, photo_folder};
@@ -24,7 +24,7 @@ fn indexing_fills_the_cache_and_the_app_reads_it() {
         .filter_map(|row| row.hash)
         .collect();
     assert_eq!(hashes.len(), 4);
-    let mut cache = ThumbnailCache::beside(&library.db()).unwrap();
+    let cache = ThumbnailCache::beside(&library.db()).unwrap();
     let (count, bytes) = cache.usage().unwrap();
     assert_eq!(count, 4, "one thumbnail per indexed photo");
     for hash in &hashes {
@@ -36,13 +36,19 @@ fn indexing_fills_the_cache_and_the_app_reads_it() {
 
     // The app's loader takes the cached one without reading the photo: here the photo's path
     // leads nowhere, and the thumbnail still comes.
+    let mut reader = ThumbnailReader::open(&library.db());
     let hash = hashes.iter().next().unwrap();
-    let shown = load_cached(&mut cache, hash, &root.join("not-there.jpg"), 256)
+    let shown = reader
+        .thumbnail(&root.join("not-there.jpg"), Some(hash), 256)
         .expect("the cached thumbnail");
-    assert!(shown.size[0].max(shown.size[1]) <= 256);
+    assert!(shown.width().max(shown.height()) <= 256);
     // A photo not cached yet is decoded, and cached for the next time.
     let fresh = root.join(photos[0].file_name().unwrap());
-    assert!(load_cached(&mut cache, "not-indexed-yet", &fresh, 256).is_some());
+    assert!(
+        reader
+            .thumbnail(&fresh, Some("not-indexed-yet"), 256)
+            .is_some()
+    );
     assert!(cache.get("not-indexed-yet").unwrap().is_some());
 
     // A moved photo keeps its thumbnail; an edited one gets a new one, and the old goes.
