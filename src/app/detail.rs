@@ -7,7 +7,7 @@ use crate::worker::Command;
 
 impl CliptagApp {
     pub(super) fn detail_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(image_id) = self.selected else {
+        let Some(image_id) = self.inspector.selected else {
             return;
         };
         // A photo whose row is not read yet shows a frame later; one that left the library is
@@ -69,14 +69,16 @@ impl CliptagApp {
             let button = 64.0;
             let edit = ui
                 .add(
-                    egui::TextEdit::singleline(&mut self.example_label)
+                    egui::TextEdit::singleline(&mut self.inspector.example_label)
                         .hint_text("e.g. Our garden")
                         .desired_width((ui.available_width() - button).clamp(80.0, 220.0)),
                 )
                 .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Create").clicked() || enter) && !self.example_label.trim().is_empty() {
-                let name = std::mem::take(&mut self.example_label);
+            if (ui.button("Create").clicked() || enter)
+                && !self.inspector.example_label.trim().is_empty()
+            {
+                let name = std::mem::take(&mut self.inspector.example_label);
                 self.send(Command::AddLabelFromExamples {
                     label: crate::domain::Label::new(name.trim(), ""),
                     image_ids: chosen.clone(),
@@ -114,7 +116,12 @@ impl CliptagApp {
                 .labelled_by(label.id);
         });
 
-        let Some(detail) = self.detail.clone().filter(|d| d.image_id == image_id) else {
+        let Some(detail) = self
+            .inspector
+            .detail
+            .clone()
+            .filter(|d| d.image_id == image_id)
+        else {
             ui.label("computing scores…");
             return;
         };

@@ -12,14 +12,14 @@ impl CliptagApp {
                 if let ModelStatus::Failed(reason) = &status {
                     self.say(format!("model: {reason}"), true);
                     // A switch to a model that cannot be loaded re-embeds nothing.
-                    self.picker.switching = false;
+                    self.windows.picker.switching = false;
                 }
-                self.model = status;
+                self.link.model = status;
             }
             Event::Started { .. } => {
-                self.indexing = true;
-                self.run_began = Some(std::time::Instant::now());
-                self.worker.control().resume();
+                self.link.indexing = true;
+                self.link.run_began = Some(std::time::Instant::now());
+                self.link.worker.control().resume();
             }
             Event::Done { done, .. } => self.apply_done(done),
             Event::ChangedOutside => {
@@ -33,7 +33,7 @@ impl CliptagApp {
             }
             Event::Failed { failure, .. } => {
                 if matches!(failure.operation, worker::Operation::Index { .. }) {
-                    self.indexing = false;
+                    self.link.indexing = false;
                 }
                 if matches!(failure.operation, worker::Operation::Decide { .. }) {
                     self.decision_answered();
@@ -50,8 +50,8 @@ impl CliptagApp {
 
     /// One decision sent is stored (or failed, and said so).
     fn decision_answered(&mut self) {
-        let left = self.unsaved_decisions.get().saturating_sub(1);
-        self.unsaved_decisions.set(left);
+        let left = self.link.unsaved_decisions.get().saturating_sub(1);
+        self.link.unsaved_decisions.set(left);
     }
 
     /// A step undone or redone: said, and its first photo selected and brought into view, so
@@ -73,7 +73,7 @@ impl CliptagApp {
         }
         self.say(text, problem);
         if !report.labels.is_empty()
-            && let Some(image_id) = self.selected
+            && let Some(image_id) = self.inspector.selected
         {
             // The photo's scores and tags follow the labels put back.
             self.send(Command::Detail { image_id });
@@ -100,7 +100,7 @@ impl CliptagApp {
         };
         match done {
             Done::Indexed(summary) => {
-                self.indexing = false;
+                self.link.indexing = false;
                 let mut text = format!(
                     "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
                     if summary.cancelled {
@@ -121,7 +121,7 @@ impl CliptagApp {
                     );
                 }
                 self.say(text, false);
-                self.last_summary = Some(summary);
+                self.link.last_summary = Some(summary);
             }
             Done::Queued { roots } => {
                 let names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
@@ -240,8 +240,8 @@ impl CliptagApp {
                 self.gallery.invalidate();
             }
             Done::Detail(detail) => {
-                if self.selected == Some(detail.image_id) {
-                    self.detail = Some(detail);
+                if self.inspector.selected == Some(detail.image_id) {
+                    self.inspector.detail = Some(detail);
                 }
             }
             Done::Decided { label_id, tag, .. } => {
@@ -268,18 +268,21 @@ impl CliptagApp {
             Done::Pruned {
                 report,
                 dry_run: true,
-            } => self.prune_preview = Some(report),
+            } => self.windows.prune_preview = Some(report),
             Done::Pruned {
                 report,
                 dry_run: false,
             } => {
-                self.prune_preview = None;
+                self.windows.prune_preview = None;
                 self.gallery.invalidate();
                 self.say(crate::library::prune_summary(&report, false), false);
             }
             Done::FolderRemoved(removed) => {
                 self.gallery.invalidate();
-                let shown = self.selected.and_then(|id| self.gallery.entry(id));
+                let shown = self
+                    .inspector
+                    .selected
+                    .and_then(|id| self.gallery.entry(id));
                 if shown.is_some_and(|entry| entry.path.starts_with(&removed.path)) {
                     self.select(None);
                 }

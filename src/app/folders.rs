@@ -66,8 +66,8 @@ impl CliptagApp {
     /// a while); where that fails (no opener installed, none configured), the folder's path is
     /// shown with a button that copies it.
     pub(super) fn show_folder(&mut self, folder: PathBuf) {
-        let tx = self.dialog_tx.clone();
-        let opener = self.folders.opener.clone();
+        let tx = self.windows.dialog_tx.clone();
+        let opener = self.windows.folders.opener.clone();
         std::thread::spawn(move || {
             let reason = match std::process::Command::new(&opener)
                 .arg(&folder)
@@ -86,7 +86,7 @@ impl CliptagApp {
 
     /// The folder the file manager could not show: its path, selectable and copyable.
     pub(super) fn not_shown_window(&mut self, ctx: &egui::Context) {
-        let Some((folder, reason)) = self.folders.not_shown.clone() else {
+        let Some((folder, reason)) = self.windows.folders.not_shown.clone() else {
             return;
         };
         let mut open = true;
@@ -113,19 +113,20 @@ impl CliptagApp {
                 });
             });
         if !open || close {
-            self.folders.not_shown = None;
+            self.windows.folders.not_shown = None;
         }
     }
 
     /// The system's file dialog could not open: the app's own way is used from now on, and
     /// says why once.
     pub(super) fn dialog_unavailable(&mut self, kind: DialogKind) {
-        self.folders.system_dialog = false;
-        self.folders
+        self.windows.folders.system_dialog = false;
+        self.windows
+            .folders
             .why
             .get_or_insert_with(|| NO_DIALOG.to_string());
         match kind {
-            DialogKind::Folder => self.folders.open = true,
+            DialogKind::Folder => self.windows.folders.open = true,
             DialogKind::ImportVocabulary | DialogKind::ExportVocabulary => {
                 let start = match kind {
                     DialogKind::ExportVocabulary => self
@@ -136,7 +137,7 @@ impl CliptagApp {
                         .unwrap_or_default(),
                     _ => String::new(),
                 };
-                self.folders.prompt = Some((kind, start));
+                self.windows.folders.prompt = Some((kind, start));
             }
             DialogKind::ModelFolder | DialogKind::ExportPath => self.say(
                 "This desktop has no file dialog cliptag can open (no desktop portal): type or \
@@ -149,7 +150,7 @@ impl CliptagApp {
 
     /// The folders window: the library's folders, and a folder to add by its path.
     pub(super) fn folders_window(&mut self, ctx: &egui::Context) {
-        let mut open = self.folders.open;
+        let mut open = self.windows.folders.open;
         let mut add: Option<PathBuf> = None;
         let mut remove: Option<PathBuf> = None;
         super::floating("Folders", ctx)
@@ -158,7 +159,7 @@ impl CliptagApp {
             .resizable(true)
             .default_width(460.0)
             .show(ctx, |ui| {
-                if let Some(why) = &self.folders.why {
+                if let Some(why) = &self.windows.folders.why {
                     ui.label(why);
                     ui.add_space(4.0);
                 }
@@ -175,13 +176,13 @@ impl CliptagApp {
                     let label = ui.label("Folder to add");
                     let edit = ui
                         .add(
-                            egui::TextEdit::singleline(&mut self.folders.text)
+                            egui::TextEdit::singleline(&mut self.windows.folders.text)
                                 .desired_width(280.0)
                                 .hint_text("/home/me/Pictures"),
                         )
                         .labelled_by(label.id);
                     let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                    let typed = self.folders.text.trim();
+                    let typed = self.windows.folders.text.trim();
                     let clicked = ui
                         .add_enabled(!typed.is_empty(), egui::Button::new("Add folder"))
                         .clicked();
@@ -191,16 +192,16 @@ impl CliptagApp {
                 });
                 ui.label("A folder dropped onto the window is added too.");
             });
-        self.folders.open = open;
+        self.windows.folders.open = open;
         if !open {
-            self.folders.removing = None;
+            self.windows.folders.removing = None;
         }
         if let Some(folder) = add {
-            self.folders.text.clear();
+            self.windows.folders.text.clear();
             self.open_folder(folder);
         }
         if let Some(folder) = remove {
-            self.folders.removing = None;
+            self.windows.folders.removing = None;
             self.say(
                 format!("removing {} from the library…", folder.display()),
                 false,
@@ -229,23 +230,23 @@ impl CliptagApp {
                 }
                 ui.label(what.join(" · "));
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    let asking = self.folders.removing.as_ref() == Some(&folder.path);
+                    let asking = self.windows.folders.removing.as_ref() == Some(&folder.path);
                     let button = ui
-                        .add_enabled(!self.indexing && !asking, egui::Button::new("Remove…"))
+                        .add_enabled(!self.link.indexing && !asking, egui::Button::new("Remove…"))
                         .on_hover_text(
                             "Take this folder out of the library; its files stay on disk",
                         )
-                        .on_disabled_hover_text(if self.indexing {
+                        .on_disabled_hover_text(if self.link.indexing {
                             "Wait for indexing to finish, or stop it, to remove a folder"
                         } else {
                             "Confirm below"
                         });
                     if button.clicked() {
-                        self.folders.removing = Some(folder.path.clone());
+                        self.windows.folders.removing = Some(folder.path.clone());
                     }
                 });
             });
-            if self.folders.removing.as_ref() == Some(&folder.path) {
+            if self.windows.folders.removing.as_ref() == Some(&folder.path) {
                 egui::Frame::group(ui.style()).show(ui, |ui| {
                     ui.label(format!(
                         "Take this folder out of the library? Its {} leave the library; the \
@@ -255,13 +256,13 @@ impl CliptagApp {
                     ));
                     ui.horizontal(|ui| {
                         if ui
-                            .add_enabled(!self.indexing, egui::Button::new("Remove folder"))
+                            .add_enabled(!self.link.indexing, egui::Button::new("Remove folder"))
                             .clicked()
                         {
                             *remove = Some(folder.path.clone());
                         }
                         if ui.button("Cancel").clicked() {
-                            self.folders.removing = None;
+                            self.windows.folders.removing = None;
                         }
                     });
                 });
@@ -272,7 +273,7 @@ impl CliptagApp {
 
     /// A path typed in place of a file dialog (importing or exporting the vocabulary).
     pub(super) fn path_prompt_window(&mut self, ctx: &egui::Context) {
-        let Some((kind, _)) = &self.folders.prompt else {
+        let Some((kind, _)) = &self.windows.folders.prompt else {
             return;
         };
         let kind = *kind;
@@ -287,12 +288,12 @@ impl CliptagApp {
             .collapsible(false)
             .default_width(460.0)
             .show(ctx, |ui| {
-                if let Some(why) = &self.folders.why {
+                if let Some(why) = &self.windows.folders.why {
                     ui.label(why);
                 }
                 ui.horizontal(|ui| {
                     let label = ui.label("Vocabulary file");
-                    let Some((_, text)) = self.folders.prompt.as_mut() else {
+                    let Some((_, text)) = self.windows.folders.prompt.as_mut() else {
                         return;
                     };
                     ui.add(egui::TextEdit::singleline(text).desired_width(300.0))
@@ -312,14 +313,14 @@ impl CliptagApp {
                 });
             });
         if let Some(path) = chosen {
-            self.folders.prompt = None;
+            self.windows.folders.prompt = None;
             let result = match kind {
                 DialogKind::ImportVocabulary => DialogResult::ImportVocabulary(path),
                 _ => DialogResult::ExportVocabulary(path),
             };
             self.apply_dialog(result);
         } else if !open {
-            self.folders.prompt = None;
+            self.windows.folders.prompt = None;
         }
     }
 }

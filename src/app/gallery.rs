@@ -35,7 +35,7 @@ impl CliptagApp {
             Some((_, results)) => results.iter().copied().collect(),
             None => HashMap::new(),
         };
-        self.worker.ask_gallery(GalleryRequest::View {
+        self.link.worker.ask_gallery(GalleryRequest::View {
             query: query.clone(),
             version,
         });
@@ -47,7 +47,7 @@ impl CliptagApp {
     pub fn entry(&mut self, id: i64) -> Option<&ImageEntry> {
         let version = self.snapshot.version;
         if self.gallery.want_row(id, version) {
-            self.worker.ask_gallery(GalleryRequest::Rows {
+            self.link.worker.ask_gallery(GalleryRequest::Rows {
                 ids: vec![id],
                 version,
             });
@@ -193,7 +193,7 @@ impl CliptagApp {
         let columns = ((ui.available_width() + spacing) / (cell + spacing))
             .floor()
             .max(1.0) as usize;
-        self.gallery_columns = columns;
+        self.gallery.columns = columns;
         let rows = total.div_ceil(columns);
         // A row's height in the scroll area, its spacing included.
         let stride = cell + 20.0 + ui.spacing().item_spacing.y;
@@ -221,7 +221,7 @@ impl CliptagApp {
             .collect();
         let mut clicked = None;
         let mut drawn = total..0;
-        self.cells_shown = (0, 0);
+        self.gallery.cells_shown = (0, 0);
         let mut area = egui::ScrollArea::vertical()
             .id_salt("gallery")
             .auto_shrink(false);
@@ -236,8 +236,8 @@ impl CliptagApp {
                         let Some(&id) = ids.get(row * columns + col) else {
                             break;
                         };
-                        let selected =
-                            self.selected == Some(id) || self.gallery.picked.contains(&id);
+                        let selected = self.inspector.selected == Some(id)
+                            || self.gallery.picked.contains(&id);
                         // A row not read yet is an empty cell for a frame or two.
                         let Some(entry) = self.gallery.entry(id).cloned() else {
                             ui.allocate_exact_size(
@@ -258,7 +258,7 @@ impl CliptagApp {
         let version = self.snapshot.version;
         let wanted = self.gallery.rows_wanted(drawn, version);
         if !wanted.is_empty() {
-            self.worker.ask_gallery(GalleryRequest::Rows {
+            self.link.worker.ask_gallery(GalleryRequest::Rows {
                 ids: wanted,
                 version,
             });
@@ -287,14 +287,14 @@ impl CliptagApp {
     fn pick(&mut self, id: i64, modifiers: egui::Modifiers) {
         if modifiers.command {
             let picked = &mut self.gallery.picked;
-            if let Some(current) = self.selected {
+            if let Some(current) = self.inspector.selected {
                 picked.insert(current);
             }
             if !picked.remove(&id) {
                 picked.insert(id);
             }
         } else if modifiers.shift
-            && let Some(anchor) = self.selected
+            && let Some(anchor) = self.inspector.selected
         {
             let ids = self.gallery.visible();
             if let (Some(a), Some(b)) = (
@@ -314,7 +314,7 @@ impl CliptagApp {
     /// The photos a bulk action applies to: the picked ones, or else the selected one.
     pub fn chosen(&self) -> Vec<i64> {
         if self.gallery.picked.is_empty() {
-            self.selected.into_iter().collect()
+            self.inspector.selected.into_iter().collect()
         } else {
             self.gallery.picked.iter().copied().collect()
         }
@@ -414,7 +414,7 @@ impl CliptagApp {
                 painter.galley(at, galley, ui.visuals().error_fg_color);
             }
             _ => {
-                self.cells_shown.0 += 1;
+                self.gallery.cells_shown.0 += 1;
                 if let Some(texture) =
                     self.thumbnails
                         .get(entry.id, &entry.path, entry.hash.as_deref(), GRID_SIZE)
@@ -422,7 +422,7 @@ impl CliptagApp {
                     let size = texture.size_vec2();
                     let scale = (cell / size.x.max(size.y)).min(cell / 8.0);
                     let shown = egui::Rect::from_center_size(image_rect.center(), size * scale);
-                    self.cells_shown.1 += 1;
+                    self.gallery.cells_shown.1 += 1;
                     painter.image(
                         texture.id(),
                         shown,

@@ -16,6 +16,12 @@ pub enum InspectorTab {
 #[derive(Debug, Clone, Default)]
 pub struct Inspector {
     pub tab: InspectorTab,
+    /// The photo selected in the gallery.
+    pub selected: Option<i64>,
+    /// Its scores on every label, as the worker last sent them.
+    pub detail: Option<crate::library::ImageDetail>,
+    /// The name typed for a new label learned from the selected photo.
+    pub(super) example_label: String,
     seen_photo: Option<i64>,
     /// What the editor held last frame (a label's id, or a group's path).
     seen_editing: Option<String>,
@@ -29,7 +35,7 @@ impl CliptagApp {
 
     /// Whether the inspector has anything to show.
     pub(super) fn inspector_open(&self) -> bool {
-        self.selected.is_some() || self.editing()
+        self.inspector.selected.is_some() || self.editing()
     }
 
     /// What the editor holds: a label (by id) or a group (by path).
@@ -47,16 +53,18 @@ impl CliptagApp {
         let edited = self.edited();
         if edited.is_some() && edited != self.inspector.seen_editing {
             self.inspector.tab = InspectorTab::Label;
-        } else if self.selected.is_some() && self.selected != self.inspector.seen_photo {
+        } else if self.inspector.selected.is_some()
+            && self.inspector.selected != self.inspector.seen_photo
+        {
             self.inspector.tab = InspectorTab::Photo;
         }
-        if self.selected.is_none() && editing {
+        if self.inspector.selected.is_none() && editing {
             self.inspector.tab = InspectorTab::Label;
-        } else if !editing && self.selected.is_some() {
+        } else if !editing && self.inspector.selected.is_some() {
             self.inspector.tab = InspectorTab::Photo;
         }
         self.inspector.seen_editing = edited;
-        self.inspector.seen_photo = self.selected;
+        self.inspector.seen_photo = self.inspector.selected;
     }
 
     /// The inspector's tabs and the open tab's contents.
@@ -69,7 +77,7 @@ impl CliptagApp {
         };
         ui.horizontal(|ui| {
             let photo = ui.add_enabled(
-                self.selected.is_some(),
+                self.inspector.selected.is_some(),
                 egui::Button::selectable(self.inspector.tab == InspectorTab::Photo, "Photo"),
             );
             if photo.clicked() {

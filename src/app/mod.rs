@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::export::csv::CsvForm;
-use crate::library::{
-    ImageDetail, IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress,
-};
+use crate::library::{IndexSummary, LibrarySnapshot, ModelLoader, ModelStatus, Progress};
 use crate::worker::{self, Command, WorkerHandle};
 
 /// What the app remembers between launches (window size and panel widths are kept by eframe
@@ -124,59 +122,69 @@ pub enum DialogKind {
     ExportVocabulary,
 }
 
-/// The whole app's state.
+/// The whole app's state, by the region or concern it belongs to.
 pub struct CliptagApp {
     pub settings: Settings,
-    worker: WorkerHandle,
-    thumbnails: thumbnails::Thumbnails,
+    /// The library as the worker last described it, shared by every region.
     pub snapshot: Arc<LibrarySnapshot>,
+    /// The background worker and what it reported.
+    pub link: WorkerLink,
+    /// The vocabulary panel (left) and the label editor.
+    pub sidebar: sidebar::SidebarState,
+    /// The gallery (middle): its filter, its rows, what it drew.
+    pub gallery: paging::GalleryState,
+    thumbnails: thumbnails::Thumbnails,
+    /// The inspector (right): the selected photo and the tab shown.
+    pub inspector: inspector::Inspector,
+    /// The floating windows and the file dialogs.
+    pub windows: Windows,
+    /// The status bar's messages, newest last.
+    pub messages: VecDeque<Message>,
+    /// Whether the window was fitted to the screen it opened on.
+    fitted: bool,
+    /// Whether a text field had the keyboard when this frame began: the keys it took (Enter
+    /// ends its editing) are not also the gallery's or the vocabulary tree's.
+    typing: bool,
+}
+
+/// The app's link to its background worker, and what the worker last reported.
+pub struct WorkerLink {
+    worker: WorkerHandle,
     pub model: ModelStatus,
     pub indexing: bool,
     pub progress: Option<Progress>,
     pub last_summary: Option<IndexSummary>,
-    pub messages: VecDeque<Message>,
-    pub sidebar: sidebar::SidebarState,
-    pub gallery: paging::GalleryState,
-    pub selected: Option<i64>,
-    pub detail: Option<ImageDetail>,
-    pub show_problems: bool,
-    pub show_export: bool,
-    pub picker: model_picker::ModelPicker,
-    folder_text: String,
-    model_text: String,
-    /// The name typed for a new label learned from the selected photo.
-    example_label: String,
-    dialog_tx: crossbeam_channel::Sender<DialogResult>,
-    dialog_rx: crossbeam_channel::Receiver<DialogResult>,
-    /// Durations of recent frames' UI work, for the frame-time report.
-    pub frame_times: VecDeque<Duration>,
-    /// Gallery cells drawn in the last frame, and how many of them showed their thumbnail.
-    pub cells_shown: (usize, usize),
     /// Decisions sent to the worker and not yet stored (shown until they are).
     pub unsaved_decisions: std::cell::Cell<usize>,
     /// Whether the first snapshot was looked at for photos left waiting.
     resume_checked: bool,
-    /// The right-hand region: the photo and the label being edited.
-    pub inspector: inspector::Inspector,
-    /// How many photos the gallery showed side by side in the last frame.
-    pub gallery_columns: usize,
-    /// Whether the window was fitted to the screen it opened on.
-    fitted: bool,
+    /// When the run now shown in the status bar began: messages from before it are old news.
+    run_began: Option<Instant>,
+}
+
+/// The floating windows (export, problems, model, folders, shortcuts) and the file dialogs.
+pub struct Windows {
+    pub show_problems: bool,
+    pub show_export: bool,
+    /// When the export window was last opened: it shows only what happened since.
+    export_opened: Instant,
+    /// Whether the keyboard-shortcut sheet is open (F1).
+    pub show_shortcuts: bool,
     /// Whether the problems window asks to confirm removing the missing photos.
     pub confirm_prune: bool,
     /// What removing the missing photos would remove, counted on disk (a dry run's answer).
     prune_preview: Option<crate::library::PruneReport>,
-    /// The folder chooser drawn in the window (where the system's dialog cannot open).
+    pub picker: model_picker::ModelPicker,
+    /// The folders window, and the chooser drawn in the window where the system's dialog
+    /// cannot open.
     pub folders: folders::FolderChooser,
-    /// Whether the keyboard-shortcut sheet is open (F1).
-    pub show_shortcuts: bool,
-    /// Whether a text field had the keyboard when this frame began: the keys it took (Enter
-    /// ends its editing) are not also the gallery's or the vocabulary tree's.
-    typing: bool,
-    /// When the run now shown in the status bar began: messages from before it are old news.
-    run_began: Option<Instant>,
-    /// When the export window was last opened: it shows only what happened since.
-    export_opened: Instant,
+    /// What the system's file dialogs answered, from their own threads.
+    dialog_tx: crossbeam_channel::Sender<DialogResult>,
+    dialog_rx: crossbeam_channel::Receiver<DialogResult>,
+    /// The model folder or hub id typed where the model failed.
+    model_text: String,
+    /// The folder typed on the empty library's welcome.
+    folder_text: String,
 }
 
 /// How long a frame may spend draining the worker's events.
@@ -199,49 +207,49 @@ impl CliptagApp {
                 db: Some(db),
                 ..settings
             },
-            worker,
-            thumbnails: thumbnails::Thumbnails::new(2, thumbnail_db, waker),
             snapshot: Arc::new(LibrarySnapshot::default()),
-            model: ModelStatus::NotLoaded,
-            indexing: false,
-            progress: None,
-            last_summary: None,
-            messages: VecDeque::new(),
+            link: WorkerLink {
+                worker,
+                model: ModelStatus::NotLoaded,
+                indexing: false,
+                progress: None,
+                last_summary: None,
+                unsaved_decisions: std::cell::Cell::new(0),
+                resume_checked: false,
+                run_began: None,
+            },
             sidebar: sidebar::SidebarState::default(),
             gallery: paging::GalleryState::default(),
-            selected: None,
-            detail: None,
-            show_problems: false,
-            show_export: false,
-            picker: model_picker::ModelPicker::default(),
-            folder_text: String::new(),
-            model_text: String::new(),
-            example_label: String::new(),
-            typing: false,
-            prune_preview: None,
-            run_began: None,
-            export_opened: Instant::now(),
-            dialog_tx,
-            dialog_rx,
-            frame_times: VecDeque::new(),
-            cells_shown: (0, 0),
-            unsaved_decisions: std::cell::Cell::new(0),
-            resume_checked: false,
+            thumbnails: thumbnails::Thumbnails::new(2, thumbnail_db, waker),
             inspector: inspector::Inspector::default(),
-            gallery_columns: 0,
+            windows: Windows {
+                show_problems: false,
+                show_export: false,
+                export_opened: Instant::now(),
+                show_shortcuts: false,
+                confirm_prune: false,
+                prune_preview: None,
+                picker: model_picker::ModelPicker::default(),
+                folders: folders::FolderChooser::default(),
+                dialog_tx,
+                dialog_rx,
+                model_text: String::new(),
+                folder_text: String::new(),
+            },
+            messages: VecDeque::new(),
             fitted: false,
-            confirm_prune: false,
-            folders: folders::FolderChooser::default(),
-            show_shortcuts: false,
+            typing: false,
         }
     }
 
     /// Sends a command to the worker.
     pub fn send(&self, command: Command) {
         if matches!(command, Command::Decide { .. }) {
-            self.unsaved_decisions.set(self.unsaved_decisions.get() + 1);
+            self.link
+                .unsaved_decisions
+                .set(self.link.unsaved_decisions.get() + 1);
         }
-        self.worker.send(command);
+        self.link.worker.send(command);
     }
 
     fn say(&mut self, text: String, error: bool) {
@@ -261,33 +269,33 @@ impl CliptagApp {
     pub fn pump(&mut self, ctx: &egui::Context) {
         let started = Instant::now();
         let mut more = false;
-        while let Some(event) = self.worker.try_event() {
+        while let Some(event) = self.link.worker.try_event() {
             self.apply(event);
             if started.elapsed() > EVENT_BUDGET {
                 more = true;
                 break;
             }
         }
-        if let Some(snapshot) = self.worker.take_snapshot() {
+        if let Some(snapshot) = self.link.worker.take_snapshot() {
             self.snapshot = snapshot;
             self.editor_follows_library();
-            if !self.resume_checked {
-                self.resume_checked = true;
+            if !self.link.resume_checked {
+                self.link.resume_checked = true;
                 self.resume_waiting();
             }
         }
-        while let Some(answer) = self.worker.try_gallery() {
+        while let Some(answer) = self.link.worker.try_gallery() {
             let gone = self.gallery.receive(answer);
-            if self.selected.is_some_and(|id| gone.contains(&id)) {
+            if self.inspector.selected.is_some_and(|id| gone.contains(&id)) {
                 self.select(None);
             }
         }
-        let progress = self.worker.progress();
-        if progress.is_some() && self.progress.is_none() {
-            self.run_began = Some(Instant::now());
+        let progress = self.link.worker.progress();
+        if progress.is_some() && self.link.progress.is_none() {
+            self.link.run_began = Some(Instant::now());
         }
-        self.progress = progress;
-        while let Ok(result) = self.dialog_rx.try_recv() {
+        self.link.progress = progress;
+        while let Ok(result) = self.windows.dialog_rx.try_recv() {
             self.apply_dialog(result);
         }
         more |= self.thumbnails.upload(ctx);
@@ -299,12 +307,12 @@ impl CliptagApp {
     fn apply_dialog(&mut self, result: DialogResult) {
         match result {
             DialogResult::OpenFolder(folder) => self.open_folder(folder),
-            DialogResult::ModelFolder(folder) if self.picker.open => {
-                self.picker.choice = folder.to_string_lossy().into_owned();
+            DialogResult::ModelFolder(folder) if self.windows.picker.open => {
+                self.windows.picker.choice = folder.to_string_lossy().into_owned();
             }
             DialogResult::ModelFolder(folder) => {
-                self.model_text = folder.to_string_lossy().into_owned();
-                self.send(Command::LoadModel(Some(self.model_text.clone())));
+                self.windows.model_text = folder.to_string_lossy().into_owned();
+                self.send(Command::LoadModel(Some(self.windows.model_text.clone())));
             }
             DialogResult::ExportPath(path) => {
                 self.settings.export_path = path.to_string_lossy().into_owned()
@@ -313,7 +321,7 @@ impl CliptagApp {
             DialogResult::ExportVocabulary(path) => self.send(Command::ExportVocabulary(path)),
             DialogResult::Unavailable(kind) => self.dialog_unavailable(kind),
             DialogResult::NotShown { folder, reason } => {
-                self.folders.not_shown = Some((folder, reason))
+                self.windows.folders.not_shown = Some((folder, reason))
             }
         }
     }
@@ -322,7 +330,7 @@ impl CliptagApp {
     /// now: on opening the library, and when a model becomes available.
     pub(super) fn resume_waiting(&mut self) {
         let waiting = self.snapshot.waiting;
-        if waiting > 0 && !self.snapshot.roots.is_empty() && !self.indexing {
+        if waiting > 0 && !self.snapshot.roots.is_empty() && !self.link.indexing {
             self.say(
                 format!(
                     "{waiting} photo{} waiting for tags: indexing goes on",
@@ -352,11 +360,11 @@ impl CliptagApp {
         kind: DialogKind,
         run: impl FnOnce() -> Option<DialogResult> + Send + 'static,
     ) {
-        if !self.folders.system_dialog {
+        if !self.windows.folders.system_dialog {
             self.dialog_unavailable(kind);
             return;
         }
-        let tx = self.dialog_tx.clone();
+        let tx = self.windows.dialog_tx.clone();
         std::thread::spawn(move || {
             let asked = Instant::now();
             match run() {
@@ -378,11 +386,11 @@ impl CliptagApp {
 
     /// Selects a photo and asks for its scores.
     pub fn select(&mut self, image_id: Option<i64>) {
-        if self.selected == image_id {
+        if self.inspector.selected == image_id {
             return;
         }
-        self.selected = image_id;
-        self.detail = None;
+        self.inspector.selected = image_id;
+        self.inspector.detail = None;
         if let Some(id) = image_id {
             self.send(Command::Detail { image_id: id });
         }
@@ -391,7 +399,6 @@ impl CliptagApp {
     /// Draws the whole window. Separate from eframe's `App::ui` so that tests and the frame-time
     /// benchmark can run it without a window.
     pub fn ui_root(&mut self, ui: &mut egui::Ui) {
-        let started = Instant::now();
         let ctx = ui.ctx().clone();
         self.typing = ctx.memory(|m| m.focused().is_some());
         self.fit_to_screen(&ctx);
@@ -424,7 +431,7 @@ impl CliptagApp {
                 .show(ui, |ui| self.inspector_ui(ui));
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            if self.snapshot.photos == 0 && self.snapshot.roots.is_empty() && !self.indexing {
+            if self.snapshot.photos == 0 && self.snapshot.roots.is_empty() && !self.link.indexing {
                 self.welcome_ui(ui);
             } else {
                 self.gallery_ui(ui);
@@ -438,13 +445,9 @@ impl CliptagApp {
         self.shortcuts_window(&ctx);
         self.path_prompt_window(&ctx);
 
-        if self.indexing {
+        if self.link.indexing {
             // Keep the progress bar moving even without worker events.
             ctx.request_repaint_after(Duration::from_millis(250));
-        }
-        self.frame_times.push_back(started.elapsed());
-        while self.frame_times.len() > 1000 {
-            self.frame_times.pop_front();
         }
     }
 
@@ -460,17 +463,6 @@ impl CliptagApp {
         for path in dropped {
             self.open_folder(path);
         }
-    }
-
-    /// Median and 99th percentile of recent frames' UI time.
-    pub fn frame_time_percentiles(&self) -> Option<(Duration, Duration)> {
-        if self.frame_times.is_empty() {
-            return None;
-        }
-        let mut sorted: Vec<Duration> = self.frame_times.iter().copied().collect();
-        sorted.sort();
-        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-        Some((at(0.5), at(0.99)))
     }
 }
 
@@ -493,7 +485,7 @@ impl eframe::App for CliptagApp {
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         // The person's queued decisions and edits are stored first; closing the window must
         // not wait long for a model download or a batch in the encoder.
-        self.worker.shutdown(SHUTDOWN_BOUND);
+        self.link.worker.shutdown(SHUTDOWN_BOUND);
     }
 }
 

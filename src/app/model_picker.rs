@@ -49,11 +49,11 @@ pub struct ModelPicker {
 
 impl CliptagApp {
     pub(super) fn model_window(&mut self, ctx: &egui::Context) {
-        let mut open = self.picker.open;
+        let mut open = self.windows.picker.open;
         let current = self.snapshot.model_name.clone();
         // The model in use is the one chosen until another is.
-        if self.picker.choice.is_empty() && KNOWN_MODELS.iter().any(|k| k.id == current) {
-            self.picker.choice = current.clone();
+        if self.windows.picker.choice.is_empty() && KNOWN_MODELS.iter().any(|k| k.id == current) {
+            self.windows.picker.choice = current.clone();
         }
         super::floating("Model", ctx)
             .open(&mut open)
@@ -66,14 +66,19 @@ impl CliptagApp {
                 });
                 ui.separator();
                 for known in &KNOWN_MODELS {
-                    ui.radio_value(&mut self.picker.choice, known.id.to_string(), known.title)
-                        .on_hover_text(known.id);
+                    ui.radio_value(
+                        &mut self.windows.picker.choice,
+                        known.id.to_string(),
+                        known.title,
+                    )
+                    .on_hover_text(known.id);
                     ui.indent(known.id, |ui| ui.weak(known.about));
                 }
                 ui.horizontal(|ui| {
                     let label = ui.label("Or a folder or hub id:");
                     ui.add(
-                        egui::TextEdit::singleline(&mut self.picker.choice).desired_width(260.0),
+                        egui::TextEdit::singleline(&mut self.windows.picker.choice)
+                            .desired_width(260.0),
                     )
                     .labelled_by(label.id);
                     if ui.button("Choose folder…").clicked() {
@@ -90,12 +95,12 @@ impl CliptagApp {
                      each label keeps its threshold for each model, and switching back embeds \
                      nothing.",
                 );
-                let choice = self.picker.choice.trim().to_string();
+                let choice = self.windows.picker.choice.trim().to_string();
                 let in_use = choice == current;
-                let can = !choice.is_empty() && !self.indexing && !in_use;
+                let can = !choice.is_empty() && !self.link.indexing && !in_use;
                 if ui
                     .add_enabled(can, egui::Button::new("Switch to this model"))
-                    .on_disabled_hover_text(if self.indexing {
+                    .on_disabled_hover_text(if self.link.indexing {
                         "Indexing is running: wait for it to finish or cancel it, then switch"
                     } else if in_use {
                         "This library tags with this model already"
@@ -104,11 +109,11 @@ impl CliptagApp {
                     })
                     .clicked()
                 {
-                    self.picker.switching = true;
+                    self.windows.picker.switching = true;
                     self.send(Command::LoadModel(Some(choice)));
                 }
             });
-        self.picker.open = open;
+        self.windows.picker.open = open;
     }
 
     /// The model asked for is loaded: re-embed the library with it.
@@ -116,7 +121,7 @@ impl CliptagApp {
         // The way out of a model error was taken: its message goes.
         self.messages
             .retain(|m| !(m.error && m.text.to_lowercase().contains("model")));
-        if std::mem::take(&mut self.picker.switching) && !self.snapshot.roots.is_empty() {
+        if std::mem::take(&mut self.windows.picker.switching) && !self.snapshot.roots.is_empty() {
             self.send(Command::Update);
         } else {
             self.resume_waiting();

@@ -58,6 +58,10 @@ pub struct GalleryState {
     /// A photo to bring into view once the gallery shows it (an undo brought it back), and the
     /// snapshot it was asked under: a view answered for a later one without it gives up.
     pub(super) reveal: Option<(i64, u64)>,
+    /// How many photos the gallery showed side by side in the last frame.
+    pub columns: usize,
+    /// Cells drawn in the last frame, and how many of them showed their thumbnail.
+    pub cells_shown: (usize, usize),
 }
 
 impl Default for GalleryState {
@@ -81,6 +85,8 @@ impl Default for GalleryState {
             viewport: (0.0, 0.0),
             scroll_to: None,
             reveal: None,
+            columns: 0,
+            cells_shown: (0, 0),
         }
     }
 }

@@ -122,6 +122,7 @@ impl CliptagApp {
             return false;
         }
         let at = self
+            .inspector
             .selected
             .and_then(|s| ids.iter().position(|id| *id == s));
         let next = match at {

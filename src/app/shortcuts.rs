@@ -32,12 +32,12 @@ impl CliptagApp {
     /// F1 opens and closes the sheet, Escape closes it.
     pub(super) fn shortcuts_window(&mut self, ctx: &egui::Context) {
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::F1)) {
-            self.show_shortcuts = !self.show_shortcuts;
+            self.windows.show_shortcuts = !self.windows.show_shortcuts;
         }
-        if self.show_shortcuts && ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
-            self.show_shortcuts = false;
+        if self.windows.show_shortcuts && ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
+            self.windows.show_shortcuts = false;
         }
-        let mut open = self.show_shortcuts;
+        let mut open = self.windows.show_shortcuts;
         super::floating("Keyboard shortcuts", ctx)
             .open(&mut open)
             .collapsible(false)
@@ -54,6 +54,6 @@ impl CliptagApp {
                         }
                     });
             });
-        self.show_shortcuts &= open;
+        self.windows.show_shortcuts &= open;
     }
 }

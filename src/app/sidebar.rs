@@ -389,7 +389,7 @@ impl CliptagApp {
 
     /// The model the library uses, for the default threshold of new labels.
     fn model_name(&self) -> String {
-        match &self.model {
+        match &self.link.model {
             crate::library::ModelStatus::Ready(name) => name.clone(),
             _ => String::new(),
         }

@@ -42,7 +42,7 @@ pub fn duration_text(seconds: f64) -> String {
 impl CliptagApp {
     pub(super) fn status_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let model = match &self.model {
+            let model = match &self.link.model {
                 // Loaded on first use (indexing, a new label): nothing is wrong meanwhile.
                 ModelStatus::NotLoaded if !self.snapshot.model_name.is_empty() => {
                     let name = &self.snapshot.model_name;
@@ -60,7 +60,7 @@ impl CliptagApp {
             };
             ui.label(model);
             ui.separator();
-            let unsaved = self.unsaved_decisions.get();
+            let unsaved = self.link.unsaved_decisions.get();
             if unsaved > 0 {
                 ui.label(format!(
                     "saving {unsaved} decision{}…",
@@ -69,7 +69,7 @@ impl CliptagApp {
                 .on_hover_text("Your decisions are stored in the library as they arrive");
                 ui.separator();
             }
-            match (&self.progress, self.indexing) {
+            match (&self.link.progress, self.link.indexing) {
                 (Some(p), _)
                     if matches!(
                         p.stage,
@@ -94,7 +94,7 @@ impl CliptagApp {
                         .on_hover_text("Stop re-tagging; every tag stays as it was")
                         .clicked()
                     {
-                        self.worker.control().cancel();
+                        self.link.worker.control().cancel();
                     }
                 }
                 (Some(p), true) => {
@@ -118,7 +118,7 @@ impl CliptagApp {
                     } else {
                         String::new()
                     };
-                    let paused = self.worker.control().is_paused();
+                    let paused = self.link.worker.control().is_paused();
                     // The buttons first and Pause as wide as Resume: nothing moves under the
                     // pointer as the words and figures after them change.
                     let toggle = egui::Button::new(if paused { "Resume" } else { "Pause" })
@@ -129,13 +129,13 @@ impl CliptagApp {
                         .clicked()
                     {
                         if paused {
-                            self.worker.control().resume();
+                            self.link.worker.control().resume();
                         } else {
-                            self.worker.control().pause();
+                            self.link.worker.control().pause();
                         }
                     }
                     if ui.button("Cancel").clicked() {
-                        self.worker.control().cancel();
+                        self.link.worker.control().cancel();
                     }
                     ui.label(if paused { "paused" } else { stage });
                     ui.add(
@@ -151,7 +151,7 @@ impl CliptagApp {
                 (None, true) => {
                     ui.label("starting…");
                     if ui.button("Cancel").clicked() {
-                        self.worker.control().cancel();
+                        self.link.worker.control().cancel();
                     }
                 }
                 _ => {
@@ -182,7 +182,7 @@ impl CliptagApp {
                     .on_hover_text("Files that could not be read, or went missing")
                     .clicked()
                 {
-                    self.show_problems = !self.show_problems;
+                    self.windows.show_problems = !self.windows.show_problems;
                 }
             }
             // While a run goes on, what was said before it began (the last run's summary) is
@@ -190,7 +190,7 @@ impl CliptagApp {
             let current = self
                 .messages
                 .back()
-                .filter(|m| self.run_began.is_none_or(|began| m.at >= began));
+                .filter(|m| self.link.run_began.is_none_or(|began| m.at >= began));
             if let Some(message) = current.cloned() {
                 ui.separator();
                 let color = if message.error {
@@ -216,7 +216,7 @@ impl CliptagApp {
     }
 
     pub(super) fn export_window(&mut self, ctx: &egui::Context) {
-        let mut open = self.show_export;
+        let mut open = self.windows.show_export;
         super::floating("Export tags", ctx)
             .open(&mut open)
             .show(ctx, |ui| {
@@ -287,7 +287,7 @@ impl CliptagApp {
                     .messages
                     .iter()
                     .rev()
-                    .take_while(|m| m.at >= self.export_opened)
+                    .take_while(|m| m.at >= self.windows.export_opened)
                     .take(3)
                     .collect();
                 for message in recent {
@@ -299,17 +299,17 @@ impl CliptagApp {
                     ui.colored_label(color, &message.text);
                 }
             });
-        self.show_export = open;
+        self.windows.show_export = open;
     }
 
     pub(super) fn problems_window(&mut self, ctx: &egui::Context) {
         // Once the last problem is gone (missing photos removed), the window has nothing to say.
         if self.snapshot.problems == 0 {
-            self.show_problems = false;
-            self.confirm_prune = false;
-            self.prune_preview = None;
+            self.windows.show_problems = false;
+            self.windows.confirm_prune = false;
+            self.windows.prune_preview = None;
         }
-        let mut open = self.show_problems;
+        let mut open = self.windows.show_problems;
         let snapshot = self.snapshot.clone();
         super::floating("Problems", ctx)
             .open(&mut open)
@@ -332,8 +332,8 @@ impl CliptagApp {
                     .count();
                 if missing > 0 {
                     ui.horizontal(|ui| {
-                        if self.confirm_prune {
-                            match &self.prune_preview {
+                        if self.windows.confirm_prune {
+                            match &self.windows.prune_preview {
                                 // What would go, counted on disk now, before the person agrees.
                                 Some(preview) => {
                                     let said = crate::library::prune_summary(preview, true);
@@ -348,21 +348,21 @@ impl CliptagApp {
                                 }
                             }
                             let can = self
-                                .prune_preview
+                                .windows.prune_preview
                                 .as_ref()
                                 .is_some_and(|p| !p.removed.is_empty());
                             if ui.add_enabled(can, egui::Button::new("Remove")).clicked() {
-                                self.confirm_prune = false;
-                                self.prune_preview = None;
+                                self.windows.confirm_prune = false;
+                                self.windows.prune_preview = None;
                                 self.send(Command::Prune { dry_run: false });
                             }
                             if ui.button("Keep them").clicked() {
-                                self.confirm_prune = false;
-                                self.prune_preview = None;
+                                self.windows.confirm_prune = false;
+                                self.windows.prune_preview = None;
                             }
                         } else if ui
                             .add_enabled(
-                                !self.indexing,
+                                !self.link.indexing,
                                 egui::Button::new("Remove missing photos…"),
                             )
                             .on_disabled_hover_text(
@@ -374,8 +374,8 @@ impl CliptagApp {
                             )
                             .clicked()
                         {
-                            self.confirm_prune = true;
-                            self.prune_preview = None;
+                            self.windows.confirm_prune = true;
+                            self.windows.prune_preview = None;
                             self.send(Command::Prune { dry_run: true });
                         }
                     });
@@ -395,7 +395,7 @@ impl CliptagApp {
                         }
                     });
             });
-        self.show_problems = open;
+        self.windows.show_problems = open;
     }
 }
 

@@ -50,12 +50,12 @@ impl CliptagApp {
                 )
                 .clicked()
             {
-                self.folders.open = !self.folders.open;
+                self.windows.folders.open = !self.windows.folders.open;
             }
             let has_roots = !self.snapshot.roots.is_empty();
             if ui
                 .add_enabled(
-                    has_roots && !self.indexing,
+                    has_roots && !self.link.indexing,
                     egui::Button::new("Update library"),
                 )
                 .on_hover_text("Index new and changed photos in the library's folders")
@@ -64,15 +64,15 @@ impl CliptagApp {
                 self.send(Command::Update);
             }
             if ui.button("Export tags…").clicked() {
-                self.show_export = !self.show_export;
-                self.export_opened = Instant::now();
+                self.windows.show_export = !self.windows.show_export;
+                self.windows.export_opened = Instant::now();
             }
             if ui
                 .button("Model…")
                 .on_hover_text("Which model tags this library, and a switch to another")
                 .clicked()
             {
-                self.picker.open = !self.picker.open;
+                self.windows.picker.open = !self.windows.picker.open;
             }
             ui.separator();
             let (undo, redo) = self.snapshot.history;
@@ -95,7 +95,7 @@ impl CliptagApp {
             ui.separator();
             self.search_ui(ui);
         });
-        if let ModelStatus::Failed(reason) = &self.model {
+        if let ModelStatus::Failed(reason) = &self.link.model {
             let reason = reason.clone();
             ui.horizontal_wrapped(|ui| {
                 ui.colored_label(
@@ -108,10 +108,16 @@ impl CliptagApp {
                     self.send(Command::LoadModel(None));
                 }
                 let label = ui.label("Model folder or hub id:");
-                ui.add(egui::TextEdit::singleline(&mut self.model_text).desired_width(280.0))
-                    .labelled_by(label.id);
-                if ui.button("Use this model").clicked() && !self.model_text.trim().is_empty() {
-                    self.send(Command::LoadModel(Some(self.model_text.trim().to_string())));
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.windows.model_text).desired_width(280.0),
+                )
+                .labelled_by(label.id);
+                if ui.button("Use this model").clicked()
+                    && !self.windows.model_text.trim().is_empty()
+                {
+                    self.send(Command::LoadModel(Some(
+                        self.windows.model_text.trim().to_string(),
+                    )));
                 }
                 if ui.button("Choose folder…").clicked() {
                     self.dialog(DialogKind::ModelFolder, || {
@@ -140,11 +146,11 @@ impl CliptagApp {
                 let width = 360.0;
                 ui.add_space((ui.available_width() - width - 80.0).max(0.0) / 2.0);
                 let label = ui.label("Folder");
-                let edit = ui.add(egui::TextEdit::singleline(&mut self.folder_text).desired_width(width));
+                let edit = ui.add(egui::TextEdit::singleline(&mut self.windows.folder_text).desired_width(width));
                 let edit = edit.labelled_by(label.id);
                 let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                if (ui.button("Index").clicked() || enter) && !self.folder_text.trim().is_empty() {
-                    self.open_folder(PathBuf::from(self.folder_text.trim()));
+                if (ui.button("Index").clicked() || enter) && !self.windows.folder_text.trim().is_empty() {
+                    self.open_folder(PathBuf::from(self.windows.folder_text.trim()));
                 }
             });
         });

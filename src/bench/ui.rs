@@ -112,7 +112,7 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
         let mut scrollable = None;
         loop {
             frame(&mut app, Vec::new());
-            let (cells, shown) = app.cells_shown;
+            let (cells, shown) = app.gallery.cells_shown;
             if scrollable.is_none() && app.gallery.visible().len() >= args.library && cells > 0 {
                 scrollable = Some(started.elapsed().as_secs_f64());
             }
@@ -129,9 +129,9 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
         report.line(
             format!(
                 "opening a {}-photo library the {open} time: gallery scrollable in {scrollable:.2} s, first screen of {} thumbnails shown in {seconds:.2} s",
-                args.library, app.cells_shown.0
+                args.library, app.gallery.cells_shown.0
             ),
-            serde_json::json!({"what": "first_screen", "open": open, "images": args.library, "thumbnails": app.cells_shown.0, "scrollable_seconds": scrollable, "seconds": seconds}),
+            serde_json::json!({"what": "first_screen", "open": open, "images": args.library, "thumbnails": app.gallery.cells_shown.0, "scrollable_seconds": scrollable, "seconds": seconds}),
         );
         if open == "second" {
             report.line(
@@ -188,7 +188,7 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
             },
         ];
         let ms = frame(&mut app, events);
-        if app.indexing {
+        if app.link.indexing {
             while_indexing += 1;
             times.push(ms);
         }

@@ -302,6 +302,7 @@ fn indexing_shows_progress_and_cancel_stops_it() {
     // The status bar shows "done / total" on a progress bar, with a rate.
     step_until(&mut harness, "progress", |h| {
         h.state()
+            .link
             .progress
             .as_ref()
             .is_some_and(|p| p.total == 400 && p.done > 0)
@@ -314,7 +315,7 @@ fn indexing_shows_progress_and_cancel_stops_it() {
     step_until(&mut harness, "the cancel", |h| {
         has_label(h, "indexing cancelled")
     });
-    let summary = harness.state().last_summary.clone().unwrap();
+    let summary = harness.state().link.last_summary.clone().unwrap();
     assert!(summary.cancelled && summary.indexed < 400, "{summary:?}");
     drop(harness);
     let store = Store::open(&db).unwrap();
@@ -356,7 +357,7 @@ fn the_app_opens_and_works_without_its_model() {
     type_into(&mut harness, "Folder", photos.path().to_str().unwrap());
     harness.get_by_label("Index").click();
     step_until(&mut harness, "the model error", |h| {
-        matches!(h.state().model, ModelStatus::Failed(_))
+        matches!(h.state().link.model, ModelStatus::Failed(_))
     });
     step_until(&mut harness, "the banner", |h| {
         has_label(h, "The model is not available")
@@ -383,7 +384,7 @@ fn the_app_opens_and_works_without_its_model() {
     });
     harness.get_by_label("Use this model").click();
     step_until(&mut harness, "the model", |h| {
-        matches!(h.state().model, ModelStatus::Ready(_))
+        matches!(h.state().link.model, ModelStatus::Ready(_))
     });
     // With the model chosen they are tagged with no other action, and the model's error goes.
     step_until(&mut harness, "the photos indexed", |h| {
@@ -413,7 +414,7 @@ fn the_folder_chooser_opens_in_the_window_where_the_system_has_none() {
         h.state().snapshot.indexed > 0
     });
     let before = harness.state().snapshot.photos;
-    harness.state_mut().folders.system_dialog = false;
+    harness.state_mut().windows.folders.system_dialog = false;
     harness.get_by_label("Open folder…").click();
     step_until(&mut harness, "the folder chooser", |h| {
         has_label(h, "Folder to add")
@@ -538,7 +539,7 @@ fn keys_review_a_label_and_learn_applies_the_decisions() {
     harness.step();
     harness.key_press(egui::Key::R);
     harness.step();
-    let second_id = harness.state().selected.unwrap();
+    let second_id = harness.state().inspector.selected.unwrap();
     assert_ne!(second_id, first_id, "the selection did not move on");
     harness.key_press(egui::Key::A);
     harness.step();
@@ -644,6 +645,7 @@ fn picked_photos_are_decided_at_once() {
     let astronaut = id_of(&harness, "astronaut.jpg");
     step_until(&mut harness, "the detail panel", |h| {
         h.state()
+            .inspector
             .detail
             .as_ref()
             .is_some_and(|d| d.image_id == astronaut)

@@ -72,13 +72,13 @@ fn paging_keys_move_the_selection_and_the_gallery_follows_it() {
     gallery_ready(&mut harness);
     harness.step();
     let ids = harness.state().gallery.visible().to_vec();
-    let columns = harness.state().gallery_columns;
+    let columns = harness.state().gallery.columns;
     assert!(columns >= 2, "{columns} columns");
     harness.state_mut().select(Some(ids[0]));
     harness.step();
     harness.key_press(egui::Key::PageDown);
     harness.step();
-    let selected = harness.state().selected.unwrap();
+    let selected = harness.state().inspector.selected.unwrap();
     let at = ids.iter().position(|id| *id == selected).unwrap();
     assert!(
         at >= columns && at % columns == 0,
@@ -88,13 +88,13 @@ fn paging_keys_move_the_selection_and_the_gallery_follows_it() {
     harness.key_press(egui::Key::End);
     harness.step();
     harness.step();
-    assert_eq!(harness.state().selected, ids.last().copied());
+    assert_eq!(harness.state().inspector.selected, ids.last().copied());
     let offset = harness.state().gallery_scroll_offset();
     assert!(offset > 0.0, "the gallery did not scroll to the last photo");
     harness.key_press(egui::Key::Home);
     harness.step();
     harness.step();
-    assert_eq!(harness.state().selected, Some(ids[0]));
+    assert_eq!(harness.state().inspector.selected, Some(ids[0]));
     assert_eq!(harness.state().gallery_scroll_offset(), 0.0);
 }
 
@@ -167,7 +167,7 @@ fn every_review_key_counts_even_several_to_a_frame() {
     }
     harness.step();
     step_until(&mut harness, "the decisions stored", |h| {
-        h.state().unsaved_decisions.get() == 0
+        h.state().link.unsaved_decisions.get() == 0
     });
     let store = Store::open(&db).unwrap();
     for (i, id) in ids.iter().enumerate() {

@@ -131,7 +131,7 @@ fn a_folder_no_file_manager_can_show_is_given_as_a_path_to_copy() {
     let photos = indexed_library(&db);
     let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
     // No file manager here: the opener cannot run.
-    harness.state_mut().folders.opener = dir
+    harness.state_mut().windows.folders.opener = dir
         .path()
         .join("no-such-opener")
         .to_string_lossy()
@@ -165,7 +165,7 @@ fn a_folder_no_file_manager_can_show_is_given_as_a_path_to_copy() {
     });
 
     // After an export the status offers the CSV's folder.
-    harness.state_mut().folders.not_shown = None;
+    harness.state_mut().windows.folders.not_shown = None;
     harness.state_mut().settings.export_path =
         dir.path().join("out.csv").to_string_lossy().into_owned();
     harness.get_by_label("Export tags…").click();
@@ -199,12 +199,12 @@ fn the_model_window_shows_the_model_in_use_as_chosen() {
     step_until(&mut harness, "the library's model", |h| {
         h.state().snapshot.model_name == "openai/clip-vit-base-patch32"
     });
-    harness.state_mut().picker.open = true;
+    harness.state_mut().windows.picker.open = true;
     step_until(&mut harness, "the model window", |h| {
         has_label(h, "This library tags with")
     });
     assert_eq!(
-        harness.state().picker.choice,
+        harness.state().windows.picker.choice,
         "openai/clip-vit-base-patch32"
     );
     assert!(

@@ -195,7 +195,7 @@ fn the_folders_window_lists_adds_and_removes_folders() {
     step_until(&mut harness, "the gallery", |h| {
         h.state().gallery.visible().len() == 10
     });
-    harness.state_mut().folders.open = true;
+    harness.state_mut().windows.folders.open = true;
     step_until(&mut harness, "the folders window", |h| {
         has_label(h, &first_path.display().to_string()) && has_label(h, "10 photos")
     });
@@ -207,7 +207,7 @@ fn the_folders_window_lists_adds_and_removes_folders() {
         h.state().snapshot.folders.len() == 2
             && h.state().snapshot.photos == 12
             && h.state().snapshot.waiting == 0
-            && !h.state().indexing
+            && !h.state().link.indexing
     });
     assert!(has_label(&harness, &second_path.display().to_string()));
     assert!(has_label(&harness, "2 photos"));

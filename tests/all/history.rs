@@ -207,7 +207,7 @@ fn review(db: &Path) {
         "the rejected photo to leave the gallery",
         |h| gallery_is_current(h) && !gallery_has(h, first),
     );
-    assert_ne!(harness.state().selected, Some(first));
+    assert_ne!(harness.state().inspector.selected, Some(first));
 
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     step_until(
@@ -221,7 +221,7 @@ fn review(db: &Path) {
                 .map(|e| e.tags.iter().map(|t| t.1).collect::<Vec<_>>());
             gallery_is_current(h)
                 && gallery_has(h, first)
-                && h.state().selected == Some(first)
+                && h.state().inspector.selected == Some(first)
                 && tag == Some(vec![TagSource::Auto])
         },
     );

@@ -107,7 +107,7 @@ fn assert_layout(
         }
     }
     // (An empty library shows its welcome instead of a gallery.)
-    let columns = harness.state().gallery_columns;
+    let columns = harness.state().gallery.columns;
     if harness.state().snapshot.photos > 0 && columns < 2 {
         problems.push(format!("the gallery is {columns} photo wide"));
     }
@@ -154,7 +154,9 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
 
         let first = harness.state().gallery.visible().first().copied();
         harness.state_mut().select(first);
-        step_until(&mut harness, "the photo", |h| h.state().detail.is_some());
+        step_until(&mut harness, "the photo", |h| {
+            h.state().inspector.detail.is_some()
+        });
         assert_layout(&harness, size, "a photo open", None);
 
         harness.get_by_label_contains("Anything (").click();
@@ -165,26 +167,26 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
 
         harness.state_mut().select(None);
         step_until(&mut harness, "the label alone", |h| {
-            h.state().detail.is_none()
+            h.state().inspector.detail.is_none()
         });
         assert_layout(&harness, size, "a label open", None);
 
-        harness.state_mut().show_export = true;
+        harness.state_mut().windows.show_export = true;
         step_until(&mut harness, "the export window", |h| {
             has_label(h, "CSV file")
         });
         assert_layout(&harness, size, "the export window", Some("Export tags"));
-        harness.state_mut().show_export = false;
+        harness.state_mut().windows.show_export = false;
 
-        harness.state_mut().show_problems = true;
+        harness.state_mut().windows.show_problems = true;
         step_until(&mut harness, "the problems window", |h| {
             h.query_by_label("Remove missing photos…").is_some() || has_label(h, "broken.jpg")
         });
         assert_layout(&harness, size, "the problems window", Some("Problems"));
-        harness.state_mut().show_problems = false;
+        harness.state_mut().windows.show_problems = false;
 
         // The folders window, asking whether to remove a folder.
-        harness.state_mut().folders.open = true;
+        harness.state_mut().windows.folders.open = true;
         step_until(&mut harness, "the folders window", |h| {
             h.query_by_label("Remove…").is_some()
         });
@@ -194,10 +196,10 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         });
         assert_layout(&harness, size, "removing a folder", Some("Folders"));
         harness.get_by_label("Cancel").click();
-        harness.state_mut().folders.open = false;
+        harness.state_mut().windows.folders.open = false;
         harness.step();
 
-        harness.state_mut().show_shortcuts = true;
+        harness.state_mut().windows.show_shortcuts = true;
         step_until(&mut harness, "the shortcut sheet", |h| {
             has_label(h, "undo your last decision")
         });
@@ -207,14 +209,14 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
             "the shortcut sheet",
             Some("Keyboard shortcuts"),
         );
-        harness.state_mut().show_shortcuts = false;
+        harness.state_mut().windows.show_shortcuts = false;
 
         // Review: the gallery filtered to one label, with its hint line and a photo open.
         let anything = crate::app::label_id(harness.state(), "Anything");
         harness.state_mut().gallery.toggle_tag(anything);
         harness.state_mut().select(first);
         step_until(&mut harness, "review", |h| {
-            has_label(h, "A accept · R reject") && h.state().detail.is_some()
+            has_label(h, "A accept · R reject") && h.state().inspector.detail.is_some()
         });
         assert_layout(&harness, size, "review of one label", None);
 
@@ -236,7 +238,7 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         assert_layout(&harness, size, "the vocabulary dragged wide", None);
 
         // Folded away: the gallery takes its place.
-        let columns = harness.state().gallery_columns;
+        let columns = harness.state().gallery.columns;
         harness
             .get_by_role_and_label(Role::Button, "Vocabulary")
             .click();
@@ -244,7 +246,7 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
             harness.step();
         }
         assert!(harness.query_by_label("Filter labels").is_none());
-        assert!(harness.state().gallery_columns > columns);
+        assert!(harness.state().gallery.columns > columns);
         assert_layout(&harness, size, "the vocabulary folded away", None);
         harness
             .get_by_role_and_label(Role::Button, "Vocabulary")

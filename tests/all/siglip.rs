@@ -451,8 +451,9 @@ fn the_model_window_switches_the_library_to_siglip_and_back() {
         let app = h.state();
         app.snapshot.probability_scores
             && app.snapshot.model_name.contains("tiny-siglip")
-            && !app.indexing
+            && !app.link.indexing
             && app
+                .link
                 .last_summary
                 .as_ref()
                 .is_some_and(|s| s.indexed as usize == photos.len())
@@ -484,8 +485,12 @@ fn the_model_window_switches_the_library_to_siglip_and_back() {
     step_until(&mut harness, "the library back on CLIP", |h| {
         let app = h.state();
         !app.snapshot.probability_scores
-            && !app.indexing
-            && app.last_summary.as_ref().is_some_and(|s| s.indexed == 0)
+            && !app.link.indexing
+            && app
+                .link
+                .last_summary
+                .as_ref()
+                .is_some_and(|s| s.indexed == 0)
     });
     assert_eq!(store().setting("model").unwrap().unwrap(), clip_id);
 }
