@@ -1,16 +1,19 @@
--- A person's decisions on the photos of a folder they removed from the library, kept by each
--- photo's content (its BLAKE3 hash) rather than its row: the photos leave the library, and when
--- the folder (or a copy of it, anywhere) is added again, each photo gets its decisions back as
--- it is indexed. A decision goes with its label.
+-- A person's decisions on the photos of a folder they removed from the library, kept per photo
+-- (where it was, and its content's BLAKE3 hash) once its row is gone: when the folder is added
+-- again each photo gets its own decisions back as it is indexed, and when a copy of the folder
+-- turns up elsewhere each photo found by its content takes those of one removed photo with that
+-- content (the one of the same name first). A decision goes with its label.
 
 CREATE TABLE kept_decisions (
+    path       BLOB NOT NULL,
     hash       TEXT NOT NULL,
     label_id   INTEGER NOT NULL REFERENCES labels (id) ON DELETE CASCADE,
     source     TEXT NOT NULL CHECK (source IN ('accepted', 'rejected', 'manual')),
     -- The folder removed, to say where they came from.
     folder     BLOB NOT NULL,
     removed_at INTEGER NOT NULL,
-    PRIMARY KEY (hash, label_id)
+    PRIMARY KEY (path, label_id)
 ) WITHOUT ROWID;
 
+CREATE INDEX kept_decisions_hash ON kept_decisions (hash);
 CREATE INDEX kept_decisions_label ON kept_decisions (label_id);

@@ -15,3 +15,17 @@ CREATE TABLE history_labels (
 );
 
 CREATE INDEX history_labels_step ON history_labels (step_id);
+
+-- Undoing the addition of a label removes the label, and with it (by their foreign key) the
+-- rows of later steps about it, which were undone before it. Those rows wait here while the
+-- label is away and go back to their steps when its addition is redone; a step dropped from the
+-- history takes them along.
+CREATE TABLE history_parked (
+    step_id  INTEGER NOT NULL REFERENCES history_steps (id) ON DELETE CASCADE,
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    label_id INTEGER NOT NULL,
+    before   TEXT,
+    after    TEXT
+);
+
+CREATE INDEX history_parked_label ON history_parked (label_id);

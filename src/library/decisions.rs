@@ -8,7 +8,7 @@ use super::{Change, Direction, HistoryChange, HistoryReport, LabelChange, Librar
 use crate::domain::{Decision, TagSource};
 use crate::error::{Error, Result};
 use crate::store::Basis;
-use crate::store::history::NewStep;
+use crate::store::history::{LeftAlone, NewStep};
 use crate::tagging::EmbeddingMatrix;
 
 impl Library {
@@ -181,7 +181,22 @@ impl Library {
         let mut report = HistoryReport {
             direction,
             changed_since: applied.changed_since.len(),
-            labels_changed_since: applied.labels_changed_since.len(),
+            labels_changed_since: applied
+                .labels_left
+                .iter()
+                .filter(|(_, why)| *why == LeftAlone::ChangedSince)
+                .count(),
+            labels_holding_decisions: applied
+                .labels_left
+                .iter()
+                .filter(|(_, why)| *why == LeftAlone::HoldsDecisions)
+                .map(|(change, _)| {
+                    change
+                        .after
+                        .as_ref()
+                        .map_or_else(String::new, |l| l.name.clone())
+                })
+                .collect(),
             ..HistoryReport::default()
         };
         if !applied.labels.is_empty() {

@@ -38,6 +38,12 @@ impl Library {
         if let Some(root) = roots.iter().find(|root| root.as_path() == folder) {
             return Ok(root.clone());
         }
+        // A folder gone from disk cannot be resolved, but a relative path to it still names it.
+        if let Ok(absolute) = std::path::absolute(folder)
+            && let Some(root) = roots.iter().find(|root| root.as_path() == absolute)
+        {
+            return Ok(root.clone());
+        }
         let canonical = folder.canonicalize().ok();
         if let Some(canonical) = &canonical
             && let Some(root) = roots.iter().find(|root| {
@@ -79,22 +85,33 @@ pub fn removed_folder_summary(removed: &RemovedFolder) -> String {
         removed.path.display(),
         count(removed.photos, "photo", "photos"),
     );
-    if removed.decisions_kept > 0 {
+    if let Some(within) = &removed.within {
         text += &format!(
-            "; {} you made on them {} kept and come back if you add the folder again",
-            count(removed.decisions_kept, "decision", "decisions"),
-            if removed.decisions_kept == 1 {
-                "is"
-            } else {
-                "are"
-            }
+            "; its photos stay in the library as part of {}",
+            within.display()
         );
+    }
+    match removed.decisions_kept {
+        0 => {}
+        1 => {
+            text += "; the decision you made on them is kept and comes back when you add the \
+                      folder again"
+        }
+        n => {
+            text += &format!(
+                "; the {n} decisions you made on them are kept and come back when you add the \
+                 folder again"
+            )
+        }
     }
     if removed.decisions_lost > 0 {
         text += &format!(
             "; {} on photos never read to the end went with them",
             count(removed.decisions_lost, "decision", "decisions")
         );
+    }
+    if removed.photos > 0 {
+        text += " (Undo does not bring a folder back: add it again)";
     }
     text
 }

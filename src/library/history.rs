@@ -24,6 +24,8 @@ pub struct HistoryReport {
     pub labels: Vec<LabelChange>,
     /// Labels left alone because something else changed them after the step.
     pub labels_changed_since: usize,
+    /// Labels whose addition was not undone because they hold the person's decisions.
+    pub labels_holding_decisions: Vec<String>,
     /// What the automatic tags did after labels were put back.
     pub retag: Option<super::Retag>,
 }
@@ -36,6 +38,7 @@ impl Default for HistoryReport {
             changed_since: 0,
             labels: Vec::new(),
             labels_changed_since: 0,
+            labels_holding_decisions: Vec::new(),
             retag: None,
         }
     }
@@ -119,7 +122,10 @@ pub fn history_summary(report: &HistoryReport) -> String {
         Direction::Redo => "redid",
     };
     let mut text = match report.changes.as_slice() {
-        [] if !report.labels.is_empty() || report.labels_changed_since > 0 => {
+        [] if !report.labels.is_empty()
+            || report.labels_changed_since > 0
+            || !report.labels_holding_decisions.is_empty() =>
+        {
             labels_summary(verb, report)
         }
         [] => format!("{verb} nothing"),
@@ -145,6 +151,11 @@ pub fn history_summary(report: &HistoryReport) -> String {
             }
         }
     };
+    for name in &report.labels_holding_decisions {
+        text.push_str(&format!(
+            "; {name:?} stays: it holds decisions you made (removing the label takes them too)"
+        ));
+    }
     if report.labels_changed_since > 0 {
         text.push_str(&format!(
             "; {} left as {}: changed again since",

@@ -119,20 +119,51 @@ impl<'a, 'c> Batch<'a, 'c> {
              ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
             params![image_id, model, vector.len() as i64, vector_to_blob(vector)],
         )?;
+        let restored = self.restore_kept(image_id, hash)?;
+        Ok(restored)
+    }
+
+    /// Gives `image_id` the decisions kept from a removed photo with its content: the one that
+    /// was at its path, else one of its name, else any; those are then used up, so that each
+    /// copy of a photo gets back the decisions of one removed copy. Returns how many.
+    fn restore_kept(&self, image_id: i64, hash: &str) -> Result<usize> {
+        let kept: Vec<Vec<u8>> = self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT path FROM kept_decisions WHERE hash = ?1 ORDER BY path",
+            )?
+            .query_map([hash], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if kept.is_empty() {
+            return Ok(0);
+        }
+        let here: Vec<u8> =
+            self.tx
+                .query_row("SELECT path FROM images WHERE id = ?1", [image_id], |r| {
+                    r.get(0)
+                })?;
+        let name = |bytes: &[u8]| {
+            super::path_from_bytes(bytes.to_vec())
+                .file_name()
+                .map(|n| n.to_os_string())
+        };
+        let chosen = kept
+            .iter()
+            .find(|path| **path == here)
+            .or_else(|| kept.iter().find(|path| name(path) == name(&here)))
+            .unwrap_or(&kept[0]);
         let restored = self
             .tx
             .prepare_cached(
                 "INSERT INTO tags (image_id, label_id, score, source)
-                 SELECT ?1, label_id, NULL, source FROM kept_decisions WHERE hash = ?2
+                 SELECT ?1, label_id, NULL, source FROM kept_decisions WHERE path = ?2
                  ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source
                      WHERE tags.source = 'auto'",
             )?
-            .execute(params![image_id, hash])?;
-        if restored > 0 {
-            self.tx
-                .prepare_cached("DELETE FROM kept_decisions WHERE hash = ?1")?
-                .execute([hash])?;
-        }
+            .execute(params![image_id, chosen])?;
+        self.tx
+            .prepare_cached("DELETE FROM kept_decisions WHERE path = ?1")?
+            .execute([chosen])?;
         Ok(restored)
     }
 

@@ -32,6 +32,8 @@ pub struct RemovedFolder {
     pub decisions_kept: u64,
     /// Decisions on photos never read to the end (no content hash to find them by again).
     pub decisions_lost: u64,
+    /// Another library folder that holds this one: its photos stay, as part of that one.
+    pub within: Option<PathBuf>,
 }
 
 /// The bounds of the byte range of every path strictly under `folder`: `folder/` up to, not
@@ -104,6 +106,10 @@ impl Store {
         self.durable(|tx| {
             let mut removed = RemovedFolder {
                 path: folder.to_path_buf(),
+                within: others
+                    .iter()
+                    .find(|other| folder.starts_with(other))
+                    .cloned(),
                 ..RemovedFolder::default()
             };
             let photos: Vec<(i64, Vec<u8>, Option<String>)> = tx
@@ -116,23 +122,24 @@ impl Store {
                 "SELECT COUNT(*) FROM tags WHERE image_id = ?1 AND source != 'auto'",
             )?;
             let mut keep = tx.prepare_cached(
-                "INSERT INTO kept_decisions (hash, label_id, source, folder, removed_at)
-                 SELECT ?2, label_id, source, ?3, ?4 FROM tags
+                "INSERT INTO kept_decisions (path, hash, label_id, source, folder, removed_at)
+                 SELECT ?5, ?2, label_id, source, ?3, ?4 FROM tags
                  WHERE image_id = ?1 AND source != 'auto'
-                 ON CONFLICT (hash, label_id) DO UPDATE SET source = excluded.source,
-                     folder = excluded.folder, removed_at = excluded.removed_at",
+                 ON CONFLICT (path, label_id) DO UPDATE SET hash = excluded.hash,
+                     source = excluded.source, folder = excluded.folder,
+                     removed_at = excluded.removed_at",
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
             let when = now();
-            for (id, path, hash) in photos {
-                let path = path_from_bytes(path);
+            for (id, bytes, hash) in photos {
+                let path = path_from_bytes(bytes.clone());
                 if others.iter().any(|other| path.starts_with(other)) {
                     continue;
                 }
                 match hash {
                     Some(hash) => {
                         removed.decisions_kept +=
-                            keep.execute(params![id, hash, folder_bytes, when])? as u64;
+                            keep.execute(params![id, hash, folder_bytes, when, bytes])? as u64;
                     }
                     None => {
                         removed.decisions_lost +=

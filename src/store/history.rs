@@ -57,8 +57,8 @@ pub struct Applied {
     pub changed_since: Vec<Change>,
     /// The labels put back, each as it is now.
     pub labels: Vec<LabelChange>,
-    /// Labels left alone because something else changed them after the step.
-    pub labels_changed_since: Vec<LabelChange>,
+    /// Labels left alone, and why.
+    pub labels_left: Vec<(LabelChange, LeftAlone)>,
 }
 
 fn word(source: Option<TagSource>) -> Option<&'static str> {
@@ -113,22 +113,61 @@ fn label_from_json(label_id: i64, text: Option<String>) -> Result<Option<Label>>
     .transpose()
 }
 
+/// Why a label's change was left alone by undo or redo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftAlone {
+    /// Something else changed the label (or took its name) after the step.
+    ChangedSince,
+    /// Undoing its addition would take the person's decisions on it along.
+    HoldsDecisions,
+}
+
 /// Undoes (`to` is the label's state before) or redoes (after) one label's change, where the
-/// label is as the step left it (`expected`); whether it was.
+/// label is as the step left it (`expected`).
 fn put_label(
     tx: &Transaction<'_>,
     library: &std::path::Path,
     label_id: i64,
     expected: Option<&Label>,
     to: Option<&Label>,
-) -> Result<bool> {
+) -> Result<std::result::Result<(), LeftAlone>> {
     let now = label_in(tx, library, label_id)?.map(own);
     if now.as_ref() != expected {
-        return Ok(false);
+        return Ok(Err(LeftAlone::ChangedSince));
     }
-    Ok(match (now, to) {
-        (Some(_), None) => tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0,
-        (None, Some(label)) => insert_label_as(tx, label_id, label)?,
+    let done = match (now, to) {
+        (Some(_), None) => {
+            // Decisions on the label that no step of the history holds (given back with a
+            // folder, or older than the history) would go with it: it stays.
+            let decided: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tags WHERE label_id = ?1 AND source != 'auto')",
+                [label_id],
+                |r| r.get(0),
+            )?;
+            if decided {
+                return Ok(Err(LeftAlone::HoldsDecisions));
+            }
+            tx.execute(
+                "INSERT INTO history_parked (step_id, image_id, label_id, before, after)
+                 SELECT step_id, image_id, label_id, before, after FROM history_decisions
+                 WHERE label_id = ?1 ORDER BY rowid",
+                [label_id],
+            )?;
+            tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0
+        }
+        (None, Some(label)) => {
+            let stored = insert_label_as(tx, label_id, label)?;
+            if stored {
+                tx.execute(
+                    "INSERT INTO history_decisions (step_id, image_id, label_id, before, after)
+                     SELECT step_id, image_id, label_id, before, after FROM history_parked
+                     WHERE label_id = ?1 ORDER BY rowid",
+                    [label_id],
+                )?;
+                tx.execute("DELETE FROM history_parked WHERE label_id = ?1", [label_id])?;
+            }
+            stored
+        }
         (Some(_), Some(label)) => {
             // A rename back onto a name another label took since is left alone.
             let taken: bool = tx.query_row(
@@ -139,6 +178,11 @@ fn put_label(
             !taken && update_label_row(tx, label_id, label)?
         }
         (None, None) => true,
+    };
+    Ok(if done {
+        Ok(())
+    } else {
+        Err(LeftAlone::ChangedSince)
     })
 }
 
@@ -299,10 +343,16 @@ impl Store {
                         Direction::Undo => (&change.after, &change.before),
                         Direction::Redo => (&change.before, &change.after),
                     };
-                    if put_label(tx, &path, change.label_id, expected.as_ref(), to.as_ref())? {
-                        applied.labels.push(change);
-                    } else {
-                        applied.labels_changed_since.push(change);
+                    match put_label(tx, &path, change.label_id, expected.as_ref(), to.as_ref())? {
+                        Ok(()) => applied.labels.push(change),
+                        Err(why) => {
+                            // No longer this step's to redo (or undo) either.
+                            tx.execute(
+                                "DELETE FROM history_labels WHERE step_id = ?1 AND label_id = ?2",
+                                params![step, change.label_id],
+                            )?;
+                            applied.labels_left.push((change, why));
+                        }
                     }
                 }
                 let mut handed_back = Vec::new();
@@ -320,6 +370,13 @@ impl Store {
                         Direction::Redo => (change.before, change.after),
                     };
                     if current(tx, image_id, label_id)? != expected {
+                        // Someone decided the pair since: it leaves the step, which redo
+                        // would otherwise make again over that decision.
+                        tx.execute(
+                            "DELETE FROM history_decisions
+                             WHERE step_id = ?1 AND image_id = ?2 AND label_id = ?3",
+                            params![step, image_id, label_id],
+                        )?;
                         applied.changed_since.push(change);
                         continue;
                     }

@@ -157,6 +157,26 @@ impl Store {
         }
         self.durable(|tx| {
             for &(image_id, label_id, decision) in decisions {
+                // Checked again here: another program may have taken the photo (its folder
+                // removed, or pruned) or the label out since the caller looked.
+                let (photo, label): (bool, bool) = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM images WHERE id = ?1),
+                            EXISTS (SELECT 1 FROM labels WHERE id = ?2)",
+                    params![image_id, label_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                if !photo {
+                    return Err(Error::invalid(format!(
+                        "photo #{image_id} is no longer in the library (its folder was removed, \
+                         or it was pruned, meanwhile): nothing was decided"
+                    )));
+                }
+                if !label {
+                    return Err(Error::invalid(format!(
+                        "label #{label_id} is no longer in the vocabulary (removed meanwhile): \
+                         nothing was decided"
+                    )));
+                }
                 super::history::set(tx, image_id, label_id, decision)?;
             }
             super::history::record(tx, steps)?;

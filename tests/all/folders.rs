@@ -1,7 +1,7 @@
 //! The library's folders: listed with what they hold, removed with the person's decisions kept
 //! by content, and given back when the folder (or a copy of it) is indexed again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cliptag::store::Store;
 use egui_kittest::kittest::Queryable;
@@ -240,7 +240,7 @@ fn the_folders_window_lists_adds_and_removes_folders() {
             .state()
             .messages
             .iter()
-            .any(|m| m.text.contains("1 decision you made on them is kept")),
+            .any(|m| m.text.contains("the decision you made on them is kept")),
         "the status says the decision is kept"
     );
     harness.step();
@@ -253,4 +253,86 @@ fn the_folders_window_lists_adds_and_removes_folders() {
     assert_eq!(Store::open(&db).unwrap().kept_decisions().unwrap(), 1);
     // The photos themselves stay on disk.
     assert_eq!(std::fs::read_dir(&first_path).unwrap().count(), 10);
+}
+
+#[test]
+fn copies_of_one_photo_get_back_their_own_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let db = dir.join("lib.sqlite");
+    let photo = &fixture_photos()[0];
+    // Two copies in one folder, one in another, each decided differently.
+    let (x, y) = (dir.join("x"), dir.join("y"));
+    std::fs::create_dir_all(&x).unwrap();
+    std::fs::create_dir_all(&y).unwrap();
+    for copy in [x.join("one.jpg"), x.join("two.jpg"), y.join("one.jpg")] {
+        std::fs::copy(photo, copy).unwrap();
+    }
+    index_with_tiny(&db, &x);
+    index_with_tiny(&db, &y);
+    out(&db, &["vocab", "add", "Dog"]);
+    out(&db, &["vocab", "add", "Cat"]);
+    let path = |p: PathBuf| p.to_str().unwrap().to_string();
+    out(&db, &["tag", "add", &path(x.join("one.jpg")), "Dog"]);
+    out(&db, &["tag", "reject", &path(x.join("two.jpg")), "Dog"]);
+    out(&db, &["tag", "add", &path(x.join("two.jpg")), "Cat"]);
+    out(&db, &["tag", "reject", &path(y.join("one.jpg")), "Cat"]);
+    let decided = decisions(&db);
+    assert_eq!(decided.len(), 4);
+
+    // Both folders out, then back one at a time: each copy gets its own decisions.
+    for folder in [&x, &y] {
+        cliptag_ok(&[
+            "--db",
+            db.to_str().unwrap(),
+            "folders",
+            "remove",
+            folder.to_str().unwrap(),
+        ]);
+    }
+    assert!(decisions(&db).is_empty());
+    index_with_tiny(&db, &x);
+    index_with_tiny(&db, &y);
+    assert_eq!(decisions(&db), decided);
+
+    // Out again, and a copy of x found elsewhere: its two photos take x's by name.
+    cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        x.to_str().unwrap(),
+    ]);
+    let moved = dir.join("moved");
+    std::fs::rename(&x, &moved).unwrap();
+    // A relative path still names a library folder gone from disk.
+    let gone = dir.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    std::fs::copy(photo, gone.join("three.jpg")).unwrap();
+    index_with_tiny(&db, &gone);
+    std::fs::remove_dir_all(&gone).unwrap();
+    let removed = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
+        .current_dir(&dir)
+        .args(["--db", db.to_str().unwrap(), "folders", "remove", "gone/"])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    index_with_tiny(&db, &moved);
+    let mut expected: Vec<(String, String, String)> = decided
+        .iter()
+        .map(|(p, l, s)| {
+            (
+                p.replace(&path(x.clone()), &path(moved.clone())),
+                l.clone(),
+                s.clone(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(decisions(&db), expected);
 }

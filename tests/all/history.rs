@@ -530,3 +530,73 @@ fn an_applied_threshold_is_undone_from_the_toolbar_and_the_editor_follows() {
             && h.state().sidebar.editor.as_ref().unwrap().draft.threshold == -0.99
     });
 }
+
+#[test]
+fn undoing_an_addition_keeps_decisions_and_redo_makes_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = indexed_library(&db);
+    let db = db.to_str().unwrap();
+    let photo = photos.path().canonicalize().unwrap().join("astronaut.jpg");
+    let photo = photo.to_str().unwrap();
+    let said = |args: &[&str]| {
+        let mut all = vec!["--db", db];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&cliptag_ok(&all).stderr)
+            .trim()
+            .to_string()
+    };
+    let decisions = || {
+        String::from_utf8_lossy(&cliptag_ok(&["--db", db, "tags", photo]).stdout)
+            .lines()
+            .filter(|l| !l.ends_with("\tauto"))
+            .count()
+    };
+
+    // Undone in order, the decision then the label; redone in order, both come back.
+    said(&["vocab", "add", "Lamp"]);
+    said(&["tag", "add", photo, "Lamp"]);
+    said(&["undo"]);
+    assert_eq!(said(&["undo"]), "undid adding \"Lamp\"");
+    assert_eq!(said(&["redo"]), "redid adding \"Lamp\"");
+    assert!(said(&["redo"]).starts_with("redid adding \"Lamp\" on"));
+    assert_eq!(decisions(), 1);
+
+    // A decision the history does not hold (the photo's folder removed and added again) keeps
+    // its label from being undone away.
+    let folder = photos.path().canonicalize().unwrap();
+    said(&["folders", "remove", folder.to_str().unwrap()]);
+    index_with_tiny(db, &folder);
+    assert_eq!(decisions(), 1, "given back with the folder");
+    let undone = said(&["undo"]);
+    assert!(
+        undone.contains("\"Lamp\" stays: it holds decisions you made"),
+        "{undone}"
+    );
+    assert_eq!(decisions(), 1);
+
+    // An addition undone over nothing is not redone: the label was removed since.
+    said(&["vocab", "add", "Zed"]);
+    said(&["vocab", "remove", "Zed"]);
+    let undone = said(&["undo"]);
+    assert!(undone.contains("1 label left as it is"), "{undone}");
+    said(&["redo"]);
+    let list = cliptag_ok(&["--db", db, "vocab", "list"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("Zed"));
+}
+
+#[test]
+fn a_decision_on_a_photo_gone_meanwhile_says_so() {
+    let (_photos, library, label, _) = tagged_everywhere();
+    let mut store = library.store();
+    let error = store
+        .set_decisions_recorded(
+            &[(999_999, label, Some(TagSource::Rejected))],
+            &[],
+            &[],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("is no longer in the library"), "{error}");
+}
