@@ -360,11 +360,14 @@ impl CliptagApp {
             );
             preview |= drawn.changed;
             let current = editor.previewed.as_ref() == Some(&p.label);
-            ui.label(format!("Tags {stored_count} photos as stored"));
+            ui.label(format!(
+                "Tags {} as stored",
+                crate::library::count(stored_count as u64, "photo", "photos")
+            ));
             if editor.unsaved() {
                 ui.label(format!(
-                    "With these changes: {} photos (+{} / -{}){}",
-                    p.count,
+                    "With these changes: {} (+{} / -{}){}",
+                    crate::library::count(p.count as u64, "photo", "photos"),
                     p.added,
                     p.removed,
                     if current { "" } else { " …" }
@@ -431,16 +434,28 @@ impl CliptagApp {
         }
         if editor.asking_to_discard {
             if unsaved {
+                let switching = self.sidebar.then_open.is_some();
                 ui.colored_label(
                     ui.visuals().warn_fg_color,
-                    "Close without storing these changes?",
+                    if switching {
+                        "Open the other one without storing these changes?"
+                    } else {
+                        "Close without storing these changes?"
+                    },
                 );
                 ui.horizontal(|ui| {
-                    apply |= ui.button("Apply and close").clicked();
+                    apply |= ui
+                        .button(if switching {
+                            "Apply and open"
+                        } else {
+                            "Apply and close"
+                        })
+                        .clicked();
                     close |= apply;
                     close |= ui.button("Discard").clicked();
                     if ui.button("Keep editing").clicked() {
                         editor.asking_to_discard = false;
+                        self.sidebar.then_open = None;
                     }
                 });
             } else {
@@ -526,6 +541,12 @@ impl CliptagApp {
                 ),
                 false,
             );
+        }
+        if close && let Some(next) = self.sidebar.then_open.take() {
+            match next {
+                super::sidebar::Opening::Label(label) => self.open_label(&label),
+                super::sidebar::Opening::Group(path) => self.open_group(&path),
+            }
         }
     }
 }

@@ -72,6 +72,7 @@ impl CliptagApp {
             problem = true;
         }
         self.say(text, problem);
+        self.editors_follow_history(direction, &report);
         if !report.labels.is_empty()
             && let Some(image_id) = self.inspector.selected
         {
@@ -84,6 +85,33 @@ impl CliptagApp {
             self.gallery.reveal = Some((image_id, self.snapshot.version));
         }
         self.gallery.invalidate();
+    }
+
+    /// The group panel follows a group that undo or redo renamed, and the label editor closes
+    /// on a label whose addition was undone.
+    fn editors_follow_history(&mut self, direction: Direction, report: &HistoryReport) {
+        for change in &report.labels {
+            let (from, to) = match direction {
+                Direction::Undo => (&change.after, &change.before),
+                Direction::Redo => (&change.before, &change.after),
+            };
+            if let (Some(group), Some(from), Some(to)) = (self.sidebar.group.as_mut(), from, to)
+                && crate::library::in_group(&from.name, &group.path)
+                && let Some(prefix) = to.name.strip_suffix(&from.name[group.path.len()..])
+            {
+                group.path = prefix.to_string();
+                group.new_path = group.path.clone();
+            }
+            if to.is_none()
+                && self
+                    .sidebar
+                    .editor
+                    .as_ref()
+                    .is_some_and(|e| e.draft.id == change.label_id)
+            {
+                self.sidebar.editor = None;
+            }
+        }
     }
 
     fn apply_done(&mut self, done: Done) {
@@ -102,13 +130,14 @@ impl CliptagApp {
             Done::Indexed(summary) => {
                 self.link.indexing = false;
                 let mut text = format!(
-                    "{}: {} indexed, {} unchanged, {} moved, {} missing, {} failed",
+                    "{}: {} indexed, {} copies, {} unchanged, {} moved, {} missing, {} failed",
                     if summary.cancelled {
                         "indexing cancelled"
                     } else {
                         "indexing finished"
                     },
                     summary.indexed,
+                    summary.duplicates,
                     summary.unchanged,
                     summary.moved,
                     summary.missing,
@@ -154,18 +183,43 @@ impl CliptagApp {
                 }
             }
             Done::LabelUpdated { label, retag } => {
-                self.say(format!("saved {:?}", label.name), false);
+                // The snapshot still holds the label as it was before this edit.
+                let before = self
+                    .snapshot
+                    .labels
+                    .iter()
+                    .find(|l| l.label.id == label.id)
+                    .map(|l| l.label.clone());
+                let text = match before {
+                    Some(before) => crate::library::label_edit_words(&before, &label),
+                    None => format!("saved {:?}", label.name),
+                };
+                self.say(text, false);
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }
             }
             Done::GroupEdited {
                 group,
+                edit,
                 labels,
                 retag,
             } => {
-                let what = if labels == 1 { "label" } else { "labels" };
-                self.say(format!("{group:?}: {labels} {what} changed"), false);
+                let labels = crate::library::count(labels as u64, "label", "labels");
+                self.say(
+                    match edit {
+                        crate::library::GroupEdit::Rename(to) => {
+                            format!("renamed the group {group:?} to {to:?} ({labels})")
+                        }
+                        crate::library::GroupEdit::Enable(true) => {
+                            format!("enabled the group {group:?} ({labels})")
+                        }
+                        crate::library::GroupEdit::Enable(false) => {
+                            format!("disabled the group {group:?} ({labels})")
+                        }
+                    },
+                    false,
+                );
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }

@@ -63,7 +63,7 @@ impl CliptagApp {
         } else {
             70.0
         };
-        let width = (ui.available_width() - buttons).clamp(100.0, 220.0);
+        let width = (ui.available_width() - buttons).clamp(64.0, 220.0);
         let edit = ui
             .add(
                 egui::TextEdit::singleline(&mut self.gallery.search_text)

@@ -92,6 +92,14 @@ impl CliptagApp {
             }
         });
         ui.separator();
+        if !self.inspector_open() {
+            ui.add_space(8.0);
+            ui.weak(
+                "Select a photo to see its tags and scores; click a label in the vocabulary to \
+                 edit it.",
+            );
+            return;
+        }
         // Scrolled both ways: content wider than a narrow inspector (a long name, a row of
         // buttons) scrolls inside it instead of widening the panel over the gallery.
         let tab = self.inspector.tab;

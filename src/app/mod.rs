@@ -50,6 +50,10 @@ pub struct Settings {
     pub cell: f32,
     /// Whether the vocabulary panel is shown (it folds away for a wider gallery).
     pub show_vocabulary: bool,
+    /// Whether the inspector (the photo and the label being edited) is shown. It stays in
+    /// place whether or not anything is selected, so that selecting a photo never reflows the
+    /// gallery under the pointer; it folds away for a wider gallery.
+    pub show_inspector: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             xmp_adobe_names: false,
             cell: 160.0,
             show_vocabulary: true,
+            show_inspector: true,
         }
     }
 }
@@ -419,7 +424,8 @@ impl CliptagApp {
                 .show(ui, |ui| self.sidebar_ui(ui));
         }
         self.follow_inspector();
-        if self.inspector_open() {
+        let welcome = self.snapshot.photos == 0 && self.snapshot.roots.is_empty();
+        if self.settings.show_inspector && !welcome {
             // At most under half of what the sidebar leaves: the gallery's cells shrink to keep two
             // columns beside it on a laptop screen.
             let most = (ui.available_width() * 0.46).max(280.0);

@@ -30,6 +30,16 @@ pub struct SidebarState {
     shown: (std::ops::Range<usize>, f32),
     /// Set when the keyboard moved the cursor: the tree scrolls to it.
     follow_cursor: bool,
+    /// What was asked to open while the editor held changes not applied: opened once the
+    /// person has applied or discarded them.
+    pub(super) then_open: Option<Opening>,
+}
+
+/// A label or group to open in the editor.
+#[derive(Debug, Clone)]
+pub(super) enum Opening {
+    Label(Label),
+    Group(String),
 }
 
 impl SidebarState {
@@ -329,13 +339,35 @@ impl CliptagApp {
         }
     }
 
+    /// Whether the editor holds changes not applied, which opening something else would drop:
+    /// then it asks first (as its Close does) and opens `next` once they are applied or
+    /// discarded.
+    fn asks_before_opening(&mut self, next: Opening) -> bool {
+        let Some(editor) = self.sidebar.editor.as_mut() else {
+            return false;
+        };
+        if !editor.unsaved() || matches!(&next, Opening::Label(l) if l.id == editor.draft.id) {
+            return false;
+        }
+        editor.asking_to_discard = true;
+        self.sidebar.then_open = Some(next);
+        self.inspector.tab = super::inspector::InspectorTab::Label;
+        true
+    }
+
     pub(super) fn open_label(&mut self, label: &Label) {
+        if self.asks_before_opening(Opening::Label(label.clone())) {
+            return;
+        }
         self.sidebar.group = None;
         self.sidebar.editor = Some(LabelEditor::new(label));
         self.send(Command::PreviewLabel(label.clone()));
     }
 
-    fn open_group(&mut self, path: &str) {
+    pub(super) fn open_group(&mut self, path: &str) {
+        if self.asks_before_opening(Opening::Group(path.to_string())) {
+            return;
+        }
         self.sidebar.editor = None;
         self.sidebar.group = Some(GroupEditor {
             path: path.to_string(),

@@ -36,6 +36,11 @@ impl CliptagApp {
         ui.horizontal(|ui| {
             ui.toggle_value(&mut self.settings.show_vocabulary, "Vocabulary")
                 .on_hover_text("Show or fold away the vocabulary panel");
+            ui.toggle_value(&mut self.settings.show_inspector, "Details")
+                .on_hover_text(
+                    "Show or fold away the details panel: the selected photo and the label being \
+                     edited",
+                );
             if ui.button("Open folder…").clicked() {
                 self.dialog(DialogKind::Folder, || {
                     rfd::FileDialog::new()
@@ -56,7 +61,7 @@ impl CliptagApp {
             if ui
                 .add_enabled(
                     has_roots && !self.link.indexing,
-                    egui::Button::new("Update library"),
+                    egui::Button::new("Update"),
                 )
                 .on_hover_text("Index new and changed photos in the library's folders")
                 .clicked()

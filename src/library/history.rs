@@ -86,6 +86,30 @@ fn edit_words(before: &Label, after: &Label) -> String {
     format!("changing {name:?}")
 }
 
+/// A label edit just stored, in words for the status bar: `disabled "Cat"`, `renamed "Cat" to
+/// "Pets/Cat"`, `"Cat": threshold 0.31 (was 0.26)`; `saved "Cat"` for any other change.
+pub fn label_edit_words(before: &Label, after: &Label) -> String {
+    let name = &after.name;
+    if before.name != after.name {
+        return format!("renamed {:?} to {name:?}", before.name);
+    }
+    if before.enabled != after.enabled {
+        let verb = if after.enabled { "enabled" } else { "disabled" };
+        return format!("{verb} {name:?}");
+    }
+    let same_but_threshold = Label {
+        threshold: after.threshold,
+        ..before.clone()
+    };
+    if &same_but_threshold == after && before.threshold != after.threshold {
+        return format!(
+            "{name:?}: threshold {:.2} (was {:.2})",
+            after.threshold, before.threshold
+        );
+    }
+    format!("saved {name:?}")
+}
+
 /// A step of label edits in words.
 fn labels_summary(verb: &str, report: &HistoryReport) -> String {
     match report.labels.as_slice() {

@@ -35,7 +35,9 @@ pub use explain::{Explanation, TopKRank};
 pub use export::{CsvExport, ExportReport, ExportRequest};
 pub use folders::{FolderCounts, RemovedFolder, count, removed_folder_summary};
 pub use gallery::{GalleryQuery, GalleryReader};
-pub use history::{Change, Direction, HistoryChange, HistoryReport, LabelChange, history_summary};
+pub use history::{
+    Change, Direction, HistoryChange, HistoryReport, LabelChange, history_summary, label_edit_words,
+};
 pub use index::{IndexOptions, IndexRun, IndexSummary, Progress, Stage, Timings};
 pub use learn::LearnReport;
 pub use model::{ClipLoader, FixedLoader, ModelLoader, ModelStatus};

@@ -303,6 +303,7 @@ impl Worker {
                         request,
                         Done::GroupEdited {
                             group,
+                            edit,
                             labels,
                             retag,
                         },

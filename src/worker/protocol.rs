@@ -309,6 +309,7 @@ pub enum Done {
     },
     GroupEdited {
         group: String,
+        edit: GroupEdit,
         labels: usize,
         retag: Retag,
     },

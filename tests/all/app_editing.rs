@@ -76,7 +76,67 @@ fn closing_an_editor_with_changes_not_applied_asks_first() {
     close(&mut harness);
     harness.get_by_label("Apply and close").click();
     step_until(&mut harness, "stored and closed", |h| {
-        h.state().sidebar.editor.is_none() && has_label(h, "saved \"Anything\"")
+        h.state().sidebar.editor.is_none()
+            && has_label(h, "\"Anything\": threshold 0.25 (was 0.20)")
+    });
+    drop(harness);
+    assert_eq!(stored_threshold(&db, "Anything"), 0.25);
+}
+
+#[test]
+fn opening_another_label_with_changes_not_applied_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add(&db, "Anything", 0.2);
+    add(&db, "Other", 0.2);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the labels", |h| has_label(h, "Other ("));
+    harness.get_by_label_contains("Anything (").click();
+    step_until(&mut harness, "the editor", |h| has_label(h, "as stored"));
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+        .set_value_accesskit(0.25);
+    step_until(&mut harness, "a draft", |h| has_label(h, "Not saved"));
+
+    // Another label clicked: the draft stays, and the editor asks.
+    harness.get_by_label_contains("Other (").click();
+    step_until(&mut harness, "the question", |h| {
+        has_label(h, "Open the other one without storing these changes?")
+    });
+    let editing = |h: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
+        h.state()
+            .sidebar
+            .editor
+            .as_ref()
+            .map(|e| e.draft.name.clone())
+    };
+    assert_eq!(editing(&harness).as_deref(), Some("Anything"));
+    harness.get_by_label("Keep editing").click();
+    step_until(&mut harness, "the question gone", |h| {
+        !has_label(h, "without storing these changes?")
+    });
+    assert_eq!(
+        harness
+            .state()
+            .sidebar
+            .editor
+            .as_ref()
+            .unwrap()
+            .draft
+            .threshold,
+        0.25
+    );
+
+    // Asked again, Apply and open stores the draft and opens the other label.
+    harness.get_by_label_contains("Other (").click();
+    step_until(&mut harness, "the question again", |h| {
+        h.query_by_label("Apply and open").is_some()
+    });
+    harness.get_by_label("Apply and open").click();
+    step_until(&mut harness, "the other label open", |h| {
+        editing(h).as_deref() == Some("Other")
+            && has_label(h, "\"Anything\": threshold 0.25 (was 0.20)")
     });
     drop(harness);
     assert_eq!(stored_threshold(&db, "Anything"), 0.25);
@@ -122,7 +182,10 @@ fn renaming_a_group_onto_one_that_exists_asks_before_merging() {
             .iter()
             .any(|l| l.label.name == "Pets/Cat")
     });
-    assert!(has_label(&harness, "\"Animals\": 1 label changed"));
+    assert!(has_label(
+        &harness,
+        "renamed the group \"Animals\" to \"Pets\" (1 label)"
+    ));
 }
 
 #[test]

@@ -600,3 +600,48 @@ fn a_decision_on_a_photo_gone_meanwhile_says_so() {
         .to_string();
     assert!(error.contains("is no longer in the library"), "{error}");
 }
+
+#[test]
+fn the_group_panel_follows_a_rename_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    cliptag::store::Store::open(&db)
+        .unwrap()
+        .insert_label(&Label::new("Pets/Cat", ""))
+        .unwrap();
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the group", |h| has_label(h, "Pets ("));
+    harness.get_by_label_contains("Pets (").click();
+    step_until(&mut harness, "the group panel", |h| {
+        h.query_by_label("Group name").is_some()
+    });
+    harness.state_mut().sidebar.group.as_mut().unwrap().new_path = "Kitties".into();
+    harness.get_by_label("Rename").click();
+    step_until(&mut harness, "the rename", |h| {
+        h.state()
+            .snapshot
+            .labels
+            .iter()
+            .any(|l| l.label.name == "Kitties/Cat")
+    });
+    let group = |h: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
+        h.state().sidebar.group.as_ref().map(|g| g.path.clone())
+    };
+    assert_eq!(group(&harness).as_deref(), Some("Kitties"));
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Button, "Undo")
+        .click();
+    step_until(&mut harness, "the rename undone", |h| {
+        h.state()
+            .snapshot
+            .labels
+            .iter()
+            .any(|l| l.label.name == "Pets/Cat")
+    });
+    assert_eq!(
+        group(&harness).as_deref(),
+        Some("Pets"),
+        "the panel follows"
+    );
+}

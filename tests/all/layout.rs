@@ -97,7 +97,7 @@ fn assert_layout(
     if let Some(title) = on_top {
         let window = harness.get_by_role_and_label(Role::Window, title).rect();
         let toolbar = harness
-            .query_all_by_label("Update library")
+            .query_all_by_label("Folders…")
             .map(|n| n.rect().bottom())
             .fold(0.0_f32, f32::max);
         if window.top() < toolbar {
@@ -153,10 +153,17 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         harness.step();
 
         let first = harness.state().gallery.visible().first().copied();
+        let columns = harness.state().gallery.columns;
         harness.state_mut().select(first);
         step_until(&mut harness, "the photo", |h| {
             h.state().inspector.detail.is_some()
         });
+        harness.step();
+        assert_eq!(
+            harness.state().gallery.columns,
+            columns,
+            "selecting a photo reflowed the gallery at {size:?}"
+        );
         assert_layout(&harness, size, "a photo open", None);
 
         harness.get_by_label_contains("Anything (").click();
