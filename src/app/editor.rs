@@ -24,6 +24,9 @@ pub struct LabelEditor {
     pub(super) shows_changes: bool,
     /// Close was pressed with changes not applied: the editor asks before dropping them.
     pub(super) asking_to_discard: bool,
+    /// Delete label was pressed: the editor asks first (the label's decisions go with it, and
+    /// Undo cannot bring them back).
+    pub(super) asking_to_delete: bool,
     /// The label as the library held it when the editor last looked: a change underneath (a
     /// switch of model, another program) shows in the editor instead of being overwritten by
     /// the next Apply.
@@ -40,6 +43,7 @@ impl LabelEditor {
             changed_at: None,
             shows_changes: false,
             asking_to_discard: false,
+            asking_to_delete: false,
             stored: label.clone(),
         }
     }
@@ -424,9 +428,30 @@ impl CliptagApp {
                 .add_enabled(unsaved, egui::Button::new("Revert"))
                 .on_hover_text("Go back to the label as the library holds it")
                 .clicked();
-            delete = ui.button("Delete label").clicked();
+            if ui
+                .add_enabled(!editor.asking_to_delete, egui::Button::new("Delete label"))
+                .clicked()
+            {
+                editor.asking_to_delete = true;
+            }
             close = ui.button("Close").clicked();
         });
+        if editor.asking_to_delete {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "Delete {:?}? Its tags and the decisions you made on it go too, and Undo \
+                     cannot bring them back.",
+                    editor.stored.name
+                ),
+            );
+            ui.horizontal(|ui| {
+                delete = ui.button("Delete").clicked();
+                if ui.button("Keep it").clicked() {
+                    editor.asking_to_delete = false;
+                }
+            });
+        }
         // Closing with changes not applied asks first.
         if close && unsaved && !editor.asking_to_discard {
             editor.asking_to_discard = true;

@@ -224,7 +224,17 @@ impl CliptagApp {
                     self.say(text, error);
                 }
             }
-            Done::LabelRemoved { retag, .. } | Done::TemplatesSet { retag, .. } => {
+            Done::LabelRemoved {
+                name,
+                decisions,
+                retag,
+            } => {
+                self.say(crate::library::removed_label_words(&name, decisions), false);
+                if let Some((text, error)) = retag_failed(&retag) {
+                    self.say(text, error);
+                }
+            }
+            Done::TemplatesSet { retag, .. } => {
                 if let Some((text, error)) = retag_failed(&retag) {
                     self.say(text, error);
                 }

@@ -113,8 +113,8 @@ pub(super) fn vocab(db: &Path, action: VocabAction) -> anyhow::Result<ExitCode> 
             }
         }
         VocabAction::Remove { label } => {
-            let (name, retag) = library.remove_label_named(&label)?;
-            eprintln!("removed {name:?} and its tags");
+            let (name, decisions, retag) = library.remove_label_named(&label)?;
+            eprintln!("{}", crate::library::removed_label_words(&name, decisions));
             print_retag(&retag);
         }
         VocabAction::Group { group, action } => {

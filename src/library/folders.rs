@@ -78,6 +78,17 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
     }
 }
 
+/// What removing a label did, in words, as the command line and the app say it.
+pub fn removed_label_words(name: &str, decisions: usize) -> String {
+    match decisions {
+        0 => format!("removed {name:?} and its tags"),
+        n => format!(
+            "removed {name:?}, its tags and the {} you made on it",
+            count(n as u64, "decision", "decisions")
+        ),
+    }
+}
+
 /// What removing a folder did, in words, as the command line and the app say it.
 pub fn removed_folder_summary(removed: &RemovedFolder) -> String {
     let mut text = format!(

@@ -33,7 +33,9 @@ use crate::tagging::{EmbeddingMatrix, TagPlan};
 pub use control::{RunControl, RunState};
 pub use explain::{Explanation, TopKRank};
 pub use export::{CsvExport, ExportReport, ExportRequest};
-pub use folders::{FolderCounts, RemovedFolder, count, removed_folder_summary};
+pub use folders::{
+    FolderCounts, RemovedFolder, count, removed_folder_summary, removed_label_words,
+};
 pub use gallery::{GalleryQuery, GalleryReader};
 pub use history::{
     Change, Direction, HistoryChange, HistoryReport, LabelChange, history_summary, label_edit_words,

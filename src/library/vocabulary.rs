@@ -222,25 +222,28 @@ impl Library {
         Ok((changed.len(), self.after_vocabulary_edit()))
     }
 
-    /// Removes a label and every tag it gave, a person's decisions included; returns its name.
-    pub fn remove_label(&mut self, label_id: i64) -> Result<(String, Retag)> {
+    /// Removes a label and every tag it gave, a person's decisions included; returns its name
+    /// and how many of the person's decisions went with it.
+    pub fn remove_label(&mut self, label_id: i64) -> Result<(String, usize, Retag)> {
         let name = self
             .store
             .label(label_id)
             .ok()
             .flatten()
             .map_or_else(|| format!("#{label_id}"), |l| l.name);
+        let decisions = self.store.decisions_on_label(label_id)?;
         if !self.store.remove_label(label_id)? {
             return Err(Error::invalid(format!("no label with id {label_id}")));
         }
-        Ok((name, self.after_vocabulary_edit()))
+        Ok((name, decisions, self.after_vocabulary_edit()))
     }
 
     /// Removes the label called `name` (found even when its stored row is damaged).
-    pub fn remove_label_named(&mut self, name: &str) -> Result<(String, Retag)> {
+    pub fn remove_label_named(&mut self, name: &str) -> Result<(String, usize, Retag)> {
         let (id, name) = self.label_id_named(name)?;
+        let decisions = self.store.decisions_on_label(id)?;
         self.store.remove_label(id)?;
-        Ok((name, self.after_vocabulary_edit()))
+        Ok((name, decisions, self.after_vocabulary_edit()))
     }
 
     /// Merges a vocabulary file (TOML) into the library, all or nothing: labels with a known

@@ -375,6 +375,18 @@ impl Store {
         self.durable(|tx| Ok(update_label_row(tx, label.id, label)?))
     }
 
+    /// How many of a person's decisions the label holds.
+    pub fn decisions_on_label(&self, label_id: i64) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM tags WHERE label_id = ?1 AND source != 'auto'",
+                [label_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
     /// Removes a label and every tag it gave, a person's decisions included; whether it existed.
     pub fn remove_label(&mut self, label_id: i64) -> Result<bool> {
         self.durable(|tx| Ok(tx.execute("DELETE FROM labels WHERE id = ?1", [label_id])? > 0))

@@ -290,9 +290,16 @@ impl Worker {
                 Err(error) => fail(&error),
             },
             Command::RemoveLabel { label_id } => match library.remove_label(label_id) {
-                Ok((name, retag)) => {
+                Ok((name, decisions, retag)) => {
                     self.snapshot_due = true;
-                    outbox.done(request, Done::LabelRemoved { name, retag });
+                    outbox.done(
+                        request,
+                        Done::LabelRemoved {
+                            name,
+                            decisions,
+                            retag,
+                        },
+                    );
                 }
                 Err(error) => fail(&error),
             },

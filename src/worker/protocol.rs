@@ -305,6 +305,8 @@ pub enum Done {
     },
     LabelRemoved {
         name: String,
+        /// The person's decisions that went with it.
+        decisions: usize,
         retag: Retag,
     },
     GroupEdited {

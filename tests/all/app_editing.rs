@@ -218,3 +218,54 @@ fn the_command_line_renames_onto_an_existing_group_only_with_merge() {
             .is_some()
     );
 }
+
+#[test]
+fn deleting_a_label_asks_first_and_says_what_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = indexed_library(&db);
+    add(&db, "Doomed", 0.2);
+    let photo = photos.path().canonicalize().unwrap().join("astronaut.jpg");
+    cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "tag",
+        "add",
+        photo.to_str().unwrap(),
+        "Doomed",
+    ]);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Doomed ("));
+    harness.get_by_label_contains("Doomed (").click();
+    step_until(&mut harness, "the editor", |h| has_label(h, "as stored"));
+    harness.get_by_label("Delete label").click();
+    step_until(&mut harness, "the question", |h| {
+        has_label(h, "Undo cannot bring them back")
+    });
+    harness.get_by_label("Keep it").click();
+    step_until(&mut harness, "the question gone", |h| {
+        !has_label(h, "Undo cannot bring them back")
+    });
+    assert!(stored_label(&db, "Doomed"));
+    harness.get_by_label("Delete label").click();
+    step_until(&mut harness, "the question again", |h| {
+        h.query_by_label("Delete").is_some()
+    });
+    harness.get_by_label("Delete").click();
+    step_until(&mut harness, "the label gone", |h| {
+        has_label(
+            h,
+            "removed \"Doomed\", its tags and the 1 decision you made on it",
+        )
+    });
+    drop(harness);
+    assert!(!stored_label(&db, "Doomed"));
+}
+
+fn stored_label(db: &std::path::Path, name: &str) -> bool {
+    cliptag::store::Store::open(db)
+        .unwrap()
+        .label_id_by_name(name)
+        .unwrap()
+        .is_some()
+}
