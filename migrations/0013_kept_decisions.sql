@@ -1,12 +1,14 @@
 -- A person's decisions on the photos of a folder they removed from the library, kept per photo
 -- (where it was, and its content's BLAKE3 hash) once its row is gone: when the folder is added
 -- again each photo gets its own decisions back as it is indexed, and when a copy of the folder
--- turns up elsewhere each photo found by its content takes those of one removed photo with that
--- content (the one of the same name first). A decision goes with its label.
+-- turns up elsewhere each photo found by its content takes those of the removed photo with that
+-- content and its name (or of the only one with that content). A decision goes with its label.
 
 CREATE TABLE kept_decisions (
     path       BLOB NOT NULL,
-    hash       TEXT NOT NULL,
+    -- NULL for a photo never read to the end (waiting for a model, or unreadable): its
+    -- decisions come back only to the photo at the same path.
+    hash       TEXT,
     label_id   INTEGER NOT NULL REFERENCES labels (id) ON DELETE CASCADE,
     source     TEXT NOT NULL CHECK (source IN ('accepted', 'rejected', 'manual')),
     -- The folder removed, to say where they came from.

@@ -29,3 +29,10 @@ CREATE TABLE history_parked (
 );
 
 CREATE INDEX history_parked_label ON history_parked (label_id);
+
+-- A step that undo cannot take back (a library folder removed): undo stops at it once and says
+-- how to bring the folder back instead of silently going on to an older step.
+CREATE TABLE history_notes (
+    step_id INTEGER PRIMARY KEY REFERENCES history_steps (id) ON DELETE CASCADE,
+    folder  BLOB NOT NULL
+);

@@ -31,6 +31,9 @@ pub struct FolderChooser {
     pub not_shown: Option<(PathBuf, String)>,
     /// The library folder whose removal waits for the person to confirm it.
     pub removing: Option<PathBuf>,
+    /// Whether the path field takes the keyboard when the window next draws (it was opened to
+    /// add a folder).
+    pub(super) focus_path: bool,
 }
 
 impl Default for FolderChooser {
@@ -54,6 +57,7 @@ impl Default for FolderChooser {
             .to_string(),
             not_shown: None,
             removing: None,
+            focus_path: false,
         }
     }
 }
@@ -126,7 +130,10 @@ impl CliptagApp {
             .why
             .get_or_insert_with(|| NO_DIALOG.to_string());
         match kind {
-            DialogKind::Folder => self.windows.folders.open = true,
+            DialogKind::Folder => {
+                self.windows.folders.open = true;
+                self.windows.folders.focus_path = true;
+            }
             DialogKind::ImportVocabulary | DialogKind::ExportVocabulary => {
                 let start = match kind {
                     DialogKind::ExportVocabulary => self
@@ -163,15 +170,6 @@ impl CliptagApp {
                     ui.label(why);
                     ui.add_space(4.0);
                 }
-                ui.strong("In this library");
-                if self.snapshot.folders.is_empty() {
-                    ui.label("No folders yet.");
-                }
-                egui::ScrollArea::vertical()
-                    .max_height(220.0)
-                    .auto_shrink([false, true])
-                    .show(ui, |ui| self.library_folders(ui, &mut remove));
-                ui.separator();
                 ui.horizontal(|ui| {
                     let label = ui.label("Folder to add");
                     let edit = ui
@@ -181,6 +179,9 @@ impl CliptagApp {
                                 .hint_text("/home/me/Pictures"),
                         )
                         .labelled_by(label.id);
+                    if std::mem::take(&mut self.windows.folders.focus_path) {
+                        edit.request_focus();
+                    }
                     let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                     let typed = self.windows.folders.text.trim();
                     let clicked = ui
@@ -191,6 +192,15 @@ impl CliptagApp {
                     }
                 });
                 ui.label("A folder dropped onto the window is added too.");
+                ui.separator();
+                ui.strong("In this library");
+                if self.snapshot.folders.is_empty() {
+                    ui.label("No folders yet.");
+                }
+                egui::ScrollArea::vertical()
+                    .max_height(220.0)
+                    .auto_shrink([false, true])
+                    .show(ui, |ui| self.library_folders(ui, &mut remove));
             });
         self.windows.folders.open = open;
         if !open {

@@ -104,7 +104,12 @@ impl CliptagApp {
         // buttons) scrolls inside it instead of widening the panel over the gallery.
         let tab = self.inspector.tab;
         egui::ScrollArea::both()
-            .id_salt(("inspector", tab == InspectorTab::Photo))
+            // Each photo starts at the top: its own scroll position, not the last photo's.
+            .id_salt((
+                "inspector",
+                tab == InspectorTab::Photo,
+                (tab == InspectorTab::Photo).then_some(self.inspector.selected),
+            ))
             .auto_shrink([false, false])
             .show(ui, |ui| match tab {
                 InspectorTab::Photo => self.detail_ui(ui),

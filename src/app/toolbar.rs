@@ -56,6 +56,7 @@ impl CliptagApp {
                 .clicked()
             {
                 self.windows.folders.open = !self.windows.folders.open;
+                self.windows.folders.focus_path = self.windows.folders.open;
             }
             let has_roots = !self.snapshot.roots.is_empty();
             if ui

@@ -178,14 +178,36 @@ impl Library {
         let Some(applied) = self.store.undo_or_redo(direction, &auto, basis)? else {
             return Ok(None);
         };
+        // Another program undid the step read above first, and this took the one before it:
+        // the pairs it handed back get their automatic tags now (a second write, in this rare
+        // race only).
+        let untagged: Vec<(i64, i64)> = applied
+            .changed
+            .iter()
+            .filter(|c| to(c).is_none() && !auto.contains_key(&(c.image_id, c.label_id)))
+            .map(|c| (c.image_id, c.label_id))
+            .collect();
+        let late = self.auto_for(&untagged)?;
+        if !late.is_empty() {
+            let basis = Some(Basis::Part(self.scores.plan_generation));
+            self.store.put_auto_tags(&late, basis)?;
+        }
         let mut report = HistoryReport {
             direction,
+            removed_folder: applied.removed_folder.clone(),
             changed_since: applied.changed_since.len(),
             labels_changed_since: applied
                 .labels_left
                 .iter()
                 .filter(|(_, why)| *why == LeftAlone::ChangedSince)
-                .count(),
+                .map(|(change, _)| {
+                    change
+                        .after
+                        .as_ref()
+                        .or(change.before.as_ref())
+                        .map_or_else(String::new, |l| l.name.clone())
+                })
+                .collect(),
             labels_holding_decisions: applied
                 .labels_left
                 .iter()

@@ -39,7 +39,7 @@ impl Library {
             return Ok(root.clone());
         }
         // A folder gone from disk cannot be resolved, but a relative path to it still names it.
-        if let Ok(absolute) = std::path::absolute(folder)
+        if let Ok(absolute) = std::path::absolute(folder).map(|p| lexically_normal(&p))
             && let Some(root) = roots.iter().find(|root| root.as_path() == absolute)
         {
             return Ok(root.clone());
@@ -69,6 +69,22 @@ impl Library {
     }
 }
 
+/// `path` with `.` and `..` resolved by their names alone (the folder may be gone from disk,
+/// so nothing can be asked of the file system).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// `n` and the noun for it: "1 photo", "2 photos".
 pub fn count(n: u64, one: &str, many: &str) -> String {
     if n == 1 {
@@ -92,7 +108,7 @@ pub fn removed_label_words(name: &str, decisions: usize) -> String {
 /// What removing a folder did, in words, as the command line and the app say it.
 pub fn removed_folder_summary(removed: &RemovedFolder) -> String {
     let mut text = format!(
-        "removed {} from the library with its {} (the files stay on disk)",
+        "removed {} from the library with its {}, the files staying on disk",
         removed.path.display(),
         count(removed.photos, "photo", "photos"),
     );
@@ -115,14 +131,14 @@ pub fn removed_folder_summary(removed: &RemovedFolder) -> String {
             )
         }
     }
-    if removed.decisions_lost > 0 {
+    if removed.decisions_carried > 0 {
         text += &format!(
-            "; {} on photos never read to the end went with them",
-            count(removed.decisions_lost, "decision", "decisions")
+            "; {} on photos gone from the folder moved to their copies that stay",
+            count(removed.decisions_carried, "decision", "decisions")
         );
     }
     if removed.photos > 0 {
-        text += " (Undo does not bring a folder back: add it again)";
+        text += "; Undo does not bring a folder back: add it again";
     }
     text
 }

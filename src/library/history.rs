@@ -22,12 +22,14 @@ pub struct HistoryReport {
     pub changed_since: usize,
     /// Labels put back (a step of vocabulary edits).
     pub labels: Vec<LabelChange>,
-    /// Labels left alone because something else changed them after the step.
-    pub labels_changed_since: usize,
+    /// Labels left alone because something else changed or removed them after the step.
+    pub labels_changed_since: Vec<String>,
     /// Labels whose addition was not undone because they hold the person's decisions.
     pub labels_holding_decisions: Vec<String>,
     /// What the automatic tags did after labels were put back.
     pub retag: Option<super::Retag>,
+    /// The library folder whose removal the step was: not undone here.
+    pub removed_folder: Option<PathBuf>,
 }
 
 impl Default for HistoryReport {
@@ -37,14 +39,16 @@ impl Default for HistoryReport {
             changes: Vec::new(),
             changed_since: 0,
             labels: Vec::new(),
-            labels_changed_since: 0,
+            labels_changed_since: Vec::new(),
             labels_holding_decisions: Vec::new(),
             retag: None,
+            removed_folder: None,
         }
     }
 }
 
-/// A label edit as a verb phrase: `adding "Cat"`, `the threshold of "Cat" (0.26 to 0.31)`.
+/// A label edit as a verb phrase: `adding "Cat"`, `setting the threshold of "Cat" to 0.31 (it
+/// was 0.26)`.
 fn label_action(change: &LabelChange) -> String {
     match (&change.before, &change.after) {
         (None, Some(after)) => format!("adding {:?}", after.name),
@@ -79,8 +83,8 @@ fn edit_words(before: &Label, after: &Label) -> String {
     };
     if &same_but_threshold == after {
         return format!(
-            "the threshold of {name:?} ({:.2} to {:.2})",
-            before.threshold, after.threshold
+            "setting the threshold of {name:?} to {:.2} (it was {:.2})",
+            after.threshold, before.threshold
         );
     }
     format!("changing {name:?}")
@@ -145,9 +149,19 @@ pub fn history_summary(report: &HistoryReport) -> String {
         Direction::Undo => "undid",
         Direction::Redo => "redid",
     };
+    if let Some(folder) = &report.removed_folder {
+        return match report.direction {
+            Direction::Undo => format!(
+                "removing the folder {} is not undone here: add the folder again to bring its \
+                 photos back with your decisions",
+                folder.display()
+            ),
+            Direction::Redo => format!("the folder {} stays removed", folder.display()),
+        };
+    }
     let mut text = match report.changes.as_slice() {
         [] if !report.labels.is_empty()
-            || report.labels_changed_since > 0
+            || !report.labels_changed_since.is_empty()
             || !report.labels_holding_decisions.is_empty() =>
         {
             labels_summary(verb, report)
@@ -180,11 +194,16 @@ pub fn history_summary(report: &HistoryReport) -> String {
             "; {name:?} stays: it holds decisions you made (removing the label takes them too)"
         ));
     }
-    if report.labels_changed_since > 0 {
+    if !report.labels_changed_since.is_empty() {
+        let names: Vec<String> = report
+            .labels_changed_since
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect();
         text.push_str(&format!(
-            "; {} left as {}: changed again since",
-            super::count(report.labels_changed_since as u64, "label", "labels"),
-            if report.labels_changed_since == 1 {
+            "; {} left as {}: changed or removed since",
+            names.join(", "),
+            if names.len() == 1 {
                 "it is"
             } else {
                 "they are"

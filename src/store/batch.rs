@@ -124,34 +124,40 @@ impl<'a, 'c> Batch<'a, 'c> {
     }
 
     /// Gives `image_id` the decisions kept from a removed photo with its content: the one that
-    /// was at its path, else one of its name, else any; those are then used up, so that each
-    /// copy of a photo gets back the decisions of one removed copy. Returns how many.
+    /// was at its path, else one of its name, else the only one; those are then used up, so
+    /// that each copy of a photo gets back the decisions of one removed copy. Returns how many.
     fn restore_kept(&self, image_id: i64, hash: &str) -> Result<usize> {
-        let kept: Vec<Vec<u8>> = self
-            .tx
-            .prepare_cached(
-                "SELECT DISTINCT path FROM kept_decisions WHERE hash = ?1 ORDER BY path",
-            )?
-            .query_map([hash], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        if kept.is_empty() {
-            return Ok(0);
-        }
         let here: Vec<u8> =
             self.tx
                 .query_row("SELECT path FROM images WHERE id = ?1", [image_id], |r| {
                     r.get(0)
                 })?;
+        let kept: Vec<Vec<u8>> = self
+            .tx
+            .prepare_cached(
+                "SELECT DISTINCT path FROM kept_decisions
+                 WHERE hash = ?1 OR (hash IS NULL AND path = ?2) ORDER BY path",
+            )?
+            .query_map(params![hash, here], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if kept.is_empty() {
+            return Ok(0);
+        }
         let name = |bytes: &[u8]| {
             super::path_from_bytes(bytes.to_vec())
                 .file_name()
                 .map(|n| n.to_os_string())
         };
-        let chosen = kept
+        // Under another name, only the one removed photo with this content: among several, which
+        // one this is cannot be told.
+        let Some(chosen) = kept
             .iter()
             .find(|path| **path == here)
             .or_else(|| kept.iter().find(|path| name(path) == name(&here)))
-            .unwrap_or(&kept[0]);
+            .or_else(|| (kept.len() == 1).then(|| &kept[0]))
+        else {
+            return Ok(0);
+        };
         let restored = self
             .tx
             .prepare_cached(

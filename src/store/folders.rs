@@ -30,8 +30,9 @@ pub struct RemovedFolder {
     pub photos: u64,
     /// A person's decisions on them, kept for when the photos come back.
     pub decisions_kept: u64,
-    /// Decisions on photos never read to the end (no content hash to find them by again).
-    pub decisions_lost: u64,
+    /// Decisions on photos gone from the folder on disk, given to an identical copy that stays
+    /// in the library (the folder was renamed or moved, and the copy indexed already).
+    pub decisions_carried: u64,
     /// Another library folder that holds this one: its photos stay, as part of that one.
     pub within: Option<PathBuf>,
 }
@@ -118,8 +119,15 @@ impl Store {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut decisions = tx.prepare_cached(
-                "SELECT COUNT(*) FROM tags WHERE image_id = ?1 AND source != 'auto'",
+            let mut copies = tx.prepare_cached(
+                "SELECT id, path FROM images WHERE hash = ?1 AND status = 'ok' AND id != ?2",
+            )?;
+            let mut carry = tx.prepare_cached(
+                "INSERT INTO tags (image_id, label_id, score, source)
+                 SELECT ?2, label_id, NULL, source FROM tags
+                 WHERE image_id = ?1 AND source != 'auto' AND true
+                 ON CONFLICT (image_id, label_id) DO UPDATE SET source = excluded.source
+                     WHERE tags.source = 'auto'",
             )?;
             let mut keep = tx.prepare_cached(
                 "INSERT INTO kept_decisions (path, hash, label_id, source, folder, removed_at)
@@ -136,20 +144,49 @@ impl Store {
                 if others.iter().any(|other| path.starts_with(other)) {
                     continue;
                 }
-                match hash {
-                    Some(hash) => {
-                        removed.decisions_kept +=
-                            keep.execute(params![id, hash, folder_bytes, when, bytes])? as u64;
-                    }
-                    None => {
-                        removed.decisions_lost +=
-                            decisions.query_row([id], |r| r.get::<_, i64>(0))? as u64;
-                    }
+                // Gone from disk, with an identical copy staying in the library (the folder
+                // renamed, and the new name indexed already): the decisions go to the copy
+                // rather than wait for a photo that will not come back.
+                let gone = matches!(
+                    std::fs::symlink_metadata(&path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound
+                );
+                let copy = match (&hash, gone) {
+                    (Some(hash), true) => copies
+                        .query_map(params![hash, id], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?
+                        .into_iter()
+                        .find(|(_, other)| {
+                            let other = path_from_bytes(other.clone());
+                            !other.starts_with(folder)
+                                || others.iter().any(|root| other.starts_with(root))
+                        })
+                        .map(|(copy, _)| copy),
+                    _ => None,
+                };
+                if let Some(copy) = copy {
+                    removed.decisions_carried += carry.execute(params![id, copy])? as u64;
+                } else {
+                    // A photo never read to the end has no hash: its decisions are kept by
+                    // its path alone.
+                    removed.decisions_kept +=
+                        keep.execute(params![id, hash, folder_bytes, when, bytes])? as u64;
                 }
                 forget.execute([id])?;
                 removed.photos += 1;
             }
             tx.execute("DELETE FROM roots WHERE path = ?1", [&folder_bytes])?;
+            if removed.photos > 0 {
+                super::history::record(
+                    tx,
+                    &[super::history::NewStep {
+                        removed_folder: Some(folder.to_path_buf()),
+                        ..Default::default()
+                    }],
+                )?;
+            }
             Ok(removed)
         })
     }

@@ -39,6 +39,8 @@ pub struct NewStep {
     pub continues: bool,
     pub changes: Vec<Change>,
     pub labels: Vec<LabelChange>,
+    /// A library folder removed: a step undo cannot take back, and says so.
+    pub removed_folder: Option<std::path::PathBuf>,
 }
 
 /// Which way through the history.
@@ -59,6 +61,8 @@ pub struct Applied {
     pub labels: Vec<LabelChange>,
     /// Labels left alone, and why.
     pub labels_left: Vec<(LabelChange, LeftAlone)>,
+    /// The library folder whose removal the step was (nothing undone or redone).
+    pub removed_folder: Option<std::path::PathBuf>,
 }
 
 fn word(source: Option<TagSource>) -> Option<&'static str> {
@@ -140,7 +144,8 @@ fn put_label(
             // Decisions on the label that no step of the history holds (given back with a
             // folder, or older than the history) would go with it: it stays.
             let decided: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM tags WHERE label_id = ?1 AND source != 'auto')",
+                "SELECT EXISTS (SELECT 1 FROM tags WHERE label_id = ?1 AND source != 'auto')
+                     OR EXISTS (SELECT 1 FROM kept_decisions WHERE label_id = ?1)",
                 [label_id],
                 |r| r.get(0),
             )?;
@@ -191,7 +196,7 @@ fn put_label(
 pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
     let steps: Vec<&NewStep> = steps
         .iter()
-        .filter(|s| !s.changes.is_empty() || !s.labels.is_empty())
+        .filter(|s| !s.changes.is_empty() || !s.labels.is_empty() || s.removed_folder.is_some())
         .collect();
     if steps.is_empty() {
         return Ok(());
@@ -214,7 +219,11 @@ pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
             )
         };
         let id = match (step.continues, last) {
-            (true, Some(last)) if step.labels.is_empty() && !of_labels(last)? => last,
+            (true, Some(last))
+                if step.labels.is_empty() && step.removed_folder.is_none() && !of_labels(last)? =>
+            {
+                last
+            }
             _ => {
                 tx.execute("INSERT INTO history_steps (undone) VALUES (0)", [])?;
                 tx.last_insert_rowid()
@@ -239,6 +248,12 @@ pub(super) fn record(tx: &Transaction<'_>, steps: &[NewStep]) -> Result<()> {
                 change.before.as_ref().map(label_json),
                 change.after.as_ref().map(label_json)
             ])?;
+        }
+        if let Some(folder) = &step.removed_folder {
+            tx.execute(
+                "INSERT INTO history_notes (step_id, folder) VALUES (?1, ?2)",
+                params![id, super::path_bytes(folder).as_ref()],
+            )?;
         }
     }
     tx.execute(
@@ -317,11 +332,21 @@ impl Store {
                     )?
                     .query_map([step], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                if rows.is_empty() && labels.is_empty() {
+                let removed_folder: Option<Vec<u8>> = tx
+                    .query_row(
+                        "SELECT folder FROM history_notes WHERE step_id = ?1",
+                        [step],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if rows.is_empty() && labels.is_empty() && removed_folder.is_none() {
                     tx.execute("DELETE FROM history_steps WHERE id = ?1", [step])?;
                     continue;
                 }
-                let mut applied = Applied::default();
+                let mut applied = Applied {
+                    removed_folder: removed_folder.map(super::path_from_bytes),
+                    ..Applied::default()
+                };
                 let mut labels = labels
                     .into_iter()
                     .map(|(label_id, before, after)| {

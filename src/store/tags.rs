@@ -184,6 +184,16 @@ impl Store {
         })
     }
 
+    /// Writes automatic tags for pairs that no decision holds (a decision written meanwhile
+    /// wins), in one transaction.
+    pub fn put_auto_tags(
+        &mut self,
+        auto: &[(i64, i64, f32)],
+        basis: Option<super::Basis>,
+    ) -> Result<()> {
+        self.write(|tx| put_auto(tx, auto, basis))
+    }
+
     /// Automatic tags of the given labels (all labels for `None`), as `(image, label) → score`.
     pub fn auto_tags(&self, label_ids: Option<&[i64]>) -> Result<HashMap<(i64, i64), f32>> {
         let mut out = HashMap::new();

@@ -336,3 +336,81 @@ fn copies_of_one_photo_get_back_their_own_decisions() {
     expected.sort();
     assert_eq!(decisions(&db), expected);
 }
+
+#[test]
+fn decisions_on_waiting_photos_and_on_a_renamed_folder_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let db = dir.join("lib.sqlite");
+    let photos = fixture_photos();
+    let waiting = dir.join("waiting");
+    std::fs::create_dir(&waiting).unwrap();
+    std::fs::copy(&photos[0], waiting.join("a.jpg")).unwrap();
+    // No model to be had: the photo is registered, waiting for tags.
+    let indexed = cliptag_with_env(
+        &[
+            "--db",
+            db.to_str().unwrap(),
+            "index",
+            "--model",
+            "openai/clip-vit-base-patch32",
+            waiting.to_str().unwrap(),
+        ],
+        &[("HF_HOME", dir.join("empty-hub").to_str().unwrap())],
+    );
+    assert!(!indexed.status.success());
+    out(&db, &["vocab", "add", "Keepsake"]);
+    let a = waiting.join("a.jpg");
+    out(&db, &["tag", "add", a.to_str().unwrap(), "Keepsake"]);
+    let removed = cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        waiting.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&removed.stderr);
+    assert!(
+        said.contains("the decision you made on them is kept"),
+        "{said}"
+    );
+    index_with_tiny(&db, &waiting);
+    assert_eq!(
+        decisions(&db),
+        vec![(a.display().to_string(), "Keepsake".into(), "manual".into())],
+        "a waiting photo's decision comes back to it"
+    );
+
+    // The folder renamed on disk and the new name indexed (its photos are copies of the old
+    // records), then the old name removed: the decisions move to the copies.
+    let renamed = dir.join("renamed");
+    std::fs::rename(&waiting, &renamed).unwrap();
+    index_with_tiny(&db, &renamed);
+    // Named through `..`, and gone from disk.
+    let removed = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
+        .current_dir(&renamed)
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "folders",
+            "remove",
+            "../waiting",
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&removed.stderr);
+    assert!(removed.status.success(), "{said}");
+    assert!(
+        said.contains("1 decision on photos gone from the folder moved"),
+        "{said}"
+    );
+    assert_eq!(
+        decisions(&db),
+        vec![(
+            renamed.join("a.jpg").display().to_string(),
+            "Keepsake".into(),
+            "manual".into()
+        )]
+    );
+}

@@ -365,7 +365,7 @@ fn label_edits_are_undone_and_redone_in_one_history_with_decisions() {
     let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
     assert_eq!(
         said(&undone),
-        "undid the threshold of \"Cat\" (-1.00 to 0.99)"
+        "undid setting the threshold of \"Cat\" to 0.99 (it was -1.00)"
     );
     assert_eq!(lib.label_named("Cat").unwrap().threshold, -1.0);
     assert_eq!(
@@ -431,7 +431,7 @@ fn learning_is_undone_and_a_label_changed_since_is_left_alone() {
     let lib = &mut library.library;
     let undone = lib.undo_or_redo(Direction::Undo).unwrap().unwrap();
     assert!(
-        history_summary(&undone).contains("1 label left as it is: changed again since"),
+        history_summary(&undone).contains("\"Everywhere\" left as it is: changed or removed since"),
         "{}",
         history_summary(&undone)
     );
@@ -519,7 +519,7 @@ fn an_applied_threshold_is_undone_from_the_toolbar_and_the_editor_follows() {
         .collect();
     assert!(
         said.iter()
-            .any(|m| m == "undid the threshold of \"Strict\" (0.99 to -0.99)"),
+            .any(|m| m == "undid setting the threshold of \"Strict\" to -0.99 (it was 0.99)"),
         "{said:?}"
     );
     harness
@@ -566,20 +566,26 @@ fn undoing_an_addition_keeps_decisions_and_redo_makes_them_again() {
     // its label from being undone away.
     let folder = photos.path().canonicalize().unwrap();
     said(&["folders", "remove", folder.to_str().unwrap()]);
-    index_with_tiny(db, &folder);
-    assert_eq!(decisions(), 1, "given back with the folder");
+    // Undo stops once at the removal, which it cannot take back, and says how.
+    let undone = said(&["undo"]);
+    assert!(
+        undone.contains("is not undone here: add the folder again"),
+        "{undone}"
+    );
+    // Decisions kept for the folder's return hold the label too.
     let undone = said(&["undo"]);
     assert!(
         undone.contains("\"Lamp\" stays: it holds decisions you made"),
         "{undone}"
     );
-    assert_eq!(decisions(), 1);
+    index_with_tiny(db, &folder);
+    assert_eq!(decisions(), 1, "given back with the folder");
 
     // An addition undone over nothing is not redone: the label was removed since.
     said(&["vocab", "add", "Zed"]);
     said(&["vocab", "remove", "Zed"]);
     let undone = said(&["undo"]);
-    assert!(undone.contains("1 label left as it is"), "{undone}");
+    assert!(undone.contains("\"Zed\" left as it is"), "{undone}");
     said(&["redo"]);
     let list = cliptag_ok(&["--db", db, "vocab", "list"]);
     assert!(!String::from_utf8_lossy(&list.stdout).contains("Zed"));
