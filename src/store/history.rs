@@ -6,7 +6,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Store;
-use super::labels::{insert_label, insert_label_as, label_in, update_label_row};
+use super::labels::{COLUMNS, insert_label_as, insert_row, raw_label, update_label_row};
 use crate::domain::{Label, TagSource};
 use crate::error::{Error, Result};
 
@@ -90,6 +90,20 @@ fn current(tx: &Transaction<'_>, image_id: i64, label_id: i64) -> Result<Option<
         )
         .optional()?;
     decision(source)
+}
+
+/// The label with this id as `tx` sees it, without what it learned under other models (the
+/// history keeps a label's own fields and the model scored with now).
+pub(super) fn label_in(
+    tx: &Transaction<'_>,
+    library: &std::path::Path,
+    label_id: i64,
+) -> Result<Option<Label>> {
+    let raw = tx
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM labels WHERE id = ?1"))?
+        .query_row([label_id], raw_label)
+        .optional()?;
+    raw.map(|raw| raw.checked(library)).transpose()
 }
 
 /// A label as the history keeps it: its own fields and what it learned under the model scored
@@ -427,7 +441,7 @@ impl Store {
     pub fn insert_label_recorded(&mut self, label: &Label) -> Result<i64> {
         let path = self.path.clone();
         self.durable(|tx| {
-            let id = insert_label(tx, label)?;
+            let id = insert_row(tx, None, label)?;
             let after = label_in(tx, &path, id)?.map(own);
             record(
                 tx,

@@ -9,7 +9,7 @@ use super::{Store, blob_to_vector, now, set_setting, vector_to_blob};
 use crate::domain::{Label, Learned, Mode, default_templates};
 use crate::error::{Error, Result};
 
-const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enabled, \
+pub(super) const COLUMNS: &str = "id, name, prompts, negative, mode, threshold, top_k, enabled, \
                        learned_model, learned_direction, zero_shot_threshold, learned_positives, \
                        learned_negatives";
 /// The settings key of the prompt templates.
@@ -22,7 +22,7 @@ const LOGIT_BIAS: &str = "logit_bias";
 const THRESHOLDS_MODEL: &str = "thresholds_model";
 
 /// A label's row as stored, before its JSON and words are checked.
-struct RawLabel {
+pub(super) struct RawLabel {
     id: i64,
     name: String,
     prompts: String,
@@ -38,7 +38,7 @@ struct RawLabel {
     learned_negatives: Option<i64>,
 }
 
-fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
+pub(super) fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
     Ok(RawLabel {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -59,7 +59,7 @@ fn raw_label(r: &Row<'_>) -> rusqlite::Result<RawLabel> {
 impl RawLabel {
     /// The label, or an error naming the damaged row (never a silent default that the next edit
     /// would write back).
-    fn checked(self, library: &std::path::Path) -> Result<Label> {
+    pub(super) fn checked(self, library: &std::path::Path) -> Result<Label> {
         let damaged = |what: String| {
             Error::store(
                 library,
@@ -114,11 +114,17 @@ fn prompts_json(label: &Label) -> String {
     serde_json::to_string(&label.prompts).expect("a list of strings serialises. This is a bug.")
 }
 
-pub(super) fn insert_label(tx: &Transaction<'_>, label: &Label) -> rusqlite::Result<i64> {
+/// Stores `label` under `id`, or a new id for `None`; returns the id.
+pub(super) fn insert_row(
+    tx: &Transaction<'_>,
+    id: Option<i64>,
+    label: &Label,
+) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT INTO labels (name, prompts, negative, mode, threshold, top_k, enabled, created_at,
-         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        "INSERT INTO labels (id, name, prompts, negative, mode, threshold, top_k, enabled,
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
         params![
+            id,
             label.name,
             prompts_json(label),
             label.negative,
@@ -145,40 +151,10 @@ pub(super) fn insert_label_as(
         params![label_id, label.name],
         |r| r.get(0),
     )?;
-    if taken {
-        return Ok(false);
+    if !taken {
+        insert_row(tx, Some(label_id), label)?;
     }
-    tx.execute(
-        "INSERT INTO labels (id, name, prompts, negative, mode, threshold, top_k, enabled,
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![
-            label_id,
-            label.name,
-            prompts_json(label),
-            label.negative,
-            label.mode.as_str(),
-            f64::from(label.threshold),
-            i64::from(label.top_k),
-            label.enabled,
-            now()
-        ],
-    )?;
-    write_learned(tx, label_id, label)?;
-    Ok(true)
-}
-
-/// The label with this id as `tx` sees it, without what it learned under other models (the
-/// history keeps a label's own fields and the model scored with now).
-pub(super) fn label_in(
-    tx: &Transaction<'_>,
-    library: &std::path::Path,
-    label_id: i64,
-) -> Result<Option<Label>> {
-    let raw = tx
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM labels WHERE id = ?1"))?
-        .query_row([label_id], raw_label)
-        .optional()?;
-    raw.map(|raw| raw.checked(library)).transpose()
+    Ok(!taken)
 }
 
 pub(super) fn update_label_row(
@@ -367,24 +343,12 @@ impl Store {
 
     /// Stores a new label (checked by the caller); returns its id.
     pub fn insert_label(&mut self, label: &Label) -> Result<i64> {
-        self.durable(|tx| Ok(insert_label(tx, label)?))
+        self.durable(|tx| Ok(insert_row(tx, None, label)?))
     }
 
     /// Replaces the fields of label `label.id`; whether such a label exists.
     pub fn update_label(&mut self, label: &Label) -> Result<bool> {
         self.durable(|tx| Ok(update_label_row(tx, label.id, label)?))
-    }
-
-    /// How many of a person's decisions the label holds.
-    pub fn decisions_on_label(&self, label_id: i64) -> Result<usize> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM tags WHERE label_id = ?1 AND source != 'auto'",
-                [label_id],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
-            .map_err(|e| self.err(e))
     }
 
     /// Removes a label and every tag it gave, a person's decisions included; whether it existed.
@@ -425,7 +389,7 @@ impl Store {
                         updated += 1;
                     }
                     None => {
-                        insert_label(tx, label)?;
+                        insert_row(tx, None, label)?;
                         added += 1;
                     }
                 }

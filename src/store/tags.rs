@@ -184,6 +184,18 @@ impl Store {
         })
     }
 
+    /// How many of a person's decisions the label holds.
+    pub fn decisions_on_label(&self, label_id: i64) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM tags WHERE label_id = ?1 AND source != 'auto'",
+                [label_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
     /// Writes automatic tags for pairs that no decision holds (a decision written meanwhile
     /// wins), in one transaction.
     pub fn put_auto_tags(

@@ -4,6 +4,7 @@
 //! one batch. It wakes the UI through a callback, so it runs with or without a GUI.
 
 mod decisions;
+mod folders;
 mod gallery;
 mod handle;
 mod outbox;
@@ -425,27 +426,8 @@ impl Worker {
                 Ok(report) => outbox.done(request, Done::Exported(report)),
                 Err(error) => fail(&error),
             },
-            Command::Prune { .. } if self.run.is_some() => fail(&Error::invalid(
-                "indexing is running: remove the missing photos when it has finished (it may \
-                 find some of them under new names)",
-            )),
-            Command::Prune { dry_run } => match library.prune(dry_run) {
-                Ok(report) => {
-                    self.snapshot_due = !dry_run;
-                    outbox.done(request, Done::Pruned { report, dry_run });
-                }
-                Err(error) => fail(&error),
-            },
-            Command::RemoveFolder(_) if self.run.is_some() => fail(&Error::invalid(
-                "indexing is running: remove the folder when it has finished or is stopped",
-            )),
-            Command::RemoveFolder(path) => match library.remove_folder(&path) {
-                Ok(removed) => {
-                    self.snapshot_due = true;
-                    outbox.done(request, Done::FolderRemoved(removed));
-                }
-                Err(error) => fail(&error),
-            },
+            Command::Prune { dry_run } => self.prune(request, dry_run),
+            Command::RemoveFolder(path) => self.remove_folder(request, &path),
             Command::LoadModel(model) => {
                 library.switch_model(model.as_deref());
                 match library.load_model() {
