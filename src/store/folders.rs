@@ -139,11 +139,22 @@ impl Store {
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM images WHERE id = ?1")?;
             let when = now();
-            for (id, bytes, hash) in photos {
-                let path = path_from_bytes(bytes.clone());
-                if others.iter().any(|other| path.starts_with(other)) {
-                    continue;
-                }
+            let photos: Vec<(i64, Vec<u8>, Option<String>)> = photos
+                .into_iter()
+                .filter(|(_, bytes, _)| {
+                    let path = path_from_bytes(bytes.clone());
+                    !others.iter().any(|other| path.starts_with(other))
+                })
+                .collect();
+            // How many of the removed photos share each content: among several, which copy
+            // took over which cannot be told but by its name.
+            let mut removed_with: std::collections::HashMap<&str, usize> = Default::default();
+            for hash in photos.iter().filter_map(|(_, _, hash)| hash.as_deref()) {
+                *removed_with.entry(hash).or_default() += 1;
+            }
+            let mut taken: std::collections::HashSet<i64> = Default::default();
+            for (id, bytes, hash) in &photos {
+                let (id, path) = (*id, path_from_bytes(bytes.clone()));
                 // Gone from disk, with an identical copy staying in the library (the folder
                 // renamed, and the new name indexed already): the decisions go to the copy
                 // rather than wait for a photo that will not come back.
@@ -151,22 +162,37 @@ impl Store {
                     std::fs::symlink_metadata(&path),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound
                 );
-                let copy = match (&hash, gone) {
-                    (Some(hash), true) => copies
-                        .query_map(params![hash, id], |r| {
-                            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                        })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?
-                        .into_iter()
-                        .find(|(_, other)| {
-                            let other = path_from_bytes(other.clone());
-                            !other.starts_with(folder)
-                                || others.iter().any(|root| other.starts_with(root))
-                        })
-                        .map(|(copy, _)| copy),
+                // The copy of the same name, else the only copy where this was the only
+                // removed photo with that content; each copy takes one photo's decisions.
+                let copy = match (hash, gone) {
+                    (Some(hash), true) => {
+                        let candidates: Vec<(i64, PathBuf)> = copies
+                            .query_map(params![hash, id], |r| {
+                                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                            })?
+                            .collect::<rusqlite::Result<Vec<_>>>()?
+                            .into_iter()
+                            .map(|(copy, other)| (copy, path_from_bytes(other)))
+                            .filter(|(copy, other)| {
+                                !taken.contains(copy)
+                                    && (!other.starts_with(folder)
+                                        || others.iter().any(|root| other.starts_with(root)))
+                            })
+                            .collect();
+                        candidates
+                            .iter()
+                            .find(|(_, other)| other.file_name() == path.file_name())
+                            .or_else(|| {
+                                (candidates.len() == 1
+                                    && removed_with.get(hash.as_str()) == Some(&1))
+                                .then(|| &candidates[0])
+                            })
+                            .map(|(copy, _)| *copy)
+                    }
                     _ => None,
                 };
                 if let Some(copy) = copy {
+                    taken.insert(copy);
                     removed.decisions_carried += carry.execute(params![id, copy])? as u64;
                 } else {
                     // A photo never read to the end has no hash: its decisions are kept by

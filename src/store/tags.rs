@@ -184,11 +184,13 @@ impl Store {
         })
     }
 
-    /// How many of a person's decisions the label holds.
+    /// How many of a person's decisions the label holds (those kept for a removed folder's
+    /// return included).
     pub fn decisions_on_label(&self, label_id: i64) -> Result<usize> {
         self.conn
             .query_row(
-                "SELECT COUNT(*) FROM tags WHERE label_id = ?1 AND source != 'auto'",
+                "SELECT (SELECT COUNT(*) FROM tags WHERE label_id = ?1 AND source != 'auto')
+                      + (SELECT COUNT(*) FROM kept_decisions WHERE label_id = ?1)",
                 [label_id],
                 |r| r.get::<_, i64>(0),
             )

@@ -414,3 +414,54 @@ fn decisions_on_waiting_photos_and_on_a_renamed_folder_are_not_lost() {
         )]
     );
 }
+
+#[test]
+fn a_renamed_folder_s_copies_take_decisions_by_name_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    let db = dir.join("lib.sqlite");
+    let photos = fixture_photos();
+    let old = dir.join("old");
+    std::fs::create_dir(&old).unwrap();
+    // Two photos of one content, and one of another.
+    std::fs::copy(&photos[0], old.join("r1.jpg")).unwrap();
+    std::fs::copy(&photos[0], old.join("r2.jpg")).unwrap();
+    std::fs::copy(&photos[1], old.join("c.jpg")).unwrap();
+    index_with_tiny(&db, &old);
+    out(&db, &["vocab", "add", "Dog"]);
+    out(&db, &["vocab", "add", "Fish"]);
+    let at = |name: &str| old.join(name).to_str().unwrap().to_string();
+    out(&db, &["tag", "add", &at("r1.jpg"), "Dog"]);
+    out(&db, &["tag", "reject", &at("r2.jpg"), "Dog"]);
+    out(&db, &["tag", "add", &at("r2.jpg"), "Fish"]);
+    out(&db, &["tag", "add", &at("c.jpg"), "Fish"]);
+    let decided = decisions(&db);
+
+    // Renamed on disk with one file renamed too, indexed under the new name, the old removed.
+    let new = dir.join("new");
+    std::fs::rename(&old, &new).unwrap();
+    std::fs::rename(new.join("r2.jpg"), new.join("renamed.jpg")).unwrap();
+    index_with_tiny(&db, &new);
+    cliptag_ok(&[
+        "--db",
+        db.to_str().unwrap(),
+        "folders",
+        "remove",
+        old.to_str().unwrap(),
+    ]);
+    // r1 and c go to their copies by name; r2's content has two removed photos and its copy
+    // another name: which is which cannot be told, so they wait, kept.
+    let moved: Vec<(String, String, String)> = decided
+        .iter()
+        .filter(|(path, _, _)| !path.ends_with("r2.jpg"))
+        .map(|(path, label, source)| {
+            (
+                path.replace("/old/", "/new/"),
+                label.clone(),
+                source.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(decisions(&db), moved);
+    assert_eq!(Store::open(&db).unwrap().kept_decisions().unwrap(), 2);
+}
