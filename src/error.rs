@@ -50,6 +50,11 @@ pub enum Error {
     /// The work was cancelled by the person.
     #[error("cancelled")]
     Cancelled,
+
+    /// Another program changed the vocabulary while automatic tags were computed from it: they
+    /// are computed again rather than written stale.
+    #[error("the vocabulary changed while the tags were computed from it")]
+    VocabularyMoved,
 }
 
 /// Shorthand for results whose error is [`Error`].

@@ -336,6 +336,9 @@ impl CliptagApp {
             }
             _ => full,
         };
+        // As wide as the inspector allows (beside its value and caption): on egui's default
+        // 100 points a short drag jumped by a tenth of the scores' range.
+        ui.spacing_mut().slider_width = (ui.available_width() - 150.0).clamp(100.0, 360.0);
         let slider = ui.add(
             egui::Slider::new(&mut editor.draft.threshold, range)
                 .text("Threshold")

@@ -160,8 +160,27 @@ impl Library {
         self.retag_from_embeddings(dry_run, control, progress)
     }
 
-    /// [`Library::retag`] without the check, for the run that finishes a switch.
+    /// [`Library::retag`] without the check, for the run that finishes a switch. Computed
+    /// again (a few times at most) where another program changes the vocabulary meanwhile.
     pub(super) fn retag_from_embeddings(
+        &mut self,
+        dry_run: bool,
+        control: &RunControl,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RetagReport> {
+        let mut tries = 0;
+        loop {
+            match self.retag_once(dry_run, control, progress) {
+                Err(Error::VocabularyMoved) if tries < 3 => {
+                    tries += 1;
+                    self.vocabulary_changed();
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn retag_once(
         &mut self,
         dry_run: bool,
         control: &RunControl,

@@ -297,6 +297,15 @@ impl Store {
             Ok(())
         };
         self.write(|tx| {
+            // Tags computed from a whole vocabulary that another program has changed since
+            // would overwrite the tags that program's re-tag wrote.
+            if let super::Basis::Whole { n, .. } = basis {
+                let now: i64 =
+                    tx.query_row("SELECT n FROM vocabulary_generation", [], |r| r.get(0))?;
+                if now != n {
+                    return Err(Error::VocabularyMoved);
+                }
+            }
             if bulk {
                 tx.execute_batch("DROP INDEX tags_label")?;
             }

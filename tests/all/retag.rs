@@ -347,3 +347,26 @@ fn an_edit_whose_re_tag_never_ran_is_caught_up_by_the_next_index() {
     let (n, tagged) = Store::open(&db).unwrap().vocabulary_generation().unwrap();
     assert_eq!(n, tagged);
 }
+
+#[test]
+fn tags_computed_from_a_vocabulary_changed_since_are_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("lib.sqlite")).unwrap();
+    insert_photos(&mut store, 2, 4);
+    let label = store.insert_label(&Label::new("Kept", "")).unwrap();
+    let image = store.images().unwrap()[0].id;
+    let (n, _) = store.vocabulary_generation().unwrap();
+    let writes = store.tag_writes().unwrap();
+    // Another program edits the vocabulary after the tags were computed from generation n.
+    store.insert_label(&Label::new("Newer", "")).unwrap();
+    let error = store
+        .apply_tag_change_watched(
+            &[],
+            &[(image, label, 0.5)],
+            cliptag::store::Basis::Whole { n, writes },
+            &mut |_, _| true,
+        )
+        .unwrap_err();
+    assert!(matches!(error, cliptag::Error::VocabularyMoved), "{error}");
+    assert!(store.tags().unwrap().is_empty(), "nothing written");
+}
