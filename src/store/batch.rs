@@ -12,11 +12,17 @@ use crate::store::NewImage;
 /// One open write transaction of indexing (see [`super::Store::batch`]).
 pub struct Batch<'a, 'c> {
     tx: &'a Transaction<'c>,
+    /// Whether any decisions wait for a removed folder's photos, asked once per batch: most
+    /// libraries have none, and their photos need no look for them.
+    kept: std::cell::Cell<Option<bool>>,
 }
 
 impl<'a, 'c> Batch<'a, 'c> {
     pub(super) fn new(tx: &'a Transaction<'c>) -> Self {
-        Batch { tx }
+        Batch {
+            tx,
+            kept: std::cell::Cell::new(None),
+        }
     }
 
     /// Inserts a newly seen file as pending; returns its id.
@@ -127,6 +133,21 @@ impl<'a, 'c> Batch<'a, 'c> {
     /// was at its path, else one of its name, else the only one; those are then used up, so
     /// that each copy of a photo gets back the decisions of one removed copy. Returns how many.
     fn restore_kept(&self, image_id: i64, hash: &str) -> Result<usize> {
+        let any = match self.kept.get() {
+            Some(any) => any,
+            None => {
+                let any: bool =
+                    self.tx
+                        .query_row("SELECT EXISTS (SELECT 1 FROM kept_decisions)", [], |r| {
+                            r.get(0)
+                        })?;
+                self.kept.set(Some(any));
+                any
+            }
+        };
+        if !any {
+            return Ok(0);
+        }
         let here: Vec<u8> =
             self.tx
                 .query_row("SELECT path FROM images WHERE id = ?1", [image_id], |r| {
