@@ -17,6 +17,21 @@ fn out(db: &Path, args: &[&str]) -> String {
     String::from_utf8(cliptag_ok(&all).stdout).unwrap()
 }
 
+/// `cliptag folders remove FOLDER`, which must succeed.
+fn remove_folder(db: &Path, folder: &str) -> std::process::Output {
+    cliptag_ok(&["--db", db.to_str().unwrap(), "folders", "remove", folder])
+}
+
+/// `cliptag folders remove FOLDER` run from `dir` (FOLDER may be relative).
+fn remove_folder_from(dir: &Path, db: &Path, folder: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
+        .current_dir(dir)
+        .args(["--db", db.to_str().unwrap(), "folders", "remove", folder])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap()
+}
+
 /// The `tags` rows (path, label, source) a person decided.
 fn decisions(db: &Path) -> Vec<(String, String, String)> {
     let mut rows: Vec<(String, String, String)> = out(db, &["tags"])
@@ -87,13 +102,7 @@ fn a_removed_folder_s_decisions_come_back_with_its_photos_wherever_they_are_adde
     assert_eq!(out(&db, &["folders"]), folders);
 
     // Removed by a path that names it another way (a trailing slash).
-    let removed = cliptag_ok(&[
-        "--db",
-        db.to_str().unwrap(),
-        "folders",
-        "remove",
-        &format!("{}/", trips.display()),
-    ]);
+    let removed = remove_folder(&db, &format!("{}/", trips.display()));
     let said = String::from_utf8_lossy(&removed.stderr);
     assert!(
         said.contains("with its 4 photos")
@@ -141,13 +150,7 @@ fn a_removed_folder_s_decisions_come_back_with_its_photos_wherever_they_are_adde
     assert_eq!(decisions(&db), decided);
 
     // Removed again, the same photos added from somewhere else get them too: by content.
-    cliptag_ok(&[
-        "--db",
-        db.to_str().unwrap(),
-        "folders",
-        "remove",
-        trips.to_str().unwrap(),
-    ]);
+    remove_folder(&db, trips.to_str().unwrap());
     let elsewhere = dir.join("copied");
     std::fs::create_dir(&elsewhere).unwrap();
     for photo in &photos[..4] {
@@ -282,13 +285,7 @@ fn copies_of_one_photo_get_back_their_own_decisions() {
 
     // Both folders out, then back one at a time: each copy gets its own decisions.
     for folder in [&x, &y] {
-        cliptag_ok(&[
-            "--db",
-            db.to_str().unwrap(),
-            "folders",
-            "remove",
-            folder.to_str().unwrap(),
-        ]);
+        remove_folder(&db, folder.to_str().unwrap());
     }
     assert!(decisions(&db).is_empty());
     index_with_tiny(&db, &x);
@@ -296,13 +293,7 @@ fn copies_of_one_photo_get_back_their_own_decisions() {
     assert_eq!(decisions(&db), decided);
 
     // Out again, and a copy of x found elsewhere: its two photos take x's by name.
-    cliptag_ok(&[
-        "--db",
-        db.to_str().unwrap(),
-        "folders",
-        "remove",
-        x.to_str().unwrap(),
-    ]);
+    remove_folder(&db, x.to_str().unwrap());
     let moved = dir.join("moved");
     std::fs::rename(&x, &moved).unwrap();
     // A relative path still names a library folder gone from disk.
@@ -311,12 +302,7 @@ fn copies_of_one_photo_get_back_their_own_decisions() {
     std::fs::copy(photo, gone.join("three.jpg")).unwrap();
     index_with_tiny(&db, &gone);
     std::fs::remove_dir_all(&gone).unwrap();
-    let removed = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
-        .current_dir(&dir)
-        .args(["--db", db.to_str().unwrap(), "folders", "remove", "gone/"])
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let removed = remove_folder_from(&dir, &db, "gone/");
     assert!(
         removed.status.success(),
         "{}",
@@ -362,13 +348,7 @@ fn decisions_on_waiting_photos_and_on_a_renamed_folder_are_not_lost() {
     out(&db, &["vocab", "add", "Keepsake"]);
     let a = waiting.join("a.jpg");
     out(&db, &["tag", "add", a.to_str().unwrap(), "Keepsake"]);
-    let removed = cliptag_ok(&[
-        "--db",
-        db.to_str().unwrap(),
-        "folders",
-        "remove",
-        waiting.to_str().unwrap(),
-    ]);
+    let removed = remove_folder(&db, waiting.to_str().unwrap());
     let said = String::from_utf8_lossy(&removed.stderr);
     assert!(
         said.contains("the decision you made on them is kept"),
@@ -387,18 +367,7 @@ fn decisions_on_waiting_photos_and_on_a_renamed_folder_are_not_lost() {
     std::fs::rename(&waiting, &renamed).unwrap();
     index_with_tiny(&db, &renamed);
     // Named through `..`, and gone from disk.
-    let removed = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
-        .current_dir(&renamed)
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "folders",
-            "remove",
-            "../waiting",
-        ])
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let removed = remove_folder_from(&renamed, &db, "../waiting");
     let said = String::from_utf8_lossy(&removed.stderr);
     assert!(removed.status.success(), "{said}");
     assert!(
@@ -442,13 +411,7 @@ fn a_renamed_folder_s_copies_take_decisions_by_name_or_not_at_all() {
     std::fs::rename(&old, &new).unwrap();
     std::fs::rename(new.join("r2.jpg"), new.join("renamed.jpg")).unwrap();
     index_with_tiny(&db, &new);
-    cliptag_ok(&[
-        "--db",
-        db.to_str().unwrap(),
-        "folders",
-        "remove",
-        old.to_str().unwrap(),
-    ]);
+    remove_folder(&db, old.to_str().unwrap());
     // r1 and c go to their copies by name; r2's content has two removed photos and its copy
     // another name: which is which cannot be told, so they wait, kept.
     let moved: Vec<(String, String, String)> = decided
