@@ -33,7 +33,7 @@ pub(super) fn decode_times(
             let started = Instant::now();
             let decoded = imaging::decode_file(path, reduce)?;
             let decoded_at = started.elapsed();
-            imaging::preprocess(&decoded.image, &config);
+            decoded.preprocess(&config);
             decode.push(decoded_at.as_secs_f64() * 1e3);
             preprocess.push((started.elapsed() - decoded_at).as_secs_f64() * 1e3);
         }

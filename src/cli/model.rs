@@ -36,7 +36,7 @@ pub(super) fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow
         // The exact reference path: no reduced-size decoding.
         let pixels = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             imaging::decode_file(path, None)
-                .map(|decoded| imaging::preprocess(&decoded.image, engine.preprocess_config()))
+                .map(|decoded| decoded.preprocess(engine.preprocess_config()))
                 .map_err(|error| error.to_string())
         }))
         .unwrap_or_else(|panic| {

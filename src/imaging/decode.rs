@@ -13,7 +13,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
-use crate::imaging::{heif, jpeg};
+use crate::imaging::{heif, jpeg, orientation};
 
 /// The most pixels cliptag decodes in one image (about PIL's decompression-bomb limit).
 pub const MAX_PIXELS: u64 = 180_000_000;
@@ -35,8 +35,34 @@ pub struct Decoded {
     pub image: RgbImage,
     /// Width and height of the photo as displayed, before any reduced-size decoding.
     pub display_size: (u32, u32),
+    /// Displayed pixels per decoded pixel along each side: 1 for a full decode, 2, 4 or 8 for a
+    /// JPEG decoded at a reduced DCT scale.
+    pub scale: u32,
+    /// Displayed pixels of the decoded image before the photo's first column and row: a reduced
+    /// decode's partly-padding last block, where orientation turned it to the top or left.
+    pub lead: (u32, u32),
+}
+
+impl Decoded {
     /// Whether the pixels came from reduced-size DCT decoding.
-    pub reduced: bool,
+    pub fn reduced(&self) -> bool {
+        self.scale > 1
+    }
+
+    /// The model's input for this photo: the geometry of the photo at its displayed size, filled
+    /// from the decoded pixels (see [`crate::imaging::preprocess_scaled`]).
+    pub fn preprocess(
+        &self,
+        config: &crate::model::config::PreprocessConfig,
+    ) -> crate::imaging::Pixels {
+        crate::imaging::preprocess_scaled(
+            &self.image,
+            self.display_size,
+            self.scale,
+            self.lead,
+            config,
+        )
+    }
 }
 
 /// The format of `bytes` judged by their content, if it is one the image crate decodes for
@@ -154,20 +180,36 @@ fn decode_format(
     if format == ImageFormat::Jpeg {
         // The declared size is checked before anything is decoded: reduced-size decoding of a
         // header claiming a billion pixels would otherwise take tens of seconds.
-        if let Some((width, height)) = jpeg::check_complete(bytes)? {
-            check_size(width, height)?;
+        if let Some(frame) = jpeg::check_complete(bytes)? {
+            if let Some(reason) = frame.unsupported() {
+                return Err(reason);
+            }
+            check_size(frame.width, frame.height)?;
         }
         if let Some(target) = reduce_to
             && let Some(scaled) = jpeg::decode_reduced(bytes, 2 * target)?
         {
             check_size(scaled.image.width(), scaled.image.height())?;
+            let turn = orientation::of(bytes, format)
+                .unwrap_or(image::metadata::Orientation::NoTransforms);
+            let (width, height) = stored_size_of(bytes, format)?;
+            // The last decoded column and row cover whole blocks, part of them past the photo.
+            let padding = (
+                scaled.image.width() * scaled.scale - width,
+                scaled.image.height() * scaled.scale - height,
+            );
             let mut image = DynamicImage::ImageRgb8(scaled.image);
-            image.apply_orientation(scaled.orientation);
-            let display_size = display_size_of(bytes, format)?;
+            image.apply_orientation(turn);
+            let display_size = if orientation::turns(turn) {
+                (height, width)
+            } else {
+                (width, height)
+            };
             return Ok(Decoded {
                 image: image.into_rgb8(),
                 display_size,
-                reduced: true,
+                scale: scaled.scale,
+                lead: orientation::leading_padding(turn, padding),
             });
         }
     }
@@ -181,16 +223,19 @@ fn decode_format(
     limits()
         .reserve(decoder.total_bytes())
         .map_err(|_| format!("{width}×{height} pixels is too large to decode"))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = orientation::of(bytes, format).unwrap_or_else(|| {
+        decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms)
+    });
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(name, &e))?;
     image.apply_orientation(orientation);
     let display_size = (image.width(), image.height());
     Ok(Decoded {
         image: image.into_rgb8(),
         display_size,
-        reduced: false,
+        scale: 1,
+        lead: (0, 0),
     })
 }
 
@@ -215,20 +260,12 @@ fn check_size(width: u32, height: u32) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The displayed size from the header alone (no pixels decoded).
-fn display_size_of(bytes: &[u8], format: ImageFormat) -> std::result::Result<(u32, u32), String> {
-    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
+/// The size as stored, from the header alone (no pixels decoded).
+fn stored_size_of(bytes: &[u8], format: ImageFormat) -> std::result::Result<(u32, u32), String> {
+    let decoder = ImageReader::with_format(Cursor::new(bytes), format)
         .into_decoder()
         .map_err(|e| describe(format_name(format), &e))?;
-    let (w, h) = decoder.dimensions();
-    let rotated = matches!(
-        decoder.orientation(),
-        Ok(image::metadata::Orientation::Rotate90
-            | image::metadata::Orientation::Rotate270
-            | image::metadata::Orientation::Rotate90FlipH
-            | image::metadata::Orientation::Rotate270FlipH)
-    );
-    Ok(if rotated { (h, w) } else { (w, h) })
+    Ok(decoder.dimensions())
 }
 
 /// Words for a decoder error: what is wrong with the file, not the decoder's internals.

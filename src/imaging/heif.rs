@@ -59,7 +59,8 @@ pub fn decode(
     Ok(Decoded {
         display_size: image.dimensions(),
         image,
-        reduced: false,
+        scale: 1,
+        lead: (0, 0),
     })
 }
 

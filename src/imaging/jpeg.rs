@@ -5,13 +5,43 @@ use image::RgbImage;
 
 use crate::imaging::scaled_jpeg;
 
+/// What a JPEG's frame header declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// The start-of-frame marker's code (0xC0 baseline, 0xC2 progressive, 0xC9 arithmetic, …).
+    marker: u8,
+    /// Bits per sample.
+    precision: u8,
+}
+
+impl Frame {
+    /// Why a valid JPEG of this kind cannot be read yet, if it cannot: a file that is not
+    /// damaged must not be called damaged.
+    pub fn unsupported(&self) -> Option<String> {
+        let kind = match self.marker {
+            0xC3 | 0xC7 | 0xCB | 0xCF => "lossless JPEG",
+            0xC9..=0xCF => "arithmetic-coded JPEG",
+            _ if self.precision != 8 => {
+                return Some(format!(
+                    "{}-bit JPEG is not supported yet (8 bits per sample are)",
+                    self.precision
+                ));
+            }
+            _ => return None,
+        };
+        Some(format!("{kind} is not supported yet"))
+    }
+}
+
 /// Walks a JPEG's marker segments and entropy-coded scans up to the end-of-image marker;
-/// returns the size its frame header declares, `(width, height)`, if it has one.
+/// returns what its frame header declares, if it has one.
 ///
 /// The image crate's decoder fills a truncated file's missing rows with grey and reports success,
 /// which would index half a photo without complaint; this check finds the truncation instead. An
 /// EXIF thumbnail's own end marker does not count: APP segments are skipped by their length.
-pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
+pub fn check_complete(bytes: &[u8]) -> Result<Option<Frame>, String> {
     const TRUNCATED: &str = "damaged JPEG: the file ends before the image does (truncated?)";
     if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
         return Err("not a JPEG file".into());
@@ -51,11 +81,14 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
         let start_of_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
         if start_of_frame
             && frame.is_none()
-            && let Some(header) = bytes.get(pos + 3..pos + 7)
+            && let Some(header) = bytes.get(pos + 2..pos + 7)
         {
-            let height = u32::from(u16::from_be_bytes([header[0], header[1]]));
-            let width = u32::from(u16::from_be_bytes([header[2], header[3]]));
-            frame = Some((width, height));
+            frame = Some(Frame {
+                width: u32::from(u16::from_be_bytes([header[3], header[4]])),
+                height: u32::from(u16::from_be_bytes([header[1], header[2]])),
+                marker,
+                precision: header[0],
+            });
         }
         pos += len;
         if pos > bytes.len() {
@@ -79,10 +112,11 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<(u32, u32)>, String> {
     }
 }
 
-/// A decoded reduced-size JPEG and the EXIF orientation it still needs.
+/// A decoded reduced-size JPEG, as stored (before any EXIF orientation).
 pub struct Scaled {
     pub image: RgbImage,
-    pub orientation: image::metadata::Orientation,
+    /// Full-size pixels per decoded pixel along each side (8 / the DCT size decoded: 2, 4 or 8).
+    pub scale: u32,
     /// Whether cliptag's own coefficient-skipping decoder made it (otherwise jpeg-decoder did:
     /// a form it declines, or a file it found damaged).
     pub skipped_coefficients: bool,
@@ -117,10 +151,6 @@ pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled
     let ratio = f64::from(min_short_side) / f64::from(short);
     let want_w = ((f64::from(width) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
     let want_h = ((f64::from(height) * ratio).ceil() as u32).clamp(1, u32::from(u16::MAX)) as u16;
-    let orientation_of = |exif: Option<&[u8]>| {
-        exif.and_then(image::metadata::Orientation::from_exif_chunk)
-            .unwrap_or(image::metadata::Orientation::NoTransforms)
-    };
     let idct_size = idct_size(info.width, info.height, want_w, want_h);
     if let Some(reduced) = scaled_jpeg::decode(bytes, idct_size) {
         let rgb = match reduced.components {
@@ -129,20 +159,27 @@ pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled
         };
         let image = RgbImage::from_raw(reduced.width, reduced.height, rgb)
             .ok_or("damaged JPEG: decoded size does not match its header")?;
-        let orientation = orientation_of(reduced.exif.as_deref());
         return Ok(Some(Scaled {
             image,
-            orientation,
+            scale: 8 / idct_size as u32,
             skipped_coefficients: true,
         }));
     }
     let (out_w, out_h) = decoder
         .scale(want_w, want_h)
         .map_err(|e| format!("damaged JPEG: {e}"))?;
-    let orientation = orientation_of(decoder.exif_data());
     let pixels = decoder.decode().map_err(|e| format!("damaged JPEG: {e}"))?;
     let info = decoder.info().ok_or("damaged JPEG: no frame header")?;
     let (out_w, out_h) = (u32::from(out_w), u32::from(out_h));
+    // The DCT size jpeg-decoder chose, read back from the size it gives.
+    // (`info` now gives the decoded size; `width` and `height` are the frame's own.)
+    let blocks = |len: u32, s: u32| (len * s).div_ceil(8);
+    let Some(dct) = [1, 2, 4, 8]
+        .into_iter()
+        .find(|&s| blocks(width, s) == out_w && blocks(height, s) == out_h)
+    else {
+        return Ok(None);
+    };
     let rgb = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => pixels,
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|v| [*v, *v, *v]).collect(),
@@ -152,7 +189,7 @@ pub fn decode_reduced(bytes: &[u8], min_short_side: u32) -> Result<Option<Scaled
         .ok_or("damaged JPEG: decoded size does not match its header")?;
     Ok(Some(Scaled {
         image,
-        orientation,
+        scale: 8 / dct,
         skipped_coefficients: false,
     }))
 }
@@ -183,7 +220,10 @@ mod tests {
     #[test]
     fn complete_jpeg_passes_and_every_truncation_fails() {
         let bytes = tiny_jpeg();
-        assert_eq!(check_complete(&bytes), Ok(Some((16, 16))));
+        assert_eq!(
+            check_complete(&bytes).map(|f| f.map(|f| (f.width, f.height))),
+            Ok(Some((16, 16)))
+        );
         for cut in 0..bytes.len() {
             assert!(
                 check_complete(&bytes[..cut]).is_err(),
@@ -196,6 +236,9 @@ mod tests {
     fn trailing_data_after_the_end_marker_is_allowed() {
         let mut bytes = tiny_jpeg();
         bytes.extend_from_slice(b"camera maker trailer");
-        assert_eq!(check_complete(&bytes), Ok(Some((16, 16))));
+        assert_eq!(
+            check_complete(&bytes).map(|f| f.map(|f| (f.width, f.height))),
+            Ok(Some((16, 16)))
+        );
     }
 }

@@ -4,11 +4,12 @@
 pub mod decode;
 pub mod heif;
 pub mod jpeg;
+pub mod orientation;
 pub mod preprocess;
 pub mod scaled_jpeg;
 
 pub use decode::{Decoded, decode_bytes, decode_file, is_photo, read_photo, sniff_format};
-pub use preprocess::{Pixels, preprocess};
+pub use preprocess::{Pixels, preprocess, preprocess_scaled};
 
 /// What cliptag's decoders read, named so that a library indexed by an older cliptag tries its
 /// failed files again once the decoders have learnt something (HEIC, for one). Change it

@@ -80,13 +80,42 @@ impl Geometry {
 
 /// Applies `config` to an upright RGB image.
 pub fn preprocess(image: &RgbImage, config: &PreprocessConfig) -> Pixels {
-    let (width, height) = (image.width(), image.height());
+    preprocess_scaled(image, (image.width(), image.height()), 1, (0, 0), config)
+}
+
+/// Applies `config` to an upright RGB image decoded at `1 / scale` of the photo's displayed size
+/// `display` (a JPEG's reduced-size DCT decoding; `scale` is 1, 2, 4 or 8), whose first `lead`
+/// displayed columns and rows lie before the photo (padding that orientation turned there).
+///
+/// The resize and the crop are those of the photo at its displayed size, as the reference
+/// pipeline computes them from the full image; the reduced pixels only fill them in. A decoded
+/// pixel `i` is the block of displayed pixels `[i·scale, (i+1)·scale)` (counted from the
+/// padding), so a displayed position `x` is `(x + lead) / scale` in the decoded image, exactly. Deriving the geometry from the decoded size
+/// instead shifts the crop by a pixel wherever the reduced size rounds (2250 / 4 → 563).
+pub fn preprocess_scaled(
+    image: &RgbImage,
+    display: (u32, u32),
+    scale: u32,
+    lead: (u32, u32),
+    config: &PreprocessConfig,
+) -> Pixels {
+    let scale = f64::from(scale.max(1));
+    let lead = (f64::from(lead.0), f64::from(lead.1));
+    let (width, height) = display;
     let Geometry {
         resized: (resized_w, resized_h),
         out: (out_w, out_h),
         left,
         top,
     } = Geometry::of(width, height, config);
+    // The decoded image covers the displayed one, and a little more where the photo is not a
+    // whole number of blocks wide: the last decoded pixel is then part padding.
+    let inside = |(x, y, w, h): (f64, f64, f64, f64)| {
+        let (x, y) = ((x + lead.0) / scale, (y + lead.1) / scale);
+        let w = (w / scale).min(f64::from(image.width()) - x);
+        let h = (h / scale).min(f64::from(image.height()) - y);
+        (x, y, w, h)
+    };
 
     if config.do_resize && left >= 0 && top >= 0 {
         // Resample only the part the crop keeps. Filter taps still reach into the rest of the
@@ -99,12 +128,17 @@ pub fn preprocess(image: &RgbImage, config: &PreprocessConfig) -> Pixels {
             (left as u32, top as u32),
             (out_w, out_h),
         );
-        let cropped = resize_window(image, window, out_w, out_h, config.resample);
+        let cropped = resize_window(image, inside(window), out_w, out_h, config.resample);
         return normalise(&cropped, 0, 0, out_w, out_h, config);
     }
     let resized;
     let source = if config.do_resize {
-        resized = resize(image, resized_w, resized_h, config.resample);
+        let whole = (0.0, 0.0, f64::from(width), f64::from(height));
+        resized = if scale == 1.0 && lead == (0.0, 0.0) {
+            resize(image, resized_w, resized_h, config.resample)
+        } else {
+            resize_window(image, inside(whole), resized_w, resized_h, config.resample)
+        };
         &resized
     } else {
         image

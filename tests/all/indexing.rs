@@ -637,7 +637,7 @@ fn reduced_size_jpeg_decoding_keeps_the_embedding() {
     let engine = tiny_engine();
     let full = imaging::decode_file(&path, None).unwrap();
     let reduced = imaging::decode_file(&path, Some(224)).unwrap();
-    assert!(!full.reduced && reduced.reduced);
+    assert!(!full.reduced() && reduced.reduced());
     assert_eq!(reduced.display_size, (4000, 3000));
     assert!(
         reduced.image.height() >= 448 && reduced.image.height() < 1500,
@@ -646,7 +646,7 @@ fn reduced_size_jpeg_decoding_keeps_the_embedding() {
     );
     let config = engine.preprocess_config();
     let a = imaging::preprocess(&full.image, config);
-    let b = imaging::preprocess(&reduced.image, config);
+    let b = reduced.preprocess(config);
     let embeddings = engine.embed_images(&[a, b]).unwrap();
     let cos = cosine(&embeddings[0], &embeddings[1]);
     assert!(

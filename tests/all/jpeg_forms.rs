@@ -5,10 +5,10 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 
-use cliptag::imaging::{jpeg, scaled_jpeg};
+use cliptag::imaging::{self, jpeg, scaled_jpeg};
 
 use crate::indexing::{Rng, mutate};
-use crate::support::fixtures;
+use crate::support::*;
 
 fn forms() -> PathBuf {
     fixtures().join("jpeg-forms")
@@ -148,4 +148,36 @@ fn the_coefficient_decoder_survives_damaged_data() {
     // the 3000 when this was written.
     assert!(decoded > cases / 10, "only {decoded} of {cases} decoded");
     eprintln!("{cases} mutated files: {decoded} decoded by skipping coefficients");
+}
+
+/// An arithmetic-coded JPEG is valid, only not read yet: `embed` and the indexer say so, naming
+/// the file, instead of calling it damaged.
+#[test]
+fn arithmetic_coded_jpegs_are_unsupported_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["arithmetic.jpg", "arithmetic_progressive.jpg"] {
+        std::fs::copy(forms().join(name), dir.path().join(name)).unwrap();
+        for reduce in [None, Some(224)] {
+            let error = imaging::decode_file(&dir.path().join(name), reduce)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                error.contains(name)
+                    && error.contains("arithmetic-coded JPEG is not supported yet")
+                    && !error.contains("damaged"),
+                "{error}"
+            );
+        }
+    }
+    let out = cliptag(&[
+        "embed",
+        "--model",
+        tiny_clip().to_str().unwrap(),
+        dir.path().join("arithmetic.jpg").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, &["arithmetic.jpg", "not supported yet"]);
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(dir.path());
+    assert_eq!((summary.indexed, summary.failed), (0, 2), "{summary:?}");
 }

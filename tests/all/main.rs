@@ -22,6 +22,7 @@ mod layout;
 mod learning;
 mod naive_clip;
 mod oracle;
+mod parity;
 mod precision;
 mod retag;
 mod sidecars;

@@ -700,14 +700,14 @@ fn reduced_size_jpeg_decoding_keeps_enough_pixels_for_a_fixed_size_resize() {
     config.fixed_size = Some((160, 96));
     assert_eq!(config.min_short_side(), 160);
     let reduced = imaging::decode_file(&path, Some(config.min_short_side())).unwrap();
-    assert!(reduced.reduced);
+    assert!(reduced.reduced());
     assert!(reduced.image.width() >= 160 && reduced.image.height() >= 96);
     let config = engine.preprocess_config();
     let full = imaging::decode_file(&path, None).unwrap();
     let reduced = imaging::decode_file(&path, Some(config.min_short_side())).unwrap();
-    assert!(reduced.reduced && reduced.image.width() < 1500);
+    assert!(reduced.reduced() && reduced.image.width() < 1500);
     let a = preprocess(&full.image, config);
-    let b = preprocess(&reduced.image, config);
+    let b = reduced.preprocess(config);
     assert_eq!((b.width, b.height), (96, 96));
     let embeddings = engine.embed_images(&[a, b]).unwrap();
     let cos = cosine(&embeddings[0], &embeddings[1]);

@@ -28,8 +28,6 @@ pub struct Reduced {
     pub height: u32,
     pub components: usize,
     pub data: Vec<u8>,
-    /// The EXIF block (from its TIFF header on), if the file has one.
-    pub exif: Option<Vec<u8>>,
 }
 
 /// Why a file was left to jpeg-decoder.
@@ -74,7 +72,6 @@ fn decode_inner(bytes: &[u8], idct_size: usize) -> Result<Reduced, Declined> {
     let mut frame: Option<Frame> = None;
     let mut restart_interval = 0usize;
     let (mut jfif, mut adobe_transform) = (false, None);
-    let mut exif = None;
     let mut pos = 2;
     loop {
         // A marker, after any number of fill bytes (and, as libjpeg allows, stray bytes).
@@ -201,9 +198,6 @@ fn decode_inner(bytes: &[u8], idct_size: usize) -> Result<Reduced, Declined> {
             }
             0xDD => restart_interval = be16(segment, 0)?,
             0xE0 => jfif |= segment.starts_with(b"JFIF\0"),
-            0xE1 if exif.is_none() && segment.starts_with(b"Exif\0\0") => {
-                exif = Some(segment[6..].to_vec());
-            }
             0xEE if segment.starts_with(b"Adobe") => {
                 adobe_transform = segment.get(11).copied();
             }
@@ -243,7 +237,6 @@ fn decode_inner(bytes: &[u8], idct_size: usize) -> Result<Reduced, Declined> {
                     height: height as u32,
                     components: frame.components.len(),
                     data,
-                    exif,
                 });
             }
             _ => {}

@@ -218,7 +218,7 @@ fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
             drop(bytes);
             let decode = started.elapsed();
             let display = decoded.display_size;
-            let pixels = imaging::preprocess(&decoded.image, preprocess);
+            let pixels = decoded.preprocess(preprocess);
             let thumbnail = decoding
                 .thumbnails
                 .then(|| crate::store::thumbnails::make_thumbnail(&decoded.image))
