@@ -128,6 +128,9 @@ impl CliptagApp {
         self.tree_keys(ui, &rows, &snapshot);
         let editing = self.sidebar.editor.as_ref().map(|e| e.draft.id);
         let editing_group = self.sidebar.group.as_ref().map(|g| g.path.clone());
+        // One highlight: what is open in the inspector; the keyboard's cursor is highlighted
+        // only while nothing is open, and otherwise outlined.
+        let nothing_open = editing.is_none() && editing_group.is_none();
         // Only the rows in view are laid out: a vocabulary of hundreds of labels costs a frame
         // no more than one of twenty.
         let row_height = ui.spacing().interact_size.y;
@@ -202,8 +205,13 @@ impl CliptagApp {
                             });
                         }
                         let text = egui::RichText::new(format!("{name} ({count})")).strong();
-                        let selected = editing_group.as_deref() == Some(path) || focused;
-                        if ui.selectable_label(selected, text).clicked() {
+                        let selected =
+                            editing_group.as_deref() == Some(path) || (focused && nothing_open);
+                        let response = ui.selectable_label(selected, text);
+                        if focused && !selected {
+                            outline(ui, response.rect);
+                        }
+                        if response.clicked() {
                             self.sidebar.cursor = Some(RowKey::Group(path.clone()));
                             self.sidebar.has_keys = true;
                             self.open_group(path);
@@ -233,8 +241,12 @@ impl CliptagApp {
                             }));
                         }
                         let text = format!("{name} ({})", entry.count);
-                        let selected = editing == Some(label.id) || focused;
-                        if ui.selectable_label(selected, text).clicked() {
+                        let selected = editing == Some(label.id) || (focused && nothing_open);
+                        let response = ui.selectable_label(selected, text);
+                        if focused && !selected {
+                            outline(ui, response.rect);
+                        }
+                        if response.clicked() {
                             self.sidebar.cursor = Some(RowKey::Label(label.id));
                             self.sidebar.has_keys = true;
                             self.open_label(label);
@@ -426,6 +438,16 @@ impl CliptagApp {
             _ => String::new(),
         }
     }
+}
+
+/// Marks the keyboard's cursor on a row that is not the highlighted one.
+fn outline(ui: &egui::Ui, rect: egui::Rect) {
+    ui.painter().rect_stroke(
+        rect.expand(1.0),
+        2.0,
+        ui.visuals().selection.stroke,
+        egui::StrokeKind::Outside,
+    );
 }
 
 /// What a tree row shows, as the keyboard cursor remembers it.

@@ -280,3 +280,39 @@ fn the_tree_s_highlight_follows_the_label_through_a_filter_and_a_group_rename() 
     harness.step();
     assert_eq!(highlighted(&harness), vec!["Cat".to_string()]);
 }
+
+/// One row is highlighted at a time: with a label open, moving the keyboard's cursor away from
+/// it leaves the highlight on the open label (the cursor is only outlined), and closing the
+/// editor hands the highlight to the cursor.
+#[test]
+fn the_open_label_keeps_the_one_highlight_while_the_cursor_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for name in ["Animals/Cat", "Animals/Dog"] {
+        add_label(&db, name);
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the tree", |h| has_label(h, "Animals (0)"));
+    harness
+        .state_mut()
+        .sidebar
+        .expanded
+        .insert("Animals".into());
+    step_until(&mut harness, "the open group", |h| has_label(h, "Dog (0)"));
+    harness.get_by_label("Dog (0)").click();
+    step_until(&mut harness, "the editor", |h| {
+        h.state().sidebar.editor.is_some()
+    });
+    harness.state_mut().sidebar.has_keys = true;
+    harness.key_press(egui::Key::ArrowUp);
+    harness.step();
+    assert!(matches!(
+        harness.state().sidebar.cursor,
+        Some(cliptag::app::RowKey::Label(_))
+    ));
+    assert_eq!(highlighted(&harness), vec!["Dog".to_string()]);
+    harness.state_mut().sidebar.editor = None;
+    harness.step();
+    assert_eq!(highlighted(&harness), vec!["Cat".to_string()]);
+}
