@@ -272,7 +272,18 @@ impl CliptagApp {
         let mut preview = false;
         let mut close = false;
         let mut delete = false;
-        ui.strong(format!("Edit {:?}", editor.draft.name));
+        // Close sits beside the title, as on the photo tab, so the button row below fits the
+        // inspector at its narrowest.
+        ui.horizontal(|ui| {
+            // A long name is cut (whole on hover) rather than pushing Close out of the panel.
+            let room = (ui.available_width() - 60.0).max(40.0);
+            ui.scope(|ui| {
+                ui.set_max_width(room);
+                let title = egui::RichText::new(format!("Edit {:?}", editor.draft.name)).strong();
+                ui.add(egui::Label::new(title).truncate());
+            });
+            close = ui.button("Close").clicked();
+        });
         egui::Grid::new("label-editor")
             .num_columns(2)
             .show(ui, |ui| {
@@ -437,7 +448,6 @@ impl CliptagApp {
             {
                 editor.asking_to_delete = true;
             }
-            close = ui.button("Close").clicked();
         });
         if editor.asking_to_delete {
             ui.colored_label(

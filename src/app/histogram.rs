@@ -98,23 +98,10 @@ pub fn histogram_ui(
         [egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())],
         (2.0, visuals.strong_text_color()),
     );
-    // The axes, in words: the count the tallest bar stands for (heights are square roots, so
-    // the other bars are not read off a linear scale), the score range along the bottom.
+    // The axes, in words, under the plot: the score range, and the count the tallest bar stands
+    // for (heights are square roots, so the other bars are not read off a linear scale).
     let font = egui::FontId::proportional(10.0);
     let weak = visuals.weak_text_color();
-    let most = histogram.bins.iter().copied().max().unwrap_or(0);
-    if most > 0 {
-        painter.text(
-            rect.left_top() + egui::vec2(3.0, 1.0),
-            egui::Align2::LEFT_TOP,
-            match most {
-                1 => "tallest bar: 1 photo".to_string(),
-                n => format!("tallest bar: {n} photos"),
-            },
-            font.clone(),
-            weak,
-        );
-    }
     let below = axis.left_top() + egui::vec2(0.0, 1.0);
     {
         let painter = ui.painter_at(axis);
@@ -128,7 +115,11 @@ pub fn histogram_ui(
         painter.text(
             egui::pos2(rect.center().x, below.y),
             egui::Align2::CENTER_TOP,
-            "score (bars: photos)",
+            match histogram.bins.iter().copied().max().unwrap_or(0) {
+                0 => "score (bars: photos)".to_string(),
+                1 => "score (tallest bar: 1 photo)".to_string(),
+                n => format!("score (tallest bar: {n} photos)"),
+            },
             font.clone(),
             weak,
         );

@@ -82,9 +82,10 @@ impl CliptagApp {
                 self.sidebar.new_label.clear();
             }
         });
-        ui.horizontal(|ui| {
+        // Wrapped, so the panel can be narrowed to its minimum.
+        ui.horizontal_wrapped(|ui| {
             if ui
-                .button("Import vocabulary…")
+                .button("Import…")
                 .on_hover_text("Merge a vocabulary file (TOML)")
                 .clicked()
             {
@@ -96,7 +97,7 @@ impl CliptagApp {
                 });
             }
             if ui
-                .button("Export vocabulary…")
+                .button("Export…")
                 .on_hover_text("Save the vocabulary as a TOML file")
                 .clicked()
             {

@@ -180,37 +180,36 @@ fn decode_format(
     if format == ImageFormat::Jpeg {
         // The declared size is checked before anything is decoded: reduced-size decoding of a
         // header claiming a billion pixels would otherwise take tens of seconds.
-        if let Some(frame) = jpeg::check_complete(bytes)? {
-            if let Some(reason) = frame.unsupported() {
+        let frame = jpeg::check_complete(bytes)?;
+        if let Some(frame) = frame {
+            if let Some(reason) = frame.refusal() {
                 return Err(reason);
             }
             check_size(frame.width, frame.height)?;
+            if frame.arithmetic() {
+                // Neither jpeg-decoder nor the image crate reads arithmetic coding; libjpeg does,
+                // as for the reference pipeline, at a reduced size too.
+                let (width, height) = (frame.width, frame.height);
+                let min_short_side = reduce_to.map(|target| 2 * target);
+                let dct = jpeg::reduced_dct(width.min(height), min_short_side);
+                let stored = jpeg::decode_arithmetic(bytes, dct)?;
+                return Ok(upright(
+                    bytes,
+                    format,
+                    stored,
+                    (width, height),
+                    8 / u32::from(dct),
+                ));
+            }
         }
+        // A file the reduced decoders refuse goes on to the full decode, which judges it as
+        // `embed` does: one photo, one verdict, whichever way it is read.
         if let Some(target) = reduce_to
-            && let Some(scaled) = jpeg::decode_reduced(bytes, 2 * target)?
+            && let Ok(Some(scaled)) = jpeg::decode_reduced(bytes, 2 * target)
         {
             check_size(scaled.image.width(), scaled.image.height())?;
-            let turn = orientation::of(bytes, format)
-                .unwrap_or(image::metadata::Orientation::NoTransforms);
-            let (width, height) = stored_size_of(bytes, format)?;
-            // The last decoded column and row cover whole blocks, part of them past the photo.
-            let padding = (
-                scaled.image.width() * scaled.scale - width,
-                scaled.image.height() * scaled.scale - height,
-            );
-            let mut image = DynamicImage::ImageRgb8(scaled.image);
-            image.apply_orientation(turn);
-            let display_size = if orientation::turns(turn) {
-                (height, width)
-            } else {
-                (width, height)
-            };
-            return Ok(Decoded {
-                image: image.into_rgb8(),
-                display_size,
-                scale: scaled.scale,
-                lead: orientation::leading_padding(turn, padding),
-            });
+            let stored = stored_size_of(bytes, format)?;
+            return Ok(upright(bytes, format, scaled.image, stored, scaled.scale));
         }
     }
     let name = format_name(format);
@@ -237,6 +236,36 @@ fn decode_format(
         scale: 1,
         lead: (0, 0),
     })
+}
+
+/// A JPEG decoded at `1 / scale` of its stored size `(width, height)`, turned upright by its
+/// EXIF orientation.
+fn upright(
+    bytes: &[u8],
+    format: ImageFormat,
+    stored: RgbImage,
+    (width, height): (u32, u32),
+    scale: u32,
+) -> Decoded {
+    let turn = orientation::of(bytes, format).unwrap_or(image::metadata::Orientation::NoTransforms);
+    // The last decoded column and row cover whole blocks, part of them past the photo.
+    let padding = (
+        (stored.width() * scale).saturating_sub(width),
+        (stored.height() * scale).saturating_sub(height),
+    );
+    let mut image = DynamicImage::ImageRgb8(stored);
+    image.apply_orientation(turn);
+    let display_size = if orientation::turns(turn) {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    Decoded {
+        image: image.into_rgb8(),
+        display_size,
+        scale,
+        lead: orientation::leading_padding(turn, padding),
+    }
 }
 
 fn limits() -> Limits {

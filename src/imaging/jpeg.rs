@@ -17,12 +17,18 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Why a valid JPEG of this kind cannot be read yet, if it cannot: a file that is not
-    /// damaged must not be called damaged.
-    pub fn unsupported(&self) -> Option<String> {
+    /// Why this JPEG is refused before any decoding, if it is: a valid kind cliptag cannot read
+    /// yet (a file that is not damaged must not be called damaged), or a frame no valid file has.
+    pub fn refusal(&self) -> Option<String> {
         let kind = match self.marker {
+            0xC0 if self.precision != 8 => {
+                return Some(format!(
+                    "damaged JPEG: a baseline frame of {} bits per sample (baseline is 8)",
+                    self.precision
+                ));
+            }
             0xC3 | 0xC7 | 0xCB | 0xCF => "lossless JPEG",
-            0xC9..=0xCF => "arithmetic-coded JPEG",
+            0xC5 | 0xC6 | 0xCD | 0xCE => "hierarchical JPEG",
             _ if self.precision != 8 => {
                 return Some(format!(
                     "{}-bit JPEG is not supported yet (8 bits per sample are)",
@@ -32,6 +38,47 @@ impl Frame {
             _ => return None,
         };
         Some(format!("{kind} is not supported yet"))
+    }
+
+    /// Whether the entropy coding is arithmetic (sequential or progressive).
+    pub fn arithmetic(&self) -> bool {
+        matches!(self.marker, 0xC9 | 0xCA)
+    }
+}
+
+/// The DCT size (1, 2, 4 or 8 pixels a block side) that keeps a short side of `short` pixels at
+/// least `min_short_side` long: the smallest, where a reduction of at least 2× is possible.
+pub fn reduced_dct(short: u32, min_short_side: Option<u32>) -> u8 {
+    let Some(min) = min_short_side.filter(|&min| short >= 2 * min) else {
+        return 8;
+    };
+    [1, 2, 4]
+        .into_iter()
+        .find(|&dct| (short * u32::from(dct)).div_ceil(8) >= min)
+        .unwrap_or(8)
+}
+
+/// Decodes an arithmetic-coded JPEG, sequential or progressive, with libjpeg's decoder (what
+/// PIL uses), each 8×8 block reduced to `dct × dct` pixels (8: full size).
+pub fn decode_arithmetic(bytes: &[u8], dct: u8) -> Result<RgbImage, String> {
+    let decode = || -> std::io::Result<Option<RgbImage>> {
+        let mut decoder = mozjpeg::Decompress::new_mem(bytes)?;
+        decoder.scale(dct);
+        let mut started = decoder.rgb()?;
+        let (width, height) = (started.width() as u32, started.height() as u32);
+        let pixels = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok(RgbImage::from_raw(width, height, pixels))
+    };
+    // libjpeg's fatal errors unwind (without the panic hook) out of its error handler.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(Ok(Some(image))) => Ok(image),
+        Ok(Ok(None)) => Err("damaged JPEG: decoded size does not match its header".into()),
+        Ok(Err(e)) => Err(format!("damaged JPEG: {e}")),
+        Err(panic) => Err(format!(
+            "damaged JPEG: {}",
+            crate::error::panic_message(panic.as_ref()).trim_start_matches("libjpeg fatal error: ")
+        )),
     }
 }
 
@@ -230,6 +277,31 @@ mod tests {
                 "cut at {cut} passed"
             );
         }
+    }
+
+    /// Valid kinds cliptag cannot read are "not supported yet"; a baseline frame of 12 bits,
+    /// which no valid file has, is damaged; arithmetic coding is read.
+    #[test]
+    fn frames_are_refused_by_kind_and_precision() {
+        let frame = |marker, precision| Frame {
+            width: 8,
+            height: 8,
+            marker,
+            precision,
+        };
+        let says = |f: Frame| f.refusal().unwrap_or_default();
+        assert_eq!(says(frame(0xC3, 8)), "lossless JPEG is not supported yet");
+        assert_eq!(says(frame(0xCB, 8)), "lossless JPEG is not supported yet");
+        assert_eq!(
+            says(frame(0xC5, 8)),
+            "hierarchical JPEG is not supported yet"
+        );
+        assert!(says(frame(0xC1, 12)).starts_with("12-bit JPEG is not supported yet"));
+        assert!(says(frame(0xC0, 12)).starts_with("damaged JPEG"));
+        for marker in [0xC0, 0xC1, 0xC2, 0xC9, 0xCA] {
+            assert_eq!(frame(marker, 8).refusal(), None, "{marker:x}");
+        }
+        assert!(frame(0xC9, 8).arithmetic() && frame(0xCA, 8).arithmetic());
     }
 
     #[test]

@@ -20,9 +20,51 @@ pub fn of(bytes: &[u8], format: ImageFormat) -> Option<Orientation> {
         _ => return None,
     };
     Some(
-        exif.and_then(Orientation::from_exif_chunk)
+        exif.and_then(orientation_tag)
+            .and_then(Orientation::from_exif)
             .unwrap_or(Orientation::NoTransforms),
     )
+}
+
+/// The Orientation tag (0x0112) of IFD0 in EXIF's TIFF data, stored as a SHORT as the standard
+/// says, or as a BYTE or LONG, which some writers use and PIL and exiftool read.
+fn orientation_tag(tiff: &[u8]) -> Option<u8> {
+    let big = match tiff.get(..4)? {
+        b"II*\0" => false,
+        b"MM\0*" => true,
+        _ => return None,
+    };
+    let u16_at = |at: usize| {
+        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
+        Some(if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| {
+        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let entries = usize::from(u16_at(ifd)?);
+    (0..entries).find_map(|i| {
+        let entry = ifd + 2 + 12 * i;
+        if u16_at(entry)? != 0x0112 || u32_at(entry + 4)? < 1 {
+            return None;
+        }
+        let value = match u16_at(entry + 2)? {
+            1 => u32::from(*tiff.get(entry + 8)?),
+            3 => u32::from(u16_at(entry + 8)?),
+            4 => u32_at(entry + 8)?,
+            _ => return None,
+        };
+        u8::try_from(value).ok()
+    })
 }
 
 /// Whether `orientation` swaps width and height.
@@ -73,8 +115,10 @@ fn first_jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
         }
         let len = usize::from(u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]));
         let segment = bytes.get(pos + 2..pos + len.max(2))?;
+        // A block with no TIFF data in it (an editor's empty placeholder) is no EXIF block.
         if marker == 0xE1
             && let Some(tiff) = segment.strip_prefix(b"Exif\0\0")
+            && tiff.len() >= 8
         {
             return Some(tiff);
         }
@@ -144,6 +188,29 @@ mod tests {
                 "orientation {exif}"
             );
         }
+    }
+
+    #[test]
+    fn an_orientation_stored_as_a_long_or_a_byte_counts() {
+        for (kind, value) in [(4u16, [6u8, 0, 0, 0]), (1, [6, 0, 0, 0]), (3, [6, 0, 0, 0])] {
+            let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01".to_vec();
+            tiff.extend_from_slice(&kind.to_le_bytes());
+            tiff.extend_from_slice(&[1, 0, 0, 0]);
+            tiff.extend_from_slice(&value);
+            assert_eq!(orientation_tag(&tiff), Some(6), "type {kind}");
+        }
+        // Big-endian, as Canon and Nikon write it.
+        let tiff = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x08\0\0".to_vec();
+        assert_eq!(orientation_tag(&tiff), Some(8));
+    }
+
+    #[test]
+    fn an_empty_exif_block_does_not_hide_the_next() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0, 8];
+        jpeg.extend_from_slice(b"Exif\0\0");
+        jpeg.extend(app1(6));
+        jpeg.extend_from_slice(&[0xFF, 0xDA, 0, 2, 0xFF, 0xD9]);
+        assert_eq!(of(&jpeg, ImageFormat::Jpeg), Some(Orientation::Rotate90));
     }
 
     #[test]
