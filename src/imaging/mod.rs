@@ -14,7 +14,7 @@ pub use preprocess::{Pixels, preprocess, preprocess_scaled};
 /// What cliptag's decoders read, named so that a library indexed by an older cliptag tries its
 /// failed files again once the decoders have learnt something (HEIC, for one). Change it
 /// whenever a file that failed before may now decode.
-pub const DECODERS: &str = "2: JPEG PNG WebP GIF BMP TIFF, HEIC/HEIF";
+pub const DECODERS: &str = "3: JPEG (with arithmetic coding) PNG WebP GIF BMP TIFF, HEIC/HEIF";
 
 /// The reason recorded for a photo whose processing panicked: a bug in cliptag, reported as that
 /// photo's failure so that the run goes on and the photo is not left waiting.

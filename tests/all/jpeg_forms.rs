@@ -179,6 +179,25 @@ fn arithmetic_coded_jpegs_decode_like_their_huffman_coded_twin() {
     let mut library = TestLibrary::tiny();
     let summary = library.index(dir.path());
     assert_eq!((summary.indexed, summary.failed), (2, 0), "{summary:?}");
+    // A library an older cliptag indexed, which called them damaged, reads them on its next run.
+    {
+        let db = rusqlite::Connection::open(library.db()).unwrap();
+        db.execute(
+            "UPDATE images SET status = 'error', \
+             error = 'damaged JPEG: unsupported JPEG feature: ArithmeticEntropyCoding'",
+            [],
+        )
+        .unwrap();
+        db.execute("DELETE FROM embeddings", []).unwrap();
+        db.execute(
+            "UPDATE settings SET value = '2: JPEG PNG WebP GIF BMP TIFF, HEIC/HEIF' \
+             WHERE key = 'decoders'",
+            [],
+        )
+        .unwrap();
+    }
+    let again = library.index(dir.path());
+    assert_eq!((again.indexed, again.failed), (2, 0), "{again:?}");
 }
 
 /// A photo gets one verdict whichever way it is read: where a reduced-size decoder refuses a
