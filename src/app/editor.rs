@@ -347,6 +347,9 @@ impl CliptagApp {
             }
             _ => full,
         };
+        if let Some(reason) = self.sidebar.preview_failed.get(&editor.draft.id) {
+            ui.colored_label(ui.visuals().error_fg_color, reason);
+        }
         // As wide as the inspector allows (beside its value and caption): on egui's default
         // 100 points a short drag jumped by a tenth of the scores' range.
         ui.spacing_mut().slider_width = (ui.available_width() - 150.0).clamp(100.0, 360.0);

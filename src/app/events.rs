@@ -38,7 +38,9 @@ impl CliptagApp {
                 if matches!(failure.operation, worker::Operation::Decide { .. }) {
                     self.decision_answered();
                 }
-                if failure.waiting_for_model {
+                if let worker::Operation::Preview { label_id, .. } = failure.operation {
+                    self.sidebar.preview_failed.insert(label_id, failure.reason);
+                } else if failure.waiting_for_model {
                     // The photos are in the gallery; the model banner says what to do.
                     self.say(failure.reason, false);
                 } else {
@@ -265,6 +267,7 @@ impl CliptagApp {
                 false,
             ),
             Done::Preview(preview) => {
+                self.sidebar.preview_failed.remove(&preview.label.id);
                 self.sidebar.previews.insert(preview.label.id, *preview);
             }
             Done::Learned(report) => {

@@ -441,6 +441,22 @@ impl CliptagApp {
             }
         }
         self.chips_ui(ui, &painter, image_rect, &tags);
+        // A photo you accepted for the label under review is marked at every thumbnail size
+        // (the chips that also say it need room): review shows what is already done.
+        let reviewed_yours = entry.tags.iter().any(|(id, source)| {
+            self.gallery.tags.contains(id) && source.is_personal() && source.applies()
+        });
+        if reviewed_yours {
+            let center = image_rect.right_top() + egui::vec2(-10.0, 10.0);
+            painter.circle_filled(center, 8.0, ui.visuals().selection.bg_fill);
+            painter.text(
+                center,
+                egui::Align2::CENTER_CENTER,
+                "✔",
+                egui::FontId::proportional(11.0),
+                ui.visuals().selection.stroke.color,
+            );
+        }
         if selected {
             painter.rect_stroke(
                 image_rect,

@@ -16,6 +16,9 @@ pub struct SidebarState {
     pub editor: Option<LabelEditor>,
     pub group: Option<GroupEditor>,
     pub previews: HashMap<i64, Preview>,
+    /// Why the last preview of a label failed (a contrast label without its negative prompt),
+    /// shown in its editor until a preview succeeds: on the status bar it outlived the fix.
+    pub preview_failed: HashMap<i64, String>,
     /// Groups shown open, by full name.
     pub expanded: HashSet<String>,
     /// The prompt templates being edited, one per line (none while closed).

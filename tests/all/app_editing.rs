@@ -269,3 +269,54 @@ fn stored_label(db: &std::path::Path, name: &str) -> bool {
         .unwrap()
         .is_some()
 }
+
+/// A preview that fails (a contrast label without its negative prompt) says why in the label's
+/// editor, not on the status bar, and the reason goes once a preview works again: on the status
+/// bar it stayed in red after the prompt was typed.
+#[test]
+fn a_failed_preview_says_why_in_the_editor_until_a_preview_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    add(&db, "Anything", 0.2);
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the label", |h| has_label(h, "Anything ("));
+    harness.get_by_label_contains("Anything (").click();
+    step_until(&mut harness, "the editor", |h| has_label(h, "as stored"));
+    let nudge = |h: &mut egui_kittest::Harness<'static, cliptag::app::CliptagApp>, to: f64| {
+        h.get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
+            .set_value_accesskit(to);
+        h.step();
+    };
+    harness
+        .state_mut()
+        .sidebar
+        .editor
+        .as_mut()
+        .unwrap()
+        .draft
+        .mode = cliptag::domain::Mode::Contrast;
+    nudge(&mut harness, 0.55);
+    step_until(&mut harness, "the reason in the editor", |h| {
+        has_label(h, "contrast mode needs a negative prompt")
+    });
+    assert!(
+        !harness
+            .state()
+            .messages
+            .iter()
+            .any(|m| m.text.contains("negative prompt")),
+        "the failure went to the status bar"
+    );
+    harness
+        .state_mut()
+        .sidebar
+        .editor
+        .as_mut()
+        .unwrap()
+        .negative_text = "a photo of something else".into();
+    nudge(&mut harness, 0.6);
+    step_until(&mut harness, "the reason gone", |h| {
+        !has_label(h, "contrast mode needs a negative prompt")
+    });
+}
