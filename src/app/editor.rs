@@ -294,8 +294,12 @@ impl CliptagApp {
                 let label = ui
                     .label("Prompts")
                     .on_hover_text("One per line; empty uses the templates");
-                ui.add(egui::TextEdit::multiline(&mut editor.prompts_text).desired_rows(2))
-                    .labelled_by(label.id);
+                ui.add(
+                    egui::TextEdit::multiline(&mut editor.prompts_text)
+                        .desired_rows(2)
+                        .hint_text("none: the prompt templates"),
+                )
+                .labelled_by(label.id);
                 ui.end_row();
                 let label = ui.label("Negative prompt");
                 ui.add(

@@ -447,14 +447,17 @@ impl CliptagApp {
             self.gallery.tags.contains(id) && source.is_personal() && source.applies()
         });
         if reviewed_yours {
-            let center = image_rect.right_top() + egui::vec2(-10.0, 10.0);
-            painter.circle_filled(center, 8.0, ui.visuals().selection.bg_fill);
-            painter.text(
-                center,
-                egui::Align2::CENTER_CENTER,
-                "✔",
-                egui::FontId::proportional(11.0),
-                ui.visuals().selection.stroke.color,
+            // Drawn, not a glyph: the default fonts have no check mark.
+            let c = image_rect.right_top() + egui::vec2(-10.0, 10.0);
+            painter.circle_filled(c, 8.0, ui.visuals().selection.bg_fill);
+            let tick = [
+                c + egui::vec2(-4.0, 0.0),
+                c + egui::vec2(-1.0, 3.0),
+                c + egui::vec2(4.0, -3.0),
+            ];
+            painter.line(
+                tick.to_vec(),
+                egui::Stroke::new(2.0, ui.visuals().selection.stroke.color),
             );
         }
         if selected {

@@ -72,7 +72,8 @@ impl CliptagApp {
                 .add(
                     egui::TextEdit::singleline(&mut self.sidebar.new_label)
                         .hint_text("e.g. Animals/Dog")
-                        .desired_width(140.0),
+                        // Beside its label and Add, within the panel at its narrowest.
+                        .desired_width((ui.available_width() - 48.0).clamp(60.0, 140.0)),
                 )
                 .labelled_by(label.id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
