@@ -244,6 +244,31 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         );
         assert_layout(&harness, size, "the vocabulary dragged wide", None);
 
+        // Both side panels dragged as narrow as they go, with a label open in the inspector:
+        // its buttons and histogram, and the vocabulary's rows, still fit.
+        let edge = harness.get_by_label("Filter labels").rect().right() + 4.0;
+        crate::app::drag(
+            &mut harness,
+            egui::pos2(edge, size.y / 2.0),
+            egui::pos2(10.0, size.y / 2.0),
+        );
+        harness.state_mut().select(None);
+        step_until(&mut harness, "the label editor", |h| {
+            h.query_by_label("Score histogram of Anything").is_some()
+        });
+        let edge = harness.get_by_label("Photo").rect().left() - 6.0;
+        crate::app::drag(
+            &mut harness,
+            egui::pos2(edge, size.y / 2.0),
+            egui::pos2(size.x - 10.0, size.y / 2.0),
+        );
+        for _ in 0..4 {
+            harness.step();
+        }
+        let inspector = size.x - harness.get_by_label("Photo").rect().left();
+        assert!(inspector < 300.0, "the inspector stayed {inspector} wide");
+        assert_layout(&harness, size, "both panels at their narrowest", None);
+
         // Folded away: the gallery takes its place.
         let columns = harness.state().gallery.columns;
         harness
