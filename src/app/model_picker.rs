@@ -96,7 +96,11 @@ impl CliptagApp {
                      nothing.",
                 );
                 let choice = self.windows.picker.choice.trim().to_string();
-                let in_use = choice == current;
+                // A folder is named by its last part once loaded: `/models/tiny-clip` is in use
+                // as `tiny-clip`.
+                let in_use = choice == current
+                    || (!choice.is_empty()
+                        && crate::model::ModelSpec::parse(&choice).name() == current);
                 let can = !choice.is_empty() && !self.link.indexing && !in_use;
                 if ui
                     .add_enabled(can, egui::Button::new("Switch to this model"))

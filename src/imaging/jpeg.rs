@@ -14,6 +14,8 @@ pub struct Frame {
     marker: u8,
     /// Bits per sample.
     precision: u8,
+    /// Whether a DHP segment (a hierarchical file's frame sizes) came before the frame.
+    hierarchical: bool,
 }
 
 impl Frame {
@@ -29,6 +31,13 @@ impl Frame {
             }
             0xC3 | 0xC7 | 0xCB | 0xCF => "lossless JPEG",
             0xC5 | 0xC6 | 0xCD | 0xCE => "hierarchical JPEG",
+            _ if self.hierarchical => "hierarchical JPEG",
+            _ if !matches!(self.precision, 8 | 12) => {
+                return Some(format!(
+                    "damaged JPEG: a frame of {} bits per sample (8 or 12 are valid)",
+                    self.precision
+                ));
+            }
             _ if self.precision != 8 => {
                 return Some(format!(
                     "{}-bit JPEG is not supported yet (8 bits per sample are)",
@@ -58,11 +67,75 @@ pub fn reduced_dct(short: u32, min_short_side: Option<u32>) -> u8 {
         .unwrap_or(8)
 }
 
+const CMYK_ARITHMETIC: &str = "arithmetic-coded CMYK JPEG is not supported yet";
+
+/// libjpeg's error handling for cliptag's decodes: a fatal error unwinds with its message, as
+/// the mozjpeg crate's own handler does, and so does a warning. libjpeg warns about corrupt data
+/// ("bad arithmetic code", a marker in the middle of a scan) and decodes on into noise, which
+/// would be stored as the photo (and differently at each reduced size); such a file is damaged.
+fn strict_errors() -> mozjpeg_sys::jpeg_error_mgr {
+    #[cold]
+    extern "C-unwind" fn fail(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+        std::panic::resume_unwind(Box::new(libjpeg_message(cinfo)));
+    }
+    #[cold]
+    extern "C-unwind" fn warn(cinfo: &mut mozjpeg_sys::jpeg_common_struct, level: std::ffi::c_int) {
+        // Level 0 and up are trace messages; below 0, corrupt data.
+        if level < 0 {
+            std::panic::resume_unwind(Box::new(libjpeg_message(cinfo)));
+        }
+    }
+    // SAFETY: an all-zero `jpeg_error_mgr` is a valid value of the C struct (null function
+    // pointers and tables, zero counts); `jpeg_std_error` then fills in every field.
+    let mut errors: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    // SAFETY: `errors` is a live, exclusively borrowed `jpeg_error_mgr`, which is all
+    // `jpeg_std_error` writes to.
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut errors) };
+    errors.error_exit = Some(fail);
+    errors.emit_message = Some(warn);
+    errors
+}
+
+/// The text of libjpeg's last message.
+fn libjpeg_message(cinfo: &mut mozjpeg_sys::jpeg_common_struct) -> String {
+    type Shared = unsafe extern "C-unwind" fn(&mut mozjpeg_sys::jpeg_common_struct, &[u8; 80]);
+    type Writes = unsafe extern "C-unwind" fn(&mut mozjpeg_sys::jpeg_common_struct, &mut [u8; 80]);
+    let mut buffer = [0u8; 80];
+    // SAFETY: libjpeg calls the handlers with `cinfo.err` pointing at the error manager
+    // `strict_errors` made, whose `format_message` is libjpeg's own. That C function writes at
+    // most 80 bytes, NUL-terminated, into the buffer it is given, so it is called through a type
+    // that passes the buffer mutably (the binding declares it shared); both types pass one thin
+    // pointer, so the call is the same.
+    let formatted = unsafe {
+        cinfo
+            .err
+            .as_ref()
+            .and_then(|err| err.format_message)
+            .map(|format| {
+                let format = std::mem::transmute::<Shared, Writes>(format);
+                format(cinfo, &mut buffer);
+            })
+    };
+    match formatted {
+        Some(()) => {
+            let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+            String::from_utf8_lossy(&buffer[..end]).into_owned()
+        }
+        None => "libjpeg could not decode it".into(),
+    }
+}
+
 /// Decodes an arithmetic-coded JPEG, sequential or progressive, with libjpeg's decoder (what
 /// PIL uses), each 8×8 block reduced to `dct × dct` pixels (8: full size).
 pub fn decode_arithmetic(bytes: &[u8], dct: u8) -> Result<RgbImage, String> {
     let decode = || -> std::io::Result<Option<RgbImage>> {
-        let mut decoder = mozjpeg::Decompress::new_mem(bytes)?;
+        let mut decoder = mozjpeg::Decompress::with_err(strict_errors()).from_mem(bytes)?;
+        if matches!(
+            decoder.color_space(),
+            mozjpeg_sys::J_COLOR_SPACE::JCS_CMYK | mozjpeg_sys::J_COLOR_SPACE::JCS_YCCK
+        ) {
+            return Err(std::io::Error::other(CMYK_ARITHMETIC));
+        }
         decoder.scale(dct);
         let mut started = decoder.rgb()?;
         let (width, height) = (started.width() as u32, started.height() as u32);
@@ -74,10 +147,11 @@ pub fn decode_arithmetic(bytes: &[u8], dct: u8) -> Result<RgbImage, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
         Ok(Ok(Some(image))) => Ok(image),
         Ok(Ok(None)) => Err("damaged JPEG: decoded size does not match its header".into()),
+        Ok(Err(e)) if e.to_string() == CMYK_ARITHMETIC => Err(CMYK_ARITHMETIC.into()),
         Ok(Err(e)) => Err(format!("damaged JPEG: {e}")),
         Err(panic) => Err(format!(
             "damaged JPEG: {}",
-            crate::error::panic_message(panic.as_ref()).trim_start_matches("libjpeg fatal error: ")
+            crate::error::panic_message(panic.as_ref())
         )),
     }
 }
@@ -95,6 +169,7 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<Frame>, String> {
     }
     let mut pos = 2;
     let mut frame = None;
+    let mut hierarchical = false;
     loop {
         // Markers may be preceded by any number of 0xFF fill bytes.
         if pos >= bytes.len() || bytes[pos] != 0xFF {
@@ -135,8 +210,10 @@ pub fn check_complete(bytes: &[u8]) -> Result<Option<Frame>, String> {
                 height: u32::from(u16::from_be_bytes([header[1], header[2]])),
                 marker,
                 precision: header[0],
+                hierarchical,
             });
         }
+        hierarchical |= marker == 0xDE;
         pos += len;
         if pos > bytes.len() {
             return Err(TRUNCATED.into());
@@ -288,6 +365,7 @@ mod tests {
             height: 8,
             marker,
             precision,
+            hierarchical: false,
         };
         let says = |f: Frame| f.refusal().unwrap_or_default();
         assert_eq!(says(frame(0xC3, 8)), "lossless JPEG is not supported yet");
@@ -298,6 +376,13 @@ mod tests {
         );
         assert!(says(frame(0xC1, 12)).starts_with("12-bit JPEG is not supported yet"));
         assert!(says(frame(0xC0, 12)).starts_with("damaged JPEG"));
+        assert!(says(frame(0xC9, 16)).starts_with("damaged JPEG"));
+        assert!(says(frame(0xC9, 0)).starts_with("damaged JPEG"));
+        let with_dhp = Frame {
+            hierarchical: true,
+            ..frame(0xC0, 8)
+        };
+        assert_eq!(says(with_dhp), "hierarchical JPEG is not supported yet");
         for marker in [0xC0, 0xC1, 0xC2, 0xC9, 0xCA] {
             assert_eq!(frame(marker, 8).refusal(), None, "{marker:x}");
         }

@@ -231,3 +231,42 @@ fn a_file_the_reduced_decoder_refuses_gets_the_full_decode_s_verdict() {
     );
     eprintln!("{found} damaged files read in full");
 }
+
+/// Arithmetic-coded files that libjpeg finds corrupt (it warns and would decode on into noise)
+/// are damaged, with libjpeg's reason, the same way at full and reduced size; a CMYK one is not
+/// supported yet. Nothing panics or prints.
+#[test]
+fn damaged_arithmetic_jpegs_are_called_damaged_whichever_way_they_are_read() {
+    let cmyk = imaging::decode_file(&forms().join("arithmetic_cmyk.jpg"), None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        cmyk.contains("arithmetic-coded CMYK JPEG is not supported yet"),
+        "{cmyk}"
+    );
+    let seed = std::fs::read(forms().join("arithmetic.jpg")).unwrap();
+    let scan = seed.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap() + 20;
+    let mut rng = Rng(0xa417);
+    let mut corrupt = 0;
+    for _ in 0..200 {
+        let mut bytes = seed.clone();
+        for _ in 0..1 + rng.below(6) {
+            let at = scan + rng.below(bytes.len() - scan - 2);
+            bytes[at] = rng.next() as u8;
+        }
+        let full = imaging::decode_bytes(&bytes, None);
+        let reduced = imaging::decode_bytes(&bytes, Some(60));
+        assert_eq!(
+            full.as_ref().err(),
+            reduced.as_ref().err(),
+            "two verdicts on one file"
+        );
+        if let Err(reason) = full {
+            assert!(reason.starts_with("damaged JPEG: "), "{reason}");
+            corrupt += usize::from(reason.contains("Corrupt JPEG data"));
+        }
+    }
+    assert!(corrupt > 0, "no corruption was reported");
+    eprintln!("{corrupt} of 200 damaged copies called corrupt");
+}
