@@ -215,3 +215,29 @@ fn the_model_window_shows_the_model_in_use_as_chosen() {
         "switching to the model in use"
     );
 }
+
+/// A model folder is in use under its folder's name: typed or picked again by its path, the
+/// window does not offer to switch to it.
+#[test]
+fn the_model_window_knows_a_folder_in_use_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    cliptag::store::Store::open(&db).unwrap();
+    let folder = tiny_clip();
+    let mut harness = app_harness(&db, folder.to_str().unwrap());
+    step_until(&mut harness, "the library's model", |h| {
+        h.state().snapshot.model_name == "tiny-clip"
+    });
+    harness.state_mut().windows.picker.open = true;
+    harness.state_mut().windows.picker.choice = folder.to_str().unwrap().to_string();
+    step_until(&mut harness, "the model window", |h| {
+        has_label(h, "This library tags with")
+    });
+    assert!(
+        harness
+            .get_by_label("Switch to this model")
+            .accesskit_node()
+            .is_disabled(),
+        "switching to the folder in use"
+    );
+}
