@@ -205,10 +205,11 @@ fn decode_format(
         // A file the reduced decoders refuse goes on to the full decode, which judges it as
         // `embed` does: one photo, one verdict, whichever way it is read.
         if let Some(target) = reduce_to
+            && let Some(frame) = frame
             && let Ok(Some(scaled)) = jpeg::decode_reduced(bytes, 2 * target)
         {
             check_size(scaled.image.width(), scaled.image.height())?;
-            let stored = stored_size_of(bytes, format)?;
+            let stored = (frame.width, frame.height);
             return Ok(upright(bytes, format, scaled.image, stored, scaled.scale));
         }
     }
@@ -287,14 +288,6 @@ fn check_size(width: u32, height: u32) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The size as stored, from the header alone (no pixels decoded).
-fn stored_size_of(bytes: &[u8], format: ImageFormat) -> std::result::Result<(u32, u32), String> {
-    let decoder = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_decoder()
-        .map_err(|e| describe(format_name(format), &e))?;
-    Ok(decoder.dimensions())
 }
 
 /// Words for a decoder error: what is wrong with the file, not the decoder's internals.
