@@ -241,3 +241,42 @@ fn the_model_window_knows_a_folder_in_use_by_its_path() {
         "switching to the folder in use"
     );
 }
+
+/// Deciding a tag in the photo panel moves no button: every score row's accept, reject and
+/// clear stay where they were (clear is always there, greyed out until there is a decision), so
+/// the next click lands where the person aims.
+#[test]
+fn accepting_a_tag_leaves_every_row_s_buttons_where_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let _photos = indexed_library(&db);
+    for name in ["Beach", "Cat", "Dog"] {
+        cliptag::store::Store::open(&db)
+            .unwrap()
+            .insert_label(&cliptag::domain::Label::new(name, ""))
+            .unwrap();
+    }
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    step_until(&mut harness, "the gallery", |h| {
+        !h.state().gallery.visible().is_empty()
+    });
+    let first = harness.state().gallery.visible().first().copied();
+    harness.state_mut().select(first);
+    step_until(&mut harness, "the photo's scores", |h| {
+        h.query_all_by_label("accept").count() == 3
+    });
+    let buttons = |h: &egui_kittest::Harness<'static, cliptag::app::CliptagApp>| {
+        ["accept", "reject", "clear"]
+            .iter()
+            .flat_map(|name| h.query_all_by_label(name).map(|n| n.rect()))
+            .collect::<Vec<_>>()
+    };
+    let before = buttons(&harness);
+    assert_eq!(before.len(), 9);
+    harness.query_all_by_label("accept").next().unwrap().click();
+    step_until(&mut harness, "the decision shown", |h| {
+        h.query_all_by_label("clear")
+            .any(|n| !n.accesskit_node().is_disabled())
+    });
+    assert_eq!(buttons(&harness), before, "deciding moved the buttons");
+}
