@@ -21,19 +21,23 @@ impl CliptagApp {
                 self.select(None);
             }
         });
+        // The preview's box has the same size whether the picture has arrived or not, and
+        // whatever its shape: the buttons below never jump when it loads under the pointer.
         let width = ui.available_width();
+        let (area, _) = ui.allocate_exact_size(
+            egui::vec2(width, (width * 0.75).min(400.0)),
+            egui::Sense::hover(),
+        );
         if let Some(texture) = self
             .thumbnails
             .get(entry.id, &entry.path, None, PREVIEW_SIZE)
         {
             let size = texture.size_vec2();
-            let scale = (width / size.x).min(400.0 / size.y);
-            ui.add(
-                egui::Image::from_texture(egui::load::SizedTexture::from_handle(texture))
-                    .fit_to_exact_size(size * scale),
+            let scale = (area.width() / size.x).min(area.height() / size.y);
+            egui::Image::from_texture(egui::load::SizedTexture::from_handle(texture)).paint_at(
+                ui,
+                egui::Rect::from_center_size(area.center(), size * scale),
             );
-        } else {
-            ui.allocate_space(egui::vec2(width, 200.0));
         }
         ui.label(entry.path.display().to_string());
         if let Some(error) = &entry.error {
