@@ -191,11 +191,34 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     });
     assert!(has_label(&harness, "Anything (10)"));
     assert!(has_label(&harness, "Tags 10 photos as stored"));
-    // A middle value tags some but not all (the tiny model's cosines spread across it).
-    threshold(&harness).set_value_accesskit(0.3);
+    // A value midway between the lowest and the highest score tags some photos but not all.
+    // It is read from the preview, because the slider spans only where the scores are: a
+    // fixed value outside that span would be clamped to its end.
+    let middle = {
+        let app = harness.state();
+        let editor = app.sidebar.editor.as_ref().unwrap();
+        let preview = &app.sidebar.previews[&editor.draft.id];
+        assert!(preview.histogram.high > preview.histogram.low);
+        let middle = (preview.histogram.low + preview.histogram.high) / 2.0;
+        // On the slider's own step, so the value set is the value stored.
+        (middle / 0.005).round() * 0.005
+    };
+    threshold(&harness).set_value_accesskit(middle as f64);
     step_until(&mut harness, "the middle preview", |h| {
         has_label(h, "Not saved")
     });
+    let set = harness
+        .state()
+        .sidebar
+        .editor
+        .as_ref()
+        .unwrap()
+        .draft
+        .threshold;
+    assert!(
+        (set - middle).abs() < 1e-6,
+        "slider set {set}, asked {middle}"
+    );
     harness.get_by_label("Apply").click();
     step_until(&mut harness, "some photos tagged", |h| {
         label_count(h.state(), "Anything").is_some_and(|n| n > 0 && n < 10)
@@ -205,24 +228,22 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     step_until(&mut harness, "another draft", |h| has_label(h, "Not saved"));
     harness.get_by_label("Revert").click();
     step_until(&mut harness, "the stored label", |h| has_label(h, "Saved"));
-    assert_eq!(
-        harness
-            .state()
-            .sidebar
-            .editor
-            .as_ref()
-            .unwrap()
-            .draft
-            .threshold,
-        0.3
-    );
+    let reverted = harness
+        .state()
+        .sidebar
+        .editor
+        .as_ref()
+        .unwrap()
+        .draft
+        .threshold;
+    assert!((reverted - middle).abs() < 1e-6, "reverted to {reverted}");
     let shown = label_count(harness.state(), "Anything").unwrap();
     drop(harness);
     let store = Store::open(&db).unwrap();
     let (label_id, _) = store.label_id_by_name("Anything").unwrap().unwrap();
     let label = store.label(label_id).unwrap().unwrap();
     assert!(
-        (label.threshold - 0.3).abs() < 1e-6,
+        (label.threshold - middle).abs() < 1e-6,
         "stored threshold {}",
         label.threshold
     );
