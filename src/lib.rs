@@ -15,6 +15,7 @@ pub mod export;
 pub mod imaging;
 pub mod library;
 pub mod model;
+pub mod paths;
 pub mod store;
 pub mod tagging;
 pub mod worker;

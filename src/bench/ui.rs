@@ -144,7 +144,7 @@ pub(super) fn ui_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
             );
         }
     }
-    if let Ok(cache) = crate::store::ThumbnailCache::beside(&db) {
+    if let Ok(cache) = crate::store::ThumbnailCache::of_library(&db) {
         let (count, bytes) = cache.usage()?;
         report.line(
             format!(

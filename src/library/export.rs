@@ -65,7 +65,8 @@ impl Library {
     }
 
     /// The files that make up this library: the database with its journal files, the
-    /// embeddings file and the thumbnail cache with its own.
+    /// embeddings file and the thumbnail cache with its own (in the cache folder, and beside the
+    /// library where an earlier cliptag kept it).
     fn own_files(&self) -> Vec<PathBuf> {
         let with_suffix = |path: &Path, suffix: &str| {
             let mut name = path.as_os_str().to_os_string();
@@ -80,7 +81,8 @@ impl Library {
         let real = std::fs::canonicalize(&named).unwrap_or_else(|_| named.clone());
         for db in [named, real] {
             let thumbnails = crate::store::thumbnails::cache_path(&db);
-            for base in [db.clone(), thumbnails] {
+            let beside = crate::store::thumbnails::beside_path(&db);
+            for base in [db.clone(), thumbnails, beside] {
                 for suffix in ["", "-wal", "-shm", "-journal"] {
                     files.push(with_suffix(&base, suffix));
                 }

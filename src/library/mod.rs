@@ -59,8 +59,8 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// (`~/.local/share/cliptag/library.sqlite` on Linux). It belongs on a local disk: SQLite's
 /// write-ahead log does not work on network file systems.
 pub fn default_db_path() -> PathBuf {
-    directories::ProjectDirs::from("", "", "cliptag")
-        .map(|dirs| dirs.data_dir().join("library.sqlite"))
+    crate::paths::data_dir()
+        .map(|dir| dir.join("library.sqlite"))
         .unwrap_or_else(|| PathBuf::from("cliptag-library.sqlite"))
 }
 
@@ -151,7 +151,11 @@ impl Library {
     /// Opens (creating if needed) the library at `db`; a new one gets the default vocabulary.
     pub fn open(db: &Path, options: LibraryOptions) -> Result<Self> {
         let mut library = Self::with_store(Store::open(db)?, options)?;
-        library.thumbnails = ThumbnailCache::beside(db).ok();
+        library.thumbnails = ThumbnailCache::of_library(db).ok();
+        static FORGET: std::sync::Once = std::sync::Once::new();
+        FORGET.call_once(|| {
+            crate::store::thumbnails::forget_gone_libraries();
+        });
         library.vectors = Some(crate::store::vectors_path(db));
         // Another program's writes are noticed from the moment the library is open, not from
         // the first time something is tagged.

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::imaging;
 use crate::model::config::Resample;
 use crate::store::ThumbnailCache;
-use crate::store::thumbnails::{THUMBNAIL_SIZE, cache_path, make_thumbnail};
+use crate::store::thumbnails::{THUMBNAIL_SIZE, make_thumbnail};
 
 /// Reads (and fills) the thumbnail cache of one library.
 pub struct ThumbnailReader {
@@ -16,10 +16,10 @@ pub struct ThumbnailReader {
 }
 
 impl ThumbnailReader {
-    /// The reader of the thumbnail cache beside the library at `db`.
+    /// The reader of the thumbnail cache of the library at `db`.
     pub fn open(db: &Path) -> Self {
         ThumbnailReader {
-            cache: ThumbnailCache::open(&cache_path(db)).ok(),
+            cache: ThumbnailCache::of_library(db).ok(),
         }
     }
 

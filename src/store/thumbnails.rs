@@ -34,6 +34,12 @@ CREATE TABLE IF NOT EXISTS thumbnails (
     used  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS thumbnails_used ON thumbnails (used);
+-- The library whose thumbnails these are (its database's full path), so that the cache of a
+-- library that is gone can be found and removed.
+CREATE TABLE IF NOT EXISTS library (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    path TEXT NOT NULL
+);
 ";
 
 /// One connection to a library's thumbnail cache.
@@ -43,21 +49,182 @@ pub struct ThumbnailCache {
     limit_bytes: u64,
 }
 
-/// The cache's file beside the library database `db`: the database's whole file name and
-/// `.thumbnails`, so that no two libraries share one.
+/// Where the thumbnails of the library at `db` are cached: in cliptag's cache folder
+/// (`~/.cache/cliptag/thumbnails/`), one file per library, named after the database's file name
+/// and a hash of its full path, so that no two libraries share one.
 pub fn cache_path(db: &Path) -> PathBuf {
+    let full = full_path(db);
+    let stem = full
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Only characters every file system takes, and not too many of them.
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let hash = blake3::hash(full.as_os_str().as_encoded_bytes()).to_hex();
+    let name = format!("{stem}-{}.sqlite", &hash[..16]);
+    match crate::paths::cache_dir() {
+        Some(dir) => dir.join("thumbnails").join(name),
+        // No home folder to hold a cache folder: beside the library, as before.
+        None => beside_path(db),
+    }
+}
+
+/// Where cliptag kept a library's thumbnails before they moved to the cache folder: beside the
+/// database (`library.sqlite` → `library.sqlite.thumbnails`).
+pub fn beside_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_os_string();
     name.push(".thumbnails");
     PathBuf::from(name)
+}
+
+/// The database's path with links resolved, so that one library has one cache whichever path
+/// leads to it (the file itself may not exist yet: then its folder's path and its name).
+fn full_path(db: &Path) -> PathBuf {
+    if let Ok(full) = std::fs::canonicalize(db) {
+        return full;
+    }
+    let absolute = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    }
+}
+
+/// Why an old cache beside its library was not moved.
+enum MoveFailed {
+    /// The file there is another program's: it stays, untouched.
+    NotOurs,
+    /// It could not be copied or put in place: it is used where it is.
+    Io,
+}
+
+/// Moves the cache at `old` (beside its library) to `new` in the cache folder: copied whole by
+/// SQLite (with what its write-ahead log holds, across file systems), put in place by a rename,
+/// and only then removed from beside the library.
+fn move_cache(old: &Path, new: &Path) -> std::result::Result<(), MoveFailed> {
+    let cache = ThumbnailCache::open(old).map_err(|_| MoveFailed::NotOurs)?;
+    let io = |_: std::io::Error| MoveFailed::Io;
+    let dir = new.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut partial = new.as_os_str().to_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial);
+    cache
+        .conn
+        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+        .map_err(|_| MoveFailed::Io)?;
+    std::fs::rename(&partial, new).map_err(io)?;
+    drop(cache);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = old.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+    Ok(())
+}
+
+/// How long the cache of a library that is gone is kept, in case its disk comes back.
+const KEEP_GONE_LIBRARY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the thumbnail caches of libraries that are gone: those whose database has not
+/// existed for a month, and at once those of libraries that lived in the temporary folder.
+/// Returns how many went. A cache that cannot be read is left alone.
+pub fn forget_gone_libraries() -> usize {
+    let Some(dir) = crate::paths::cache_dir().map(|d| d.join("thumbnails")) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let temporary = std::fs::canonicalize(std::env::temp_dir()).ok();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "sqlite") {
+            continue;
+        }
+        let Ok(conn) = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+            continue;
+        };
+        let library: Option<String> = conn
+            .query_row("SELECT path FROM library WHERE id = 1", [], |r| r.get(0))
+            .ok();
+        drop(conn);
+        let Some(library) = library.map(PathBuf::from) else {
+            continue;
+        };
+        if library.exists() {
+            continue;
+        }
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        let was_temporary = temporary.as_ref().is_some_and(|t| library.starts_with(t));
+        if was_temporary || idle > KEEP_GONE_LIBRARY {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(name));
+            }
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// What a thumbnail cache says it is in its header (`PRAGMA application_id`): "CLTH".
 const CACHE_ID: i32 = 0x434C_5448;
 
 impl ThumbnailCache {
-    /// Opens (creating if needed) the cache beside the library database `db`.
-    pub fn beside(db: &Path) -> Result<Self> {
-        Self::open(&cache_path(db))
+    /// Opens (creating if needed) the thumbnail cache of the library database `db`, in the cache
+    /// folder. A cache that an earlier cliptag kept beside the library is moved there first, so
+    /// a library keeps its thumbnails; where it cannot be moved it is used where it is.
+    pub fn of_library(db: &Path) -> Result<Self> {
+        let path = cache_path(db);
+        let old = beside_path(db);
+        if path == old {
+            return Self::open(&path);
+        }
+        // The worker's library and the app's thumbnail loader open the cache at the same time:
+        // one of them moves it.
+        static MOVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _moving = MOVING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = path.parent()
+            && std::fs::create_dir_all(dir).is_err()
+        {
+            // A cache folder that cannot be made (a read-only home): beside the library.
+            return Self::open(&old);
+        }
+        if !path.exists() && old.exists() {
+            match move_cache(&old, &path) {
+                Ok(()) => {}
+                Err(MoveFailed::NotOurs) => {}
+                Err(MoveFailed::Io) => return Self::open(&old),
+            }
+        }
+        let cache = Self::open(&path)?;
+        // Best effort: the cache says whose it is, so one whose library is gone can go too.
+        let _ = cache.conn.execute(
+            "INSERT OR REPLACE INTO library (id, path) VALUES (1, ?1)",
+            [full_path(db).to_string_lossy()],
+        );
+        Ok(cache)
     }
 
     /// Opens (creating if needed) the cache at `path`.
@@ -255,11 +422,7 @@ mod tests {
     #[test]
     fn the_cache_keeps_within_its_bound_and_forgets_photos_that_are_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = ThumbnailCache::beside(&dir.path().join("library.sqlite")).unwrap();
-        assert_eq!(
-            cache.path(),
-            dir.path().join("library.sqlite.thumbnails").as_path()
-        );
+        let mut cache = ThumbnailCache::open(&dir.path().join("cache.sqlite")).unwrap();
         let entries: Vec<(String, Vec<u8>)> =
             (0..10).map(|i| (format!("h{i}"), jpeg_of(1000))).collect();
         cache.put_many(&entries).unwrap();

@@ -796,7 +796,7 @@ fn libraries_named_alike_never_share_their_side_files() {
 fn files_in_the_place_of_side_files_are_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t3.sqlite");
-    let thumbnails = cliptag::store::thumbnails::cache_path(&db);
+    let thumbnails = cliptag::store::thumbnails::beside_path(&db);
     let vectors = cliptag::store::vectors_path(&db);
     {
         let conn = rusqlite::Connection::open(&thumbnails).unwrap();

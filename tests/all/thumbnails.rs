@@ -1,5 +1,6 @@
-//! The thumbnail cache beside a library: filled while indexing, keyed by content so a moved
-//! photo keeps its thumbnail, cleaned of photos that changed, and read by the app first.
+//! A library's thumbnail cache, in cliptag's cache folder: filled while indexing, keyed by
+//! content so a moved photo keeps its thumbnail, cleaned of photos that changed, read by the app
+//! first, and moved there from beside a library that an earlier cliptag made.
 
 use std::collections::HashSet;
 
@@ -24,7 +25,7 @@ fn indexing_fills_the_cache_and_the_app_reads_it() {
         .filter_map(|row| row.hash)
         .collect();
     assert_eq!(hashes.len(), 4);
-    let cache = ThumbnailCache::beside(&library.db()).unwrap();
+    let cache = ThumbnailCache::of_library(&library.db()).unwrap();
     let (count, bytes) = cache.usage().unwrap();
     assert_eq!(count, 4, "one thumbnail per indexed photo");
     for hash in &hashes {
@@ -77,4 +78,89 @@ fn indexing_fills_the_cache_and_the_app_reads_it() {
         "a thumbnail of no photo in the library"
     );
     assert_eq!(cache.usage().unwrap().0, 4);
+}
+
+/// A library made before the cache folder kept its thumbnails beside the database; the next
+/// opening moves them into the cache folder, with what the cache's write-ahead log still held,
+/// and leaves nothing beside the library.
+#[test]
+fn a_library_keeps_its_thumbnails_when_they_move_to_the_cache_folder() {
+    use cliptag::store::thumbnails::{beside_path, cache_path};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.sqlite");
+    drop(cliptag::store::Store::open(&db).unwrap());
+    let new = cache_path(&db);
+    let cache_dir = cliptag::paths::cache_dir().unwrap().join("thumbnails");
+    assert!(new.starts_with(&cache_dir), "{}", new.display());
+    assert!(!new.exists());
+
+    // The library as an earlier cliptag left it: the cache beside it, one thumbnail folded into
+    // the database and one still in the write-ahead log.
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_pixel(16, 12, image::Rgb([200, 30, 30]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    let old = beside_path(&db);
+    ThumbnailCache::open(&old)
+        .unwrap()
+        .put("in-the-database", jpeg.clone())
+        .unwrap();
+    let mut held = ThumbnailCache::open(&old).unwrap();
+    held.put("only-in-the-log", jpeg.clone()).unwrap();
+    let wal = std::path::PathBuf::from(format!("{}-wal", old.display()));
+    let saved = (std::fs::read(&old).unwrap(), std::fs::read(&wal).unwrap());
+    // Closing folds the log in; the copies put back are what a crash would have left.
+    drop(held);
+    std::fs::write(&old, &saved.0).unwrap();
+    std::fs::write(&wal, &saved.1).unwrap();
+
+    let moved = ThumbnailCache::of_library(&db).unwrap();
+    assert_eq!(moved.path(), new.as_path());
+    assert_eq!(moved.usage().unwrap().0, 2, "every thumbnail came along");
+    assert_eq!(moved.get("only-in-the-log").unwrap(), Some(jpeg.clone()));
+    assert!(
+        !old.exists() && !wal.exists(),
+        "nothing is left beside the library"
+    );
+    drop(moved);
+    // The library opens on it, and the app's loader finds the thumbnails there.
+    let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
+    assert_eq!(library.thumbnail_cache().unwrap().path(), new.as_path());
+    let mut reader = ThumbnailReader::open(&db);
+    let shown = reader
+        .thumbnail(
+            &dir.path().join("not-there.jpg"),
+            Some("in-the-database"),
+            256,
+        )
+        .expect("the moved thumbnail");
+    assert_eq!((shown.width(), shown.height()), (16, 12));
+    assert!(!old.exists());
+}
+
+/// The cache of a library in the temporary folder goes once the library is gone; a library that
+/// is still there keeps its own.
+#[test]
+fn the_caches_of_libraries_that_are_gone_are_removed() {
+    use cliptag::store::thumbnails::{cache_path, forget_gone_libraries};
+    let kept = tempfile::tempdir().unwrap();
+    let gone = tempfile::tempdir().unwrap();
+    let mut caches = Vec::new();
+    for dir in [&kept, &gone] {
+        let db = dir.path().join("lib.sqlite");
+        drop(cliptag::store::Store::open(&db).unwrap());
+        ThumbnailCache::of_library(&db)
+            .unwrap()
+            .put("h", vec![1])
+            .unwrap();
+        caches.push(cache_path(&db));
+    }
+    assert!(caches.iter().all(|c| c.exists()));
+    drop(gone);
+    assert!(forget_gone_libraries() >= 1);
+    assert!(caches[0].exists(), "the library that is still there");
+    assert!(!caches[1].exists(), "the library that is gone");
 }
