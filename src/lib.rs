@@ -6,6 +6,7 @@
 //! SQL), `model` (CLIP), `imaging` (decoding), `tagging` (pure: vectors in, tags out) and
 //! `export`; `domain` holds what a person sees (labels, tags, photo states).
 
+pub mod about;
 pub mod app;
 pub mod bench;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod imaging;
 pub mod library;
+pub mod log;
 pub mod model;
 pub mod paths;
 pub mod store;

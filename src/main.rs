@@ -16,8 +16,19 @@ fn main() -> ExitCode {
     cliptag::model::kernels::tune_allocator();
     // Every thread started from here on inherits the flush-to-zero mode.
     cliptag::model::kernels::flush_denormals_on_this_thread();
+    if cli.command.is_some() && !cli.open.is_empty() {
+        let paths: Vec<String> = cli.open.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "cliptag: {} before the command: a command takes its folders after its name \
+             (`cliptag index FOLDER`)",
+            paths.join(" ")
+        );
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
-        None => cliptag::app::run(cli.db.clone(), None).map(|()| ExitCode::SUCCESS),
+        None => cliptag::cli::paths_to_open(&cli.open)
+            .and_then(|open| cliptag::app::run(cli.db.clone(), None, open))
+            .map(|()| ExitCode::SUCCESS),
         Some(_) => cliptag::cli::run(cli),
     };
     match result {

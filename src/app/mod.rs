@@ -1,6 +1,7 @@
 //! The desktop app: the only module that knows egui and eframe. It draws the library the worker
 //! publishes and sends the worker commands; it never touches disk, SQLite or the model itself.
 
+mod about;
 mod detail;
 mod editor;
 mod events;
@@ -167,7 +168,8 @@ pub struct WorkerLink {
     run_began: Option<Instant>,
 }
 
-/// The floating windows (export, problems, model, folders, shortcuts) and the file dialogs.
+/// The floating windows (export, problems, model, folders, shortcuts, about) and the file
+/// dialogs.
 pub struct Windows {
     pub show_problems: bool,
     pub show_export: bool,
@@ -175,6 +177,8 @@ pub struct Windows {
     export_opened: Instant,
     /// Whether the keyboard-shortcut sheet is open (F1).
     pub show_shortcuts: bool,
+    /// Whether the About window is open.
+    pub show_about: bool,
     /// Whether the problems window asks to confirm removing the missing photos.
     pub confirm_prune: bool,
     /// What removing the missing photos would remove, counted on disk (a dry run's answer).
@@ -232,6 +236,7 @@ impl CliptagApp {
                 show_export: false,
                 export_opened: Instant::now(),
                 show_shortcuts: false,
+                show_about: false,
                 confirm_prune: false,
                 prune_preview: None,
                 picker: model_picker::ModelPicker::default(),
@@ -258,6 +263,9 @@ impl CliptagApp {
     }
 
     fn say(&mut self, text: String, error: bool) {
+        if error {
+            crate::log::record(&text);
+        }
         self.messages.push_back(Message {
             text,
             error,
@@ -350,6 +358,16 @@ impl CliptagApp {
     /// Adds a folder to the library and indexes it.
     /// (The worker checks the path: even a `stat` can stall on a sleeping network drive, and the
     /// UI thread never touches the disk.)
+    /// Adds the folders named on the command line or by the file manager (a photo stands for
+    /// its folder) to the library and indexes them.
+    pub fn open_paths(&mut self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.say(format!("adding {}", describe_paths(&paths)), false);
+        self.send(Command::Index { roots: paths });
+    }
+
     pub fn open_folder(&mut self, folder: PathBuf) {
         self.say(format!("indexing {}", folder.display()), false);
         self.send(Command::Index {
@@ -412,7 +430,23 @@ impl CliptagApp {
         self.history_keys(&ctx);
 
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar_ui(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            // Help at the bar's right end, where it stays put whatever the bar says; the
+            // toolbar has no room left on a laptop's screen.
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.menu_button("Help", |ui| {
+                    if ui.button("Keyboard shortcuts (F1)").clicked() {
+                        self.windows.show_shortcuts = true;
+                    }
+                    if ui.button("About cliptag").clicked() {
+                        self.windows.show_about = true;
+                    }
+                });
+                ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                    self.status_ui(ui)
+                });
+            });
+        });
         // At most 40 % of the window: dragged wider, it would squeeze the gallery to nothing.
         let widest = (ui.available_width() * 0.4).max(220.0);
         if self.settings.show_vocabulary {
@@ -449,6 +483,7 @@ impl CliptagApp {
         self.folders_window(&ctx);
         self.not_shown_window(&ctx);
         self.shortcuts_window(&ctx);
+        self.about_window(&ctx);
         self.path_prompt_window(&ctx);
 
         if self.link.indexing {
@@ -499,17 +534,52 @@ impl eframe::App for CliptagApp {
 /// finishes first).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
-/// Opens the desktop app on `db` (or the last library, or the default one).
-pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
+/// "the folder X" or "3 folders" for the status line.
+fn describe_paths(paths: &[PathBuf]) -> String {
+    match paths {
+        [one] => one.display().to_string(),
+        many => format!("{} folders and photos", many.len()),
+    }
+}
+
+/// cliptag's icon for the window (the desktop's task switcher), from the PNG made from
+/// `assets/icons/io.github.cliptag.Cliptag.svg`.
+pub fn window_icon() -> egui::IconData {
+    const PNG: &[u8] =
+        include_bytes!("../../assets/icons/hicolor/256x256/apps/io.github.cliptag.Cliptag.png");
+    match image::load_from_memory_with_format(PNG, image::ImageFormat::Png) {
+        Ok(icon) => {
+            let icon = icon.to_rgba8();
+            egui::IconData {
+                width: icon.width(),
+                height: icon.height(),
+                rgba: icon.into_raw(),
+            }
+        }
+        // The icon is part of the binary; a window without it still works.
+        Err(_) => egui::IconData::default(),
+    }
+}
+
+/// Opens the desktop app on `db` (or the last library, or the default one), adding the folders
+/// (or the folders of the photos) in `open` to it.
+pub fn run(db: Option<PathBuf>, model: Option<String>, open: Vec<PathBuf>) -> anyhow::Result<()> {
     let signals = signals::watch();
+    crate::log::record_panics();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("cliptag")
-            .with_app_id("cliptag")
+            // The desktop ties the window to cliptag's launcher and icon by this id (the Wayland
+            // app id, the X11 window class).
+            .with_app_id(crate::paths::APP_ID)
+            .with_icon(std::sync::Arc::new(window_icon()))
             .with_inner_size([1280.0, 800.0])
             .with_min_inner_size([720.0, 480.0])
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Glow,
+        // In the config folder; eframe's own default would be the data folder, beside the
+        // library.
+        persistence_path: crate::paths::settings_file(),
         ..Default::default()
     };
     eframe::run_native(
@@ -530,13 +600,15 @@ pub fn run(db: Option<PathBuf>, model: Option<String>) -> anyhow::Result<()> {
             }));
             let ctx = cc.egui_ctx.clone();
             let waker: worker::Waker = Arc::new(move || ctx.request_repaint());
-            Ok(Box::new(CliptagApp::new(
+            let mut app = CliptagApp::new(
                 waker,
                 settings,
                 db,
                 model,
                 Box::new(crate::library::ClipLoader),
-            )))
+            );
+            app.open_paths(open);
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))

@@ -20,7 +20,10 @@ pub use run::run;
 #[derive(Parser)]
 #[command(
     name = "cliptag",
-    version,
+    version = crate::about::VERSION_LINE,
+    // `cliptag ~/Pictures/Holiday` opens the app on that folder; a word that names a command is
+    // the command, also after global options (`cliptag --db lib.sqlite vocab list`).
+    subcommand_precedence_over_arg = true,
     about = "Tag a folder of photos with CLIP, using your own words"
 )]
 pub struct Cli {
@@ -30,6 +33,10 @@ pub struct Cli {
     /// Threads for the app's model and scoring (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub threads: Option<u16>,
+    /// Folders or photos to add to the library and open in the app (as the file manager's
+    /// "Open with" passes them).
+    #[arg(value_name = "PATH")]
+    pub open: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -49,6 +56,15 @@ pub struct SharedThreads {
     /// Threads for the model's kernels and for scoring (default: one per core).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
     pub threads: Option<u16>,
+}
+
+/// The folders and photos named on the command line (or by the file manager), as full paths; one
+/// that does not exist is an error before any window opens.
+pub fn paths_to_open(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|path| std::fs::canonicalize(path).map_err(|e| crate::Error::io(path, e).into()))
+        .collect()
 }
 
 impl Cli {

@@ -59,6 +59,8 @@ pub struct LibrarySnapshot {
     pub probability_scores: bool,
     /// The library's model, as people know it.
     pub model_name: String,
+    /// Where the model comes from (a hub repository or a folder).
+    pub model_source: Option<crate::model::hub::ModelSpec>,
     /// How many steps of the person's decisions can be undone, and redone.
     pub history: (i64, i64),
 }
@@ -116,6 +118,7 @@ impl Library {
             groups,
             probability_scores: self.store.logit_bias()?.is_some(),
             model_name: self.model.name.clone(),
+            model_source: Some(self.model.source.clone()),
             history: self.store.history_depth()?,
         })
     }

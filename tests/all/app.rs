@@ -996,3 +996,75 @@ fn the_template_preview_of_a_label_with_its_own_prompts_shows_them() {
     assert!(has_label(&harness, "a tabby cat asleep on a sofa"));
     assert!(!has_label(&harness, "a photo of a housecat."));
 }
+
+/// `cliptag FOLDER` (or a photo, as the file manager's "Open with" passes it) adds the folder to
+/// the library and indexes it; a path that does not exist is refused before any window opens.
+#[test]
+fn paths_given_to_the_app_are_added_and_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    let photos = photo_folder(&fixture_photos()[..3]);
+    let photo = std::fs::read_dir(photos.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let open = cliptag::cli::paths_to_open(&[photo]).unwrap();
+    let mut harness = app_harness(&db, tiny_clip().to_str().unwrap());
+    harness.state_mut().open_paths(open);
+    step_until(&mut harness, "the folder indexed", |h| {
+        h.state().snapshot.indexed == 3 && h.state().gallery.visible().len() == 3
+    });
+    let root = photos.path().canonicalize().unwrap();
+    assert_eq!(harness.state().snapshot.roots, vec![root]);
+
+    let missing = dir.path().join("not-there");
+    let error = cliptag::cli::paths_to_open(std::slice::from_ref(&missing)).unwrap_err();
+    assert!(
+        error.to_string().contains(missing.to_str().unwrap()),
+        "{error}"
+    );
+    let run = crate::support::cliptag(&[missing.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("not-there") && said.contains("No such file"),
+        "{said}"
+    );
+}
+
+/// The window carries cliptag's own icon (the task switcher shows it), made from its SVG.
+#[test]
+fn the_window_has_cliptags_icon() {
+    let icon = cliptag::app::window_icon();
+    assert_eq!((icon.width, icon.height), (256, 256));
+    assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+    // Not blank: the photo's blue sky and the tag's orange are both there.
+    let pixels: Vec<&[u8]> = icon.rgba.chunks(4).collect();
+    assert!(
+        pixels
+            .iter()
+            .any(|p| p[2] > 180 && p[0] < 120 && p[3] == 255)
+    );
+    assert!(
+        pixels
+            .iter()
+            .any(|p| p[0] > 220 && p[1] > 100 && p[1] < 170 && p[2] < 40)
+    );
+}
+
+/// `cliptag --version` says the version and the commit it was built from.
+#[test]
+fn the_version_names_the_commit() {
+    let run = crate::support::cliptag(&["--version"]);
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        said.trim(),
+        format!(
+            "cliptag {} (commit {})",
+            cliptag::about::VERSION,
+            cliptag::about::COMMIT
+        )
+    );
+}

@@ -218,6 +218,43 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         );
         harness.state_mut().windows.show_shortcuts = false;
 
+        // The About window, as a person opens it: from the Help menu; with the crates'
+        // licences unfolded too.
+        harness.get_by_label("Help").click();
+        step_until(&mut harness, "the help menu", |h| {
+            h.query_by_label("About cliptag").is_some()
+        });
+        harness.get_by_label("About cliptag").click();
+        step_until(&mut harness, "the about window", |h| {
+            h.query_by_label("Report a problem").is_some()
+        });
+        harness.step();
+        harness.step();
+        assert!(has_label(
+            &harness,
+            &format!("cliptag {}", cliptag::about::VERSION)
+        ));
+        assert!(has_label(&harness, cliptag::about::COMMIT));
+        // The tiny test model is a folder without a model card: no licence is made up for it.
+        assert!(has_label(&harness, "From the folder"));
+        assert!(has_label(&harness, "Licence: not stated"));
+        assert_layout(&harness, size, "the about window", Some("About cliptag"));
+        harness
+            .get_by_label("Licences of the crates built into cliptag")
+            .click();
+        step_until(&mut harness, "the crates' licences", |h| {
+            h.query_all_by_label_contains("candle-core")
+                .next()
+                .is_some()
+        });
+        assert_layout(
+            &harness,
+            size,
+            "the about window with the licences",
+            Some("About cliptag"),
+        );
+        harness.state_mut().windows.show_about = false;
+
         // Review: the gallery filtered to one label, with its hint line and a photo open.
         let anything = crate::app::label_id(harness.state(), "Anything");
         harness.state_mut().gallery.toggle_tag(anything);
