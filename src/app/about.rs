@@ -14,6 +14,8 @@ impl CliptagApp {
         super::floating("About cliptag", ctx)
             .open(&mut open)
             .collapsible(false)
+            // Sized by what it holds, so unfolding the licences makes it taller.
+            .resizable(false)
             .default_width(460.0)
             .max_width(460.0)
             .show(ctx, |ui| {
@@ -61,8 +63,10 @@ impl CliptagApp {
                 egui::CollapsingHeader::new("Licences of the crates built into cliptag")
                     .id_salt("crate licences")
                     .show(ui, |ui| {
+                        // As tall as the screen leaves below the rest of the window.
+                        let room = (ctx.content_rect().height() - 440.0).clamp(80.0, 260.0);
                         egui::ScrollArea::vertical()
-                            .max_height(220.0)
+                            .max_height(room)
                             .show(ui, |ui| {
                                 for line in about::CRATE_LICENCES.lines() {
                                     ui.label(line);

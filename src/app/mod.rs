@@ -534,6 +534,15 @@ impl eframe::App for CliptagApp {
 /// finishes first).
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
+/// The library the app opens: `--db`, else the one it had open last, else the default one. A
+/// relative `--db` is made whole: the app remembers the library for its next start, which may be
+/// from another folder (the launcher's), and About opens its folder.
+pub fn library_path(db: Option<PathBuf>, remembered: Option<PathBuf>) -> PathBuf {
+    db.map(|db| std::path::absolute(&db).unwrap_or(db))
+        .or(remembered)
+        .unwrap_or_else(crate::library::default_db_path)
+}
+
 /// "the folder X" or "3 folders" for the status line.
 fn describe_paths(paths: &[PathBuf]) -> String {
     match paths {
@@ -590,9 +599,7 @@ pub fn run(db: Option<PathBuf>, model: Option<String>, open: Vec<PathBuf>) -> an
                 .storage
                 .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
                 .unwrap_or_default();
-            let db = db
-                .or_else(|| settings.db.clone())
-                .unwrap_or_else(crate::library::default_db_path);
+            let db = library_path(db, settings.db.clone());
             let ctx = cc.egui_ctx.clone();
             signals.set(Arc::new(move || {
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -1068,3 +1068,21 @@ fn the_version_names_the_commit() {
         )
     );
 }
+
+/// `cliptag --db lib.sqlite` remembers the library by its whole path: the next start, from the
+/// launcher in another folder, opens the same library.
+#[test]
+fn a_relative_library_path_is_remembered_whole() {
+    let here = std::env::current_dir().unwrap();
+    let chosen = cliptag::app::library_path(Some("lib.sqlite".into()), None);
+    assert_eq!(chosen, here.join("lib.sqlite"));
+    let remembered = here.join("elsewhere/last.sqlite");
+    assert_eq!(
+        cliptag::app::library_path(None, Some(remembered.clone())),
+        remembered
+    );
+    assert_eq!(
+        cliptag::app::library_path(None, None),
+        cliptag::library::default_db_path()
+    );
+}
