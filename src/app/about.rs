@@ -11,6 +11,7 @@ impl CliptagApp {
     pub(super) fn about_window(&mut self, ctx: &egui::Context) {
         let mut open = self.windows.show_about;
         let mut show_folder = None;
+        let mut copied = false;
         super::floating("About cliptag", ctx)
             .open(&mut open)
             .collapsible(false)
@@ -51,7 +52,20 @@ impl CliptagApp {
                 );
                 ui.add_space(6.0);
                 ui.strong("Problems");
-                ui.hyperlink_to("Report a problem", about::REPORT_URL);
+                // The address as text with a copy button: a desktop without a browser (or
+                // without a way to open one) must still tell the person where to go.
+                ui.label("Report a problem at");
+                ui.horizontal(|ui| {
+                    ui.add(egui::Label::new(about::REPORT_URL).selectable(true));
+                    if ui
+                        .button("Copy address")
+                        .on_hover_text("Copy the address to paste into a browser")
+                        .clicked()
+                    {
+                        ui.ctx().copy_text(about::REPORT_URL.to_string());
+                        copied = true;
+                    }
+                });
                 ui.label("Say what you did, and give the version line above.");
                 if let Some(log) = crate::paths::log_file() {
                     ui.label(format!(
@@ -78,25 +92,30 @@ impl CliptagApp {
         if let Some(folder) = show_folder {
             self.show_folder(folder);
         }
+        if copied {
+            self.say(format!("copied {}", about::REPORT_URL), false);
+        }
     }
 }
 
 /// Where a model comes from and its licence, in words.
 fn model_facts(source: Option<&ModelSpec>) -> (String, String) {
-    let (text, licence) = match source {
+    let (text, licence, unstated) = match source {
         Some(ModelSpec::Hub { repo, revision }) => (
             format!("From https://huggingface.co/{repo} (revision {revision})"),
             about::model_licence(Some(repo), None),
+            "Licence: not stated here; see the model's page above",
         ),
         Some(ModelSpec::Local(dir)) => (
             format!("From the folder {}", dir.display()),
             about::model_licence(None, Some(dir)),
+            "Licence: not stated (the folder has no model card, README.md, naming one)",
         ),
-        None => ("Not known yet".into(), None),
+        None => ("Not known yet".into(), None, "Licence: not known yet"),
     };
     let licence = match licence {
         Some(licence) => format!("Licence: {licence}"),
-        None => "Licence: not stated; see the model's own page".into(),
+        None => unstated.into(),
     };
     (text, licence)
 }

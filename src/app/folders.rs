@@ -62,6 +62,37 @@ impl Default for FolderChooser {
     }
 }
 
+/// A path as a person types or pastes it: surrounding quotes (a file manager's "Copy" often adds
+/// them) are dropped, and `~` is their home folder, as in a shell.
+pub fn typed_path(text: &str) -> PathBuf {
+    let text = text.trim();
+    let text = ['"', '\'']
+        .iter()
+        .find_map(|q| text.strip_prefix(*q).and_then(|t| t.strip_suffix(*q)))
+        .unwrap_or(text);
+    let home = || directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf());
+    if text == "~" {
+        return home().unwrap_or_else(|| PathBuf::from(text));
+    }
+    if let Some(rest) = text.strip_prefix("~/")
+        && let Some(home) = home()
+    {
+        return home.join(rest);
+    }
+    PathBuf::from(text)
+}
+
+/// The path field's example: the person's own Pictures folder.
+fn example_folder() -> String {
+    directories::UserDirs::new()
+        .and_then(|d| d.picture_dir().map(|p| p.display().to_string()))
+        .or_else(|| {
+            directories::BaseDirs::new()
+                .map(|b| b.home_dir().join("Pictures").display().to_string())
+        })
+        .unwrap_or_else(|| "/home/me/Pictures".into())
+}
+
 const NO_DIALOG: &str = "This desktop has no file dialog cliptag can open (no desktop portal): \
                          type or paste the path.";
 
@@ -176,7 +207,7 @@ impl CliptagApp {
                         .add(
                             egui::TextEdit::singleline(&mut self.windows.folders.text)
                                 .desired_width(280.0)
-                                .hint_text("/home/me/Pictures"),
+                                .hint_text(example_folder()),
                         )
                         .labelled_by(label.id);
                     if std::mem::take(&mut self.windows.folders.focus_path) {
@@ -188,7 +219,7 @@ impl CliptagApp {
                         .add_enabled(!typed.is_empty(), egui::Button::new("Add folder"))
                         .clicked();
                     if (clicked || enter) && !typed.is_empty() {
-                        add = Some(PathBuf::from(typed));
+                        add = Some(typed_path(typed));
                     }
                 });
                 ui.label("A folder dropped onto the window is added too.");
@@ -332,5 +363,28 @@ impl CliptagApp {
         } else if !open {
             self.windows.folders.prompt = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_path_may_start_at_home_and_be_quoted() {
+        let home = directories::BaseDirs::new()
+            .unwrap()
+            .home_dir()
+            .to_path_buf();
+        assert_eq!(typed_path(" ~/Pictures "), home.join("Pictures"));
+        assert_eq!(typed_path("~"), home);
+        assert_eq!(
+            typed_path("'/tmp/My Photos'"),
+            PathBuf::from("/tmp/My Photos")
+        );
+        assert_eq!(typed_path("\"/tmp/a\""), PathBuf::from("/tmp/a"));
+        // Only a leading ~ is the home folder; another person's (~bob) is left as typed.
+        assert_eq!(typed_path("/tmp/~x"), PathBuf::from("/tmp/~x"));
+        assert_eq!(typed_path("~bob/x"), PathBuf::from("~bob/x"));
     }
 }

@@ -573,6 +573,13 @@ pub fn window_icon() -> egui::IconData {
 /// Opens the desktop app on `db` (or the last library, or the default one), adding the folders
 /// (or the folders of the photos) in `open` to it.
 pub fn run(db: Option<PathBuf>, model: Option<String>, open: Vec<PathBuf>) -> anyhow::Result<()> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        anyhow::bail!(
+            "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
+             the commands work without one: see cliptag --help"
+        );
+    }
     let signals = signals::watch();
     crate::log::record_panics();
     let options = eframe::NativeOptions {

@@ -4,7 +4,6 @@
 use super::{CliptagApp, DialogKind, DialogResult};
 use crate::library::{Direction, ModelStatus};
 use crate::worker::Command;
-use std::path::PathBuf;
 use std::time::Instant;
 
 impl CliptagApp {
@@ -156,7 +155,7 @@ impl CliptagApp {
                 let edit = edit.labelled_by(label.id);
                 let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                 if (ui.button("Index").clicked() || enter) && !self.windows.folder_text.trim().is_empty() {
-                    self.open_folder(PathBuf::from(self.windows.folder_text.trim()));
+                    self.open_folder(super::folders::typed_path(&self.windows.folder_text));
                 }
             });
         });

@@ -1086,3 +1086,25 @@ fn a_relative_library_path_is_remembered_whole() {
         cliptag::library::default_db_path()
     );
 }
+
+/// Without a display, the app says so in words and points to the commands, instead of the
+/// windowing library's own error.
+#[test]
+fn without_a_display_the_app_says_why_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cliptag"))
+        .arg("--db")
+        .arg(dir.path().join("lib.sqlite"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        said.contains("no display to open the window on") && said.contains("cliptag --help"),
+        "{said}"
+    );
+    assert!(!said.contains(".cargo"), "{said}");
+}

@@ -226,7 +226,7 @@ fn the_window_holds_at_a_laptops_size_and_a_desktops_in_every_main_state() {
         });
         harness.get_by_label("About cliptag").click();
         step_until(&mut harness, "the about window", |h| {
-            h.query_by_label("Report a problem").is_some()
+            h.query_by_label("Copy address").is_some()
         });
         harness.step();
         harness.step();
