@@ -136,6 +136,9 @@ fn index(
     dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let mut library = create(db, model)?;
+    if let Some(why) = library.thumbnail_problem() {
+        eprintln!("cliptag: thumbnails will not be kept: {why}");
+    }
     let bar = progress_bar();
     let mut report = |p: &Progress| show_progress(&bar, p);
     let summary = library.index(dirs, options, RunControl::default(), &mut report)?;

@@ -111,10 +111,11 @@ impl Library {
             {
                 return Err(target::refused(path, "it is a photo in this library"));
             }
-            let mut head = [0u8; 64];
+            let mut head = vec![0u8; 8192];
             let read = std::fs::File::open(file)
-                .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+                .and_then(|f| std::io::Read::read(&mut std::io::Read::take(f, 8192), &mut head))
                 .unwrap_or(0);
+            head.truncate(read);
             if read > 0 && crate::imaging::is_photo(&head[..read]) {
                 return Err(target::refused(path, "it is an image"));
             }
@@ -124,6 +125,11 @@ impl Library {
                     path,
                     "it is a database (another cliptag library or a backup?)",
                 ));
+            }
+            // A CSV or vocabulary file is replaced; anything else stays. A camera RAW, a video,
+            // a document or a program is not text; a sidecar is text, but another program's.
+            if let Some(why) = not_replaceable(file, &head) {
+                return Err(target::refused(path, why));
             }
         }
         Ok(target)
@@ -196,4 +202,34 @@ impl Library {
         }
         Ok(report)
     }
+}
+
+/// Why an existing file at an export's path is not one an export may replace (`head`: its
+/// first bytes), or `None` for a text file such as an earlier export.
+fn not_replaceable(file: &Path, head: &[u8]) -> Option<&'static str> {
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => Some(text),
+        // The first bytes may end inside a character.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok(),
+        Err(_) => None,
+    };
+    let Some(text) = text.filter(|t| !t.contains('\0')) else {
+        return Some("it is not a text file (a camera RAW, a video, a document?); give a new name");
+    };
+    let sidecar = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xmp"))
+        || text.contains("<x:xmpmeta")
+        || text.contains("<?xpacket");
+    if sidecar {
+        return Some("it is an XMP sidecar; give a new name");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o111 != 0) {
+            return Some("it is a program (it can be run); give a new name");
+        }
+    }
+    None
 }

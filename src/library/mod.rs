@@ -136,6 +136,8 @@ pub struct Library {
     /// The thumbnail cache beside the database (none for an in-memory library, or where it
     /// cannot be opened: thumbnails are then made from the photos each time).
     thumbnails: Option<ThumbnailCache>,
+    /// Why the library has no thumbnail cache, where opening one failed.
+    thumbnail_problem: Option<String>,
     /// The embeddings file beside the database (none for an in-memory library: its exact
     /// vectors stay in memory).
     vectors: Option<PathBuf>,
@@ -151,7 +153,10 @@ impl Library {
     /// Opens (creating if needed) the library at `db`; a new one gets the default vocabulary.
     pub fn open(db: &Path, options: LibraryOptions) -> Result<Self> {
         let mut library = Self::with_store(Store::open(db)?, options)?;
-        library.thumbnails = ThumbnailCache::of_library(db).ok();
+        match ThumbnailCache::of_library(db) {
+            Ok(cache) => library.thumbnails = Some(cache),
+            Err(e) => library.thumbnail_problem = Some(e.to_string()),
+        }
         static FORGET: std::sync::Once = std::sync::Once::new();
         FORGET.call_once(|| {
             crate::store::thumbnails::forget_gone_libraries();
@@ -161,6 +166,12 @@ impl Library {
         // the first time something is tagged.
         library.notice_outside_writes()?;
         Ok(library)
+    }
+
+    /// Why no thumbnail cache could be opened (thumbnails are then made from the photos each
+    /// time they are shown).
+    pub fn thumbnail_problem(&self) -> Option<&str> {
+        self.thumbnail_problem.as_deref()
     }
 
     /// The thumbnail cache, where the library has one.
@@ -205,6 +216,7 @@ impl Library {
             model: ModelSlot::new(options.loader, source, id, name),
             scores: ScoreCache::default(),
             thumbnails: None,
+            thumbnail_problem: None,
             vectors: None,
             preload: None,
         })

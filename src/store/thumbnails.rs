@@ -112,28 +112,106 @@ enum MoveFailed {
 
 /// Moves the cache at `old` (beside its library) to `new` in the cache folder: copied whole by
 /// SQLite (with what its write-ahead log holds, across file systems), put in place by a rename,
-/// and only then removed from beside the library.
+/// and only then removed from beside the library. Where `new` exists but holds nothing (an
+/// earlier opening could not read `old`), `old`'s thumbnails are copied into it. `old` is read
+/// without writing to it, so a cache in a read-only folder moves too (and stays where it was).
 fn move_cache(old: &Path, new: &Path) -> std::result::Result<(), MoveFailed> {
-    let cache = ThumbnailCache::open(old).map_err(|_| MoveFailed::NotOurs)?;
+    let source = open_read_only(old).ok_or(MoveFailed::NotOurs)?;
+    if !is_ours(&source) {
+        return Err(MoveFailed::NotOurs);
+    }
     let io = |_: std::io::Error| MoveFailed::Io;
     let dir = new.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut partial = new.as_os_str().to_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let _ = std::fs::remove_file(&partial);
-    cache
-        .conn
-        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+    if new.exists() {
+        let mut target = ThumbnailCache::open(new).map_err(|_| MoveFailed::Io)?;
+        if target.usage().map_err(|_| MoveFailed::Io)?.0 > 0 {
+            // Filled already: what was beside the library is an older copy.
+            return Ok(());
+        }
+        drop(source);
+        let tx = target.conn.transaction().map_err(|_| MoveFailed::Io)?;
+        tx.execute("ATTACH DATABASE ?1 AS old", [sqlite_uri(old, "mode=ro")])
+            .map_err(|_| MoveFailed::Io)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO thumbnails (hash, jpeg, bytes, used)
+             SELECT hash, jpeg, bytes, used FROM old.thumbnails",
+            [],
+        )
         .map_err(|_| MoveFailed::Io)?;
-    std::fs::rename(&partial, new).map_err(io)?;
-    drop(cache);
+        tx.commit().map_err(|_| MoveFailed::Io)?;
+        let _ = target.conn.execute("DETACH DATABASE old", []);
+    } else {
+        let mut partial = new.as_os_str().to_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let _ = std::fs::remove_file(&partial);
+        source
+            .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+            .map_err(|_| MoveFailed::Io)?;
+        drop(source);
+        std::fs::rename(&partial, new).map_err(io)?;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut name = old.as_os_str().to_os_string();
         name.push(suffix);
         let _ = std::fs::remove_file(PathBuf::from(name));
     }
     Ok(())
+}
+
+/// Opens `path` for reading only, never writing beside it: normally (which reads what its
+/// write-ahead log holds), else as immutable (a read-only folder where SQLite cannot make the
+/// log's index).
+fn open_read_only(path: &Path) -> Option<Connection> {
+    if !path.is_file() {
+        return None;
+    }
+    let read = |conn: Connection| {
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .ok()
+        .map(|_| conn)
+    };
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()
+        .and_then(read)
+        .or_else(|| {
+            Connection::open_with_flags(
+                sqlite_uri(path, "immutable=1"),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .ok()
+            .and_then(read)
+        })
+}
+
+/// Whether the database open on `conn` is a thumbnail cache cliptag made.
+fn is_ours(conn: &Connection) -> bool {
+    let Ok(id) = conn.pragma_query_value(None, "application_id", |r| r.get::<_, i32>(0)) else {
+        return false;
+    };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default();
+    id == CACHE_ID || (id == 0 && !tables.is_empty() && tables.iter().all(|t| t == "thumbnails"))
+}
+
+/// A `file:` URI for `path` with `query`, every byte outside the unreserved set escaped.
+fn sqlite_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
 }
 
 /// How long the cache of a library that is gone is kept, in case its disk comes back.
@@ -156,7 +234,11 @@ pub fn forget_gone_libraries() -> usize {
         if path.extension().is_none_or(|e| e != "sqlite") {
             continue;
         }
-        let Ok(conn) = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        // Immutable: looking leaves no journal files beside another library's cache.
+        let Ok(conn) = Connection::open_with_flags(
+            sqlite_uri(&path, "immutable=1"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        ) else {
             continue;
         };
         let library: Option<String> = conn
@@ -166,7 +248,9 @@ pub fn forget_gone_libraries() -> usize {
         let Some(library) = library.map(PathBuf::from) else {
             continue;
         };
-        if library.exists() {
+        // Only a database that is certainly not there is gone: one that cannot be looked at
+        // (no permission, a drive that answers with an error) is kept.
+        if !matches!(library.try_exists(), Ok(false)) {
             continue;
         }
         let idle = entry
@@ -211,7 +295,7 @@ impl ThumbnailCache {
             // A cache folder that cannot be made (a read-only home): beside the library.
             return Self::open(&old);
         }
-        if !path.exists() && old.exists() {
+        if old.exists() {
             match move_cache(&old, &path) {
                 Ok(()) => {}
                 Err(MoveFailed::NotOurs) => {}

@@ -987,3 +987,64 @@ fn an_export_removes_what_a_killed_export_left_behind() {
         "a file not left by a dead cliptag went"
     );
 }
+
+/// An export replaces a text file (an earlier CSV, a vocabulary file) and nothing else: a camera
+/// RAW, a video, a sidecar or a program at the path stays as it was, and the refusal says why.
+#[test]
+fn exports_replace_text_files_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, db, _) = cli_library();
+    let db = db.to_str().unwrap();
+    let mut cr3 = b"\0\0\0\x18ftypcrx \0\0\0\x01crx isom".to_vec();
+    cr3.extend((0..5000u32).map(|i| (i * 7 + 3) as u8));
+    let sidecar = "<?xpacket begin=\"\"?>\n<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"></x:xmpmeta>\n";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("IMG_0001.CR3", cr3, "not a text file"),
+        (
+            "clip.mp4",
+            b"\0\0\0\x20ftypisom\0\0\x02\0".to_vec(),
+            "not a text file",
+        ),
+        (
+            "latin1.csv",
+            b"caf\xe9;cr\xe8me\n".to_vec(),
+            "not a text file",
+        ),
+        ("IMG_0001.xmp", sidecar.as_bytes().to_vec(), "XMP sidecar"),
+        ("notes.txt", sidecar.as_bytes().to_vec(), "XMP sidecar"),
+        ("run.sh", b"#!/bin/sh\necho hi\n".to_vec(), "a program"),
+    ];
+    for (name, bytes, why) in &cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        if name.ends_with(".sh") {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let target = path.to_str().unwrap();
+        for args in [
+            vec!["export", "--db", db, "--csv", target],
+            vec!["vocab", "export", "--db", db, target],
+        ] {
+            let run = cliptag(&args);
+            let said = String::from_utf8_lossy(&run.stderr);
+            assert!(!run.status.success(), "{args:?} replaced {name}");
+            assert!(
+                said.contains(why) && said.contains(name),
+                "{args:?}: {said}"
+            );
+            assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name} changed");
+        }
+    }
+    // An earlier export, and a vocabulary file, are replaced as before.
+    let csv = dir.path().join("tags.csv");
+    std::fs::write(&csv, "path,tags\n\"é\",x\n").unwrap();
+    cliptag_ok(&["export", "--db", db, "--csv", csv.to_str().unwrap()]);
+    assert_ne!(
+        std::fs::read_to_string(&csv).unwrap(),
+        "path,tags\n\"é\",x\n"
+    );
+    let toml = dir.path().join("vocabulary.toml");
+    std::fs::write(&toml, "[labels]\n").unwrap();
+    cliptag_ok(&["vocab", "export", "--db", db, toml.to_str().unwrap()]);
+    assert_ne!(std::fs::read_to_string(&toml).unwrap(), "[labels]\n");
+}

@@ -164,3 +164,97 @@ fn the_caches_of_libraries_that_are_gone_are_removed() {
     assert!(caches[0].exists(), "the library that is still there");
     assert!(!caches[1].exists(), "the library that is gone");
 }
+
+/// A cache left beside a library after an earlier opening made an empty one in the cache folder
+/// (the old one could not be read then) is still moved: its thumbnails are copied in.
+#[test]
+fn an_old_cache_is_moved_into_an_empty_new_one() {
+    use cliptag::store::thumbnails::{beside_path, cache_path};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    drop(cliptag::store::Store::open(&db).unwrap());
+    drop(ThumbnailCache::of_library(&db).unwrap());
+    let old = beside_path(&db);
+    let mut cache = ThumbnailCache::open(&old).unwrap();
+    cache.put("a", vec![1]).unwrap();
+    cache.put("b", vec![2]).unwrap();
+    drop(cache);
+
+    let moved = ThumbnailCache::of_library(&db).unwrap();
+    assert_eq!(moved.path(), cache_path(&db).as_path());
+    assert_eq!(moved.get("b").unwrap(), Some(vec![2]));
+    assert_eq!(moved.usage().unwrap().0, 2);
+    assert!(!old.exists());
+
+    // Once the cache folder's copy holds thumbnails, an old copy that turns up again is left
+    // where it is, untouched.
+    let mut stale = ThumbnailCache::open(&old).unwrap();
+    stale.put("c", vec![3]).unwrap();
+    drop(stale);
+    drop(moved);
+    let again = ThumbnailCache::of_library(&db).unwrap();
+    assert_eq!(again.get("c").unwrap(), None);
+    assert!(old.exists());
+}
+
+/// Looking for caches of libraries that are gone leaves nothing beside the caches it reads.
+#[test]
+fn looking_for_gone_libraries_writes_nothing_beside_their_caches() {
+    use cliptag::store::thumbnails::{cache_path, forget_gone_libraries};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lib.sqlite");
+    drop(cliptag::store::Store::open(&db).unwrap());
+    ThumbnailCache::of_library(&db)
+        .unwrap()
+        .put("h", vec![1])
+        .unwrap();
+    let cache = cache_path(&db);
+    let shm = std::path::PathBuf::from(format!("{}-shm", cache.display()));
+    let wal = std::path::PathBuf::from(format!("{}-wal", cache.display()));
+    assert!(
+        !shm.exists() && !wal.exists(),
+        "closed caches keep no journal"
+    );
+    forget_gone_libraries();
+    assert!(cache.exists());
+    assert!(
+        !shm.exists() && !wal.exists(),
+        "the scan left journal files"
+    );
+}
+
+/// Where no thumbnail cache can be kept (the cache folder and the place beside the library are
+/// both someone else's), indexing still works and says so.
+#[test]
+fn indexing_says_when_thumbnails_cannot_be_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // A file where the cache folder would be, and a person's file beside the library.
+    std::fs::write(home.join(".cache"), "mine").unwrap();
+    let db = dir.path().join("lib.sqlite");
+    std::fs::write(cliptag::store::thumbnails::beside_path(&db), "notes").unwrap();
+    let photos = photo_folder(&fixture_photos()[..2]);
+    let run = crate::support::cliptag_with_env(
+        &[
+            "index",
+            "--db",
+            db.to_str().unwrap(),
+            "--model",
+            crate::support::tiny_clip().to_str().unwrap(),
+            photos.path().to_str().unwrap(),
+        ],
+        &[("HOME", home.to_str().unwrap()), ("XDG_CACHE_HOME", "")],
+    );
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    assert!(said.contains("thumbnails will not be kept"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(home.join(".cache")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cliptag::store::thumbnails::beside_path(&db)).unwrap(),
+        "notes"
+    );
+}
