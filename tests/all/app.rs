@@ -126,6 +126,19 @@ pub(crate) fn has_label(harness: &Harness<'static, CliptagApp>, text: &str) -> b
     harness.query_all_by_label_contains(text).next().is_some()
 }
 
+/// Whether the label editor shows the preview of the draft as it is now (not one still on its
+/// way, which would add rows and move the buttons under a click).
+fn preview_settled(harness: &Harness<'static, CliptagApp>) -> bool {
+    harness
+        .query_all_by_label_contains("With these changes:")
+        .next()
+        .and_then(|n| {
+            let node = n.accesskit_node();
+            node.label().or_else(|| node.value())
+        })
+        .is_some_and(|text| !text.ends_with('…'))
+}
+
 fn threshold<'h>(harness: &'h Harness<'static, CliptagApp>) -> egui_kittest::Node<'h> {
     harness.get_by_role_and_label(egui::accesskit::Role::Slider, "Threshold")
 }
@@ -204,8 +217,10 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
         (middle / 0.005).round() * 0.005
     };
     threshold(&harness).set_value_accesskit(middle as f64);
+    // Clicks land where a button was drawn: wait until the preview has arrived and the editor's
+    // rows stopped moving.
     step_until(&mut harness, "the middle preview", |h| {
-        has_label(h, "Not saved")
+        has_label(h, "Not saved") && preview_settled(h)
     });
     let set = harness
         .state()
@@ -225,7 +240,9 @@ fn moving_a_threshold_changes_the_live_count_and_the_tags() {
     });
     // Revert goes back to what is stored.
     threshold(&harness).set_value_accesskit(0.9);
-    step_until(&mut harness, "another draft", |h| has_label(h, "Not saved"));
+    step_until(&mut harness, "another draft", |h| {
+        has_label(h, "Not saved") && preview_settled(h)
+    });
     harness.get_by_label("Revert").click();
     step_until(&mut harness, "the stored label", |h| has_label(h, "Saved"));
     let reverted = harness
