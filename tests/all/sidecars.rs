@@ -776,3 +776,32 @@ fn an_ordered_keyword_list_stays_ordered_and_keeps_its_spaces() {
         );
     }
 }
+
+/// A sidecar that fuzzing found (a darktable sidecar with a second XMP packet inside its keyword
+/// list) made the merge slice its text between overlapping places and panic. It is refused with
+/// a reason, and the sidecar is left byte for byte.
+#[test]
+fn a_sidecar_whose_keyword_lists_overlap_is_refused_not_a_panic() {
+    use cliptag::export::xmp::{Keywords, Merge, merge, update};
+    let fixture = fixtures().join("sidecars/fuzz-overlapping-lists.xmp");
+    let bytes = std::fs::read(&fixture).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let request = Merge {
+        wanted: Keywords {
+            subject: words(&["Beach", "Dog"]),
+            hierarchical: words(&["Animals|Dog"]),
+        },
+        owned: Keywords {
+            subject: words(&["Dog", "Old"]),
+            hierarchical: words(&["Animals|Old"]),
+        },
+    };
+    let refused = merge(Some(&text), &request).unwrap_err();
+    assert!(refused.contains("not well formed"), "{refused}");
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("IMG_0002.CR2.xmp");
+    std::fs::write(&sidecar, &bytes).unwrap();
+    assert!(update(&sidecar, &request).is_err());
+    assert_eq!(std::fs::read(&sidecar).unwrap(), bytes);
+}

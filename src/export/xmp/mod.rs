@@ -334,6 +334,22 @@ pub fn merge(existing: Option<&str>, merge: &Merge) -> Result<Merged, String> {
     let place = match insert {
         Insert::Before(at) | Insert::OpenEmpty { slash: at, .. } => at,
     };
+    // What is cut out and where the keywords go must not overlap: in a document that is not
+    // well formed (a second XMP packet inside a keyword list, found by fuzzing) they did, and
+    // slicing the text between them panicked. Such a sidecar is refused, as other broken
+    // ones are, and left as it is.
+    let inside = |cut: &std::ops::Range<usize>| match insert {
+        Insert::Before(at) => cut.start < at && at < cut.end,
+        Insert::OpenEmpty { slash, end } => cut.start < end && slash < cut.end,
+    };
+    let mut previous_end = 0;
+    for cut in &cuts {
+        if cut.start < previous_end || cut.end < cut.start || cut.end > source.len() || inside(cut)
+        {
+            return Err("its XML is not well formed (keyword lists overlap); left as it is".into());
+        }
+        previous_end = cut.end;
+    }
     let mut placed = false;
     for cut in &cuts {
         if !placed && place <= cut.start {
