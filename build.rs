@@ -51,13 +51,24 @@ fn commit(manifest: &Path) -> String {
 fn licences(manifest: &Path) -> Result<String, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = std::env::var("TARGET").map_err(|e| e.to_string())?;
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--locked"])
-        .args(["--filter-platform", &target])
-        .arg("--manifest-path")
-        .arg(manifest.join("Cargo.toml"))
-        .output()
-        .map_err(|e| format!("cargo metadata: {e}"))?;
+    // Offline first (everything built is already downloaded); where Cargo still wants the
+    // manifests of crates for other platforms, it may fetch them.
+    let metadata = |offline: bool| {
+        let mut command = Command::new(&cargo);
+        command
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .args(["--filter-platform", &target])
+            .arg("--manifest-path")
+            .arg(manifest.join("Cargo.toml"));
+        if offline {
+            command.arg("--offline");
+        }
+        command.output()
+    };
+    let mut out = metadata(true).map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        out = metadata(false).map_err(|e| format!("cargo metadata: {e}"))?;
+    }
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
