@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds each fuzz target's corpus with cliptag's own test files (photos, odd and broken images,
-# JPEG forms, HEICs, sidecars, vocabularies), so the fuzzer starts from real structure. Files are
+# JPEG forms, HEICs, camera RAWs, sidecars, vocabularies), so the fuzzer starts from real structure. Files are
 # named by their content, as libFuzzer names what it finds.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +19,8 @@ seed() { # seed TARGET MAX_SIZE NAME_PATTERN... : copies matching fixtures into 
     echo "$target: $(ls "corpus/$target" | wc -l) seeds"
 }
 
-seed decode 400k '*.jpg' '*.jpeg' '*.png' '*.webp' '*.gif' '*.bmp' '*.tif' '*.tiff' '*.heic' '*.heif'
+seed decode 400k '*.jpg' '*.jpeg' '*.png' '*.webp' '*.gif' '*.bmp' '*.tif' '*.tiff' '*.heic' '*.heif' \
+    '*.cr2' '*.cr3' '*.dng' '*.nef' '*.rw2' '*.raf'
 seed jpeg_reduced 400k '*.jpg' '*.jpeg'
 seed heif 1000k '*.heic' '*.heif'
 seed xmp 100k '*.xmp'

@@ -40,6 +40,16 @@ impl CliptagApp {
             );
         }
         ui.label(entry.path.display().to_string());
+        // A camera RAW is tagged from the JPEG its camera embedded: say so, and how large it is,
+        // so a photographer knows what cliptag looked at.
+        let raw = entry
+            .path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(crate::imaging::raw::is_raw_extension);
+        if raw && let Some((width, height)) = entry.size {
+            ui.weak(format!("Camera RAW: embedded preview, {width}×{height}"));
+        }
         if let Some(error) = &entry.error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }

@@ -13,7 +13,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
-use crate::imaging::{heif, jpeg, orientation};
+use crate::imaging::{heif, jpeg, orientation, raw};
 
 /// The most pixels cliptag decodes in one image (about PIL's decompression-bomb limit).
 pub const MAX_PIXELS: u64 = 180_000_000;
@@ -73,10 +73,15 @@ pub fn sniff_format(bytes: &[u8]) -> Option<ImageFormat> {
         .filter(|f| FORMATS.contains(f))
 }
 
-/// Whether `bytes` start like a photo cliptag indexes (any of [`FORMATS`], or HEIC/HEIF).
+/// Whether `bytes` start like a photo cliptag indexes (any of [`FORMATS`], HEIC/HEIF, or a
+/// camera RAW).
 pub fn is_photo(bytes: &[u8]) -> bool {
-    sniff_format(bytes).is_some() || heif::is_heif(bytes)
+    sniff_format(bytes).is_some() || heif::is_heif(bytes) || raw::sniff(bytes).is_some()
 }
+
+/// The smallest embedded preview a camera RAW is tagged from, on its short side: the input of
+/// the models cliptag runs. A smaller one would be enlarged, and tags from it would mislead.
+pub const MIN_PREVIEW_SIDE: u32 = 224;
 
 /// Reads and decodes the image at `path`.
 ///
@@ -84,7 +89,22 @@ pub fn is_photo(bytes: &[u8]) -> bool {
 /// stays at least `2 n` pixels; every other image is decoded at full size.
 pub fn decode_file(path: &Path, reduce_to: Option<u32>) -> Result<Decoded> {
     let bytes = read_photo(path).map_err(|reason| Error::image(path, reason))?;
-    decode_bytes(&bytes, reduce_to).map_err(|reason| Error::image(path, reason))
+    decode_named(&bytes, path, reduce_to).map_err(|reason| Error::image(path, reason))
+}
+
+/// Decodes the bytes of the file at `path`, whose name says what its content may not: a TIFF
+/// named `.srw` or `.sr2` is a camera RAW even without the signatures
+/// [`raw::recognise`] looks for.
+pub fn decode_named(
+    bytes: &[u8],
+    path: &Path,
+    reduce_to: Option<u32>,
+) -> std::result::Result<Decoded, String> {
+    let named_raw = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(raw::is_raw_extension);
+    decode_photo(bytes, named_raw, reduce_to)
 }
 
 /// The largest file read as a photo: well above any camera's (a 180-megapixel 16-bit TIFF is
@@ -116,7 +136,10 @@ pub fn read_photo(path: &Path) -> std::result::Result<Vec<u8>, String> {
     }
     // Any image format is read on (the decoder then names one it does not support); anything
     // else is not.
-    if image::guess_format(&head[..read]).is_err() && !heif::is_heif(&head[..read]) {
+    if image::guess_format(&head[..read]).is_err()
+        && !heif::is_heif(&head[..read])
+        && raw::sniff(&head[..read]).is_none()
+    {
         return Err("not an image (unrecognised content)".into());
     }
     if meta.len() > MAX_PHOTO_BYTES {
@@ -135,8 +158,25 @@ pub fn read_photo(path: &Path) -> std::result::Result<Vec<u8>, String> {
 /// Decodes an image held in memory; the error is the reason alone, for the caller to attach the
 /// file's path.
 pub fn decode_bytes(bytes: &[u8], reduce_to: Option<u32>) -> std::result::Result<Decoded, String> {
+    decode_photo(bytes, false, reduce_to)
+}
+
+fn decode_photo(
+    bytes: &[u8],
+    named_raw: bool,
+    reduce_to: Option<u32>,
+) -> std::result::Result<Decoded, String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
+    }
+    if let Some(kind) = raw::recognise(bytes, named_raw) {
+        return match catch_unwind(AssertUnwindSafe(|| decode_raw(bytes, kind, reduce_to))) {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "damaged camera RAW ({}) file: the decoder failed",
+                kind.name()
+            )),
+        };
     }
     if heif::is_heif(bytes) {
         return match catch_unwind(AssertUnwindSafe(|| heif::decode(bytes, check_size))) {
@@ -151,7 +191,9 @@ pub fn decode_bytes(bytes: &[u8], reduce_to: Option<u32>) -> std::result::Result
         }
         Err(_) => return Err("not an image (unrecognised content)".into()),
     };
-    match catch_unwind(AssertUnwindSafe(|| decode_format(bytes, format, reduce_to))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        decode_format(bytes, format, reduce_to, None)
+    })) {
         Ok(result) => result,
         Err(_) => Err(format!(
             "damaged {} file: the decoder failed",
@@ -172,10 +214,63 @@ fn format_name(format: ImageFormat) -> &'static str {
     }
 }
 
+/// A camera RAW, from the largest of its embedded JPEGs that decodes, turned by the RAW's own
+/// orientation.
+fn decode_raw(
+    bytes: &[u8],
+    kind: raw::Kind,
+    reduce_to: Option<u32>,
+) -> std::result::Result<Decoded, String> {
+    let name = kind.name();
+    let previews = raw::previews(bytes, kind)?;
+    // Each JPEG with the size its frame declares, largest first; those whose header is already
+    // wrong are set aside with their reason.
+    let mut sized: Vec<(u64, &[u8])> = Vec::new();
+    let mut reasons = Vec::new();
+    for jpeg in &previews.jpegs {
+        match jpeg::check_complete(jpeg) {
+            Ok(Some(frame)) => match frame.refusal() {
+                None => sized.push((u64::from(frame.width) * u64::from(frame.height), jpeg)),
+                Some(reason) => reasons.push(reason),
+            },
+            Ok(None) => reasons.push("damaged JPEG: it has no frame".to_string()),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    sized.sort_by_key(|&(pixels, _)| std::cmp::Reverse(pixels));
+    for (_, jpeg) in sized {
+        match decode_format(jpeg, ImageFormat::Jpeg, reduce_to, previews.orientation) {
+            Ok(decoded) => {
+                let (width, height) = decoded.display_size;
+                if width.min(height) < MIN_PREVIEW_SIDE {
+                    return Err(format!(
+                        "camera RAW ({name}): its largest embedded preview is {width}×{height}, \
+                         too small to tag (cliptag reads RAW files from their previews)"
+                    ));
+                }
+                return Ok(decoded);
+            }
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    Err(match reasons.first() {
+        None => format!(
+            "camera RAW ({name}) with no embedded preview: cliptag reads RAW files from their \
+             previews and cannot decode the sensor data yet"
+        ),
+        Some(reason) => {
+            format!("camera RAW ({name}): no embedded preview could be read (the first: {reason})")
+        }
+    })
+}
+
+/// Decodes an image of `format`; `turn`, where given, is the orientation to show it in, in
+/// place of what its own metadata asks (a RAW's preview takes the RAW's).
 fn decode_format(
     bytes: &[u8],
     format: ImageFormat,
     reduce_to: Option<u32>,
+    turn: Option<image::metadata::Orientation>,
 ) -> std::result::Result<Decoded, String> {
     if format == ImageFormat::Jpeg {
         // The declared size is checked before anything is decoded: reduced-size decoding of a
@@ -196,6 +291,7 @@ fn decode_format(
                 return Ok(upright(
                     bytes,
                     format,
+                    turn,
                     stored,
                     (width, height),
                     8 / u32::from(dct),
@@ -210,7 +306,14 @@ fn decode_format(
         {
             check_size(scaled.image.width(), scaled.image.height())?;
             let stored = (frame.width, frame.height);
-            return Ok(upright(bytes, format, scaled.image, stored, scaled.scale));
+            return Ok(upright(
+                bytes,
+                format,
+                turn,
+                scaled.image,
+                stored,
+                scaled.scale,
+            ));
         }
     }
     let name = format_name(format);
@@ -223,11 +326,13 @@ fn decode_format(
     limits()
         .reserve(decoder.total_bytes())
         .map_err(|_| format!("{width}×{height} pixels is too large to decode"))?;
-    let orientation = orientation::of(bytes, format).unwrap_or_else(|| {
-        decoder
-            .orientation()
-            .unwrap_or(image::metadata::Orientation::NoTransforms)
-    });
+    let orientation = turn
+        .or_else(|| orientation::of(bytes, format))
+        .unwrap_or_else(|| {
+            decoder
+                .orientation()
+                .unwrap_or(image::metadata::Orientation::NoTransforms)
+        });
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| describe(name, &e))?;
     image.apply_orientation(orientation);
     let display_size = (image.width(), image.height());
@@ -240,15 +345,18 @@ fn decode_format(
 }
 
 /// A JPEG decoded at `1 / scale` of its stored size `(width, height)`, turned upright by its
-/// EXIF orientation.
+/// EXIF orientation (or by `turn`, where given).
 fn upright(
     bytes: &[u8],
     format: ImageFormat,
+    turn: Option<image::metadata::Orientation>,
     stored: RgbImage,
     (width, height): (u32, u32),
     scale: u32,
 ) -> Decoded {
-    let turn = orientation::of(bytes, format).unwrap_or(image::metadata::Orientation::NoTransforms);
+    let turn = turn
+        .or_else(|| orientation::of(bytes, format))
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     // The last decoded column and row cover whole blocks, part of them past the photo.
     let padding = (
         (stored.width() * scale).saturating_sub(width),

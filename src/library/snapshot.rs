@@ -18,6 +18,8 @@ pub struct ImageEntry {
     pub error: Option<String>,
     /// BLAKE3 of its bytes, hex (keys its cached thumbnail).
     pub hash: Option<String>,
+    /// Width and height as displayed, once it has been read (a camera RAW's are its preview's).
+    pub size: Option<(u32, u32)>,
     /// Tags on the photo (rejections included, marked as such).
     pub tags: Vec<(i64, TagSource)>,
 }
@@ -74,6 +76,7 @@ impl ImageEntry {
             status: row.status,
             error: row.error,
             hash: row.hash,
+            size: row.width.zip(row.height),
             tags,
         }
     }

@@ -10,12 +10,9 @@ use crate::imaging::is_photo;
 /// Extensions of the formats cliptag decodes.
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif"];
 const MORE_IMAGE_EXTENSIONS: [&str; 4] = ["tiff", "heic", "heif", "hif"];
-/// Camera raw files are TIFF containers whose TIFF view is at best a thumbnail; they are left
-/// alone rather than indexed from that thumbnail.
-const RAW_EXTENSIONS: [&str; 14] = [
-    "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "dng", "orf", "rw2", "raf", "pef",
-    "srw",
-];
+/// Camera RAW formats cliptag cannot read even a preview from yet (Canon's CIFF, Sigma's X3F,
+/// Minolta's MRW): left alone rather than listed as failures by the hundred.
+const UNREAD_RAW_EXTENSIONS: [&str; 3] = ["crw", "x3f", "mrw"];
 
 /// A candidate image file with its fingerprint.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,11 +61,12 @@ pub fn is_candidate(path: &Path) -> bool {
     match extension(path) {
         Some(ext)
             if IMAGE_EXTENSIONS.contains(&ext.as_str())
-                || MORE_IMAGE_EXTENSIONS.contains(&ext.as_str()) =>
+                || MORE_IMAGE_EXTENSIONS.contains(&ext.as_str())
+                || crate::imaging::raw::is_raw_extension(&ext) =>
         {
             true
         }
-        Some(ext) if RAW_EXTENSIONS.contains(&ext.as_str()) => false,
+        Some(ext) if UNREAD_RAW_EXTENSIONS.contains(&ext.as_str()) => false,
         _ => sniff(path),
     }
 }

@@ -999,7 +999,8 @@ fn exports_replace_text_files_only() {
     cr3.extend((0..5000u32).map(|i| (i * 7 + 3) as u8));
     let sidecar = "<?xpacket begin=\"\"?>\n<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"></x:xmpmeta>\n";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("IMG_0001.CR3", cr3, "not a text file"),
+        // A camera RAW is a photo cliptag reads.
+        ("IMG_0001.CR3", cr3, "it is an image"),
         (
             "clip.mp4",
             b"\0\0\0\x20ftypisom\0\0\x02\0".to_vec(),

@@ -199,13 +199,25 @@ pub(crate) fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 #[test]
 fn decoder_survives_random_and_mutated_bytes() {
     let mut seeds: Vec<Vec<u8>> = Vec::new();
-    for dir in ["images", "odd-images", "heic", "jpeg-forms"] {
+    for dir in ["images", "odd-images", "heic", "jpeg-forms", "raw"] {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if matches!(
                 ext,
-                "jpg" | "png" | "gif" | "webp" | "bmp" | "tiff" | "heic"
+                "jpg"
+                    | "png"
+                    | "gif"
+                    | "webp"
+                    | "bmp"
+                    | "tiff"
+                    | "heic"
+                    | "cr2"
+                    | "cr3"
+                    | "dng"
+                    | "nef"
+                    | "rw2"
+                    | "raf"
             ) {
                 let bytes = std::fs::read(&path).unwrap();
                 if !bytes.is_empty() && bytes.len() < 300_000 {
@@ -216,6 +228,11 @@ fn decoder_survives_random_and_mutated_bytes() {
     }
     let heif_seeds = seeds.iter().filter(|s| imaging::heif::is_heif(s)).count();
     assert!(heif_seeds >= 6, "{heif_seeds} HEIC seeds");
+    let raw_seeds = seeds
+        .iter()
+        .filter(|s| imaging::raw::recognise(s, false).is_some())
+        .count();
+    assert!(raw_seeds >= 10, "{raw_seeds} camera RAW seeds");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let cases = 1500;
     let mut decoded = 0;

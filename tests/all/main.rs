@@ -24,6 +24,7 @@ mod naive_clip;
 mod oracle;
 mod parity;
 mod precision;
+mod raw;
 mod retag;
 mod sidecars;
 mod siglip;

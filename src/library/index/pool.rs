@@ -213,7 +213,7 @@ fn decode_job(job: &Job, decoding: &Decoding) -> (Outcome, Duration, Duration) {
         return (Outcome::Deferred, started.elapsed(), Duration::ZERO);
     };
     let reduce_to = decoding.reduced_jpeg.then_some(preprocess.min_short_side());
-    match imaging::decode_bytes(&bytes, reduce_to) {
+    match imaging::decode_named(&bytes, &job.path, reduce_to) {
         Ok(decoded) => {
             drop(bytes);
             let decode = started.elapsed();
