@@ -22,6 +22,9 @@ pub(super) fn decode_times(
             ("full decode", None),
             ("reduced-size decode", Some(config.min_short_side())),
         ]
+    } else if format == "RAW" {
+        // The largest embedded JPEG, decoded at a reduced size as a JPEG photo is.
+        &[("embedded preview", Some(config.min_short_side()))]
     } else {
         // HEVC has no reduced-size decoding: every HEIC is decoded whole.
         &[("full decode", Some(config.min_short_side()))]

@@ -98,6 +98,96 @@ fn heic_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The folder of camera RAWs beside the JPEGs' (`…-raw`), made from the first JPEGs as a Nikon
+/// writes a NEF if it holds none: IFD0 with the maker and orientation, a SubIFD holding the
+/// full-size JPEG (`JpgFromRaw`, here the bench's own JPEG) and a SubIFD of 16-bit sensor data
+/// (a colour filter array), which is read from disk with the file but never decoded.
+fn raw_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let mut name = jpegs.as_os_str().to_os_string();
+    name.push("-raw");
+    let dir = PathBuf::from(name);
+    std::fs::create_dir_all(&dir)?;
+    if files_with(&dir, "nef")?.is_empty() {
+        println!(
+            "generating {} 4000×3000 NEFs in {} …",
+            from.len(),
+            dir.display()
+        );
+        for (i, jpeg) in from.iter().enumerate() {
+            let preview = std::fs::read(jpeg)?;
+            let nef = nef_like(&preview, 4000, 3000);
+            std::fs::write(dir.join(format!("DSC_{:04}.NEF", i + 1)), nef)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// A little-endian TIFF laid out as a NEF: see [`raw_folder`].
+fn nef_like(jpeg: &[u8], width: u32, height: u32) -> Vec<u8> {
+    // (tag, type, count, value or offset): types 2 ASCII, 3 SHORT, 4 LONG.
+    type Entry = (u16, u16, u32, u32);
+    fn ifd(out: &mut Vec<u8>, entries: &[Entry]) {
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for &(tag, kind, count, value) in entries {
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let size = |n: usize| 2 + 12 * n as u32 + 4;
+    let make = b"NIKON CORPORATION\0";
+    let ifd0_at = 8;
+    let preview_ifd_at = ifd0_at + size(3);
+    let sensor_ifd_at = preview_ifd_at + size(3);
+    let make_at = sensor_ifd_at + size(9);
+    let sub_ifds_at = make_at + make.len() as u32;
+    let jpeg_at = sub_ifds_at + 8;
+    let sensor_at = jpeg_at + jpeg.len() as u32;
+    let sensor_len = width * height * 2;
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&ifd0_at.to_le_bytes());
+    ifd(
+        &mut out,
+        &[
+            (0x010F, 2, make.len() as u32, make_at),
+            (0x0112, 3, 1, 1),
+            (0x014A, 4, 2, sub_ifds_at),
+        ],
+    );
+    ifd(
+        &mut out,
+        &[
+            (0x0103, 3, 1, 6),
+            (0x0201, 4, 1, jpeg_at),
+            (0x0202, 4, 1, jpeg.len() as u32),
+        ],
+    );
+    ifd(
+        &mut out,
+        &[
+            (0x00FE, 4, 1, 0),
+            (0x0100, 4, 1, width),
+            (0x0101, 4, 1, height),
+            (0x0102, 3, 1, 16),
+            (0x0103, 3, 1, 1),
+            (0x0106, 3, 1, 32803),
+            (0x0111, 4, 1, sensor_at),
+            (0x0116, 4, 1, height),
+            (0x0117, 4, 1, sensor_len),
+        ],
+    );
+    out.extend_from_slice(make);
+    out.extend_from_slice(&preview_ifd_at.to_le_bytes());
+    out.extend_from_slice(&sensor_ifd_at.to_le_bytes());
+    out.extend_from_slice(jpeg);
+    // Sensor-like noise, so the file's size and reading cost are a camera's.
+    let mut noise = Lcg(u64::from(sensor_len));
+    out.extend((0..sensor_len / 4).flat_map(|_| noise.next().to_le_bytes()));
+    out
+}
+
 /// The files in `dir` whose extension is `ext` (any case), sorted.
 fn files_with(dir: &Path, ext: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -114,8 +204,14 @@ pub(super) fn index_part(args: &BenchArgs, report: &Report) -> anyhow::Result<()
     // Encoding a 12 MP HEIC takes many seconds: a few are enough to time decoding.
     let heic_dir = heic_folder(&dir, &jpegs[..jpegs.len().min(args.photos).min(8)])?;
     let heics = files_with(&heic_dir, "heic")?;
+    let raw_dir = raw_folder(&dir, &jpegs[..jpegs.len().min(args.photos).min(8)])?;
+    let raws = files_with(&raw_dir, "nef")?;
     let engine: Arc<dyn Embedder> = Arc::new(random_engine(&tokenizer_path(args))?);
-    for (format, photos, folder) in [("JPEG", &jpegs, &dir), ("HEIC", &heics, &heic_dir)] {
+    for (format, photos, folder) in [
+        ("JPEG", &jpegs, &dir),
+        ("HEIC", &heics, &heic_dir),
+        ("RAW", &raws, &raw_dir),
+    ] {
         describe_folder(format, photos, report);
         let decode_ms = super::decode::decode_times(format, photos, report)?;
         end_to_end(args, format, folder, &engine, Some(decode_ms), report)?;

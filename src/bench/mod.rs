@@ -34,7 +34,7 @@ pub enum BenchPart {
     /// Only generate the JPEG folder (for the side-by-side script).
     Photos,
     /// Decoding (reduced-size against full) and end-to-end indexing of 12 MP JPEGs, then of
-    /// 12 MP HEICs made from them.
+    /// 12 MP HEICs and of NEF-style camera RAWs made from them.
     Index,
     /// Re-tagging 100k images against 300 labels.
     Retag,
