@@ -20,8 +20,9 @@ seed() { # seed TARGET MAX_SIZE NAME_PATTERN... : copies matching fixtures into 
 }
 
 seed decode 400k '*.jpg' '*.jpeg' '*.png' '*.webp' '*.gif' '*.bmp' '*.tif' '*.tiff' '*.heic' '*.heif' \
-    '*.cr2' '*.cr3' '*.dng' '*.nef' '*.rw2' '*.raf'
+    '*.cr2' '*.cr3' '*.dng' '*.nef' '*.rw2' '*.raf' '*.orf'
 seed jpeg_reduced 400k '*.jpg' '*.jpeg'
 seed heif 1000k '*.heic' '*.heif'
+seed raw 400k '*.cr2' '*.cr3' '*.dng' '*.nef' '*.rw2' '*.raf' '*.orf'
 seed xmp 100k '*.xmp'
 seed vocabulary 100k '*.toml'

@@ -140,7 +140,17 @@ pub fn read_photo(path: &Path) -> std::result::Result<Vec<u8>, String> {
         && !heif::is_heif(&head[..read])
         && raw::sniff(&head[..read]).is_none()
     {
-        return Err("not an image (unrecognised content)".into());
+        let unsupported = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .and_then(raw::unsupported);
+        return Err(match unsupported {
+            Some(format) => format!(
+                "{format} camera RAW files are not supported yet (cliptag reads the previews \
+                 of CR2, CR3, NEF, ARW, DNG, ORF, RW2, RAF, PEF and other TIFF-based RAWs)"
+            ),
+            None => "not an image (unrecognised content)".into(),
+        });
     }
     if meta.len() > MAX_PHOTO_BYTES {
         return Err(format!(
@@ -169,8 +179,11 @@ fn decode_photo(
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
-    if let Some(kind) = raw::recognise(bytes, named_raw) {
-        return match catch_unwind(AssertUnwindSafe(|| decode_raw(bytes, kind, reduce_to))) {
+    let by_content = raw::recognise(bytes, false);
+    let by_name = by_content.is_none() && named_raw;
+    if let Some(kind) = by_content.or_else(|| raw::recognise(bytes, by_name)) {
+        let decode = || decode_raw(bytes, kind, by_name, reduce_to);
+        return match catch_unwind(AssertUnwindSafe(decode)) {
             Ok(result) => result,
             Err(_) => Err(format!(
                 "damaged camera RAW ({}) file: the decoder failed",
@@ -214,53 +227,78 @@ fn format_name(format: ImageFormat) -> &'static str {
     }
 }
 
-/// A camera RAW, from the largest of its embedded JPEGs that decodes, turned by the RAW's own
-/// orientation.
+/// A camera RAW, from the largest of its embedded JPEGs that decodes and is large enough to tag,
+/// turned by the RAW's own orientation. `by_name_only`: the file was taken for a RAW by its
+/// name, its content having no RAW signature.
 fn decode_raw(
     bytes: &[u8],
     kind: raw::Kind,
+    by_name_only: bool,
     reduce_to: Option<u32>,
 ) -> std::result::Result<Decoded, String> {
     let name = kind.name();
     let previews = raw::previews(bytes, kind)?;
+    if by_name_only && previews.jpegs.is_empty() && !previews.cut {
+        // A TIFF named like a RAW, with neither sensor data nor a preview: the TIFF it is.
+        return decode_format(bytes, ImageFormat::Tiff, reduce_to, None);
+    }
     // Each JPEG with the size its frame declares, largest first; those whose header is already
     // wrong are set aside with their reason.
-    let mut sized: Vec<(u64, &[u8])> = Vec::new();
+    let mut sized: Vec<(u32, u32, &[u8])> = Vec::new();
     let mut reasons = Vec::new();
     for jpeg in &previews.jpegs {
         match jpeg::check_complete(jpeg) {
             Ok(Some(frame)) => match frame.refusal() {
-                None => sized.push((u64::from(frame.width) * u64::from(frame.height), jpeg)),
+                None => sized.push((frame.width, frame.height, jpeg)),
                 Some(reason) => reasons.push(reason),
             },
             Ok(None) => reasons.push("damaged JPEG: it has no frame".to_string()),
             Err(reason) => reasons.push(reason),
         }
     }
-    sized.sort_by_key(|&(pixels, _)| std::cmp::Reverse(pixels));
-    for (_, jpeg) in sized {
+    sized.sort_by_key(|&(w, h, _)| std::cmp::Reverse(u64::from(w) * u64::from(h)));
+    // The largest preview too small to tag, as displayed; a smaller but squarer one may still do.
+    let mut too_small = None;
+    for (width, height, jpeg) in sized {
+        if width.min(height) < MIN_PREVIEW_SIDE {
+            let turns = previews.orientation.is_some_and(orientation::turns);
+            too_small.get_or_insert(if turns {
+                (height, width)
+            } else {
+                (width, height)
+            });
+            continue;
+        }
         match decode_format(jpeg, ImageFormat::Jpeg, reduce_to, previews.orientation) {
-            Ok(decoded) => {
-                let (width, height) = decoded.display_size;
-                if width.min(height) < MIN_PREVIEW_SIDE {
-                    return Err(format!(
-                        "camera RAW ({name}): its largest embedded preview is {width}×{height}, \
-                         too small to tag (cliptag reads RAW files from their previews)"
-                    ));
-                }
-                return Ok(decoded);
-            }
+            Ok(decoded) => return Ok(decoded),
             Err(reason) => reasons.push(reason),
         }
     }
-    Err(match reasons.first() {
-        None => format!(
+    Err(match (too_small, reasons.as_slice()) {
+        (Some((width, height)), []) => format!(
+            "camera RAW ({name}): its largest embedded preview is {width}×{height}, too small \
+             to tag (cliptag reads RAW files from their previews)"
+        ),
+        (Some((width, height)), [reason, ..]) => format!(
+            "camera RAW ({name}): its largest readable embedded preview is {width}×{height}, \
+             too small to tag, and a larger one could not be read ({reason})"
+        ),
+        (None, [reason]) => {
+            format!("camera RAW ({name}): its embedded preview could not be read ({reason})")
+        }
+        (None, [reason, ..]) => format!(
+            "camera RAW ({name}): none of its {} embedded previews could be read (the first: \
+             {reason})",
+            reasons.len()
+        ),
+        (None, []) if previews.cut => format!(
+            "damaged camera RAW ({name}) file: its preview lies past the end of the file \
+             (truncated?)"
+        ),
+        (None, []) => format!(
             "camera RAW ({name}) with no embedded preview: cliptag reads RAW files from their \
              previews and cannot decode the sensor data yet"
         ),
-        Some(reason) => {
-            format!("camera RAW ({name}): no embedded preview could be read (the first: {reason})")
-        }
     })
 }
 

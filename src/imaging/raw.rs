@@ -53,14 +53,31 @@ impl Kind {
     }
 }
 
-/// File name extensions of the camera RAW formats cliptag reads (lower case).
-pub const EXTENSIONS: [&str; 13] = [
+/// File name extensions of the camera RAW formats cliptag reads (lower case): the formats this
+/// module knows, and other TIFF-structured ones (Hasselblad, Phase One, Epson, Kodak, Mamiya,
+/// Leaf), read where their previews sit in the TIFF directories.
+pub const EXTENSIONS: [&str; 20] = [
     "cr2", "cr3", "nef", "nrw", "arw", "srf", "sr2", "dng", "orf", "rw2", "raf", "pef", "srw",
+    "3fr", "iiq", "erf", "kdc", "dcr", "mef", "mos",
 ];
 
 /// Whether a file name extension names a camera RAW format cliptag reads.
 pub fn is_raw_extension(ext: &str) -> bool {
     EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Camera RAW formats cliptag cannot read even a preview from yet, by extension, with the name
+/// photographers know them by. They are listed among a library's problems with that reason,
+/// rather than left out without a word.
+pub fn unsupported(ext: &str) -> Option<&'static str> {
+    [
+        ("crw", "Canon CRW"),
+        ("mrw", "Minolta MRW"),
+        ("x3f", "Sigma X3F"),
+    ]
+    .into_iter()
+    .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+    .map(|(_, name)| name)
 }
 
 /// The RAW formats whose first bytes alone say what they are (no TIFF magic a plain TIFF shares).
@@ -102,7 +119,7 @@ pub fn recognise(bytes: &[u8], named_raw: bool) -> Option<Kind> {
         .to_ascii_uppercase();
     // Sensor data: a colour filter array or linear raw pixels, or a maker's own compression, in
     // IFD0, a following IFD or a SubIFD.
-    let sensor = tiff.ifds().iter().any(|ifd| {
+    let sensor = tiff.ifds().0.iter().any(|ifd| {
         matches!(
             ifd.value(&tiff, tag::PHOTOMETRIC),
             Some(PHOTOMETRIC_CFA | PHOTOMETRIC_LINEAR_RAW)
@@ -134,6 +151,9 @@ pub struct Previews<'a> {
     /// The RAW's own orientation, applied to whichever preview is taken (its own EXIF, if it has
     /// any, is ignored); `None` where the preview's EXIF is the RAW's (RAF).
     pub orientation: Option<Orientation>,
+    /// Whether the file ends before something it points at: a file cut off while copying,
+    /// whose previews may be what is missing.
+    pub cut: bool,
 }
 
 /// The embedded JPEGs of a RAW of `kind`; an error says why the container cannot be read.
@@ -159,6 +179,7 @@ pub fn previews(bytes: &[u8], kind: Kind) -> Result<Previews<'_>, String> {
                 kind,
                 jpegs: vec![jpeg],
                 orientation: None,
+                cut: false,
             })
         }
         Kind::Cr3 => {
@@ -167,6 +188,7 @@ pub fn previews(bytes: &[u8], kind: Kind) -> Result<Previews<'_>, String> {
                 kind,
                 jpegs,
                 orientation: Some(orientation.unwrap_or(Orientation::NoTransforms)),
+                cut: runs_past_end(bytes),
             })
         }
         _ => {
@@ -180,16 +202,61 @@ pub fn previews(bytes: &[u8], kind: Kind) -> Result<Previews<'_>, String> {
                 .and_then(Orientation::from_exif)
                 .unwrap_or(Orientation::NoTransforms);
             let mut jpegs = Vec::new();
-            for ifd in tiff.ifds() {
-                jpegs.extend(ifd.jpegs(&tiff));
+            let (ifds, mut cut) = tiff.ifds();
+            for ifd in ifds {
+                jpegs.extend(ifd.jpegs(&tiff, &mut cut));
             }
+            jpegs.extend(olympus_preview(&tiff, &ifd0));
             Ok(Previews {
                 kind,
                 jpegs,
                 orientation: Some(orientation),
+                cut,
             })
         }
     }
+}
+
+/// The preview an Olympus (OM System) camera keeps in its maker note, the only large one an
+/// ORF has: the maker note's `CameraSettings` directory (tag 0x2020) gives its offset (0x0101)
+/// and length (0x0102), counted from the maker note's start (from the TIFF header in the oldest
+/// `OLYMP` notes).
+fn olympus_preview<'a>(tiff: &Tiff<'a>, ifd0: &Ifd) -> Option<&'a [u8]> {
+    let exif = tiff.ifd(ifd0.value(tiff, tag::EXIF_IFD)?).ok()?;
+    let note = exif.get(tag::MAKER_NOTE)?;
+    let data = tiff.data(&note).filter(|d| d.len() > 16)?;
+    // Where the note lies in the file (a value this long is always at an offset), and the size
+    // of its header before its directory.
+    let start = tiff.u32(note.field)? as usize;
+    let (header, base) = if data.starts_with(b"OLYMPUS\0") {
+        (12, start)
+    } else if data.starts_with(b"OM SYSTEM\0") {
+        (16, start)
+    } else if data.starts_with(b"OLYMP\0") {
+        (8, 0)
+    } else {
+        return None;
+    };
+    // The newer notes say their byte order after the name; the oldest use the file's.
+    let big_endian = match data.get(header - 4..header - 2) {
+        Some(b"MM") if header > 8 => true,
+        Some(b"II") if header > 8 => false,
+        _ => tiff.big_endian,
+    };
+    let view = Tiff {
+        bytes: tiff.bytes.get(base..)?,
+        big_endian,
+    };
+    let main = view.ifd(u32::try_from(start + header - base).ok()?).ok()?;
+    let settings = view
+        .ifd(main.value(&view, tag::OLYMPUS_CAMERA_SETTINGS)?)
+        .ok()?;
+    let offset = settings.value(&view, tag::OLYMPUS_PREVIEW_START)? as usize;
+    let length = settings.value(&view, tag::OLYMPUS_PREVIEW_LENGTH)? as usize;
+    let end = offset.saturating_add(length).min(view.bytes.len());
+    view.bytes
+        .get(offset..end)
+        .filter(|s| s.starts_with(&[0xFF, 0xD8]))
 }
 
 /// TIFF tags cliptag reads.
@@ -206,6 +273,12 @@ mod tag {
     /// Panasonic's full-size preview in an RW2's IFD0, stored as the tag's own bytes.
     pub const PANASONIC_JPG_FROM_RAW: u16 = 0x002E;
     pub const DNG_VERSION: u16 = 0xC612;
+    pub const EXIF_IFD: u16 = 0x8769;
+    pub const MAKER_NOTE: u16 = 0x927C;
+    /// In an Olympus maker note: the `CameraSettings` directory, and in it the preview.
+    pub const OLYMPUS_CAMERA_SETTINGS: u16 = 0x2020;
+    pub const OLYMPUS_PREVIEW_START: u16 = 0x0101;
+    pub const OLYMPUS_PREVIEW_LENGTH: u16 = 0x0102;
 }
 
 const PHOTOMETRIC_CFA: u32 = 32803;
@@ -303,16 +376,21 @@ impl<'a> Tiff<'a> {
     }
 
     /// Every directory that can hold a preview: the IFD chain from IFD0, and each one's SubIFDs
-    /// (nested a few deep), each read once. A directory that cannot be read ends its branch.
-    fn ifds(&self) -> Vec<Ifd> {
+    /// (nested a few deep), each read once. A directory that cannot be read ends its branch; the
+    /// flag says whether one lay past the end of the file.
+    fn ifds(&self) -> (Vec<Ifd>, bool) {
         let mut seen = std::collections::HashSet::new();
         let mut found = Vec::new();
+        let mut cut = false;
         let mut queue = vec![(self.first_ifd(), 0u32)];
         while let Some((offset, depth)) = queue.pop() {
             if offset == 0 || depth > 3 || found.len() >= MAX_IFDS || !seen.insert(offset) {
                 continue;
             }
-            let Ok(ifd) = self.ifd(offset) else { continue };
+            let Ok(ifd) = self.ifd(offset) else {
+                cut |= offset as usize >= self.bytes.len();
+                continue;
+            };
             if let Some(sub) = ifd.get(tag::SUB_IFDS) {
                 queue.extend(self.values(&sub).into_iter().map(|o| (o, depth + 1)));
             }
@@ -320,7 +398,7 @@ impl<'a> Tiff<'a> {
             queue.push((ifd.next, depth));
             found.push(ifd);
         }
-        found
+        (found, cut)
     }
 
     /// Size in bytes of one value of TIFF type `kind`.
@@ -394,11 +472,15 @@ impl Ifd {
     /// The JPEGs this directory holds: a `JPEGInterchangeFormat` pair, a single JPEG-compressed
     /// strip (CR2's IFD0, DNG's previews), Panasonic's `JpgFromRaw`. Sensor data compressed as
     /// lossless JPEG is not a preview and is not listed.
-    fn jpegs<'a>(&self, tiff: &Tiff<'a>) -> Vec<&'a [u8]> {
+    /// `cut` is set where a preview starts past the end of the file.
+    fn jpegs<'a>(&self, tiff: &Tiff<'a>, cut: &mut bool) -> Vec<&'a [u8]> {
         // A preview that runs past the end of the file (cut off while copying) is given as far
         // as it goes, for the decoder to say it is truncated.
-        let slice = |offset: u32, length: u32| {
+        let mut slice = |offset: u32, length: u32| {
             let start = offset as usize;
+            if start >= tiff.bytes.len() && length > 0 {
+                *cut = true;
+            }
             let end = start.saturating_add(length as usize).min(tiff.bytes.len());
             tiff.bytes
                 .get(start..end)
@@ -428,11 +510,12 @@ impl Ifd {
         {
             found.extend(slice(offset, length));
         }
-        if let Some(entry) = self.get(tag::PANASONIC_JPG_FROM_RAW)
-            && let Some(data) = tiff.data(&entry)
-            && data.starts_with(&[0xFF, 0xD8])
-        {
-            found.push(data);
+        if let Some(entry) = self.get(tag::PANASONIC_JPG_FROM_RAW) {
+            match tiff.data(&entry) {
+                Some(data) if data.starts_with(&[0xFF, 0xD8]) => found.push(data),
+                Some(_) => {}
+                None => *cut = true,
+            }
         }
         found
     }
@@ -472,6 +555,29 @@ fn boxes(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
         };
         Some((kind, bytes.get(start..end).unwrap_or_default()))
     })
+}
+
+/// Whether the top-level boxes of `bytes` claim more than the file holds.
+fn runs_past_end(bytes: &[u8]) -> bool {
+    let mut pos = 0usize;
+    while let Some(header) = bytes.get(pos..pos.saturating_add(8)) {
+        let size = match u32::from_be_bytes([header[0], header[1], header[2], header[3]]) {
+            0 => return false,
+            1 => match bytes.get(pos + 8..pos + 16) {
+                Some(b) => u64::from_be_bytes(b.try_into().unwrap_or_default()),
+                None => return true,
+            },
+            n => u64::from(n),
+        };
+        if size < 8 {
+            return false;
+        }
+        pos = match usize::try_from(size).ok().and_then(|s| pos.checked_add(s)) {
+            Some(end) if end <= bytes.len() => end,
+            _ => return true,
+        };
+    }
+    pos < bytes.len()
 }
 
 /// Canon's metadata box in a CR3's `moov` (CMT1…CMT4, THMB).
@@ -590,7 +696,7 @@ mod tests {
         let mut tiff = b"II*\0\x08\0\0\0".to_vec();
         tiff.extend_from_slice(&[1, 0, 0x4A, 0x01, 4, 0, 1, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0]);
         let tiff = Tiff::new(&tiff).unwrap();
-        assert_eq!(tiff.ifds().len(), 1);
+        assert_eq!(tiff.ifds().0.len(), 1);
     }
 
     #[test]

@@ -10,10 +10,6 @@ use crate::imaging::is_photo;
 /// Extensions of the formats cliptag decodes.
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif"];
 const MORE_IMAGE_EXTENSIONS: [&str; 4] = ["tiff", "heic", "heif", "hif"];
-/// Camera RAW formats cliptag cannot read even a preview from yet (Canon's CIFF, Sigma's X3F,
-/// Minolta's MRW): left alone rather than listed as failures by the hundred.
-const UNREAD_RAW_EXTENSIONS: [&str; 3] = ["crw", "x3f", "mrw"];
-
 /// A candidate image file with its fingerprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundFile {
@@ -62,11 +58,11 @@ pub fn is_candidate(path: &Path) -> bool {
         Some(ext)
             if IMAGE_EXTENSIONS.contains(&ext.as_str())
                 || MORE_IMAGE_EXTENSIONS.contains(&ext.as_str())
-                || crate::imaging::raw::is_raw_extension(&ext) =>
+                || crate::imaging::raw::is_raw_extension(&ext)
+                || crate::imaging::raw::unsupported(&ext).is_some() =>
         {
             true
         }
-        Some(ext) if UNREAD_RAW_EXTENSIONS.contains(&ext.as_str()) => false,
         _ => sniff(path),
     }
 }

@@ -151,16 +151,13 @@ fn a_plain_tiff_stays_a_tiff_and_a_raw_is_found_by_content_or_name() {
         imaging::decode_file(&tiff, None).unwrap().display_size,
         (300, 240)
     );
-    // The same TIFF named as a RAW is read as one: it has no preview to tag, and says so.
-    let named = dir.path().join("scan.srw");
+    // Named like a RAW, it is looked into as one; with neither sensor data nor a preview in it,
+    // it is read as the TIFF it is.
+    let named = dir.path().join("scan.nef");
     std::fs::copy(&tiff, &named).unwrap();
-    let error = imaging::decode_file(&named, None)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        error.contains("scan.srw") && error.contains("camera RAW") && error.contains("preview"),
-        "{error}"
+    assert_eq!(
+        imaging::decode_file(&named, None).unwrap().display_size,
+        (300, 240)
     );
     // A RAW renamed `.jpg` is still read as the RAW it is.
     let misnamed = dir.path().join("DSC_0001.jpg");
@@ -325,4 +322,112 @@ fn a_moved_raw_keeps_its_id_and_a_thumbnail_is_made_from_its_preview() {
         .thumbnail(&root.join("2024/DSC_0001.DNG"), None, 256)
         .expect("a thumbnail from the preview");
     assert_eq!((thumbnail.width(), thumbnail.height()), (256, 170));
+}
+
+#[test]
+fn raw_formats_cliptag_cannot_read_are_listed_with_a_reason_not_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    // The start of a Canon CRW (a CIFF heap) and of a Sigma X3F.
+    std::fs::write(root.join("CRW_0001.CRW"), b"II\x1a\0\0\0HEAPCCDR\0\0\x01\0").unwrap();
+    std::fs::write(root.join("SDIM0001.X3F"), b"FOVb\0\0\x02\0\0\0\0\0\0\0\0\0").unwrap();
+    std::fs::copy(raw_dir().join("nikon.nef"), root.join("DSC_0001.NEF")).unwrap();
+    let mut library = TestLibrary::tiny();
+    let summary = library.index(&root);
+    assert_eq!((summary.indexed, summary.failed), (1, 2), "{summary:?}");
+    let store = library.store();
+    for (file, format) in [("CRW_0001.CRW", "Canon CRW"), ("SDIM0001.X3F", "Sigma X3F")] {
+        let row = store.image_by_path(&root.join(file)).unwrap().unwrap();
+        let reason = row.error.unwrap_or_default();
+        assert!(
+            reason.contains(format) && reason.contains("not supported yet"),
+            "{file}: {reason}"
+        );
+    }
+}
+
+/// A JPEG of `width`×`height`.
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&image)
+        .unwrap();
+    out
+}
+
+/// A little-endian TIFF laid out as a NEF: IFD0 (Make NIKON) with one SubIFD per preview, each a
+/// `JPEGInterchangeFormat` pair, and a SubIFD of sensor data (a colour filter array).
+fn nef_with(previews: &[Vec<u8>]) -> Vec<u8> {
+    let entry = |tag: u16, kind: u16, count: u32, value: u32| {
+        let mut e = tag.to_le_bytes().to_vec();
+        e.extend_from_slice(&kind.to_le_bytes());
+        e.extend_from_slice(&count.to_le_bytes());
+        e.extend_from_slice(&value.to_le_bytes());
+        e
+    };
+    let ifd = |entries: Vec<Vec<u8>>| {
+        let mut out = (entries.len() as u16).to_le_bytes().to_vec();
+        entries.iter().for_each(|e| out.extend_from_slice(e));
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out
+    };
+    let sub_count = previews.len() as u32 + 1;
+    // IFD0 (2 entries) at 8, then the previews' SubIFDs (2 entries each), the sensor's (1), the
+    // pointer array, the maker's name, the JPEGs.
+    let ifd0_at = 8u32;
+    let subs_at = ifd0_at + 2 + 12 * 2 + 4;
+    let sub_size = 2 + 12 * 2 + 4;
+    let sensor_at = subs_at + sub_size * previews.len() as u32;
+    let array_at = sensor_at + 2 + 12 + 4;
+    let make_at = array_at + 4 * sub_count;
+    let make = b"NIKON CORPORATION\0";
+    let mut jpeg_at = make_at + make.len() as u32;
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&ifd0_at.to_le_bytes());
+    out.extend(ifd(vec![
+        entry(0x010F, 2, make.len() as u32, make_at),
+        entry(0x014A, 4, sub_count, array_at),
+    ]));
+    let mut array = Vec::new();
+    for (i, preview) in previews.iter().enumerate() {
+        array.extend_from_slice(&(subs_at + sub_size * i as u32).to_le_bytes());
+        out.extend(ifd(vec![
+            entry(0x0201, 4, 1, jpeg_at),
+            entry(0x0202, 4, 1, preview.len() as u32),
+        ]));
+        jpeg_at += preview.len() as u32;
+    }
+    array.extend_from_slice(&sensor_at.to_le_bytes());
+    out.extend(ifd(vec![entry(0x0106, 3, 1, 32803)]));
+    out.extend(array);
+    out.extend_from_slice(make);
+    previews.iter().for_each(|p| out.extend_from_slice(p));
+    out
+}
+
+#[test]
+fn a_thin_preview_larger_in_area_gives_way_to_one_that_can_be_tagged() {
+    let bytes = nef_with(&[jpeg(4000, 40), jpeg(480, 320)]);
+    assert_eq!(raw::recognise(&bytes, false), Some(raw::Kind::Nef));
+    let decoded = imaging::decode_bytes(&bytes, Some(224)).unwrap();
+    assert_eq!(decoded.display_size, (480, 320));
+    // Alone, the thin one is named as too small.
+    let thin = nef_with(&[jpeg(4000, 40)]);
+    let error = imaging::decode_bytes(&thin, Some(224)).err().unwrap();
+    assert!(error.contains("4000×40, too small to tag"), "{error}");
+}
+
+#[test]
+fn a_raw_cut_off_before_its_preview_says_it_is_truncated() {
+    let whole = nef_with(&[jpeg(480, 320)]);
+    let preview_at = whole.len() - jpeg(480, 320).len();
+    for cut in [preview_at, preview_at + 10, whole.len() - 100] {
+        let error = imaging::decode_bytes(&whole[..cut], Some(224))
+            .err()
+            .unwrap();
+        assert!(error.contains("truncated"), "cut at {cut}: {error}");
+    }
 }
