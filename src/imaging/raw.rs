@@ -117,15 +117,16 @@ pub fn recognise(bytes: &[u8], named_raw: bool) -> Option<Kind> {
         .and_then(|e| tiff.ascii(&e))
         .unwrap_or_default()
         .to_ascii_uppercase();
-    // Sensor data: a colour filter array or linear raw pixels, or a maker's own compression, in
-    // IFD0, a following IFD or a SubIFD.
+    // Sensor data: a colour filter array or linear raw pixels, or a maker's own compression
+    // (Sony's, Samsung's, Nikon's, Pentax's; not PackBits, 32773, which plain TIFFs use), in IFD0,
+    // a following IFD or a SubIFD.
     let sensor = tiff.ifds().0.iter().any(|ifd| {
         matches!(
             ifd.value(&tiff, tag::PHOTOMETRIC),
             Some(PHOTOMETRIC_CFA | PHOTOMETRIC_LINEAR_RAW)
         ) || matches!(
             ifd.value(&tiff, tag::COMPRESSION),
-            Some(32767 | 32769 | 32770 | 32773 | 34713 | 65535)
+            Some(32767 | 32769 | 32770 | 34713 | 65535)
         )
     });
     if !sensor && !named_raw {
@@ -688,6 +689,18 @@ mod tests {
         tiff.extend_from_slice(&[1, 0, 0x00, 0x01, 3, 0, 1, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(recognise(&tiff, false), None);
         assert_eq!(recognise(&tiff, true), Some(Kind::Tiff));
+        // Compressed with PackBits, as scanners and editors write them: still a plain TIFF.
+        let mut packbits = b"II*\0\x08\0\0\0".to_vec();
+        packbits.extend_from_slice(&[
+            1, 0, 0x03, 0x01, 3, 0, 1, 0, 0, 0, 0x05, 0x80, 0, 0, 0, 0, 0, 0,
+        ]);
+        assert_eq!(recognise(&packbits, false), None);
+        // With a colour filter array, it is sensor data.
+        let mut cfa = b"II*\0\x08\0\0\0".to_vec();
+        cfa.extend_from_slice(&[
+            1, 0, 0x06, 0x01, 3, 0, 1, 0, 0, 0, 0x23, 0x80, 0, 0, 0, 0, 0, 0,
+        ]);
+        assert_eq!(recognise(&cfa, false), Some(Kind::Tiff));
     }
 
     #[test]
