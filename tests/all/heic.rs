@@ -2,7 +2,7 @@
 //! embedded like the reference pipeline, indexed, listed and exported like any JPEG, and broken
 //! ones refused with a reason.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cliptag::domain::ImageStatus;
 use cliptag::imaging::{self, preprocess};
@@ -172,23 +172,6 @@ fn a_heic_is_recognised_by_its_content_not_its_name() {
     std::fs::write(&misnamed, &bytes).unwrap();
     let decoded = imaging::decode_file(&misnamed, Some(224)).unwrap();
     assert_eq!(decoded.display_size, (256, 256));
-}
-
-fn files_listing(db: &Path) -> Vec<(String, String, String)> {
-    let output = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let mut fields = line.splitn(3, '\t');
-            let path = fields.next().unwrap_or_default();
-            let file = Path::new(path).file_name().unwrap().to_string_lossy();
-            (
-                file.into_owned(),
-                fields.next().unwrap_or_default().to_string(),
-                fields.next().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

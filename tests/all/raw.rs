@@ -2,7 +2,7 @@
 //! found and embedded like the reference pipeline, turned by the RAW's own orientation, indexed,
 //! listed and exported like any JPEG, broken ones refused with a reason naming the file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cliptag::imaging::{self, preprocess, raw};
 use cliptag::model::Embedder;
@@ -168,23 +168,6 @@ fn a_plain_tiff_stays_a_tiff_and_a_raw_is_found_by_content_or_name() {
             .display_size,
         (320, 480)
     );
-}
-
-fn files_listing(db: &Path) -> Vec<(String, String, String)> {
-    let output = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let mut fields = line.splitn(3, '\t');
-            let path = fields.next().unwrap_or_default();
-            let file = Path::new(path).file_name().unwrap().to_string_lossy();
-            (
-                file.into_owned(),
-                fields.next().unwrap_or_default().to_string(),
-                fields.next().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

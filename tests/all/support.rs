@@ -355,3 +355,21 @@ pub fn alone_in_a_process(name: &str) -> bool {
     );
     false
 }
+
+/// `cliptag files` on the library at `db`: each photo's file name, status and reason.
+pub fn files_listing(db: &Path) -> Vec<(String, String, String)> {
+    let output = cliptag_ok(&["files", "--db", db.to_str().unwrap()]);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let path = fields.next().unwrap_or_default();
+            let file = Path::new(path).file_name().unwrap().to_string_lossy();
+            (
+                file.into_owned(),
+                fields.next().unwrap_or_default().to_string(),
+                fields.next().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
