@@ -12,6 +12,7 @@ mod duplicates;
 mod learn;
 mod library;
 mod model;
+mod photos;
 mod siglip;
 mod ui;
 
@@ -195,7 +196,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Model => model::model_part(args, &report, false)?,
             BenchPart::Baseline => model::model_part(args, &report, true)?,
             BenchPart::Photos => {
-                library::photo_folder(args)?;
+                photos::photo_folder(args)?;
             }
             BenchPart::Index => library::index_part(args, &report)?,
             BenchPart::Retag | BenchPart::Search => {

@@ -114,7 +114,7 @@ pub(super) fn siglip_part(args: &BenchArgs, report: &Report) -> anyhow::Result<(
             );
         }
     }
-    let dir = super::library::photo_folder(args)?;
+    let dir = super::photos::photo_folder(args)?;
     println!("end to end, the JPEG folder:");
     for (name, engine, _, _) in &models {
         println!(" {name}:");

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::library::{photo_folder, synthetic_library, threshold_labels};
+use super::library::{synthetic_library, threshold_labels};
+use super::photos::photo_folder;
 use super::{
     BenchArgs, Report, percentile, random_engine, reset_peak_rss, tempfile_dir, tokenizer_path,
 };
