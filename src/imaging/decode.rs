@@ -93,8 +93,8 @@ pub fn decode_file(path: &Path, reduce_to: Option<u32>) -> Result<Decoded> {
 }
 
 /// Decodes the bytes of the file at `path`, whose name says what its content may not: a TIFF
-/// named `.srw` or `.sr2` is a camera RAW even without the signatures
-/// [`raw::recognise`] looks for.
+/// named `.srw` or `.iiq` is looked into for a RAW's previews even without the signatures
+/// [`raw::recognise`] looks for (and read as the TIFF it is if it has none).
 pub fn decode_named(
     bytes: &[u8],
     path: &Path,

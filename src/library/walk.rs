@@ -10,6 +10,7 @@ use crate::imaging::is_photo;
 /// Extensions of the formats cliptag decodes.
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "jpe", "png", "webp", "gif", "bmp", "tif"];
 const MORE_IMAGE_EXTENSIONS: [&str; 4] = ["tiff", "heic", "heif", "hif"];
+
 /// A candidate image file with its fingerprint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundFile {
