@@ -60,31 +60,49 @@ pub(super) fn photo_folder(args: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The folder of 12 MP HEICs beside the JPEGs' (`…-heic`), made from the first JPEGs as an
-/// iPhone writes them (512×512 tiles, 8-bit 4:2:0) if it holds none.
-pub(super) fn heic_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
-    let mut name = jpegs.as_os_str().to_os_string();
-    name.push("-heic");
-    let dir = PathBuf::from(name);
+/// The folder beside the JPEGs' named `…-{suffix}`, filled (when it holds no `.{ext}` file)
+/// with one file per JPEG of `from`, named by `name` from its number and made by `make`.
+fn derived_folder(
+    jpegs: &Path,
+    from: &[PathBuf],
+    (suffix, ext, what): (&str, &str, &str),
+    name: impl Fn(usize) -> String,
+    make: impl Fn(&Path) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<PathBuf> {
+    let mut dir = jpegs.as_os_str().to_os_string();
+    dir.push(format!("-{suffix}"));
+    let dir = PathBuf::from(dir);
     std::fs::create_dir_all(&dir)?;
-    if files_with(&dir, "heic")?.is_empty() {
+    if files_with(&dir, ext)?.is_empty() {
         println!(
-            "generating {} 4000×3000 HEICs in {} …",
+            "generating {} 4000×3000 {what} in {} …",
             from.len(),
             dir.display()
         );
         for (i, jpeg) in from.iter().enumerate() {
-            let image = imaging::decode_file(jpeg, None)?.image;
-            let options = heifer::EncodeOptions {
-                quality: 80,
-                max_threads: 0,
-            };
-            let heic =
-                heifer::encode_rgb8(image.width(), image.height(), image.as_raw(), &options)?;
-            std::fs::write(dir.join(format!("IMG_{:04}.HEIC", i + 1)), heic)?;
+            std::fs::write(dir.join(name(i + 1)), make(jpeg)?)?;
         }
     }
     Ok(dir)
+}
+
+/// The folder of 12 MP HEICs beside the JPEGs' (`…-heic`), made from the first JPEGs as an
+/// iPhone writes them (512×512 tiles, 8-bit 4:2:0) if it holds none.
+pub(super) fn heic_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    let name = |n| format!("IMG_{n:04}.HEIC");
+    derived_folder(jpegs, from, ("heic", "heic", "HEICs"), name, |jpeg| {
+        let image = imaging::decode_file(jpeg, None)?.image;
+        let options = heifer::EncodeOptions {
+            quality: 80,
+            max_threads: 0,
+        };
+        Ok(heifer::encode_rgb8(
+            image.width(),
+            image.height(),
+            image.as_raw(),
+            &options,
+        )?)
+    })
 }
 
 /// The folder of camera RAWs beside the JPEGs' (`…-raw`), made from the first JPEGs as a Nikon
@@ -92,23 +110,10 @@ pub(super) fn heic_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<Path
 /// full-size JPEG (`JpgFromRaw`, here the bench's own JPEG) and a SubIFD of 16-bit sensor data
 /// (a colour filter array), which is read from disk with the file but never decoded.
 pub(super) fn raw_folder(jpegs: &Path, from: &[PathBuf]) -> anyhow::Result<PathBuf> {
-    let mut name = jpegs.as_os_str().to_os_string();
-    name.push("-raw");
-    let dir = PathBuf::from(name);
-    std::fs::create_dir_all(&dir)?;
-    if files_with(&dir, "nef")?.is_empty() {
-        println!(
-            "generating {} 4000×3000 NEFs in {} …",
-            from.len(),
-            dir.display()
-        );
-        for (i, jpeg) in from.iter().enumerate() {
-            let preview = std::fs::read(jpeg)?;
-            let nef = nef_like(&preview, 4000, 3000);
-            std::fs::write(dir.join(format!("DSC_{:04}.NEF", i + 1)), nef)?;
-        }
-    }
-    Ok(dir)
+    let name = |n| format!("DSC_{n:04}.NEF");
+    derived_folder(jpegs, from, ("raw", "nef", "NEFs"), name, |jpeg| {
+        Ok(nef_like(&std::fs::read(jpeg)?, 4000, 3000))
+    })
 }
 
 /// A little-endian TIFF laid out as a NEF: see [`raw_folder`].

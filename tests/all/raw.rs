@@ -193,17 +193,7 @@ fn cli_indexes_a_folder_of_raws_and_a_raw_jpeg_pair_shares_one_adobe_sidecar() {
     let db_dir = tempfile::tempdir().unwrap();
     let db = db_dir.path().join("lib.sqlite");
     let db_arg = db.to_str().unwrap();
-    let model = tiny_clip();
-    let output = cliptag(&[
-        "index",
-        "--db",
-        db_arg,
-        "--model",
-        model.to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let stderr = index_with_tiny(&db, dir.path());
     let good = entries.iter().filter(|e| e["expected"] == "ok").count();
     assert!(
         stderr.contains(&format!("indexed {},", good + 1))

@@ -78,10 +78,11 @@ pub fn cliptag_ok(args: &[&str]) -> Output {
     output
 }
 
-/// Indexes `folder` into the library `db` with the tiny CLIP, through the command line.
-pub fn index_with_tiny(db: impl AsRef<Path>, folder: impl AsRef<Path>) {
+/// Indexes `folder` into the library `db` with the tiny CLIP, through the command line; returns
+/// what it said on stderr (its summary and failures).
+pub fn index_with_tiny(db: impl AsRef<Path>, folder: impl AsRef<Path>) -> String {
     let model = tiny_clip();
-    cliptag_ok(&[
+    let output = cliptag_ok(&[
         "index",
         "--db",
         db.as_ref().to_str().unwrap(),
@@ -89,6 +90,7 @@ pub fn index_with_tiny(db: impl AsRef<Path>, folder: impl AsRef<Path>) {
         model.to_str().unwrap(),
         folder.as_ref().to_str().unwrap(),
     ]);
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Runs the `cliptag` binary with `args` and extra environment variables.

@@ -228,24 +228,21 @@ pub fn previews(bytes: &[u8], kind: Kind) -> Result<Previews<'_>, String> {
 mod tests {
     use super::*;
 
+    use super::tiff::tests::one_entry;
+
     #[test]
     fn a_plain_tiff_is_not_a_raw_unless_its_name_says_so() {
-        // A little-endian TIFF with one directory of one entry (ImageWidth).
-        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-        tiff.extend_from_slice(&[1, 0, 0x00, 0x01, 3, 0, 1, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]);
+        // One directory of one entry (ImageWidth, SHORT 16).
+        let tiff = one_entry(0x0100, 3, 16, 0);
         assert_eq!(recognise(&tiff, false), None);
         assert_eq!(recognise(&tiff, true), Some(Kind::Tiff));
         // Compressed with PackBits, as scanners and editors write them: still a plain TIFF.
-        let mut packbits = b"II*\0\x08\0\0\0".to_vec();
-        packbits.extend_from_slice(&[
-            1, 0, 0x03, 0x01, 3, 0, 1, 0, 0, 0, 0x05, 0x80, 0, 0, 0, 0, 0, 0,
-        ]);
-        assert_eq!(recognise(&packbits, false), None);
+        assert_eq!(
+            recognise(&one_entry(tag::COMPRESSION, 3, 32773, 0), false),
+            None
+        );
         // With a colour filter array, it is sensor data.
-        let mut cfa = b"II*\0\x08\0\0\0".to_vec();
-        cfa.extend_from_slice(&[
-            1, 0, 0x06, 0x01, 3, 0, 1, 0, 0, 0, 0x23, 0x80, 0, 0, 0, 0, 0, 0,
-        ]);
+        let cfa = one_entry(tag::PHOTOMETRIC, 3, PHOTOMETRIC_CFA, 0);
         assert_eq!(recognise(&cfa, false), Some(Kind::Tiff));
     }
 }

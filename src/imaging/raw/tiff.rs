@@ -216,17 +216,11 @@ impl Ifd {
     /// lossless JPEG is not a preview and is not listed.
     /// `cut` is set where a preview starts past the end of the file.
     pub(super) fn jpegs<'a>(&self, tiff: &Tiff<'a>, cut: &mut bool) -> Vec<&'a [u8]> {
-        // A preview that runs past the end of the file (cut off while copying) is given as far
-        // as it goes, for the decoder to say it is truncated.
         let mut slice = |offset: u32, length: u32| {
-            let start = offset as usize;
-            if start >= tiff.bytes.len() && length > 0 {
+            if offset as usize >= tiff.bytes.len() && length > 0 {
                 *cut = true;
             }
-            let end = start.saturating_add(length as usize).min(tiff.bytes.len());
-            tiff.bytes
-                .get(start..end)
-                .filter(|s| s.starts_with(&[0xFF, 0xD8]))
+            jpeg_at(tiff.bytes, offset as usize, length as usize)
         };
         let mut found = Vec::new();
         if let (Some(offset), Some(length)) = (
@@ -297,23 +291,46 @@ pub(super) fn olympus_preview<'a>(tiff: &Tiff<'a>, ifd0: &Ifd) -> Option<&'a [u8
     let settings = view
         .ifd(main.value(&view, tag::OLYMPUS_CAMERA_SETTINGS)?)
         .ok()?;
-    let offset = settings.value(&view, tag::OLYMPUS_PREVIEW_START)? as usize;
-    let length = settings.value(&view, tag::OLYMPUS_PREVIEW_LENGTH)? as usize;
-    let end = offset.saturating_add(length).min(view.bytes.len());
-    view.bytes
+    let offset = settings.value(&view, tag::OLYMPUS_PREVIEW_START)?;
+    let length = settings.value(&view, tag::OLYMPUS_PREVIEW_LENGTH)?;
+    jpeg_at(view.bytes, offset as usize, length as usize)
+}
+
+/// The JPEG `length` bytes long at `offset` of `bytes`, where one starts there. One that runs
+/// past the end of the file (cut off while copying) is given as far as it goes, for the decoder
+/// to say it is truncated.
+fn jpeg_at(bytes: &[u8], offset: usize, length: usize) -> Option<&[u8]> {
+    let end = offset.saturating_add(length).min(bytes.len());
+    bytes
         .get(offset..end)
         .filter(|s| s.starts_with(&[0xFF, 0xD8]))
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A little-endian TIFF whose IFD0, at byte 8, holds one entry (`tag`, of TIFF type `kind`,
+    /// one value) and points at `next` as the following directory.
+    pub(in crate::imaging::raw) fn one_entry(
+        tag: u16,
+        kind: u16,
+        value: u32,
+        next: u32,
+    ) -> Vec<u8> {
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0".to_vec();
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&kind.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+        tiff.extend_from_slice(&next.to_le_bytes());
+        tiff
+    }
 
     #[test]
     fn directories_that_point_at_each_other_are_read_once() {
         // IFD0 at 8 whose next IFD is itself, and whose SubIFDs tag points at itself too.
-        let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-        tiff.extend_from_slice(&[1, 0, 0x4A, 0x01, 4, 0, 1, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0]);
+        let tiff = one_entry(tag::SUB_IFDS, 4, 8, 8);
         let tiff = Tiff::new(&tiff).unwrap();
         assert_eq!(tiff.ifds().0.len(), 1);
     }
