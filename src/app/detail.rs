@@ -139,6 +139,11 @@ impl CliptagApp {
             ui.label("computing scores…");
             return;
         };
+        // Exact f32 goes without saying; a reduced precision is named, so that a person who
+        // asked for exact arithmetic later can tell which photos were embedded before.
+        if let Some(precision) = detail.precision.as_deref().filter(|p| *p != "f32") {
+            ui.weak(format!("Embedded in {precision}"));
+        }
         ui.label("Scores: accept or reject a tag; \"clear\" lets cliptag decide it again");
         // Each label takes two lines: its name, score and state, then the buttons that decide
         // it, so that a row fits the narrowest inspector.

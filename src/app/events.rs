@@ -356,6 +356,8 @@ impl CliptagApp {
                 self.say(crate::library::removed_folder_summary(&removed), false);
             }
             Done::ModelLoaded => self.model_loaded(),
+            // The Model window shows the precision from the next snapshot on.
+            Done::PrecisionSet => {}
             Done::Exported(report) => {
                 if let Some(csv) = &report.csv {
                     self.say(

@@ -64,6 +64,7 @@ impl CliptagApp {
                 } else {
                     "Threshold labels score as cosines (−1 to 1)."
                 });
+                self.precision_ui(ui);
                 ui.separator();
                 for known in &KNOWN_MODELS {
                     ui.radio_value(
@@ -118,6 +119,38 @@ impl CliptagApp {
                 }
             });
         self.windows.picker.open = open;
+    }
+
+    /// Which arithmetic photos are embedded in, and the choice of exact f32 where the CPU runs
+    /// something faster.
+    fn precision_ui(&mut self, ui: &mut egui::Ui) {
+        let now = self.snapshot.precision.name();
+        if let Some(forced) = crate::model::matmul::precision_override() {
+            ui.weak(format!(
+                "Photos are embedded in {now} (CLIPTAG_PRECISION={} for this session).",
+                forced.name()
+            ));
+            return;
+        }
+        let fastest = crate::model::matmul::Precision::fastest();
+        if fastest == crate::model::matmul::Precision::F32 {
+            ui.weak("Photos are embedded in exact f32 arithmetic, the fastest this CPU runs.");
+            return;
+        }
+        let mut exact = self.snapshot.exact_precision;
+        if ui
+            .checkbox(&mut exact, "Exact f32 arithmetic")
+            .on_hover_text(format!(
+                "Off, photos are embedded in {}, the fastest this CPU runs: their embeddings \
+                 stay within cosine 0.999 of f32's. On, in f32, which takes longer here. Photos \
+                 already embedded keep their embeddings.",
+                fastest.name()
+            ))
+            .changed()
+        {
+            self.send(Command::SetPrecision { exact });
+        }
+        ui.weak(format!("Photos are embedded in {now}."));
     }
 
     /// The model asked for is loaded: re-embed the library with it.

@@ -13,6 +13,7 @@ mod learn;
 mod library;
 mod model;
 mod photos;
+mod precision;
 mod siglip;
 mod ui;
 
@@ -51,6 +52,9 @@ pub enum BenchPart {
     Duplicates,
     /// A person's decisions stored by the app's worker: a burst, and one at a time.
     Decisions,
+    /// Embeddings and default-vocabulary tags in bf16 and f16 against f32: the photos of
+    /// `--dir` one by one, and `--photos` synthetic ones.
+    Precision,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +94,9 @@ pub struct BenchArgs {
     /// Decode threads in `index` (default: the indexer's).
     #[arg(long)]
     pub decode_threads: Option<usize>,
+    /// A model for `precision` (a hub id or a folder; default: ViT-B/32 with random weights).
+    #[arg(long)]
+    pub model: Option<String>,
     /// A tokenizer.json for the text encoder (default: the test fixture's).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
@@ -214,6 +221,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             BenchPart::Siglip => siglip::siglip_part(args, &report)?,
             BenchPart::Duplicates => duplicates::duplicates_part(args, &report)?,
             BenchPart::Decisions => decisions::decisions_part(args, &report)?,
+            BenchPart::Precision => precision::precision_part(args, &report)?,
         }
     }
     if let Some(peak) = peak_rss_mib() {

@@ -104,6 +104,15 @@ impl Cli {
     }
 }
 
+/// `index --precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// The fastest precision this CPU runs.
+    Auto,
+    /// Exact f32 arithmetic.
+    F32,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Index folders and tag their photos (incremental; progress on stderr).
@@ -123,6 +132,11 @@ pub enum Command {
         /// Decode large JPEGs at full size instead of the faster reduced size.
         #[arg(long)]
         full_decode: bool,
+        /// The arithmetic photos are embedded in, remembered by the library: `auto` (the
+        /// fastest this CPU runs: bf16 with AMX or on AMD's AVX-512 BF16, else f32) or `f32`
+        /// (exact, slower where bf16 runs). CLIPTAG_PRECISION=f32|bf16|f16 overrides both.
+        #[arg(long, value_enum)]
+        precision: Option<PrecisionArg>,
         /// Folders to index.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,

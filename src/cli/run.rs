@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch_size,
             decode_threads,
             full_decode,
+            precision,
             dirs,
         } => {
             let options = IndexOptions {
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 decode_threads: decode_threads.into(),
                 reduced_jpeg: !full_decode,
             };
-            index(&db, model.model, options, &dirs)
+            index(&db, model.model, precision, options, &dirs)
         }
         Command::Retag { dry_run, .. } => retag(&db, dry_run),
         Command::Vocab { action, .. } => super::vocab::vocab(&db, action),
@@ -132,10 +133,14 @@ fn model_status_printer() -> impl FnMut(ModelStatus) + Send {
 fn index(
     db: &Path,
     model: Option<String>,
+    precision: Option<super::PrecisionArg>,
     options: IndexOptions,
     dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let mut library = create(db, model)?;
+    if let Some(precision) = precision {
+        library.set_exact_precision(precision == super::PrecisionArg::F32)?;
+    }
     if let Some(why) = library.thumbnail_problem() {
         eprintln!("cliptag: thumbnails will not be kept: {why}");
     }
@@ -173,11 +178,28 @@ pub(super) fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
     bar.set_position(p.done);
 }
 
+/// Why photos were embedded in `precision`, where that is not plain f32 by default.
+fn precision_note(precision: &str) -> &'static str {
+    use crate::model::matmul::{Precision, precision_override};
+    if precision_override().is_some() {
+        " (CLIPTAG_PRECISION)"
+    } else if precision == "f32" {
+        ""
+    } else if Precision::parse(precision) == Some(Precision::fastest()) {
+        " (the fastest this CPU runs; `--precision f32` for exact f32)"
+    } else {
+        ""
+    }
+}
+
 fn print_summary(s: &IndexSummary) {
     eprintln!(
         "indexed {}, unchanged {}, moved {}, copies {}, missing {}, failed {}",
         s.indexed, s.unchanged, s.moved, s.duplicates, s.missing, s.failed
     );
+    if let Some(precision) = s.precision {
+        eprintln!("embedded in {precision}{}", precision_note(precision));
+    }
     if s.restored > 0 {
         eprintln!(
             "{} kept from a removed folder given back to its photos",

@@ -64,10 +64,16 @@ pub fn default_db_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("cliptag-library.sqlite"))
 }
 
+/// Prompts the text encoder embeds between two reports of how far it got.
+const PROMPTS_PER_BLOCK: usize = 32;
+
 /// Settings keys describing the library's model.
 const MODEL_ID: &str = "model";
 const MODEL_SOURCE: &str = "model_source";
 const MODEL_NAME: &str = "model_name";
+/// `f32` where a person asked for exact arithmetic; anything else (or nothing): the fastest
+/// precision the CPU runs.
+const PRECISION: &str = "precision";
 /// Set while the library switches models (from the first indexing run with the new model): the
 /// model it switched from. Kept until a run has embedded every photo with the new model and
 /// re-tagged them, so a cancel or a crash midway resumes the switch instead of mixing two
@@ -211,9 +217,11 @@ impl Library {
             (Some(_), Some(name)) => name,
             _ => source.name(),
         };
+        let mut model = ModelSlot::new(options.loader, source, id, name);
+        model.set_exact(store.setting(PRECISION)?.as_deref() == Some("f32"));
         Ok(Library {
             store,
-            model: ModelSlot::new(options.loader, source, id, name),
+            model,
             scores: ScoreCache::default(),
             thumbnails: None,
             thumbnail_problem: None,
@@ -255,6 +263,27 @@ impl Library {
             self.scores = ScoreCache::default();
         }
         self.model.unload();
+    }
+
+    /// Whether the library asks for exact f32 arithmetic rather than the fastest precision the
+    /// CPU runs.
+    pub fn exact_precision(&self) -> bool {
+        self.model.exact()
+    }
+
+    /// Asks for exact f32 arithmetic (`true`) or the fastest precision the CPU runs, from now
+    /// on; photos already embedded keep their embeddings.
+    pub fn set_exact_precision(&mut self, exact: bool) -> Result<()> {
+        self.store
+            .set_setting(PRECISION, if exact { "f32" } else { "auto" })?;
+        self.model.set_exact(exact);
+        Ok(())
+    }
+
+    /// The precision photos are embedded in now (`CLIPTAG_PRECISION` over the library's
+    /// setting).
+    pub fn precision(&self) -> crate::model::matmul::Precision {
+        self.model.precision()
     }
 
     /// Whether the library is switching to its model: photos are being embedded by it, and the
@@ -517,7 +546,7 @@ impl Library {
         }
         if !missing.is_empty() {
             let engine = self.engine()?;
-            let vectors = engine.embed_texts(&missing)?;
+            let vectors = self.embed_prompts(engine.as_ref(), &missing)?;
             if vectors.len() != missing.len() {
                 return Err(crate::Error::invalid(
                     "the text encoder returned too few embeddings",
@@ -532,6 +561,32 @@ impl Library {
             out.extend(entries);
         }
         Ok(out)
+    }
+
+    /// `prompts` through `engine`'s text encoder, a block at a time, saying how far it got: a
+    /// large model takes tens of seconds over a first vocabulary.
+    fn embed_prompts(
+        &mut self,
+        engine: &dyn Embedder,
+        prompts: &[String],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut vectors = Vec::with_capacity(prompts.len());
+        let several = prompts.len() > PROMPTS_PER_BLOCK;
+        for block in prompts.chunks(PROMPTS_PER_BLOCK) {
+            if several {
+                self.model.report(ModelStatus::Loading(format!(
+                    "embedding the vocabulary: {} of {} prompts",
+                    vectors.len(),
+                    prompts.len()
+                )));
+            }
+            vectors.extend(engine.embed_texts(block)?);
+        }
+        if several {
+            self.model
+                .report(ModelStatus::Ready(self.model.name.clone()));
+        }
+        Ok(vectors)
     }
 
     /// The prepared vocabulary (enabled labels), embedding only prompts not seen before.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 use crate::model::identity::is_content_id;
+use crate::model::matmul::{self, Precision};
 use crate::model::{Embedder, Engine, ModelIdentity, ModelSpec, PreprocessConfig, hub};
 
 /// Where the model stands, as the app shows it.
@@ -129,6 +130,8 @@ pub(crate) struct ModelSlot {
     pub name: String,
     engine: Option<Arc<dyn Embedder>>,
     preprocess: Option<PreprocessConfig>,
+    /// The library asks for exact f32 arithmetic rather than the fastest the CPU runs.
+    exact: bool,
     /// Told whenever the model's status changes.
     observer: Box<dyn FnMut(ModelStatus) + Send>,
 }
@@ -156,6 +159,7 @@ impl ModelSlot {
             name,
             engine: None,
             preprocess: None,
+            exact: false,
             observer: Box::new(|_| {}),
         }
     }
@@ -170,6 +174,34 @@ impl ModelSlot {
         self.source = source;
         self.id = None;
         self.unload();
+    }
+
+    /// Asks for exact f32 arithmetic (`true`) or the fastest the CPU runs; a loaded model in
+    /// another precision is loaded again when next needed.
+    pub fn set_exact(&mut self, exact: bool) {
+        let before = self.precision();
+        self.exact = exact;
+        if self.precision() != before {
+            self.unload();
+        }
+    }
+
+    /// Tells the observer how the model stands (work it does after loading).
+    pub fn report(&mut self, status: ModelStatus) {
+        (self.observer)(status);
+    }
+
+    /// Whether the library asks for exact f32 arithmetic.
+    pub fn exact(&self) -> bool {
+        self.exact
+    }
+
+    /// The precision the model embeds in: the loaded model's, or the one it will load in.
+    pub fn precision(&self) -> Precision {
+        match &self.engine {
+            Some(engine) => engine.precision(),
+            None => matmul::chosen_precision(self.exact),
+        }
     }
 
     /// The model's id if it is known without finding the model.
@@ -229,7 +261,8 @@ impl ModelSlot {
         }
         let observer = &mut self.observer;
         let mut say = |text: &str| observer(ModelStatus::Loading(text.to_string()));
-        let loaded = self.loader.load(&self.source, &mut say);
+        let precision = matmul::chosen_precision(self.exact);
+        let loaded = matmul::loading_in(precision, || self.loader.load(&self.source, &mut say));
         let engine = match loaded {
             Ok(engine) => engine,
             Err(error) => {

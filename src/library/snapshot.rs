@@ -65,6 +65,10 @@ pub struct LibrarySnapshot {
     pub model_source: Option<crate::model::hub::ModelSpec>,
     /// How many steps of the person's decisions can be undone, and redone.
     pub history: (i64, i64),
+    /// The arithmetic photos are embedded in now.
+    pub precision: crate::model::matmul::Precision,
+    /// Whether the library asks for exact f32 rather than the fastest precision the CPU runs.
+    pub exact_precision: bool,
 }
 
 impl ImageEntry {
@@ -123,6 +127,8 @@ impl Library {
             model_name: self.model.name.clone(),
             model_source: Some(self.model.source.clone()),
             history: self.store.history_depth()?,
+            precision: self.model.precision(),
+            exact_precision: self.model.exact(),
         })
     }
 }

@@ -113,6 +113,8 @@ pub struct ImageDetail {
     pub image_id: i64,
     /// Every enabled label, best first, and the labels of the photo's other tags.
     pub scores: Vec<LabelScore>,
+    /// The arithmetic its embedding was computed in (`f32`, `bf16`, `f16`), where recorded.
+    pub precision: Option<String>,
 }
 
 /// One label's score on one photo.
@@ -504,6 +506,14 @@ impl Library {
                 .map(|e| e.to_string());
         }
         scores.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(ImageDetail { image_id, scores })
+        let precision = match self.store.setting(super::MODEL_ID)? {
+            Some(model) => self.store.embedding_precision(image_id, &model)?,
+            None => None,
+        };
+        Ok(ImageDetail {
+            image_id,
+            scores,
+            precision,
+        })
     }
 }

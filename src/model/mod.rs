@@ -47,6 +47,10 @@ pub trait Embedder: Send + Sync {
     fn embed_images(&self, images: &[Pixels]) -> Result<Vec<Vec<f32>>>;
     /// One normalised embedding per text.
     fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+    /// The arithmetic its embeddings are computed in (stored with each photo's embedding).
+    fn precision(&self) -> matmul::Precision {
+        matmul::Precision::F32
+    }
 }
 
 /// How the model in `files` wants its images, read from its small files alone (no weights).
@@ -262,6 +266,10 @@ pub fn tokenizer_for(path: &std::path::Path, config: &ModelConfig) -> Result<Tok
 impl Embedder for Engine {
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    fn precision(&self) -> matmul::Precision {
+        Engine::precision(self)
     }
 
     fn dim(&self) -> usize {

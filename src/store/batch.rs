@@ -49,7 +49,7 @@ impl<'a, 'c> Batch<'a, 'c> {
         vector: &[f32],
     ) -> Result<i64> {
         let id = self.insert_pending(image)?;
-        self.record_ok(id, hash, (0, 0), model, vector)?;
+        self.record_ok(id, hash, (0, 0), (model, None), vector)?;
         Ok(id)
     }
 
@@ -104,15 +104,16 @@ impl<'a, 'c> Batch<'a, 'c> {
         Ok(())
     }
 
-    /// Records a successfully indexed file and its embedding, and gives it back the decisions a
-    /// person made on the same photo before its folder was removed from the library (a
-    /// decision made on this record meanwhile stays). Returns how many came back.
+    /// Records a successfully indexed file and its embedding by `model` in `precision` (`None`:
+    /// not known), and gives it back the decisions a person made on the same photo before its
+    /// folder was removed from the library (a decision made on this record meanwhile stays).
+    /// Returns how many came back.
     pub fn record_ok(
         &self,
         image_id: i64,
         hash: &str,
         size: (u32, u32),
-        model: &str,
+        (model, precision): (&str, Option<&str>),
         vector: &[f32],
     ) -> Result<usize> {
         self.tx.execute(
@@ -121,9 +122,17 @@ impl<'a, 'c> Batch<'a, 'c> {
             params![image_id, hash, size.0, size.1, now()],
         )?;
         self.tx.execute(
-            "INSERT INTO embeddings (image_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector",
-            params![image_id, model, vector.len() as i64, vector_to_blob(vector)],
+            "INSERT INTO embeddings (image_id, model, dim, vector, precision)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (image_id, model) DO UPDATE SET dim = excluded.dim,
+                 vector = excluded.vector, precision = excluded.precision",
+            params![
+                image_id,
+                model,
+                vector.len() as i64,
+                vector_to_blob(vector),
+                precision
+            ],
         )?;
         let restored = self.restore_kept(image_id, hash)?;
         Ok(restored)
@@ -203,16 +212,19 @@ impl<'a, 'c> Batch<'a, 'c> {
         from: i64,
         model: &str,
     ) -> Result<(Vec<f32>, usize)> {
-        let (blob, width, height): (Vec<u8>, Option<u32>, Option<u32>) = self.tx.query_row(
-            "SELECT e.vector, i.width, i.height FROM embeddings e JOIN images i ON i.id = e.image_id
+        type Row = (Vec<u8>, Option<u32>, Option<u32>, Option<String>);
+        let (blob, width, height, precision): Row = self.tx.query_row(
+            "SELECT e.vector, i.width, i.height, e.precision
+             FROM embeddings e JOIN images i ON i.id = e.image_id
              WHERE e.image_id = ?1 AND e.model = ?2",
             params![from, model],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let vector = blob_to_vector(&blob)
             .ok_or_else(|| Error::invalid(format!("the embedding of image {from} is damaged")))?;
         let size = (width.unwrap_or(0), height.unwrap_or(0));
-        let restored = self.record_ok(image_id, hash, size, model, &vector)?;
+        let restored =
+            self.record_ok(image_id, hash, size, (model, precision.as_deref()), &vector)?;
         Ok((vector, restored))
     }
 

@@ -387,6 +387,21 @@ impl Store {
             .filter(|v| Some(v.len()) == width))
     }
 
+    /// The arithmetic `image_id`'s embedding by `model` was computed in (`f32`, `bf16`, `f16`),
+    /// where recorded.
+    pub fn embedding_precision(&self, image_id: i64, model: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT precision FROM embeddings WHERE image_id = ?1 AND model = ?2",
+                params![image_id, model],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten())
+    }
+
     /// The content hash of every photo the library holds (missing ones included: they may
     /// come back).
     pub fn content_hashes(&self) -> Result<std::collections::HashSet<String>> {

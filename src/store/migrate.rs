@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_vocabulary_history",
         include_str!("../../migrations/0014_vocabulary_history.sql"),
     ),
+    (
+        "0015_embedding_precision",
+        include_str!("../../migrations/0015_embedding_precision.sql"),
+    ),
 ];
 
 /// The schema version this cliptag writes.

@@ -436,6 +436,13 @@ impl Worker {
                 }
                 self.snapshot_due = true;
             }
+            Command::SetPrecision { exact } => {
+                match library.set_exact_precision(exact) {
+                    Ok(()) => outbox.done(request, Done::PrecisionSet),
+                    Err(error) => fail(&error),
+                }
+                self.snapshot_due = true;
+            }
         }
     }
 

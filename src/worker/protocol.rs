@@ -87,6 +87,11 @@ pub enum Command {
     Export(ExportRequest),
     /// Load (or retry loading) the model; `Some` switches to another model.
     LoadModel(Option<String>),
+    /// Embed in exact f32 (`true`) or the fastest precision the CPU runs, from the next photo
+    /// embedded on.
+    SetPrecision {
+        exact: bool,
+    },
     /// Remove the photos missing from disk, with their tags and decisions (with `dry_run`,
     /// only say which and what goes with them).
     Prune {
@@ -169,6 +174,7 @@ impl Command {
             Command::LoadModel(model) => Operation::LoadModel {
                 model: model.clone(),
             },
+            Command::SetPrecision { .. } => Operation::SetPrecision,
             Command::Prune { .. } => Operation::Prune,
             Command::RemoveFolder(path) => Operation::RemoveFolder { path: path.clone() },
         }
@@ -227,6 +233,7 @@ pub enum Operation {
     LoadModel {
         model: Option<String>,
     },
+    SetPrecision,
     /// Opening the library itself (the worker could not start).
     Open {
         db: PathBuf,
@@ -279,6 +286,7 @@ impl fmt::Display for Operation {
             Operation::Export { csv: None } => write!(f, "exporting XMP sidecars"),
             Operation::LoadModel { model: Some(model) } => write!(f, "loading the model {model}"),
             Operation::LoadModel { model: None } => write!(f, "loading the model"),
+            Operation::SetPrecision => write!(f, "changing the precision photos are embedded in"),
             Operation::Open { db } => write!(f, "opening the library {}", db.display()),
             Operation::Gallery => write!(f, "reading the gallery"),
             Operation::Worker => write!(f, "running the background worker"),
@@ -351,6 +359,7 @@ pub enum Done {
     },
     Exported(ExportReport),
     ModelLoaded,
+    PrecisionSet,
     /// A folder to index was kept for when the running index finishes.
     Queued {
         roots: Vec<PathBuf>,

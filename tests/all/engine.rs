@@ -14,9 +14,14 @@ use serde_json::Value;
 use crate::naive_clip::NaiveClip;
 use crate::support::*;
 
+/// The tiny CLIP in f32, whatever this CPU embeds in by default: the reference is f32's
+/// (reduced precisions are held to theirs in `precision.rs`).
 fn tiny_engine() -> Engine {
     let files = ModelFiles::from_dir(&tiny_clip()).expect("the tiny model folder is complete");
-    Engine::from_files(&files, "tiny".into()).expect("the tiny model loads")
+    cliptag::model::matmul::loading_in(cliptag::model::matmul::Precision::F32, || {
+        Engine::from_files(&files, "tiny".into())
+    })
+    .expect("the tiny model loads")
 }
 
 fn reference_ids(reference: &HashMap<String, Tensor>) -> Vec<Vec<u32>> {
@@ -350,7 +355,11 @@ fn second_config_loads_and_each_activation_matches_its_definition() {
     for (i, act) in ["gelu", "quick_gelu"].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         write_model(dir.path(), &second_config(act), &weights);
-        let engine = Engine::from_files(&ModelFiles::from_dir(dir.path()).unwrap(), act.into())
+        let files = ModelFiles::from_dir(dir.path()).unwrap();
+        let engine =
+            cliptag::model::matmul::loading_in(cliptag::model::matmul::Precision::F32, || {
+                Engine::from_files(&files, act.into())
+            })
             .expect("the second config loads");
         let got = rows(&engine.image_features(&pixel_tensor).unwrap()).remove(0);
         let own = max_abs(&got, &want[i]);
@@ -431,14 +440,18 @@ fn cli_embed_prints_reference_embeddings() {
     let reference = reference();
     let model = tiny_clip();
     let image = fixtures().join("images/chelsea.png");
-    let output = cliptag(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "--text",
-        "a photo of a cat.",
-        image.to_str().unwrap(),
-    ]);
+    // The reference is f32's, whatever this CPU embeds in by default.
+    let output = cliptag_with_env(
+        &[
+            "embed",
+            "--model",
+            model.to_str().unwrap(),
+            "--text",
+            "a photo of a cat.",
+            image.to_str().unwrap(),
+        ],
+        &[("CLIPTAG_PRECISION", "f32")],
+    );
     assert!(
         output.status.success(),
         "{}",

@@ -122,3 +122,100 @@ fn cliptag_precision_reaches_the_command_line() {
         assert_eq!(reduced != full, precision.runs(), "{name}");
     }
 }
+
+/// The precision each photo's embedding was computed in, by file name.
+fn stored_precisions(db: &std::path::Path) -> Vec<(String, Option<String>)> {
+    let store = cliptag::store::Store::open(db).unwrap();
+    let model = store.setting("model").unwrap().unwrap();
+    let mut rows: Vec<_> = store
+        .images()
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.status == cliptag::domain::ImageStatus::Ok)
+        .map(|row| {
+            let name = row.path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, store.embedding_precision(row.id, &model).unwrap())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_library_records_the_precision_of_every_embedding_and_remembers_exact_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for name in ["chelsea.png", "camera.png"] {
+        std::fs::copy(fixtures().join("images").join(name), photos.join(name)).unwrap();
+    }
+    let db = dir.path().join("lib.sqlite");
+    let db_arg = db.to_str().unwrap();
+    let model = tiny_clip();
+    let index = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["index", "--db", db_arg, "--model", model.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(photos.to_str().unwrap());
+        let output = cliptag_with_env(&args, env);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+
+    // Asked for bf16 for one run: every photo embedded in that run says which it got.
+    let said = index(&[], &[("CLIPTAG_PRECISION", "bf16")]);
+    let bf16 = if Precision::Bf16.runs() {
+        "bf16"
+    } else {
+        "f32"
+    };
+    assert!(said.contains(&format!("embedded in {bf16}")), "{said}");
+    let precisions = stored_precisions(&db);
+    assert_eq!(precisions.len(), 2, "{precisions:?}");
+    for (name, precision) in &precisions {
+        assert_eq!(precision.as_deref(), Some(bf16), "{name}");
+    }
+
+    // `--precision f32` is remembered by the library: a later run without it embeds in f32,
+    // and the photos embedded before keep what they were embedded in.
+    std::fs::copy(
+        fixtures().join("images/coffee.jpg"),
+        photos.join("coffee.jpg"),
+    )
+    .unwrap();
+    // `auto` lets the library's setting decide, whatever the test's own environment says.
+    let auto = [("CLIPTAG_PRECISION", "auto")];
+    let said = index(&["--precision", "f32"], &auto);
+    assert!(said.contains("embedded in f32"), "{said}");
+    std::fs::copy(
+        fixtures().join("images/chelsea.png"),
+        photos.join("again.png"),
+    )
+    .unwrap();
+    // A copy of an indexed photo takes its embedding, and the precision that was computed in.
+    let _ = index(&[], &auto);
+    let precisions = stored_precisions(&db);
+    let of = |name: &str| {
+        precisions
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, p)| p.clone())
+    };
+    assert_eq!(of("coffee.jpg").as_deref(), Some("f32"), "{precisions:?}");
+    assert_eq!(of("chelsea.png").as_deref(), Some(bf16), "{precisions:?}");
+    assert_eq!(of("again.png").as_deref(), Some(bf16), "{precisions:?}");
+    let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
+    assert!(library.exact_precision());
+    if matmul::precision_override().is_none() {
+        assert_eq!(library.precision(), Precision::F32);
+    }
+    drop(library);
+
+    // `--precision auto` gives the choice back to the CPU.
+    let _ = index(&["--precision", "auto"], &auto);
+    let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
+    assert!(!library.exact_precision());
+    if matmul::precision_override().is_none() {
+        assert_eq!(library.precision(), Precision::fastest());
+    }
+}

@@ -16,9 +16,13 @@ fn tiny_siglip() -> PathBuf {
     fixtures().join("tiny-siglip")
 }
 
+/// The tiny SigLIP in f32, whatever this CPU embeds in by default: the reference is f32's.
 fn engine() -> Engine {
     let files = ModelFiles::from_dir(&tiny_siglip()).expect("the tiny SigLIP folder is complete");
-    Engine::from_files(&files, "tiny-siglip".into()).expect("the tiny SigLIP model loads")
+    cliptag::model::matmul::loading_in(cliptag::model::matmul::Precision::F32, || {
+        Engine::from_files(&files, "tiny-siglip".into())
+    })
+    .expect("the tiny SigLIP model loads")
 }
 
 fn reference() -> HashMap<String, Tensor> {
@@ -225,14 +229,19 @@ fn photos_embed_like_the_reference_and_other_preprocessing_does_not() {
 fn embed_command_works_for_a_siglip_folder() {
     let dir = tiny_siglip();
     let photo = fixtures().join("images/astronaut.jpg");
-    let output = cliptag_ok(&[
-        "embed",
-        "--model",
-        dir.to_str().unwrap(),
-        "--text",
-        "a photo of a dog",
-        photo.to_str().unwrap(),
-    ]);
+    // Compared with the f32 engine and reference, whatever this CPU embeds in by default.
+    let output = cliptag_with_env(
+        &[
+            "embed",
+            "--model",
+            dir.to_str().unwrap(),
+            "--text",
+            "a photo of a dog",
+            photo.to_str().unwrap(),
+        ],
+        &[("CLIPTAG_PRECISION", "f32")],
+    );
+    assert!(output.status.success(), "{output:?}");
     let lines = json_lines(&output.stdout);
     assert_eq!(lines.len(), 2);
     let text: Vec<f32> = serde_json::from_value(lines[0]["embedding"].clone()).unwrap();
@@ -909,4 +918,54 @@ fn records_follow_their_content_through_a_switch_and_a_move_over_another_name() 
     assert_eq!(cat_source("coffee.jpg").as_deref(), Some("accepted"));
     let files = String::from_utf8(cliptag_ok(&["files", "--db", db_arg]).stdout).unwrap();
     assert!(files.contains("replaced by another photo"), "{files}");
+}
+
+#[test]
+fn embedding_a_first_vocabulary_says_how_far_it_got() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let photos = five_photos(dir.path());
+    let mut library = open_library(&dir.path().join("lib.sqlite"), &tiny_siglip());
+    let said: Arc<Mutex<Vec<cliptag::library::ModelStatus>>> = Arc::default();
+    let into = said.clone();
+    library.on_model_status(Box::new(move |status| into.lock().unwrap().push(status)));
+    let templates = library.templates().unwrap();
+    let labels: Vec<_> = library
+        .labels()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.enabled)
+        .collect();
+    let prompts = cliptag::tagging::TagPlan::texts(&labels, &templates).len();
+    assert!(prompts > 64, "the default vocabulary has {prompts} prompts");
+    assert_eq!(index(&mut library, &photos), 5);
+
+    let said = said.lock().unwrap();
+    let steps: Vec<usize> = said
+        .iter()
+        .filter_map(|status| match status {
+            cliptag::library::ModelStatus::Loading(text) => text
+                .strip_prefix("embedding the vocabulary: ")?
+                .strip_suffix(&format!(" of {prompts} prompts"))?
+                .parse()
+                .ok(),
+            _ => None,
+        })
+        .collect();
+    // A report before each block of prompts, from none done to the last block.
+    assert_eq!(steps.first(), Some(&0), "{said:?}");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert!(steps.len() >= prompts / 64, "{steps:?}");
+    assert!(*steps.last().unwrap() < prompts, "{steps:?}");
+    // Then the model stands ready again.
+    let last_progress = said
+        .iter()
+        .rposition(|s| matches!(s, cliptag::library::ModelStatus::Loading(t) if t.starts_with("embedding the vocabulary")))
+        .unwrap();
+    assert!(
+        said[last_progress..]
+            .iter()
+            .any(|s| matches!(s, cliptag::library::ModelStatus::Ready(_))),
+        "{said:?}"
+    );
 }

@@ -61,6 +61,7 @@ impl Library {
             let engine = self.engine()?;
             // Loading may have re-keyed an older library's embeddings to the model's own id.
             run.model = engine.model_id().to_string();
+            run.summary.precision = Some(engine.precision().name());
             let pixels: Vec<Pixels> = pixels.into_iter().cloned().collect();
             let encoding = Instant::now();
             let vectors = engine.embed_images(&pixels)?;
@@ -180,6 +181,7 @@ impl Library {
         }
         let storing = Instant::now();
         let model = run.model.clone();
+        let precision = run.summary.precision;
         let plan = self.scores.plan.as_ref().filter(|_| planned);
         let generation = self.scores.plan_generation;
         let (counts, copied, generations) = self.store.batch(|b| {
@@ -194,7 +196,8 @@ impl Library {
                         display,
                         vector,
                     } => {
-                        restored += b.record_ok(*id, hash, *display, &model, vector)?;
+                        restored +=
+                            b.record_ok(*id, hash, *display, (&model, precision), vector)?;
                         indexed += 1;
                     }
                     Write::Copy { id, hash, from } => {

@@ -102,6 +102,8 @@ pub struct IndexSummary {
     pub cancelled: bool,
     /// Why photos were embedded but not tagged (they are tagged by the next re-tag).
     pub tagging_error: Option<String>,
+    /// The arithmetic photos were embedded in (`f32`, `bf16`, `f16`); `None` when none was.
+    pub precision: Option<&'static str>,
     /// Where the time went.
     pub timings: Timings,
 }

@@ -81,8 +81,9 @@ pub fn kernel() -> Option<Kernel> {
 }
 
 /// The arithmetic linear layers multiply in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
+    #[default]
     F32,
     /// IEEE half precision through AVX-512 FP16 ([`half`]).
     F16,
@@ -121,16 +122,104 @@ impl Precision {
             Precision::Bf16 => Some(half::Format::Bf16),
         }
     }
+
+    /// The name `CLIPTAG_PRECISION` and the library use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The precision `name` names (`f32`, `bf16`, `f16`).
+    pub fn parse(name: &str) -> Option<Precision> {
+        [Precision::F32, Precision::Bf16, Precision::F16]
+            .into_iter()
+            .find(|p| p.name() == name.trim().to_ascii_lowercase())
+    }
+
+    /// The precision cliptag embeds in unless asked otherwise: the fastest this CPU runs.
+    ///
+    /// - bfloat16 on AMX tiles, where the CPU and the system grant them;
+    /// - bfloat16 through AVX-512 BF16 on AMD cores, where `vdpbf16ps` does twice the work of
+    ///   an f32 FMA per cycle;
+    /// - f32 on Intel cores without AMX, where `vdpbf16ps` runs at under half the f32 rate;
+    /// - f32 everywhere else.
+    ///
+    /// Half precision (f16) is never the default: its range needs scaling and it was never
+    /// shown to keep tags as they are.
+    pub fn fastest() -> Precision {
+        static FASTEST: OnceLock<Precision> = OnceLock::new();
+        *FASTEST.get_or_init(|| {
+            Precision::fastest_where(Cpu {
+                bf16_runs: Precision::Bf16.runs(),
+                amx: amx::supported(),
+                amd: cpu_vendor_is_amd(),
+            })
+        })
+    }
+
+    /// [`Precision::fastest`] on a CPU with `cpu`'s traits.
+    pub fn fastest_where(cpu: Cpu) -> Precision {
+        if cpu.bf16_runs && (cpu.amx || cpu.amd) {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
 }
 
-/// The precision `CLIPTAG_PRECISION` asks for (`bf16` or `f16`); f32 when unset or anything
-/// else.
-pub fn requested_precision() -> Precision {
-    match std::env::var("CLIPTAG_PRECISION").as_deref() {
-        Ok("f16") => Precision::F16,
-        Ok("bf16") => Precision::Bf16,
-        _ => Precision::F32,
+/// What of a CPU decides the precision cliptag embeds in by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cpu {
+    /// The AVX-512 BF16 kernel runs (and the 512-bit kernels were chosen).
+    pub bf16_runs: bool,
+    /// AMX tiles with bfloat16, granted by the system.
+    pub amx: bool,
+    /// An AMD core.
+    pub amd: bool,
+}
+
+/// Whether the CPU calls itself AMD's.
+fn cpu_vendor_is_amd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let leaf0 = std::arch::x86_64::__cpuid(0);
+        let vendor: Vec<u8> = [leaf0.ebx, leaf0.edx, leaf0.ecx]
+            .iter()
+            .flat_map(|r| r.to_le_bytes())
+            .collect();
+        vendor == b"AuthenticAMD"
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The precision `CLIPTAG_PRECISION` asks for (`f32`, `bf16` or `f16`); `None` when it is
+/// unset, `auto`, or names none of them.
+pub fn precision_override() -> Option<Precision> {
+    std::env::var("CLIPTAG_PRECISION")
+        .ok()
+        .and_then(|name| Precision::parse(&name))
+}
+
+/// The precision a model loads in: `CLIPTAG_PRECISION` where it names one; else f32 where
+/// `exact` (the library asks for exact arithmetic); else [`Precision::fastest`].
+pub fn chosen_precision(exact: bool) -> Precision {
+    precision_override().unwrap_or(if exact {
+        Precision::F32
+    } else {
+        Precision::fastest()
+    })
+}
+
+/// The precision a model loads in outside a library (`embed`, benchmarks):
+/// [`chosen_precision`] without the library's setting.
+pub fn requested_precision() -> Precision {
+    chosen_precision(false)
 }
 
 thread_local! {

@@ -87,3 +87,32 @@ fn every_kernel_computes_the_product_at_every_edge() {
         }
     }
 }
+
+#[test]
+fn bf16_is_the_default_only_where_it_is_the_fastest() {
+    let where_ = |bf16_runs, amx, amd| {
+        Precision::fastest_where(Cpu {
+            bf16_runs,
+            amx,
+            amd,
+        })
+    };
+    // AMX tiles, or AMD's AVX-512 BF16 (twice the f32 rate per instruction).
+    assert_eq!(where_(true, true, false), Precision::Bf16);
+    assert_eq!(where_(true, false, true), Precision::Bf16);
+    // Intel's AVX-512 BF16 without tiles runs under the f32 rate.
+    assert_eq!(where_(true, false, false), Precision::F32);
+    // No bf16 kernel (no extension, or another kernel chosen): f32 whatever else.
+    assert_eq!(where_(false, true, true), Precision::F32);
+    assert_eq!(where_(false, false, false), Precision::F32);
+}
+
+#[test]
+fn precisions_are_named_as_the_environment_and_the_library_name_them() {
+    for precision in [Precision::F32, Precision::Bf16, Precision::F16] {
+        assert_eq!(Precision::parse(precision.name()), Some(precision));
+    }
+    assert_eq!(Precision::parse(" BF16 "), Some(Precision::Bf16));
+    assert_eq!(Precision::parse("auto"), None);
+    assert_eq!(Precision::parse("fp32"), None);
+}
