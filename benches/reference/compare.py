@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side throughput: cliptag against the Python reference pipeline (PIL + transformers'
-CLIPImageProcessor + CLIPModel in PyTorch), ONNX Runtime, and the fastest pipeline a capable Python
-user writes (PIL's reduced-size JPEG decoding in a process pool, overlapped with ONNX Runtime at
+CLIPImageProcessor + CLIPModel in PyTorch), ONNX Runtime, OpenVINO (its default precision, f32 and
+bf16), and the fastest pipelines a capable Python user writes (PIL's reduced-size JPEG decoding,
+or pillow-heif's HEIC decoding, in a process pool, overlapped with ONNX Runtime or OpenVINO at
 batch 32), on the same machine, in one run.
 
 Every engine runs a randomly initialised ViT-B/32 (a model's speed does not depend on its weight
@@ -12,11 +13,14 @@ against `cliptag bench --part index`'s reduced-size decode, both on one thread.
 
 Run by hand, never by CI:
 
-    python3 -m pip install torch transformers onnxruntime onnx pillow
+    python3 -m pip install torch transformers onnxruntime onnx pillow openvino pillow-heif
     cargo build --release
     python3 benches/reference/compare.py --cliptag target/release/cliptag
 
-The JPEG folder is made by `cliptag bench --part index --dir DIR` (4000x3000 photos) if empty.
+The JPEG folder is made by `cliptag bench --part index --dir DIR` (4000x3000 photos) if empty;
+the HEIC folder beside it (`DIR-heic`, iPhone-style 12 MP HEICs) by the same command's first run.
+cliptag's end to end runs in its default precision (the fastest this CPU runs) and in the other of
+f32 and bf16 where bf16 runs, through `CLIPTAG_PRECISION`.
 """
 
 import argparse
@@ -70,6 +74,24 @@ def draft_load(path):
     image = Image.open(path)
     image.draft("RGB", (2 * SIZE, 2 * SIZE))
     image = ImageOps.exif_transpose(image).convert("RGB")
+    w, h = image.size
+    scale = SIZE / min(w, h)
+    image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BICUBIC)
+    w, h = image.size
+    left, top = (w - SIZE) // 2, (h - SIZE) // 2
+    image = image.crop((left, top, left + SIZE, top + SIZE))
+    pixels = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
+    return pixels.transpose(2, 0, 1).astype(np.float32)
+
+
+def heic_load(path):
+    """A HEIC decoded by pillow-heif (libheif + libde265) at full size, then the same
+    preprocessing as `draft_load` (HEIC has no reduced-size decoding)."""
+    import numpy as np
+    import pillow_heif
+    from PIL import Image, ImageOps
+    pillow_heif.register_heif_opener()
+    image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     w, h = image.size
     scale = SIZE / min(w, h)
     image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BICUBIC)
@@ -142,6 +164,23 @@ def main():
     def ort_encode(pixels):
         return session.run(None, {"pixel_values": pixels.numpy()})[0]
 
+    # OpenVINO, as Immich's OpenVINO execution provider and a Python user run it: its default
+    # (bf16 on CPUs with AVX-512 BF16 or AMX), and f32 and bf16 asked for.
+    import openvino as ov
+    core = ov.Core()
+    openvino = {}
+    for name, hint in (("OV default", None), ("OV f32", "f32"), ("OV bf16", "bf16")):
+        config = {"INFERENCE_NUM_THREADS": args.threads}
+        if hint:
+            config["INFERENCE_PRECISION_HINT"] = hint
+        compiled = core.compile_model(str(onnx_path), "CPU", config)
+        openvino[name] = compiled.create_infer_request()
+        if hint is None:
+            ov_default = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    def ov_run(name, pixels):
+        return openvino[name].infer({0: pixels})
+
     def load(path):
         image = Image.open(path)
         image = ImageOps.exif_transpose(image).convert("RGB")
@@ -160,19 +199,22 @@ def main():
             encode(torch.stack(pending))
         return len(photos) / (time.perf_counter() - start)
 
-    def best_python(batch=32):
-        """PIL's draft decoding in a pool of worker processes, one per core, feeding ONNX Runtime
-        in the main process; the pool decodes the next photos while ONNX Runtime encodes."""
+    def best_python(run=None, loader=draft_load, files=None, batch=32):
+        """PIL's draft decoding (or `loader`) in a pool of worker processes, one per core, feeding
+        ONNX Runtime (or `run`) in the main process; the pool decodes the next photos while the
+        engine encodes."""
+        run = run or (lambda pixels: session.run(None, {"pixel_values": pixels}))
+        files = files if files is not None else photos
         start = time.perf_counter()
         pending = []
-        for pixels in pool.imap(draft_load, [str(p) for p in photos], chunksize=1):
+        for pixels in pool.imap(loader, [str(p) for p in files], chunksize=1):
             pending.append(pixels)
             if len(pending) == batch:
-                session.run(None, {"pixel_values": np.stack(pending)})
+                run(np.stack(pending))
                 pending = []
         if pending:
-            session.run(None, {"pixel_values": np.stack(pending)})
-        return len(photos) / (time.perf_counter() - start)
+            run(np.stack(pending))
+        return len(files) / (time.perf_counter() - start)
 
     def pil_draft_ms():
         """One thread: PIL's reduced-size decode of each photo, in milliseconds (median)."""
@@ -185,8 +227,11 @@ def main():
             times.append((time.perf_counter() - start) * 1e3)
         return statistics.median(times)
 
-    def cliptag(*extra):
+    def cliptag(*extra, precision=None):
         env = dict(os.environ)
+        env.pop("CLIPTAG_PRECISION", None)
+        if precision:
+            env["CLIPTAG_PRECISION"] = precision
         if args.cliptag_kernel:
             env["CLIPTAG_KERNEL"] = args.cliptag_kernel
         out = subprocess.run([args.cliptag, "--threads", str(args.threads), "bench", "--json", *extra],
@@ -194,6 +239,9 @@ def main():
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     results = {}
+    precisions = {"f32"}
+    default_precision = None
+    heic_folder = Path(str(folder) + "-heic")
     f32_kernel = "unknown"
     kernels = {"bf16": "AVX-512 BF16", "f16": "AVX-512 FP16"}
 
@@ -206,6 +254,9 @@ def main():
             pixels = torch.randn(b, 3, 224, 224)
             note(("pytorch", b), timed(args.seconds, b, lambda: torch_encode(pixels)))
             note(("onnxruntime", b), timed(args.seconds, b, lambda: ort_encode(pixels)))
+            for name in openvino:
+                array = pixels.numpy()
+                note((name, b), timed(args.seconds, b, lambda: ov_run(name, array)))
         for row in cliptag("--part", "model", "--batches", args.batches, "--seconds", str(args.seconds), "--no-text"):
             if row.get("what") == "matrix_kernel":
                 f32_kernel = row.get("kernel") or "the gemm crate"
@@ -216,19 +267,39 @@ def main():
             for name in ("bf16", "f16"):
                 if row.get("what") == f"image_encoder_{name}":
                     note((f"cliptag {name}", row["batch"]), row["images_per_s"])
+                    precisions.add(name)
+        # cliptag's end to end first: its first run makes the HEIC folder the Python pipeline reads.
+        for precision in (None, "f32", "bf16"):
+            if precision is not None and (precision == default_precision or precision not in precisions):
+                continue
+            for row in cliptag("--part", "index", "--dir", str(folder), precision=precision):
+                fmt = row.get("format")
+                if row.get("what") == "index":
+                    name = row.get("precision", "f32")
+                    if precision is None:
+                        default_precision = name
+                        note(("cliptag default", fmt), row["images_per_s"])
+                    note((f"cliptag {name}", fmt), row["images_per_s"])
+                if precision is not None:
+                    continue
+                if row.get("what") == "index_peak_rss":
+                    note(("cliptag", f"peak_rss {fmt}"), row["mib"])
+                if row.get("what") == "index_schedule" and fmt == "JPEG":
+                    note(("cliptag", "schedule"), row["share_of_allowed"])
+                if row.get("what") == "decode" and fmt == "JPEG" and row.get("mode") == "reduced-size decode":
+                    note(("cliptag", "draft_ms"), row["decode_ms"])
         note(("pytorch", "e2e"), end_to_end(torch_encode))
         note(("onnxruntime", "e2e"), end_to_end(ort_encode))
-        note(("best", "e2e"), best_python())
+        note(("best", "JPEG"), best_python())
+        for name in openvino:
+            note((f"best {name}", "JPEG"), best_python(lambda pixels, name=name: ov_run(name, pixels)))
+        heics = sorted(heic_folder.glob("*.HEIC"))
+        if heics:
+            note(("best", "HEIC"), best_python(loader=heic_load, files=heics))
+            for name in openvino:
+                note((f"best {name}", "HEIC"),
+                     best_python(lambda pixels, name=name: ov_run(name, pixels), loader=heic_load, files=heics))
         note(("pil", "draft_ms"), pil_draft_ms())
-        for row in cliptag("--part", "index", "--dir", str(folder)):
-            if row.get("what") == "index" and row.get("format") == "JPEG":
-                note(("cliptag", "e2e"), row["images_per_s"])
-            if row.get("what") == "index_peak_rss" and row.get("format") == "JPEG":
-                note(("cliptag", "peak_rss"), row["mib"])
-            if row.get("what") == "index_schedule" and row.get("format") == "JPEG":
-                note(("cliptag", "schedule"), row["share_of_allowed"])
-            if row.get("what") == "decode" and row.get("format") == "JPEG" and row.get("mode") == "reduced-size decode":
-                note(("cliptag", "draft_ms"), row["decode_ms"])
 
     pool.close()
     med = {k: statistics.median(v) for k, v in results.items()}
@@ -236,34 +307,59 @@ def main():
     print(f"CPU flags: {cpu_flags()}")
     print(f"cliptag's f32 linear layers ran on: {f32_kernel}"
           + (f" (CLIPTAG_KERNEL={args.cliptag_kernel})" if args.cliptag_kernel else ""))
-    print(f"{'':14} {'PyTorch':>9} {'ONNX RT':>9} {'best Py':>9} {'cliptag':>9}"
-          "   cliptag/PyTorch  cliptag/ONNX RT  cliptag/best Py")
-    for key in batches + ["e2e"]:
-        label = f"batch {key}" if key != "e2e" else "end to end"
-        p, o, c = med[("pytorch", key)], med[("onnxruntime", key)], med[("cliptag", key)]
-        best = med.get(("best", key), o)
-        print(f"{label:14} {p:9.2f} {o:9.2f} {best:9.2f} {c:9.2f}   {c / p:15.2f}  {c / o:15.2f}  {c / best:15.2f}")
-    print("(images/s; medians of", args.rounds, "interleaved rounds; end to end = 12 MP JPEGs decoded,")
-    print(" preprocessed and encoded; PyTorch and ONNX Runtime with PIL and CLIPImageProcessor, one photo")
-    print(f" at a time; best Py = PIL draft decoding in {args.threads} processes overlapped with ONNX Runtime")
-    print(" at batch 32; for the encoder alone, best Py is ONNX Runtime)")
+    print(f"OpenVINO's default precision here: {ov_default}; cliptag's: {default_precision}")
+    print()
+    print("image encoder alone, images/s (medians of", args.rounds, "interleaved rounds):")
+    engines = [("PyTorch", "pytorch"), ("ONNX RT", "onnxruntime"), ("OV f32", "OV f32"),
+               ("OV bf16", "OV bf16"), ("OV dflt", "OV default"), ("cliptag f32", "cliptag")]
+    engines += [(f"cliptag {p}", f"cliptag {p}") for p in ("bf16", "f16") if (f"cliptag {p}", batches[0]) in med]
+    print(f"{'':10}" + "".join(f"{title:>13}" for title, _ in engines))
+    for b in batches:
+        print(f"batch {b:<4}" + "".join(f"{med[(key, b)]:13.2f}" for _, key in engines))
+    print("cliptag against OpenVINO in the same precision:")
+    for b in batches:
+        line = f"  batch {b:<3} f32 {med[('cliptag', b)] / med[('OV f32', b)]:.2f}x"
+        if ("cliptag bf16", b) in med:
+            line += f", bf16 {med[('cliptag bf16', b)] / med[('OV bf16', b)]:.2f}x"
+        print(line)
     for name, extension in kernels.items():
         if (f"cliptag {name}", batches[0]) not in med:
             why = (f"CLIPTAG_KERNEL={args.cliptag_kernel} leaves it off" if args.cliptag_kernel not in (None, "avx512")
                    else f"not on this CPU (no {extension})")
-            print(f"cliptag with CLIPTAG_PRECISION={name}: {why}; it runs f32")
+            print(f"cliptag {name}: {why}")
+        else:
+            print(f"cliptag {name} ran on {extension}")
+
+    print()
+    print("end to end, photos/s (decode, preprocess, encode; batch 32):")
+    print(f"  JPEG: PyTorch {med[('pytorch', 'e2e')]:.2f}, ONNX RT {med[('onnxruntime', 'e2e')]:.2f}"
+          " (PIL and CLIPImageProcessor, one photo at a time)")
+    pythons = [("best Py, ONNX RT", "best")] + [(f"best Py, {n}", f"best {n}") for n in openvino]
+    for fmt in ("JPEG", "HEIC"):
+        rows = [(title, med[(key, fmt)]) for title, key in pythons if (key, fmt) in med]
+        ours = [(f"cliptag {p}", med[(f"cliptag {p}", fmt)]) for p in ("f32", "bf16") if (f"cliptag {p}", fmt) in med]
+        if not rows or not ours:
             continue
-        print(f"cliptag with CLIPTAG_PRECISION={name} ({extension}), images/s, and its ratio to ONNX RT and to f32:")
-        for key in batches:
-            h = med[(f"cliptag {name}", key)]
-            print(f"  batch {key}: {h:.2f}  ({h / med[('onnxruntime', key)]:.2f}x ONNX RT,"
-                  f" {h / med[('cliptag', key)]:.2f}x cliptag f32)")
+        print(f"  {fmt}: " + ", ".join(f"{t} {v:.2f}" for t, v in rows + ours))
+        best_title, best = max(rows, key=lambda r: r[1])
+        default = med[("cliptag default", fmt)]
+        print(f"    cliptag default ({default_precision}) / the best Python pipeline ({best_title}): {default / best:.2f}x")
+        if fmt == "JPEG":
+            ov = med[("best OV default", fmt)]
+            print(f"    cliptag default / OpenVINO's default pipeline ({ov_default}): {default / ov:.2f}x")
+            if ("cliptag f32", fmt) in med:
+                print(f"    cliptag f32 / OpenVINO f32 pipeline: {med[('cliptag f32', fmt)] / med[('best OV f32', fmt)]:.2f}x")
+            if ("cliptag bf16", fmt) in med:
+                print(f"    cliptag bf16 / OpenVINO bf16 pipeline: {med[('cliptag bf16', fmt)] / med[('best OV bf16', fmt)]:.2f}x")
+    print(f"  (best Py = PIL draft decoding, or pillow-heif for HEIC, in {args.threads} processes overlapped"
+          " with the engine at batch 32)")
     if ("cliptag", "schedule") in med:
         print(f"cliptag indexing reached {100 * med[('cliptag', 'schedule')]:.0f} % of the photos/s its decode and"
               " encode CPU time per photo allow on these cores")
-    if ("cliptag", "peak_rss") in med:
-        print(f"cliptag peak RSS while indexing the JPEGs: {med[('cliptag', 'peak_rss')]:.0f} MiB"
-              " (the whole process: the model, its random weights and the vocabulary included)")
+    for fmt in ("JPEG", "HEIC", "RAW"):
+        if ("cliptag", f"peak_rss {fmt}") in med:
+            print(f"cliptag peak RSS while indexing the {fmt}s: {med[('cliptag', f'peak_rss {fmt}')]:.0f} MiB"
+                  " (the whole process: the model, its random weights and the vocabulary included)")
     pil, ours = med[("pil", "draft_ms")], med[("cliptag", "draft_ms")]
     print(f"reduced-size JPEG decode, one thread, ms per photo: PIL draft {pil:.1f}, cliptag {ours:.1f}"
           f" (cliptag / PIL {ours / pil:.2f})")

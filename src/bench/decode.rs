@@ -7,7 +7,7 @@ use super::{Report, median};
 use crate::imaging;
 use crate::model::PreprocessConfig;
 
-/// Decoding alone, one thread: for JPEGs, reduced-size DCT decoding against a full decode.
+/// Decoding alone, one thread: for JPEGs and HEICs, reduced-size decoding against a full decode.
 /// Returns the milliseconds per photo, decoding and preprocessing, of the way the indexer
 /// decodes this format (the last mode timed).
 pub(super) fn decode_times(
@@ -26,8 +26,12 @@ pub(super) fn decode_times(
         // The largest embedded JPEG, decoded at a reduced size as a JPEG photo is.
         &[("embedded preview", Some(config.min_short_side()))]
     } else {
-        // HEVC has no reduced-size decoding: every HEIC is decoded whole.
-        &[("full decode", Some(config.min_short_side()))]
+        // Every HEVC sample is decoded either way; the reduced decode skips the in-loop
+        // filters and converts to RGB at a reduced size.
+        &[
+            ("full decode", None),
+            ("reduced-size decode", Some(config.min_short_side())),
+        ]
     };
     let mut indexer_ms = 0.0;
     for &(what, reduce) in modes {

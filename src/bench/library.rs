@@ -102,14 +102,15 @@ pub(super) fn end_to_end(
         &mut |_| {},
     )?;
     let t = summary.timings;
+    let precision = engine.precision().name();
     let wall = t.wall.as_secs_f64();
     let rate = summary.indexed as f64 / wall;
     report.line(
         format!(
-            "  {format} end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads)",
+            "  {format} end to end: {} photos in {wall:.1} s = {rate:.2} photos/s (batch {batch_size}, {decode_threads} decode threads, {precision})",
             summary.indexed,
         ),
-        serde_json::json!({"what": "index", "format": format, "photos": summary.indexed, "seconds": wall, "images_per_s": rate}),
+        serde_json::json!({"what": "index", "format": format, "photos": summary.indexed, "seconds": wall, "images_per_s": rate, "precision": precision}),
     );
     if let (Some(peak), Some(before)) = (super::peak_rss_mib(), before) {
         report.line(

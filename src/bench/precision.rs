@@ -190,6 +190,26 @@ fn index(
     })
 }
 
+/// How widely a label's scores spread across the photos: the interquartile range of each
+/// label's column of `scores` (images × `width` labels), the median over labels. A decision
+/// changes only where a score lies closer to its threshold than the precision moved it, so the
+/// share of changed decisions grows as this shrinks: random weights give photos near-identical
+/// embeddings, a trained model does not.
+fn label_spread(scores: &[f32], width: usize, photos: usize) -> f32 {
+    if width == 0 || photos == 0 {
+        return 0.0;
+    }
+    let mut ranges: Vec<f32> = (0..width)
+        .map(|j| {
+            let mut column: Vec<f32> = (0..photos).map(|i| scores[i * width + j]).collect();
+            column.sort_by(f32::total_cmp);
+            column[photos * 3 / 4] - column[photos / 4]
+        })
+        .collect();
+    ranges.sort_by(f32::total_cmp);
+    ranges[width / 2]
+}
+
 /// Photo × label decisions of `plan` on `images`.
 fn decisions(plan: &TagPlan, images: &EmbeddingMatrix) -> anyhow::Result<HashSet<(i64, i64)>> {
     Ok(plan
@@ -257,12 +277,15 @@ fn compare(
     deltas.sort_by(f32::total_cmp);
     let largest_delta = deltas.last().copied().unwrap_or(0.0);
     let p99_delta = deltas[(deltas.len() * 99 / 100).min(deltas.len() - 1)];
+    let spread = label_spread(&a.scores, a.plan.labels.len(), photos.len());
     report.line(
         format!(
             "  embeddings against f32's: lowest cosine {lowest:.6}, median {middle:.6}; \
-             label scores differ by at most {largest_delta:.5} (99th percentile {p99_delta:.5})"
+             label scores differ by at most {largest_delta:.5} (99th percentile {p99_delta:.5}), \
+             where a label's scores spread over {spread:.5} across these photos (the median \
+             label's interquartile range)"
         ),
-        serde_json::json!({"what": "precision_embeddings", "precision": precision, "set": set, "photos": photos.len(), "lowest_cosine": lowest, "median_cosine": middle, "largest_score_delta": largest_delta, "p99_score_delta": p99_delta}),
+        serde_json::json!({"what": "precision_embeddings", "precision": precision, "set": set, "photos": photos.len(), "lowest_cosine": lowest, "median_cosine": middle, "largest_score_delta": largest_delta, "p99_score_delta": p99_delta, "label_spread": spread}),
     );
     let labels: Vec<Label> = a.plan.labels.iter().map(|l| l.label.clone()).collect();
     let calibrated_labels = calibrated(&a.plan, &a.scores, photos.len());

@@ -192,7 +192,9 @@ fn decode_photo(
         };
     }
     if heif::is_heif(bytes) {
-        return match catch_unwind(AssertUnwindSafe(|| heif::decode(bytes, check_size))) {
+        return match catch_unwind(AssertUnwindSafe(|| {
+            heif::decode(bytes, check_size, reduce_to)
+        })) {
             Ok(result) => result,
             Err(_) => Err("damaged HEIF file: the decoder failed".into()),
         };

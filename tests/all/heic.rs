@@ -339,3 +339,121 @@ fn heics_an_older_cliptag_could_not_read_are_indexed_on_the_next_run() {
         "{third:?}"
     );
 }
+
+/// How far, on average, the reduced pixels are from the means of the full decode's blocks they
+/// would cover were the reduced image's first block `lead` full pixels before the photo: the
+/// block of pixel `i` is `[i·scale − lead, (i+1)·scale − lead)` along each side, cut to the photo.
+fn block_error(full: &image::RgbImage, reduced: &imaging::Decoded, lead: (u32, u32)) -> f64 {
+    let s = reduced.scale;
+    let span = |i: u32, lead: u32, len: u32| {
+        let start = (i * s).saturating_sub(lead);
+        let end = ((i + 1) * s).saturating_sub(lead).min(len);
+        start..end
+    };
+    let (w, h) = reduced.image.dimensions();
+    let mut total = 0f64;
+    for y in 0..h {
+        for x in 0..w {
+            let (mut sum, mut n) = ([0f64; 3], 0f64);
+            for fy in span(y, lead.1, full.height()) {
+                for fx in span(x, lead.0, full.width()) {
+                    let p = full.get_pixel(fx, fy).0;
+                    for c in 0..3 {
+                        sum[c] += f64::from(p[c]);
+                    }
+                    n += 1.0;
+                }
+            }
+            let got = reduced.image.get_pixel(x, y).0;
+            total += (0..3)
+                .map(|c| (f64::from(got[c]) - sum[c] / n.max(1.0)).abs())
+                .sum::<f64>()
+                / 3.0;
+        }
+    }
+    total / f64::from(w * h)
+}
+
+#[test]
+fn a_reduced_heic_decode_is_the_full_decode_in_blocks_turned_as_the_photo_is() {
+    for entry in files_expected("ok") {
+        let path = heic_dir().join(name(&entry));
+        let full = imaging::decode_file(&path, None).unwrap();
+        let short = full.display_size.0.min(full.display_size.1);
+        // A model this small makes every fixture decode at an eighth of its size.
+        let reduced = imaging::decode_file(&path, Some(short / 16)).unwrap();
+        assert_eq!(reduced.scale, 8, "{}", name(&entry));
+        assert_eq!(reduced.display_size, full.display_size, "{}", name(&entry));
+        let s = reduced.scale;
+        assert_eq!(
+            reduced.image.dimensions(),
+            (
+                (full.display_size.0 + reduced.lead.0).div_ceil(s),
+                (full.display_size.1 + reduced.lead.1).div_ceil(s)
+            ),
+            "{}: lead {:?}",
+            name(&entry),
+            reduced.lead
+        );
+        // Each reduced pixel is its block's mean, but for the in-loop filters the reduced
+        // decode skips and rounding; and the blocks lie where the decode says they do: no
+        // other placement fits better.
+        let error = block_error(&full.image, &reduced, reduced.lead);
+        assert!(
+            error < 2.0,
+            "{}: reduced pixels differ from the full decode's blocks by {error:.2} levels on average",
+            name(&entry)
+        );
+        for lx in 0..s {
+            for ly in 0..s {
+                let other = block_error(&full.image, &reduced, (lx, ly));
+                assert!(
+                    error <= other,
+                    "{}: blocks placed with lead {:?} fit worse ({error:.3}) than with {:?} ({other:.3})",
+                    name(&entry),
+                    reduced.lead,
+                    (lx, ly)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_large_heic_decodes_reduced_for_indexing_and_keeps_its_embedding() {
+    // A 4-megapixel photo as an iPhone stores one: 512×512 tiles, 4:2:0.
+    let source = image::open(fixtures().join("images/astronaut.jpg"))
+        .unwrap()
+        .resize_exact(2304, 1792, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let bytes = heifer::encode_rgb8(
+        source.width(),
+        source.height(),
+        source.as_raw(),
+        &heifer::EncodeOptions {
+            quality: 80,
+            max_threads: 0,
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("IMG_0001.HEIC");
+    std::fs::write(&path, bytes).unwrap();
+
+    let engine = tiny_engine();
+    let config = engine.preprocess_config();
+    let full = imaging::decode_file(&path, None).unwrap();
+    let reduced = imaging::decode_file(&path, Some(config.min_short_side())).unwrap();
+    assert!(!full.reduced());
+    assert_eq!(reduced.scale, 4, "the short side 1792 is 4 × 448");
+    assert_eq!(reduced.display_size, (2304, 1792));
+    assert_eq!(reduced.image.dimensions(), (576, 448));
+    let a = imaging::preprocess(&full.image, config);
+    let b = reduced.preprocess(config);
+    let embeddings = engine.embed_images(&[a, b]).unwrap();
+    let cos = cosine(&embeddings[0], &embeddings[1]);
+    assert!(
+        cos >= 0.9995,
+        "reduced decoding moved the embedding: cosine {cos}"
+    );
+}

@@ -17,6 +17,10 @@ use image::{RgbImage, imageops};
 
 use crate::imaging::Decoded;
 
+mod colour;
+
+use colour::{Colour, convert, convert_reduced};
+
 /// Brands of HEIF files coded with HEVC (and the structural ones they declare alongside).
 const HEIF_BRANDS: [&[u8; 4]; 10] = [
     b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
@@ -40,9 +44,18 @@ pub fn is_heif(bytes: &[u8]) -> bool {
 
 /// Decodes the primary image of a HEIF file. The size its header declares is checked against
 /// `check` before any pixel is decoded.
+///
+/// With `reduce_to = Some(n)` (indexing), a photo whose short side is at least `4 n` is
+/// decoded for a model that sees `n` pixels: the in-loop filters (deblocking and SAO, which
+/// smooth block edges a few pixels wide) are skipped, and the picture is converted to RGB at
+/// a half, a quarter or an eighth of its size (the smallest whose short side stays at least
+/// `2 n`, as for JPEGs), each pixel the mean of the block it covers. Skipping the filters
+/// changes no other sample: intra prediction reads the samples before filtering. Anything
+/// else, and every photo without `reduce_to`, is decoded exactly as libheif decodes it.
 pub fn decode(
     bytes: &[u8],
     check: impl Fn(u32, u32) -> Result<(), String>,
+    reduce_to: Option<u32>,
 ) -> Result<Decoded, String> {
     let file = HeifFile::parse(bytes).map_err(container)?;
     let declared = file
@@ -53,15 +66,102 @@ pub fn decode(
     // Coded pictures are padded to whole coding blocks (up to 64 pixels a side) beyond the size
     // they declare; no picture of this file may be larger than the photo so padded.
     let limit = (u64::from(declared.0) + 128) * (u64::from(declared.1) + 128);
-    let decoder = Decoder { file, limit };
-    let image = decoder.item(decoder.file.primary_id, 0)?;
-    check(image.width(), image.height())?;
-    Ok(Decoded {
-        display_size: image.dimensions(),
-        image,
+    let mut decoder = Decoder {
+        file,
+        limit,
         scale: 1,
-        lead: (0, 0),
+    };
+    if let Some(n) = reduce_to {
+        let short = declared.0.min(declared.1);
+        let scale = [8, 4, 2]
+            .into_iter()
+            .find(|s| short / s >= 2 * n.max(1))
+            .unwrap_or(1);
+        if scale > 1 && decoder.reducible(decoder.file.primary_id, scale)? {
+            decoder.scale = scale;
+        }
+    }
+    let Shown {
+        image,
+        size,
+        padding,
+    } = decoder.item(decoder.file.primary_id, 0)?;
+    check(size.0, size.1)?;
+    Ok(Decoded {
+        display_size: size,
+        image,
+        scale: decoder.scale,
+        lead: (padding[0], padding[1]),
     })
+}
+
+/// An item as displayed: its pixels (reduced by [`Decoder::scale`]), its size in full pixels,
+/// and the full pixels of padding its reduced pixels cover past the photo on each side (left,
+/// top, right, bottom): a last block only partly inside the photo, turned wherever the file's
+/// rotation or mirror turns it.
+struct Shown {
+    image: RgbImage,
+    size: (u32, u32),
+    padding: [u32; 4],
+}
+
+impl Shown {
+    fn new(image: RgbImage, size: (u32, u32), scale: u32) -> Self {
+        let right = image.width() * scale - size.0;
+        let bottom = image.height() * scale - size.1;
+        Shown {
+            image,
+            size,
+            padding: [0, 0, right, bottom],
+        }
+    }
+
+    /// Turned clockwise by a quarter.
+    fn rotate90(self) -> Self {
+        let [l, t, r, b] = self.padding;
+        Shown {
+            image: imageops::rotate90(&self.image),
+            size: (self.size.1, self.size.0),
+            padding: [b, l, t, r],
+        }
+    }
+
+    /// Turned anticlockwise by a quarter.
+    fn rotate270(self) -> Self {
+        let [l, t, r, b] = self.padding;
+        Shown {
+            image: imageops::rotate270(&self.image),
+            size: (self.size.1, self.size.0),
+            padding: [t, r, b, l],
+        }
+    }
+
+    fn rotate180(self) -> Self {
+        let [l, t, r, b] = self.padding;
+        Shown {
+            image: imageops::rotate180(&self.image),
+            size: self.size,
+            padding: [r, b, l, t],
+        }
+    }
+
+    fn flip_horizontal(self) -> Self {
+        let [l, t, r, b] = self.padding;
+        Shown {
+            image: imageops::flip_horizontal(&self.image),
+            size: self.size,
+            padding: [r, t, l, b],
+        }
+    }
+
+    fn flip_vertical(self) -> Self {
+        let [l, t, r, b] = self.padding;
+        Shown {
+            image: imageops::flip_vertical(&self.image),
+            size: self.size,
+            padding: [l, b, r, t],
+        }
+    }
 }
 
 fn container(e: ContainerError) -> String {
@@ -81,16 +181,48 @@ struct Decoder<'a> {
     file: HeifFile<'a>,
     /// The most pixels any picture or canvas of this file may have.
     limit: u64,
+    /// Full pixels per decoded pixel along each side (see [`decode`]); 1 decodes exactly.
+    scale: u32,
 }
 
 impl Decoder<'_> {
+    /// Whether the item can be decoded `scale` times smaller: a coded picture, or a grid of
+    /// plain pictures whose tiles are whole numbers of `scale`-pixel blocks, with no crop (the
+    /// rest are decoded in full).
+    fn reducible(&self, id: ItemId, scale: u32) -> Result<bool, String> {
+        let cropped = self
+            .file
+            .item_properties(id)
+            .map_err(container)?
+            .any(|p| matches!(p, Property::CleanAperture { .. }));
+        if cropped {
+            return Ok(false);
+        }
+        match &self.file.item(id).map_err(container)?.item_type.0 {
+            b"hvc1" => Ok(true),
+            b"grid" => {
+                for &tile in self.file.referenced_items(id, b"dimg") {
+                    if !self.is_plain_picture(tile)? {
+                        return Ok(false);
+                    }
+                    match self.file.image_size(tile).map_err(container)? {
+                        Some((w, h)) if w % scale == 0 && h % scale == 0 => {}
+                        _ => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// An image item as displayed: decoded or assembled, then transformed.
-    fn item(&self, id: ItemId, depth: u32) -> Result<RgbImage, String> {
+    fn item(&self, id: ItemId, depth: u32) -> Result<Shown, String> {
         if depth > MAX_DEPTH {
             return Err("damaged HEIF file: its images are nested too deeply".into());
         }
         let item = self.file.item(id).map_err(container)?;
-        let mut image = match &item.item_type.0 {
+        let mut shown = match &item.item_type.0 {
             b"hvc1" => self.coded(id)?,
             b"grid" => self.grid(id, depth)?,
             b"iden" => match self.file.referenced_items(id, b"dimg") {
@@ -106,31 +238,54 @@ impl Decoder<'_> {
         };
         // Transformative properties, in the order the file associates them.
         for property in self.file.item_properties(id).map_err(container)? {
-            image = match *property {
+            shown = match *property {
                 Property::CleanAperture {
                     width,
                     height,
                     horiz_offset,
                     vert_offset,
-                } => clean_aperture(&image, width, height, horiz_offset, vert_offset)?,
+                } => {
+                    // Only full decodes reach here with a crop (see `reducible`).
+                    let image =
+                        clean_aperture(&shown.image, width, height, horiz_offset, vert_offset)?;
+                    let size = image.dimensions();
+                    Shown::new(image, size, 1)
+                }
                 // `irot` turns anticlockwise by quarters.
-                Property::Rotation(1) => imageops::rotate270(&image),
-                Property::Rotation(2) => imageops::rotate180(&image),
-                Property::Rotation(3) => imageops::rotate90(&image),
-                Property::Mirror(true) => imageops::flip_vertical(&image),
-                Property::Mirror(false) => imageops::flip_horizontal(&image),
-                _ => image,
+                Property::Rotation(1) => shown.rotate270(),
+                Property::Rotation(2) => shown.rotate180(),
+                Property::Rotation(3) => shown.rotate90(),
+                Property::Mirror(true) => shown.flip_vertical(),
+                Property::Mirror(false) => shown.flip_horizontal(),
+                _ => shown,
             };
         }
-        Ok(image)
+        Ok(shown)
     }
 
     /// A coded picture, cut to the size its `ispe` declares (what is coded past it is padding).
-    fn coded(&self, id: ItemId) -> Result<RgbImage, String> {
-        let (frame, colour, (width, height)) = self.picture(id)?;
-        let mut image = RgbImage::new(width, height);
-        convert(&frame, colour, &mut image, (0, 0), (width, height))?;
-        Ok(image)
+    fn coded(&self, id: ItemId) -> Result<Shown, String> {
+        let (frame, colour, size) = self.picture(id)?;
+        let mut image = RgbImage::new(size.0.div_ceil(self.scale), size.1.div_ceil(self.scale));
+        self.convert(&frame, colour, &mut image, (0, 0), size)?;
+        Ok(Shown::new(image, size, self.scale))
+    }
+
+    /// Converts `size` pixels of a picture into `out` at `at` (full pixels), reduced by
+    /// [`Decoder::scale`].
+    fn convert(
+        &self,
+        frame: &Frame,
+        colour: Colour,
+        out: &mut RgbImage,
+        at: (u32, u32),
+        size: (u32, u32),
+    ) -> Result<(), String> {
+        if self.scale == 1 {
+            return convert(frame, colour, out, at, size);
+        }
+        let at = (at.0 / self.scale, at.1 / self.scale);
+        convert_reduced(frame, colour, out, at, size, self.scale)
     }
 
     /// A coded item's decoded picture, its colour description and the size it shows.
@@ -138,6 +293,7 @@ impl Decoder<'_> {
         let stream = self.file.hevc_bitstream(id).map_err(container)?;
         let options = DecodeOptions {
             max_pixels: self.limit,
+            skip_loop_filters: self.scale > 1,
             ..Default::default()
         };
         let frame = decode_picture(&stream, options)
@@ -189,7 +345,7 @@ impl Decoder<'_> {
     }
 
     /// A grid of tiles (512×512 in iPhone photos), assembled row by row and cut to its size.
-    fn grid(&self, id: ItemId, depth: u32) -> Result<RgbImage, String> {
+    fn grid(&self, id: ItemId, depth: u32) -> Result<Shown, String> {
         let grid = self.file.grid(id).map_err(container)?;
         let tiles = self.file.referenced_items(id, b"dimg");
         let columns = usize::from(grid.columns);
@@ -207,16 +363,16 @@ impl Decoder<'_> {
                 "damaged HEIF file: its grid is {width}×{height}, unlike the photo it belongs to"
             ));
         }
-        let mut canvas = RgbImage::new(width, height);
+        let mut canvas = RgbImage::new(width.div_ceil(self.scale), height.div_ceil(self.scale));
         let mut tile_size = None;
         for (i, &tile_id) in tiles.iter().enumerate() {
             // Tiles as iPhones write them are plain pictures, converted in place; others are
-            // decoded and transformed first.
+            // decoded and transformed first (never in a reduced decode: see `reducible`).
             let (tile, picture) = if self.is_plain_picture(tile_id)? {
                 let (frame, colour, size) = self.picture(tile_id)?;
                 (None, Some((frame, colour, size)))
             } else {
-                (Some(self.item(tile_id, depth + 1)?), None)
+                (Some(self.item(tile_id, depth + 1)?.image), None)
             };
             let size = match (&tile, &picture) {
                 (Some(tile), _) => tile.dimensions(),
@@ -241,151 +397,12 @@ impl Decoder<'_> {
                 }
                 (None, Some((frame, colour, _))) => {
                     let shown = (tw.min(width - x), th.min(height - y));
-                    convert(&frame, colour, &mut canvas, (x, y), shown)?;
+                    self.convert(&frame, colour, &mut canvas, (x, y), shown)?;
                 }
                 (None, None) => unreachable!("one of the two is set"),
             }
         }
-        Ok(canvas)
-    }
-}
-
-/// How YCbCr samples map to RGB (ITU-T H.273).
-#[derive(Clone, Copy)]
-struct Colour {
-    matrix: u16,
-    full_range: bool,
-}
-
-/// Writes the top-left `size` pixels of a decoded picture into `out` at `at`, in 8-bit RGB as
-/// libheif converts for display: samples of more than 8 bits shifted down to 8 first, each
-/// pixel's chroma from the chroma sample that covers it, fixed-point coefficients in 1/256.
-fn convert(
-    frame: &Frame,
-    colour: Colour,
-    out: &mut RgbImage,
-    at: (u32, u32),
-    size: (u32, u32),
-) -> Result<(), String> {
-    let [luma_depth, chroma_depth] = frame.bit_depth;
-    if !(8..=16).contains(&luma_depth) || !(8..=16).contains(&chroma_depth) {
-        return Err(format!(
-            "HEIF file cliptag cannot read yet: {luma_depth}-bit samples"
-        ));
-    }
-    let (shift_y, shift_c) = (luma_depth - 8, chroma_depth - 8);
-    let (width, height) = (size.0 as usize, size.1 as usize);
-    let stride = frame.widths[0] as usize;
-    let out_stride = out.width() as usize * 3;
-    let (x0, y0) = (at.0 as usize, at.1 as usize);
-    if width == 0
-        || height == 0
-        || width > stride
-        || height > frame.heights[0] as usize
-        || x0 + width > out.width() as usize
-        || y0 + height > out.height() as usize
-    {
-        return Err("damaged HEIF file: a picture does not fit where it belongs".into());
-    }
-    let out = out.as_mut();
-    let luma_row = |y: usize| &frame.planes[0][y * stride..y * stride + width];
-    if frame.widths[1] == 0 || frame.heights[1] == 0 {
-        // Monochrome: grey, range expanded where the range is limited.
-        for y in 0..height {
-            let start = (y0 + y) * out_stride + x0 * 3;
-            let row = &mut out[start..start + width * 3];
-            for (pixel, &v) in row.chunks_exact_mut(3).zip(luma_row(y)) {
-                let v = expand_luma(i32::from(v >> shift_y), colour.full_range);
-                pixel.copy_from_slice(&[v, v, v]);
-            }
-        }
-        return Ok(());
-    }
-    let (cw, ch) = (frame.widths[1] as usize, frame.heights[1] as usize);
-    let sx = (stride / cw).max(1);
-    let sy = (frame.heights[0] as usize / ch).max(1);
-    if (width - 1) / sx >= cw || (height - 1) / sy >= ch {
-        return Err("damaged HEIF file: its chroma planes are too small".into());
-    }
-    let coefficients = Coefficients::new(colour);
-    for y in 0..height {
-        let start = (y0 + y) * out_stride + x0 * 3;
-        let row = &mut out[start..start + width * 3];
-        let c = (y / sy) * cw;
-        let (cb_row, cr_row) = (&frame.planes[1][c..c + cw], &frame.planes[2][c..c + cw]);
-        for (x, (pixel, &luma)) in row.chunks_exact_mut(3).zip(luma_row(y)).enumerate() {
-            let cx = x / sx;
-            let rgb = coefficients.rgb(
-                i32::from(luma >> shift_y),
-                i32::from(cb_row[cx] >> shift_c),
-                i32::from(cr_row[cx] >> shift_c),
-            );
-            pixel.copy_from_slice(&rgb);
-        }
-    }
-    Ok(())
-}
-
-/// YCbCr → RGB in 8 bits, with libheif's fixed-point coefficients.
-struct Coefficients {
-    /// The identity matrix: the planes are G, B and R.
-    identity: bool,
-    full_range: bool,
-    r_cr: i32,
-    g_cb: i32,
-    g_cr: i32,
-    b_cb: i32,
-}
-
-impl Coefficients {
-    fn new(colour: Colour) -> Self {
-        let (kr, kb) = match colour.matrix {
-            1 => (0.2126, 0.0722),
-            4 => (0.30, 0.11),
-            7 => (0.212, 0.087),
-            9 | 10 => (0.2627, 0.0593),
-            _ => (0.299, 0.114), // 5, 6 and unspecified: BT.601
-        };
-        let kg = 1.0 - kr - kb;
-        // Limited-range chroma spans 224 levels instead of 255.
-        let range = if colour.full_range {
-            1.0
-        } else {
-            255.0 / 224.0
-        };
-        let fixed = |c: f64| (c * range * 256.0).round() as i32;
-        Coefficients {
-            identity: colour.matrix == 0,
-            full_range: colour.full_range,
-            r_cr: fixed(2.0 * (1.0 - kr)),
-            g_cb: fixed(-2.0 * kb * (1.0 - kb) / kg),
-            g_cr: fixed(-2.0 * kr * (1.0 - kr) / kg),
-            b_cb: fixed(2.0 * (1.0 - kb)),
-        }
-    }
-
-    #[inline]
-    fn rgb(&self, y: i32, cb: i32, cr: i32) -> [u8; 3] {
-        let clamp = |v: i32| v.clamp(0, 255) as u8;
-        if self.identity {
-            return [clamp(cr), clamp(y), clamp(cb)];
-        }
-        let y = i32::from(expand_luma(y, self.full_range));
-        let (cb, cr) = (cb - 128, cr - 128);
-        [
-            clamp(y + ((self.r_cr * cr + 128) >> 8)),
-            clamp(y + ((self.g_cb * cb + self.g_cr * cr + 128) >> 8)),
-            clamp(y + ((self.b_cb * cb + 128) >> 8)),
-        ]
-    }
-}
-
-/// An 8-bit luma sample on the full range.
-fn expand_luma(v: i32, full_range: bool) -> u8 {
-    if full_range {
-        v.clamp(0, 255) as u8
-    } else {
-        (((v - 16) * 255 * 2 + 219) / (219 * 2)).clamp(0, 255) as u8
+        Ok(Shown::new(canvas, (width, height), self.scale))
     }
 }
 
@@ -434,6 +451,105 @@ mod tests {
         avif.extend_from_slice(b"ftypavif\0\0\0\0avif");
         assert!(!is_heif(&avif));
         assert!(!is_heif(b"\xff\xd8\xff\xe0 not a heif"));
+    }
+
+    /// `image` reduced `scale` times: each pixel the mean of the block it covers, blocks cut
+    /// at the right and bottom edges.
+    fn block_means(image: &RgbImage, scale: u32) -> Vec<[u32; 3]> {
+        let (w, h) = image.dimensions();
+        let mut out = Vec::new();
+        for by in 0..h.div_ceil(scale) {
+            for bx in 0..w.div_ceil(scale) {
+                let (mut sum, mut n) = ([0u32; 3], 0);
+                for y in by * scale..((by + 1) * scale).min(h) {
+                    for x in bx * scale..((bx + 1) * scale).min(w) {
+                        let p = image.get_pixel(x, y).0;
+                        (0..3).for_each(|c| sum[c] += u32::from(p[c]));
+                        n += 1;
+                    }
+                }
+                out.push(sum.map(|v| v * 1000 / n));
+            }
+        }
+        out
+    }
+
+    /// The means of the blocks of `image` that start `lead` pixels before it.
+    fn block_means_led(image: &RgbImage, scale: u32, lead: (u32, u32)) -> Vec<[u32; 3]> {
+        let (w, h) = image.dimensions();
+        let mut padded = image::ImageBuffer::<image::Rgb<u8>, Vec<u8>>::new(w + lead.0, h + lead.1);
+        imageops::replace(&mut padded, image, i64::from(lead.0), i64::from(lead.1));
+        // Means over the pixels of the photo only: count them apart from the padding.
+        let (pw, ph) = padded.dimensions();
+        let mut out = Vec::new();
+        for by in 0..ph.div_ceil(scale) {
+            for bx in 0..pw.div_ceil(scale) {
+                let (mut sum, mut n) = ([0u32; 3], 0);
+                for y in (by * scale).max(lead.1)..((by + 1) * scale).min(ph) {
+                    for x in (bx * scale).max(lead.0)..((bx + 1) * scale).min(pw) {
+                        let p = padded.get_pixel(x, y).0;
+                        (0..3).for_each(|c| sum[c] += u32::from(p[c]));
+                        n += 1;
+                    }
+                }
+                out.push(sum.map(|v| v * 1000 / n.max(1)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_turned_reduced_image_says_where_its_partial_blocks_went() {
+        // 11×7 photo pixels in blocks of 4: the last column and row of blocks are partial.
+        let photo = RgbImage::from_fn(11, 7, |x, y| {
+            image::Rgb([(x * 20) as u8, (y * 30) as u8, (x * y) as u8])
+        });
+        let scale = 4;
+        let reduced = |p: &RgbImage| {
+            let means = block_means(p, scale);
+            let (w, h) = (p.width().div_ceil(scale), p.height().div_ceil(scale));
+            // Stored at 1/1000 precision to compare means exactly.
+            let mut image = image::ImageBuffer::<image::Rgb<u8>, Vec<u8>>::new(w, h);
+            for (i, m) in means.iter().enumerate() {
+                image.put_pixel(
+                    i as u32 % w,
+                    i as u32 / w,
+                    image::Rgb(m.map(|v| (v / 1000) as u8)),
+                );
+            }
+            image
+        };
+        type Turn = (&'static str, fn(Shown) -> Shown, fn(&RgbImage) -> RgbImage);
+        let turns: [Turn; 5] = [
+            ("rotate90", Shown::rotate90, |i| imageops::rotate90(i)),
+            ("rotate180", Shown::rotate180, |i| imageops::rotate180(i)),
+            ("rotate270", Shown::rotate270, |i| imageops::rotate270(i)),
+            ("flip_horizontal", Shown::flip_horizontal, |i| {
+                imageops::flip_horizontal(i)
+            }),
+            ("flip_vertical", Shown::flip_vertical, |i| {
+                imageops::flip_vertical(i)
+            }),
+        ];
+        let mut leads = Vec::new();
+        for (name, turn_shown, turn_image) in turns {
+            let shown = turn_shown(Shown::new(reduced(&photo), photo.dimensions(), scale));
+            let turned = turn_image(&photo);
+            assert_eq!(shown.size, turned.dimensions(), "{name}");
+            let lead = (shown.padding[0], shown.padding[1]);
+            let want: Vec<[u32; 3]> = block_means_led(&turned, scale, lead)
+                .into_iter()
+                .map(|m| m.map(|v| v / 1000))
+                .collect();
+            let got: Vec<[u32; 3]> = shown.image.pixels().map(|p| p.0.map(u32::from)).collect();
+            assert_eq!(got, want, "{name}: lead {lead:?}");
+            leads.push(lead);
+        }
+        // Every turn but the plain ones moves a partial block before the photo.
+        assert!(
+            leads.iter().filter(|l| **l != (0, 0)).count() >= 3,
+            "{leads:?}"
+        );
     }
 
     #[test]
