@@ -129,7 +129,7 @@ pub enum Command {
         #[arg(long, default_value_t = IndexOptions::default().decode_threads as u16,
               value_parser = clap::value_parser!(u16).range(1..=64))]
         decode_threads: u16,
-        /// Decode large JPEGs at full size instead of the faster reduced size.
+        /// Decode large JPEGs and HEICs at full size instead of the faster reduced size.
         #[arg(long)]
         full_decode: bool,
         /// The arithmetic photos are embedded in, remembered by the library: `auto` (the

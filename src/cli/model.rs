@@ -25,6 +25,9 @@ pub(super) fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow
     }
     let spec = ModelSpec::parse(model);
     let (engine, _) = Engine::load(&spec, &mut print_download)?;
+    // Photos are decoded one at a time: the other cores may decode a HEIC's tiles.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    imaging::lend_spare_threads(cores.saturating_sub(1));
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     if !texts.is_empty() {

@@ -457,3 +457,26 @@ fn a_large_heic_decodes_reduced_for_indexing_and_keeps_its_embedding() {
         "reduced decoding moved the embedding: cosine {cos}"
     );
 }
+
+#[test]
+fn grid_tiles_decoded_on_idle_cores_give_the_same_pixels() {
+    let path = heic_dir().join("grid.heic");
+    let alone = imaging::decode_file(&path, None).unwrap();
+    let before = imaging::heif::helpers_started();
+    // Three idle cores for its six tiles. Other tests running meanwhile may borrow them too;
+    // this one only needs some helper to have started while it decoded.
+    imaging::lend_spare_threads(3);
+    let mut helped = false;
+    for _ in 0..20 {
+        let shared = imaging::decode_file(&path, None).unwrap();
+        assert_eq!(shared.image.as_raw(), alone.image.as_raw());
+        let reduced = imaging::decode_file(&path, Some(40)).unwrap();
+        assert_eq!(reduced.scale, 8);
+        helped = imaging::heif::helpers_started() > before;
+        if helped {
+            break;
+        }
+    }
+    imaging::withdraw_spare_threads(3);
+    assert!(helped, "no tile was decoded on an idle core");
+}

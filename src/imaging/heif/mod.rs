@@ -18,6 +18,9 @@ use image::{RgbImage, imageops};
 use crate::imaging::Decoded;
 
 mod colour;
+mod grid;
+
+pub use grid::helpers_started;
 
 use colour::{Colour, convert, convert_reduced};
 
@@ -342,67 +345,6 @@ impl Decoder<'_> {
             matrix: u16::from(frame.matrix_coeffs),
             full_range: frame.full_range,
         }))
-    }
-
-    /// A grid of tiles (512×512 in iPhone photos), assembled row by row and cut to its size.
-    fn grid(&self, id: ItemId, depth: u32) -> Result<Shown, String> {
-        let grid = self.file.grid(id).map_err(container)?;
-        let tiles = self.file.referenced_items(id, b"dimg");
-        let columns = usize::from(grid.columns);
-        if tiles.is_empty() || tiles.len() != usize::from(grid.rows) * columns {
-            return Err(format!(
-                "damaged HEIF file: its grid has {} of {}×{} tiles",
-                tiles.len(),
-                grid.rows,
-                grid.columns
-            ));
-        }
-        let (width, height) = (grid.output_width, grid.output_height);
-        if width == 0 || height == 0 || u64::from(width) * u64::from(height) > self.limit {
-            return Err(format!(
-                "damaged HEIF file: its grid is {width}×{height}, unlike the photo it belongs to"
-            ));
-        }
-        let mut canvas = RgbImage::new(width.div_ceil(self.scale), height.div_ceil(self.scale));
-        let mut tile_size = None;
-        for (i, &tile_id) in tiles.iter().enumerate() {
-            // Tiles as iPhones write them are plain pictures, converted in place; others are
-            // decoded and transformed first (never in a reduced decode: see `reducible`).
-            let (tile, picture) = if self.is_plain_picture(tile_id)? {
-                let (frame, colour, size) = self.picture(tile_id)?;
-                (None, Some((frame, colour, size)))
-            } else {
-                (Some(self.item(tile_id, depth + 1)?.image), None)
-            };
-            let size = match (&tile, &picture) {
-                (Some(tile), _) => tile.dimensions(),
-                (None, Some((_, _, size))) => *size,
-                (None, None) => unreachable!("one of the two is set"),
-            };
-            // Every tile has the first one's size; the last row and column may reach past the
-            // canvas and are cut.
-            let (tw, th) = *tile_size.get_or_insert(size);
-            if size != (tw, th) {
-                return Err("damaged HEIF file: its grid tiles differ in size".into());
-            }
-            let x = (i % columns) as u64 * u64::from(tw);
-            let y = (i / columns) as u64 * u64::from(th);
-            if x >= u64::from(width) || y >= u64::from(height) {
-                continue;
-            }
-            let (x, y) = (x as u32, y as u32);
-            match (tile, picture) {
-                (Some(tile), _) => {
-                    imageops::replace(&mut canvas, &tile, i64::from(x), i64::from(y))
-                }
-                (None, Some((frame, colour, _))) => {
-                    let shown = (tw.min(width - x), th.min(height - y));
-                    self.convert(&frame, colour, &mut canvas, (x, y), shown)?;
-                }
-                (None, None) => unreachable!("one of the two is set"),
-            }
-        }
-        Ok(Shown::new(canvas, (width, height), self.scale))
     }
 }
 

@@ -74,6 +74,8 @@ pub(super) struct Decoding {
 pub(super) struct DecodePool {
     pub results: Receiver<Done>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Decode threads that ran out of photos, their cores lent to the photos still decoding.
+    lent: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl DecodePool {
@@ -93,29 +95,48 @@ impl DecodePool {
         }
         drop(job_tx);
         let (result_tx, results) = bounded::<Done>(queue.max(1));
+        let lent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads = (0..threads.max(1))
             .map(|i| {
                 let (job_rx, result_tx) = (job_rx.clone(), result_tx.clone());
                 let (decoding, control) = (decoding.clone(), control.clone());
+                let lent = lent.clone();
                 std::thread::Builder::new()
                     .name(format!("cliptag-decode-{i}"))
                     .spawn(move || {
                         lower_priority();
-                        decode_loop(&job_rx, &result_tx, &decoding, &control)
+                        if decode_loop(&job_rx, &result_tx, &decoding, &control) {
+                            // Out of photos: the last ones may decode their parts on this core.
+                            lent.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                            imaging::lend_spare_threads(1);
+                        }
                     })
                     .expect("spawning a decode thread")
             })
             .collect();
-        DecodePool { results, threads }
+        DecodePool {
+            results,
+            threads,
+            lent,
+        }
     }
 
     /// Stops the threads (a thread busy with a file finishes it first).
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         // Unblocks threads waiting to send; they see the closed queue and return.
-        drop(self.results);
-        for thread in self.threads {
+        let (_, results) = bounded(1);
+        drop(std::mem::replace(&mut self.results, results));
+        for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for DecodePool {
+    /// The cores lent by threads that ran out of photos are taken back with the pool.
+    fn drop(&mut self) {
+        let lent = self.lent.swap(0, std::sync::atomic::Ordering::AcqRel);
+        imaging::withdraw_spare_threads(lent);
     }
 }
 
@@ -148,15 +169,17 @@ fn lower_priority() {
     }
 }
 
+/// Decodes jobs until none is left (returns true) or the run is cancelled or the results are
+/// no longer wanted (false).
 fn decode_loop(
     jobs: &Receiver<Job>,
     results: &Sender<Done>,
     decoding: &Decoding,
     control: &RunControl,
-) {
+) -> bool {
     while let Ok(job) = jobs.recv() {
         if control.is_cancelled() {
-            return;
+            return false;
         }
         let (outcome, decode, preprocess) = contained(&job, |job| decode_job(job, decoding));
         let done = Done {
@@ -166,9 +189,10 @@ fn decode_loop(
             preprocess,
         };
         if results.send(done).is_err() {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// Runs `work` on `job` so that a panic anywhere in a photo's path (decoding, orientation,
