@@ -142,7 +142,11 @@ impl CliptagApp {
         // Exact f32 goes without saying; a reduced precision is named, so that a person who
         // asked for exact arithmetic later can tell which photos were embedded before.
         if let Some(precision) = detail.precision.as_deref().filter(|p| *p != "f32") {
-            ui.weak(format!("Embedded in {precision}"));
+            ui.weak(format!("Embedded in {precision}")).on_hover_text(
+                "Its embedding was computed in 16-bit arithmetic, faster than exact f32 on this \
+                 kind of CPU and within cosine 0.999 of it. The Model window says what photos \
+                 are embedded in from now on.",
+            );
         }
         ui.label("Scores: accept or reject a tag; \"clear\" lets cliptag decide it again");
         // Each label takes two lines: its name, score and state, then the buttons that decide

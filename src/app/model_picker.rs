@@ -127,14 +127,18 @@ impl CliptagApp {
         let now = self.snapshot.precision.name();
         if let Some(forced) = crate::model::matmul::precision_override() {
             ui.weak(format!(
-                "Photos are embedded in {now} (CLIPTAG_PRECISION={} for this session).",
+                "Photos indexed from now on are embedded in {now} (CLIPTAG_PRECISION={} for this \
+                 session).",
                 forced.name()
             ));
             return;
         }
         let fastest = crate::model::matmul::Precision::fastest();
         if fastest == crate::model::matmul::Precision::F32 {
-            ui.weak("Photos are embedded in exact f32 arithmetic, the fastest this CPU runs.");
+            ui.weak(
+                "Photos indexed from now on are embedded in exact f32 arithmetic, the fastest this \
+                 CPU runs.",
+            );
             return;
         }
         let mut exact = self.snapshot.exact_precision;
@@ -150,7 +154,7 @@ impl CliptagApp {
         {
             self.send(Command::SetPrecision { exact });
         }
-        ui.weak(format!("Photos are embedded in {now}."));
+        ui.weak(format!("Photos indexed from now on are embedded in {now}."));
     }
 
     /// The model asked for is loaded: re-embed the library with it.

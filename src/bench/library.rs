@@ -86,6 +86,7 @@ pub(super) fn end_to_end(
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         decode_threads: args.decode_threads.unwrap_or(defaults.decode_threads),
         reduced_jpeg: true,
+        ..defaults.clone()
     };
     let (batch_size, decode_threads) = (options.batch_size, options.decode_threads);
     let encode_ms = match decode_ms {

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_size: batch_size.into(),
                 decode_threads: decode_threads.into(),
                 reduced_jpeg: !full_decode,
+                ..IndexOptions::default()
             };
             index(&db, model.model, precision, options, &dirs)
         }
@@ -139,7 +140,28 @@ fn index(
 ) -> anyhow::Result<ExitCode> {
     let mut library = create(db, model)?;
     if let Some(precision) = precision {
-        library.set_exact_precision(precision == super::PrecisionArg::F32)?;
+        let exact = precision == super::PrecisionArg::F32;
+        if exact != library.exact_precision() {
+            library.set_exact_precision(exact)?;
+            let fastest = crate::model::matmul::Precision::fastest().name();
+            eprintln!(
+                "{}",
+                if exact {
+                    "this library embeds photos in exact f32 from now on (photos embedded before keep their embeddings)".to_string()
+                } else {
+                    format!(
+                        "this library embeds photos in the fastest precision this CPU runs ({fastest}) from now on"
+                    )
+                }
+            );
+        }
+        if let Some(forced) = crate::model::matmul::precision_override() {
+            eprintln!(
+                "CLIPTAG_PRECISION={} decides for this run; the library keeps `--precision {}` for the next",
+                forced.name(),
+                if exact { "f32" } else { "auto" }
+            );
+        }
     }
     if let Some(why) = library.thumbnail_problem() {
         eprintln!("cliptag: thumbnails will not be kept: {why}");

@@ -572,6 +572,7 @@ impl Library {
     ) -> Result<Vec<Vec<f32>>> {
         let mut vectors = Vec::with_capacity(prompts.len());
         let several = prompts.len() > PROMPTS_PER_BLOCK;
+        let started = std::time::Instant::now();
         for block in prompts.chunks(PROMPTS_PER_BLOCK) {
             if several {
                 self.model.report(ModelStatus::Loading(format!(
@@ -583,6 +584,11 @@ impl Library {
             vectors.extend(engine.embed_texts(block)?);
         }
         if several {
+            self.model.report(ModelStatus::Loading(format!(
+                "embedded the vocabulary's {} prompts in {:.1} s",
+                prompts.len(),
+                started.elapsed().as_secs_f64()
+            )));
             self.model
                 .report(ModelStatus::Ready(self.model.name.clone()));
         }

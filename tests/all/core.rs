@@ -1010,3 +1010,33 @@ fn the_command_line_says_what_happened_in_plain_words() {
         before
     );
 }
+
+#[test]
+fn photos_that_decode_slowly_are_embedded_a_few_at_a_time_not_a_whole_batch_later() {
+    let index = |batch_wait: std::time::Duration| {
+        let photos = photo_folder(&fixture_photos());
+        let engine = Arc::new(Watched::new());
+        let mut library = TestLibrary::new(engine.clone());
+        let options = cliptag::library::IndexOptions {
+            batch_size: 64,
+            decode_threads: 1,
+            batch_wait,
+            ..Default::default()
+        };
+        let summary = library
+            .library
+            .index(
+                &[photos.path().to_path_buf()],
+                options,
+                RunControl::default(),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(summary.indexed, 10, "{summary:?}");
+        engine.batches()
+    };
+    // Ten small photos decode long before the usual wait is over: one batch.
+    assert_eq!(index(std::time::Duration::from_secs(60)), 1);
+    // Photos slower than the wait (here: any) go to the encoder as they come.
+    assert!(index(std::time::Duration::ZERO) >= 5);
+}

@@ -957,7 +957,14 @@ fn embedding_a_first_vocabulary_says_how_far_it_got() {
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     assert!(steps.len() >= prompts / 64, "{steps:?}");
     assert!(*steps.last().unwrap() < prompts, "{steps:?}");
-    // Then the model stands ready again.
+    // Then how long it took, and the model stands ready again.
+    let finished = format!("embedded the vocabulary's {prompts} prompts in ");
+    assert!(
+        said.iter().any(
+            |s| matches!(s, cliptag::library::ModelStatus::Loading(t) if t.starts_with(&finished))
+        ),
+        "{said:?}"
+    );
     let last_progress = said
         .iter()
         .rposition(|s| matches!(s, cliptag::library::ModelStatus::Loading(t) if t.starts_with("embedding the vocabulary")))

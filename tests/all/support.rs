@@ -205,6 +205,7 @@ pub fn small_batches() -> cliptag::library::IndexOptions {
         batch_size: 4,
         decode_threads: 2,
         reduced_jpeg: true,
+        ..Default::default()
     }
 }
 
@@ -286,6 +287,9 @@ impl cliptag::model::Embedder for Watched {
     }
     fn logit_scale(&self) -> f32 {
         self.inner.logit_scale()
+    }
+    fn precision(&self) -> cliptag::model::matmul::Precision {
+        cliptag::model::Embedder::precision(&self.inner)
     }
     fn embed_images(&self, images: &[cliptag::imaging::Pixels]) -> cliptag::Result<Vec<Vec<f32>>> {
         self.started

@@ -33,8 +33,12 @@ pub struct IndexOptions {
     pub batch_size: usize,
     /// Threads decoding and preprocessing ahead of the encoder.
     pub decode_threads: usize,
-    /// Decode large JPEGs at a reduced size (DCT scaling) instead of full size.
+    /// Decode large JPEGs (DCT scaling) and HEICs at a reduced size instead of full size.
     pub reduced_jpeg: bool,
+    /// How long a batch waits to fill once it holds a photo to embed: photos that decode
+    /// slowly (a HEIC takes about a second a thread) are then embedded, stored and shown a
+    /// few at a time, not after a whole batch of them.
+    pub batch_wait: Duration,
 }
 
 impl Default for IndexOptions {
@@ -45,6 +49,7 @@ impl Default for IndexOptions {
                 .map_or(2, |n| n.get())
                 .clamp(1, 4),
             reduced_jpeg: true,
+            batch_wait: Duration::from_secs(2),
         }
     }
 }
@@ -347,8 +352,13 @@ impl Library {
         let mut batch: Vec<Done> = Vec::with_capacity(batch_size);
         let mut ready = 0;
         let mut drained = false;
-        // Fill a batch: `batch_size` images for the encoder, or a bounded number of others.
+        let filling = Instant::now();
+        // Fill a batch: `batch_size` images for the encoder, or a bounded number of others, or
+        // what has come once the first image to embed has waited `batch_wait`.
         while ready < batch_size && batch.len() < 8 * batch_size && !run.control.is_cancelled() {
+            if ready > 0 && filling.elapsed() >= run.options.batch_wait {
+                break;
+            }
             let pool = run.pool.as_ref().expect("started above. This is a bug.");
             let waited = Instant::now();
             let received = pool.results.recv_timeout(Duration::from_millis(100));

@@ -201,9 +201,18 @@ fn cpu_vendor_is_amd() -> bool {
 /// The precision `CLIPTAG_PRECISION` asks for (`f32`, `bf16` or `f16`); `None` when it is
 /// unset, `auto`, or names none of them.
 pub fn precision_override() -> Option<Precision> {
-    std::env::var("CLIPTAG_PRECISION")
-        .ok()
-        .and_then(|name| Precision::parse(&name))
+    let name = std::env::var("CLIPTAG_PRECISION").ok()?;
+    let parsed = Precision::parse(&name);
+    if parsed.is_none() && !matches!(name.trim().to_ascii_lowercase().as_str(), "" | "auto") {
+        // Said once: a typo would otherwise pass unnoticed.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "cliptag: CLIPTAG_PRECISION={name:?} is none of f32, bf16, f16 or auto; it is ignored"
+            );
+        });
+    }
+    parsed
 }
 
 /// The precision a model loads in: `CLIPTAG_PRECISION` where it names one; else f32 where
