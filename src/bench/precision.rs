@@ -52,7 +52,10 @@ pub(super) fn precision_part(args: &BenchArgs, report: &Report) -> anyhow::Resul
         ));
     }
     sets.push((
-        format!("{} synthetic photos (smooth random fields)", args.photos),
+        format!(
+            "{} synthetic photos (smooth random fields)",
+            args.photos.max(1)
+        ),
         synthetic(args.photos, full.preprocess_config().crop_width)?,
     ));
     for precision in [Precision::Bf16, Precision::F16] {
@@ -99,7 +102,8 @@ fn default_vocabulary() -> anyhow::Result<(Vec<Label>, Vec<String>)> {
 
 /// Every photo cliptag reads in `dir` (not below it), preprocessed for `engine`.
 fn photos_in(dir: &Path, engine: &Engine) -> anyhow::Result<Vec<(String, Pixels)>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
@@ -107,12 +111,15 @@ fn photos_in(dir: &Path, engine: &Engine) -> anyhow::Result<Vec<(String, Pixels)
     let mut photos = Vec::new();
     for path in paths {
         // Not every file of a folder is a photo, and a broken one is no sample of arithmetic.
-        if let Ok(decoded) = crate::imaging::decode_file(&path, None) {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            photos.push((
-                name.into_owned(),
-                decoded.preprocess(engine.preprocess_config()),
-            ));
+        match crate::imaging::decode_file(&path, None) {
+            Ok(decoded) => {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                photos.push((
+                    name.into_owned(),
+                    decoded.preprocess(engine.preprocess_config()),
+                ));
+            }
+            Err(error) => println!("  left out: {error}"),
         }
     }
     anyhow::ensure!(!photos.is_empty(), "no photos in {}", dir.display());

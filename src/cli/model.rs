@@ -25,6 +25,13 @@ pub(super) fn embed(model: &str, texts: &[String], images: &[PathBuf]) -> anyhow
     }
     let spec = ModelSpec::parse(model);
     let (engine, _) = Engine::load(&spec, &mut print_download)?;
+    if engine.precision() != crate::model::matmul::Precision::F32 {
+        eprintln!(
+            "cliptag: embedding in {}, the fastest this CPU runs, as indexing does \
+             (CLIPTAG_PRECISION=f32 for exact f32)",
+            engine.precision().name()
+        );
+    }
     // Photos are decoded one at a time: the other cores may decode a HEIC's tiles.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     imaging::lend_spare_threads(cores.saturating_sub(1));

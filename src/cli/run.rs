@@ -139,29 +139,19 @@ fn index(
     dirs: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let mut library = create(db, model)?;
-    if let Some(precision) = precision {
-        let exact = precision == super::PrecisionArg::F32;
-        if exact != library.exact_precision() {
-            library.set_exact_precision(exact)?;
-            let fastest = crate::model::matmul::Precision::fastest().name();
-            eprintln!(
-                "{}",
-                if exact {
-                    "this library embeds photos in exact f32 from now on (photos embedded before keep their embeddings)".to_string()
-                } else {
-                    format!(
-                        "this library embeds photos in the fastest precision this CPU runs ({fastest}) from now on"
-                    )
-                }
-            );
-        }
-        if let Some(forced) = crate::model::matmul::precision_override() {
-            eprintln!(
-                "CLIPTAG_PRECISION={} decides for this run; the library keeps `--precision {}` for the next",
-                forced.name(),
-                if exact { "f32" } else { "auto" }
-            );
-        }
+    // Taken for this run at once, and kept by the library only once the run has run: a run
+    // refused (another cliptag indexing, a folder that is not there) changes nothing.
+    let exact = precision.map(|p| p == super::PrecisionArg::F32);
+    let changes = exact.filter(|&exact| exact != library.exact_precision());
+    if let Some(exact) = changes {
+        library.use_exact_precision(exact);
+    }
+    if let (Some(exact), Some(forced)) = (exact, crate::model::matmul::precision_override()) {
+        eprintln!(
+            "CLIPTAG_PRECISION={} decides for this run; the library keeps `--precision {}` for the next",
+            forced.name(),
+            if exact { "f32" } else { "auto" }
+        );
     }
     if let Some(why) = library.thumbnail_problem() {
         eprintln!("cliptag: thumbnails will not be kept: {why}");
@@ -170,6 +160,20 @@ fn index(
     let mut report = |p: &Progress| show_progress(&bar, p);
     let summary = library.index(dirs, options, RunControl::default(), &mut report)?;
     bar.finish_and_clear();
+    if let Some(exact) = changes {
+        library.set_exact_precision(exact)?;
+        let fastest = crate::model::matmul::Precision::fastest().name();
+        eprintln!(
+            "{}",
+            if exact {
+                "this library embeds photos in exact f32 from now on (and photos embedded in bf16 or f16 again)".to_string()
+            } else {
+                format!(
+                    "this library embeds photos in the fastest precision this CPU runs ({fastest}) from now on"
+                )
+            }
+        );
+    }
     print_summary(&summary);
     Ok(ExitCode::SUCCESS)
 }
@@ -203,8 +207,12 @@ pub(super) fn show_progress(bar: &indicatif::ProgressBar, p: &Progress) {
 /// Why photos were embedded in `precision`, where that is not plain f32 by default.
 fn precision_note(precision: &str) -> &'static str {
     use crate::model::matmul::{Precision, precision_override};
-    if precision_override().is_some() {
-        " (CLIPTAG_PRECISION)"
+    if let Some(forced) = precision_override() {
+        if forced.name() == precision {
+            " (CLIPTAG_PRECISION)"
+        } else {
+            " (CLIPTAG_PRECISION asks for another, which this CPU or the chosen kernel does not run)"
+        }
     } else if precision == "f32" {
         ""
     } else if Precision::parse(precision) == Some(Precision::fastest()) {

@@ -276,8 +276,19 @@ impl Library {
     pub fn set_exact_precision(&mut self, exact: bool) -> Result<()> {
         self.store
             .set_setting(PRECISION, if exact { "f32" } else { "auto" })?;
-        self.model.set_exact(exact);
+        self.use_exact_precision(exact);
         Ok(())
+    }
+
+    /// [`Library::set_exact_precision`] for this session only, the library's setting left as it
+    /// is (the command line stores it once the run it was given to has run).
+    pub fn use_exact_precision(&mut self, exact: bool) {
+        let before = self.model.precision();
+        self.model.set_exact(exact);
+        if self.model.precision() != before {
+            // The prepared vocabulary's prompts were embedded in the other precision.
+            self.scores.plan = None;
+        }
     }
 
     /// The precision photos are embedded in now (`CLIPTAG_PRECISION` over the library's
@@ -529,11 +540,22 @@ impl Library {
             .each_embedding(model, &mut |id, vector| matrix.upsert(id, vector))
     }
 
+    /// What prompt embeddings by `model` in the precision the model runs in now are cached
+    /// under: the model's id for f32, `id@bf16` and `id@f16` for the others, so that a library
+    /// asked for exact f32 never scores with prompts embedded in bf16.
+    pub(crate) fn prompt_cache_key(&self, model: &str) -> String {
+        match self.model.precision() {
+            crate::model::matmul::Precision::F32 => model.to_string(),
+            reduced => format!("{model}@{}", reduced.name()),
+        }
+    }
+
     /// Embeddings of prompt texts: from the cache, the rest through the text encoder (which is
     /// loaded only then).
     fn text_embeddings(&mut self, texts: &[String]) -> Result<HashMap<String, Vec<f32>>> {
         let model = self.model.id()?;
-        let cached = self.store.cached_text_embeddings(&model, texts)?;
+        let key = self.prompt_cache_key(&model);
+        let cached = self.store.cached_text_embeddings(&key, texts)?;
         let mut out = HashMap::with_capacity(texts.len());
         let mut missing = Vec::new();
         for (text, vector) in texts.iter().zip(cached) {
@@ -556,7 +578,7 @@ impl Library {
             // A read-only library cannot keep them; they are embedded again next time.
             if self.store.read_only().is_none() {
                 self.store
-                    .cache_text_embeddings(engine.model_id(), &entries)?;
+                    .cache_text_embeddings(&self.prompt_cache_key(engine.model_id()), &entries)?;
             }
             out.extend(entries);
         }

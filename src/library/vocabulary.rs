@@ -350,7 +350,9 @@ impl Library {
         let Ok(model) = self.model.id() else {
             return Ok(());
         };
-        let cached = self.store.cached_text_embeddings(&model, &texts)?;
+        let cached = self
+            .store
+            .cached_text_embeddings(&self.prompt_cache_key(&model), &texts)?;
         let missing: Vec<String> = texts
             .into_iter()
             .zip(cached)

@@ -370,6 +370,21 @@ impl Store {
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 
+    /// Images whose embedding by `model` was computed in a reduced precision (bf16, f16).
+    pub fn embedded_in_reduced_precision(&self, model: &str) -> Result<HashSet<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT image_id FROM embeddings
+                 WHERE model = ?1 AND precision IS NOT NULL AND precision != 'f32'",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![model], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
     /// The embedding of one image under `model`, if it has a sound one.
     pub fn embedding(&self, image_id: i64, model: &str) -> Result<Option<Vec<f32>>> {
         let blob: Option<Vec<u8>> = self

@@ -161,9 +161,16 @@ fn the_library_records_the_precision_of_every_embedding_and_remembers_exact_f32(
         assert!(output.status.success(), "{stderr}");
         stderr
     };
+    let of = |name: &str| {
+        stored_precisions(&db)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, p)| p)
+    };
 
     // Asked for bf16 for one run: every photo embedded in that run says which it got.
-    let said = index(&[], &[("CLIPTAG_PRECISION", "bf16")]);
+    let bf16_env = [("CLIPTAG_PRECISION", "bf16")];
+    let said = index(&[], &bf16_env);
     let bf16 = if Precision::Bf16.runs() {
         "bf16"
     } else {
@@ -176,46 +183,79 @@ fn the_library_records_the_precision_of_every_embedding_and_remembers_exact_f32(
         assert_eq!(precision.as_deref(), Some(bf16), "{name}");
     }
 
-    // `--precision f32` is remembered by the library: a later run without it embeds in f32,
-    // and the photos embedded before keep what they were embedded in.
-    std::fs::copy(
-        fixtures().join("images/coffee.jpg"),
-        photos.join("coffee.jpg"),
-    )
-    .unwrap();
-    // `auto` lets the library's setting decide, whatever the test's own environment says.
-    let auto = [("CLIPTAG_PRECISION", "auto")];
-    let said = index(&["--precision", "f32"], &auto);
-    assert!(said.contains("embedded in f32"), "{said}");
+    // A copy of an indexed photo takes its embedding, and the precision that was computed in.
     std::fs::copy(
         fixtures().join("images/chelsea.png"),
         photos.join("again.png"),
     )
     .unwrap();
-    // A copy of an indexed photo takes its embedding, and the precision that was computed in.
-    let _ = index(&[], &auto);
-    let precisions = stored_precisions(&db);
-    let of = |name: &str| {
-        precisions
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, p)| p.clone())
-    };
-    assert_eq!(of("coffee.jpg").as_deref(), Some("f32"), "{precisions:?}");
-    assert_eq!(of("chelsea.png").as_deref(), Some(bf16), "{precisions:?}");
-    assert_eq!(of("again.png").as_deref(), Some(bf16), "{precisions:?}");
+    std::fs::copy(
+        fixtures().join("images/coffee.jpg"),
+        photos.join("coffee.jpg"),
+    )
+    .unwrap();
+    let _ = index(&[], &bf16_env);
+    assert_eq!(of("again.png").as_deref(), Some(bf16));
+    assert_eq!(of("coffee.jpg").as_deref(), Some(bf16));
+
+    // `--precision f32` is remembered by the library, and the photos embedded in a reduced
+    // precision are embedded again, in f32 (`auto` lets the library's setting decide,
+    // whatever the test's own environment says).
+    let auto = [("CLIPTAG_PRECISION", "auto")];
+    let said = index(&["--precision", "f32"], &auto);
+    assert!(said.contains("exact f32 from now on"), "{said}");
+    let again = if bf16 == "bf16" { 4 } else { 0 };
+    assert!(said.contains(&format!("indexed {again},")), "{said}");
+    for (name, precision) in stored_precisions(&db) {
+        assert_eq!(precision.as_deref(), Some("f32"), "{name}");
+    }
+    // The prompts were embedded again in f32 too, beside those in bf16.
+    let keys: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT DISTINCT model FROM text_embeddings ORDER BY model")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let reduced_keys = keys.iter().filter(|k| k.ends_with("@bf16")).count();
+    assert_eq!(
+        (keys.len(), reduced_keys),
+        if bf16 == "bf16" { (2, 1) } else { (1, 0) },
+        "{keys:?}"
+    );
     let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
     assert!(library.exact_precision());
     if matmul::precision_override().is_none() {
         assert_eq!(library.precision(), Precision::F32);
     }
     drop(library);
+    // While CLIPTAG_PRECISION asks for bf16, an exact library is not embedded again and again.
+    let said = index(&[], &bf16_env);
+    assert!(said.contains("indexed 0,"), "{said}");
 
-    // `--precision auto` gives the choice back to the CPU.
-    let _ = index(&["--precision", "auto"], &auto);
+    // `--precision auto` gives the choice back to the CPU; f32 photos stay as they are.
+    let said = index(&["--precision", "auto"], &auto);
+    assert!(said.contains("indexed 0,"), "{said}");
     let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
     assert!(!library.exact_precision());
     if matmul::precision_override().is_none() {
         assert_eq!(library.precision(), Precision::fastest());
     }
+
+    drop(library);
+
+    // A run that cannot run (a folder that is not there) leaves the library's choice alone.
+    let args = [
+        "index",
+        "--db",
+        db_arg,
+        "--precision",
+        "f32",
+        "/no/such/folder",
+    ];
+    let refused = cliptag_with_env(&args, &auto);
+    assert!(!refused.status.success());
+    let library = cliptag::library::Library::open(&db, Default::default()).unwrap();
+    assert!(!library.exact_precision());
 }

@@ -289,6 +289,7 @@ impl Library {
                     &unseen,
                     &found,
                     &model,
+                    false,
                     &mut run.summary,
                 )?;
                 self.scores.matrix = None;
@@ -314,12 +315,15 @@ impl Library {
             self.remember_model(&run.model)?;
         }
         run.switching = self.store.setting(super::SWITCHING_FROM)?.is_some();
+        let exact = self.model.exact()
+            && crate::model::matmul::chosen_precision(true) == crate::model::matmul::Precision::F32;
         let planned = plan::plan(
             &mut self.store,
             &canonical_roots,
             &unseen,
             &found,
             &run.model,
+            exact,
             &mut run.summary,
         )?;
         if planned.statuses_changed {

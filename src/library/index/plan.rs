@@ -56,6 +56,7 @@ pub(super) fn plan(
     unseen: &[PathBuf],
     found: &[FoundFile],
     model: &str,
+    exact: bool,
     summary: &mut IndexSummary,
 ) -> Result<Planned> {
     let under_roots = |path: &Path| {
@@ -66,7 +67,15 @@ pub(super) fn plan(
         .into_iter()
         .map(|row| (row.path.clone(), row))
         .collect();
-    let embedded_ids = store.embedded_ids(model)?;
+    // Where the library asks for exact f32, a photo embedded in a reduced precision is embedded
+    // again: it counts as not embedded by this model.
+    let reduced = if exact {
+        store.embedded_in_reduced_precision(model)?
+    } else {
+        HashSet::new()
+    };
+    let mut embedded_ids = store.embedded_ids(model)?;
+    embedded_ids.retain(|id| !reduced.contains(id));
     let seen: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
     let vanished: Vec<i64> = known
         .values()
@@ -211,9 +220,10 @@ pub(super) fn plan(
     }
 
     let mut maps = KnownMaps::default();
-    // A suspect's stored vector is not its content's: nothing may be copied from it.
+    // A suspect's stored vector is not its content's: nothing may be copied from it; nor from
+    // one in a reduced precision where exact f32 is asked for.
     for (id, hash, status) in store.known_content(model)?.rows {
-        if suspects.contains(&id) {
+        if suspects.contains(&id) || reduced.contains(&id) {
             continue;
         }
         if status == ImageStatus::Missing {
