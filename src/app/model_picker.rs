@@ -146,13 +146,17 @@ impl CliptagApp {
             .checkbox(&mut exact, "Exact f32 arithmetic")
             .on_hover_text(format!(
                 "Off, photos are embedded in {}, the fastest this CPU runs: their embeddings \
-                 stay within cosine 0.999 of f32's. On, in f32, which takes longer here. Photos \
-                 already embedded keep their embeddings.",
+                 stay within cosine 0.999 of f32's. On, in f32, which takes longer here, and \
+                 the photos embedded before in a 16-bit precision are embedded again.",
                 fastest.name()
             ))
             .changed()
         {
             self.send(Command::SetPrecision { exact });
+            // Photos embedded in a 16-bit precision are embedded again, in the background.
+            if exact && !self.snapshot.roots.is_empty() {
+                self.send(Command::Update);
+            }
         }
         ui.weak(format!("Photos indexed from now on are embedded in {now}."));
     }
