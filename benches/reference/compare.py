@@ -176,7 +176,8 @@ def main():
         compiled = core.compile_model(str(onnx_path), "CPU", config)
         openvino[name] = compiled.create_infer_request()
         if hint is None:
-            ov_default = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+            chosen = compiled.get_property("INFERENCE_PRECISION_HINT")
+            ov_default = chosen.get_type_name() if hasattr(chosen, "get_type_name") else str(chosen)
 
     def ov_run(name, pixels):
         return openvino[name].infer({0: pixels})
@@ -334,13 +335,13 @@ def main():
     print("end to end, photos/s (decode, preprocess, encode; batch 32):")
     print(f"  JPEG: PyTorch {med[('pytorch', 'e2e')]:.2f}, ONNX RT {med[('onnxruntime', 'e2e')]:.2f}"
           " (PIL and CLIPImageProcessor, one photo at a time)")
-    pythons = [("best Py, ONNX RT", "best")] + [(f"best Py, {n}", f"best {n}") for n in openvino]
+    pythons = [("best Py + ONNX RT", "best")] + [(f"best Py + {n}", f"best {n}") for n in openvino]
     for fmt in ("JPEG", "HEIC"):
         rows = [(title, med[(key, fmt)]) for title, key in pythons if (key, fmt) in med]
         ours = [(f"cliptag {p}", med[(f"cliptag {p}", fmt)]) for p in ("f32", "bf16") if (f"cliptag {p}", fmt) in med]
         if not rows or not ours:
             continue
-        print(f"  {fmt}: " + ", ".join(f"{t} {v:.2f}" for t, v in rows + ours))
+        print(f"  {fmt}: " + "; ".join(f"{t} {v:.2f}" for t, v in rows + ours))
         best_title, best = max(rows, key=lambda r: r[1])
         default = med[("cliptag default", fmt)]
         print(f"    cliptag default ({default_precision}) / the best Python pipeline ({best_title}): {default / best:.2f}x")

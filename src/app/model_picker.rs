@@ -136,8 +136,8 @@ impl CliptagApp {
         let fastest = crate::model::matmul::Precision::fastest();
         if fastest == crate::model::matmul::Precision::F32 {
             ui.weak(
-                "Photos indexed from now on are embedded in exact f32 arithmetic, the fastest this \
-                 CPU runs.",
+                "Photos indexed from now on are embedded in exact f32 arithmetic: this CPU runs no \
+                 bf16 faster.",
             );
             return;
         }

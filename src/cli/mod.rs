@@ -107,7 +107,7 @@ impl Cli {
 /// `index --precision`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrecisionArg {
-    /// The fastest precision this CPU runs.
+    /// bf16 where this CPU runs it faster than f32, else f32.
     Auto,
     /// Exact f32 arithmetic.
     F32,
@@ -133,7 +133,7 @@ pub enum Command {
         #[arg(long)]
         full_decode: bool,
         /// The arithmetic photos are embedded in, remembered by the library: `auto` (the
-        /// fastest this CPU runs: bf16 with AMX or on AMD's AVX-512 BF16, else f32) or `f32`
+        /// faster one this CPU runs: bf16 with AMX or on AMD's AVX-512 BF16, else f32) or `f32`
         /// (exact, slower where bf16 runs). CLIPTAG_PRECISION=f32|bf16|f16 overrides both.
         #[arg(long, value_enum)]
         precision: Option<PrecisionArg>,
