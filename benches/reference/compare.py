@@ -66,40 +66,36 @@ MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
 
 
+def clip_pixels(image):
+    """CLIP's preprocessing in PIL and numpy: bicubic shortest side to 224, centre crop, normalise."""
+    import numpy as np
+    from PIL import Image
+    w, h = image.size
+    scale = SIZE / min(w, h)
+    image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BICUBIC)
+    w, h = image.size
+    left, top = (w - SIZE) // 2, (h - SIZE) // 2
+    image = image.crop((left, top, left + SIZE, top + SIZE))
+    pixels = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
+    return pixels.transpose(2, 0, 1).astype(np.float32)
+
+
 def draft_load(path):
     """Decode at reduced size, as `Image.draft` does with libjpeg-turbo's DCT scaling, then CLIP's
-    preprocessing in PIL and numpy (bicubic shortest side to 224, centre crop, normalise)."""
-    import numpy as np
+    preprocessing."""
     from PIL import Image, ImageOps
     image = Image.open(path)
     image.draft("RGB", (2 * SIZE, 2 * SIZE))
-    image = ImageOps.exif_transpose(image).convert("RGB")
-    w, h = image.size
-    scale = SIZE / min(w, h)
-    image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BICUBIC)
-    w, h = image.size
-    left, top = (w - SIZE) // 2, (h - SIZE) // 2
-    image = image.crop((left, top, left + SIZE, top + SIZE))
-    pixels = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
-    return pixels.transpose(2, 0, 1).astype(np.float32)
+    return clip_pixels(ImageOps.exif_transpose(image).convert("RGB"))
 
 
 def heic_load(path):
-    """A HEIC decoded by pillow-heif (libheif + libde265) at full size, then the same
-    preprocessing as `draft_load` (HEIC has no reduced-size decoding)."""
-    import numpy as np
+    """A HEIC decoded by pillow-heif (libheif + libde265) at full size, then CLIP's preprocessing
+    (HEIC has no reduced-size decoding)."""
     import pillow_heif
     from PIL import Image, ImageOps
     pillow_heif.register_heif_opener()
-    image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    w, h = image.size
-    scale = SIZE / min(w, h)
-    image = image.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BICUBIC)
-    w, h = image.size
-    left, top = (w - SIZE) // 2, (h - SIZE) // 2
-    image = image.crop((left, top, left + SIZE, top + SIZE))
-    pixels = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
-    return pixels.transpose(2, 0, 1).astype(np.float32)
+    return clip_pixels(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
 
 
 def cpu_flags():

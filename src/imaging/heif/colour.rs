@@ -21,26 +21,16 @@ pub(super) fn convert(
     at: (u32, u32),
     size: (u32, u32),
 ) -> Result<(), String> {
-    let [luma_depth, chroma_depth] = frame.bit_depth;
-    if !(8..=16).contains(&luma_depth) || !(8..=16).contains(&chroma_depth) {
-        return Err(format!(
-            "HEIF file cliptag cannot read yet: {luma_depth}-bit samples"
-        ));
-    }
-    let (shift_y, shift_c) = (luma_depth - 8, chroma_depth - 8);
-    let (width, height) = (size.0 as usize, size.1 as usize);
-    let stride = frame.widths[0] as usize;
-    let out_stride = out.width() as usize * 3;
-    let (x0, y0) = (at.0 as usize, at.1 as usize);
-    if width == 0
-        || height == 0
-        || width > stride
-        || height > frame.heights[0] as usize
-        || x0 + width > out.width() as usize
-        || y0 + height > out.height() as usize
-    {
-        return Err("damaged HEIF file: a picture does not fit where it belongs".into());
-    }
+    let Placement {
+        shift_y,
+        shift_c,
+        width,
+        height,
+        stride,
+        out_stride,
+        x0,
+        y0,
+    } = placement(frame, out, at, size, 1)?;
     let out = out.as_mut();
     let luma_row = |y: usize| &frame.planes[0][y * stride..y * stride + width];
     if frame.widths[1] == 0 || frame.heights[1] == 0 {
@@ -78,6 +68,58 @@ pub(super) fn convert(
         }
     }
     Ok(())
+}
+
+/// Where a picture's `size` pixels go in `out` (at `at`, in `out`'s pixels, `scale` times
+/// smaller), checked to fit, with the shifts that bring its samples to 8 bits.
+struct Placement {
+    shift_y: u8,
+    shift_c: u8,
+    width: usize,
+    height: usize,
+    /// Luma samples per row of the picture.
+    stride: usize,
+    /// Bytes per row of `out`.
+    out_stride: usize,
+    x0: usize,
+    y0: usize,
+}
+
+fn placement(
+    frame: &Frame,
+    out: &RgbImage,
+    at: (u32, u32),
+    size: (u32, u32),
+    scale: usize,
+) -> Result<Placement, String> {
+    let [luma_depth, chroma_depth] = frame.bit_depth;
+    if !(8..=16).contains(&luma_depth) || !(8..=16).contains(&chroma_depth) {
+        return Err(format!(
+            "HEIF file cliptag cannot read yet: {luma_depth}-bit samples"
+        ));
+    }
+    let (width, height) = (size.0 as usize, size.1 as usize);
+    let stride = frame.widths[0] as usize;
+    let (x0, y0) = (at.0 as usize, at.1 as usize);
+    if width == 0
+        || height == 0
+        || width > stride
+        || height > frame.heights[0] as usize
+        || x0 + width.div_ceil(scale) > out.width() as usize
+        || y0 + height.div_ceil(scale) > out.height() as usize
+    {
+        return Err("damaged HEIF file: a picture does not fit where it belongs".into());
+    }
+    Ok(Placement {
+        shift_y: luma_depth - 8,
+        shift_c: chroma_depth - 8,
+        width,
+        height,
+        stride,
+        out_stride: out.width() as usize * 3,
+        x0,
+        y0,
+    })
 }
 
 /// YCbCr → RGB in 8 bits, with libheif's fixed-point coefficients.
@@ -156,28 +198,18 @@ pub(super) fn convert_reduced(
     size: (u32, u32),
     scale: u32,
 ) -> Result<(), String> {
-    let [luma_depth, chroma_depth] = frame.bit_depth;
-    if !(8..=16).contains(&luma_depth) || !(8..=16).contains(&chroma_depth) {
-        return Err(format!(
-            "HEIF file cliptag cannot read yet: {luma_depth}-bit samples"
-        ));
-    }
-    let (shift_y, shift_c) = (luma_depth - 8, chroma_depth - 8);
     let s = scale.max(1) as usize;
-    let (width, height) = (size.0 as usize, size.1 as usize);
-    let stride = frame.widths[0] as usize;
+    let Placement {
+        shift_y,
+        shift_c,
+        width,
+        height,
+        stride,
+        out_stride,
+        x0,
+        y0,
+    } = placement(frame, out, at, size, s)?;
     let (out_w, out_h) = (width.div_ceil(s), height.div_ceil(s));
-    let out_stride = out.width() as usize * 3;
-    let (x0, y0) = (at.0 as usize, at.1 as usize);
-    if width == 0
-        || height == 0
-        || width > stride
-        || height > frame.heights[0] as usize
-        || x0 + out_w > out.width() as usize
-        || y0 + out_h > out.height() as usize
-    {
-        return Err("damaged HEIF file: a picture does not fit where it belongs".into());
-    }
     let monochrome = frame.widths[1] == 0 || frame.heights[1] == 0;
     let (cw, ch) = (frame.widths[1] as usize, frame.heights[1] as usize);
     let (sx, sy) = if monochrome {
