@@ -12,6 +12,7 @@ pub mod params;
 pub mod recon;
 pub mod scan;
 pub mod sei;
+mod simd;
 pub mod slice;
 pub mod syntax;
 #[cfg(test)]

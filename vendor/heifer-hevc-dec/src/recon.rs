@@ -166,7 +166,7 @@ const DCT16: [[i32; 16]; 16] = dct_matrix();
 ///
 /// Inputs are 16-bit and coefficients at most 90 in magnitude, so the sums fit in `i32`
 /// (`32 * 32768 * 90` is well inside it).
-#[inline]
+#[inline(always)]
 fn mul_1d<const N: usize>(m: &[[i32; N]; N], src: &[i32; N], terms: usize) -> [i32; N] {
     let mut acc = [0i32; N];
     for j in 0..terms.min(N) {
@@ -193,6 +193,58 @@ fn mul_1d<const N: usize>(m: &[[i32; N]; N], src: &[i32; N], terms: usize) -> [i
 /// one-column shapes are handled directly; the DST's first row is not flat, so it only uses
 /// the general path.
 fn inverse_2d<const N: usize, const FLAT_ROW: bool>(
+    m: &[[i32; N]; N],
+    d: &[i32],
+    rows: usize,
+    cols: usize,
+    bd_shift: i32,
+    out: &mut [i32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx2() {
+        // The DCTs of 8 to 32 points multiply 16-bit pairs (cliptag's change); the 4-point
+        // transforms and the one-row shortcut stay the loop below, compiled with AVX2.
+        let pairs = match N {
+            8 if FLAT_ROW => Some(&DCT8_PAIRS),
+            16 => Some(&DCT16_PAIRS),
+            32 => Some(&DCT32_PAIRS),
+            _ => None,
+        };
+        // SAFETY: the CPU has AVX2 (asked at run time just above).
+        #[allow(unsafe_code)]
+        unsafe {
+            return match pairs {
+                Some(pairs) if rows.min(N) > 1 => {
+                    crate::simd::inverse_dct_avx2::<N>(pairs, d, rows, cols, bd_shift, out)
+                }
+                _ => inverse_2d_avx2::<N, FLAT_ROW>(m, d, rows, cols, bd_shift, out),
+            };
+        }
+    }
+    inverse_2d_body::<N, FLAT_ROW>(m, d, rows, cols, bd_shift, out);
+}
+
+/// The DCT matrices with their inputs in pairs, for [`crate::simd::inverse_dct_avx2`].
+static DCT8_PAIRS: crate::simd::Pairs = crate::simd::pairs(&DCT8);
+static DCT16_PAIRS: crate::simd::Pairs = crate::simd::pairs(&DCT16);
+static DCT32_PAIRS: crate::simd::Pairs = crate::simd::pairs(&DCT32);
+
+/// [`inverse_2d`] compiled with AVX2 (cliptag's change; see [`crate::simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn inverse_2d_avx2<const N: usize, const FLAT_ROW: bool>(
+    m: &[[i32; N]; N],
+    d: &[i32],
+    rows: usize,
+    cols: usize,
+    bd_shift: i32,
+    out: &mut [i32],
+) {
+    inverse_2d_body::<N, FLAT_ROW>(m, d, rows, cols, bd_shift, out);
+}
+
+#[inline(always)]
+fn inverse_2d_body<const N: usize, const FLAT_ROW: bool>(
     m: &[[i32; N]; N],
     d: &[i32],
     rows: usize,
@@ -244,6 +296,61 @@ fn inverse_2d<const N: usize, const FLAT_ROW: bool>(
         let o = &mut out[y * N..y * N + N];
         for i in 0..N {
             o[i] = (r[i] + rnd) >> bd_shift;
+        }
+    }
+}
+
+/// Writes `pred + residual`, clipped to `0..=max`, into the `n`×`n` block of `plane` (rows
+/// `stride` apart) that starts at `plane[0]`.
+fn add_clipped(
+    plane: &mut [u16],
+    stride: usize,
+    pred: &[i32],
+    residual: &[i32],
+    n: usize,
+    max: i32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx2() {
+        // SAFETY: the CPU has AVX2 (asked at run time just above).
+        #[allow(unsafe_code)]
+        unsafe {
+            return add_clipped_avx2(plane, stride, pred, residual, n, max);
+        }
+    }
+    add_clipped_body(plane, stride, pred, residual, n, max);
+}
+
+/// [`add_clipped`] compiled with AVX2 (cliptag's change; see [`crate::simd`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_clipped_avx2(
+    plane: &mut [u16],
+    stride: usize,
+    pred: &[i32],
+    residual: &[i32],
+    n: usize,
+    max: i32,
+) {
+    add_clipped_body(plane, stride, pred, residual, n, max);
+}
+
+#[inline(always)]
+fn add_clipped_body(
+    plane: &mut [u16],
+    stride: usize,
+    pred: &[i32],
+    residual: &[i32],
+    n: usize,
+    max: i32,
+) {
+    for (y, (p, r)) in pred
+        .chunks_exact(n)
+        .zip(residual.chunks_exact(n))
+        .enumerate()
+    {
+        for ((o, &p), &r) in plane[y * stride..y * stride + n].iter_mut().zip(p).zip(r) {
+            *o = (p + r).clamp(0, max) as u16;
         }
     }
 }
@@ -503,6 +610,32 @@ impl<'a> Reconstructor<'a> {
         transquant_bypass: bool,
         pred: &mut [i32],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::avx2() {
+            // SAFETY: the CPU has AVX2 (asked at run time just above).
+            #[allow(unsafe_code)]
+            unsafe {
+                return self.predict_avx2(c, x0, y0, n, mode, transquant_bypass, pred);
+            }
+        }
+        let refs = self.reference_samples(c, x0, y0, n);
+        self.predict_with(c, n, mode, transquant_bypass, &refs, pred);
+    }
+
+    /// [`Self::predict`] compiled with AVX2 (cliptag's change; see [`crate::simd`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    fn predict_avx2(
+        &self,
+        c: usize,
+        x0: u32,
+        y0: u32,
+        n: usize,
+        mode: u8,
+        transquant_bypass: bool,
+        pred: &mut [i32],
+    ) {
         let refs = self.reference_samples(c, x0, y0, n);
         self.predict_with(c, n, mode, transquant_bypass, &refs, pred);
     }
@@ -510,6 +643,7 @@ impl<'a> Reconstructor<'a> {
     /// Reference samples of a block, substituted where unavailable (§8.4.4.2.2): index 0 =
     /// p[-1][2n-1] (bottom of the left column) ... index 2n = p[-1][-1] ... index 4n =
     /// p[2n-1][-1] (right end of the top row).
+    #[inline(always)]
     fn reference_samples(&self, c: usize, x0: u32, y0: u32, n: usize) -> [i32; 4 * 32 + 1] {
         let (sw, sh) = if c == 0 {
             (1, 1)
@@ -591,6 +725,7 @@ impl<'a> Reconstructor<'a> {
     }
 
     /// Intra prediction from reference samples (§8.4.4.2.3 to §8.4.4.2.6).
+    #[inline(always)]
     fn predict_with(
         &self,
         c: usize,
@@ -981,17 +1116,15 @@ impl<'a> Reconstructor<'a> {
 
         let max = (1i32 << self.frame.bit_depth[usize::from(c > 0)]) - 1;
         let stride = self.frame.widths[c] as usize;
-        let plane = &mut self.frame.planes[c];
-        for (y, (p, r)) in pred
-            .chunks_exact(n)
-            .zip(residual.chunks_exact(n))
-            .enumerate()
-        {
-            let row = (tb.y as usize + y) * stride + tb.x as usize;
-            for ((o, &p), &r) in plane[row..row + n].iter_mut().zip(p).zip(r) {
-                *o = (p + r).clamp(0, max) as u16;
-            }
-        }
+        let at = tb.y as usize * stride + tb.x as usize;
+        add_clipped(
+            &mut self.frame.planes[c][at..],
+            stride,
+            pred,
+            residual,
+            n,
+            max,
+        );
         self.scratch = scratch;
         if c == 0 {
             self.mark_decoded(tb.x, tb.y, n as u32, n as u32);
@@ -1076,5 +1209,56 @@ mod tests {
                 assert_eq!(usize::from(table[usize::from(y) * n + usize::from(x)]), i);
             }
         }
+    }
+
+    /// cliptag's change: the transforms chosen at run time give the portable loop's residuals
+    /// exactly, for every size, every corner of non-zero coefficients, sparse and dense
+    /// blocks, extreme values included, and stale values outside the corner.
+    #[test]
+    fn run_time_transforms_match_the_portable_loop() {
+        fn check<const N: usize, const FLAT: bool>(m: &[[i32; N]; N], seed: &mut u64) {
+            let mut next = || {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed
+            };
+            for rows in 1..=N {
+                for cols in 1..=N {
+                    for density in [1u64, 4, 16] {
+                        // Values outside the corner are stale (never read), as in the decoder.
+                        let d: Vec<i32> = (0..N * N)
+                            .map(|i| {
+                                let r = next();
+                                if i / N >= rows || i % N >= cols {
+                                    return 12345;
+                                }
+                                if r % density != 0 {
+                                    return 0;
+                                }
+                                match (r >> 8) % 8 {
+                                    0 => 32767,
+                                    1 => -32768,
+                                    _ => ((r >> 16) % 65536) as i32 - 32768,
+                                }
+                            })
+                            .collect();
+                        for bd_shift in [12, 8] {
+                            let mut want = vec![0; N * N];
+                            let mut got = vec![1; N * N];
+                            inverse_2d_body::<N, FLAT>(m, &d, rows, cols, bd_shift, &mut want);
+                            inverse_2d::<N, FLAT>(m, &d, rows, cols, bd_shift, &mut got);
+                            assert_eq!(got, want, "{N}-point, {rows}×{cols}, 1 in {density}");
+                        }
+                    }
+                }
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        check::<4, false>(&DST4, &mut seed);
+        check::<4, true>(&DCT4, &mut seed);
+        check::<8, true>(&DCT8, &mut seed);
+        check::<16, true>(&DCT16, &mut seed);
+        check::<32, true>(&DCT32, &mut seed);
     }
 }
