@@ -168,9 +168,43 @@ impl Tiles {
 
     /// Writes the block of sums to `out` (row `r`, column `c` at `out[r][c]`).
     pub fn store(&mut self, out: &mut [[f32; BLOCK]; BLOCK]) {
-        let at = out.as_mut_ptr().cast::<u8>();
-        // SAFETY: the tiles are configured; each store writes 16 rows of 64 bytes, 128 bytes
-        // apart, inside `out`'s 32 rows of 128 bytes.
+        // SAFETY: `out` is 32 rows of 128 bytes, 128 bytes apart.
+        unsafe { self.store_to(out.as_mut_ptr().cast(), 4 * BLOCK) };
+    }
+
+    /// Reads the block of sums from `at`: 32 rows of 32 f32, `stride` bytes apart.
+    ///
+    /// # Safety
+    /// `at` must be readable for 32 rows of 128 bytes, `stride` bytes apart.
+    pub unsafe fn load_from(&mut self, at: *const f32, stride: usize) {
+        let at = at.cast::<u8>();
+        // SAFETY: the tiles are configured; each load reads 16 rows of 64 bytes, `stride`
+        // apart, inside the caller's 32 rows of 128 bytes.
+        unsafe {
+            std::arch::asm!(
+                "tileloadd tmm0, [{c0} + {s} * 1]",
+                "tileloadd tmm1, [{c1} + {s} * 1]",
+                "tileloadd tmm2, [{c2} + {s} * 1]",
+                "tileloadd tmm3, [{c3} + {s} * 1]",
+                c0 = in(reg) at,
+                c1 = in(reg) at.add(64),
+                c2 = in(reg) at.add(16 * stride),
+                c3 = in(reg) at.add(16 * stride + 64),
+                s = in(reg) stride,
+                options(nostack, readonly)
+            );
+        }
+    }
+
+    /// Writes the block of sums to `at`: 32 rows of 32 f32, `stride` bytes apart.
+    ///
+    /// # Safety
+    /// `at` must be writable for 32 rows of 128 bytes, `stride` bytes apart, and used by no
+    /// other thread meanwhile.
+    pub unsafe fn store_to(&mut self, at: *mut f32, stride: usize) {
+        let at = at.cast::<u8>();
+        // SAFETY: the tiles are configured; each store writes 16 rows of 64 bytes, `stride`
+        // apart, inside the caller's 32 rows of 128 bytes.
         unsafe {
             std::arch::asm!(
                 "tilestored [{c0} + {s} * 1], tmm0",
@@ -179,9 +213,9 @@ impl Tiles {
                 "tilestored [{c3} + {s} * 1], tmm3",
                 c0 = in(reg) at,
                 c1 = in(reg) at.add(64),
-                c2 = in(reg) at.add(16 * 128),
-                c3 = in(reg) at.add(16 * 128 + 64),
-                s = in(reg) 128usize,
+                c2 = in(reg) at.add(16 * stride),
+                c3 = in(reg) at.add(16 * stride + 64),
+                s = in(reg) stride,
                 options(nostack)
             );
         }

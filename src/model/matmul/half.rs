@@ -235,8 +235,14 @@ impl PackedHalf {
 
 impl PackedHalf {
     /// [`PackedHalf::product`] on AMX tiles: the rows in bfloat16 (padded with zero rows to a
-    /// multiple of 32), then for each panel each block of 32 rows summed over every input in the
-    /// tiles and added to C.
+    /// multiple of 32), then each 32 × 32 block of C read into the tiles, summed over a block
+    /// of inputs and written back.
+    ///
+    /// The loops are blocked for the caches: for each block of up to [`AMX_INPUTS`] inputs,
+    /// the rows are taken [`amx_rows`] at a time, so that their slice of inputs stays in L2
+    /// while every panel of this thread passes over it, and each panel's slice of weights (at
+    /// most 64 KiB) stays in L1 or L2 while the rows pass under it. C is read and written once
+    /// per block of inputs, straight from and to the tiles.
     #[cfg(target_arch = "x86_64")]
     fn product_amx(&self, x: &[f32], out: Output, threads: usize, around: &Around) {
         use super::amx::{BLOCK, STEP, Tiles, prefetch_rows};
@@ -248,46 +254,102 @@ impl PackedHalf {
             .for_each(|(out, row)| convert(Format::Bf16, row, 1.0, out));
         let panels = n.div_ceil(NR);
         let inputs = &inputs[..];
+        // Where all the rows' inputs fit in L2 anyway (a few images), C goes through the tiles
+        // once; otherwise once per block of inputs.
+        let padded = rows.div_ceil(BLOCK) * BLOCK;
+        let k_block = if 2 * padded * k <= AMX_L2 {
+            k
+        } else {
+            AMX_INPUTS
+        };
+        let row_block = amx_rows(k_block);
         split_panels(panels, NR, out, threads, around, |range| {
             // SAFETY: `amx` is set only where `amx::supported()` said so.
             let mut tiles = unsafe { Tiles::start() };
-            let mut sums = [[0.0f32; BLOCK]; BLOCK];
-            for p in range {
-                let cols = NR.min(n - p * NR);
-                for r0 in (0..rows).step_by(BLOCK) {
-                    tiles.zero();
-                    let rows_at = inputs[r0 * k..].as_ptr();
-                    for t in (0..k).step_by(STEP) {
-                        let (k0, s) = (t / KC * KC, t % KC);
-                        let kc = KC.min(k - k0);
-                        let weights = &self.data[block_start(k0, p, kc, panels) + s * NR..];
-                        // The next step's inputs: 32 rows far apart, more streams than the
-                        // hardware prefetcher follows. Timed by hand on a Xeon with AMX at
-                        // ViT-B/32's layer shapes (200 rows), this gave the tiles 1.17-1.43x
-                        // the throughput without it; prefetching the weights gave nothing.
-                        prefetch_rows(rows_at.wrapping_add(t + STEP), 2 * k);
-                        // SAFETY: `k` is a multiple of 32 (`amx_fits`), so the 32 rows from
-                        // `r0` (padded) hold 32 inputs from `t`, and panel `p`'s slice of the
-                        // block from `k0` 16 pair rows of 128 bytes from pair `s / 2`.
-                        unsafe {
-                            tiles.step(rows_at.add(t), 2 * k, weights[..16 * 2 * NR].as_ptr());
-                        }
-                    }
-                    tiles.store(&mut sums);
-                    for (r, sums) in sums.iter().enumerate().take(rows - r0) {
-                        // SAFETY: row `r0 + r` has `cols` columns from `p · NR`; each part
-                        // writes only its own panels' columns.
-                        let row = unsafe {
-                            std::slice::from_raw_parts_mut(out.at.at((r0 + r) * n + p * NR), cols)
-                        };
-                        for (c, s) in row.iter_mut().zip(sums) {
-                            *c += s;
+            // Blocks of C that do not fill 32 × 32 (the last rows, a last narrow panel) pass
+            // through this buffer, zero-padded.
+            let mut partial = [[0.0f32; BLOCK]; BLOCK];
+            for k_first in (0..k).step_by(k_block) {
+                let k_end = (k_first + k_block).min(k);
+                for m_first in (0..rows).step_by(row_block) {
+                    let m_end = (m_first + row_block).min(rows);
+                    for p in range.clone() {
+                        let cols = NR.min(n - p * NR);
+                        for r0 in (m_first..m_end).step_by(BLOCK) {
+                            let whole = cols == NR && r0 + BLOCK <= rows;
+                            // SAFETY: row `r0`, column `p · NR` is inside C.
+                            let c = unsafe { out.at.at(r0 * n + p * NR) };
+                            if whole {
+                                // SAFETY: rows `r0 ..+ 32` and columns `p · NR ..+ 32` are in
+                                // C; this thread alone writes panel `p`'s columns.
+                                unsafe { tiles.load_from(c, 4 * n) };
+                            } else {
+                                for (r, block_row) in partial.iter_mut().enumerate() {
+                                    block_row.fill(0.0);
+                                    if r0 + r < rows {
+                                        // SAFETY: row `r0 + r` has `cols` columns from `p · NR`.
+                                        let row = unsafe {
+                                            std::slice::from_raw_parts(c.add(r * n), cols)
+                                        };
+                                        block_row[..cols].copy_from_slice(row);
+                                    }
+                                }
+                                // SAFETY: `partial` is 32 rows of 128 bytes.
+                                unsafe { tiles.load_from(partial.as_ptr().cast(), 4 * BLOCK) };
+                            }
+                            let rows_at = inputs[r0 * k..].as_ptr();
+                            for t in (k_first..k_end).step_by(STEP) {
+                                let (k0, s) = (t / KC * KC, t % KC);
+                                let kc = KC.min(k - k0);
+                                let weights = &self.data[block_start(k0, p, kc, panels) + s * NR..];
+                                // The next step's inputs: 32 rows far apart, more streams than
+                                // the hardware prefetcher follows.
+                                prefetch_rows(rows_at.wrapping_add(t + STEP), 2 * k);
+                                // SAFETY: `k` is a multiple of 32 (`amx_fits`), so the 32 rows
+                                // from `r0` (padded) hold 32 inputs from `t`, and panel `p`'s
+                                // slice of the block from `k0` 16 pair rows of 128 bytes from
+                                // pair `s / 2`.
+                                unsafe {
+                                    tiles.step(
+                                        rows_at.add(t),
+                                        2 * k,
+                                        weights[..16 * 2 * NR].as_ptr(),
+                                    );
+                                }
+                            }
+                            if whole {
+                                // SAFETY: as for the load above.
+                                unsafe { tiles.store_to(c, 4 * n) };
+                            } else {
+                                tiles.store(&mut partial);
+                                for (r, block_row) in partial.iter().enumerate().take(rows - r0) {
+                                    // SAFETY: as for the copy in above.
+                                    let row = unsafe {
+                                        std::slice::from_raw_parts_mut(c.add(r * n), cols)
+                                    };
+                                    row.copy_from_slice(&block_row[..cols]);
+                                }
+                            }
                         }
                     }
                 }
             }
         });
     }
+}
+
+/// Inputs the AMX product sums over before C goes back to memory: a panel's slice of weights
+/// for them (64 KiB) stays in L1 or L2 while the rows pass under it.
+const AMX_INPUTS: usize = 1024;
+
+/// The bytes of bfloat16 inputs the AMX product keeps in L2 at a time: half of a Sapphire
+/// Rapids core's.
+const AMX_L2: usize = 1 << 20;
+
+/// Rows the AMX product takes at a time for a block of `inputs` inputs: as many whole tiles of
+/// 32 as keep their bfloat16 inputs within [`AMX_L2`].
+fn amx_rows(inputs: usize) -> usize {
+    (AMX_L2 / (2 * inputs.max(1)) / 32).max(1) * 32
 }
 
 /// Whether a bfloat16 product over `inputs` inputs runs on AMX tiles here: the CPU and the

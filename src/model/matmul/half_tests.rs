@@ -52,8 +52,9 @@ fn check(format: Format, rows: usize, inputs: usize, outputs: usize, x_size: f32
     }
 }
 
-/// Row counts across the 12-row, 32-row and 240-row blocks, widths across the 32-column
-/// panels, depths odd, in whole tiles of 32 (where AMX runs) and across the 256-input block.
+/// Row counts across the 12-row, 32-row, 240-row and 512-row blocks, widths across the 32-column
+/// panels, depths odd, in whole tiles of 32 (where AMX runs) and across the 256-input and
+/// 1024-input blocks.
 fn check_every_edge(format: Format) {
     if !format.supported() {
         eprintln!("SKIPPED: this CPU has no {format:?} kernel (AVX-512 FP16 or BF16)");
@@ -71,6 +72,9 @@ fn check_every_edge(format: Format) {
         (97, 544, 65),
         (250, 521, 100),
         (250, 768, 100),
+        // Inputs beyond 1 MiB of bfloat16: on AMX, C goes through the tiles once per block of
+        // 1024 inputs (here 1024 and 32), and the rows are taken 512 at a time.
+        (600, 1056, 40),
     ] {
         check(format, rows, inputs, outputs, 2.0, 0.1);
     }
