@@ -239,20 +239,19 @@ unsafe fn head_avx512(job: &Head, scratch: &mut Vec<f32>, out: *mut f32, out_str
         }
     }
     let block = Block { job, kt, padded };
-    for i in (0..t).step_by(ROWS) {
+    let whole = t / ROWS * ROWS;
+    for i in (0..whole).step_by(ROWS) {
         // SAFETY: as this function's contract.
-        unsafe {
-            if i + ROWS <= t {
-                block.rows::<ROWS>(i, scores, out, out_stride);
-            } else {
-                block.rows::<1>(i, scores, out, out_stride);
-            }
-        }
+        unsafe { block.rows::<ROWS>(i, scores, out, out_stride) };
+    }
+    for i in whole..t {
+        // SAFETY: as this function's contract.
+        unsafe { block.rows::<1>(i, scores, out, out_stride) };
     }
 }
 
 /// Query rows taken together.
-const ROWS: usize = 2;
+const ROWS: usize = 4;
 
 /// What the query rows of one head share: the head and its Kᵀ (`padded` values a row).
 struct Block<'a> {
