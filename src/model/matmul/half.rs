@@ -247,11 +247,23 @@ impl PackedHalf {
     fn product_amx(&self, x: &[f32], out: Output, threads: usize, around: &Around) {
         use super::amx::{BLOCK, STEP, Tiles, prefetch_rows};
         let (k, n, rows) = (self.inputs, self.outputs, out.rows);
+        // The rows in bfloat16, tile by tile: for each 32 rows, each step's 32 inputs of the
+        // 32 rows (the two tiles a step loads) in 2 KiB of their own. A step then reads one
+        // run of memory, which the next step's prefetch covers in 32 lines, where rows of the
+        // whole width apart are 32 streams; padding rows stay zero.
         let mut inputs = vec![0u16; rows.div_ceil(BLOCK) * BLOCK * k];
         inputs
-            .par_chunks_mut(k)
-            .zip(x.par_chunks(k))
-            .for_each(|(out, row)| convert(Format::Bf16, row, 1.0, out));
+            .par_chunks_mut(BLOCK * k)
+            .zip(x.par_chunks(BLOCK * k))
+            .for_each_init(Vec::new, |row_bf16, (tiles, rows)| {
+                for (r, row) in rows.chunks_exact(k).enumerate() {
+                    row_bf16.resize(k, 0u16);
+                    convert(Format::Bf16, row, 1.0, row_bf16);
+                    for (s, step) in row_bf16.chunks_exact(STEP).enumerate() {
+                        tiles[(s * BLOCK + r) * STEP..][..STEP].copy_from_slice(step);
+                    }
+                }
+            });
         let panels = n.div_ceil(NR);
         let inputs = &inputs[..];
         // Where all the rows' inputs fit in L2 anyway (a few images), C goes through the tiles
@@ -297,24 +309,20 @@ impl PackedHalf {
                                 // SAFETY: `partial` is 32 rows of 128 bytes.
                                 unsafe { tiles.load_from(partial.as_ptr().cast(), 4 * BLOCK) };
                             }
-                            let rows_at = inputs[r0 * k..].as_ptr();
+                            // Rows `r0 ..+ 32`, tile by tile (`r0` is a multiple of 32).
+                            let block_at = inputs[r0 * k..].as_ptr();
                             for t in (k_first..k_end).step_by(STEP) {
                                 let (k0, s) = (t / KC * KC, t % KC);
                                 let kc = KC.min(k - k0);
                                 let weights = &self.data[block_start(k0, p, kc, panels) + s * NR..];
-                                // The next step's inputs: 32 rows far apart, more streams than
-                                // the hardware prefetcher follows.
-                                prefetch_rows(rows_at.wrapping_add(t + STEP), 2 * k);
-                                // SAFETY: `k` is a multiple of 32 (`amx_fits`), so the 32 rows
-                                // from `r0` (padded) hold 32 inputs from `t`, and panel `p`'s
-                                // slice of the block from `k0` 16 pair rows of 128 bytes from
-                                // pair `s / 2`.
+                                let step_at = block_at.wrapping_add(t * BLOCK);
+                                prefetch_rows(step_at.wrapping_add(BLOCK * STEP), 64);
+                                // SAFETY: `k` is a multiple of 32 (`amx_fits`), so the block
+                                // of rows from `r0` holds step `t / 32`'s 32 rows of 64 bytes
+                                // from `step_at`, and panel `p`'s slice of the block from `k0`
+                                // 16 pair rows of 128 bytes from pair `s / 2`.
                                 unsafe {
-                                    tiles.step(
-                                        rows_at.add(t),
-                                        2 * k,
-                                        weights[..16 * 2 * NR].as_ptr(),
-                                    );
+                                    tiles.step(step_at, 64, weights[..16 * 2 * NR].as_ptr());
                                 }
                             }
                             if whole {
