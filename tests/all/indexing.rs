@@ -984,3 +984,43 @@ fn photos_of_equal_size_and_time_that_swap_names_are_told_apart() {
     );
     assert_vectors_follow_content(&library, &root, &["x.bmp", "y.bmp"]);
 }
+
+#[test]
+fn a_photo_the_system_would_not_read_is_tried_again_and_a_broken_one_is_not() {
+    let dir = photo_folder(&[
+        fixtures().join("images/coffee.jpg"),
+        fixtures().join("images/motorcycle.jpg"),
+    ]);
+    let root = dir.path().canonicalize().unwrap();
+    let mut library = TestLibrary::tiny();
+    assert_eq!(library.index(&root).indexed, 2);
+    // What a run without permission to read coffee.jpg stored (tests may run as root, whom
+    // `chmod` does not stop), and one that found motorcycle.jpg broken. Neither file changes
+    // afterwards: `chmod` leaves the size and time as they were.
+    let (coffee, motorcycle) = (root.join("coffee.jpg"), root.join("motorcycle.jpg"));
+    {
+        let store = library.store();
+        let db = Connection::open(library.db()).unwrap();
+        for (path, reason) in [
+            (&coffee, "Permission denied (os error 13)"),
+            (&motorcycle, "JPEG data ends early"),
+        ] {
+            let id = store.image_by_path(path).unwrap().unwrap().id;
+            db.execute(
+                "UPDATE images SET status = 'error', error = ?2 WHERE id = ?1",
+                rusqlite::params![id, reason],
+            )
+            .unwrap();
+            db.execute("DELETE FROM embeddings WHERE image_id = ?1", [id])
+                .unwrap();
+        }
+    }
+    let again = library.index(&root);
+    assert_eq!((again.indexed, again.unchanged), (1, 1), "{again:?}");
+    let store = library.store();
+    assert_eq!(status_of(&store, &coffee), (ImageStatus::Ok, None));
+    assert_eq!(
+        status_of(&store, &motorcycle),
+        (ImageStatus::Error, Some("JPEG data ends early".to_string()))
+    );
+}

@@ -174,7 +174,9 @@ pub(super) fn plan(
                     }
                     summary.unchanged += 1;
                 }
-                ImageStatus::Error if same && !retry_failed => summary.unchanged += 1,
+                ImageStatus::Error if same && !retry_failed && !could_not_read(row) => {
+                    summary.unchanged += 1
+                }
                 _ => {
                     batch.mark_changed(row.id, file.size, file.mtime_ns)?;
                     let expect = row.hash.clone().filter(|_| has_embedding && !suspect);
@@ -245,4 +247,15 @@ pub(super) fn split_error(error: Error, fallback: &Path) -> (PathBuf, String) {
         Error::Image { path, reason } => (path, reason),
         other => (fallback.to_path_buf(), other.to_string()),
     }
+}
+
+/// Whether a photo failed because the system would not let its file be read (no permission,
+/// an I/O error), which a person fixes without touching the file: `chmod` leaves its size and
+/// time as they were. Such a file is tried again on every run, which costs opening it; a photo
+/// that was read and would not decode waits for the file or the decoders to change.
+fn could_not_read(row: &ImageRow) -> bool {
+    // The reason is the system's own message, which always ends in its error number.
+    row.error
+        .as_deref()
+        .is_some_and(|reason| reason.contains("(os error "))
 }
