@@ -166,6 +166,30 @@ impl Tiles {
         }
     }
 
+    /// As [`Tiles::step`] for the first 16 rows only (the block's other 16 are left as they
+    /// were): half the products and three loads of four, for a last block of 16 rows or fewer.
+    ///
+    /// # Safety
+    /// `a` must be readable for 16 rows of 64 bytes and `b` for 16 rows of 128 bytes.
+    pub unsafe fn step_half(&mut self, a: *const u16, a_stride: usize, b: *const u16) {
+        // SAFETY: the tiles are configured; the loads stay within the caller's bounds.
+        unsafe {
+            std::arch::asm!(
+                "tileloadd tmm4, [{a} + {sa} * 1]",
+                "tileloadd tmm6, [{b} + {sb} * 1]",
+                "tileloadd tmm7, [{b2} + {sb} * 1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                a = in(reg) a,
+                sa = in(reg) a_stride,
+                b = in(reg) b,
+                b2 = in(reg) b.add(32),
+                sb = in(reg) 128usize,
+                options(nostack, readonly)
+            );
+        }
+    }
+
     /// Writes the block of sums to `out` (row `r`, column `c` at `out[r][c]`).
     pub fn store(&mut self, out: &mut [[f32; BLOCK]; BLOCK]) {
         // SAFETY: `out` is 32 rows of 128 bytes, 128 bytes apart.

@@ -311,18 +311,26 @@ impl PackedHalf {
                             }
                             // Rows `r0 ..+ 32`, tile by tile (`r0` is a multiple of 32).
                             let block_at = inputs[r0 * k..].as_ptr();
+                            // A last block of 16 rows or fewer (8 of ViT-B/32's 200 rows in a
+                            // pass of 4 images) takes only the products its rows need.
+                            let half = rows - r0 <= BLOCK / 2;
                             for t in (k_first..k_end).step_by(STEP) {
                                 let (k0, s) = (t / KC * KC, t % KC);
                                 let kc = KC.min(k - k0);
                                 let weights = &self.data[block_start(k0, p, kc, panels) + s * NR..];
                                 let step_at = block_at.wrapping_add(t * BLOCK);
                                 prefetch_rows(step_at.wrapping_add(BLOCK * STEP), 64);
+                                let weights = weights[..16 * 2 * NR].as_ptr();
                                 // SAFETY: `k` is a multiple of 32 (`amx_fits`), so the block
                                 // of rows from `r0` holds step `t / 32`'s 32 rows of 64 bytes
                                 // from `step_at`, and panel `p`'s slice of the block from `k0`
                                 // 16 pair rows of 128 bytes from pair `s / 2`.
                                 unsafe {
-                                    tiles.step(step_at, 64, weights[..16 * 2 * NR].as_ptr());
+                                    if half {
+                                        tiles.step_half(step_at, 64, weights);
+                                    } else {
+                                        tiles.step(step_at, 64, weights);
+                                    }
                                 }
                             }
                             if whole {
