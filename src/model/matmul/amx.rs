@@ -78,6 +78,20 @@ pub fn prefetch_rows(at: *const u16, stride: usize) {
     let _ = (at, stride);
 }
 
+/// Asks for lines `lines` of the 64 lines of a block of sums (32 rows of 128 bytes, `stride`
+/// bytes apart, from `at`) to be brought into L2 (a hint, as [`prefetch_rows`]).
+pub fn prefetch_sums(at: *const f32, stride: usize, lines: std::ops::Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    for line in lines {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        let offset = line / 2 * stride + line % 2 * 64;
+        // SAFETY: a prefetch never faults and reads nothing into the program.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(at.cast::<i8>().wrapping_add(offset)) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, stride, lines);
+}
+
 /// The tile configuration `ldtilecfg` reads: palette 1, eight tiles of 16 rows × 64 bytes.
 #[repr(C, align(64))]
 struct Config {
