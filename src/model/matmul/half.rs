@@ -258,31 +258,12 @@ impl PackedHalf {
         inputs.spare_capacity_mut()[..len]
             .par_chunks_mut(BLOCK * k)
             .zip(x.par_chunks(BLOCK * k))
-            .for_each_init(Vec::new, |row_bf16: &mut Vec<u16>, (tiles, rows)| {
+            .for_each(|(tiles, rows)| {
                 let count = rows.len() / k;
-                // `convert` writes all `k` values of a row, so the buffer is not cleared
-                // between rows; rows past the last are zeros.
-                row_bf16.resize(k, 0u16);
                 for r in 0..BLOCK {
-                    if r < count {
-                        convert(Format::Bf16, &rows[r * k..][..k], 1.0, row_bf16);
-                    } else {
-                        row_bf16.fill(0);
-                    }
-                    for (s, step) in row_bf16.chunks_exact(STEP).enumerate() {
-                        let to = &mut tiles[(s * BLOCK + r) * STEP..][..STEP];
-                        // One 64-byte copy: written value by value through `MaybeUninit`, the
-                        // loop stayed scalar and took 6 % of a bf16 pass.
-                        // SAFETY: `step` and `to` are `STEP` values each, in different buffers,
-                        // and `MaybeUninit<u16>` has `u16`'s layout.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                step.as_ptr(),
-                                to.as_mut_ptr().cast::<u16>(),
-                                STEP,
-                            );
-                        }
-                    }
+                    // Rows past the last are zeros.
+                    let row = (r < count).then(|| &rows[r * k..][..k]);
+                    row_into_tiles(row, r, k, tiles);
                 }
             });
         // SAFETY: the loop above wrote every one of the `len` values: each block of 32 rows,
@@ -421,6 +402,76 @@ impl PackedHalf {
                 }
             }
         });
+    }
+}
+
+/// Row `r` of a block of 32 rows (zeros for `None`) in bfloat16, into the block's tile layout:
+/// step `s`'s 32 values at `(s · BLOCK + r) · STEP` of `tiles`.
+#[cfg(target_arch = "x86_64")]
+fn row_into_tiles(
+    row: Option<&[f32]>,
+    r: usize,
+    k: usize,
+    tiles: &mut [std::mem::MaybeUninit<u16>],
+) {
+    use super::amx::{BLOCK, STEP};
+    assert!(k.is_multiple_of(STEP) && tiles.len() >= BLOCK * k && r < BLOCK);
+    assert!(row.is_none_or(|row| row.len() == k));
+    if std::arch::is_x86_feature_detected!("avx512bf16") {
+        // SAFETY: the CPU has AVX-512 BF16 (and so AVX-512F); the sizes were checked above.
+        return unsafe { row_into_tiles_avx512(row, r, k, tiles) };
+    }
+    row_into_tiles_scalar(row, r, k, tiles);
+}
+
+/// [`row_into_tiles`] one value at a time.
+#[cfg(target_arch = "x86_64")]
+fn row_into_tiles_scalar(
+    row: Option<&[f32]>,
+    r: usize,
+    k: usize,
+    tiles: &mut [std::mem::MaybeUninit<u16>],
+) {
+    use super::amx::{BLOCK, STEP};
+    for s in 0..k / STEP {
+        let to = &mut tiles[(s * BLOCK + r) * STEP..][..STEP];
+        for (i, to) in to.iter_mut().enumerate() {
+            to.write(row.map_or(0, |row| to_bf16(row[s * STEP + i])));
+        }
+    }
+}
+
+/// [`row_into_tiles`] 32 values per instruction, each step's straight to its place (converted
+/// into a row buffer and then copied, a row took two passes).
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512 BF16; `k` is a multiple of 32, `row` (if any) holds `k`
+/// values, and `tiles` `32 · k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn row_into_tiles_avx512(
+    row: Option<&[f32]>,
+    r: usize,
+    k: usize,
+    tiles: &mut [std::mem::MaybeUninit<u16>],
+) {
+    use super::amx::{BLOCK, STEP};
+    use std::arch::x86_64::*;
+    for s in 0..k / STEP {
+        // SAFETY: `row` holds `k` values and `tiles` `32 · k` (the contract), so step `s`'s
+        // 32 values and their 64 bytes at `(s · 32 + r) · 32` are in bounds; `__m512bh` and
+        // `__m512i` are the same 512 bits.
+        unsafe {
+            let values: __m512i = match row {
+                Some(row) => std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
+                    _mm512_loadu_ps(row.as_ptr().add(s * STEP + 16)),
+                    _mm512_loadu_ps(row.as_ptr().add(s * STEP)),
+                )),
+                None => _mm512_setzero_si512(),
+            };
+            let to = tiles.as_mut_ptr().add((s * BLOCK + r) * STEP);
+            _mm512_storeu_si512(to.cast(), values);
+        }
     }
 }
 

@@ -146,3 +146,47 @@ fn values_beyond_half_precisions_range_are_scaled_into_it() {
     check(Format::F16, 30, 600, 40, 2e5, 20.0);
     check(Format::F16, 30, 600, 40, 2e-6, 1e-4);
 }
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn rows_go_into_the_tile_layout_rounded_as_one_value_at_a_time() {
+    if !std::arch::is_x86_feature_detected!("avx512bf16") {
+        eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let k = 96;
+    // Values across bfloat16's rounding (a halfway case, a huge and a tiny one) in a block's
+    // 32 rows, two of them past the last row (zeros). Denormals are left out: the instruction
+    // reads them as zeros, as the model's threads do anyway.
+    let mut x = values(32 * k, 5, 6.0);
+    x[0] = 1.0 + 1.0 / 256.0;
+    x[1] = 3e38;
+    x[2] = -1e-30;
+    let (mut fast, mut plain) = (Vec::new(), Vec::new());
+    for (tiles, convert) in [
+        (
+            &mut fast,
+            row_into_tiles_avx512 as unsafe fn(_, _, _, &mut _),
+        ),
+        (&mut plain, |row, r, k, tiles: &mut _| {
+            row_into_tiles_scalar(row, r, k, tiles)
+        }),
+    ] {
+        tiles.resize(32 * k, std::mem::MaybeUninit::new(0xFFFFu16));
+        for r in 0..32 {
+            let row = (r < 30).then(|| &x[r * k..][..k]);
+            // SAFETY: the CPU has AVX-512 BF16 (checked above); the sizes are as required.
+            unsafe { convert(row, r, k, tiles) };
+        }
+    }
+    let read = |v: &[std::mem::MaybeUninit<u16>]| -> Vec<u16> {
+        // SAFETY: every value was initialised (to 0xFFFF, before the conversions).
+        v.iter().map(|x| unsafe { x.assume_init() }).collect()
+    };
+    let (fast, plain) = (read(&fast), read(&plain));
+    let differ = fast.iter().zip(&plain).position(|(a, b)| a != b);
+    assert_eq!(differ, None, "the two conversions differ");
+    // Step 1's value of row 2 sits at (1 · 32 + 2) · 32, and rows 30 and 31 are zeros.
+    assert_eq!(plain[(32 + 2) * 32 + 5], to_bf16(x[2 * k + 32 + 5]));
+    assert!(plain[(2 * 32 + 30) * 32..][..64].iter().all(|&v| v == 0));
+}
