@@ -1,4 +1,6 @@
 //! The 16-bit products against a plain f64 one, within what each format's rounding allows.
+#[cfg(target_arch = "x86_64")]
+use super::tiles::{row_into_tiles_avx512, row_into_tiles_scalar};
 use super::*;
 
 fn values(n: usize, seed: u64, magnitude: f32) -> Vec<f32> {
