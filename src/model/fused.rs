@@ -248,39 +248,21 @@ fn activation_loop(xs: &mut [f32], activation: Activation) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn activation_avx512(xs: &mut [f32], activation: Activation) {
-    use std::arch::x86_64::*;
     // QuickGELU (CLIP's) and tanh-GELU (SigLIP's) are written out in 16 lanes: compiled from
     // `activate`, the division and the unfused polynomial made fc1's activation cost as much
     // as a fifth of its product.
-    let lanes = |x: __m512| match activation {
-        Activation::QuickGelu => {
-            // x / (1 + e^(-1.702 x))
-            let e = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
-            Some(_mm512_mul_ps(
-                x,
-                reciprocal_avx512(_mm512_add_ps(e, _mm512_set1_ps(1.0))),
-            ))
-        }
-        Activation::GeluTanh => {
-            // 0.5 x (2 − 2 / (e^{2y} + 1)), y = 0.7978846 (x + 0.044715 x³)
-            let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-            let y = _mm512_mul_ps(
-                _mm512_set1_ps(2.0 * 0.797_884_6),
-                _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044_715), x),
-            );
-            let d = _mm512_add_ps(exp_avx512(y), _mm512_set1_ps(1.0));
-            let t = _mm512_fnmadd_ps(
-                _mm512_set1_ps(2.0),
-                reciprocal_avx512(d),
-                _mm512_set1_ps(2.0),
-            );
-            Some(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), x), t))
-        }
-        Activation::Gelu => None,
-    };
-    if matches!(activation, Activation::Gelu) {
-        return activation_loop(xs, activation);
+    match activation {
+        Activation::QuickGelu => in_lanes(xs, |x| quick_gelu_avx512(x)),
+        Activation::GeluTanh => in_lanes(xs, |x| gelu_tanh_avx512(x)),
+        Activation::Gelu => activation_loop(xs, activation),
     }
+}
+
+/// Replaces each value of `xs` by `f` of it, 16 lanes at a time (the last ones masked).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn in_lanes(xs: &mut [f32], f: impl Fn(std::arch::x86_64::__m512) -> std::arch::x86_64::__m512) {
+    use std::arch::x86_64::*;
     for chunk in xs.chunks_mut(16) {
         let mask = if chunk.len() == 16 {
             0xFFFF
@@ -289,12 +271,38 @@ fn activation_avx512(xs: &mut [f32], activation: Activation) {
         };
         // SAFETY: the mask covers only the chunk's values.
         unsafe {
-            let x = _mm512_maskz_loadu_ps(mask, chunk.as_ptr());
-            if let Some(y) = lanes(x) {
-                _mm512_mask_storeu_ps(chunk.as_mut_ptr(), mask, y);
-            }
+            let y = f(_mm512_maskz_loadu_ps(mask, chunk.as_ptr()));
+            _mm512_mask_storeu_ps(chunk.as_mut_ptr(), mask, y);
         }
     }
+}
+
+/// x / (1 + e^(−1.702 x)) in 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn quick_gelu_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let e = exp_avx512(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
+    _mm512_mul_ps(x, reciprocal_avx512(_mm512_add_ps(e, _mm512_set1_ps(1.0))))
+}
+
+/// 0.5 x (2 − 2 / (e^{2y} + 1)), y = 0.7978846 (x + 0.044715 x³), in 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn gelu_tanh_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    let y = _mm512_mul_ps(
+        _mm512_set1_ps(2.0 * 0.797_884_6),
+        _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044_715), x),
+    );
+    let d = _mm512_add_ps(exp_avx512(y), _mm512_set1_ps(1.0));
+    let t = _mm512_fnmadd_ps(
+        _mm512_set1_ps(2.0),
+        reciprocal_avx512(d),
+        _mm512_set1_ps(2.0),
+    );
+    _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5), x), t)
 }
 
 /// [`exp`] in 16 lanes: the same clamp and polynomial, with fused multiply-adds, and 2ⁿ
