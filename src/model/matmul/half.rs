@@ -25,6 +25,7 @@
 use rayon::prelude::*;
 
 use super::convert::{convert, to_bf16, to_half};
+use super::lines::Lines;
 use super::{Around, Output, SendPtr, column_masks, for_tiles, into_fresh, rows_of, split_panels};
 
 /// Inputs a block covers (even, so that pairs never straddle blocks).
@@ -84,7 +85,7 @@ pub struct PackedHalf {
     /// For each block of `KC` inputs in turn, every panel's slice of it: `kc / 2` (rounded up)
     /// pair rows of 64 halves, column `j`'s pair at `2j, 2j + 1` (zeros past the last output
     /// and the last input).
-    data: Vec<u16>,
+    data: Lines<u16>,
 }
 
 /// The power of two that brings `largest` (a magnitude) to at most `2^log2`, and 1 when there is
@@ -129,7 +130,7 @@ impl PackedHalf {
         let scale = format.scale_for(largest, 0);
         let panels = outputs.div_ceil(NR);
         let pairs = inputs.div_ceil(2);
-        let mut data = vec![0u16; panels * pairs * 2 * NR];
+        let mut data = Lines::zeroed(panels * pairs * 2 * NR);
         for k0 in (0..inputs).step_by(KC) {
             let kc = KC.min(inputs - k0);
             for p in 0..panels {
@@ -163,6 +164,12 @@ impl PackedHalf {
         self.amx
     }
 
+    /// The address the packed weights start at.
+    #[cfg(test)]
+    pub(super) fn data_start(&self) -> usize {
+        self.data.as_ptr() as usize
+    }
+
     /// `x Wᵀ` added to what `around` starts each output row with, then finished by it, each
     /// column range on the thread that computes it; returns the `rows × outputs` output.
     pub fn multiply_into(&self, x: &[f32], threads: usize, around: &Around) -> Vec<f32> {
@@ -182,7 +189,7 @@ impl PackedHalf {
         // The rows in half precision, in blocks of MR rows, each block's pairs `(x[k], x[k+1])`
         // as one u32 per row, k-major; block `b`'s slice of inputs from `k0` starts at
         // `(k0 / 2 · blocks + b · ⌈kc / 2⌉) · MR`. Each block gets its own scale.
-        let mut packed_rows = vec![0u32; blocks * MR * pairs];
+        let mut packed_rows = Lines::<u32>::zeroed(blocks * MR * pairs);
         let mut unscale = vec![0.0f32; blocks];
         let rows_out = SendPtr(packed_rows.as_mut_ptr());
         unscale

@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 pub mod amx;
 pub mod convert;
 pub mod half;
+mod lines;
 mod precision;
 mod split;
 
+use lines::Lines;
 pub use precision::{
     Cpu, Precision, chosen_precision, load_precision, loading_in, precision_override,
     requested_precision,
@@ -99,7 +101,7 @@ pub struct Packed {
     /// For each block of `KC` inputs in turn, every panel's slice of it: panel `p` holds
     /// outputs `p·NR …` as rows of `NR` values, one per input (zeros past the last output). A
     /// thread's panels for one block are thus one run of memory, read front to back.
-    data: Vec<f32>,
+    data: Lines<f32>,
 }
 
 impl Packed {
@@ -112,7 +114,7 @@ impl Packed {
         );
         let nr = kernel.columns();
         let panels = outputs.div_ceil(nr);
-        let mut data = vec![0.0; panels * inputs * nr];
+        let mut data = Lines::zeroed(panels * inputs * nr);
         for k0 in (0..inputs).step_by(KC) {
             let kc = KC.min(inputs - k0);
             for p in 0..panels {
@@ -153,30 +155,32 @@ impl Packed {
         // Every value is written below (the last block's missing rows as zeros), so the buffer
         // is not zeroed first: that pass cost as much as a fifth of the copy itself.
         let len = blocks * mr * k;
-        let mut packed_rows: Vec<f32> = Vec::with_capacity(len);
-        let rows_out = SendPtr(packed_rows.spare_capacity_mut().as_mut_ptr());
-        (0..blocks).into_par_iter().for_each(|block| {
-            let first = block * mr;
-            let count = mr.min(rows - first);
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
-                let start = (k0 * blocks + block * kc) * mr;
-                // SAFETY: blocks write disjoint `kc · mr` runs of `packed_rows`' capacity.
-                let chunk = unsafe { std::slice::from_raw_parts_mut(rows_out.at(start), kc * mr) };
-                if count < mr {
-                    chunk.fill(std::mem::MaybeUninit::new(0.0));
-                }
-                for r in 0..count {
-                    let source = &x[(first + r) * k + k0..][..kc];
-                    for (group, v) in chunk.chunks_exact_mut(mr).zip(source) {
-                        group[r] = std::mem::MaybeUninit::new(*v);
+        let fill = |spare: &mut [std::mem::MaybeUninit<f32>]| {
+            let rows_out = SendPtr(spare.as_mut_ptr());
+            (0..blocks).into_par_iter().for_each(|block| {
+                let first = block * mr;
+                let count = mr.min(rows - first);
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    let start = (k0 * blocks + block * kc) * mr;
+                    // SAFETY: blocks write disjoint `kc · mr` runs of the buffer.
+                    let chunk =
+                        unsafe { std::slice::from_raw_parts_mut(rows_out.at(start), kc * mr) };
+                    if count < mr {
+                        chunk.fill(std::mem::MaybeUninit::new(0.0));
+                    }
+                    for r in 0..count {
+                        let source = &x[(first + r) * k + k0..][..kc];
+                        for (group, v) in chunk.chunks_exact_mut(mr).zip(source) {
+                            group[r] = std::mem::MaybeUninit::new(*v);
+                        }
                     }
                 }
-            }
-        });
+            });
+        };
         // SAFETY: the blocks' runs cover `0..len` (each `k0` block holds `blocks · kc · mr`
-        // values, `kc` summing to `k`), and every value of each run was written above.
-        unsafe { packed_rows.set_len(len) };
+        // values, `kc` summing to `k`), and `fill` writes every value of each run.
+        let packed_rows = unsafe { Lines::filled_by(len, fill) };
         let packed_rows = &packed_rows[..];
         split_panels(panels, nr, out, threads, around, |range| {
             let end = range.end;

@@ -116,3 +116,21 @@ fn precisions_are_named_as_the_environment_and_the_library_name_them() {
     assert_eq!(Precision::parse("auto"), None);
     assert_eq!(Precision::parse("fp32"), None);
 }
+
+#[test]
+fn packed_weights_start_on_a_cache_line() {
+    // Each panel's slice starts a multiple of 64 bytes into the buffer, so a buffer that starts
+    // on a line keeps every 64-byte load of weights within one line.
+    let w = values(768 * 100, 4);
+    for kernel in [Kernel::avx512(), Kernel::avx2()].into_iter().flatten() {
+        let packed = Packed::new(kernel, &w, 768, 100);
+        assert_eq!(packed.data.as_ptr() as usize % 64, 0, "{kernel:?}");
+    }
+    for format in [half::Format::F16, half::Format::Bf16] {
+        for amx in [false, true] {
+            if let Some(packed) = half::PackedHalf::with_amx(format, &w, 768, 100, amx) {
+                assert_eq!(packed.data_start() % 64, 0, "{format:?}, AMX {amx}");
+            }
+        }
+    }
+}

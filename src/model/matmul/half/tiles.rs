@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::{KC, NR, PackedHalf, block_start};
 use crate::model::matmul::amx::{BLOCK, STEP, Tiles, prefetch_rows, prefetch_sums};
 use crate::model::matmul::convert::to_bf16;
+use crate::model::matmul::lines::Lines;
 use crate::model::matmul::{Around, Output, split_panels};
 
 impl PackedHalf {
@@ -29,21 +30,22 @@ impl PackedHalf {
         // Every value is written below, so the buffer is not zeroed first (a pass over up to
         // 1.4 MB per product).
         let len = rows.div_ceil(BLOCK) * BLOCK * k;
-        let mut inputs: Vec<u16> = Vec::with_capacity(len);
-        inputs.spare_capacity_mut()[..len]
-            .par_chunks_mut(BLOCK * k)
-            .zip(x.par_chunks(BLOCK * k))
-            .for_each(|(tiles, rows)| {
-                let count = rows.len() / k;
-                for r in 0..BLOCK {
-                    // Rows past the last are zeros.
-                    let row = (r < count).then(|| &rows[r * k..][..k]);
-                    row_into_tiles(row, r, k, tiles);
-                }
-            });
-        // SAFETY: the loop above wrote every one of the `len` values: each block of 32 rows,
-        // the rows past the last one as zeros.
-        unsafe { inputs.set_len(len) };
+        let fill = |spare: &mut [std::mem::MaybeUninit<u16>]| {
+            spare
+                .par_chunks_mut(BLOCK * k)
+                .zip(x.par_chunks(BLOCK * k))
+                .for_each(|(tiles, rows)| {
+                    let count = rows.len() / k;
+                    for r in 0..BLOCK {
+                        // Rows past the last are zeros.
+                        let row = (r < count).then(|| &rows[r * k..][..k]);
+                        row_into_tiles(row, r, k, tiles);
+                    }
+                })
+        };
+        // SAFETY: `fill` writes every one of the `len` values: each block of 32 rows, the rows
+        // past the last one as zeros.
+        let inputs = unsafe { Lines::filled_by(len, fill) };
         let panels = n.div_ceil(NR);
         let inputs = &inputs[..];
         // Where all the rows' inputs fit in L2 anyway (a few images), C goes through the tiles
