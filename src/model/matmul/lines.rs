@@ -28,7 +28,6 @@ unsafe impl Plain for u32 {}
 unsafe impl Plain for f32 {}
 
 /// `len` values of `T` whose first value starts a 64-byte cache line.
-#[derive(Clone)]
 pub(crate) struct Lines<T: Plain> {
     lines: Vec<Line>,
     len: usize,
